@@ -1,0 +1,119 @@
+# audsync - keeps Mixpanel in step with audiences and traits in PostgreSQL
+#
+#   make                 build ./audsync
+#   make test            unit + integration tests (real PostgreSQL, fake Mixpanel)
+#   make demo            throwaway PostgreSQL, sample data, one sync to stdout:
+#   make bench           throughput and memory figures (not part of test)
+#   make install         PREFIX=/usr/local DESTDIR=
+#   make SANITIZER=address,undefined test   sanitized build and test run
+
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+DATADIR ?= $(PREFIX)/share/audsync
+CC ?= cc
+CFLAGS ?= -O2 -g
+PKG_CONFIG ?= pkg-config
+PKGS := libpq json-c libcurl zlib
+
+# Project flags stay apart from the user's CFLAGS.
+WARN := -std=c11 -Wall -Wextra -Wmissing-prototypes -Wstrict-prototypes \
+	-Wformat=2 -Wundef -Wpointer-arith
+ifeq ($(WERROR),1)
+WARN += -Werror
+endif
+BUILD := build
+ifneq ($(SANITIZER),)
+BUILD := build-san
+SANFLAGS := -fsanitize=$(SANITIZER) -fno-omit-frame-pointer \
+	-fno-sanitize-recover=all
+endif
+AS_CPPFLAGS := -D_GNU_SOURCE -Iinclude \
+	-DAUDSYNC_VERSION='"$(shell cat VERSION 2>/dev/null || echo 0.0.0)"' \
+	-DAUDSYNC_SQLDIR='"$(DATADIR)/sql"' \
+	$(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+AS_CFLAGS := $(WARN) $(SANFLAGS) $(CFLAGS)
+AS_LDLIBS := $(SANFLAGS) $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lm
+CHECK_LIBS := $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
+
+LIB_SRC := $(filter-out engine/main.c,$(wildcard engine/*.c))
+LIB_OBJ := $(LIB_SRC:engine/%.c=$(BUILD)/engine/%.o) $(BUILD)/sql_embed.o
+SQL_FILES := $(sort $(wildcard sql/[0-9]*.sql))
+LIB := $(BUILD)/libaudsync.a
+ifeq ($(SANITIZER),)
+BIN := audsync
+else
+BIN := $(BUILD)/audsync
+endif
+
+TEST_SRC := $(wildcard tests/check_*.c)
+TEST_SUPPORT := $(filter-out tests/check_%.c tests/fake_%.c \
+	tests/bench_%.c,$(wildcard tests/*.c))
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+BENCH_SRC := $(wildcard tests/bench_*.c)
+BENCH_BIN := $(BENCH_SRC:tests/%.c=$(BUILD)/tests/%)
+
+.PHONY: all test unit-test demo demo-clean bench install format format-check \
+	deps clean lint
+all: $(BIN)
+
+$(BUILD)/engine/%.o: engine/%.c $(wildcard include/audsync/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(AS_CPPFLAGS) $(AS_CFLAGS) -c -o $@ $<
+
+$(BUILD)/sql_embed.c: $(SQL_FILES) scripts/embed-sql.sh
+	@mkdir -p $(dir $@)
+	sh scripts/embed-sql.sh $@ $(SQL_FILES)
+
+$(BUILD)/sql_embed.o: $(BUILD)/sql_embed.c include/audsync/migrate.h
+	$(CC) $(AS_CPPFLAGS) $(AS_CFLAGS) -c -o $@ $<
+
+$(LIB): $(LIB_OBJ)
+	$(AR) rcs $@ $^
+
+$(BIN): $(BUILD)/engine/main.o $(LIB)
+	$(CC) $(AS_CFLAGS) -o $@ $^ $(LDFLAGS) $(AS_LDLIBS)
+
+$(BUILD)/tests/%: tests/%.c $(TEST_SUPPORT) $(wildcard tests/*.h) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(AS_CPPFLAGS) -Itests $(AS_CFLAGS) -o $@ $< $(TEST_SUPPORT) \
+		$(LIB) $(LDFLAGS) $(AS_LDLIBS) $(CHECK_LIBS)
+
+# The fake Mixpanel server has its own fragment (libmicrohttpd).
+-include tests/fake_mixpanel.mk
+
+deps:
+	@sh scripts/deps.sh
+
+test: deps $(BIN) $(TEST_BIN) $(FAKE_MIXPANEL)
+	@AUDSYNC_BIN=$(abspath $(BIN)) FAKE_MIXPANEL=$(abspath $(FAKE_MIXPANEL)) \
+		sh tests/run-tests.sh $(TEST_BIN)
+
+demo: deps $(BIN)
+	@sh scripts/demo.sh
+
+demo-clean:
+	@sh scripts/demo.sh clean
+
+bench: deps $(BIN) $(BENCH_BIN) $(FAKE_MIXPANEL)
+	@AUDSYNC_BIN=$(abspath $(BIN)) FAKE_MIXPANEL=$(abspath $(FAKE_MIXPANEL)) \
+		sh tests/run-bench.sh $(BENCH_BIN)
+
+install: $(BIN)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/sql \
+		$(DESTDIR)$(DATADIR)/deploy
+	install -m 755 $(BIN) $(DESTDIR)$(BINDIR)/audsync
+	install -m 644 sql/*.sql $(DESTDIR)$(DATADIR)/sql/
+	install -m 644 deploy/* $(DESTDIR)$(DATADIR)/deploy/
+
+FORMAT_FILES := $(wildcard engine/*.c include/audsync/*.h tests/*.c tests/*.h)
+format:
+	clang-format -i $(FORMAT_FILES)
+format-check:
+	clang-format --dry-run --Werror $(FORMAT_FILES)
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
+		--inline-suppr -Iinclude engine
+
+clean:
+	rm -rf build build-san audsync

@@ -1,0 +1,109 @@
+/* db.c - PostgreSQL connections and one way to report their errors */
+#include "audsync/db.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Copies s into a one-line field: newlines become spaces, trailing space
+ * goes. libpq messages end in '\n' and may span lines. */
+static void one_line(char *dst, size_t len, const char *s)
+{
+	size_t i, n = 0;
+
+	if (len == 0)
+		return;
+	for (i = 0; s && s[i] && n + 1 < len; i++)
+		dst[n++] = (s[i] == '\n' || s[i] == '\r' || s[i] == '\t') ? ' ' : s[i];
+	while (n > 0 && dst[n - 1] == ' ')
+		n--;
+	dst[n] = '\0';
+}
+
+void db_error(char *err, size_t errlen, PGconn *conn, const PGresult *res,
+	      const char *what)
+{
+	char msg[512], extra[512] = "";
+	const char *detail = NULL, *hint = NULL;
+
+	if (res && PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)) {
+		one_line(msg, sizeof(msg),
+			 PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
+		detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+		hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
+	} else {
+		one_line(msg, sizeof(msg), conn ? PQerrorMessage(conn)
+						: "no connection");
+	}
+	if (detail || hint) {
+		char d[240] = "", h[240] = "";
+
+		one_line(d, sizeof(d), detail);
+		one_line(h, sizeof(h), hint);
+		snprintf(extra, sizeof(extra), " (%s%s%s)", d,
+			 detail && hint ? "; " : "", h);
+	}
+	snprintf(err, errlen, "%s: %s%s", what, msg, extra);
+}
+
+PGconn *db_connect(const char *conninfo, char *err, size_t errlen)
+{
+	const char *keys[] = { "dbname", "fallback_application_name",
+			       "options", NULL };
+	const char *vals[] = { conninfo && *conninfo ? conninfo : NULL,
+			       "audsync",
+			       "-c TimeZone=UTC -c lock_timeout=30000", NULL };
+	PGconn *conn;
+
+	/* expand_dbname: conninfo may be a full connection string or URI. */
+	conn = PQconnectdbParams(keys, vals, 1);
+	if (!conn) {
+		snprintf(err, errlen, "database: out of memory");
+		return NULL;
+	}
+	if (PQstatus(conn) != CONNECTION_OK) {
+		char msg[400];
+
+		one_line(msg, sizeof(msg), PQerrorMessage(conn));
+		snprintf(err, errlen,
+			 "cannot connect to the database: %s "
+			 "(set --db, AUDSYNC_DB or PGHOST/PGDATABASE)", msg);
+		PQfinish(conn);
+		return NULL;
+	}
+	return conn;
+}
+
+PGresult *db_query(PGconn *conn, const char *what, const char *sql,
+		   int nparams, const char *const *params, char *err,
+		   size_t errlen)
+{
+	PGresult *res;
+	ExecStatusType st;
+
+	res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	st = PQresultStatus(res);
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+		return res;
+	db_error(err, errlen, conn, res, what);
+	PQclear(res);
+	return NULL;
+}
+
+int db_exec(PGconn *conn, const char *what, const char *sql, int nparams,
+	    const char *const *params, char *err, size_t errlen)
+{
+	PGresult *res = db_query(conn, what, sql, nparams, params, err,
+				 errlen);
+
+	if (!res)
+		return -1;
+	PQclear(res);
+	return 0;
+}
+
+const char *db_sqlstate(const PGresult *res)
+{
+	const char *s = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+	return s ? s : "";
+}

@@ -1,0 +1,249 @@
+/* main.c - the audsync command line: options, help, dispatch */
+#include "audsync/commands.h"
+#include "audsync/log.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Which options a command takes (global ones are always allowed). */
+enum {
+	OPT_COMPUTATION = 1 << 0,
+	OPT_DESTINATION = 1 << 1,
+	OPT_ALL = 1 << 2,
+	OPT_AS_OF = 1 << 3,
+	OPT_DRY_RUN = 1 << 4,
+	OPT_RESET = 1 << 5,
+	OPT_JSON = 1 << 6,
+	OPT_UNSET = 1 << 7
+};
+
+typedef struct command {
+	const char *name;
+	int (*fn)(const cli_opts *o);
+	unsigned opts;
+	int positional; /* required positional arguments */
+	const char *synopsis;
+	const char *help;
+} command;
+
+static const command commands[] = {
+	{ "migrate", cmd_migrate, 0, 0, "migrate",
+	  "Create or upgrade the audsync schema. Idempotent: a second run\n"
+	  "changes nothing." },
+	{ "run", cmd_run,
+	  OPT_COMPUTATION | OPT_DESTINATION | OPT_ALL | OPT_AS_OF |
+		  OPT_DRY_RUN, 0,
+	  "run [--computation KEY] [--destination NAME] [--all] [--as-of TS]"
+	  " [--dry-run]",
+	  "Evaluate the syncs that are due (or the named ones, or --all),\n"
+	  "enqueue their changes and deliver them. --as-of evaluates at a\n"
+	  "past time (default now). --dry-run prints the calls a run would\n"
+	  "make and changes nothing." },
+	{ "deliver", cmd_deliver, OPT_DESTINATION, 0,
+	  "deliver [--destination NAME]", "Deliver queued calls only." },
+	{ "resync", cmd_resync, OPT_COMPUTATION | OPT_DESTINATION | OPT_RESET,
+	  0, "resync --computation KEY [--destination NAME] [--reset]",
+	  "Send the full current state again. Identify re-sends are\n"
+	  "idempotent; track re-sends keep their time and $insert_id, so\n"
+	  "Mixpanel drops them as duplicates. --reset forgets the snapshot:\n"
+	  "the next run is a first sync." },
+	{ "daemon", cmd_daemon, 0, 0, "daemon",
+	  "Schedule and deliver until SIGTERM (a second SIGTERM exits at\n"
+	  "once). Wakes on NOTIFY audsync_events." },
+	{ "status", cmd_status, OPT_JSON, 0, "status [--json]",
+	  "Syncs, last runs, queue, dead letters, errors." },
+	{ "validate", cmd_validate, 0, 0, "validate",
+	  "Check every definition and destination." },
+	{ "retire", cmd_retire, OPT_UNSET, 1, "retire KEY [--unset]",
+	  "Stop syncing a computation. --unset first sends $unset of the\n"
+	  "key to every profile it was set on." },
+	{ "retry-failed", cmd_retry_failed, OPT_DESTINATION, 0,
+	  "retry-failed [--destination NAME]",
+	  "Requeue dead letters for delivery." },
+};
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static const char global_help[] =
+	"Global options:\n"
+	"  --db CONNINFO         database (else AUDSYNC_DB, else libpq's\n"
+	"                        PGHOST, PGDATABASE, service files)\n"
+	"  --log-format FORMAT   logfmt (default) or json\n"
+	"  --log-level LEVEL     debug, info (default), warn, error\n"
+	"                        (also AUDSYNC_LOG_LEVEL)\n"
+	"  --metrics-file PATH   write Prometheus text after each run\n"
+	"  -h, --help            this help; --version the version\n";
+
+static void usage(FILE *f)
+{
+	size_t i;
+
+	fputs("usage: audsync [OPTIONS] COMMAND [ARGS]\n\nCommands:\n", f);
+	for (i = 0; i < N_COMMANDS; i++)
+		fprintf(f, "  audsync %s\n", commands[i].synopsis);
+	fprintf(f, "\n%s\n'audsync help COMMAND' describes one command.\n",
+		global_help);
+}
+
+static const command *find_command(const char *name)
+{
+	size_t i;
+
+	for (i = 0; name && i < N_COMMANDS; i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+static void command_help(const command *c)
+{
+	printf("usage: audsync %s\n\n%s\n\n%s", c->synopsis, c->help,
+	       global_help);
+}
+
+static const struct option long_opts[] = {
+	{ "db", required_argument, NULL, 'd' },
+	{ "log-format", required_argument, NULL, 'F' },
+	{ "log-level", required_argument, NULL, 'L' },
+	{ "metrics-file", required_argument, NULL, 'M' },
+	{ "computation", required_argument, NULL, 'c' },
+	{ "destination", required_argument, NULL, 'D' },
+	{ "all", no_argument, NULL, 'a' },
+	{ "as-of", required_argument, NULL, 't' },
+	{ "dry-run", no_argument, NULL, 'n' },
+	{ "reset", no_argument, NULL, 'r' },
+	{ "json", no_argument, NULL, 'j' },
+	{ "unset", no_argument, NULL, 'u' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 }
+};
+
+/* Applies one parsed option. Returns 0, or EXIT_USAGE with a message. */
+static int take_option(int ch, cli_opts *o, unsigned *used, int *help)
+{
+	switch (ch) {
+	case 'd': o->db = optarg; return 0;
+	case 'M': o->metrics_file = optarg; return 0;
+	case 'c': o->computation = optarg; *used |= OPT_COMPUTATION; return 0;
+	case 'D': o->destination = optarg; *used |= OPT_DESTINATION; return 0;
+	case 'a': o->all = 1; *used |= OPT_ALL; return 0;
+	case 't': o->as_of = optarg; *used |= OPT_AS_OF; return 0;
+	case 'n': o->dry_run = 1; *used |= OPT_DRY_RUN; return 0;
+	case 'r': o->reset = 1; *used |= OPT_RESET; return 0;
+	case 'j': o->json = 1; *used |= OPT_JSON; return 0;
+	case 'u': o->unset = 1; *used |= OPT_UNSET; return 0;
+	case 'h': *help = 1; return 0;
+	case 'F':
+		if (log_set_format_name(optarg) == 0)
+			return 0;
+		fprintf(stderr, "audsync: --log-format must be logfmt or json,"
+				" not '%s'\n", optarg);
+		return EXIT_USAGE;
+	case 'L':
+		if (log_set_level_name(optarg) == 0)
+			return 0;
+		fprintf(stderr, "audsync: --log-level must be debug, info, "
+				"warn or error, not '%s'\n", optarg);
+		return EXIT_USAGE;
+	default:
+		return EXIT_USAGE;
+	}
+}
+
+/* Names the first option in used that c does not take, or NULL. */
+static const char *misplaced_option(const command *c, unsigned used)
+{
+	static const char *const names[] = {
+		"--computation", "--destination", "--all", "--as-of",
+		"--dry-run", "--reset", "--json", "--unset"
+	};
+	unsigned bad = used & ~c->opts;
+	int i;
+
+	for (i = 0; i < 8; i++)
+		if (bad & (1u << i))
+			return names[i];
+	return NULL;
+}
+
+static int dispatch(const command *c, int nargs, char **args, cli_opts *o,
+		    unsigned used)
+{
+	const char *bad = misplaced_option(c, used);
+
+	if (bad) {
+		fprintf(stderr, "audsync %s: unknown option %s\n"
+				"usage: audsync %s\n", c->name, bad,
+			c->synopsis);
+		return EXIT_USAGE;
+	}
+	if (nargs != c->positional) {
+		fprintf(stderr, "audsync %s: %s\nusage: audsync %s\n", c->name,
+			nargs < c->positional ? "missing argument"
+					      : "unexpected argument",
+			c->synopsis);
+		return EXIT_USAGE;
+	}
+	o->arg = nargs ? args[0] : NULL;
+	return c->fn(o);
+}
+
+int main(int argc, char **argv)
+{
+	cli_opts o = { 0 };
+	const command *c;
+	unsigned used = 0;
+	int ch, help = 0, rc;
+	const char *name;
+	const char *env = getenv("AUDSYNC_LOG_LEVEL");
+
+	signal(SIGPIPE, SIG_IGN);
+	if (env && *env && log_set_level_name(env) != 0) {
+		fprintf(stderr, "audsync: AUDSYNC_LOG_LEVEL must be debug, "
+				"info, warn or error, not '%s'\n", env);
+		return EXIT_USAGE;
+	}
+	o.db = getenv("AUDSYNC_DB");
+	/* '+' would stop at the command; options may follow it too. */
+	for (;;) {
+		ch = getopt_long(argc, argv, "h", long_opts, NULL);
+		if (ch == -1)
+			break;
+		if (ch == 'V') {
+			printf("audsync %s\n", AUDSYNC_VERSION);
+			return EXIT_OK;
+		}
+		rc = take_option(ch, &o, &used, &help);
+		if (rc != 0) {
+			usage(stderr);
+			return rc;
+		}
+	}
+	if (optind >= argc) {
+		usage(help ? stdout : stderr);
+		return help ? EXIT_OK : EXIT_USAGE;
+	}
+	name = argv[optind];
+	if (strcmp(name, "help") == 0) {
+		if (optind + 1 >= argc) {
+			usage(stdout);
+			return EXIT_OK;
+		}
+		name = argv[optind + 1];
+		help = 1;
+	}
+	c = find_command(name);
+	if (!c) {
+		fprintf(stderr, "audsync: unknown command '%s'\n", name);
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (help) {
+		command_help(c);
+		return EXIT_OK;
+	}
+	return dispatch(c, argc - optind - 1, argv + optind + 1, &o, used);
+}

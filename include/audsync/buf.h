@@ -1,0 +1,38 @@
+/* buf.h - growable byte buffer and JSON text writers */
+#ifndef AUDSYNC_BUF_H
+#define AUDSYNC_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * A growable byte buffer. The memory belongs to the buffer: buf_free()
+ * releases it, buf_reset() keeps it for reuse. On allocation failure the
+ * process aborts: a sync that cannot allocate a few kilobytes cannot go on
+ * safely, and every caller would otherwise need the same error path.
+ * The data is always NUL-terminated (not counted in len).
+ */
+typedef struct buf {
+	char *data;
+	size_t len;
+	size_t cap;
+} buf;
+
+void buf_init(buf *b);
+void buf_free(buf *b);
+void buf_reset(buf *b);
+void buf_reserve(buf *b, size_t extra);
+void buf_append(buf *b, const char *s, size_t n);
+void buf_puts(buf *b, const char *s);
+void buf_putc(buf *b, char c);
+void buf_printf(buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Appends s as a quoted JSON string (escapes control chars, ", \). */
+void buf_json_str(buf *b, const char *s);
+void buf_json_strn(buf *b, const char *s, size_t n);
+/* Appends a signed decimal integer. */
+void buf_int(buf *b, int64_t v);
+/* Hands the data to the caller (who frees it) and empties the buffer. */
+char *buf_steal(buf *b);
+
+#endif

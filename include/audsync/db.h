@@ -1,0 +1,40 @@
+/* db.h - PostgreSQL connections and one way to report their errors */
+#ifndef AUDSYNC_DB_H
+#define AUDSYNC_DB_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+
+/*
+ * Connects with conninfo (a "key=value" string or a postgresql:// URI;
+ * NULL or "" uses libpq's defaults: PGHOST, PGDATABASE, service files).
+ * Sets fallback_application_name "audsync", UTC and a lock timeout.
+ * Returns the connection, or NULL with one line in err that names the
+ * server but never a password. The caller closes it with PQfinish().
+ */
+PGconn *db_connect(const char *conninfo, char *err, size_t errlen);
+
+/*
+ * Formats PostgreSQL's error for what (a short name of the statement) as
+ * one line: "WHAT: MESSAGE (DETAIL; HINT)". res may be NULL (the
+ * connection's error is used).
+ */
+void db_error(char *err, size_t errlen, PGconn *conn, const PGresult *res,
+	      const char *what);
+
+/* Runs a command with parameters (text format). Returns 0 when it
+ * succeeded, else -1 with err set through db_error(). */
+int db_exec(PGconn *conn, const char *what, const char *sql, int nparams,
+	    const char *const *params, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/* Runs a query with parameters and returns its result (the caller
+ * PQclear()s it), or NULL with err set. */
+PGresult *db_query(PGconn *conn, const char *what, const char *sql,
+		   int nparams, const char *const *params, char *err,
+		   size_t errlen);
+
+/* The SQLSTATE of res, or "" when it has none. Borrowed. */
+const char *db_sqlstate(const PGresult *res);
+
+#endif

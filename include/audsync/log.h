@@ -1,0 +1,47 @@
+/* log.h - one line per event on stderr, logfmt or JSON */
+#ifndef AUDSYNC_LOG_H
+#define AUDSYNC_LOG_H
+
+typedef enum log_level {
+	LOG_LEVEL_DEBUG = 0,
+	LOG_LEVEL_INFO = 1,
+	LOG_LEVEL_WARN = 2,
+	LOG_LEVEL_ERROR = 3
+} log_level;
+
+typedef enum log_format {
+	LOG_FORMAT_LOGFMT = 0,
+	LOG_FORMAT_JSON = 1
+} log_format;
+
+extern log_level log_min_level;
+
+/* Returns 0, or -1 when name is not a level (nothing changed). */
+int log_set_level_name(const char *name) __attribute__((warn_unused_result));
+/* Returns 0, or -1 when name is not "logfmt" or "json". */
+int log_set_format_name(const char *name) __attribute__((warn_unused_result));
+
+/*
+ * Writes one event: msg, then the key/value pairs of fields given as
+ * alternating const char * key, const char * value, ended by NULL.
+ * Values are quoted as needed; nothing here ever prints a secret unless a
+ * caller passes one, and callers never do.
+ */
+void log_event(log_level level, const char *msg, ...)
+	__attribute__((sentinel));
+
+/* The level test is inline so a disabled level costs one comparison. */
+#define log_debug(...) \
+	do { if (log_min_level <= LOG_LEVEL_DEBUG) \
+		log_event(LOG_LEVEL_DEBUG, __VA_ARGS__, NULL); } while (0)
+#define log_info(...) \
+	do { if (log_min_level <= LOG_LEVEL_INFO) \
+		log_event(LOG_LEVEL_INFO, __VA_ARGS__, NULL); } while (0)
+#define log_warn(...) \
+	do { if (log_min_level <= LOG_LEVEL_WARN) \
+		log_event(LOG_LEVEL_WARN, __VA_ARGS__, NULL); } while (0)
+#define log_error(...) \
+	do { if (log_min_level <= LOG_LEVEL_ERROR) \
+		log_event(LOG_LEVEL_ERROR, __VA_ARGS__, NULL); } while (0)
+
+#endif

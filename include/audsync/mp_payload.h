@@ -1,0 +1,54 @@
+/* mp_payload.h - Mixpanel record shapes: identify mapping, $insert_id */
+#ifndef AUDSYNC_MP_PAYLOAD_H
+#define AUDSYNC_MP_PAYLOAD_H
+
+#include "audsync/buf.h"
+
+#include <json-c/json.h>
+#include <stdint.h>
+
+/* A $insert_id: at most 36 characters of [0-9a-f-], plus the NUL. */
+#define MP_INSERT_ID_LEN 36
+
+/*
+ * Derives a deterministic $insert_id from n strings: the same parts always
+ * give the same id, different parts (order matters, "ab","c" != "a","bc")
+ * give different ids with 128-bit hash odds. Writes 36 characters in
+ * UUID form (8-4-4-4-12 lowercase hex) and a NUL to out.
+ */
+void mp_insert_id(char out[MP_INSERT_ID_LEN + 1], const char *const *parts,
+		  size_t n);
+
+/* 1 when Mixpanel refuses s as a distinct_id (NULL, "", "null", "0",
+ * "anon", ... compared case-insensitively, after trimming spaces). */
+int mp_distinct_id_invalid(const char *s);
+
+/*
+ * Maps the traits of a Segment-spec identify call to /engage updates, as
+ * the Segment Mixpanel destination does: created, email, firstName,
+ * lastName, name, username, phone become $created, $email, $first_name,
+ * $last_name, $name, $username, $phone; non-empty arrays go through a
+ * separate $union update, an empty array is cleared with $set; other values
+ * keep their JSON types. Appends one or two JSON update objects, each
+ * followed by '\n', to out:
+ *   {"$token":T,"$distinct_id":D,["$ignore_time":true,]"$set":{...}}
+ *   {"$token":T,"$distinct_id":D,["$ignore_time":true,]"$union":{...}}
+ * Returns the number of updates appended (0 when traits is empty), or -1
+ * when traits is not an object (nothing appended). traits is borrowed.
+ */
+int mp_payload_identify(buf *out, const char *token, const char *distinct_id,
+			json_object *traits, int ignore_time);
+
+/* Appends one /engage update with a single operation op ("$set",
+ * "$unset", ...) whose value is the JSON text value (copied verbatim). */
+void mp_payload_engage(buf *out, const char *token, const char *distinct_id,
+		       int ignore_time, const char *op, const char *value);
+
+/* Appends {"event":E,"properties":{"distinct_id":D,"time":MS,
+ * "$insert_id":I, ...}} where extra_props is JSON object text whose members
+ * are spliced in after $insert_id (NULL or "{}" for none). */
+void mp_payload_event(buf *out, const char *event, const char *distinct_id,
+		      int64_t time_ms, const char *insert_id,
+		      const char *extra_props);
+
+#endif

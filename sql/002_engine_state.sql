@@ -1,0 +1,87 @@
+-- 002_engine_state.sql: the engine's internal tables. Their shape is not
+-- part of the contract; only audsync writes them.
+
+-- What Mixpanel was last told, per sync: the value per member profile
+-- (an object {key: value}; audiences {key: true}) with the as-of time of
+-- the transition that set it, and the identifiers it was sent to.
+CREATE TABLE audsync.snapshot_members (
+    sync_id    integer NOT NULL
+        REFERENCES audsync.syncs (id) ON DELETE CASCADE,
+    profile_id text NOT NULL,
+    value      jsonb NOT NULL,
+    since      timestamptz NOT NULL,
+    PRIMARY KEY (sync_id, profile_id)
+);
+
+CREATE TABLE audsync.snapshot_targets (
+    sync_id     integer NOT NULL
+        REFERENCES audsync.syncs (id) ON DELETE CASCADE,
+    profile_id  text NOT NULL,
+    id_type     text NOT NULL,
+    id_value    text NOT NULL,
+    distinct_id text NOT NULL,
+    PRIMARY KEY (sync_id, profile_id, id_type, id_value)
+);
+
+-- Schedule and diff bookkeeping per sync.
+CREATE TABLE audsync.sync_state (
+    sync_id       integer PRIMARY KEY
+        REFERENCES audsync.syncs (id) ON DELETE CASCADE,
+    last_as_of    timestamptz,
+    ids_seen_upto timestamptz,
+    last_run_id   bigint
+);
+
+-- Calls decided and not yet accepted by Mixpanel. One row holds up to a
+-- page of records of one lane (newline-separated JSON objects), so a
+-- million calls are a few thousand rows. A lane is a hash of the
+-- distinct_id: rows of one lane go out in id order, so one person's
+-- updates keep their order.
+CREATE TABLE audsync.outbox (
+    id             bigserial PRIMARY KEY,
+    destination_id integer NOT NULL,
+    sync_id        integer,
+    run_id         bigint,
+    lane           smallint NOT NULL,
+    endpoint       smallint NOT NULL,
+    n              integer NOT NULL,
+    records        text NOT NULL,
+    attempts       integer NOT NULL DEFAULT 0,
+    last_error     text,
+    created_at     timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX outbox_lane ON audsync.outbox (destination_id, lane, id);
+
+-- Delivery claims a lane by locking its row (FOR UPDATE SKIP LOCKED), so
+-- several processes on several hosts share delivery without double sends.
+CREATE TABLE audsync.outbox_lanes (
+    destination_id integer NOT NULL,
+    lane           smallint NOT NULL,
+    PRIMARY KEY (destination_id, lane)
+);
+
+-- Records Mixpanel rejected for good, with its reason.
+CREATE TABLE audsync.dead_letters (
+    id             bigserial PRIMARY KEY,
+    destination_id integer NOT NULL,
+    sync_id        integer,
+    run_id         bigint,
+    endpoint       smallint NOT NULL,
+    record         text NOT NULL,
+    reason         text NOT NULL,
+    created_at     timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX dead_letters_dest ON audsync.dead_letters (destination_id);
+
+-- New events wake the daemon (DESIGN.md section 9).
+CREATE FUNCTION audsync.notify_events() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('audsync_events', '');
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER events_notify AFTER INSERT ON audsync.events
+    FOR EACH STATEMENT EXECUTE FUNCTION audsync.notify_events();
+CREATE TRIGGER external_ids_notify AFTER INSERT ON audsync.external_ids
+    FOR EACH STATEMENT EXECUTE FUNCTION audsync.notify_events();
