@@ -3,25 +3,68 @@
 
 #include "audsync/db.h"
 #include "audsync/log.h"
+#include "audsync/metrics.h"
 #include "audsync/migrate.h"
+#include "audsync/status.h"
+#include "audsync/sync.h"
 
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
 
-/* Connects or says why not: every command's first step. */
-static PGconn *open_db(const cli_opts *o)
+/* First SIGTERM/SIGINT: finish what is in hand and stop. Second: now. */
+static void on_signal(int sig)
+{
+	(void)sig;
+	if (sync_stop_requested)
+		_exit(EXIT_FAILED);
+	sync_stop_requested = 1;
+}
+
+static void install_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+}
+
+/* Connects, and unless migrating, checks the schema is current. */
+static PGconn *open_db(const cli_opts *o, int need_schema)
 {
 	char err[600];
 	PGconn *conn = db_connect(o->db, err, sizeof(err));
+	int current = 0;
 
-	if (!conn)
+	if (!conn) {
 		log_error(err);
-	return conn;
+		return NULL;
+	}
+	if (!need_schema)
+		return conn;
+	if (migrate_is_current(conn, &current, err, sizeof(err)) != 0) {
+		log_error(err);
+	} else if (!current) {
+		log_error("the audsync schema is missing or old: run "
+			  "'audsync migrate' first");
+	} else {
+		return conn;
+	}
+	PQfinish(conn);
+	return NULL;
 }
 
 int cmd_migrate(const cli_opts *o)
 {
 	char err[1024];
-	PGconn *conn = open_db(o);
+	PGconn *conn = open_db(o, 0);
 	int applied = 0, rc = EXIT_CONFIG;
 
 	if (!conn)
@@ -38,22 +81,269 @@ out:
 	return rc;
 }
 
-static int not_yet(const char *name)
+/* The exit status a timer or cron sees for what happened. */
+static int totals_status(const run_totals *t)
 {
-	log_error("command not available yet in this build", "command",
-		  name);
-	return EXIT_FAILED;
+	if (t->failed || t->delivery.rejected || t->delivery.not_delivered)
+		return EXIT_FAILED;
+	return EXIT_OK;
 }
 
-int cmd_run(const cli_opts *o) { (void)o; return not_yet("run"); }
-int cmd_deliver(const cli_opts *o) { (void)o; return not_yet("deliver"); }
-int cmd_resync(const cli_opts *o) { (void)o; return not_yet("resync"); }
-int cmd_daemon(const cli_opts *o) { (void)o; return not_yet("daemon"); }
-int cmd_status(const cli_opts *o) { (void)o; return not_yet("status"); }
-int cmd_validate(const cli_opts *o) { (void)o; return not_yet("validate"); }
-int cmd_retire(const cli_opts *o) { (void)o; return not_yet("retire"); }
+static void write_metrics(PGconn *conn, const cli_opts *o)
+{
+	char err[600];
+
+	if (o->metrics_file &&
+	    metrics_write(conn, o->metrics_file, err, sizeof(err)) != 0)
+		log_warn("metrics not written", "error", err);
+}
+
+/* Evaluates what rq selects, then delivers: the body of run and resync. */
+static int run_and_deliver(PGconn *conn, const cli_opts *o,
+			   const run_request *rq)
+{
+	char err[1024];
+	run_totals t = { 0 };
+
+	if (sync_mark_interrupted(conn, err, sizeof(err)) < 0 ||
+	    sync_run(&t, conn, rq, err, sizeof(err)) != 0) {
+		log_error(err);
+		return strstr(err, "--as-of") || strstr(err, "no sync matches")
+			       ? EXIT_USAGE : EXIT_CONFIG;
+	}
+	if (!rq->dry_run &&
+	    sync_deliver(&t, conn, o->destination, err, sizeof(err)) != 0) {
+		log_error(err);
+		return EXIT_FAILED;
+	}
+	write_metrics(conn, o);
+	return totals_status(&t);
+}
+
+int cmd_run(const cli_opts *o)
+{
+	run_request rq = { 0 };
+	PGconn *conn = open_db(o, 1);
+	int rc;
+
+	if (!conn)
+		return EXIT_CONFIG;
+	install_signals();
+	rq.computation = o->computation;
+	rq.destination = o->destination;
+	rq.as_of = o->as_of;
+	rq.only_due = !o->all && !o->computation && !o->destination;
+	rq.kind = rq.only_due ? RUN_SCHEDULED : RUN_MANUAL;
+	rq.dry_run = o->dry_run ? stdout : NULL;
+	rc = run_and_deliver(conn, o, &rq);
+	PQfinish(conn);
+	return rc;
+}
+
+int cmd_resync(const cli_opts *o)
+{
+	run_request rq = { 0 };
+	PGconn *conn;
+	int rc;
+
+	if (!o->computation) {
+		fprintf(stderr, "audsync resync: --computation KEY is required"
+				"\nusage: audsync resync --computation KEY "
+				"[--destination NAME] [--reset]\n");
+		return EXIT_USAGE;
+	}
+	conn = open_db(o, 1);
+	if (!conn)
+		return EXIT_CONFIG;
+	install_signals();
+	rq.computation = o->computation;
+	rq.destination = o->destination;
+	rq.kind = RUN_FULL;
+	rq.reset = o->reset;
+	rc = run_and_deliver(conn, o, &rq);
+	PQfinish(conn);
+	return rc;
+}
+
+int cmd_deliver(const cli_opts *o)
+{
+	char err[1024];
+	run_totals t = { 0 };
+	PGconn *conn = open_db(o, 1);
+	int rc;
+
+	if (!conn)
+		return EXIT_CONFIG;
+	install_signals();
+	if (sync_deliver(&t, conn, o->destination, err, sizeof(err)) != 0) {
+		log_error(err);
+		rc = EXIT_FAILED;
+	} else {
+		rc = totals_status(&t);
+	}
+	write_metrics(conn, o);
+	PQfinish(conn);
+	return rc;
+}
+
+/* Waits until timeout_ms pass, a NOTIFY arrives (returns 1) or a signal
+ * asks to stop. */
+static int wait_for_events(PGconn *conn, int timeout_ms)
+{
+	struct pollfd pfd;
+	PGnotify *n;
+	int woke = 0;
+
+	pfd.fd = PQsocket(conn);
+	pfd.events = POLLIN;
+	if (poll(&pfd, 1, timeout_ms) < 0 && errno != EINTR)
+		return 0;
+	PQconsumeInput(conn);
+	for (n = PQnotifies(conn); n; n = PQnotifies(conn)) {
+		woke = 1;
+		PQfreemem(n);
+	}
+	return woke;
+}
+
+/* One pass of the daemon: due syncs (or, woken by new events, the
+ * real-time ones), then delivery. */
+static void daemon_pass(PGconn *conn, const cli_opts *o, int woke)
+{
+	char err[1024];
+	run_request rq = { 0 };
+	run_totals t = { 0 };
+
+	rq.only_due = !woke;
+	rq.only_realtime = woke;
+	rq.kind = RUN_SCHEDULED;
+	if (sync_run(&t, conn, &rq, err, sizeof(err)) != 0)
+		log_error(err);
+	if (sync_deliver(&t, conn, NULL, err, sizeof(err)) != 0)
+		log_error(err);
+	write_metrics(conn, o);
+}
+
+int cmd_daemon(const cli_opts *o)
+{
+	char err[1024];
+	PGconn *conn = open_db(o, 1);
+	int woke = 0;
+
+	if (!conn)
+		return EXIT_CONFIG;
+	install_signals();
+	if (db_exec(conn, "daemon", "LISTEN audsync_events", 0, NULL, err,
+		    sizeof(err)) != 0 ||
+	    sync_mark_interrupted(conn, err, sizeof(err)) < 0) {
+		log_error(err);
+		PQfinish(conn);
+		return EXIT_CONFIG;
+	}
+	log_info("daemon started");
+	while (!sync_stop_requested) {
+		if (PQstatus(conn) != CONNECTION_OK) {
+			PQreset(conn);
+			if (PQstatus(conn) != CONNECTION_OK ||
+			    db_exec(conn, "daemon", "LISTEN audsync_events", 0,
+				    NULL, err, sizeof(err)) != 0) {
+				log_error("database unreachable; retrying in "
+					  "10 s");
+				sleep(10);
+				continue;
+			}
+		}
+		daemon_pass(conn, o, woke);
+		/* A burst of events wakes once: wait a second, then drain. */
+		woke = wait_for_events(conn, 60000);
+		if (woke)
+			wait_for_events(conn, 1000);
+	}
+	log_info("daemon stopped");
+	PQfinish(conn);
+	return EXIT_OK;
+}
+
+int cmd_status(const cli_opts *o)
+{
+	char err[1024];
+	PGconn *conn = open_db(o, 1);
+	int rc = EXIT_OK;
+
+	if (!conn)
+		return EXIT_CONFIG;
+	if (status_print(stdout, conn, o->json, err, sizeof(err)) != 0) {
+		log_error(err);
+		rc = EXIT_CONFIG;
+	}
+	PQfinish(conn);
+	return rc;
+}
+
+int cmd_validate(const cli_opts *o)
+{
+	char err[1024];
+	PGconn *conn = open_db(o, 1);
+	int problems = 0;
+
+	if (!conn)
+		return EXIT_CONFIG;
+	if (status_validate(&problems, stdout, conn, err, sizeof(err)) != 0) {
+		log_error(err);
+		problems = 1;
+	}
+	PQfinish(conn);
+	return problems ? EXIT_CONFIG : EXIT_OK;
+}
+
+int cmd_retire(const cli_opts *o)
+{
+	char err[1024];
+	run_totals t = { 0 };
+	PGconn *conn = open_db(o, 1);
+	int rc;
+
+	if (!conn)
+		return EXIT_CONFIG;
+	install_signals();
+	if (sync_retire(&t, conn, o->arg, o->unset, err, sizeof(err)) != 0) {
+		log_error(err);
+		PQfinish(conn);
+		return EXIT_FAILED;
+	}
+	log_info("computation retired", "computation", o->arg, "unset",
+		 o->unset ? "queued" : "no");
+	if (sync_deliver(&t, conn, NULL, err, sizeof(err)) != 0)
+		log_error(err);
+	rc = totals_status(&t);
+	PQfinish(conn);
+	return rc;
+}
+
 int cmd_retry_failed(const cli_opts *o)
 {
-	(void)o;
-	return not_yet("retry-failed");
+	char err[1024], n_s[24];
+	run_totals t = { 0 };
+	long long n = 0;
+	PGconn *conn = open_db(o, 1);
+	int rc;
+
+	if (!conn)
+		return EXIT_CONFIG;
+	install_signals();
+	if (sync_requeue_dead(&n, conn, o->destination, err, sizeof(err)) !=
+	    0) {
+		log_error(err);
+		PQfinish(conn);
+		return EXIT_FAILED;
+	}
+	snprintf(n_s, sizeof(n_s), "%lld", n);
+	log_info("dead letters requeued", "records", n_s);
+	if (sync_deliver(&t, conn, o->destination, err, sizeof(err)) != 0) {
+		log_error(err);
+		t.failed++;
+	}
+	rc = totals_status(&t);
+	PQfinish(conn);
+	return rc;
 }

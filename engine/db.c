@@ -1,6 +1,8 @@
 /* db.c - PostgreSQL connections and one way to report their errors */
 #include "audsync/db.h"
 
+#include "audsync/log.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -45,6 +47,16 @@ void db_error(char *err, size_t errlen, PGconn *conn, const PGresult *res,
 	snprintf(err, errlen, "%s: %s%s", what, msg, extra);
 }
 
+/* Server notices (NOTICE: ... already exists) are for debugging only. */
+static void notice_to_log(void *arg, const char *message)
+{
+	char line[512];
+
+	(void)arg;
+	one_line(line, sizeof(line), message);
+	log_debug("postgresql notice", "notice", line);
+}
+
 PGconn *db_connect(const char *conninfo, char *err, size_t errlen)
 {
 	const char *keys[] = { "dbname", "fallback_application_name",
@@ -70,6 +82,7 @@ PGconn *db_connect(const char *conninfo, char *err, size_t errlen)
 		PQfinish(conn);
 		return NULL;
 	}
+	PQsetNoticeProcessor(conn, notice_to_log, NULL);
 	return conn;
 }
 

@@ -10,8 +10,8 @@
 /* Any constant shared by every audsync process: the migration lock. */
 #define MIGRATE_LOCK_KEY "7210460981"
 
+static const char schema_sql[] = "CREATE SCHEMA IF NOT EXISTS audsync";
 static const char ledger_sql[] =
-	"CREATE SCHEMA IF NOT EXISTS audsync;"
 	"CREATE TABLE IF NOT EXISTS audsync.schema_migrations ("
 	" version integer PRIMARY KEY, name text NOT NULL,"
 	" applied_at timestamptz NOT NULL DEFAULT now())";
@@ -77,7 +77,9 @@ int migrate_apply(PGconn *conn, int *out, char *err, size_t errlen)
 		    "SELECT pg_advisory_lock(" MIGRATE_LOCK_KEY ")", 0, NULL,
 		    err, errlen) != 0)
 		return -1;
-	if (db_exec(conn, "create audsync.schema_migrations", ledger_sql, 0,
+	if (db_exec(conn, "create schema audsync", schema_sql, 0, NULL, err,
+		    errlen) != 0 ||
+	    db_exec(conn, "create audsync.schema_migrations", ledger_sql, 0,
 		    NULL, err, errlen) != 0)
 		goto out;
 	current = applied_version(conn, err, errlen);

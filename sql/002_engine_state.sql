@@ -1,27 +1,31 @@
 -- 002_engine_state.sql: the engine's internal tables. Their shape is not
 -- part of the contract; only audsync writes them.
 
--- What Mixpanel was last told, per sync: the value per member profile
--- (an object {key: value}; audiences {key: true}) with the as-of time of
--- the transition that set it, and the identifiers it was sent to.
+-- What Mixpanel was last told, per sync and member profile: the value (an
+-- object {key: value}; an audience is {key: true}), the as-of time of the
+-- transition that set it (the time of its track events, so a re-send is a
+-- duplicate Mixpanel drops), and the identifiers it was sent to, as
+-- [{"t": id_type, "v": id_value, "d": distinct_id}, ...]. One narrow row
+-- per member keeps the per-profile diff a single hash join.
 CREATE TABLE audsync.snapshot_members (
     sync_id    integer NOT NULL
         REFERENCES audsync.syncs (id) ON DELETE CASCADE,
     profile_id text NOT NULL,
     value      jsonb NOT NULL,
     since      timestamptz NOT NULL,
+    targets    jsonb NOT NULL DEFAULT '[]',
     PRIMARY KEY (sync_id, profile_id)
 );
 
-CREATE TABLE audsync.snapshot_targets (
-    sync_id     integer NOT NULL
-        REFERENCES audsync.syncs (id) ON DELETE CASCADE,
-    profile_id  text NOT NULL,
-    id_type     text NOT NULL,
-    id_value    text NOT NULL,
-    distinct_id text NOT NULL,
-    PRIMARY KEY (sync_id, profile_id, id_type, id_value)
-);
+-- The values Mixpanel refuses as a distinct_id (research/mixpanel-api.md
+-- section 3), also in engine/mp_payload.c; a test keeps the two equal.
+CREATE FUNCTION audsync.invalid_distinct_id(v text) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT v IS NULL OR lower(btrim(v)) = ANY (ARRAY[
+        '', '00000000-0000-0000-0000-000000000000', 'anon', 'anonymous',
+        'nil', 'none', 'null', 'n/a', 'na', 'undefined', 'unknown', '<nil>',
+        '0', '-1', 'true', 'false', '[]', '{}'])
+$$;
 
 -- Schedule and diff bookkeeping per sync.
 CREATE TABLE audsync.sync_state (
@@ -66,6 +70,7 @@ CREATE TABLE audsync.dead_letters (
     destination_id integer NOT NULL,
     sync_id        integer,
     run_id         bigint,
+    lane           smallint NOT NULL,
     endpoint       smallint NOT NULL,
     record         text NOT NULL,
     reason         text NOT NULL,

@@ -1,0 +1,394 @@
+/* config.c - syncs, computations and destinations read from the database */
+#include "audsync/config.h"
+
+#include "audsync/db.h"
+
+#include <json-c/json.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A destination's columns, in this order, from a base column on. */
+#define DEST_COLUMNS \
+	"d.id, d.name, d.region, d.api_base, d.project_token, d.secret_env," \
+	" d.project_id, d.use_people, d.settings::text"
+enum {
+	DCOL_ID, DCOL_NAME, DCOL_REGION, DCOL_API_BASE, DCOL_TOKEN,
+	DCOL_SECRET_ENV, DCOL_PROJECT_ID, DCOL_USE_PEOPLE, DCOL_SETTINGS
+};
+
+static const char load_sql[] =
+	"WITH t AS (SELECT $3::timestamptz AS as_of)"
+	" SELECT s.id, s.mode, s.id_sync, s.enabled AND c.enabled, c.id,"
+	"  c.key, c.name, c.kind = 'trait', c.definition_sql,"
+	"  c.definition IS NOT NULL, c.lookback IS NOT NULL,"
+	"  c.include_anonymous, t.as_of::text,"
+	"  CASE WHEN c.lookback IS NULL THEN '-infinity'"
+	"   ELSE (t.as_of - c.lookback)::text END,"
+	"  st.last_as_of IS NULL OR st.last_as_of < date_trunc("
+	"   CASE WHEN c.lookback IS NULL THEN 'minute' ELSE 'hour' END,"
+	"   t.as_of),"
+	"  " DEST_COLUMNS
+	" FROM audsync.syncs s"
+	" JOIN audsync.computations c ON c.id = s.computation_id"
+	" JOIN audsync.destinations d ON d.id = s.destination_id"
+	" LEFT JOIN audsync.sync_state st ON st.sync_id = s.id"
+	" CROSS JOIN t"
+	" WHERE ($1::text IS NULL OR c.key = $1)"
+	"  AND ($2::text IS NULL OR d.name = $2)"
+	" ORDER BY s.id";
+
+enum {
+	COL_SYNC_ID, COL_MODE, COL_ID_SYNC, COL_ENABLED, COL_COMP_ID, COL_KEY,
+	COL_NAME, COL_IS_TRAIT, COL_DEF_SQL, COL_HAS_RULE, COL_HAS_LOOKBACK,
+	COL_INCL_ANON, COL_AS_OF, COL_WINDOW, COL_DUE, COL_DEST
+};
+
+static char *dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+/* The column's text, or NULL for SQL NULL. */
+static const char *col(const PGresult *r, int row, int c)
+{
+	return PQgetisnull(r, row, c) ? NULL : PQgetvalue(r, row, c);
+}
+
+static int col_bool(const PGresult *r, int row, int c)
+{
+	const char *v = col(r, row, c);
+
+	return v && v[0] == 't';
+}
+
+static void set_problem(dest_def *d, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Records why d cannot be used; fmt's first %s is the destination's name,
+ * so the message always says which one. */
+static void set_problem(dest_def *d, const char *fmt, ...)
+{
+	char msg[400];
+	va_list ap;
+
+	if (d->problem)
+		return; /* the first problem is the one to fix first */
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	d->problem = strdup(msg);
+}
+
+/* One setting: a string, a boolean or a number, by the default's type. */
+static void take_setting(dest_def *d, const char *key, json_object *v)
+{
+	char **strs[] = { &d->enter_event, &d->exit_event, &d->trait_event };
+	const char *str_keys[] = { "enter_event", "exit_event", "trait_event" };
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		if (strcmp(key, str_keys[i]) != 0)
+			continue;
+		if (!json_object_is_type(v, json_type_string) ||
+		    json_object_get_string_len(v) == 0) {
+			set_problem(d, "destination %s: setting %s must be a "
+				       "non-empty string", d->name, key);
+			return;
+		}
+		free(*strs[i]);
+		*strs[i] = strdup(json_object_get_string(v));
+		return;
+	}
+	if (strcmp(key, "ignore_time") == 0 || strcmp(key, "geolocate") == 0) {
+		if (!json_object_is_type(v, json_type_boolean))
+			set_problem(d, "destination %s: setting %s must be "
+				       "true or false", d->name, key);
+		else if (key[0] == 'i')
+			d->ignore_time = json_object_get_boolean(v);
+		else
+			d->geolocate = json_object_get_boolean(v);
+		return;
+	}
+	if (strcmp(key, "max_rate") == 0 || strcmp(key, "concurrency") == 0 ||
+	    strcmp(key, "batch_size") == 0) {
+		double x = json_object_get_double(v);
+
+		if (!(json_object_is_type(v, json_type_int) ||
+		      json_object_is_type(v, json_type_double)) || x <= 0 ||
+		    (key[0] == 'b' && x > MP_MAX_BATCH) ||
+		    (key[0] == 'c' && x > 64)) {
+			set_problem(d, "destination %s: setting %s must be a "
+				       "positive number (batch_size at most "
+				       "2000, concurrency at most 64)", d->name, key);
+			return;
+		}
+		if (key[0] == 'm')
+			d->max_rate = x;
+		else if (key[0] == 'c')
+			d->concurrency = (int)x;
+		else
+			d->batch_size = (int)x;
+		return;
+	}
+	set_problem(d, "destination %s: unknown setting '%s'", d->name, key);
+}
+
+static void parse_settings(dest_def *d, const char *text)
+{
+	json_object *o = json_tokener_parse(text ? text : "{}");
+
+	if (!o || !json_object_is_type(o, json_type_object)) {
+		set_problem(d, "destination %s: settings must be a JSON "
+			       "object", d->name);
+	} else {
+		json_object_object_foreach(o, key, val)
+			take_setting(d, key, val);
+	}
+	json_object_put(o);
+}
+
+/* Secrets come from the environment variable the destination names. */
+static void resolve_secret(dest_def *d)
+{
+	const char *v;
+
+	if (!d->secret_env || !*d->secret_env)
+		return;
+	v = getenv(d->secret_env);
+	if (!v || !*v) {
+		set_problem(d, "destination %s: environment variable %s "
+			       "(its secret_env) is not set", d->name, d->secret_env);
+		return;
+	}
+	d->secret = strdup(v);
+	if (strchr(v, ':') && !d->project_id)
+		set_problem(d, "destination %s: a service account secret "
+			       "(user:secret in %s) needs project_id",
+			    d->name, d->secret_env);
+}
+
+static void check_dest(dest_def *d)
+{
+	const char *r = d->region;
+
+	if (!d->project_token || !*d->project_token)
+		set_problem(d, "destination %s: project_token is not set",
+			    d->name);
+	if (!r || (strcmp(r, "us") && strcmp(r, "eu") && strcmp(r, "in")))
+		set_problem(d, "destination %s: unknown region '%s' (use us, "
+			       "eu or in)", d->name, r ? r : "");
+	resolve_secret(d);
+}
+
+static void load_dest(dest_def *d, const PGresult *r, int row, int base)
+{
+	memset(d, 0, sizeof(*d));
+	d->id = atoi(PQgetvalue(r, row, base + DCOL_ID));
+	d->name = strdup(PQgetvalue(r, row, base + DCOL_NAME));
+	d->region = dup_or_null(col(r, row, base + DCOL_REGION));
+	d->api_base = dup_or_null(col(r, row, base + DCOL_API_BASE));
+	d->project_token = dup_or_null(col(r, row, base + DCOL_TOKEN));
+	d->secret_env = dup_or_null(col(r, row, base + DCOL_SECRET_ENV));
+	d->project_id = dup_or_null(col(r, row, base + DCOL_PROJECT_ID));
+	d->use_people = col_bool(r, row, base + DCOL_USE_PEOPLE);
+	d->enter_event = strdup("Audience Entered");
+	d->exit_event = strdup("Audience Exited");
+	d->trait_event = strdup("Trait Computed");
+	d->ignore_time = 1;
+	parse_settings(d, col(r, row, base + DCOL_SETTINGS));
+	check_dest(d);
+}
+
+/* The destination of row, loaded once and shared by its syncs. */
+static dest_def *find_dest(sync_list *l, const PGresult *r, int row)
+{
+	int id = atoi(PQgetvalue(r, row, COL_DEST + DCOL_ID));
+	int i;
+
+	for (i = 0; i < l->ndests; i++)
+		if (l->dests[i].id == id)
+			return &l->dests[i];
+	load_dest(&l->dests[l->ndests], r, row, COL_DEST);
+	return &l->dests[l->ndests++];
+}
+
+static void load_sync(sync_def *s, const PGresult *r, int row)
+{
+	const char *idsync = PQgetvalue(r, row, COL_ID_SYNC);
+
+	s->id = atoi(PQgetvalue(r, row, COL_SYNC_ID));
+	s->mode = strcmp(PQgetvalue(r, row, COL_MODE), "track") == 0
+			  ? SYNC_MODE_TRACK : SYNC_MODE_IDENTIFY;
+	s->id_sync = strcmp(idsync, "first") == 0  ? ID_SYNC_FIRST
+		     : strcmp(idsync, "last") == 0 ? ID_SYNC_LAST
+						   : ID_SYNC_ALL;
+	s->enabled = col_bool(r, row, COL_ENABLED);
+	s->computation_id = atoi(PQgetvalue(r, row, COL_COMP_ID));
+	s->key = strdup(PQgetvalue(r, row, COL_KEY));
+	s->name = strdup(PQgetvalue(r, row, COL_NAME));
+	s->is_trait = col_bool(r, row, COL_IS_TRAIT);
+	s->definition_sql = dup_or_null(col(r, row, COL_DEF_SQL));
+	s->has_rule = col_bool(r, row, COL_HAS_RULE);
+	s->has_lookback = col_bool(r, row, COL_HAS_LOOKBACK);
+	s->include_anonymous = col_bool(r, row, COL_INCL_ANON);
+	s->as_of = strdup(PQgetvalue(r, row, COL_AS_OF));
+	s->window_start = strdup(PQgetvalue(r, row, COL_WINDOW));
+	s->due = col_bool(r, row, COL_DUE);
+}
+
+/* Resolves --as-of (NULL: now) to a time in PostgreSQL, refusing one in
+ * the future: Mixpanel's /import rejects event times over an hour ahead,
+ * and a run "from the future" would exit members too early. */
+static int resolve_as_of(PGconn *conn, const char *as_of, char *out,
+			 size_t outlen, char *err, size_t errlen)
+{
+	const char *params[1] = { as_of };
+	PGresult *r;
+	int rc = -1;
+
+	r = db_query(conn, "--as-of",
+		     "SELECT t::text, t > now() FROM (SELECT coalesce("
+		     "$1::timestamptz, now()) AS t) x", 1, params, err, errlen);
+	if (!r)
+		return -1;
+	if (PQgetvalue(r, 0, 1)[0] == 't') {
+		snprintf(err, errlen, "--as-of %s lies in the future: move "
+			 "test data into the past instead", as_of);
+		goto out;
+	}
+	snprintf(out, outlen, "%s", PQgetvalue(r, 0, 0));
+	rc = 0;
+out:
+	PQclear(r);
+	return rc;
+}
+
+int config_load(sync_list *out, PGconn *conn, const sync_filter *f,
+		char *err, size_t errlen)
+{
+	char as_of[64];
+	const char *params[3];
+	PGresult *r;
+	sync_list l = { 0 };
+	int i, n;
+
+	if (resolve_as_of(conn, f->as_of, as_of, sizeof(as_of), err,
+			  errlen) != 0)
+		return -1;
+	params[0] = f->computation;
+	params[1] = f->destination;
+	params[2] = as_of;
+	r = db_query(conn, "read syncs", load_sql, 3, params, err, errlen);
+	if (!r)
+		return -1;
+	n = PQntuples(r);
+	l.items = calloc((size_t)n + 1, sizeof(*l.items));
+	l.dests = calloc((size_t)n + 1, sizeof(*l.dests));
+	if (!l.items || !l.dests)
+		abort();
+	for (i = 0; i < n; i++) {
+		load_sync(&l.items[i], r, i);
+		l.items[i].dest = find_dest(&l, r, i);
+	}
+	l.n = n;
+	PQclear(r);
+	*out = l;
+	return 0;
+}
+
+int config_load_destinations(sync_list *out, PGconn *conn, const char *name,
+			     char *err, size_t errlen)
+{
+	const char *params[1] = { name };
+	sync_list l = { 0 };
+	PGresult *r;
+	int i;
+
+	r = db_query(conn, "read destinations",
+		     "SELECT " DEST_COLUMNS " FROM audsync.destinations d"
+		     " WHERE $1::text IS NULL OR d.name = $1 ORDER BY d.id",
+		     1, params, err, errlen);
+	if (!r)
+		return -1;
+	l.ndests = PQntuples(r);
+	l.dests = calloc((size_t)l.ndests + 1, sizeof(*l.dests));
+	if (!l.dests)
+		abort();
+	for (i = 0; i < l.ndests; i++)
+		load_dest(&l.dests[i], r, i, 0);
+	PQclear(r);
+	*out = l;
+	return 0;
+}
+
+static void free_dest(dest_def *d)
+{
+	free(d->name);
+	free(d->region);
+	free(d->api_base);
+	free(d->project_token);
+	free(d->secret_env);
+	free(d->secret);
+	free(d->project_id);
+	free(d->enter_event);
+	free(d->exit_event);
+	free(d->trait_event);
+	free(d->problem);
+}
+
+void config_free(sync_list *l)
+{
+	int i;
+
+	for (i = 0; l && i < l->n; i++) {
+		sync_def *s = &l->items[i];
+
+		free(s->key);
+		free(s->name);
+		free(s->definition_sql);
+		free(s->as_of);
+		free(s->window_start);
+	}
+	for (i = 0; l && i < l->ndests; i++)
+		free_dest(&l->dests[i]);
+	if (l) {
+		free(l->items);
+		free(l->dests);
+		memset(l, 0, sizeof(*l));
+	}
+}
+
+void config_mp_destination(mp_destination *out, const dest_def *d)
+{
+	memset(out, 0, sizeof(*out));
+	out->name = d->name;
+	out->region = d->region;
+	out->api_base = d->api_base;
+	out->project_token = d->project_token;
+	out->secret = d->secret;
+	out->project_id = d->project_id;
+	out->geolocate = d->geolocate;
+	out->max_rate = d->max_rate;
+	out->concurrency = d->concurrency;
+	out->batch_size = d->batch_size;
+}
+
+const char *config_sync_problem(const sync_def *s, char *buf, size_t len)
+{
+	if (s->dest->problem)
+		snprintf(buf, len, "%s", s->dest->problem);
+	else if (s->mode == SYNC_MODE_IDENTIFY && !s->dest->use_people)
+		snprintf(buf, len, "destination %s: identify syncs need "
+			 "use_people = true (Mixpanel People); turn it on: "
+			 "UPDATE audsync.destinations SET use_people = true "
+			 "WHERE name = '%s'", s->dest->name, s->dest->name);
+	else if (s->has_rule)
+		snprintf(buf, len, "computation %s: rule definitions (the "
+			 "definition column) are not supported by this "
+			 "version; use definition_sql", s->key);
+	else
+		return NULL;
+	return buf;
+}

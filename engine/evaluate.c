@@ -1,0 +1,315 @@
+/* evaluate.c - running a computation's definition into the engine's stage */
+#include "audsync/evaluate.h"
+
+#include "audsync/buf.h"
+#include "audsync/db.h"
+#include "audsync/naming.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TIMESTAMPTZOID 1184
+#define TIMESTAMPOID 1114
+#define DATEOID 1082
+#define TEXTOID 25
+#define MAX_TRAIT_COLUMNS 64
+
+static const char stage_sql[] =
+	"CREATE TEMP TABLE IF NOT EXISTS audsync_stage ("
+	" profile_id text PRIMARY KEY, value jsonb NOT NULL)";
+
+/* The value columns of a trait definition and their keys. */
+typedef struct trait_cols {
+	int n;
+	int field[MAX_TRAIT_COLUMNS];
+	char key[MAX_TRAIT_COLUMNS][128];
+} trait_cols;
+
+/* PostgreSQL values as Mixpanel wants them: timestamps as ISO-8601 text
+ * in UTC without a zone (Mixpanel's date format), the rest by to_jsonb,
+ * which keeps numbers numbers, booleans booleans, arrays lists. */
+static void put_value_expr(buf *b, PGconn *conn, const char *column,
+			   unsigned int type)
+{
+	char *id = PQescapeIdentifier(conn, column, strlen(column));
+
+	if (!id)
+		abort();
+	if (type == TIMESTAMPTZOID)
+		buf_printf(b, "to_jsonb(to_char(d.%s AT TIME ZONE 'UTC', "
+			      "'YYYY-MM-DD\"T\"HH24:MI:SS'))", id);
+	else if (type == TIMESTAMPOID || type == DATEOID)
+		buf_printf(b, "to_jsonb(to_char(d.%s, "
+			      "'YYYY-MM-DD\"T\"HH24:MI:SS'))", id);
+	else
+		buf_printf(b, "to_jsonb(d.%s)", id);
+	PQfreemem(id);
+}
+
+/* The definition without trailing blanks and semicolons, so that it can
+ * stand inside parentheses. */
+static void put_definition(buf *b, const char *sql)
+{
+	size_t n = strlen(sql);
+
+	while (n > 0 && strchr(" \t\r\n;", sql[n - 1]))
+		n--;
+	buf_puts(b, "(\n");
+	buf_append(b, sql, n);
+	buf_puts(b, "\n) AS d"); /* the newline ends a trailing -- comment */
+}
+
+static int find_field(const PGresult *desc, const char *name)
+{
+	int i;
+
+	for (i = 0; i < PQnfields(desc); i++)
+		if (strcmp(PQfname(desc, i), name) == 0)
+			return i;
+	return -1;
+}
+
+/* Decides the trait's keys from the definition's columns. */
+static int trait_columns(trait_cols *tc, const PGresult *desc,
+			 const sync_def *s, char *err, size_t errlen)
+{
+	int i, j, value = find_field(desc, "value");
+
+	tc->n = 0;
+	if (value >= 0 && PQnfields(desc) == 2) {
+		tc->field[0] = value;
+		snprintf(tc->key[0], sizeof(tc->key[0]), "%s", s->key);
+		tc->n = 1;
+		return 0;
+	}
+	for (i = 0; i < PQnfields(desc); i++) {
+		if (strcmp(PQfname(desc, i), "profile_id") == 0)
+			continue;
+		if (tc->n == MAX_TRAIT_COLUMNS ||
+		    naming_key(tc->key[tc->n], sizeof(tc->key[0]),
+			       PQfname(desc, i)) <= 0) {
+			snprintf(err, errlen, "computation %s: column \"%s\" "
+				 "cannot be a trait key (too many columns, or "
+				 "no letter or digit)", s->key,
+				 PQfname(desc, i));
+			return -1;
+		}
+		for (j = 0; j < tc->n; j++) {
+			if (strcmp(tc->key[j], tc->key[tc->n]) == 0) {
+				snprintf(err, errlen, "computation %s: columns "
+					 "give the same trait key %s twice",
+					 s->key, tc->key[j]);
+				return -1;
+			}
+		}
+		tc->field[tc->n++] = i;
+	}
+	if (tc->n == 0) {
+		snprintf(err, errlen, "computation %s: a trait definition "
+			 "returns profile_id and value, or profile_id and "
+			 "named columns", s->key);
+		return -1;
+	}
+	return 0;
+}
+
+/* Builds the INSERT that loads the stage; params[2..] are the keys. */
+static int build_insert(buf *b, const char **params, int *nparams,
+			PGconn *conn, const PGresult *desc, const sync_def *s,
+			trait_cols *tc, char *err, size_t errlen)
+{
+	int i;
+
+	buf_puts(b, "INSERT INTO pg_temp.audsync_stage (profile_id, value) ");
+	if (!s->is_trait) {
+		/* $3 is {key: true}: one member per profile, however many
+		 * rows name it. */
+		buf_puts(b, "SELECT d.profile_id::text, $3::jsonb FROM ");
+		put_definition(b, s->definition_sql);
+		buf_puts(b, " WHERE d.profile_id IS NOT NULL"
+			    " ON CONFLICT (profile_id) DO NOTHING");
+		*nparams = 3;
+		return 0;
+	}
+	if (trait_columns(tc, desc, s, err, errlen) != 0)
+		return -1;
+	buf_puts(b, "SELECT d.profile_id::text, x.v FROM ");
+	put_definition(b, s->definition_sql);
+	buf_puts(b, " CROSS JOIN LATERAL (SELECT jsonb_strip_nulls("
+		    "jsonb_build_object(");
+	for (i = 0; i < tc->n; i++) {
+		buf_printf(b, "%s$%d::text, ", i ? ", " : "", i + 3);
+		put_value_expr(b, conn, PQfname(desc, tc->field[i]),
+			       PQftype(desc, tc->field[i]));
+		params[i + 2] = tc->key[i];
+	}
+	buf_puts(b, ")) AS v) AS x WHERE d.profile_id IS NOT NULL"
+		    " AND x.v <> '{}'::jsonb");
+	*nparams = tc->n + 2;
+	return 0;
+}
+
+/* One line for a failed definition, naming the computation. */
+static void definition_error(char *err, size_t errlen, PGconn *conn,
+			     const PGresult *res, const sync_def *s,
+			     const char *timeout)
+{
+	const char *state = db_sqlstate(res);
+	const char *detail = res ? PQresultErrorField(res,
+						      PG_DIAG_MESSAGE_DETAIL)
+				 : NULL;
+	char what[200];
+
+	if (strcmp(state, "23505") == 0) {
+		snprintf(err, errlen, "computation %s: the definition returned "
+			 "two rows for one profile (%s): a trait needs one row "
+			 "per profile_id", s->key, detail ? detail : "");
+	} else if (strcmp(state, "57014") == 0) {
+		snprintf(err, errlen, "computation %s: the definition ran past "
+			 "its statement timeout (%s) and was cancelled",
+			 s->key, timeout);
+	} else if (strcmp(state, "25006") == 0) {
+		db_error(what, sizeof(what), conn, res, "write refused");
+		snprintf(err, errlen, "computation %s: the definition tried to "
+			 "write (%s): definitions may only read", s->key, what);
+	} else {
+		snprintf(what, sizeof(what), "computation %s: definition_sql",
+			 s->key);
+		db_error(err, errlen, conn, res, what);
+	}
+}
+
+/* Prepares the definition alone to learn its columns. */
+static PGresult *describe(PGconn *conn, const sync_def *s, char *err,
+			  size_t errlen)
+{
+	const unsigned int types[2] = { TIMESTAMPTZOID, TIMESTAMPTZOID };
+	PGresult *res = PQprepare(conn, "", s->definition_sql, 2, types);
+
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		definition_error(err, errlen, conn, res, s, "");
+		PQclear(res);
+		return NULL;
+	}
+	PQclear(res);
+	res = PQdescribePrepared(conn, "");
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		definition_error(err, errlen, conn, res, s, "");
+		PQclear(res);
+		return NULL;
+	}
+	if (find_field(res, "profile_id") < 0) {
+		snprintf(err, errlen, "computation %s: the definition returns "
+			 "no profile_id column", s->key);
+		PQclear(res);
+		return NULL;
+	}
+	return res;
+}
+
+static const char *statement_timeout(void)
+{
+	const char *t = getenv("AUDSYNC_STATEMENT_TIMEOUT");
+
+	return t && *t ? t : EVALUATE_DEFAULT_TIMEOUT;
+}
+
+/* Runs the load in its own read-only transaction. */
+static int run_insert(long long *out, PGconn *conn, const sync_def *s,
+		      const char *sql, int nparams, const char **params,
+		      char *err, size_t errlen)
+{
+	unsigned int types[MAX_TRAIT_COLUMNS + 2] = { TIMESTAMPTZOID,
+						      TIMESTAMPTZOID };
+	const char *timeout = statement_timeout();
+	PGresult *res = NULL;
+	int i, rc = -1;
+
+	for (i = 2; i < nparams; i++)
+		types[i] = TEXTOID;
+	if (db_exec(conn, "evaluate", "BEGIN READ ONLY", 0, NULL, err,
+		    errlen) != 0)
+		return -1;
+	if (db_exec(conn, "statement timeout",
+		    "SELECT set_config('statement_timeout', $1, true)", 1,
+		    &timeout, err, errlen) != 0)
+		goto out;
+	res = PQexecParams(conn, sql, nparams, types, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		definition_error(err, errlen, conn, res, s, timeout);
+		goto out;
+	}
+	*out = atoll(PQcmdTuples(res));
+	rc = db_exec(conn, "evaluate", "COMMIT", 0, NULL, err, errlen);
+out:
+	PQclear(res);
+	if (rc != 0)
+		PQclear(PQexec(conn, "ROLLBACK"));
+	return rc;
+}
+
+int evaluate_sync(long long *out, PGconn *conn, const sync_def *s,
+		  char *err, size_t errlen)
+{
+	const char *params[MAX_TRAIT_COLUMNS + 2];
+	trait_cols tc;
+	PGresult *desc = NULL;
+	buf sql, member;
+	int nparams = 0, rc = -1;
+
+	buf_init(&sql);
+	buf_init(&member);
+	if (db_exec(conn, "stage", stage_sql, 0, NULL, err, errlen) != 0 ||
+	    db_exec(conn, "stage", "TRUNCATE pg_temp.audsync_stage", 0, NULL,
+		    err, errlen) != 0)
+		goto out;
+	if (!s->definition_sql) {
+		snprintf(err, errlen, "computation %s: no definition_sql",
+			 s->key);
+		goto out;
+	}
+	desc = describe(conn, s, err, errlen);
+	if (!desc)
+		goto out;
+	if (build_insert(&sql, params, &nparams, conn, desc, s, &tc, err,
+			 errlen) != 0)
+		goto out;
+	params[0] = s->as_of;
+	params[1] = s->window_start;
+	buf_puts(&member, "{");
+	buf_json_str(&member, s->key);
+	buf_puts(&member, ":true}");
+	if (!s->is_trait)
+		params[2] = member.data;
+	rc = run_insert(out, conn, s, sql.data, nparams, params, err, errlen);
+out:
+	PQclear(desc);
+	buf_free(&sql);
+	buf_free(&member);
+	return rc;
+}
+
+int evaluate_check(PGconn *conn, const sync_def *s, char *err, size_t errlen)
+{
+	const char *params[MAX_TRAIT_COLUMNS + 2];
+	trait_cols tc;
+	PGresult *desc;
+	buf sql;
+	int nparams = 0, rc;
+
+	if (!s->definition_sql) {
+		snprintf(err, errlen, "computation %s: no definition_sql",
+			 s->key);
+		return -1;
+	}
+	desc = describe(conn, s, err, errlen);
+	if (!desc)
+		return -1;
+	buf_init(&sql);
+	rc = build_insert(&sql, params, &nparams, conn, desc, s, &tc, err,
+			  errlen);
+	buf_free(&sql);
+	PQclear(desc);
+	return rc;
+}

@@ -1,0 +1,431 @@
+/* outbox.c - calls decided but not yet accepted by Mixpanel */
+#include "audsync/outbox.h"
+
+#include "audsync/buf.h"
+#include "audsync/db.h"
+#include "audsync/log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Bytes of records per page before it is written, whatever the count. */
+#define PAGE_BYTES (1024 * 1024)
+/* Pages of one lane, and pages in all, that one delivery round sends. */
+#define ROUND_PAGES_PER_LANE 2
+#define ROUND_PAGES 100
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+static const char *const endpoint_paths[] = { "/engage", "/groups",
+					      "/import" };
+
+uint32_t outbox_lane(const char *distinct_id)
+{
+	uint32_t h = 2166136261u; /* FNV-1a: stable, and fast enough */
+	const unsigned char *p = (const unsigned char *)distinct_id;
+
+	for (; *p; p++) {
+		h ^= *p;
+		h *= 16777619u;
+	}
+	return h % OUTBOX_LANES;
+}
+
+struct outbox_writer {
+	PGconn *conn;
+	FILE *dry_run;
+	char dest_id[16], sync_id[16], run_id[24], endpoint[4];
+	const char *dest_name;
+	mp_endpoint ep;
+	long long records;
+	int lanes_ready;
+	buf page[OUTBOX_LANES];
+	int count[OUTBOX_LANES];
+};
+
+outbox_writer *outbox_writer_open(PGconn *conn, int dest_id,
+				  const char *dest_name, int sync_id,
+				  long long run_id, mp_endpoint ep,
+				  FILE *dry_run)
+{
+	outbox_writer *w = calloc(1, sizeof(*w));
+	int i;
+
+	if (!w)
+		abort();
+	w->conn = conn;
+	w->dry_run = dry_run;
+	w->dest_name = dest_name;
+	w->ep = ep;
+	snprintf(w->dest_id, sizeof(w->dest_id), "%d", dest_id);
+	snprintf(w->sync_id, sizeof(w->sync_id), "%d", sync_id);
+	snprintf(w->run_id, sizeof(w->run_id), "%lld", run_id);
+	snprintf(w->endpoint, sizeof(w->endpoint), "%d", (int)ep);
+	for (i = 0; i < OUTBOX_LANES; i++)
+		buf_init(&w->page[i]);
+	return w;
+}
+
+void outbox_writer_close(outbox_writer *w)
+{
+	int i;
+
+	if (!w)
+		return;
+	for (i = 0; i < OUTBOX_LANES; i++)
+		buf_free(&w->page[i]);
+	free(w);
+}
+
+/* Lanes exist as rows so that delivery can lock them. */
+static int ensure_lanes(outbox_writer *w, char *err, size_t errlen)
+{
+	const char *p[1] = { w->dest_id };
+
+	if (w->lanes_ready)
+		return 0;
+	w->lanes_ready = 1;
+	return db_exec(w->conn, "outbox lanes",
+		       "INSERT INTO audsync.outbox_lanes (destination_id, lane)"
+		       " SELECT $1, g FROM generate_series(0, 63) g"
+		       " ON CONFLICT DO NOTHING", 1, p, err, errlen);
+}
+
+static int write_page(outbox_writer *w, int lane, char *err, size_t errlen)
+{
+	char lane_s[8], n_s[16];
+	const char *p[7];
+	int rc;
+
+	if (w->count[lane] == 0)
+		return 0;
+	if (ensure_lanes(w, err, errlen) != 0)
+		return -1;
+	snprintf(lane_s, sizeof(lane_s), "%d", lane);
+	snprintf(n_s, sizeof(n_s), "%d", w->count[lane]);
+	p[0] = w->dest_id;
+	p[1] = w->sync_id;
+	p[2] = w->run_id;
+	p[3] = lane_s;
+	p[4] = w->endpoint;
+	p[5] = n_s;
+	p[6] = w->page[lane].data;
+	rc = db_exec(w->conn, "write outbox",
+		     "INSERT INTO audsync.outbox (destination_id, sync_id,"
+		     " run_id, lane, endpoint, n, records)"
+		     " VALUES ($1, $2, $3, $4, $5, $6, $7)", 7, p, err, errlen);
+	buf_reset(&w->page[lane]);
+	w->count[lane] = 0;
+	return rc;
+}
+
+static void print_dry_run(outbox_writer *w, const char *record, size_t len)
+{
+	buf line;
+
+	buf_init(&line);
+	buf_puts(&line, "{\"destination\":");
+	buf_json_str(&line, w->dest_name);
+	buf_printf(&line, ",\"endpoint\":\"%s\",\"record\":",
+		   endpoint_paths[w->ep]);
+	buf_append(&line, record, len);
+	buf_puts(&line, "}\n");
+	fwrite(line.data, 1, line.len, w->dry_run);
+	buf_free(&line);
+}
+
+int outbox_writer_add(outbox_writer *w, const char *distinct_id,
+		      const char *record, size_t len, char *err,
+		      size_t errlen)
+{
+	uint32_t lane = outbox_lane(distinct_id);
+	buf *b = &w->page[lane];
+
+	w->records++;
+	if (w->dry_run) {
+		print_dry_run(w, record, len);
+		return 0;
+	}
+	if (w->count[lane] > 0)
+		buf_putc(b, '\n');
+	buf_append(b, record, len);
+	w->count[lane]++;
+	if (w->count[lane] >= OUTBOX_PAGE_RECORDS || b->len >= PAGE_BYTES)
+		return write_page(w, (int)lane, err, errlen);
+	return 0;
+}
+
+int outbox_writer_finish(outbox_writer *w, long long *out, char *err,
+			 size_t errlen)
+{
+	int i;
+
+	for (i = 0; !w->dry_run && i < OUTBOX_LANES; i++)
+		if (write_page(w, i, err, errlen) != 0)
+			return -1;
+	*out = w->records;
+	return 0;
+}
+
+/* One claimed page during a delivery round. */
+typedef struct page {
+	char id[24], sync_id[16], run_id[24], lane[8], endpoint[4];
+	char *text;          /* records, split in place at '\n' */
+	int n;
+	char **rec;
+	unsigned char *outcome;
+	char **msg;          /* reasons of rejected / not delivered */
+} page;
+
+typedef struct round {
+	page *pages;
+	int n;
+	outbox_stats st;
+} round;
+
+static void round_free(round *r)
+{
+	int i, j;
+
+	for (i = 0; i < r->n; i++) {
+		for (j = 0; j < r->pages[i].n; j++)
+			free(r->pages[i].msg[j]);
+		free(r->pages[i].text);
+		free(r->pages[i].rec);
+		free(r->pages[i].outcome);
+		free(r->pages[i].msg);
+	}
+	free(r->pages);
+	memset(r, 0, sizeof(*r));
+}
+
+static void on_result(void *ud, uint64_t tag, mp_outcome outcome,
+		      const char *message)
+{
+	round *r = ud;
+	page *p = &r->pages[tag >> 32];
+	uint32_t i = (uint32_t)tag;
+
+	p->outcome[i] = (unsigned char)outcome;
+	free(p->msg[i]);
+	p->msg[i] = message ? strdup(message) : NULL;
+}
+
+/* Splits a page into its records; a page's count is what it holds. */
+static void load_page(page *p, const PGresult *res, int row)
+{
+	char *s;
+	int i;
+
+	snprintf(p->id, sizeof(p->id), "%s", PQgetvalue(res, row, 0));
+	snprintf(p->lane, sizeof(p->lane), "%s", PQgetvalue(res, row, 1));
+	snprintf(p->endpoint, sizeof(p->endpoint), "%s",
+		 PQgetvalue(res, row, 2));
+	snprintf(p->sync_id, sizeof(p->sync_id), "%s", PQgetvalue(res, row, 4));
+	snprintf(p->run_id, sizeof(p->run_id), "%s", PQgetvalue(res, row, 5));
+	p->text = strdup(PQgetvalue(res, row, 3));
+	p->n = 1;
+	for (s = p->text; *s; s++)
+		p->n += *s == '\n';
+	p->rec = calloc((size_t)p->n, sizeof(*p->rec));
+	p->outcome = calloc((size_t)p->n, 1);
+	p->msg = calloc((size_t)p->n, sizeof(*p->msg));
+	if (!p->text || !p->rec || !p->outcome || !p->msg)
+		abort();
+	p->rec[0] = p->text;
+	for (i = 1, s = p->text; *s; s++) {
+		if (*s == '\n') {
+			*s = '\0';
+			p->rec[i++] = s + 1;
+		}
+	}
+	for (i = 0; i < p->n; i++)
+		p->outcome[i] = MP_OUT_NOT_DELIVERED;
+}
+
+static const char claim_sql[] =
+	"SELECT array_agg(lane) FROM ("
+	" SELECT l.lane FROM audsync.outbox_lanes l"
+	" WHERE l.destination_id = $1 AND EXISTS (SELECT 1"
+	"  FROM audsync.outbox o WHERE o.destination_id = l.destination_id"
+	"  AND o.lane = l.lane)"
+	" ORDER BY l.lane FOR UPDATE SKIP LOCKED) x";
+
+static const char pages_sql[] =
+	"SELECT id, lane, endpoint, records, coalesce(sync_id::text, ''),"
+	" coalesce(run_id::text, '') FROM ("
+	" SELECT o.*, row_number() OVER (PARTITION BY lane ORDER BY id) AS rn"
+	" FROM audsync.outbox o WHERE destination_id = $1"
+	" AND lane = ANY ($2::smallint[])) x"
+	" WHERE rn <= " STR(ROUND_PAGES_PER_LANE)
+	" ORDER BY lane, id LIMIT " STR(ROUND_PAGES);
+
+/* Claims lanes and reads their first pages into r. 0 pages: done. */
+static int claim_round(round *r, PGconn *conn, const char *dest_id,
+		       char *err, size_t errlen)
+{
+	const char *p[2] = { dest_id, NULL };
+	PGresult *lanes, *res;
+	int i;
+
+	lanes = db_query(conn, "claim outbox lanes", claim_sql, 1, p, err,
+			 errlen);
+	if (!lanes)
+		return -1;
+	if (PQgetisnull(lanes, 0, 0)) {
+		PQclear(lanes);
+		return 0;
+	}
+	p[1] = PQgetvalue(lanes, 0, 0);
+	res = db_query(conn, "read outbox", pages_sql, 2, p, err, errlen);
+	PQclear(lanes);
+	if (!res)
+		return -1;
+	r->n = PQntuples(res);
+	r->pages = calloc((size_t)r->n + 1, sizeof(*r->pages));
+	if (!r->pages)
+		abort();
+	for (i = 0; i < r->n; i++)
+		load_page(&r->pages[i], res, i);
+	PQclear(res);
+	return 0;
+}
+
+static int submit_round(round *r, mp_client *c, int mp_dest, char *err,
+			size_t errlen)
+{
+	int i, j;
+
+	for (i = 0; i < r->n; i++) {
+		page *p = &r->pages[i];
+
+		for (j = 0; j < p->n; j++) {
+			uint64_t tag = ((uint64_t)i << 32) | (uint32_t)j;
+
+			if (mp_client_submit(c, mp_dest, atoi(p->endpoint),
+					     (uint32_t)atoi(p->lane), p->rec[j],
+					     strlen(p->rec[j]), tag) == 0)
+				continue;
+			/* Larger than any request may be: reject it. */
+			p->outcome[j] = MP_OUT_REJECTED;
+			p->msg[j] = strdup("record larger than the request "
+					   "byte cap");
+		}
+	}
+	if (mp_client_flush(c, on_result, r) < 0) {
+		snprintf(err, errlen, "%s", mp_client_error(c));
+		return -1;
+	}
+	return 0;
+}
+
+static int dead_letter(PGconn *conn, const char *dest_id, const page *p,
+		       int j, char *err, size_t errlen)
+{
+	const char *v[7] = { dest_id, p->sync_id[0] ? p->sync_id : NULL,
+			     p->run_id[0] ? p->run_id : NULL, p->lane,
+			     p->endpoint, p->rec[j],
+			     p->msg[j] ? p->msg[j] : "rejected by Mixpanel" };
+
+	return db_exec(conn, "dead letter",
+		       "INSERT INTO audsync.dead_letters (destination_id,"
+		       " sync_id, run_id, lane, endpoint, record, reason)"
+		       " VALUES ($1, $2, $3, $4, $5, $6, $7)", 7, v, err,
+		       errlen);
+}
+
+/* Deletes a page Mixpanel is done with, or keeps what is left of it. */
+static int settle_page(PGconn *conn, const char *dest_id, page *p,
+		       outbox_stats *st, char *err, size_t errlen)
+{
+	const char *last_error = NULL;
+	char n_s[16];
+	buf left;
+	int j, kept = 0, rc = -1;
+
+	buf_init(&left);
+	for (j = 0; j < p->n; j++) {
+		if (p->outcome[j] == MP_OUT_DELIVERED) {
+			st->delivered++;
+		} else if (p->outcome[j] == MP_OUT_REJECTED) {
+			st->rejected++;
+			if (dead_letter(conn, dest_id, p, j, err, errlen) != 0)
+				goto out;
+		} else {
+			st->not_delivered++;
+			if (kept++)
+				buf_putc(&left, '\n');
+			buf_puts(&left, p->rec[j]);
+			if (p->msg[j])
+				last_error = p->msg[j];
+		}
+	}
+	if (kept == 0) {
+		const char *v[1] = { p->id };
+
+		rc = db_exec(conn, "settle outbox",
+			     "DELETE FROM audsync.outbox WHERE id = $1", 1, v,
+			     err, errlen);
+	} else {
+		const char *v[4] = { p->id, left.data, n_s, last_error };
+
+		snprintf(n_s, sizeof(n_s), "%d", kept);
+		rc = db_exec(conn, "settle outbox",
+			     "UPDATE audsync.outbox SET records = $2, n = $3,"
+			     " attempts = attempts + 1, last_error = $4"
+			     " WHERE id = $1", 4, v, err, errlen);
+	}
+out:
+	buf_free(&left);
+	return rc;
+}
+
+/* One round in one transaction; r->n is 0 when nothing was queued. */
+static int deliver_round(round *r, PGconn *conn, mp_client *c, int mp_dest,
+			 const char *dest_id, char *err, size_t errlen)
+{
+	int i;
+
+	if (db_exec(conn, "deliver", "BEGIN", 0, NULL, err, errlen) != 0)
+		return -1;
+	if (claim_round(r, conn, dest_id, err, errlen) != 0)
+		goto fail;
+	if (r->n > 0 && submit_round(r, c, mp_dest, err, errlen) != 0)
+		goto fail;
+	for (i = 0; i < r->n; i++)
+		if (settle_page(conn, dest_id, &r->pages[i], &r->st, err,
+				errlen) != 0)
+			goto fail;
+	if (db_exec(conn, "deliver", "COMMIT", 0, NULL, err, errlen) != 0)
+		goto fail;
+	return 0;
+fail:
+	PQclear(PQexec(conn, "ROLLBACK"));
+	return -1;
+}
+
+int outbox_deliver(outbox_stats *out, PGconn *conn, mp_client *c,
+		   int mp_dest, int dest_id, volatile int *stop, char *err,
+		   size_t errlen)
+{
+	char dest_s[16];
+	int rc = 0;
+
+	snprintf(dest_s, sizeof(dest_s), "%d", dest_id);
+	while (!(stop && *stop)) {
+		round r = { 0 };
+		int pages, progress;
+
+		rc = deliver_round(&r, conn, c, mp_dest, dest_s, err, errlen);
+		out->delivered += r.st.delivered;
+		out->rejected += r.st.rejected;
+		out->not_delivered += r.st.not_delivered;
+		pages = r.n;
+		progress = r.st.delivered + r.st.rejected > 0;
+		round_free(&r);
+		/* Done, failed, or stuck: what is left waits for next time. */
+		if (rc != 0 || pages == 0 || !progress)
+			break;
+	}
+	return rc;
+}

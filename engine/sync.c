@@ -1,0 +1,501 @@
+/* sync.c - runs: lock, evaluate, diff, enqueue, deliver, ledger */
+#include "audsync/sync.h"
+
+#include "audsync/config.h"
+#include "audsync/db.h"
+#include "audsync/evaluate.h"
+#include "audsync/buf.h"
+#include "audsync/mp_payload.h"
+#include "audsync/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+volatile sig_atomic_t sync_stop_requested = 0;
+
+/* Advisory lock class of "one evaluator per sync" ('AUDS'). */
+#define SYNC_LOCK_CLASS "1096107091"
+
+static const char *const run_kinds[] = { "scheduled", "manual", "full" };
+
+int sync_mark_interrupted(PGconn *conn, char *err, size_t errlen)
+{
+	PGresult *r;
+	int n;
+
+	r = db_query(conn, "mark interrupted runs",
+		     "UPDATE audsync.runs r SET status = 'failed',"
+		     " finished_at = clock_timestamp(),"
+		     " error = 'interrupted: the process running it stopped"
+		     " before it finished (crash, kill or restart); nothing"
+		     " of it was committed and the next run decides again'"
+		     " WHERE status = 'running' AND NOT EXISTS (SELECT 1"
+		     " FROM pg_locks l WHERE l.locktype = 'advisory'"
+		     " AND l.classid = " SYNC_LOCK_CLASS "::oid"
+		     " AND l.objid = r.sync_id::oid AND l.objsubid = 2"
+		     " AND l.granted)", 0, NULL, err, errlen);
+	if (!r)
+		return -1;
+	n = atoi(PQcmdTuples(r));
+	PQclear(r);
+	if (n > 0)
+		log_warn("runs left running by a stopped process marked "
+			 "failed", "count", n == 1 ? "1" : "several");
+	return n;
+}
+
+/* 1 when locked, 0 when another process holds it, -1 on error. */
+static int lock_sync(PGconn *conn, int sync_id, int lock, char *err,
+		     size_t errlen)
+{
+	char id[16];
+	const char *p[1] = { id };
+	PGresult *r;
+	int got;
+
+	snprintf(id, sizeof(id), "%d", sync_id);
+	r = db_query(conn, "sync lock",
+		     lock ? "SELECT pg_try_advisory_lock(" SYNC_LOCK_CLASS
+			    ", $1::int)"
+			  : "SELECT pg_advisory_unlock(" SYNC_LOCK_CLASS
+			    ", $1::int)",
+		     1, p, err, errlen);
+	if (!r)
+		return -1;
+	got = PQgetvalue(r, 0, 0)[0] == 't';
+	PQclear(r);
+	return got;
+}
+
+/* Writes the run row at start (committed at once), returning its id. */
+static long long start_run(PGconn *conn, const sync_def *s, run_kind kind,
+			   char *err, size_t errlen)
+{
+	char id[16];
+	const char *p[3] = { id, run_kinds[kind], s->as_of };
+	PGresult *r;
+	long long run_id;
+
+	snprintf(id, sizeof(id), "%d", s->id);
+	r = db_query(conn, "start run",
+		     "INSERT INTO audsync.runs (sync_id, kind, as_of)"
+		     " VALUES ($1, $2, $3) RETURNING id", 3, p, err, errlen);
+	if (!r)
+		return -1;
+	run_id = atoll(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return run_id;
+}
+
+static void fail_run(PGconn *conn, long long run_id, long long members,
+		     const char *why)
+{
+	char id[24], m[24], err[256];
+	const char *p[3] = { id, why, m };
+
+	snprintf(id, sizeof(id), "%lld", run_id);
+	snprintf(m, sizeof(m), "%lld", members);
+	if (db_exec(conn, "fail run",
+		    "UPDATE audsync.runs SET status = 'failed', error = $2,"
+		    " members = $3, finished_at = clock_timestamp()"
+		    " WHERE id = $1", 3, p, err, sizeof(err)) != 0)
+		log_error(err);
+}
+
+static int finish_run(PGconn *conn, long long run_id, const diff_counts *c,
+		      char *err, size_t errlen)
+{
+	char v[7][24];
+	const char *p[7];
+	int i;
+
+	snprintf(v[0], sizeof(v[0]), "%lld", run_id);
+	snprintf(v[1], sizeof(v[1]), "%lld", c->members);
+	snprintf(v[2], sizeof(v[2]), "%lld", c->entered);
+	snprintf(v[3], sizeof(v[3]), "%lld", c->exited);
+	snprintf(v[4], sizeof(v[4]), "%lld", c->changed);
+	snprintf(v[5], sizeof(v[5]), "%lld", c->skipped);
+	snprintf(v[6], sizeof(v[6]), "%lld", c->calls);
+	for (i = 0; i < 7; i++)
+		p[i] = v[i];
+	return db_exec(conn, "finish run",
+		       "UPDATE audsync.runs SET status = 'succeeded',"
+		       " members = $2, entered = $3, exited = $4,"
+		       " changed = $5, skipped = $6, calls = $7,"
+		       " finished_at = clock_timestamp() WHERE id = $1",
+		       7, p, err, errlen);
+}
+
+static int reset_snapshot(PGconn *conn, const sync_def *s, char *err,
+			  size_t errlen)
+{
+	char id[16];
+	const char *p[1] = { id };
+
+	snprintf(id, sizeof(id), "%d", s->id);
+	if (db_exec(conn, "reset snapshot",
+		    "DELETE FROM audsync.snapshot_members WHERE sync_id = $1",
+		    1, p, err, errlen) != 0)
+		return -1;
+	return db_exec(conn, "reset snapshot",
+		       "DELETE FROM audsync.sync_state WHERE sync_id = $1", 1,
+		       p, err, errlen);
+}
+
+/* The diff, the outbox rows, the snapshot and the run row: one
+ * transaction, so nothing decided is lost and nothing is decided twice. */
+static int decide(diff_counts *c, PGconn *conn, const sync_def *s,
+		  long long run_id, const run_request *rq, char *err,
+		  size_t errlen)
+{
+	diff_mode mode = rq->kind == RUN_FULL ? DIFF_FULL : DIFF_CHANGES;
+
+	if (db_exec(conn, "run", "BEGIN", 0, NULL, err, errlen) != 0)
+		return -1;
+	if ((rq->reset && reset_snapshot(conn, s, err, errlen) != 0) ||
+	    diff_apply(c, conn, s, run_id, mode, rq->dry_run, err,
+		       errlen) != 0 ||
+	    (!rq->dry_run && finish_run(conn, run_id, c, err, errlen) != 0))
+		goto fail;
+	if (db_exec(conn, "run", rq->dry_run ? "ROLLBACK" : "COMMIT", 0, NULL,
+		    err, errlen) != 0)
+		goto fail;
+	return 0;
+fail:
+	PQclear(PQexec(conn, "ROLLBACK"));
+	return -1;
+}
+
+static void log_run(const sync_def *s, const diff_counts *c, int dry_run)
+{
+	char v[6][24];
+
+	snprintf(v[0], sizeof(v[0]), "%lld", c->members);
+	snprintf(v[1], sizeof(v[1]), "%lld", c->entered);
+	snprintf(v[2], sizeof(v[2]), "%lld", c->exited);
+	snprintf(v[3], sizeof(v[3]), "%lld", c->changed);
+	snprintf(v[4], sizeof(v[4]), "%lld", c->skipped);
+	snprintf(v[5], sizeof(v[5]), "%lld", c->calls);
+	log_info(dry_run ? "sync evaluated (dry run: nothing changed)"
+			 : "sync run succeeded",
+		 "computation", s->key, "destination", s->dest->name, "mode",
+		 s->mode == SYNC_MODE_TRACK ? "track" : "identify", "as_of",
+		 s->as_of, "members", v[0], "entered", v[1], "exited", v[2],
+		 "changed", v[3], "skipped", v[4], "calls", v[5]);
+}
+
+/* Evaluates and decides one sync under its lock. Returns 0 when it ran,
+ * 1 when it failed (recorded), 2 when another process holds it, -1 when
+ * the database failed. */
+static int run_one(run_totals *t, PGconn *conn, const sync_def *s,
+		   const run_request *rq, char *err, size_t errlen)
+{
+	char why[1024];
+	diff_counts c = { 0 };
+	long long run_id = 0;
+	int locked, rc = 1;
+
+	locked = lock_sync(conn, s->id, 1, err, errlen);
+	if (locked <= 0) {
+		if (locked == 0)
+			log_warn("sync skipped: another process is evaluating "
+				 "it", "computation", s->key, "destination",
+				 s->dest->name);
+		return locked == 0 ? 2 : -1;
+	}
+	if (!rq->dry_run) {
+		run_id = start_run(conn, s, rq->kind, err, errlen);
+		if (run_id < 0) {
+			rc = -1;
+			goto out;
+		}
+	}
+	if (config_sync_problem(s, why, sizeof(why)) ||
+	    evaluate_sync(&c.members, conn, s, why, sizeof(why)) != 0 ||
+	    decide(&c, conn, s, run_id, rq, why, sizeof(why)) != 0) {
+		log_error("sync run failed", "computation", s->key,
+			  "destination", s->dest->name, "error", why);
+		if (!rq->dry_run)
+			fail_run(conn, run_id, c.members, why);
+		goto out;
+	}
+	log_run(s, &c, rq->dry_run != NULL);
+	t->calls += c.calls;
+	rc = 0;
+out:
+	if (lock_sync(conn, s->id, 0, err, errlen) < 0)
+		rc = -1;
+	return rc;
+}
+
+static int selected(const sync_def *s, const run_request *rq)
+{
+	if (!s->enabled)
+		return 0;
+	if (rq->only_realtime && s->has_lookback)
+		return 0;
+	return !rq->only_due || s->due;
+}
+
+int sync_run(run_totals *out, PGconn *conn, const run_request *rq,
+	     char *err, size_t errlen)
+{
+	sync_filter f = { rq->computation, rq->destination, rq->as_of };
+	sync_list l;
+	int i, rc = 0;
+
+	if (config_load(&l, conn, &f, err, errlen) != 0)
+		return -1;
+	if (l.n == 0 && (rq->computation || rq->destination)) {
+		snprintf(err, errlen, "no sync matches%s%s%s%s",
+			 rq->computation ? " computation " : "",
+			 rq->computation ? rq->computation : "",
+			 rq->destination ? " destination " : "",
+			 rq->destination ? rq->destination : "");
+		config_free(&l);
+		return -1;
+	}
+	for (i = 0; i < l.n && rc == 0 && !sync_stop_requested; i++) {
+		int r;
+
+		if (!selected(&l.items[i], rq))
+			continue;
+		r = run_one(out, conn, &l.items[i], rq, err, errlen);
+		out->runs += r == 0 || r == 1;
+		out->failed += r == 1;
+		out->skipped_locked += r == 2;
+		rc = r < 0 ? -1 : 0;
+	}
+	config_free(&l);
+	return rc;
+}
+
+/* Client options: Mixpanel's advice by default, tunable for operators
+ * (and for tests, which cannot wait minutes for a backoff). */
+static long env_long(const char *name, long dflt)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? atol(v) : dflt;
+}
+
+static mp_client *open_client(char *err, size_t errlen)
+{
+	mp_options o = { 0 };
+
+	o.connect_timeout_ms = env_long("AUDSYNC_CONNECT_TIMEOUT_MS", 0);
+	o.timeout_ms = env_long("AUDSYNC_TIMEOUT_MS", 0);
+	o.max_attempts = (int)env_long("AUDSYNC_MAX_ATTEMPTS", 0);
+	o.backoff_base_ms = env_long("AUDSYNC_RETRY_BASE_MS", 0);
+	o.backoff_cap_ms = env_long("AUDSYNC_RETRY_MAX_MS", 0);
+	o.jitter_ms = env_long("AUDSYNC_RETRY_JITTER_MS", 0);
+	return mp_client_open(&o, err, errlen);
+}
+
+static void log_delivery(const dest_def *d, const outbox_stats *st)
+{
+	char v[3][24];
+
+	snprintf(v[0], sizeof(v[0]), "%lld", st->delivered);
+	snprintf(v[1], sizeof(v[1]), "%lld", st->rejected);
+	snprintf(v[2], sizeof(v[2]), "%lld", st->not_delivered);
+	if (st->delivered + st->rejected + st->not_delivered == 0)
+		return;
+	if (st->rejected || st->not_delivered)
+		log_warn("delivery incomplete", "destination", d->name,
+			 "delivered", v[0], "rejected", v[1], "queued", v[2]);
+	else
+		log_info("delivered", "destination", d->name, "delivered",
+			 v[0]);
+}
+
+static int deliver_dest(run_totals *t, PGconn *conn, mp_client *c,
+			const dest_def *d, char *err, size_t errlen)
+{
+	mp_destination md;
+	outbox_stats st = { 0 };
+	int h;
+
+	if (d->problem) {
+		log_warn("delivery held: destination misconfigured",
+			 "destination", d->name, "error", d->problem);
+		return 0;
+	}
+	config_mp_destination(&md, d);
+	if (mp_client_add_destination(c, &h, &md) != 0) {
+		log_error("delivery held", "destination", d->name, "error",
+			  mp_client_error(c));
+		t->delivery.not_delivered++;
+		return 0;
+	}
+	if (outbox_deliver(&st, conn, c, h, d->id,
+			   (volatile int *)&sync_stop_requested, err,
+			   errlen) != 0)
+		return -1;
+	log_delivery(d, &st);
+	t->delivery.delivered += st.delivered;
+	t->delivery.rejected += st.rejected;
+	t->delivery.not_delivered += st.not_delivered;
+	return 0;
+}
+
+int sync_deliver(run_totals *out, PGconn *conn, const char *destination,
+		 char *err, size_t errlen)
+{
+	sync_list l;
+	mp_client *c;
+	int i, rc = 0;
+
+	if (config_load_destinations(&l, conn, destination, err, errlen) != 0)
+		return -1;
+	c = open_client(err, errlen);
+	if (!c) {
+		config_free(&l);
+		return -1;
+	}
+	mp_client_set_stop_flag(c, (volatile int *)&sync_stop_requested);
+	for (i = 0; i < l.ndests && rc == 0; i++)
+		rc = deliver_dest(out, conn, c, &l.dests[i], err, errlen);
+	mp_client_close(c);
+	config_free(&l);
+	return rc;
+}
+
+/* $unset of the keys a sync set, to every distinct_id it set them on. */
+static const char unset_sql[] =
+	"DECLARE audsync_unset NO SCROLL CURSOR FOR"
+	" SELECT DISTINCT t ->> 'd', (SELECT jsonb_agg(k ORDER BY k)"
+	"  FROM jsonb_object_keys(m.value) k)::text"
+	" FROM audsync.snapshot_members m,"
+	"  jsonb_array_elements(m.targets) t WHERE m.sync_id = $1";
+
+static int queue_unsets(long long *calls, PGconn *conn, const sync_def *s,
+			char *err, size_t errlen)
+{
+	char id[16];
+	const char *p[1] = { id };
+	outbox_writer *w;
+	PGresult *r = NULL;
+	buf rec;
+	int i, n, rc = -1;
+
+	snprintf(id, sizeof(id), "%d", s->id);
+	buf_init(&rec);
+	w = outbox_writer_open(conn, s->dest->id, s->dest->name, s->id, 0,
+			       MP_EP_ENGAGE, NULL);
+	if (db_exec(conn, "retire", unset_sql, 1, p, err, errlen) != 0)
+		goto out;
+	do {
+		PQclear(r);
+		r = db_query(conn, "retire", "FETCH 20000 FROM audsync_unset",
+			     0, NULL, err, errlen);
+		if (!r)
+			goto out;
+		n = PQntuples(r);
+		for (i = 0; i < n; i++) {
+			buf_reset(&rec);
+			mp_payload_engage(&rec, s->dest->project_token,
+					  PQgetvalue(r, i, 0),
+					  s->dest->ignore_time, "$unset",
+					  PQgetvalue(r, i, 1));
+			if (outbox_writer_add(w, PQgetvalue(r, i, 0), rec.data,
+					      rec.len, err, errlen) != 0)
+				goto out;
+		}
+	} while (n > 0);
+	if (db_exec(conn, "retire", "CLOSE audsync_unset", 0, NULL, err,
+		    errlen) != 0 ||
+	    outbox_writer_finish(w, calls, err, errlen) != 0 ||
+	    reset_snapshot(conn, s, err, errlen) != 0)
+		goto out;
+	rc = 0;
+out:
+	PQclear(r);
+	buf_free(&rec);
+	outbox_writer_close(w);
+	return rc;
+}
+
+static int retire_tx(run_totals *out, PGconn *conn, const sync_list *l,
+		     const char *key, int unset, char *err, size_t errlen)
+{
+	const char *p[1] = { key };
+	int i;
+
+	for (i = 0; unset && i < l->n; i++) {
+		const sync_def *s = &l->items[i];
+		long long calls = 0;
+		char why[600];
+
+		if (s->mode != SYNC_MODE_IDENTIFY)
+			continue; /* events stay: they are history */
+		if (config_sync_problem(s, why, sizeof(why))) {
+			snprintf(err, errlen, "%s", why);
+			return -1;
+		}
+		if (queue_unsets(&calls, conn, s, err, errlen) != 0)
+			return -1;
+		out->calls += calls;
+	}
+	return db_exec(conn, "retire",
+		       "UPDATE audsync.computations SET enabled = false"
+		       " WHERE key = $1", 1, p, err, errlen);
+}
+
+int sync_retire(run_totals *out, PGconn *conn, const char *key, int unset,
+		char *err, size_t errlen)
+{
+	sync_filter f = { key, NULL, NULL };
+	const char *p[1] = { key };
+	sync_list l;
+	PGresult *r;
+	int found, rc = -1;
+
+	r = db_query(conn, "retire", "SELECT 1 FROM audsync.computations"
+		     " WHERE key = $1", 1, p, err, errlen);
+	if (!r)
+		return -1;
+	found = PQntuples(r);
+	PQclear(r);
+	if (!found) {
+		snprintf(err, errlen, "no computation has the key %s", key);
+		return -1;
+	}
+	if (config_load(&l, conn, &f, err, errlen) != 0)
+		return -1;
+	if (db_exec(conn, "retire", "BEGIN", 0, NULL, err, errlen) == 0 &&
+	    retire_tx(out, conn, &l, key, unset, err, errlen) == 0 &&
+	    db_exec(conn, "retire", "COMMIT", 0, NULL, err, errlen) == 0)
+		rc = 0;
+	else
+		PQclear(PQexec(conn, "ROLLBACK"));
+	config_free(&l);
+	return rc;
+}
+
+int sync_requeue_dead(long long *out, PGconn *conn, const char *destination,
+		      char *err, size_t errlen)
+{
+	const char *p[1] = { destination };
+	PGresult *r;
+
+	r = db_query(conn, "retry failed",
+		     "WITH moved AS (DELETE FROM audsync.dead_letters dl"
+		     " WHERE $1::text IS NULL OR dl.destination_id = (SELECT"
+		     " id FROM audsync.destinations WHERE name = $1)"
+		     " RETURNING *), pages AS ("
+		     " INSERT INTO audsync.outbox (destination_id, sync_id,"
+		     " run_id, lane, endpoint, n, records)"
+		     " SELECT destination_id, sync_id, max(run_id), lane,"
+		     " endpoint, count(*), string_agg(record, E'\\n'"
+		     " ORDER BY id) FROM moved"
+		     " GROUP BY destination_id, sync_id, lane, endpoint"
+		     " RETURNING n) SELECT coalesce(sum(n), 0) FROM pages",
+		     1, p, err, errlen);
+	if (!r)
+		return -1;
+	*out = atoll(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return 0;
+}

@@ -1,0 +1,105 @@
+/* config.h - syncs, computations and destinations read from the database */
+#ifndef AUDSYNC_CONFIG_H
+#define AUDSYNC_CONFIG_H
+
+#include "audsync/mp_client.h"
+
+#include <libpq-fe.h>
+
+typedef enum sync_mode {
+	SYNC_MODE_IDENTIFY = 0,
+	SYNC_MODE_TRACK = 1
+} sync_mode;
+
+typedef enum id_sync_rule {
+	ID_SYNC_ALL = 0,
+	ID_SYNC_FIRST = 1,
+	ID_SYNC_LAST = 2
+} id_sync_rule;
+
+/* A destination row with its settings resolved (defaults applied). */
+typedef struct dest_def {
+	int id;
+	char *name;
+	char *region;
+	char *api_base;
+	char *project_token;
+	char *secret_env;
+	char *secret;      /* from the environment; never logged */
+	char *project_id;
+	int use_people;
+	char *enter_event;
+	char *exit_event;
+	char *trait_event;
+	int ignore_time;
+	int geolocate;
+	double max_rate;
+	int concurrency;
+	int batch_size;
+	char *problem;     /* why it cannot be used, or NULL */
+} dest_def;
+
+/* One sync with its computation and destination. */
+typedef struct sync_def {
+	int id;
+	sync_mode mode;
+	id_sync_rule id_sync;
+	int enabled;       /* the sync and its computation both enabled */
+	int computation_id;
+	char *key;
+	char *name;
+	int is_trait;
+	char *definition_sql;
+	int has_rule;      /* definition jsonb (rule form) */
+	int has_lookback;
+	int include_anonymous;
+	char *as_of;       /* the as-of time of this evaluation (UTC text) */
+	char *window_start; /* as_of - lookback, or "-infinity" */
+	int due;           /* by the schedule at as_of */
+	dest_def *dest;    /* shared by the syncs of one destination */
+} sync_def;
+
+typedef struct sync_list {
+	sync_def *items;
+	int n;
+	dest_def *dests;
+	int ndests;
+} sync_list;
+
+/* Which syncs config_load() reads; NULL fields select all. */
+typedef struct sync_filter {
+	const char *computation;
+	const char *destination;
+	const char *as_of;  /* NULL: now */
+} sync_filter;
+
+/*
+ * Reads every sync matching f, in id order, with their computations and
+ * destinations, evaluates the as-of time and window start in PostgreSQL
+ * and decides which syncs are due. Problems with a destination (no token,
+ * unknown region, unset secret variable, bad settings) are recorded in its
+ * problem field, not returned: they fail only that destination's syncs.
+ * Returns 0 and fills *out (free with config_free()), or -1 with err set
+ * (database error, or an --as-of that is not a time or lies in the future).
+ */
+int config_load(sync_list *out, PGconn *conn, const sync_filter *f,
+		char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* Reads the destinations (only the one named, when name is set) into
+ * out->dests, with no syncs. Returns 0, or -1 with err set. */
+int config_load_destinations(sync_list *out, PGconn *conn, const char *name,
+			     char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+void config_free(sync_list *l);
+
+/* Fills an mp_destination whose strings are borrowed from d. */
+void config_mp_destination(mp_destination *out, const dest_def *d);
+
+/* The problem that stops sync s from running, or NULL: its destination's,
+ * an identify sync on a destination without use_people, a rule-form
+ * definition. The text is one line naming the destination or
+ * computation. Writes into buf and returns it, or NULL. */
+const char *config_sync_problem(const sync_def *s, char *buf, size_t len);
+
+#endif

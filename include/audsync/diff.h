@@ -1,0 +1,43 @@
+/* diff.h - what changed since Mixpanel was last told, and the calls */
+#ifndef AUDSYNC_DIFF_H
+#define AUDSYNC_DIFF_H
+
+#include "audsync/config.h"
+
+#include <libpq-fe.h>
+#include <stdio.h>
+
+/* How far back new identifiers are looked for, before the last run's
+ * start: covers transactions that committed identifiers late. */
+#define DIFF_IDS_MARGIN "1 hour"
+
+typedef struct diff_counts {
+	long long members;
+	long long entered;
+	long long exited;
+	long long changed;
+	long long skipped;
+	long long calls;
+} diff_counts;
+
+typedef enum diff_mode {
+	DIFF_CHANGES = 0, /* a normal run: only what changed */
+	DIFF_FULL = 1     /* resync: every member's current state again */
+} diff_mode;
+
+/*
+ * Diffs the stage (evaluate_sync()) against s's snapshot inside
+ * PostgreSQL, per profile first and per identifier only for the profiles
+ * that changed or gained identifiers; streams the resulting targets
+ * through a cursor, turns them into Mixpanel records (DESIGN.md section 6)
+ * and writes them to the outbox; advances the snapshot and the sync's
+ * state. Runs inside the caller's open transaction, so that all of it
+ * commits with the run row or not at all. With dry_run set, records are
+ * printed there and the caller rolls back. Fills *out (members is left to
+ * the caller). Returns 0, or -1 with err set.
+ */
+int diff_apply(diff_counts *out, PGconn *conn, const sync_def *s,
+	       long long run_id, diff_mode mode, FILE *dry_run, char *err,
+	       size_t errlen) __attribute__((warn_unused_result));
+
+#endif

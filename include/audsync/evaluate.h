@@ -1,0 +1,33 @@
+/* evaluate.h - running a computation's definition into the engine's stage */
+#ifndef AUDSYNC_EVALUATE_H
+#define AUDSYNC_EVALUATE_H
+
+#include "audsync/config.h"
+
+#include <libpq-fe.h>
+
+/* Default statement timeout of a definition; AUDSYNC_STATEMENT_TIMEOUT
+ * (any PostgreSQL duration, e.g. "30s") overrides it. */
+#define EVALUATE_DEFAULT_TIMEOUT "10min"
+
+/*
+ * Runs s's definition_sql with $1 = s->as_of and $2 = s->window_start in a
+ * read-only transaction with a statement timeout, and loads its result
+ * into the session's temporary table audsync_stage (profile_id text
+ * primary key, value jsonb): {key: true} per audience member, {key: value,
+ * ...} per profile with a trait (null values left out). The rows never
+ * leave PostgreSQL. *out is the number of members. Returns 0, or -1 with
+ * one line in err naming the computation and the cause (syntax, wrong
+ * columns, two rows for one profile in a trait, timeout, an attempt to
+ * write); the stage is then empty.
+ */
+int evaluate_sync(long long *out, PGconn *conn, const sync_def *s,
+		  char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* Checks s's definition without running it: it parses, returns a
+ * profile_id, and a trait's columns make keys. Returns 0, or -1 with the
+ * same one-line errors as evaluate_sync(). */
+int evaluate_check(PGconn *conn, const sync_def *s, char *err,
+		   size_t errlen) __attribute__((warn_unused_result));
+
+#endif

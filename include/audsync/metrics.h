@@ -1,0 +1,16 @@
+/* metrics.h - Prometheus text for node_exporter's textfile collector */
+#ifndef AUDSYNC_METRICS_H
+#define AUDSYNC_METRICS_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+
+/*
+ * Writes the last run of every sync and the queue sizes as Prometheus
+ * text to path, atomically (a temporary file renamed over it), so the
+ * collector never reads half a file. Returns 0, or -1 with err set.
+ */
+int metrics_write(PGconn *conn, const char *path, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+#endif

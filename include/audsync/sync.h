@@ -1,0 +1,82 @@
+/* sync.h - runs: lock, evaluate, diff, enqueue, deliver, ledger */
+#ifndef AUDSYNC_SYNC_H
+#define AUDSYNC_SYNC_H
+
+#include "audsync/diff.h"
+#include "audsync/outbox.h"
+
+#include <libpq-fe.h>
+#include <signal.h>
+#include <stdio.h>
+
+/* Set by signal handlers: 1 drain and stop, 2 or more stop now. */
+extern volatile sig_atomic_t sync_stop_requested;
+
+typedef enum run_kind {
+	RUN_SCHEDULED = 0,
+	RUN_MANUAL = 1,
+	RUN_FULL = 2
+} run_kind;
+
+typedef struct run_request {
+	const char *computation; /* NULL: every computation */
+	const char *destination; /* NULL: every destination */
+	const char *as_of;       /* NULL: now */
+	int only_due;            /* skip syncs the schedule says are not due */
+	int only_realtime;       /* only syncs without a lookback */
+	run_kind kind;
+	int reset;               /* forget the snapshot first (resync) */
+	FILE *dry_run;           /* print the calls; change nothing */
+} run_request;
+
+typedef struct run_totals {
+	int runs;
+	int failed;
+	int skipped_locked;
+	long long calls;
+	outbox_stats delivery;
+} run_totals;
+
+/*
+ * Marks runs left 'running' by a process that is gone (no advisory lock
+ * held for their sync) as failed, so a crash never leaves a run running.
+ * Returns the number marked, or -1 with err set.
+ */
+int sync_mark_interrupted(PGconn *conn, char *err, size_t errlen);
+
+/*
+ * Runs the syncs rq selects, each under its advisory lock (a sync locked
+ * by another process is skipped, and said so), each with its run row.
+ * A failing sync is recorded in its run row and the log; the others go
+ * on. Adds to *out. Returns 0, or -1 with err set when the database
+ * failed or rq is wrong (an --as-of in the future, nothing matched a
+ * named computation).
+ */
+int sync_run(run_totals *out, PGconn *conn, const run_request *rq,
+	     char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/*
+ * Delivers the outbox of every destination (or the one named) through one
+ * shared Mixpanel client. Destinations with a configuration problem keep
+ * their calls queued, and say why. Adds to out->delivery. Returns 0, or -1
+ * with err set.
+ */
+int sync_deliver(run_totals *out, PGconn *conn, const char *destination,
+		 char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/*
+ * Stops syncing computation key (sets enabled = false). With unset, first
+ * queues an /engage $unset of its keys for every distinct_id its identify
+ * syncs set them on, and forgets their snapshots. Returns 0, or -1 with
+ * err set (no such computation, database error).
+ */
+int sync_retire(run_totals *out, PGconn *conn, const char *key, int unset,
+		char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* Requeues dead letters (of one destination when named). *out is the
+ * number requeued. Returns 0, or -1 with err set. */
+int sync_requeue_dead(long long *out, PGconn *conn, const char *destination,
+		      char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+#endif
