@@ -1,0 +1,218 @@
+/* testlib.c - integration test support: databases, the audsync binary */
+#include "testlib.h"
+
+#include <check.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const char *audsync_bin(void)
+{
+	const char *b = getenv("AUDSYNC_BIN");
+
+	return b && *b ? b : "./audsync";
+}
+
+static PGconn *connect_or_abort(const char *conninfo)
+{
+	PGconn *c = PQconnectdb(conninfo);
+
+	if (PQstatus(c) != CONNECTION_OK)
+		ck_abort_msg("cannot connect to %s: %s", conninfo,
+			     PQerrorMessage(c));
+	return c;
+}
+
+void tl_sql(const char *conninfo, const char *sql)
+{
+	PGconn *c = connect_or_abort(conninfo);
+	PGresult *r = PQexec(c, sql);
+	ExecStatusType st = PQresultStatus(r);
+
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+		char msg[1024];
+
+		snprintf(msg, sizeof(msg), "%s", PQerrorMessage(c));
+		PQclear(r);
+		PQfinish(c);
+		ck_abort_msg("SQL failed: %s\n%s", msg, sql);
+	}
+	PQclear(r);
+	PQfinish(c);
+}
+
+char *tl_sql_value(const char *conninfo, const char *sql)
+{
+	PGconn *c = connect_or_abort(conninfo);
+	PGresult *r = PQexec(c, sql);
+	char *v = NULL;
+
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		char msg[1024];
+
+		snprintf(msg, sizeof(msg), "%s", PQerrorMessage(c));
+		PQclear(r);
+		PQfinish(c);
+		ck_abort_msg("SQL failed: %s\n%s", msg, sql);
+	}
+	if (PQntuples(r) > 0 && !PQgetisnull(r, 0, 0))
+		v = strdup(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	PQfinish(c);
+	return v;
+}
+
+long long tl_sql_int(const char *conninfo, const char *sql)
+{
+	char *v = tl_sql_value(conninfo, sql);
+	long long n = v ? atoll(v) : -1;
+
+	free(v);
+	return n;
+}
+
+const char *tl_new_db(void)
+{
+	static char conninfo[128];
+	static int counter;
+	char name[64], sql[128];
+	tl_result r;
+
+	snprintf(name, sizeof(name), "t%d_%d", (int)getpid(), ++counter);
+	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
+	tl_sql("dbname=postgres", sql);
+	snprintf(conninfo, sizeof(conninfo), "dbname=%s", name);
+	r = tl_audsync(conninfo, NULL, "migrate", NULL);
+	if (r.status != 0)
+		ck_abort_msg("audsync migrate failed (%d): %s", r.status,
+			     r.err);
+	tl_result_free(&r);
+	return conninfo;
+}
+
+/* Reads all of fd into a new string. */
+static char *slurp(int fd)
+{
+	size_t len = 0, cap = 4096;
+	char *s = malloc(cap);
+	ssize_t n;
+
+	for (;;) {
+		if (len + 1024 > cap) {
+			cap *= 2;
+			s = realloc(s, cap);
+		}
+		n = read(fd, s + len, cap - len - 1);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	s[len] = '\0';
+	return s;
+}
+
+/* Builds argv: audsync --db conninfo args... */
+static char **build_argv(const char *conninfo, const char *const *args)
+{
+	size_t n = 0, i;
+	char **argv;
+
+	while (args[n])
+		n++;
+	argv = calloc(n + 4, sizeof(char *));
+	argv[0] = (char *)audsync_bin();
+	argv[1] = (char *)"--db";
+	argv[2] = (char *)conninfo;
+	for (i = 0; i < n; i++)
+		argv[i + 3] = (char *)args[i];
+	return argv;
+}
+
+static void exec_child(const char *conninfo, const char *const *env,
+		       const char *const *args)
+{
+	char **argv = build_argv(conninfo, args);
+	size_t i;
+
+	for (i = 0; env && env[i]; i++)
+		putenv((char *)env[i]);
+	execv(argv[0], argv);
+	_exit(127);
+}
+
+tl_result tl_audsync_argv(const char *conninfo, const char *const *env,
+			  const char *const *args)
+{
+	tl_result r = { 0 };
+	FILE *ef = tmpfile(); /* stderr: a file, so no pipe can fill up */
+	int out[2], st;
+	pid_t pid;
+
+	if (!ef || pipe(out) != 0)
+		ck_abort_msg("pipe or tmpfile failed");
+	pid = fork();
+	if (pid == 0) {
+		dup2(out[1], 1);
+		dup2(fileno(ef), 2);
+		close(out[0]);
+		exec_child(conninfo, env, args);
+	}
+	close(out[1]);
+	r.out = slurp(out[0]);
+	close(out[0]);
+	waitpid(pid, &st, 0);
+	lseek(fileno(ef), 0, SEEK_SET);
+	r.err = slurp(fileno(ef));
+	fclose(ef);
+	r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	return r;
+}
+
+tl_result tl_audsync(const char *conninfo, const char *const *env, ...)
+{
+	const char *args[64];
+	tl_result r;
+	va_list ap;
+	int n = 0;
+
+	va_start(ap, env);
+	do
+		args[n] = va_arg(ap, const char *);
+	while (args[n++] && n < 63);
+	va_end(ap);
+	args[63] = NULL;
+	r = tl_audsync_argv(conninfo, env, args);
+	return r;
+}
+
+void tl_result_free(tl_result *r)
+{
+	free(r->out);
+	free(r->err);
+	r->out = r->err = NULL;
+}
+
+pid_t tl_audsync_spawn(const char *conninfo, const char *const *env,
+		       const char *const *args)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+
+		dup2(null, 1);
+		dup2(null, 2);
+		exec_child(conninfo, env, args);
+	}
+	return pid;
+}
+
+int tl_contains(const char *haystack, const char *needle)
+{
+	return haystack && strstr(haystack, needle) != NULL;
+}

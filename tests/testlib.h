@@ -1,0 +1,53 @@
+/* testlib.h - integration test support: databases, the audsync binary */
+#ifndef AUDSYNC_TESTS_TESTLIB_H
+#define AUDSYNC_TESTS_TESTLIB_H
+
+#include <libpq-fe.h>
+#include <sys/types.h>
+
+/*
+ * Every function here fails the running Check test (ck_abort_msg) on an
+ * unexpected error, so tests read as what they assert.
+ */
+
+/* A fresh database, migrated by the audsync binary; its conninfo
+ * ("dbname=..."; host and port come from PG* of tests/run-tests.sh).
+ * Returns a static buffer valid until the next call. */
+const char *tl_new_db(void);
+
+/* Runs SQL (several statements allowed) on conninfo. */
+void tl_sql(const char *conninfo, const char *sql);
+
+/* The first column of the first row of SQL as a new string (caller
+ * frees), or NULL when there is no row or it is NULL. */
+char *tl_sql_value(const char *conninfo, const char *sql);
+
+/* Like tl_sql_value, as a number (-1 when NULL). */
+long long tl_sql_int(const char *conninfo, const char *sql);
+
+/* The output of one audsync invocation. */
+typedef struct tl_result {
+	int status;  /* exit status, or 128 + signal */
+	char *out;   /* stdout */
+	char *err;   /* stderr */
+} tl_result;
+
+/*
+ * Runs $AUDSYNC_BIN --db conninfo ARGS... (NULL-terminated), with the
+ * environment plus env (NULL or "NAME=value" strings, NULL-terminated),
+ * and waits. Free with tl_result_free().
+ */
+tl_result tl_audsync(const char *conninfo, const char *const *env, ...)
+	__attribute__((sentinel));
+tl_result tl_audsync_argv(const char *conninfo, const char *const *env,
+			  const char *const *args);
+void tl_result_free(tl_result *r);
+
+/* Starts audsync without waiting; output goes to /dev/null. */
+pid_t tl_audsync_spawn(const char *conninfo, const char *const *env,
+		       const char *const *args);
+
+/* 1 when haystack contains needle (NULL haystack: 0). */
+int tl_contains(const char *haystack, const char *needle);
+
+#endif
