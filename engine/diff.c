@@ -44,109 +44,54 @@ static const char newid_sql[] =
 	" WHERE NOT EXISTS (SELECT 1 FROM audsync_chg c"
 	"  WHERE c.profile_id = e.profile_id)";
 
-/*
- * Per identifier, only for those profiles: their current targets. The
- * distinct_id is the newest valid user_id; without one, anonymous ids
- * (when the computation includes anonymous users) stand for themselves
- * and the newest stands for the rest. distinct_id NULL: skipped. The
- * %s is the id_sync rank: 1 for all, else first/last per type.
- */
-static const char tgt_sql[] =
-	"CREATE TEMP TABLE audsync_tgt ON COMMIT DROP AS"
-	" WITH ids AS ("
-	"  SELECT e.profile_id, e.id_type, e.id_value, e.created_at,"
-	"   NOT audsync.invalid_distinct_id(e.id_value) AS valid"
-	"  FROM audsync_chg c JOIN audsync.external_ids e"
-	"   ON e.profile_id = c.profile_id"
-	"  WHERE c.kind <> 'exit' AND e.id_type = ANY ($1::text[])),"
-	" did AS (SELECT DISTINCT ON (profile_id) profile_id, id_type,"
-	"   id_value AS did FROM ids WHERE valid"
-	"   AND id_type IN ('user_id', 'anonymous_id')"
-	"  ORDER BY profile_id, id_type = 'user_id' DESC, created_at DESC,"
-	"   id_value DESC),"
-	" ranked AS (SELECT i.*, %s AS rn FROM ids i)"
-	" SELECT r.profile_id, r.id_type, r.id_value, r.created_at,"
-	"  CASE WHEN NOT r.valid THEN NULL"
-	"   WHEN d.id_type = 'user_id' THEN d.did"
-	"   WHEN r.id_type = 'anonymous_id' THEN r.id_value"
-	"   ELSE d.did END AS distinct_id"
-	" FROM ranked r LEFT JOIN did d USING (profile_id)"
-	" WHERE r.rn = 1 OR NOT r.valid";
-
-static const char rank_first[] =
-	"row_number() OVER (PARTITION BY i.profile_id, i.id_type, i.valid"
-	" ORDER BY i.created_at, i.id_value)";
-static const char rank_last[] =
-	"row_number() OVER (PARTITION BY i.profile_id, i.id_type, i.valid"
-	" ORDER BY i.created_at DESC, i.id_value DESC)";
-
 static const char counts_sql[] =
 	"SELECT count(*) FILTER (WHERE kind = 'enter'),"
 	" count(*) FILTER (WHERE kind = 'exit'),"
-	" count(*) FILTER (WHERE kind = 'change'),"
-	" (SELECT count(*) FROM audsync_tgt WHERE distinct_id IS NULL)"
-	" + count(*) FILTER (WHERE kind <> 'exit' AND NOT EXISTS (SELECT 1"
-	"  FROM audsync_tgt t WHERE t.profile_id = c.profile_id))"
-	" FROM audsync_chg c";
+	" count(*) FILTER (WHERE kind = 'change')"
+	" FROM audsync_chg";
 
 /*
- * The calls, one row per target, a profile's targets in identifier
- * created_at order. Exits go to the identifiers synced before that still
- * belong to the profile, at the distinct_id they were sent to. The value
- * is {key: bool} for an audience; for a trait the whole value, or on a
- * change or exit only the keys that changed (null when gone). time: the
+ * The changed profiles with their current identifiers, a profile's rows
+ * together and in identifier created_at order; the engine picks targets
+ * and distinct_ids from them (emit_profile()). The value column is
+ * {key: bool} for an audience; for a trait the whole value, or on a change
+ * or exit only the keys that changed (null when gone). time: the
  * transition's as-of time, or for a re-send the original one.
  */
 static const char out_sql[] =
 	"DECLARE audsync_out NO SCROLL CURSOR FOR"
-	" SELECT x.profile_id, x.kind, x.id_type, x.id_value, x.distinct_id,"
+	" SELECT c.profile_id, c.kind,"
 	"  (CASE WHEN NOT $3::boolean"
-	"    THEN jsonb_build_object($2::text, x.kind <> 'exit')"
-	"   WHEN x.kind IN ('change', 'exit') THEN (SELECT"
-	"    jsonb_object_agg(k, x.new -> k) FROM (SELECT jsonb_object_keys("
-	"    x.new) UNION SELECT jsonb_object_keys(x.old)) AS ks (k)"
-	"    WHERE x.new -> k IS DISTINCT FROM x.old -> k)"
-	"   ELSE x.new END)::text,"
-	"  (extract(epoch FROM CASE WHEN x.kind IN ('resend', 'newid')"
-	"   THEN x.since ELSE $1::timestamptz END) * 1000)::bigint"
-	" FROM ("
-	"  SELECT c.profile_id, c.kind, c.old, c.new, c.since, t.id_type,"
-	"   t.id_value, t.distinct_id, t.created_at"
-	"  FROM audsync_chg c JOIN audsync_tgt t"
-	"   ON t.profile_id = c.profile_id"
-	"  WHERE t.distinct_id IS NOT NULL AND (c.kind <> 'newid'"
-	"   OR NOT c.old_targets @> jsonb_build_array(jsonb_build_object("
-	"   't', t.id_type, 'v', t.id_value, 'd', t.distinct_id)))"
-	"  UNION ALL"
-	"  SELECT c.profile_id, c.kind, c.old, c.new, c.since, o.t, o.v, o.d,"
-	"   e.created_at"
-	"  FROM audsync_chg c CROSS JOIN LATERAL jsonb_to_recordset("
-	"   c.old_targets) AS o (t text, v text, d text)"
-	"  JOIN audsync.external_ids e ON e.profile_id = c.profile_id"
-	"   AND e.id_type = o.t AND e.id_value = o.v"
-	"  WHERE c.kind = 'exit') x"
-	" ORDER BY x.profile_id, x.created_at, x.id_type, x.id_value";
+	"    THEN jsonb_build_object($2::text, c.kind <> 'exit')"
+	"   WHEN c.kind IN ('change', 'exit') THEN (SELECT"
+	"    jsonb_object_agg(k, c.new -> k) FROM (SELECT jsonb_object_keys("
+	"    c.new) UNION SELECT jsonb_object_keys(c.old)) AS ks (k)"
+	"    WHERE c.new -> k IS DISTINCT FROM c.old -> k)"
+	"   ELSE c.new END)::text,"
+	"  (extract(epoch FROM CASE WHEN c.kind IN ('resend', 'newid')"
+	"   THEN c.since ELSE $1::timestamptz END) * 1000)::bigint,"
+	"  CASE WHEN c.kind IN ('resend', 'newid') THEN c.since"
+	"   ELSE $1::timestamptz END,"
+	"  c.old_targets, c.new::text, e.id_type, e.id_value"
+	" FROM audsync_chg c LEFT JOIN audsync.external_ids e"
+	"  ON e.profile_id = c.profile_id AND e.id_type = ANY ($4::text[])"
+	" ORDER BY c.profile_id COLLATE \"C\", e.created_at, e.id_type,"
+	" e.id_value";
 
+enum {
+	OUT_PROFILE, OUT_KIND, OUT_VALUE, OUT_TIME, OUT_SINCE, OUT_OLD,
+	OUT_NEW, OUT_ID_TYPE, OUT_ID_VALUE
+};
+
+/* Everyone whose snapshot row this run rewrites or removes. */
 static const char forget_sql[] =
 	"DELETE FROM audsync.snapshot_members m USING audsync_chg c"
 	" WHERE m.sync_id = $1 AND m.profile_id = c.profile_id"
-	" AND c.kind = 'exit'";
+	" AND c.kind <> 'enter'";
 
-static const char remember_sql[] =
-	"INSERT INTO audsync.snapshot_members"
-	" (sync_id, profile_id, value, since, targets)"
-	" SELECT $1, c.profile_id, c.new,"
-	"  CASE WHEN c.kind IN ('enter', 'change') THEN $2::timestamptz"
-	"   ELSE c.since END, coalesce(g.targets, '[]')"
-	" FROM audsync_chg c LEFT JOIN (SELECT profile_id,"
-	"  jsonb_agg(jsonb_build_object('t', id_type, 'v', id_value,"
-	"  'd', distinct_id) ORDER BY created_at, id_type, id_value)"
-	"  AS targets FROM audsync_tgt WHERE distinct_id IS NOT NULL"
-	"  GROUP BY profile_id) g USING (profile_id)"
-	" WHERE c.kind <> 'exit'"
-	" ON CONFLICT (sync_id, profile_id) DO UPDATE SET"
-	"  value = EXCLUDED.value, since = EXCLUDED.since,"
-	"  targets = EXCLUDED.targets";
+static const char copy_sql[] =
+	"COPY audsync.snapshot_members"
+	" (sync_id, profile_id, value, since, targets) FROM STDIN";
 
 static const char state_sql[] =
 	"INSERT INTO audsync.sync_state"
@@ -157,15 +102,35 @@ static const char state_sql[] =
 	"  ids_seen_upto = EXCLUDED.ids_seen_upto,"
 	"  last_run_id = EXCLUDED.last_run_id";
 
+/* The identifier types a sync sends to, as a SQL array literal. */
+static const char *id_types(const sync_def *s)
+{
+	return s->include_anonymous ? "{user_id,email,anonymous_id}"
+				    : "{user_id,email}";
+}
+
+/* One identifier of the profile being read. */
+typedef struct ident {
+	char *type;             /* owned, as value */
+	char *value;
+	int valid;
+	int chosen;             /* a target under the id_sync rule */
+	const char *did;        /* its distinct_id when chosen */
+} ident;
+
 /* What turns rows into records: the sync, its writer, scratch space. */
 typedef struct emitter {
 	const sync_def *s;
 	outbox_writer *w;
+	PGconn *conn;
 	char sync_id[16];
-	buf rec, val;
-	char *profile;        /* the profile of the rows being read */
-	char **sent;          /* track mode: distinct_ids it had an event */
-	int nsent, capsent;
+	buf rec, val, targets, copy;
+	long long skipped;
+	char *cur[OUT_ID_TYPE]; /* the profile being read: its columns */
+	ident *ids;
+	int nids, capids;
+	const char **sent;      /* track mode: distinct_ids with an event */
+	int nsent;
 } emitter;
 
 /* One /engage $set per target; an email target sets $email too, and
@@ -203,6 +168,17 @@ static void put_member(buf *b, const char *name, const char *value)
 	buf_puts(b, value);
 }
 
+static void put_string_member(buf *b, const char *name, const char *value)
+{
+	if (b->len > 1)
+		buf_putc(b, ',');
+	buf_json_str(b, name);
+	buf_putc(b, ':');
+	buf_json_str(b, value);
+}
+
+/* The event record, with a $insert_id derived from what makes it this
+ * transition: the same re-send is a duplicate Mixpanel drops. */
 static void emit_event(emitter *e, const char *event, const char *transition,
 		       const char *distinct_id, const char *time_ms,
 		       const char *key, const char *props)
@@ -212,6 +188,7 @@ static void emit_event(emitter *e, const char *event, const char *transition,
 	char insert_id[MP_INSERT_ID_LEN + 1];
 
 	mp_insert_id(insert_id, parts, 5);
+	buf_reset(&e->rec);
 	mp_payload_event(&e->rec, event, distinct_id, atoll(time_ms),
 			 insert_id, props);
 }
@@ -224,214 +201,445 @@ static void emit_audience_event(emitter *e, int exit, const char *distinct_id,
 
 	buf_reset(&e->val);
 	buf_putc(&e->val, '{');
-	buf_reset(&e->rec);
-	buf_json_str(&e->rec, e->s->key);
-	put_member(&e->val, "audience_key", e->rec.data);
+	put_string_member(&e->val, "audience_key", e->s->key);
 	put_member(&e->val, e->s->key, exit ? "false" : "true");
-	buf_reset(&e->rec);
-	buf_json_str(&e->rec, e->s->name);
-	put_member(&e->val, "audience_name", e->rec.data);
+	put_string_member(&e->val, "audience_name", e->s->name);
 	if (!d->geolocate)
 		put_member(&e->val, "ip", "0");
 	buf_putc(&e->val, '}');
-	buf_reset(&e->rec);
 	emit_event(e, exit ? d->exit_event : d->enter_event,
 		   exit ? "exit" : "enter", distinct_id, time_ms, e->s->key,
 		   e->val.data);
 }
 
-/* One trait event per key in value (a JSON object). */
+/* One trait event per key in value (a JSON object), each queued. */
 static int emit_trait_events(emitter *e, const char *distinct_id,
-			     const char *time_ms, const char *value,
-			     buf *out_records)
+			     const char *time_ms, const char *value, char *err,
+			     size_t errlen)
 {
 	json_object *o = json_tokener_parse(value);
-	buf key;
+	int rc = 0;
 
-	if (!o)
+	if (!o) {
+		snprintf(err, errlen, "computation %s: unreadable value %s",
+			 e->s->key, value);
 		return -1;
-	buf_init(&key);
+	}
 	json_object_object_foreach(o, k, v) {
-		buf_reset(&key);
-		buf_json_str(&key, k);
 		buf_reset(&e->val);
 		buf_putc(&e->val, '{');
-		put_member(&e->val, "trait_key", key.data);
+		put_string_member(&e->val, "trait_key", k);
 		put_member(&e->val, k, v ? json_object_to_json_string_ext(
 						   v, JSON_C_TO_STRING_PLAIN)
 					 : "null");
 		if (!e->s->dest->geolocate)
 			put_member(&e->val, "ip", "0");
 		buf_putc(&e->val, '}');
-		buf_reset(&e->rec);
 		emit_event(e, e->s->dest->trait_event, "trait", distinct_id,
 			   time_ms, k, e->val.data);
-		if (out_records->len)
-			buf_putc(out_records, '\n');
-		buf_append(out_records, e->rec.data, e->rec.len);
+		rc = outbox_writer_add(e->w, distinct_id, e->rec.data,
+				       e->rec.len, err, errlen);
+		if (rc != 0)
+			break;
 	}
-	buf_free(&key);
 	json_object_put(o);
-	return 0;
+	return rc;
 }
 
 /* Track mode sends one event per distinct_id of a profile: 1 if this
- * row's distinct_id already had one. */
-static int already_sent(emitter *e, const char *profile,
-			const char *distinct_id)
+ * distinct_id already had one. */
+static int already_sent(emitter *e, const char *distinct_id)
 {
 	int i;
 
-	if (!e->profile || strcmp(e->profile, profile) != 0) {
-		for (i = 0; i < e->nsent; i++)
-			free(e->sent[i]);
-		e->nsent = 0;
-		free(e->profile);
-		e->profile = strdup(profile);
-	}
 	for (i = 0; i < e->nsent; i++)
 		if (strcmp(e->sent[i], distinct_id) == 0)
 			return 1;
-	if (e->nsent == e->capsent) {
-		e->capsent = e->capsent ? e->capsent * 2 : 8;
-		e->sent = realloc(e->sent, (size_t)e->capsent * sizeof(char *));
-		if (!e->sent)
-			abort();
-	}
-	e->sent[e->nsent++] = strdup(distinct_id);
+	e->sent[e->nsent++] = distinct_id;
 	return 0;
 }
 
-/* Turns one cursor row into its records and queues them. */
-static int emit_row(emitter *e, const PGresult *r, int row, char *err,
-		    size_t errlen)
+/* Queues the call(s) of one target. */
+static int send_target(emitter *e, const char *type, const char *value,
+		       const char *did, char *err, size_t errlen)
 {
-	const char *profile = PQgetvalue(r, row, 0);
-	const char *kind = PQgetvalue(r, row, 1);
-	const char *id_type = PQgetvalue(r, row, 2);
-	const char *id_value = PQgetvalue(r, row, 3);
-	const char *did = PQgetvalue(r, row, 4);
-	const char *value = PQgetvalue(r, row, 5);
-	const char *time_ms = PQgetvalue(r, row, 6);
-	buf many;
-	int rc;
+	const char *kind = e->cur[OUT_KIND];
+	const char *delta = e->cur[OUT_VALUE];
+	const char *time_ms = e->cur[OUT_TIME];
 
 	if (e->s->mode == SYNC_MODE_IDENTIFY) {
-		emit_identify(e, id_type, id_value, did, value);
-		return outbox_writer_add(e->w, did, e->rec.data, e->rec.len,
-					 err, errlen);
-	}
-	if (already_sent(e, profile, did))
+		emit_identify(e, type, value, did, delta);
+	} else if (already_sent(e, did)) {
 		return 0;
-	if (!e->s->is_trait) {
+	} else if (e->s->is_trait) {
+		return emit_trait_events(e, did, time_ms, delta, err, errlen);
+	} else {
 		emit_audience_event(e, strcmp(kind, "exit") == 0, did, time_ms);
-		return outbox_writer_add(e->w, did, e->rec.data, e->rec.len,
-					 err, errlen);
 	}
-	buf_init(&many);
-	rc = emit_trait_events(e, did, time_ms, value, &many);
-	if (rc == 0 && many.len) {
-		char *line, *save = NULL;
+	return outbox_writer_add(e->w, did, e->rec.data, e->rec.len, err,
+				 errlen);
+}
 
-		for (line = strtok_r(many.data, "\n", &save); line && rc == 0;
-		     line = strtok_r(NULL, "\n", &save))
-			rc = outbox_writer_add(e->w, did, line, strlen(line),
-					       err, errlen);
-	} else if (rc != 0) {
-		snprintf(err, errlen, "computation %s: unreadable value %s",
-			 e->s->key, value);
+/* Identifier values with a tab or newline cannot be kept in the snapshot's
+ * line format; Mixpanel would not take them as ids either. */
+static int id_valid(const char *v)
+{
+	return !mp_distinct_id_invalid(v) && !strpbrk(v, "\t\n\r");
+}
+
+/*
+ * Picks the targets: one per identifier (anonymous ids only when the
+ * computation includes them: the query selected the types), id_sync
+ * first/last keeping the oldest/newest of each type. The distinct_id is
+ * the newest valid user_id; without one, an anonymous id stands for
+ * itself and the newest one for the rest; else the target is skipped.
+ */
+static void choose_targets(emitter *e)
+{
+	const char *user = NULL, *anon = NULL;
+	int i, j;
+
+	for (i = 0; i < e->nids; i++) {
+		ident *id = &e->ids[i];
+
+		id->valid = id_valid(id->value);
+		id->chosen = id->valid;
+		e->skipped += !id->valid;
+		if (id->valid && strcmp(id->type, "user_id") == 0)
+			user = id->value;
+		if (id->valid && strcmp(id->type, "anonymous_id") == 0)
+			anon = id->value;
 	}
-	buf_free(&many);
+	for (i = 0; i < e->nids && e->s->id_sync != ID_SYNC_ALL; i++) {
+		for (j = 0; j < e->nids && e->ids[i].chosen; j++) {
+			int later = e->s->id_sync == ID_SYNC_FIRST ? j < i
+								   : j > i;
+
+			if (later && e->ids[j].valid &&
+			    strcmp(e->ids[j].type, e->ids[i].type) == 0)
+				e->ids[i].chosen = 0;
+		}
+	}
+	for (i = 0; i < e->nids; i++) {
+		ident *id = &e->ids[i];
+
+		if (!id->chosen)
+			continue;
+		id->did = user ? user
+			  : strcmp(id->type, "anonymous_id") == 0 ? id->value
+								  : anon;
+		if (!id->did) {
+			id->chosen = 0;
+			e->skipped++;
+		}
+	}
+}
+
+/* Writes target lines "type\tvalue\tdistinct_id" to b. */
+static void put_target(buf *b, const char *type, const char *value,
+		       const char *did)
+{
+	if (b->len)
+		buf_putc(b, '\n');
+	buf_printf(b, "%s\t%s\t%s", type, value, did);
+}
+
+/* 1 when old (target lines) holds the line for type/value[/did]. */
+static int old_has(const char *old, const char *type, const char *value,
+		   const char *did, const char **out_did)
+{
+	size_t tl = strlen(type), vl = strlen(value);
+	const char *p = old;
+
+	while (p && *p) {
+		const char *end = strchr(p, '\n');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+
+		if (len > tl + vl + 1 && strncmp(p, type, tl) == 0 &&
+		    p[tl] == '\t' && strncmp(p + tl + 1, value, vl) == 0 &&
+		    p[tl + 1 + vl] == '\t') {
+			const char *d = p + tl + vl + 2;
+			size_t dl = len - tl - vl - 2;
+
+			if (out_did)
+				*out_did = d;
+			if (!did || (strlen(did) == dl &&
+				     strncmp(did, d, dl) == 0))
+				return 1;
+		}
+		p = end ? end + 1 : NULL;
+	}
+	return 0;
+}
+
+/* An exit goes to the identifiers synced before that the profile still
+ * has, at the distinct_id they were sent to (id_sync does not apply). */
+static int send_exit(emitter *e, char *err, size_t errlen)
+{
+	const char *old = e->cur[OUT_OLD];
+	char did[512];
+	int i;
+
+	for (i = 0; i < e->nids; i++) {
+		const char *d = NULL;
+		size_t n;
+
+		if (!old_has(old, e->ids[i].type, e->ids[i].value, NULL, &d))
+			continue;
+		n = strcspn(d, "\n");
+		if (n >= sizeof(did))
+			continue;
+		memcpy(did, d, n);
+		did[n] = '\0';
+		if (send_target(e, e->ids[i].type, e->ids[i].value, did, err,
+				errlen) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* COPY text format: backslash, tab and newline escaped. */
+static void put_copy_field(buf *b, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '\t' || *s == '\n' || *s == '\r') {
+			buf_putc(b, '\\');
+			buf_putc(b, *s == '\t' ? 't' : *s == '\n' ? 'n'
+					: *s == '\r' ? 'r' : '\\');
+		} else {
+			buf_putc(b, *s);
+		}
+	}
+}
+
+/* The snapshot row of a member: what this run leaves Mixpanel knowing. */
+static void remember(emitter *e)
+{
+	buf *b = &e->copy;
+
+	buf_printf(b, "%s\t", e->sync_id);
+	put_copy_field(b, e->cur[OUT_PROFILE]);
+	buf_putc(b, '\t');
+	put_copy_field(b, e->cur[OUT_NEW]);
+	buf_putc(b, '\t');
+	put_copy_field(b, e->cur[OUT_SINCE]);
+	buf_putc(b, '\t');
+	put_copy_field(b, e->targets.data ? e->targets.data : "");
+	buf_putc(b, '\n');
+}
+
+/* All rows of one profile are read: decide its calls and snapshot row. */
+static int emit_profile(emitter *e, char *err, size_t errlen)
+{
+	const char *kind = e->cur[OUT_KIND];
+	const char *old = e->cur[OUT_OLD];
+	int i, newid = strcmp(kind, "newid") == 0;
+
+	e->nsent = 0;
+	if (strcmp(kind, "exit") == 0)
+		return send_exit(e, err, errlen);
+	if (e->nids == 0)
+		e->skipped++; /* a member with no identifier at all */
+	choose_targets(e);
+	buf_reset(&e->targets);
+	for (i = 0; i < e->nids; i++) {
+		ident *id = &e->ids[i];
+
+		if (!id->chosen)
+			continue;
+		put_target(&e->targets, id->type, id->value, id->did);
+		if (newid && old_has(old, id->type, id->value, id->did, NULL))
+			continue;
+		if (send_target(e, id->type, id->value, id->did, err,
+				errlen) != 0)
+			return -1;
+	}
+	remember(e);
+	return 0;
+}
+
+/* Sends the snapshot rows gathered so far (between two FETCHes). */
+static int flush_copy(emitter *e, char *err, size_t errlen)
+{
+	PGresult *res;
+	int rc = -1;
+
+	if (e->copy.len == 0)
+		return 0;
+	res = PQexec(e->conn, copy_sql);
+	if (PQresultStatus(res) != PGRES_COPY_IN) {
+		db_error(err, errlen, e->conn, res, "snapshot: copy");
+		PQclear(res);
+		return -1;
+	}
+	PQclear(res);
+	if (PQputCopyData(e->conn, e->copy.data, (int)e->copy.len) == 1 &&
+	    PQputCopyEnd(e->conn, NULL) == 1)
+		rc = 0;
+	res = PQgetResult(e->conn);
+	if (rc != 0 || PQresultStatus(res) != PGRES_COMMAND_OK) {
+		db_error(err, errlen, e->conn, res, "snapshot: copy");
+		rc = -1;
+	}
+	PQclear(res);
+	while ((res = PQgetResult(e->conn)) != NULL)
+		PQclear(res);
+	buf_reset(&e->copy);
 	return rc;
+}
+
+/* Forgets the profile just emitted. */
+static void clear_profile(emitter *e)
+{
+	int i;
+
+	for (i = 0; i < e->nids; i++) {
+		free(e->ids[i].type);
+		free(e->ids[i].value);
+	}
+	e->nids = 0;
+	for (i = 0; i < OUT_ID_TYPE; i++) {
+		free(e->cur[i]);
+		e->cur[i] = NULL;
+	}
+}
+
+static char *dup_col(const PGresult *r, int row, int col)
+{
+	char *s = strdup(PQgetisnull(r, row, col) ? ""
+						  : PQgetvalue(r, row, col));
+
+	if (!s)
+		abort();
+	return s;
+}
+
+/* Takes one row: a new profile's first row emits the previous one. The
+ * strings are copied, so a profile may span FETCH batches. */
+static int take_row(emitter *e, const PGresult *r, int row, char *err,
+		    size_t errlen)
+{
+	const char *profile = PQgetvalue(r, row, OUT_PROFILE);
+	int i;
+
+	if (e->cur[OUT_PROFILE] && strcmp(e->cur[OUT_PROFILE], profile)) {
+		if (emit_profile(e, err, errlen) != 0)
+			return -1;
+		clear_profile(e);
+	}
+	if (!e->cur[OUT_PROFILE])
+		for (i = 0; i < OUT_ID_TYPE; i++)
+			e->cur[i] = dup_col(r, row, i);
+	if (PQgetisnull(r, row, OUT_ID_TYPE))
+		return 0; /* the profile has no identifier of these types */
+	if (e->nids == e->capids) {
+		e->capids = e->capids ? e->capids * 2 : 16;
+		e->ids = realloc(e->ids, (size_t)e->capids * sizeof(ident));
+		e->sent = realloc(e->sent, (size_t)e->capids * sizeof(char *));
+		if (!e->ids || !e->sent)
+			abort();
+	}
+	e->ids[e->nids].type = dup_col(r, row, OUT_ID_TYPE);
+	e->ids[e->nids].value = dup_col(r, row, OUT_ID_VALUE);
+	e->nids++;
+	return 0;
 }
 
 static void emitter_free(emitter *e)
 {
-	int i;
-
-	for (i = 0; i < e->nsent; i++)
-		free(e->sent[i]);
+	clear_profile(e);
+	free(e->ids);
 	free(e->sent);
-	free(e->profile);
 	buf_free(&e->rec);
 	buf_free(&e->val);
+	buf_free(&e->targets);
+	buf_free(&e->copy);
 	outbox_writer_close(e->w);
 }
 
-/* Reads the calls through the cursor and queues them. */
+/* Reads the cursor to its end, queueing calls and snapshot rows. */
+static int fetch_loop(emitter *e, char *err, size_t errlen)
+{
+	PGresult *r;
+	int i, n;
+
+	do {
+		r = db_query(e->conn, "diff: read calls",
+			     "FETCH " FETCH_ROWS " FROM audsync_out", 0, NULL,
+			     err, errlen);
+		if (!r)
+			return -1;
+		n = PQntuples(r);
+		for (i = 0; i < n; i++) {
+			if (take_row(e, r, i, err, errlen) != 0) {
+				PQclear(r);
+				return -1;
+			}
+		}
+		PQclear(r);
+		if (n == 0 && e->cur[OUT_PROFILE] &&
+		    emit_profile(e, err, errlen) != 0)
+			return -1;
+		if (flush_copy(e, err, errlen) != 0)
+			return -1;
+	} while (n > 0);
+	return 0;
+}
+
+/* Streams the calls and the new snapshot rows of every changed profile. */
 static int stream_calls(diff_counts *out, PGconn *conn, const sync_def *s,
 			long long run_id, FILE *dry_run, char *err,
 			size_t errlen)
 {
-	const char *p[3] = { s->as_of, s->key, s->is_trait ? "t" : "f" };
+	const char *p[4] = { s->as_of, s->key, s->is_trait ? "t" : "f",
+			     id_types(s) };
 	emitter e;
-	PGresult *r = NULL;
-	int i, n, rc = -1;
+	int rc = -1;
 
 	memset(&e, 0, sizeof(e));
 	e.s = s;
+	e.conn = conn;
 	snprintf(e.sync_id, sizeof(e.sync_id), "%d", s->id);
 	e.w = outbox_writer_open(conn, s->dest->id, s->dest->name, s->id,
 				 run_id,
 				 s->mode == SYNC_MODE_TRACK ? MP_EP_IMPORT
 							    : MP_EP_ENGAGE,
 				 dry_run);
-	if (db_exec(conn, "diff: calls", out_sql, 3, p, err, errlen) != 0)
-		goto out;
-	do {
-		PQclear(r);
-		r = db_query(conn, "diff: read calls",
-			     "FETCH " FETCH_ROWS " FROM audsync_out", 0, NULL,
-			     err, errlen);
-		if (!r)
-			goto out;
-		n = PQntuples(r);
-		for (i = 0; i < n; i++)
-			if (emit_row(&e, r, i, err, errlen) != 0)
-				goto out;
-	} while (n > 0);
-	if (db_exec(conn, "diff: calls", "CLOSE audsync_out", 0, NULL, err,
+	if (db_exec(conn, "diff: calls", out_sql, 4, p, err, errlen) != 0 ||
+	    fetch_loop(&e, err, errlen) != 0 ||
+	    db_exec(conn, "diff: calls", "CLOSE audsync_out", 0, NULL, err,
 		    errlen) != 0 ||
 	    outbox_writer_finish(e.w, &out->calls, err, errlen) != 0)
 		goto out;
+	out->skipped = e.skipped;
 	rc = 0;
 out:
-	PQclear(r);
 	emitter_free(&e);
 	return rc;
 }
 
-/* Finds changed profiles and their targets into temporary tables. */
+/* Finds the profiles that changed or gained identifiers, and removes
+ * their snapshot rows (rewritten as the calls stream). */
 static int find_changes(PGconn *conn, const sync_def *s, diff_mode mode,
 			char *err, size_t errlen)
 {
-	const char *types = s->include_anonymous
-				    ? "{user_id,email,anonymous_id}"
-				    : "{user_id,email}";
 	char sync_id[16];
 	const char *p[2] = { sync_id, mode == DIFF_FULL ? "t" : "f" };
-	char sql[sizeof(tgt_sql) + sizeof(rank_last)];
-	const char *pt[1] = { types };
 
 	snprintf(sync_id, sizeof(sync_id), "%d", s->id);
-	snprintf(sql, sizeof(sql), tgt_sql,
-		 s->id_sync == ID_SYNC_FIRST  ? rank_first
-		 : s->id_sync == ID_SYNC_LAST ? rank_last
-					      : "1");
 	if (db_exec(conn, "diff: settings", "SET LOCAL work_mem = '256MB'", 0,
 		    NULL, err, errlen) != 0 ||
 	    db_exec(conn, "diff: members", chg_sql, 2, p, err, errlen) != 0)
 		return -1;
-	p[1] = types;
+	p[1] = id_types(s);
 	if (mode == DIFF_CHANGES &&
 	    db_exec(conn, "diff: new identifiers", newid_sql, 2, p, err,
 		    errlen) != 0)
 		return -1;
 	if (db_exec(conn, "diff: analyze", "ANALYZE pg_temp.audsync_chg", 0,
 		    NULL, err, errlen) != 0 ||
-	    db_exec(conn, "diff: targets", sql, 1, pt, err, errlen) != 0 ||
-	    db_exec(conn, "diff: analyze", "ANALYZE pg_temp.audsync_tgt", 0,
-		    NULL, err, errlen) != 0)
+	    db_exec(conn, "snapshot: forget", forget_sql, 1, p, err,
+		    errlen) != 0)
 		return -1;
 	return 0;
 }
@@ -447,27 +655,19 @@ static int count_changes(diff_counts *out, PGconn *conn, char *err,
 	out->entered = atoll(PQgetvalue(r, 0, 0));
 	out->exited = atoll(PQgetvalue(r, 0, 1));
 	out->changed = atoll(PQgetvalue(r, 0, 2));
-	out->skipped = atoll(PQgetvalue(r, 0, 3));
 	PQclear(r);
 	return 0;
 }
 
-/* The snapshot becomes what this run told Mixpanel. */
-static int advance_snapshot(PGconn *conn, const sync_def *s,
-			    long long run_id, char *err, size_t errlen)
+static int save_state(PGconn *conn, const sync_def *s, long long run_id,
+		      char *err, size_t errlen)
 {
 	char sync_id[16], run[24];
 	const char *p[3] = { sync_id, s->as_of, run };
 
 	snprintf(sync_id, sizeof(sync_id), "%d", s->id);
 	snprintf(run, sizeof(run), "%lld", run_id);
-	if (db_exec(conn, "snapshot: exits", forget_sql, 1, p, err,
-		    errlen) != 0 ||
-	    db_exec(conn, "snapshot: members", remember_sql, 2, p, err,
-		    errlen) != 0 ||
-	    db_exec(conn, "sync state", state_sql, 3, p, err, errlen) != 0)
-		return -1;
-	return 0;
+	return db_exec(conn, "sync state", state_sql, 3, p, err, errlen);
 }
 
 int diff_apply(diff_counts *out, PGconn *conn, const sync_def *s,
@@ -477,7 +677,7 @@ int diff_apply(diff_counts *out, PGconn *conn, const sync_def *s,
 	if (find_changes(conn, s, mode, err, errlen) != 0 ||
 	    count_changes(out, conn, err, errlen) != 0 ||
 	    stream_calls(out, conn, s, run_id, dry_run, err, errlen) != 0 ||
-	    advance_snapshot(conn, s, run_id, err, errlen) != 0)
+	    save_state(conn, s, run_id, err, errlen) != 0)
 		return -1;
 	return 0;
 }

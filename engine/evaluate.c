@@ -17,7 +17,13 @@
 
 static const char stage_sql[] =
 	"CREATE TEMP TABLE IF NOT EXISTS audsync_stage ("
-	" profile_id text PRIMARY KEY, value jsonb NOT NULL)";
+	" profile_id text NOT NULL, value jsonb NOT NULL)";
+
+/* A trait has one row per profile; an index would cost more than this
+ * one pass over the stage. */
+static const char duplicate_sql[] =
+	"SELECT profile_id FROM pg_temp.audsync_stage"
+	" GROUP BY profile_id HAVING count(*) > 1 LIMIT 1";
 
 /* The value columns of a trait definition and their keys. */
 typedef struct trait_cols {
@@ -125,10 +131,10 @@ static int build_insert(buf *b, const char **params, int *nparams,
 	if (!s->is_trait) {
 		/* $3 is {key: true}: one member per profile, however many
 		 * rows name it. */
-		buf_puts(b, "SELECT d.profile_id::text, $3::jsonb FROM ");
+		buf_puts(b, "SELECT DISTINCT d.profile_id::text, $3::jsonb"
+			    " FROM ");
 		put_definition(b, s->definition_sql);
-		buf_puts(b, " WHERE d.profile_id IS NOT NULL"
-			    " ON CONFLICT (profile_id) DO NOTHING");
+		buf_puts(b, " WHERE d.profile_id IS NOT NULL");
 		*nparams = 3;
 		return 0;
 	}
@@ -156,16 +162,9 @@ static void definition_error(char *err, size_t errlen, PGconn *conn,
 			     const char *timeout)
 {
 	const char *state = db_sqlstate(res);
-	const char *detail = res ? PQresultErrorField(res,
-						      PG_DIAG_MESSAGE_DETAIL)
-				 : NULL;
 	char what[200];
 
-	if (strcmp(state, "23505") == 0) {
-		snprintf(err, errlen, "computation %s: the definition returned "
-			 "two rows for one profile (%s): a trait needs one row "
-			 "per profile_id", s->key, detail ? detail : "");
-	} else if (strcmp(state, "57014") == 0) {
+	if (strcmp(state, "57014") == 0) {
 		snprintf(err, errlen, "computation %s: the definition ran past "
 			 "its statement timeout (%s) and was cancelled",
 			 s->key, timeout);
@@ -208,6 +207,27 @@ static PGresult *describe(PGconn *conn, const sync_def *s, char *err,
 	return res;
 }
 
+/* Fails when the trait has two rows for one profile: which value would
+ * Mixpanel get? */
+static int check_duplicates(PGconn *conn, const sync_def *s, char *err,
+			    size_t errlen)
+{
+	PGresult *r = db_query(conn, "trait rows", duplicate_sql, 0, NULL,
+			       err, errlen);
+	int rc = 0;
+
+	if (!r)
+		return -1;
+	if (PQntuples(r) > 0) {
+		snprintf(err, errlen, "computation %s: the definition returned "
+			 "two rows for profile_id %s: a trait needs one row "
+			 "per profile", s->key, PQgetvalue(r, 0, 0));
+		rc = -1;
+	}
+	PQclear(r);
+	return rc;
+}
+
 static const char *statement_timeout(void)
 {
 	const char *t = getenv("AUDSYNC_STATEMENT_TIMEOUT");
@@ -241,6 +261,8 @@ static int run_insert(long long *out, PGconn *conn, const sync_def *s,
 		goto out;
 	}
 	*out = atoll(PQcmdTuples(res));
+	if (s->is_trait && check_duplicates(conn, s, err, errlen) != 0)
+		goto out;
 	rc = db_exec(conn, "evaluate", "COMMIT", 0, NULL, err, errlen);
 out:
 	PQclear(res);

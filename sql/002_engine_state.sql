@@ -4,18 +4,29 @@
 -- What Mixpanel was last told, per sync and member profile: the value (an
 -- object {key: value}; an audience is {key: true}), the as-of time of the
 -- transition that set it (the time of its track events, so a re-send is a
--- duplicate Mixpanel drops), and the identifiers it was sent to, as
--- [{"t": id_type, "v": id_value, "d": distinct_id}, ...]. One narrow row
--- per member keeps the per-profile diff a single hash join.
+-- duplicate Mixpanel drops), and the identifiers it was sent to, one per
+-- line as "id_type<TAB>id_value<TAB>distinct_id". One narrow row per member
+-- keeps the per-profile diff a single hash join. No foreign key: a million
+-- rows are written per first sync, and per-row key checks would double
+-- that; the syncs trigger below removes a deleted sync's rows instead.
 CREATE TABLE audsync.snapshot_members (
-    sync_id    integer NOT NULL
-        REFERENCES audsync.syncs (id) ON DELETE CASCADE,
+    sync_id    integer NOT NULL,
     profile_id text NOT NULL,
     value      jsonb NOT NULL,
     since      timestamptz NOT NULL,
-    targets    jsonb NOT NULL DEFAULT '[]',
+    targets    text NOT NULL DEFAULT '',
     PRIMARY KEY (sync_id, profile_id)
 );
+
+CREATE FUNCTION audsync.forget_sync() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM audsync.snapshot_members WHERE sync_id = OLD.id;
+    RETURN OLD;
+END
+$$;
+CREATE TRIGGER syncs_forget AFTER DELETE ON audsync.syncs
+    FOR EACH ROW EXECUTE FUNCTION audsync.forget_sync();
 
 -- The values Mixpanel refuses as a distinct_id (research/mixpanel-api.md
 -- section 3), also in engine/mp_payload.c; a test keeps the two equal.

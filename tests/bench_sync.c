@@ -1,0 +1,175 @@
+/* bench_sync.c - the sync engine at scale: 1 000 000 profiles, about
+ * 2.5 identifiers each, 5 000 000 events, an audience of 500 000 members
+ * in identify mode to the fake Mixpanel. Prints figures; judges nothing.
+ *
+ * BENCH_PROFILES scales the data (default 1000000). */
+#include "mixpanel_ctl.h"
+#include "testlib.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The audience: a purchase in the last 30 days. */
+static const char definition[] =
+	"SELECT profile_id FROM audsync.events"
+	" WHERE event = 'Purchase' AND ts >= $2 AND ts < $1";
+
+static void load(const char *db, long n)
+{
+	char sql[4096];
+
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO audsync.external_ids"
+		 " SELECT 'p' || g, 'user_id', 'u' || g,"
+		 "  now() - interval '100 days' FROM generate_series(1, %ld) g;"
+		 "INSERT INTO audsync.external_ids"
+		 " SELECT 'p' || g, 'email', 'e' || g || '@example.com',"
+		 "  now() - interval '99 days' FROM generate_series(1, %ld) g;"
+		 "INSERT INTO audsync.external_ids"
+		 " SELECT 'p' || g, 'anonymous_id', 'a-' || md5(g::text),"
+		 "  now() - interval '98 days'"
+		 " FROM generate_series(2, %ld, 2) g;"
+		 /* One purchase per profile, half of them in the window. */
+		 "INSERT INTO audsync.events"
+		 " SELECT 'p' || g, 'Purchase', '{}', now() - make_interval("
+		 "  days => g %% 60, hours => 1)"
+		 " FROM generate_series(1, %ld) g;"
+		 "INSERT INTO audsync.events"
+		 " SELECT 'p' || (1 + g %% %ld), 'Product Viewed', '{}',"
+		 "  now() - make_interval(days => g %% 90, hours => 2)"
+		 " FROM generate_series(1, %ld) g;"
+		 "ANALYZE;",
+		 n, n, n, n, n, 4 * n);
+	tl_sql(db, sql);
+}
+
+static void define(const char *db, const char *base_url)
+{
+	char sql[1024];
+
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO audsync.destinations (name, api_base,"
+		 " project_token, use_people) VALUES ('bench', '%s',"
+		 " 'test-token', true);"
+		 "INSERT INTO audsync.computations (name, kind, definition_sql,"
+		 " lookback) VALUES ('Recent Purchasers', 'audience', $q$%s$q$,"
+		 " '30 days');"
+		 "INSERT INTO audsync.syncs (computation_id, destination_id, mode)"
+		 " SELECT c.id, d.id, 'identify' FROM audsync.computations c,"
+		 " audsync.destinations d",
+		 base_url, definition);
+	tl_sql(db, sql);
+}
+
+/* Times the definition alone, as PostgreSQL runs it inside the stage. */
+static double definition_seconds(const char *db)
+{
+	char sql[1024];
+	double t0 = now_s();
+
+	snprintf(sql, sizeof(sql),
+		 "CREATE TEMP TABLE x (profile_id text PRIMARY KEY);"
+		 "PREPARE d(timestamptz, timestamptz) AS INSERT INTO x"
+		 " SELECT profile_id FROM (%s) q ON CONFLICT DO NOTHING;"
+		 "EXECUTE d(now(), now() - interval '30 days');",
+		 definition);
+	tl_sql(db, sql);
+	return now_s() - t0;
+}
+
+/* Runs audsync run --all; prints wall time and the child's peak RSS. */
+static double run_once(const char *db, const char *label, double def_s,
+		       long long calls_before, mpctl *fake)
+{
+	const char *args[] = { "--log-level", "warn", "run", "--all", NULL };
+	struct rusage ru;
+	double t0 = now_s(), wall;
+	long long calls;
+	int st;
+	pid_t pid = tl_audsync_spawn(db, NULL, args);
+
+	wait4(pid, &st, 0, &ru);
+	wall = now_s() - t0;
+	calls = mpctl_counter(fake, "records_received") - calls_before;
+	printf("bench_sync: %-18s %6.2f s (definition %.2f s, beyond it "
+	       "%.2f s), %lld calls delivered (%.0f/s), peak rss %.1f MiB, "
+	       "exit %d\n",
+	       label, wall, def_s, wall - def_s, calls,
+	       wall > 0 ? (double)calls / wall : 0.0,
+	       (double)ru.ru_maxrss / 1024.0,
+	       WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+	fflush(stdout);
+	return wall;
+}
+
+/* 1 % of members change: half of them leave, as many others enter. */
+static void churn(const char *db, long n)
+{
+	char sql[1024];
+	long k = n / 200;
+
+	snprintf(sql, sizeof(sql),
+		 "UPDATE audsync.events SET ts = now() - interval '45 days'"
+		 " WHERE event = 'Purchase' AND profile_id IN (SELECT 'p' || g"
+		 " FROM generate_series(60, %ld, 60) g);"
+		 "UPDATE audsync.events SET ts = now() - interval '1 day'"
+		 " WHERE event = 'Purchase' AND profile_id IN (SELECT 'p' || g"
+		 " FROM generate_series(30, %ld, 60) g)",
+		 k * 60, k * 60);
+	tl_sql(db, sql);
+}
+
+int main(void)
+{
+	const char *env = getenv("BENCH_PROFILES");
+	long n = env ? atol(env) : 1000000;
+	const char *db;
+	mpctl *fake;
+	double t0, def_s;
+	long long seen;
+
+	if (mpctl_start(&fake, "--threads 2") != 0)
+		return 1;
+	db = tl_new_db();
+	t0 = now_s();
+	load(db, n);
+	printf("bench_sync: loaded %ld profiles, %lld identifiers, %lld "
+	       "events in %.1f s\n", n,
+	       tl_sql_int(db, "SELECT count(*) FROM audsync.external_ids"),
+	       tl_sql_int(db, "SELECT count(*) FROM audsync.events"),
+	       now_s() - t0);
+	define(db, mpctl_base_url(fake));
+	def_s = definition_seconds(db);
+	printf("bench_sync: audience of %lld members; its definition alone "
+	       "takes %.2f s\n",
+	       tl_sql_int(db, "SELECT count(DISTINCT profile_id) FROM "
+			      "audsync.events WHERE event = 'Purchase' AND "
+			      "ts >= now() - interval '30 days'"),
+	       def_s);
+	seen = mpctl_counter(fake, "records_received");
+	run_once(db, "first sync", def_s, seen, fake);
+	seen = mpctl_counter(fake, "records_received");
+	run_once(db, "unchanged run", def_s, seen, fake);
+	churn(db, n);
+	seen = mpctl_counter(fake, "records_received");
+	run_once(db, "1% churn run", def_s, seen, fake);
+	printf("bench_sync: fake Mixpanel holds %lld profiles\n",
+	       (long long)mpctl_counter(fake, "profiles"));
+	mpctl_stop(fake);
+	return 0;
+}
