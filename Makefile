@@ -80,6 +80,7 @@ $(BUILD)/tests/%: tests/%.c $(TEST_SUPPORT) $(wildcard tests/*.h) $(LIB)
 
 # The fake Mixpanel server has its own fragment (libmicrohttpd).
 -include tests/fake_mixpanel.mk
+FAKE_MIXPANEL := $(FAKE_MP_BIN)
 
 deps:
 	@sh scripts/deps.sh

@@ -31,14 +31,18 @@ static const char chg_sql[] =
 	"  ON m.profile_id = s.profile_id"
 	" WHERE $2::boolean OR m.value IS DISTINCT FROM s.value";
 
-/* Unchanged members with identifiers added since the last run. */
+/* Unchanged members with identifiers added since the last run: by
+ * created_at, or by load time for rows backfilled with older dates. */
 static const char newid_sql[] =
 	"INSERT INTO audsync_chg"
 	" SELECT m.profile_id, m.value, m.value, m.since, m.targets, 'newid'"
-	" FROM (SELECT DISTINCT profile_id FROM audsync.external_ids"
+	" FROM (SELECT profile_id FROM audsync.external_ids"
 	"  WHERE id_type = ANY ($2::text[]) AND created_at > (SELECT"
 	"  ids_seen_upto - interval '" DIFF_IDS_MARGIN "'"
-	"  FROM audsync.sync_state WHERE sync_id = $1)) e"
+	"  FROM audsync.sync_state WHERE sync_id = $1)"
+	"  UNION SELECT profile_id FROM audsync.identifier_log"
+	"  WHERE logged_at > (SELECT ids_seen_upto - interval '"
+	DIFF_IDS_MARGIN "' FROM audsync.sync_state WHERE sync_id = $1)) e"
 	" JOIN audsync.snapshot_members m ON m.sync_id = $1"
 	"  AND m.profile_id = e.profile_id"
 	" WHERE NOT EXISTS (SELECT 1 FROM audsync_chg c"
@@ -667,7 +671,13 @@ static int save_state(PGconn *conn, const sync_def *s, long long run_id,
 
 	snprintf(sync_id, sizeof(sync_id), "%d", s->id);
 	snprintf(run, sizeof(run), "%lld", run_id);
-	return db_exec(conn, "sync state", state_sql, 3, p, err, errlen);
+	if (db_exec(conn, "sync state", state_sql, 3, p, err, errlen) != 0)
+		return -1;
+	/* The log is needed back to the sync that looked longest ago. */
+	return db_exec(conn, "identifier log",
+		       "DELETE FROM audsync.identifier_log WHERE logged_at <"
+		       " (SELECT min(ids_seen_upto) FROM audsync.sync_state)"
+		       " - interval '1 day'", 0, NULL, err, errlen);
 }
 
 int diff_apply(diff_counts *out, PGconn *conn, const sync_def *s,

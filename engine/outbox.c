@@ -93,7 +93,7 @@ static int ensure_lanes(outbox_writer *w, char *err, size_t errlen)
 
 static int write_page(outbox_writer *w, int lane, char *err, size_t errlen)
 {
-	char lane_s[8], n_s[16];
+	char lane_s[16], n_s[16];
 	const char *p[7];
 	int rc;
 
@@ -404,6 +404,24 @@ fail:
 	return -1;
 }
 
+/* A record may fail in one round and go in the next: what is not
+ * delivered is what the outbox still holds at the end. */
+static int count_queued(outbox_stats *out, PGconn *conn, const char *dest_id,
+			char *err, size_t errlen)
+{
+	const char *p[1] = { dest_id };
+	PGresult *r;
+
+	r = db_query(conn, "outbox size",
+		     "SELECT coalesce(sum(n), 0) FROM audsync.outbox"
+		     " WHERE destination_id = $1", 1, p, err, errlen);
+	if (!r)
+		return -1;
+	out->not_delivered += atoll(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return 0;
+}
+
 int outbox_deliver(outbox_stats *out, PGconn *conn, mp_client *c,
 		   int mp_dest, int dest_id, volatile int *stop, char *err,
 		   size_t errlen)
@@ -419,7 +437,6 @@ int outbox_deliver(outbox_stats *out, PGconn *conn, mp_client *c,
 		rc = deliver_round(&r, conn, c, mp_dest, dest_s, err, errlen);
 		out->delivered += r.st.delivered;
 		out->rejected += r.st.rejected;
-		out->not_delivered += r.st.not_delivered;
 		pages = r.n;
 		progress = r.st.delivered + r.st.rejected > 0;
 		round_free(&r);
@@ -427,5 +444,5 @@ int outbox_deliver(outbox_stats *out, PGconn *conn, mp_client *c,
 		if (rc != 0 || pages == 0 || !progress)
 			break;
 	}
-	return rc;
+	return rc == 0 ? count_queued(out, conn, dest_s, err, errlen) : rc;
 }

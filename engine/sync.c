@@ -34,6 +34,8 @@ int sync_mark_interrupted(PGconn *conn, char *err, size_t errlen)
 		     " FROM pg_locks l WHERE l.locktype = 'advisory'"
 		     " AND l.classid = " SYNC_LOCK_CLASS "::oid"
 		     " AND l.objid = r.sync_id::oid AND l.objsubid = 2"
+		     " AND l.database = (SELECT oid FROM pg_database"
+		     " WHERE datname = current_database())"
 		     " AND l.granted)", 0, NULL, err, errlen);
 	if (!r)
 		return -1;
@@ -365,10 +367,11 @@ int sync_deliver(run_totals *out, PGconn *conn, const char *destination,
 /* $unset of the keys a sync set, to every distinct_id it set them on. */
 static const char unset_sql[] =
 	"DECLARE audsync_unset NO SCROLL CURSOR FOR"
-	" SELECT DISTINCT t ->> 'd', (SELECT jsonb_agg(k ORDER BY k)"
-	"  FROM jsonb_object_keys(m.value) k)::text"
+	" SELECT DISTINCT split_part(t, E'\\t', 3), (SELECT"
+	"  jsonb_agg(k ORDER BY k) FROM jsonb_object_keys(m.value) k)::text"
 	" FROM audsync.snapshot_members m,"
-	"  jsonb_array_elements(m.targets) t WHERE m.sync_id = $1";
+	"  unnest(string_to_array(m.targets, E'\\n')) t"
+	" WHERE m.sync_id = $1 AND m.targets <> ''";
 
 static int queue_unsets(long long *calls, PGconn *conn, const sync_def *s,
 			char *err, size_t errlen)

@@ -32,10 +32,13 @@ CREATE TABLE audsync.profile_traits (
     updated_at timestamptz NOT NULL DEFAULT now()
 );
 
--- The key rule of DESIGN.md section 6, also in engine/naming.c.
+-- The key rule of DESIGN.md section 6, also in engine/naming.c. Non-ASCII
+-- characters become '_' before lower-casing, so the database's locale
+-- (which may lower-case some of them to ASCII) never changes a key.
 CREATE FUNCTION audsync.snake_key(name text) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
-    SELECT trim(both '_' from regexp_replace(lower(name), '[^a-z0-9]+', '_', 'g'))
+    SELECT trim(both '_' from lower(
+        regexp_replace(name, '[^A-Za-z0-9]+', '_', 'g')))
 $$;
 
 -- Definitions, written by users with plain SQL.

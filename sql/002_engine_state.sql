@@ -29,10 +29,13 @@ CREATE TRIGGER syncs_forget AFTER DELETE ON audsync.syncs
     FOR EACH ROW EXECUTE FUNCTION audsync.forget_sync();
 
 -- The values Mixpanel refuses as a distinct_id (research/mixpanel-api.md
--- section 3), also in engine/mp_payload.c; a test keeps the two equal.
+-- section 3), also in engine/mp_payload.c; a test keeps the two equal:
+-- compared ASCII-case-insensitively after trimming ASCII white space,
+-- whatever the database's locale.
 CREATE FUNCTION audsync.invalid_distinct_id(v text) RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT v IS NULL OR lower(btrim(v)) = ANY (ARRAY[
+    SELECT v IS NULL OR translate(btrim(v, E' \t\n\r\f' || chr(11)),
+        'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz') = ANY (ARRAY[
         '', '00000000-0000-0000-0000-000000000000', 'anon', 'anonymous',
         'nil', 'none', 'null', 'n/a', 'na', 'undefined', 'unknown', '<nil>',
         '0', '-1', 'true', 'false', '[]', '{}'])

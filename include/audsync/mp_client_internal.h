@@ -45,6 +45,23 @@ int mp_gzip_init(z_stream *z) __attribute__((warn_unused_result));
 long mp_backoff_ms(const mp_options *o, int attempt, long retry_after_ms,
 		   uint64_t *rng);
 
+/*
+ * The per-destination rate limit: a token bucket of records per second
+ * holding at most burst (at least one second's worth). A request may
+ * overdraw it; the next waits until the debt is paid.
+ */
+typedef struct mp_bucket {
+	double rate;    /* <= 0: no limit */
+	double burst;
+	double tokens;
+	int64_t at;     /* ms of the last refill */
+} mp_bucket;
+
+void mp_bucket_init(mp_bucket *b, double rate, double burst, int64_t now);
+/* Takes n records at time now (ms): 0 when they may go, else the time
+ * (ms) to ask again; nothing is taken then. */
+int64_t mp_bucket_take(mp_bucket *b, size_t n, int64_t now);
+
 /* The wait a Retry-After value asks for in ms: delta-seconds, or an HTTP
  * date relative to now. -1 when the value is neither. */
 long mp_parse_retry_after(const char *value, time_t now);

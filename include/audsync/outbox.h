@@ -48,7 +48,7 @@ void outbox_writer_close(outbox_writer *w); /* accepts NULL */
 typedef struct outbox_stats {
 	long long delivered;
 	long long rejected;
-	long long not_delivered;
+	long long not_delivered; /* still queued when delivery ended */
 } outbox_stats;
 
 /*

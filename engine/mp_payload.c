@@ -1,0 +1,300 @@
+/* mp_payload.c - Mixpanel record shapes: identify mapping, $insert_id */
+#include "audsync/mp_payload.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/*
+ * $insert_id: MurmurHash3_x64_128 (Austin Appleby, public domain) over the
+ * parts, each preceded by its length as 8 little-endian bytes so that part
+ * boundaries matter. Blocks are read little-endian explicitly: every host
+ * that re-sends an event must derive the same id.
+ */
+
+static uint64_t rotl64(uint64_t x, int r)
+{
+	return (x << r) | (x >> (64 - r));
+}
+
+static uint64_t fmix64(uint64_t k)
+{
+	k ^= k >> 33;
+	k *= 0xff51afd7ed558ccdULL;
+	k ^= k >> 33;
+	k *= 0xc4ceb9fe1a85ec53ULL;
+	k ^= k >> 33;
+	return k;
+}
+
+static uint64_t load_le64(const unsigned char *p)
+{
+	uint64_t v = 0;
+	int i;
+
+	for (i = 7; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static void murmur3_128(const unsigned char *data, size_t len,
+			uint64_t out[2])
+{
+	const uint64_t c1 = 0x87c37b91114253d5ULL;
+	const uint64_t c2 = 0x4cf5ad432745937fULL;
+	uint64_t h1 = 0x9e3779b97f4a7c15ULL, h2 = 0x9e3779b97f4a7c15ULL;
+	uint64_t k1, k2;
+	size_t i, nblocks = len / 16;
+	const unsigned char *tail = data + nblocks * 16;
+	unsigned char pad[16] = { 0 };
+
+	for (i = 0; i < nblocks; i++) {
+		k1 = load_le64(data + i * 16) * c1;
+		k2 = load_le64(data + i * 16 + 8) * c2;
+		h1 ^= rotl64(k1, 31) * c2;
+		h1 = (rotl64(h1, 27) + h2) * 5 + 0x52dce729;
+		h2 ^= rotl64(k2, 33) * c1;
+		h2 = (rotl64(h2, 31) + h1) * 5 + 0x38495ab5;
+	}
+	/* The tail, zero-padded, mixes in as the reference does. */
+	if (len & 15)
+		memcpy(pad, tail, len & 15);
+	k1 = load_le64(pad);
+	k2 = load_le64(pad + 8);
+	if ((len & 15) > 8)
+		h2 ^= rotl64(k2 * c2, 33) * c1;
+	if ((len & 15) > 0)
+		h1 ^= rotl64(k1 * c1, 31) * c2;
+	h1 ^= (uint64_t)len;
+	h2 ^= (uint64_t)len;
+	h1 += h2;
+	h2 += h1;
+	h1 = fmix64(h1);
+	h2 = fmix64(h2);
+	h1 += h2;
+	h2 += h1;
+	out[0] = h1;
+	out[1] = h2;
+}
+
+static void put_le64(buf *b, uint64_t v)
+{
+	char le[8];
+	int i;
+
+	for (i = 0; i < 8; i++)
+		le[i] = (char)(v >> (8 * i));
+	buf_append(b, le, sizeof(le));
+}
+
+static void format_uuid(char out[MP_INSERT_ID_LEN + 1], const uint64_t h[2])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char bytes[16];
+	size_t i, o = 0;
+
+	for (i = 0; i < 8; i++) {
+		bytes[i] = (unsigned char)(h[0] >> (56 - 8 * i));
+		bytes[8 + i] = (unsigned char)(h[1] >> (56 - 8 * i));
+	}
+	for (i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			out[o++] = '-';
+		out[o++] = hex[bytes[i] >> 4];
+		out[o++] = hex[bytes[i] & 15];
+	}
+	out[o] = '\0';
+}
+
+void mp_insert_id(char out[MP_INSERT_ID_LEN + 1], const char *const *parts,
+		  size_t n)
+{
+	buf in;
+	uint64_t h[2];
+	size_t i;
+
+	buf_init(&in);
+	for (i = 0; i < n; i++) {
+		/* NULL is a part of its own, distinct from "". */
+		if (!parts[i]) {
+			put_le64(&in, UINT64_MAX);
+			continue;
+		}
+		put_le64(&in, (uint64_t)strlen(parts[i]));
+		buf_puts(&in, parts[i]);
+	}
+	murmur3_128((const unsigned char *)(in.data ? in.data : ""), in.len,
+		    h);
+	buf_free(&in);
+	/* The all-zero UUID is a value Mixpanel refuses; never emit it. */
+	if (h[0] == 0 && h[1] == 0)
+		h[1] = 1;
+	format_uuid(out, h);
+}
+
+/* research/mixpanel-api.md §3: values /import refuses as distinct_id. */
+static const char *const invalid_ids[] = {
+	"00000000-0000-0000-0000-000000000000", "anon", "anonymous", "nil",
+	"none", "null", "n/a", "na", "undefined", "unknown", "<nil>", "0",
+	"-1", "true", "false", "[]", "{}"
+};
+
+int mp_distinct_id_invalid(const char *s)
+{
+	size_t len, i;
+
+	if (!s)
+		return 1;
+	while (isspace((unsigned char)*s))
+		s++;
+	len = strlen(s);
+	while (len > 0 && isspace((unsigned char)s[len - 1]))
+		len--;
+	if (len == 0)
+		return 1;
+	for (i = 0; i < sizeof(invalid_ids) / sizeof(invalid_ids[0]); i++) {
+		if (strlen(invalid_ids[i]) == len &&
+		    strncasecmp(invalid_ids[i], s, len) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* The opening shared by every /engage update, up to the operation. */
+static void put_update_head(buf *out, const char *token,
+			    const char *distinct_id, int ignore_time)
+{
+	buf_puts(out, "{\"$token\":");
+	buf_json_str(out, token ? token : "");
+	buf_puts(out, ",\"$distinct_id\":");
+	buf_json_str(out, distinct_id ? distinct_id : "");
+	if (ignore_time)
+		buf_puts(out, ",\"$ignore_time\":true");
+}
+
+/* Segment's special traits and their Mixpanel reserved names. */
+static const char *reserved_trait(const char *key)
+{
+	static const char *const map[][2] = {
+		{ "created", "$created" },     { "email", "$email" },
+		{ "firstName", "$first_name" }, { "lastName", "$last_name" },
+		{ "name", "$name" },           { "username", "$username" },
+		{ "phone", "$phone" }
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+		if (strcmp(map[i][0], key) == 0)
+			return map[i][1];
+	}
+	return key;
+}
+
+static void put_member(buf *b, const char *key, json_object *val)
+{
+	const char *text = json_object_to_json_string_ext(
+		val, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+
+	if (b->len > 0)
+		buf_putc(b, ',');
+	buf_json_str(b, reserved_trait(key));
+	buf_putc(b, ':');
+	buf_puts(b, text);
+}
+
+static void put_update(buf *out, const char *token, const char *distinct_id,
+		       int ignore_time, const char *op, const buf *members)
+{
+	put_update_head(out, token, distinct_id, ignore_time);
+	buf_puts(out, ",\"");
+	buf_puts(out, op);
+	buf_puts(out, "\":{");
+	buf_append(out, members->data, members->len);
+	buf_puts(out, "}}\n");
+}
+
+int mp_payload_identify(buf *out, const char *token, const char *distinct_id,
+			json_object *traits, int ignore_time)
+{
+	buf set, uni;
+	int n = 0;
+
+	if (!json_object_is_type(traits, json_type_object))
+		return -1;
+	buf_init(&set);
+	buf_init(&uni);
+	json_object_object_foreach(traits, key, val) {
+		/* A non-empty list is merged; an empty one clears the trait. */
+		if (json_object_is_type(val, json_type_array) &&
+		    json_object_array_length(val) > 0)
+			put_member(&uni, key, val);
+		else
+			put_member(&set, key, val);
+	}
+	if (set.len > 0) {
+		put_update(out, token, distinct_id, ignore_time, "$set", &set);
+		n++;
+	}
+	if (uni.len > 0) {
+		put_update(out, token, distinct_id, ignore_time, "$union",
+			   &uni);
+		n++;
+	}
+	buf_free(&set);
+	buf_free(&uni);
+	return n;
+}
+
+void mp_payload_engage(buf *out, const char *token, const char *distinct_id,
+		       int ignore_time, const char *op, const char *value)
+{
+	put_update_head(out, token, distinct_id, ignore_time);
+	buf_putc(out, ',');
+	buf_json_str(out, op);
+	buf_putc(out, ':');
+	buf_puts(out, value);
+	buf_putc(out, '}');
+}
+
+/* Appends the members of object text obj ("{...}"), after a comma. */
+static void splice_members(buf *out, const char *obj)
+{
+	const char *p = obj, *end;
+
+	while (isspace((unsigned char)*p))
+		p++;
+	if (*p != '{')
+		return;
+	p++;
+	end = p + strlen(p);
+	while (end > p && isspace((unsigned char)end[-1]))
+		end--;
+	if (end > p && end[-1] == '}')
+		end--;
+	while (p < end && isspace((unsigned char)*p))
+		p++;
+	if (p == end)
+		return;
+	buf_putc(out, ',');
+	buf_append(out, p, (size_t)(end - p));
+}
+
+void mp_payload_event(buf *out, const char *event, const char *distinct_id,
+		      int64_t time_ms, const char *insert_id,
+		      const char *extra_props)
+{
+	buf_puts(out, "{\"event\":");
+	buf_json_str(out, event ? event : "");
+	buf_puts(out, ",\"properties\":{\"distinct_id\":");
+	buf_json_str(out, distinct_id ? distinct_id : "");
+	buf_puts(out, ",\"time\":");
+	buf_int(out, time_ms);
+	if (insert_id) {
+		buf_puts(out, ",\"$insert_id\":");
+		buf_json_str(out, insert_id);
+	}
+	if (extra_props)
+		splice_members(out, extra_props);
+	buf_puts(out, "}}");
+}
