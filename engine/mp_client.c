@@ -122,10 +122,9 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static char *xstrdup(const char *s)
+/* Allocation failures abort, as buf.h explains. */
+static void *must(void *p)
 {
-	char *p = strdup(s ? s : "");
-
 	if (!p) {
 		fputs("audsync: out of memory\n", stderr);
 		abort();
@@ -133,26 +132,14 @@ static char *xstrdup(const char *s)
 	return p;
 }
 
-static char *xstrndup(const char *s, size_t n)
+static char *xstrdup(const char *s)
 {
-	char *p = strndup(s, n);
-
-	if (!p) {
-		fputs("audsync: out of memory\n", stderr);
-		abort();
-	}
-	return p;
+	return must(strdup(s ? s : ""));
 }
 
 static void *xcalloc(size_t n, size_t size)
 {
-	void *p = calloc(n, size);
-
-	if (!p) {
-		fputs("audsync: out of memory\n", stderr);
-		abort();
-	}
-	return p;
+	return must(calloc(n, size));
 }
 
 /* ------------------------------------------------------------------ */
@@ -1356,8 +1343,8 @@ static int dest_auth(mp_client *c, dest *d, const mp_destination *in)
 			buf_free(&q);
 			return -1;
 		}
-		d->username = xstrndup(in->secret,
-				       (size_t)(colon - in->secret));
+		d->username = must(strndup(in->secret,
+					   (size_t)(colon - in->secret)));
 		d->password = xstrdup(colon + 1);
 		d->secret = xstrdup(colon + 1);
 		esc = curl_easy_escape(NULL, in->project_id, 0);
@@ -1530,11 +1517,7 @@ static void slot_reserve(slot *s, size_t len)
 
 	if (s->nrecs == s->caprecs) {
 		cap = s->caprecs ? s->caprecs * 2 : 256;
-		grown = realloc(s->recs, cap * sizeof(*grown));
-		if (!grown) {
-			fputs("audsync: out of memory\n", stderr);
-			abort();
-		}
+		grown = must(realloc(s->recs, cap * sizeof(*grown)));
 		s->recs = grown;
 		s->caprecs = cap;
 	}

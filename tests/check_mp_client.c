@@ -1,0 +1,827 @@
+/* check_mp_client.c - batching, gzip, backoff, answers, redaction */
+#include "audsync/mp_client.h"
+#include "audsync/mp_client_internal.h"
+
+#include <arpa/inet.h>
+#include <check.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <zlib.h>
+
+static mp_options fast_opts(void)
+{
+	mp_options o;
+
+	memset(&o, 0, sizeof(o));
+	o.backoff_base_ms = 20;
+	o.backoff_cap_ms = 200;
+	o.jitter_ms = 5;
+	o.max_attempts = 3;
+	o.timeout_ms = 2000;
+	return o;
+}
+
+/* ---- batch planner ------------------------------------------------ */
+
+static mp_rec *recs_of(size_t n, size_t len)
+{
+	mp_rec *r = calloc(n, sizeof(*r));
+	size_t i;
+
+	ck_assert_ptr_nonnull(r);
+	for (i = 0; i < n; i++) {
+		r[i].off = i * (len + 1);
+		r[i].len = len;
+		r[i].tag = i;
+	}
+	return r;
+}
+
+START_TEST(plan_record_cap)
+{
+	mp_rec *r = recs_of(5000, 10);
+
+	ck_assert_uint_eq(mp_batch_plan(r, 5000, MP_MAX_BATCH,
+					MP_DEFAULT_MAX_BYTES), 2000);
+	ck_assert_uint_eq(mp_batch_plan(r, 1500, MP_MAX_BATCH,
+					MP_DEFAULT_MAX_BYTES), 1500);
+	ck_assert_uint_eq(mp_batch_plan(r, 5000, 7, MP_DEFAULT_MAX_BYTES), 7);
+	ck_assert_uint_eq(mp_batch_plan(r, 1, MP_MAX_BATCH, 100), 1);
+	free(r);
+}
+END_TEST
+
+START_TEST(plan_byte_cap)
+{
+	mp_rec *r = recs_of(100, 100);
+
+	/* "[" + 9 records + 8 commas + "]" = 910 bytes */
+	ck_assert_uint_eq(mp_batch_plan(r, 100, 2000, 910), 9);
+	ck_assert_uint_eq(mp_batch_plan(r, 100, 2000, 909), 8);
+	ck_assert_uint_eq(mp_batch_plan(r, 100, 2000, 102), 1);
+	/* a 2 MiB cap with 1100-byte records: 1906 fit, not 2000 */
+	free(r);
+	r = recs_of(3000, 1100);
+	ck_assert_uint_eq(mp_batch_plan(r, 3000, 2000, MP_DEFAULT_MAX_BYTES),
+			  (MP_DEFAULT_MAX_BYTES - 1) / 1101);
+	free(r);
+}
+END_TEST
+
+/* ---- bodies ------------------------------------------------------- */
+
+static char *gunzip(const buf *in, size_t *outlen)
+{
+	z_stream z;
+	buf out;
+	int zr;
+
+	memset(&z, 0, sizeof(z));
+	ck_assert_int_eq(inflateInit2(&z, 15 + 16), Z_OK);
+	buf_init(&out);
+	buf_reserve(&out, in->len * 4 + 64);
+	z.next_in = (Bytef *)in->data;
+	z.avail_in = (uInt)in->len;
+	do {
+		buf_reserve(&out, 4096);
+		z.next_out = (Bytef *)out.data + out.len;
+		z.avail_out = (uInt)(out.cap - out.len - 1);
+		zr = inflate(&z, Z_NO_FLUSH);
+		out.len = (size_t)((char *)z.next_out - out.data);
+		ck_assert_msg(zr == Z_OK || zr == Z_STREAM_END, "inflate %d",
+			      zr);
+	} while (zr != Z_STREAM_END);
+	ck_assert_uint_eq(z.avail_in, 0);
+	inflateEnd(&z);
+	out.data[out.len] = '\0';
+	*outlen = out.len;
+	return buf_steal(&out);
+}
+
+START_TEST(body_plain_and_gzip)
+{
+	const char *recs = "{\"a\":1},{\"b\":\"x\"},{\"c\":[1,2]}";
+	buf plain, gz, big;
+	z_stream z;
+	char *round;
+	size_t n, i;
+
+	buf_init(&plain);
+	buf_init(&gz);
+	buf_init(&big);
+	ck_assert_int_eq(mp_body_build(&plain, recs, strlen(recs), NULL), 0);
+	ck_assert_str_eq(plain.data, "[{\"a\":1},{\"b\":\"x\"},{\"c\":[1,2]}]");
+	ck_assert_int_eq(mp_gzip_init(&z), 0);
+	ck_assert_int_eq(mp_body_build(&gz, recs, strlen(recs), &z), 0);
+	ck_assert_int_eq((unsigned char)gz.data[0], 0x1f);
+	ck_assert_int_eq((unsigned char)gz.data[1], 0x8b);
+	round = gunzip(&gz, &n);
+	ck_assert_str_eq(round, plain.data);
+	free(round);
+	/* a large body, and the stream reused after deflateReset */
+	for (i = 0; i < 20000; i++)
+		buf_printf(&big, "%s{\"event\":\"e\",\"properties\":"
+			   "{\"n\":%zu}}", i ? "," : "", i);
+	buf_reset(&gz);
+	ck_assert_int_eq(mp_body_build(&gz, big.data, big.len, &z), 0);
+	ck_assert_uint_lt(gz.len, big.len / 4);
+	round = gunzip(&gz, &n);
+	ck_assert_uint_eq(n, big.len + 2);
+	ck_assert_int_eq(round[0], '[');
+	ck_assert_int_eq(memcmp(round + 1, big.data, big.len), 0);
+	ck_assert_int_eq(round[n - 1], ']');
+	free(round);
+	deflateEnd(&z);
+	buf_free(&plain);
+	buf_free(&gz);
+	buf_free(&big);
+}
+END_TEST
+
+/* ---- backoff ------------------------------------------------------ */
+
+START_TEST(backoff_schedule)
+{
+	mp_options o;
+	uint64_t rng = 42;
+	long expect[] = { 2000, 4000, 8000, 16000, 32000, 60000, 60000 };
+	long w, lo = 1 << 30, hi = 0;
+	int i;
+
+	memset(&o, 0, sizeof(o));
+	o.backoff_base_ms = 2000;
+	o.backoff_cap_ms = 60000;
+	o.jitter_ms = 0;
+	for (i = 0; i < 7; i++)
+		ck_assert_int_eq(mp_backoff_ms(&o, i + 1, -1, &rng), expect[i]);
+	ck_assert_int_eq(mp_backoff_ms(&o, 200, -1, &rng), 60000);
+	/* Retry-After replaces the computed wait, capped */
+	ck_assert_int_eq(mp_backoff_ms(&o, 1, 5000, &rng), 5000);
+	ck_assert_int_eq(mp_backoff_ms(&o, 5, 0, &rng), 0);
+	ck_assert_int_eq(mp_backoff_ms(&o, 1, 120000, &rng), 60000);
+	/* jitter stays in [0, jitter_ms] and varies */
+	o.jitter_ms = 1000;
+	for (i = 0; i < 2000; i++) {
+		w = mp_backoff_ms(&o, 2, -1, &rng);
+		ck_assert_int_ge(w, 4000);
+		ck_assert_int_le(w, 5000);
+		lo = w < lo ? w : lo;
+		hi = w > hi ? w : hi;
+	}
+	ck_assert_int_lt(lo, 4100);
+	ck_assert_int_gt(hi, 4900);
+}
+END_TEST
+
+START_TEST(retry_after_parse)
+{
+	time_t now = 1700000000;
+	char date[64];
+	struct tm tm;
+	time_t later = now + 30;
+
+	ck_assert_int_eq(mp_parse_retry_after("5", now), 5000);
+	ck_assert_int_eq(mp_parse_retry_after(" 12 \r\n", now), 12000);
+	ck_assert_int_eq(mp_parse_retry_after("0", now), 0);
+	ck_assert_int_eq(mp_parse_retry_after("", now), -1);
+	ck_assert_int_eq(mp_parse_retry_after("soon", now), -1);
+	ck_assert_int_eq(mp_parse_retry_after("5s", now), -1);
+	gmtime_r(&later, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	ck_assert_int_eq(mp_parse_retry_after(date, now), 30000);
+	ck_assert_int_eq(mp_parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT",
+					      now), 0);
+}
+END_TEST
+
+/* ---- rate limit --------------------------------------------------- */
+
+START_TEST(bucket_rate)
+{
+	mp_bucket b;
+	int64_t t = 1000, sent = 0, next;
+
+	mp_bucket_init(&b, 0, 2000, t);
+	ck_assert_int_eq(mp_bucket_take(&b, 1000000, t), 0);
+	/* 1000 records/s, batches of 100: 10 s of sending takes ~10 s */
+	mp_bucket_init(&b, 1000, 100, t);
+	while (sent < 10000) {
+		next = mp_bucket_take(&b, 100, t);
+		if (next == 0) {
+			sent += 100;
+			continue;
+		}
+		ck_assert_int_gt(next, t);
+		t = next;
+	}
+	ck_assert_int_ge(t, 1000 + 8900);
+	ck_assert_int_le(t, 1000 + 9100);
+	/* a batch larger than a second's worth overdraws, then waits */
+	mp_bucket_init(&b, 10, 2000, 0);
+	ck_assert_int_eq(mp_bucket_take(&b, 2000, 0), 0);
+	next = mp_bucket_take(&b, 2000, 0);
+	ck_assert_int_ge(next, 199000);
+	ck_assert_int_le(next, 199002);
+	ck_assert_int_eq(mp_bucket_take(&b, 2000, next), 0);
+}
+END_TEST
+
+/* ---- answers ------------------------------------------------------ */
+
+static mp_action classify(mp_answer *a, mp_endpoint ep, long status,
+			  const char *body, size_t n)
+{
+	mp_answer_classify(a, ep, NULL, status, body, body ? strlen(body) : 0,
+			   n);
+	return a->action;
+}
+
+START_TEST(answer_import)
+{
+	mp_answer a;
+
+	ck_assert_int_eq(classify(&a, MP_EP_IMPORT, 200,
+				  "{\"code\":200,\"num_records_imported\":"
+				  "3,\"status\":\"OK\"}", 3),
+			 MP_ACT_DELIVERED);
+	mp_answer_free(&a);
+	ck_assert_int_eq(classify(&a, MP_EP_IMPORT, 400,
+				  "{\"code\":400,\"error\":\"some data points"
+				  " in the request failed validation\","
+				  "\"status\":\"Bad Request\"}", 3),
+			 MP_ACT_REJECTED);
+	ck_assert_ptr_nonnull(strstr(a.error, "HTTP 400"));
+	ck_assert_ptr_nonnull(strstr(a.error, "failed validation"));
+	mp_answer_free(&a);
+	ck_assert_int_eq(classify(&a, MP_EP_IMPORT, 400, "bad", 3),
+			 MP_ACT_REJECTED);
+	mp_answer_free(&a);
+}
+END_TEST
+
+START_TEST(answer_import_failed_records)
+{
+	/* the docs' "$insert_id" and the OpenAPI's "insert_id" */
+	const char *body =
+		"{\"code\":400,\"error\":\"some data points in the request "
+		"failed validation\",\"failed_records\":[{\"index\":0,"
+		"\"$insert_id\":\"aa\",\"field\":\"properties.time\","
+		"\"message\":\"must be specified as seconds since epoch\"},"
+		"{\"index\":2,\"insert_id\":\"cc\",\"field\":\"event\","
+		"\"message\":\"too long\"},{\"insert_id\":\"dd\","
+		"\"message\":\"no index\"}],\"num_records_imported\":1,"
+		"\"status\":\"Bad Request\"}";
+	mp_answer a;
+
+	ck_assert_int_eq(classify(&a, MP_EP_IMPORT, 400, body, 4),
+			 MP_ACT_PARTIAL);
+	ck_assert_uint_eq(a.nfailures, 3);
+	ck_assert_int_eq(a.failures[0].index, 0);
+	ck_assert_str_eq(a.failures[0].insert_id, "aa");
+	ck_assert_str_eq(a.failures[0].message, "properties.time: must be "
+			 "specified as seconds since epoch");
+	ck_assert_int_eq(a.failures[1].index, 2);
+	ck_assert_str_eq(a.failures[1].insert_id, "cc");
+	ck_assert_str_eq(a.failures[1].message, "event: too long");
+	ck_assert_int_eq(a.failures[2].index, -1);
+	ck_assert_str_eq(a.failures[2].insert_id, "dd");
+	ck_assert_str_eq(a.failures[2].message, "no index");
+	mp_answer_free(&a);
+}
+END_TEST
+
+START_TEST(answer_retry_split_stop)
+{
+	static const long retry[] = { 429, 500, 502, 503, 504, 408 };
+	mp_answer a;
+	size_t i;
+
+	for (i = 0; i < sizeof(retry) / sizeof(retry[0]); i++) {
+		ck_assert_int_eq(classify(&a, MP_EP_IMPORT, retry[i],
+					  "{\"error\":\"Project exceeded rate "
+					  "limits\"}", 10), MP_ACT_RETRY);
+		mp_answer_free(&a);
+		ck_assert_int_eq(classify(&a, MP_EP_ENGAGE, retry[i], NULL, 1),
+				 MP_ACT_RETRY);
+		mp_answer_free(&a);
+	}
+	mp_answer_classify(&a, MP_EP_IMPORT, "Operation timed out", 0, NULL,
+			   0, 5);
+	ck_assert_int_eq(a.action, MP_ACT_RETRY);
+	ck_assert_str_eq(a.error, "Operation timed out");
+	mp_answer_free(&a);
+	ck_assert_int_eq(classify(&a, MP_EP_IMPORT, 413,
+				  "{\"error\":\"request exceeds max limit of "
+				  "2097152 bytes\"}", 10), MP_ACT_SPLIT);
+	mp_answer_free(&a);
+	ck_assert_int_eq(classify(&a, MP_EP_IMPORT, 413, "", 1),
+			 MP_ACT_REJECTED);
+	mp_answer_free(&a);
+	ck_assert_int_eq(classify(&a, MP_EP_IMPORT, 401,
+				  "{\"error\":\"Invalid credentials\"}", 3),
+			 MP_ACT_STOP_DEST);
+	ck_assert_ptr_nonnull(strstr(a.error, "HTTP 401"));
+	mp_answer_free(&a);
+	ck_assert_int_eq(classify(&a, MP_EP_GROUPS, 403, "", 3),
+			 MP_ACT_STOP_DEST);
+	mp_answer_free(&a);
+	ck_assert_int_eq(classify(&a, MP_EP_IMPORT, 404, "Not Found", 3),
+			 MP_ACT_STOP_DEST);
+	mp_answer_free(&a);
+}
+END_TEST
+
+START_TEST(answer_engage)
+{
+	mp_answer a;
+
+	ck_assert_int_eq(classify(&a, MP_EP_ENGAGE, 200,
+				  "{\"status\":1,\"error\":null}", 5),
+			 MP_ACT_DELIVERED);
+	mp_answer_free(&a);
+	ck_assert_int_eq(classify(&a, MP_EP_ENGAGE, 200, "1\n", 5),
+			 MP_ACT_DELIVERED);
+	mp_answer_free(&a);
+	ck_assert_int_eq(classify(&a, MP_EP_ENGAGE, 200,
+				  "{\"status\":0,\"error\":\"bad $set\"}", 5),
+			 MP_ACT_SPLIT);
+	mp_answer_free(&a);
+	ck_assert_int_eq(classify(&a, MP_EP_GROUPS, 200,
+				  "{\"status\":0,\"error\":\"bad $set\"}", 1),
+			 MP_ACT_REJECTED);
+	ck_assert_ptr_nonnull(strstr(a.error, "bad $set"));
+	mp_answer_free(&a);
+	ck_assert_int_eq(classify(&a, MP_EP_ENGAGE, 400,
+				  "{\"status\":0,\"error\":\"x\"}", 2),
+			 MP_ACT_SPLIT);
+	mp_answer_free(&a);
+	ck_assert_int_eq(classify(&a, MP_EP_ENGAGE, 200, "0", 1),
+			 MP_ACT_REJECTED);
+	mp_answer_free(&a);
+	ck_assert_int_eq(classify(&a, MP_EP_ENGAGE, 200, "<html>", 1),
+			 MP_ACT_RETRY);
+	mp_answer_free(&a);
+}
+END_TEST
+
+/* ---- redaction ---------------------------------------------------- */
+
+START_TEST(redact_text)
+{
+	const char *hdr = "POST /import?strict=1 HTTP/1.1\r\n"
+			  "Host: api.mixpanel.com\r\n"
+			  "Authorization: Basic c2Vrcml0Og==\r\n"
+			  "Content-Type: application/json\r\n";
+	const char *text = "Server auth using Basic with user 'sekrit'\n";
+	buf b;
+
+	buf_init(&b);
+	mp_redact(&b, hdr, strlen(hdr), "sekrit");
+	ck_assert_ptr_null(strstr(b.data, "c2Vrcml0Og=="));
+	ck_assert_ptr_nonnull(strstr(b.data, "Authorization: [redacted]\r\n"));
+	ck_assert_ptr_nonnull(strstr(b.data, "Host: api.mixpanel.com\r\n"));
+	ck_assert_ptr_nonnull(strstr(b.data,
+				     "\r\nContent-Type: application/json"));
+	buf_reset(&b);
+	mp_redact(&b, text, strlen(text), "sekrit");
+	ck_assert_str_eq(b.data, "Server auth using Basic with user "
+			 "'[redacted]'\n");
+	buf_reset(&b);
+	mp_redact(&b, "abc", 3, NULL);
+	ck_assert_str_eq(b.data, "abc");
+	buf_free(&b);
+}
+END_TEST
+
+/* ---- the client against a file: sink ------------------------------ */
+
+typedef struct seen {
+	uint64_t tags[64];
+	mp_outcome outcomes[64];
+	char message[256];
+	size_t n;
+} seen;
+
+static void on_result(void *ud, uint64_t tag, mp_outcome o, const char *msg)
+{
+	seen *s = ud;
+
+	if (s->n < 64) {
+		s->tags[s->n] = tag;
+		s->outcomes[s->n] = o;
+	}
+	s->n++;
+	if (msg)
+		snprintf(s->message, sizeof(s->message), "%s", msg);
+}
+
+static char *tmp_path(const char *name)
+{
+	static char path[256];
+
+	snprintf(path, sizeof(path), "/tmp/check_mp_client.%d.%s",
+		 (int)getpid(), name);
+	unlink(path);
+	return path;
+}
+
+START_TEST(file_sink_batches)
+{
+	char err[256], base[300], line[4096];
+	mp_destination d;
+	mp_client *c = mp_client_open(NULL, err, sizeof(err));
+	const char *path = tmp_path("sink");
+	int dest, lines = 0, i;
+	size_t records = 0;
+	seen s;
+	FILE *f;
+
+	memset(&s, 0, sizeof(s));
+	ck_assert_ptr_nonnull(c);
+	snprintf(base, sizeof(base), "file:%s", path);
+	memset(&d, 0, sizeof(d));
+	d.name = "dest";
+	d.api_base = base;
+	d.project_token = "tok";
+	d.batch_size = 3;
+	d.concurrency = 2;
+	ck_assert_int_eq(mp_client_add_destination(c, &dest, &d), 0);
+	for (i = 0; i < 10; i++) {
+		char rec[64];
+		int n = snprintf(rec, sizeof(rec), "{\"$distinct_id\":\"u%d\"}",
+				 i);
+
+		ck_assert_int_eq(mp_client_submit(c, dest, MP_EP_ENGAGE, 0,
+						  rec, (size_t)n, (uint64_t)i),
+				 0);
+	}
+	ck_assert_int_eq(mp_client_submit(c, dest, MP_EP_IMPORT, 1,
+					  "{\"event\":\"e\"}", 13, 100), 0);
+	ck_assert_uint_eq(mp_client_queued(c), 11);
+	ck_assert_int_eq(mp_client_flush(c, on_result, &s), 0);
+	ck_assert_uint_eq(mp_client_queued(c), 0);
+	ck_assert_uint_eq(s.n, 11);
+	for (i = 0, lines = 0; i < 11; i++) {
+		ck_assert_int_eq(s.outcomes[i], MP_OUT_DELIVERED);
+		/* one lane of /engage: submission order */
+		if (s.tags[i] != 100)
+			ck_assert_uint_eq(s.tags[i], (uint64_t)lines++);
+	}
+	ck_assert_int_eq(lines, 10);
+	lines = 0;
+	f = fopen(path, "r");
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof(line), f)) {
+		json_object *o = json_tokener_parse(line), *body = NULL;
+		json_object *ep = NULL, *q = NULL;
+
+		ck_assert_ptr_nonnull(o);
+		ck_assert(json_object_object_get_ex(o, "body", &body));
+		ck_assert(json_object_object_get_ex(o, "endpoint", &ep));
+		ck_assert(json_object_object_get_ex(o, "query", &q));
+		ck_assert_uint_le(json_object_array_length(body), 3);
+		records += json_object_array_length(body);
+		if (strcmp(json_object_get_string(ep), "/engage") == 0)
+			ck_assert_str_eq(json_object_get_string(q),
+					 "verbose=1&ip=0");
+		else
+			ck_assert_str_eq(json_object_get_string(q),
+					 "strict=1");
+		json_object_put(o);
+		lines++;
+	}
+	fclose(f);
+	ck_assert_int_eq(lines, 5);
+	ck_assert_uint_eq(records, 11);
+	unlink(path);
+	mp_client_close(c);
+}
+END_TEST
+
+START_TEST(destination_errors)
+{
+	char err[256];
+	mp_client *c = mp_client_open(NULL, err, sizeof(err));
+	mp_destination d;
+	int dest;
+
+	memset(&d, 0, sizeof(d));
+	d.name = "bad";
+	d.project_token = "tok";
+	d.region = "mars";
+	ck_assert_int_eq(mp_client_add_destination(c, &dest, &d), -1);
+	ck_assert_ptr_nonnull(strstr(mp_client_error(c), "region"));
+	d.region = "eu";
+	d.project_token = NULL;
+	ck_assert_int_eq(mp_client_add_destination(c, &dest, &d), -1);
+	ck_assert_ptr_nonnull(strstr(mp_client_error(c), "project_token"));
+	d.project_token = "tok";
+	d.secret = "svc-user:sekrit-value";
+	ck_assert_int_eq(mp_client_add_destination(c, &dest, &d), -1);
+	ck_assert_ptr_nonnull(strstr(mp_client_error(c), "project_id"));
+	ck_assert_ptr_null(strstr(mp_client_error(c), "sekrit"));
+	d.secret = NULL;
+	d.api_base = "file:/nonexistent-dir/x/y";
+	ck_assert_int_eq(mp_client_add_destination(c, &dest, &d), -1);
+	d.api_base = "ftp://example.com";
+	ck_assert_int_eq(mp_client_add_destination(c, &dest, &d), -1);
+	d.api_base = NULL;
+	d.max_bytes = 100;
+	ck_assert_int_eq(mp_client_add_destination(c, &dest, &d), 0);
+	{
+		char big[200];
+
+		memset(big, 'x', sizeof(big));
+		ck_assert_int_eq(mp_client_submit(c, dest, MP_EP_IMPORT, 0,
+						  big, 99, 1), -1);
+		ck_assert_int_eq(mp_client_submit(c, dest, MP_EP_IMPORT, 0,
+						  big, 98, 1), 0);
+		ck_assert_int_eq(mp_client_submit(c, dest + 1, MP_EP_IMPORT,
+						  0, big, 10, 1), -1);
+	}
+	ck_assert_uint_eq(mp_client_queued(c), 1);
+	mp_client_close(c);
+}
+END_TEST
+
+/* ---- a one-request-per-connection HTTP responder ------------------ */
+
+typedef struct responder {
+	int fd;
+	int port;
+	int count;                /* requests to serve */
+	const char *answer;       /* full HTTP answer */
+	buf requests;             /* every request, headers + body */
+} responder;
+
+static void read_request(int fd, buf *into)
+{
+	char chunk[8192];
+	size_t start = into->len, body = 0, want = 0;
+	ssize_t n;
+	char *hdr_end, *cl;
+
+	for (;;) {
+		n = read(fd, chunk, sizeof(chunk));
+		if (n <= 0)
+			return;
+		buf_append(into, chunk, (size_t)n);
+		hdr_end = strstr(into->data + start, "\r\n\r\n");
+		if (!hdr_end)
+			continue;
+		if (!want) {
+			cl = strcasestr(into->data + start, "Content-Length:");
+			want = cl ? strtoul(cl + 15, NULL, 10) : 0;
+			body = (size_t)(hdr_end + 4 - into->data);
+		}
+		if (into->len - body >= want)
+			return;
+	}
+}
+
+/* Where needle starts in the requests seen (bodies may hold NULs). */
+static const char *seen_at(const responder *r, const char *from,
+			   const char *needle)
+{
+	const char *end = r->requests.data + r->requests.len;
+
+	if (!from)
+		from = r->requests.data;
+	return memmem(from, (size_t)(end - from), needle, strlen(needle));
+}
+
+static void *serve(void *ud)
+{
+	responder *r = ud;
+	int i;
+
+	for (i = 0; i < r->count; i++) {
+		int cfd = accept(r->fd, NULL, NULL);
+
+		if (cfd < 0)
+			break;
+		read_request(cfd, &r->requests);
+		buf_puts(&r->requests, "\n--end--\n");
+		if (write(cfd, r->answer, strlen(r->answer)) < 0)
+			perror("write");
+		close(cfd);
+	}
+	return NULL;
+}
+
+static void responder_start(responder *r, pthread_t *th, const char *answer,
+			    int count)
+{
+	struct sockaddr_in a;
+	socklen_t len = sizeof(a);
+
+	memset(r, 0, sizeof(*r));
+	buf_init(&r->requests);
+	r->answer = answer;
+	r->count = count;
+	r->fd = socket(AF_INET, SOCK_STREAM, 0);
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(r->fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	ck_assert_int_eq(listen(r->fd, 8), 0);
+	getsockname(r->fd, (struct sockaddr *)&a, &len);
+	r->port = ntohs(a.sin_port);
+	ck_assert_int_eq(pthread_create(th, NULL, serve, r), 0);
+}
+
+static mp_client *client_to(int port, const char *secret, int verbose,
+			    int *dest)
+{
+	mp_options o = fast_opts();
+	mp_destination d;
+	char err[256], base[64];
+	mp_client *c;
+
+	o.verbose = verbose;
+	c = mp_client_open(&o, err, sizeof(err));
+	ck_assert_ptr_nonnull(c);
+	snprintf(base, sizeof(base), "http://127.0.0.1:%d/", port);
+	memset(&d, 0, sizeof(d));
+	d.name = "local";
+	d.api_base = base;
+	d.project_token = "tok";
+	d.secret = secret;
+	d.project_id = secret && strchr(secret, ':') ? "77" : NULL;
+	ck_assert_int_eq(mp_client_add_destination(c, dest, &d), 0);
+	return c;
+}
+
+START_TEST(wire_import_and_engage)
+{
+	static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n"
+				 "Connection: close\r\n\r\n1";
+	responder r;
+	pthread_t th;
+	mp_client *c;
+	int dest;
+	seen s;
+	char *engage;
+
+	memset(&s, 0, sizeof(s));
+	responder_start(&r, &th, ok, 2);
+	c = client_to(r.port, "svc:pass-word", 0, &dest);
+	ck_assert_int_eq(mp_client_submit(c, dest, MP_EP_IMPORT, 0,
+					  "{\"event\":\"e\"}", 13, 1), 0);
+	ck_assert_int_eq(mp_client_flush(c, on_result, &s), 0);
+	ck_assert_int_eq(mp_client_submit(c, dest, MP_EP_ENGAGE, 0,
+					  "{\"$set\":{}}", 11, 2), 0);
+	ck_assert_int_eq(mp_client_flush(c, on_result, &s), 0);
+	pthread_join(th, NULL);
+	ck_assert_uint_eq(s.n, 2);
+	ck_assert_int_eq(s.outcomes[0], MP_OUT_DELIVERED);
+	ck_assert_int_eq(s.outcomes[1], MP_OUT_DELIVERED);
+	/* the first request: /import, gzip, Basic svc:pass-word */
+	ck_assert_ptr_nonnull(seen_at(&r, NULL,
+				      "POST /import?strict=1&project_id=77 "));
+	ck_assert_ptr_nonnull(seen_at(&r, NULL, "Content-Encoding: gzip"));
+	ck_assert_ptr_nonnull(seen_at(&r, NULL, "Authorization: Basic "
+				      "c3ZjOnBhc3Mtd29yZA=="));
+	engage = (char *)seen_at(&r, NULL, "POST /engage?verbose=1&ip=0 ");
+	ck_assert_ptr_nonnull(engage);
+	ck_assert_ptr_null(seen_at(&r, engage, "Content-Encoding"));
+	ck_assert_ptr_null(seen_at(&r, engage, "Authorization"));
+	ck_assert_ptr_nonnull(seen_at(&r, engage, "[{\"$set\":{}}]"));
+	close(r.fd);
+	buf_free(&r.requests);
+	mp_client_close(c);
+}
+END_TEST
+
+START_TEST(wire_verbose_redacted)
+{
+	static const char ok[] = "HTTP/1.1 401 Unauthorized\r\n"
+				 "Content-Length: 31\r\nConnection: close\r\n"
+				 "\r\n{\"error\":\"Invalid credentials\"}";
+	const char *path = tmp_path("stderr");
+	responder r;
+	pthread_t th;
+	mp_client *c;
+	int dest, saved, fd;
+	seen s;
+	char log[65536];
+	ssize_t n;
+
+	memset(&s, 0, sizeof(s));
+	responder_start(&r, &th, ok, 1);
+	fd = open(path, O_CREAT | O_RDWR | O_TRUNC, 0600);
+	ck_assert_int_ge(fd, 0);
+	fflush(stderr);
+	saved = dup(2);
+	dup2(fd, 2);
+	c = client_to(r.port, "sekrit-api-secret", 1, &dest);
+	ck_assert_int_eq(mp_client_submit(c, dest, MP_EP_IMPORT, 0,
+					  "{\"event\":\"e\"}", 13, 1), 0);
+	ck_assert_int_eq(mp_client_submit(c, dest, MP_EP_IMPORT, 0,
+					  "{\"event\":\"f\"}", 13, 2), 0);
+	ck_assert_int_eq(mp_client_flush(c, on_result, &s), 1);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	pthread_join(th, NULL);
+	n = pread(fd, log, sizeof(log) - 1, 0);
+	ck_assert_int_gt(n, 0);
+	log[n] = '\0';
+	close(fd);
+	unlink(path);
+	/* the verbose trace went out, without the secret */
+	ck_assert_ptr_nonnull(strstr(log, "Authorization: [redacted]"));
+	ck_assert_ptr_null(strstr(log, "sekrit"));
+	ck_assert_ptr_null(strstr(log, "c2Vrcml0"));
+	ck_assert_ptr_null(seen_at(&r, NULL, "sekrit"));
+	/* 401: both records kept, a clear message without the secret */
+	ck_assert_uint_eq(s.n, 2);
+	ck_assert_int_eq(s.outcomes[0], MP_OUT_NOT_DELIVERED);
+	ck_assert_int_eq(s.outcomes[1], MP_OUT_NOT_DELIVERED);
+	ck_assert_str_eq(s.message, "destination local: Mixpanel refused the "
+			 "credentials (HTTP 401): check the API secret / "
+			 "service account");
+	ck_assert_str_eq(mp_client_error(c), s.message);
+	close(r.fd);
+	buf_free(&r.requests);
+	mp_client_close(c);
+}
+END_TEST
+
+START_TEST(wire_retry_then_give_up)
+{
+	static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
+				   "Retry-After: 0\r\nContent-Length: 4\r\n"
+				   "Connection: close\r\n\r\nbusy";
+	responder r;
+	pthread_t th;
+	mp_client *c;
+	mp_stats st;
+	int dest;
+	seen s;
+
+	memset(&s, 0, sizeof(s));
+	responder_start(&r, &th, busy, 3);
+	c = client_to(r.port, NULL, 0, &dest);
+	ck_assert_int_eq(mp_client_submit(c, dest, MP_EP_GROUPS, 5,
+					  "{\"$group_key\":\"k\"}", 18, 9), 0);
+	ck_assert_int_eq(mp_client_flush(c, on_result, &s), 1);
+	pthread_join(th, NULL);
+	ck_assert_uint_eq(s.n, 1);
+	ck_assert_int_eq(s.outcomes[0], MP_OUT_NOT_DELIVERED);
+	ck_assert_ptr_nonnull(strstr(s.message, "HTTP 503: busy"));
+	mp_client_get_stats(c, &st);
+	ck_assert_uint_eq(st.requests, 3);
+	ck_assert_uint_eq(st.retries, 2);
+	ck_assert_uint_eq(st.records_not_delivered, 1);
+	close(r.fd);
+	buf_free(&r.requests);
+	mp_client_close(c);
+}
+END_TEST
+
+static Suite *client_suite(void)
+{
+	Suite *s = suite_create("mp_client");
+	TCase *pure = tcase_create("pure");
+	TCase *wire = tcase_create("wire");
+
+	tcase_add_test(pure, plan_record_cap);
+	tcase_add_test(pure, plan_byte_cap);
+	tcase_add_test(pure, body_plain_and_gzip);
+	tcase_add_test(pure, backoff_schedule);
+	tcase_add_test(pure, retry_after_parse);
+	tcase_add_test(pure, bucket_rate);
+	tcase_add_test(pure, answer_import);
+	tcase_add_test(pure, answer_import_failed_records);
+	tcase_add_test(pure, answer_retry_split_stop);
+	tcase_add_test(pure, answer_engage);
+	tcase_add_test(pure, redact_text);
+	tcase_add_test(wire, file_sink_batches);
+	tcase_add_test(wire, destination_errors);
+	tcase_add_test(wire, wire_import_and_engage);
+	tcase_add_test(wire, wire_verbose_redacted);
+	tcase_add_test(wire, wire_retry_then_give_up);
+	tcase_set_timeout(wire, 30);
+	suite_add_tcase(s, pure);
+	suite_add_tcase(s, wire);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(client_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
