@@ -114,7 +114,9 @@ format-check:
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
-		--inline-suppr -Iinclude engine
+		--inline-suppr --suppress=missingIncludeSystem -Iinclude \
+		--library=scripts/cppcheck-json-c.cfg \
+		engine
 
 clean:
 	rm -rf build build-san audsync
