@@ -98,6 +98,22 @@ static void write_metrics(PGconn *conn, const cli_opts *o)
 		log_warn("metrics not written", "error", err);
 }
 
+/* Delivers what is queued for o's destination (all when unnamed), writes
+ * the metrics, and returns the exit status of everything in t: the last
+ * step of every command that sends. */
+static int deliver_and_report(PGconn *conn, const cli_opts *o,
+			      run_totals *t)
+{
+	char err[1024];
+
+	if (sync_deliver(t, conn, o->destination, err, sizeof(err)) != 0) {
+		log_error(err);
+		t->failed++;
+	}
+	write_metrics(conn, o);
+	return totals_status(t);
+}
+
 /* Evaluates what rq selects, then delivers: the body of run and resync. */
 static int run_and_deliver(PGconn *conn, const cli_opts *o,
 			   const run_request *rq)
@@ -111,13 +127,9 @@ static int run_and_deliver(PGconn *conn, const cli_opts *o,
 		return strstr(err, "--as-of") || strstr(err, "no sync matches")
 			       ? EXIT_USAGE : EXIT_CONFIG;
 	}
-	if (!rq->dry_run &&
-	    sync_deliver(&t, conn, o->destination, err, sizeof(err)) != 0) {
-		log_error(err);
-		return EXIT_FAILED;
-	}
-	write_metrics(conn, o);
-	return totals_status(&t);
+	if (rq->dry_run)
+		return totals_status(&t);
+	return deliver_and_report(conn, o, &t);
 }
 
 int cmd_run(const cli_opts *o)
@@ -167,7 +179,6 @@ int cmd_resync(const cli_opts *o)
 
 int cmd_deliver(const cli_opts *o)
 {
-	char err[1024];
 	run_totals t = { 0 };
 	PGconn *conn = open_db(o, 1);
 	int rc;
@@ -175,13 +186,7 @@ int cmd_deliver(const cli_opts *o)
 	if (!conn)
 		return EXIT_CONFIG;
 	install_signals();
-	if (sync_deliver(&t, conn, o->destination, err, sizeof(err)) != 0) {
-		log_error(err);
-		rc = EXIT_FAILED;
-	} else {
-		rc = totals_status(&t);
-	}
-	write_metrics(conn, o);
+	rc = deliver_and_report(conn, o, &t);
 	PQfinish(conn);
 	return rc;
 }
@@ -313,9 +318,7 @@ int cmd_retire(const cli_opts *o)
 	}
 	log_info("computation retired", "computation", o->arg, "unset",
 		 o->unset ? "queued" : "no");
-	if (sync_deliver(&t, conn, NULL, err, sizeof(err)) != 0)
-		log_error(err);
-	rc = totals_status(&t);
+	rc = deliver_and_report(conn, o, &t);
 	PQfinish(conn);
 	return rc;
 }
@@ -339,11 +342,7 @@ int cmd_retry_failed(const cli_opts *o)
 	}
 	snprintf(n_s, sizeof(n_s), "%lld", n);
 	log_info("dead letters requeued", "records", n_s);
-	if (sync_deliver(&t, conn, o->destination, err, sizeof(err)) != 0) {
-		log_error(err);
-		t.failed++;
-	}
-	rc = totals_status(&t);
+	rc = deliver_and_report(conn, o, &t);
 	PQfinish(conn);
 	return rc;
 }

@@ -162,24 +162,22 @@ static void emit_identify(emitter *e, const char *id_type,
 			  e->s->dest->ignore_time, "$set", set);
 }
 
-/* Appends "name": value (value is JSON text) to an object being built. */
-static void put_member(buf *b, const char *name, const char *value)
+/* Appends "name": value to an object being built: value is JSON text,
+ * or with quote set a string to quote. */
+static void put_field(buf *b, const char *name, const char *value, int quote)
 {
 	if (b->len > 1)
 		buf_putc(b, ',');
 	buf_json_str(b, name);
 	buf_putc(b, ':');
-	buf_puts(b, value);
+	if (quote)
+		buf_json_str(b, value);
+	else
+		buf_puts(b, value);
 }
 
-static void put_string_member(buf *b, const char *name, const char *value)
-{
-	if (b->len > 1)
-		buf_putc(b, ',');
-	buf_json_str(b, name);
-	buf_putc(b, ':');
-	buf_json_str(b, value);
-}
+#define put_member(b, name, value) put_field(b, name, value, 0)
+#define put_string_member(b, name, value) put_field(b, name, value, 1)
 
 /* The event record, with a $insert_id derived from what makes it this
  * transition: the same re-send is a duplicate Mixpanel drops. */
