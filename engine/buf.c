@@ -125,6 +125,31 @@ void buf_json_str(buf *b, const char *s)
 	buf_json_strn(b, s, strlen(s));
 }
 
+void buf_copy_text(buf *b, const char *s)
+{
+	const char *run = s;
+
+	for (; *s; s++) {
+		char esc;
+
+		if (*s == '\\')
+			esc = '\\';
+		else if (*s == '\t')
+			esc = 't';
+		else if (*s == '\n')
+			esc = 'n';
+		else if (*s == '\r')
+			esc = 'r';
+		else
+			continue;
+		buf_append(b, run, (size_t)(s - run));
+		buf_putc(b, '\\');
+		buf_putc(b, esc);
+		run = s + 1;
+	}
+	buf_append(b, run, (size_t)(s - run));
+}
+
 void buf_int(buf *b, int64_t v)
 {
 	char tmp[24];

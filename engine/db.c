@@ -120,3 +120,29 @@ const char *db_sqlstate(const PGresult *res)
 
 	return s ? s : "";
 }
+
+int db_copy_in(PGconn *conn, const char *what, const char *copy_sql,
+	       const char *data, size_t len, char *err, size_t errlen)
+{
+	PGresult *res = PQexec(conn, copy_sql);
+	int rc = -1;
+
+	if (PQresultStatus(res) != PGRES_COPY_IN) {
+		db_error(err, errlen, conn, res, what);
+		PQclear(res);
+		return -1;
+	}
+	PQclear(res);
+	if (PQputCopyData(conn, data, (int)len) == 1 &&
+	    PQputCopyEnd(conn, NULL) == 1)
+		rc = 0;
+	res = PQgetResult(conn);
+	if (rc != 0 || PQresultStatus(res) != PGRES_COMMAND_OK) {
+		db_error(err, errlen, conn, res, what);
+		rc = -1;
+	}
+	/* A COPY ends with one result; drain any other. */
+	for (; res; res = PQgetResult(conn))
+		PQclear(res);
+	return rc;
+}

@@ -21,15 +21,36 @@
  */
 static const char chg_sql[] =
 	"CREATE TEMP TABLE audsync_chg ON COMMIT DROP AS"
-	" SELECT coalesce(s.profile_id, m.profile_id) AS profile_id,"
-	"  m.value AS old, s.value AS new, m.since, m.targets AS old_targets,"
+	" SELECT d.profile_id, d.old, d.new, m.since,"
+	"  m.targets AS old_targets, d.kind"
+	" FROM (SELECT coalesce(s.profile_id, m.profile_id) AS profile_id,"
+	"  m.value AS old, s.value AS new,"
 	"  CASE WHEN m.profile_id IS NULL THEN 'enter'"
 	"   WHEN s.profile_id IS NULL THEN 'exit'"
 	"   WHEN m.value <> s.value THEN 'change' ELSE 'resend' END AS kind"
-	" FROM pg_temp.audsync_stage s FULL JOIN (SELECT profile_id, value,"
-	"  since, targets FROM audsync.snapshot_members WHERE sync_id = $1) m"
-	"  ON m.profile_id = s.profile_id"
-	" WHERE $2::boolean OR m.value IS DISTINCT FROM s.value";
+	"  FROM pg_temp.audsync_stage s FULL JOIN (SELECT profile_id, value"
+	"   FROM audsync.snapshot_members WHERE sync_id = $1) m"
+	"   ON m.profile_id = s.profile_id"
+	"  WHERE NOT $3::boolean"
+	"   AND ($2::boolean OR m.value IS DISTINCT FROM s.value)) d"
+	/* The wide columns only for the rows that changed. */
+	" LEFT JOIN audsync.snapshot_members m ON d.old IS NOT NULL"
+	"  AND m.sync_id = $1 AND m.profile_id = d.profile_id";
+
+/*
+ * 1 when the stage holds what the snapshot holds: same count, same sum of
+ * 64-bit checksums of (profile_id, value). Then the join is skipped: in
+ * the common hourly run nothing changed. A false match needs a 64-bit
+ * collision that also cancels in the sum; any mismatch takes the exact
+ * path.
+ */
+static const char same_sql[] =
+	"SELECT (SELECT count(*) FROM pg_temp.audsync_stage) ="
+	"  (SELECT count(*) FROM audsync.snapshot_members WHERE sync_id = $1)"
+	" AND (SELECT coalesce(sum(hashtextextended(profile_id || E'\\x1f'"
+	"  || value::text, 7)), 0) FROM pg_temp.audsync_stage) ="
+	"  (SELECT coalesce(sum(h), 0) FROM audsync.snapshot_members"
+	"  WHERE sync_id = $1)";
 
 /* Unchanged members with identifiers added since the last run: by
  * created_at, or by load time for rows backfilled with older dates. */
@@ -37,16 +58,24 @@ static const char newid_sql[] =
 	"INSERT INTO audsync_chg"
 	" SELECT m.profile_id, m.value, m.value, m.since, m.targets, 'newid'"
 	" FROM (SELECT profile_id FROM audsync.external_ids"
-	"  WHERE id_type = ANY ($2::text[]) AND created_at > (SELECT"
-	"  ids_seen_upto - interval '" DIFF_IDS_MARGIN "'"
-	"  FROM audsync.sync_state WHERE sync_id = $1)"
+	"  WHERE id_type = ANY ($2::text[]) AND created_at > $3::timestamptz"
 	"  UNION SELECT profile_id FROM audsync.identifier_log"
-	"  WHERE logged_at > (SELECT ids_seen_upto - interval '"
-	DIFF_IDS_MARGIN "' FROM audsync.sync_state WHERE sync_id = $1)) e"
+	"  WHERE xact >= pg_snapshot_xmin($4::pg_snapshot)"
+	"  AND NOT pg_visible_in_snapshot(xact, $4::pg_snapshot)) e"
 	" JOIN audsync.snapshot_members m ON m.sync_id = $1"
 	"  AND m.profile_id = e.profile_id"
 	" WHERE NOT EXISTS (SELECT 1 FROM audsync_chg c"
 	"  WHERE c.profile_id = e.profile_id)";
+
+/* Since when to look for new identifiers (created_at, less a margin for
+ * late commits; and the last run's snapshot for the load log), and this
+ * run's snapshot, taken before the look: a row it cannot see is looked
+ * at again next time. No row on a first sync. */
+static const char mark_sql[] =
+	"SELECT ids_seen_upto - interval '" DIFF_IDS_MARGIN "',"
+	" coalesce(ids_snapshot, pg_current_snapshot()),"
+	" pg_current_snapshot()"
+	" FROM audsync.sync_state WHERE sync_id = $1";
 
 static const char counts_sql[] =
 	"SELECT count(*) FILTER (WHERE kind = 'enter'),"
@@ -64,27 +93,32 @@ static const char counts_sql[] =
  */
 static const char out_sql[] =
 	"DECLARE audsync_out NO SCROLL CURSOR FOR"
-	" SELECT c.profile_id, c.kind,"
+	" SELECT c.profile_id, c.kind, c.delta, c.time_ms, c.snap_since,"
+	"  c.old_targets, c.new_text, e.id_type, e.id_value,"
+	"  (extract(epoch FROM e.created_at) * 1000000)::bigint"
+	/* Per profile once, before the join multiplies the rows. */
+	" FROM (SELECT profile_id, kind, old_targets, new::text AS new_text,"
 	"  (CASE WHEN NOT $3::boolean"
-	"    THEN jsonb_build_object($2::text, c.kind <> 'exit')"
-	"   WHEN c.kind IN ('change', 'exit') THEN (SELECT"
-	"    jsonb_object_agg(k, c.new -> k) FROM (SELECT jsonb_object_keys("
-	"    c.new) UNION SELECT jsonb_object_keys(c.old)) AS ks (k)"
-	"    WHERE c.new -> k IS DISTINCT FROM c.old -> k)"
-	"   ELSE c.new END)::text,"
-	"  (extract(epoch FROM CASE WHEN c.kind IN ('resend', 'newid')"
-	"   THEN c.since ELSE $1::timestamptz END) * 1000)::bigint,"
-	"  CASE WHEN c.kind IN ('resend', 'newid') THEN c.since"
-	"   ELSE $1::timestamptz END,"
-	"  c.old_targets, c.new::text, e.id_type, e.id_value"
-	" FROM audsync_chg c LEFT JOIN audsync.external_ids e"
+	"    THEN jsonb_build_object($2::text, kind <> 'exit')"
+	"   WHEN kind IN ('change', 'exit') THEN (SELECT"
+	"    jsonb_object_agg(k, new -> k) FROM (SELECT jsonb_object_keys("
+	"    new) UNION SELECT jsonb_object_keys(old)) AS ks (k)"
+	"    WHERE new -> k IS DISTINCT FROM old -> k)"
+	"   ELSE new END)::text AS delta,"
+	"  (extract(epoch FROM CASE WHEN kind IN ('resend', 'newid')"
+	"   THEN since ELSE $1::timestamptz END) * 1000)::bigint AS time_ms,"
+	"  CASE WHEN kind IN ('resend', 'newid') THEN since"
+	"   ELSE $1::timestamptz END AS snap_since"
+	"  FROM audsync_chg) c"
+	" LEFT JOIN audsync.external_ids e"
 	"  ON e.profile_id = c.profile_id AND e.id_type = ANY ($4::text[])"
-	" ORDER BY c.profile_id COLLATE \"C\", e.created_at, e.id_type,"
-	" e.id_value";
+	/* A profile's rows together is all the order needed: the engine
+	 * puts its identifiers in created_at order itself. */
+	" ORDER BY c.profile_id COLLATE \"C\"";
 
 enum {
 	OUT_PROFILE, OUT_KIND, OUT_VALUE, OUT_TIME, OUT_SINCE, OUT_OLD,
-	OUT_NEW, OUT_ID_TYPE, OUT_ID_VALUE
+	OUT_NEW, OUT_ID_TYPE, OUT_ID_VALUE, OUT_CREATED
 };
 
 /* Everyone whose snapshot row this run rewrites or removes. */
@@ -99,12 +133,14 @@ static const char copy_sql[] =
 
 static const char state_sql[] =
 	"INSERT INTO audsync.sync_state"
-	" (sync_id, last_as_of, ids_seen_upto, last_run_id)"
-	" VALUES ($1, $2, now(), $3)"
+	" (sync_id, last_as_of, ids_seen_upto, last_run_id, ids_snapshot)"
+	" VALUES ($1, $2, now(), $3,"
+	"  coalesce($4::pg_snapshot, pg_current_snapshot()))"
 	" ON CONFLICT (sync_id) DO UPDATE SET"
 	"  last_as_of = EXCLUDED.last_as_of,"
 	"  ids_seen_upto = EXCLUDED.ids_seen_upto,"
-	"  last_run_id = EXCLUDED.last_run_id";
+	"  last_run_id = EXCLUDED.last_run_id,"
+	"  ids_snapshot = EXCLUDED.ids_snapshot";
 
 /* The identifier types a sync sends to, as a SQL array literal. */
 static const char *id_types(const sync_def *s)
@@ -117,6 +153,7 @@ static const char *id_types(const sync_def *s)
 typedef struct ident {
 	char *type;             /* owned, as value */
 	char *value;
+	long long created;      /* created_at, microseconds */
 	int valid;
 	int chosen;             /* a target under the id_sync rule */
 	const char *did;        /* its distinct_id when chosen */
@@ -289,6 +326,18 @@ static int id_valid(const char *v)
 	return !mp_distinct_id_invalid(v) && !strpbrk(v, "\t\n\r");
 }
 
+/* Identifier order: created_at, then type and value for equal times. */
+static int ident_cmp(const void *a, const void *b)
+{
+	const ident *x = a, *y = b;
+	int c;
+
+	if (x->created != y->created)
+		return x->created < y->created ? -1 : 1;
+	c = strcmp(x->type, y->type);
+	return c ? c : strcmp(x->value, y->value);
+}
+
 /*
  * Picks the targets: one per identifier (anonymous ids only when the
  * computation includes them: the query selected the types), id_sync
@@ -400,33 +449,19 @@ static int send_exit(emitter *e, char *err, size_t errlen)
 	return 0;
 }
 
-/* COPY text format: backslash, tab and newline escaped. */
-static void put_copy_field(buf *b, const char *s)
-{
-	for (; *s; s++) {
-		if (*s == '\\' || *s == '\t' || *s == '\n' || *s == '\r') {
-			buf_putc(b, '\\');
-			buf_putc(b, *s == '\t' ? 't' : *s == '\n' ? 'n'
-					: *s == '\r' ? 'r' : '\\');
-		} else {
-			buf_putc(b, *s);
-		}
-	}
-}
-
 /* The snapshot row of a member: what this run leaves Mixpanel knowing. */
 static void remember(emitter *e)
 {
 	buf *b = &e->copy;
 
 	buf_printf(b, "%s\t", e->sync_id);
-	put_copy_field(b, e->cur[OUT_PROFILE]);
+	buf_copy_text(b, e->cur[OUT_PROFILE]);
 	buf_putc(b, '\t');
-	put_copy_field(b, e->cur[OUT_NEW]);
+	buf_copy_text(b, e->cur[OUT_NEW]);
 	buf_putc(b, '\t');
-	put_copy_field(b, e->cur[OUT_SINCE]);
+	buf_copy_text(b, e->cur[OUT_SINCE]);
 	buf_putc(b, '\t');
-	put_copy_field(b, e->targets.data ? e->targets.data : "");
+	buf_copy_text(b, e->targets.data ? e->targets.data : "");
 	buf_putc(b, '\n');
 }
 
@@ -438,6 +473,7 @@ static int emit_profile(emitter *e, char *err, size_t errlen)
 	int i, newid = strcmp(kind, "newid") == 0;
 
 	e->nsent = 0;
+	qsort(e->ids, (size_t)e->nids, sizeof(ident), ident_cmp);
 	if (strcmp(kind, "exit") == 0)
 		return send_exit(e, err, errlen);
 	if (e->nids == 0)
@@ -463,29 +499,12 @@ static int emit_profile(emitter *e, char *err, size_t errlen)
 /* Sends the snapshot rows gathered so far (between two FETCHes). */
 static int flush_copy(emitter *e, char *err, size_t errlen)
 {
-	PGresult *res;
-	int rc = -1;
+	int rc;
 
 	if (e->copy.len == 0)
 		return 0;
-	res = PQexec(e->conn, copy_sql);
-	if (PQresultStatus(res) != PGRES_COPY_IN) {
-		db_error(err, errlen, e->conn, res, "snapshot: copy");
-		PQclear(res);
-		return -1;
-	}
-	PQclear(res);
-	if (PQputCopyData(e->conn, e->copy.data, (int)e->copy.len) == 1 &&
-	    PQputCopyEnd(e->conn, NULL) == 1)
-		rc = 0;
-	res = PQgetResult(e->conn);
-	if (rc != 0 || PQresultStatus(res) != PGRES_COMMAND_OK) {
-		db_error(err, errlen, e->conn, res, "snapshot: copy");
-		rc = -1;
-	}
-	PQclear(res);
-	while ((res = PQgetResult(e->conn)) != NULL)
-		PQclear(res);
+	rc = db_copy_in(e->conn, "snapshot: copy", copy_sql, e->copy.data,
+			e->copy.len, err, errlen);
 	buf_reset(&e->copy);
 	return rc;
 }
@@ -543,6 +562,7 @@ static int take_row(emitter *e, const PGresult *r, int row, char *err,
 	}
 	e->ids[e->nids].type = dup_col(r, row, OUT_ID_TYPE);
 	e->ids[e->nids].value = dup_col(r, row, OUT_ID_VALUE);
+	e->ids[e->nids].created = atoll(PQgetvalue(r, row, OUT_CREATED));
 	e->nids++;
 	return 0;
 }
@@ -620,23 +640,60 @@ out:
 	return rc;
 }
 
+/* Adds unchanged members that gained identifiers since the last run. The
+ * mark is a parameter, not a subquery: with its value the planner sees
+ * how few rows are new and looks them up by index. */
+static int find_new_identifiers(PGconn *conn, const sync_def *s,
+				const char *sync_id, char *snapshot,
+				size_t snaplen, char *err, size_t errlen)
+{
+	const char *p[4] = { sync_id, id_types(s), NULL, NULL };
+	PGresult *r = db_query(conn, "diff: new identifiers", mark_sql, 1, p,
+			       err, errlen);
+	int rc = 0;
+
+	if (!r)
+		return -1;
+	if (PQntuples(r) > 0 && !PQgetisnull(r, 0, 0)) {
+		p[2] = PQgetvalue(r, 0, 0);
+		p[3] = PQgetvalue(r, 0, 1);
+		snprintf(snapshot, snaplen, "%s", PQgetvalue(r, 0, 2));
+		rc = db_exec(conn, "diff: new identifiers", newid_sql, 4, p,
+			     err, errlen);
+	}
+	PQclear(r);
+	return rc;
+}
+
 /* Finds the profiles that changed or gained identifiers, and removes
  * their snapshot rows (rewritten as the calls stream). */
 static int find_changes(PGconn *conn, const sync_def *s, diff_mode mode,
-			char *err, size_t errlen)
+			char *snapshot, size_t snaplen, char *err,
+			size_t errlen)
 {
 	char sync_id[16];
-	const char *p[2] = { sync_id, mode == DIFF_FULL ? "t" : "f" };
+	const char *p[3] = { sync_id, mode == DIFF_FULL ? "t" : "f", "f" };
+	int same = 0;
 
 	snprintf(sync_id, sizeof(sync_id), "%d", s->id);
 	if (db_exec(conn, "diff: settings", "SET LOCAL work_mem = '256MB'", 0,
-		    NULL, err, errlen) != 0 ||
-	    db_exec(conn, "diff: members", chg_sql, 2, p, err, errlen) != 0)
+		    NULL, err, errlen) != 0)
 		return -1;
-	p[1] = id_types(s);
+	if (mode == DIFF_CHANGES) {
+		PGresult *r = db_query(conn, "diff: checksum", same_sql, 1, p,
+				       err, errlen);
+
+		if (!r)
+			return -1;
+		same = PQgetvalue(r, 0, 0)[0] == 't';
+		PQclear(r);
+	}
+	p[2] = same ? "t" : "f";
+	if (db_exec(conn, "diff: members", chg_sql, 3, p, err, errlen) != 0)
+		return -1;
 	if (mode == DIFF_CHANGES &&
-	    db_exec(conn, "diff: new identifiers", newid_sql, 2, p, err,
-		    errlen) != 0)
+	    find_new_identifiers(conn, s, sync_id, snapshot, snaplen, err,
+				 errlen) != 0)
 		return -1;
 	if (db_exec(conn, "diff: analyze", "ANALYZE pg_temp.audsync_chg", 0,
 		    NULL, err, errlen) != 0 ||
@@ -661,31 +718,37 @@ static int count_changes(diff_counts *out, PGconn *conn, char *err,
 	return 0;
 }
 
+/* snapshot: taken before new identifiers were looked for ("" on a first
+ * sync or a resync, which look at everyone: now is as good). */
 static int save_state(PGconn *conn, const sync_def *s, long long run_id,
-		      char *err, size_t errlen)
+		      const char *snapshot, char *err, size_t errlen)
 {
 	char sync_id[16], run[24];
-	const char *p[3] = { sync_id, s->as_of, run };
+	const char *p[4] = { sync_id, s->as_of, run,
+			     *snapshot ? snapshot : NULL };
 
 	snprintf(sync_id, sizeof(sync_id), "%d", s->id);
 	snprintf(run, sizeof(run), "%lld", run_id);
-	if (db_exec(conn, "sync state", state_sql, 3, p, err, errlen) != 0)
+	if (db_exec(conn, "sync state", state_sql, 4, p, err, errlen) != 0)
 		return -1;
 	/* The log is needed back to the sync that looked longest ago. */
 	return db_exec(conn, "identifier log",
-		       "DELETE FROM audsync.identifier_log WHERE logged_at <"
-		       " (SELECT min(ids_seen_upto) FROM audsync.sync_state)"
-		       " - interval '1 day'", 0, NULL, err, errlen);
+		       "DELETE FROM audsync.identifier_log WHERE xact <"
+		       " (SELECT min(pg_snapshot_xmin(ids_snapshot))"
+		       " FROM audsync.sync_state)", 0, NULL, err, errlen);
 }
 
 int diff_apply(diff_counts *out, PGconn *conn, const sync_def *s,
 	       long long run_id, diff_mode mode, FILE *dry_run, char *err,
 	       size_t errlen)
 {
-	if (find_changes(conn, s, mode, err, errlen) != 0 ||
+	char snapshot[4096] = "";
+
+	if (find_changes(conn, s, mode, snapshot, sizeof(snapshot), err,
+			 errlen) != 0 ||
 	    count_changes(out, conn, err, errlen) != 0 ||
 	    stream_calls(out, conn, s, run_id, dry_run, err, errlen) != 0 ||
-	    save_state(conn, s, run_id, err, errlen) != 0)
+	    save_state(conn, s, run_id, snapshot, err, errlen) != 0)
 		return -1;
 	return 0;
 }

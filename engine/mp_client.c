@@ -1032,6 +1032,10 @@ static int slot_step(mp_client *c, slot *s, int64_t now, int64_t *wake)
 	}
 	if (slot_send(c, s, end) < 0)
 		return -1;
+	/* A stdout:/file: request completes at once: go on without the
+	 * poll's wait when more is queued. */
+	if (!s->busy && s->head < s->nrecs && *wake > now)
+		*wake = now;
 	return s->busy || s->head < s->nrecs;
 }
 

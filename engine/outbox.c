@@ -10,6 +10,8 @@
 
 /* Bytes of records per page before it is written, whatever the count. */
 #define PAGE_BYTES (1024 * 1024)
+/* Bytes of pages sent in one COPY. */
+#define COPY_BYTES (4 * 1024 * 1024)
 /* Pages of one lane, and pages in all, that one delivery round sends. */
 #define ROUND_PAGES_PER_LANE 2
 #define ROUND_PAGES 100
@@ -39,6 +41,7 @@ struct outbox_writer {
 	mp_endpoint ep;
 	long long records;
 	int lanes_ready;
+	buf copy;               /* pages ready to write, COPY text format */
 	buf page[OUTBOX_LANES];
 	int count[OUTBOX_LANES];
 };
@@ -74,6 +77,7 @@ void outbox_writer_close(outbox_writer *w)
 		return;
 	for (i = 0; i < OUTBOX_LANES; i++)
 		buf_free(&w->page[i]);
+	buf_free(&w->copy);
 	free(w);
 }
 
@@ -91,32 +95,37 @@ static int ensure_lanes(outbox_writer *w, char *err, size_t errlen)
 		       " ON CONFLICT DO NOTHING", 1, p, err, errlen);
 }
 
-static int write_page(outbox_writer *w, int lane, char *err, size_t errlen)
+/* Pages are written by COPY a few megabytes at a time: thousands of
+ * single-row INSERTs cost more than the data. */
+static int flush_pages(outbox_writer *w, char *err, size_t errlen)
 {
-	char lane_s[16], n_s[16];
-	const char *p[7];
 	int rc;
 
-	if (w->count[lane] == 0)
+	if (w->copy.len == 0)
 		return 0;
 	if (ensure_lanes(w, err, errlen) != 0)
 		return -1;
-	snprintf(lane_s, sizeof(lane_s), "%d", lane);
-	snprintf(n_s, sizeof(n_s), "%d", w->count[lane]);
-	p[0] = w->dest_id;
-	p[1] = w->sync_id;
-	p[2] = w->run_id;
-	p[3] = lane_s;
-	p[4] = w->endpoint;
-	p[5] = n_s;
-	p[6] = w->page[lane].data;
-	rc = db_exec(w->conn, "write outbox",
-		     "INSERT INTO audsync.outbox (destination_id, sync_id,"
-		     " run_id, lane, endpoint, n, records)"
-		     " VALUES ($1, $2, $3, $4, $5, $6, $7)", 7, p, err, errlen);
+	rc = db_copy_in(w->conn, "write outbox",
+			"COPY audsync.outbox (destination_id, sync_id, run_id,"
+			" lane, endpoint, n, records) FROM STDIN",
+			w->copy.data, w->copy.len, err, errlen);
+	buf_reset(&w->copy);
+	return rc;
+}
+
+static int write_page(outbox_writer *w, int lane, char *err, size_t errlen)
+{
+	if (w->count[lane] == 0)
+		return 0;
+	buf_printf(&w->copy, "%s\t%s\t%s\t%d\t%s\t%d\t", w->dest_id,
+		   w->sync_id, w->run_id, lane, w->endpoint, w->count[lane]);
+	buf_copy_text(&w->copy, w->page[lane].data);
+	buf_putc(&w->copy, '\n');
 	buf_reset(&w->page[lane]);
 	w->count[lane] = 0;
-	return rc;
+	if (w->copy.len >= COPY_BYTES)
+		return flush_pages(w, err, errlen);
+	return 0;
 }
 
 static void print_dry_run(outbox_writer *w, const char *record, size_t len)
@@ -163,6 +172,8 @@ int outbox_writer_finish(outbox_writer *w, long long *out, char *err,
 	for (i = 0; !w->dry_run && i < OUTBOX_LANES; i++)
 		if (write_page(w, i, err, errlen) != 0)
 			return -1;
+	if (flush_pages(w, err, errlen) != 0)
+		return -1;
 	*out = w->records;
 	return 0;
 }
@@ -251,14 +262,18 @@ static const char claim_sql[] =
 	"  AND o.lane = l.lane)"
 	" ORDER BY l.lane FOR UPDATE SKIP LOCKED) x";
 
+/* The pages are chosen by id first: the records column of the pages
+ * not chosen is never read. */
 static const char pages_sql[] =
 	"SELECT id, lane, endpoint, records, coalesce(sync_id::text, ''),"
-	" coalesce(run_id::text, '') FROM ("
-	" SELECT o.*, row_number() OVER (PARTITION BY lane ORDER BY id) AS rn"
-	" FROM audsync.outbox o WHERE destination_id = $1"
-	" AND lane = ANY ($2::smallint[])) x"
+	" coalesce(run_id::text, '') FROM audsync.outbox WHERE id IN ("
+	" SELECT id FROM (SELECT id, lane,"
+	"  row_number() OVER (PARTITION BY lane ORDER BY id) AS rn"
+	"  FROM audsync.outbox WHERE destination_id = $1"
+	"  AND lane = ANY ($2::smallint[])) x"
 	" WHERE rn <= " STR(ROUND_PAGES_PER_LANE)
-	" ORDER BY lane, id LIMIT " STR(ROUND_PAGES);
+	" ORDER BY lane, id LIMIT " STR(ROUND_PAGES) ")"
+	" ORDER BY lane, id";
 
 /* Claims lanes and reads their first pages into r. 0 pages: done. */
 static int claim_round(round *r, PGconn *conn, const char *dest_id,
@@ -405,7 +420,8 @@ fail:
 }
 
 /* A record may fail in one round and go in the next: what is not
- * delivered is what the outbox still holds at the end. */
+ * delivered is what the outbox still holds at the end, in the lanes no
+ * other process is delivering right now. */
 static int count_queued(outbox_stats *out, PGconn *conn, const char *dest_id,
 			char *err, size_t errlen)
 {
@@ -413,8 +429,10 @@ static int count_queued(outbox_stats *out, PGconn *conn, const char *dest_id,
 	PGresult *r;
 
 	r = db_query(conn, "outbox size",
-		     "SELECT coalesce(sum(n), 0) FROM audsync.outbox"
-		     " WHERE destination_id = $1", 1, p, err, errlen);
+		     "SELECT coalesce(sum(o.n), 0) FROM audsync.outbox o"
+		     " WHERE o.destination_id = $1 AND o.lane IN (SELECT lane"
+		     " FROM audsync.outbox_lanes WHERE destination_id = $1"
+		     " FOR UPDATE SKIP LOCKED)", 1, p, err, errlen);
 	if (!r)
 		return -1;
 	out->not_delivered += atoll(PQgetvalue(r, 0, 0));

@@ -11,8 +11,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 volatile sig_atomic_t sync_stop_requested = 0;
+
+static double now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 /* Advisory lock class of "one evaluator per sync" ('AUDS'). */
 #define SYNC_LOCK_CLASS "1096107091"
@@ -171,7 +180,7 @@ fail:
 
 static void log_run(const sync_def *s, const diff_counts *c, int dry_run)
 {
-	char v[6][24];
+	char v[8][24];
 
 	snprintf(v[0], sizeof(v[0]), "%lld", c->members);
 	snprintf(v[1], sizeof(v[1]), "%lld", c->entered);
@@ -179,12 +188,15 @@ static void log_run(const sync_def *s, const diff_counts *c, int dry_run)
 	snprintf(v[3], sizeof(v[3]), "%lld", c->changed);
 	snprintf(v[4], sizeof(v[4]), "%lld", c->skipped);
 	snprintf(v[5], sizeof(v[5]), "%lld", c->calls);
+	snprintf(v[6], sizeof(v[6]), "%.3f", c->evaluated - c->started);
+	snprintf(v[7], sizeof(v[7]), "%.3f", now_seconds() - c->evaluated);
 	log_info(dry_run ? "sync evaluated (dry run: nothing changed)"
 			 : "sync run succeeded",
 		 "computation", s->key, "destination", s->dest->name, "mode",
 		 s->mode == SYNC_MODE_TRACK ? "track" : "identify", "as_of",
 		 s->as_of, "members", v[0], "entered", v[1], "exited", v[2],
-		 "changed", v[3], "skipped", v[4], "calls", v[5]);
+		 "changed", v[3], "skipped", v[4], "calls", v[5],
+		 "evaluate_s", v[6], "diff_s", v[7]);
 }
 
 /* Evaluates and decides one sync under its lock. Returns 0 when it ran,
@@ -213,8 +225,10 @@ static int run_one(run_totals *t, PGconn *conn, const sync_def *s,
 			goto out;
 		}
 	}
+	c.started = now_seconds();
 	if (config_sync_problem(s, why, sizeof(why)) ||
 	    evaluate_sync(&c.members, conn, s, why, sizeof(why)) != 0 ||
+	    (c.evaluated = now_seconds()) < 0 ||
 	    decide(&c, conn, s, run_id, rq, why, sizeof(why)) != 0) {
 		log_error("sync run failed", "computation", s->key,
 			  "destination", s->dest->name, "error", why);

@@ -30,6 +30,9 @@ void buf_printf(buf *b, const char *fmt, ...)
 /* Appends s as a quoted JSON string (escapes control chars, ", \). */
 void buf_json_str(buf *b, const char *s);
 void buf_json_strn(buf *b, const char *s, size_t n);
+/* Appends s as a field of PostgreSQL's COPY text format: backslash, tab,
+ * newline and carriage return escaped. */
+void buf_copy_text(buf *b, const char *s);
 /* Appends a signed decimal integer. */
 void buf_int(buf *b, int64_t v);
 /* Hands the data to the caller (who frees it) and empties the buffer. */

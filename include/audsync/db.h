@@ -34,6 +34,12 @@ PGresult *db_query(PGconn *conn, const char *what, const char *sql,
 		   int nparams, const char *const *params, char *err,
 		   size_t errlen);
 
+/* Runs copy_sql (a COPY ... FROM STDIN) with data, len bytes of COPY
+ * text format. Returns 0, or -1 with err set through db_error(). */
+int db_copy_in(PGconn *conn, const char *what, const char *copy_sql,
+	       const char *data, size_t len, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
 /* The SQLSTATE of res, or "" when it has none. Borrowed. */
 const char *db_sqlstate(const PGresult *res);
 

@@ -18,6 +18,8 @@ typedef struct diff_counts {
 	long long changed;
 	long long skipped;
 	long long calls;
+	double started;   /* monotonic seconds, for the run's log line */
+	double evaluated;
 } diff_counts;
 
 typedef enum diff_mode {
