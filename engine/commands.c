@@ -101,8 +101,7 @@ static void write_metrics(PGconn *conn, const cli_opts *o)
 /* Delivers what is queued for o's destination (all when unnamed), writes
  * the metrics, and returns the exit status of everything in t: the last
  * step of every command that sends. */
-static int deliver_and_report(PGconn *conn, const cli_opts *o,
-			      run_totals *t)
+static int deliver_and_report(PGconn *conn, const cli_opts *o, run_totals *t)
 {
 	char err[1024];
 
@@ -125,7 +124,8 @@ static int run_and_deliver(PGconn *conn, const cli_opts *o,
 	    sync_run(&t, conn, rq, err, sizeof(err)) != 0) {
 		log_error(err);
 		return strstr(err, "--as-of") || strstr(err, "no sync matches")
-			       ? EXIT_USAGE : EXIT_CONFIG;
+			       ? EXIT_USAGE
+			       : EXIT_CONFIG;
 	}
 	if (rq->dry_run)
 		return totals_status(&t);

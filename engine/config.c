@@ -10,12 +10,19 @@
 #include <string.h>
 
 /* A destination's columns, in this order, from a base column on. */
-#define DEST_COLUMNS \
-	"d.id, d.name, d.region, d.api_base, d.project_token, d.secret_env," \
+#define DEST_COLUMNS                                                           \
+	"d.id, d.name, d.region, d.api_base, d.project_token, d.secret_env,"   \
 	" d.project_id, d.use_people, d.settings::text"
 enum {
-	DCOL_ID, DCOL_NAME, DCOL_REGION, DCOL_API_BASE, DCOL_TOKEN,
-	DCOL_SECRET_ENV, DCOL_PROJECT_ID, DCOL_USE_PEOPLE, DCOL_SETTINGS
+	DCOL_ID,
+	DCOL_NAME,
+	DCOL_REGION,
+	DCOL_API_BASE,
+	DCOL_TOKEN,
+	DCOL_SECRET_ENV,
+	DCOL_PROJECT_ID,
+	DCOL_USE_PEOPLE,
+	DCOL_SETTINGS
 };
 
 static const char load_sql[] =
@@ -29,8 +36,7 @@ static const char load_sql[] =
 	"  st.last_as_of IS NULL OR st.last_as_of < date_trunc("
 	"   CASE WHEN c.lookback IS NULL THEN 'minute' ELSE 'hour' END,"
 	"   t.as_of),"
-	"  " DEST_COLUMNS
-	" FROM audsync.syncs s"
+	"  " DEST_COLUMNS " FROM audsync.syncs s"
 	" JOIN audsync.computations c ON c.id = s.computation_id"
 	" JOIN audsync.destinations d ON d.id = s.destination_id"
 	" LEFT JOIN audsync.sync_state st ON st.sync_id = s.id"
@@ -40,9 +46,22 @@ static const char load_sql[] =
 	" ORDER BY s.id";
 
 enum {
-	COL_SYNC_ID, COL_MODE, COL_ID_SYNC, COL_ENABLED, COL_COMP_ID, COL_KEY,
-	COL_NAME, COL_IS_TRAIT, COL_DEF_SQL, COL_HAS_RULE, COL_HAS_LOOKBACK,
-	COL_INCL_ANON, COL_AS_OF, COL_WINDOW, COL_DUE, COL_DEST
+	COL_SYNC_ID,
+	COL_MODE,
+	COL_ID_SYNC,
+	COL_ENABLED,
+	COL_COMP_ID,
+	COL_KEY,
+	COL_NAME,
+	COL_IS_TRAIT,
+	COL_DEF_SQL,
+	COL_HAS_RULE,
+	COL_HAS_LOOKBACK,
+	COL_INCL_ANON,
+	COL_AS_OF,
+	COL_WINDOW,
+	COL_DUE,
+	COL_DEST
 };
 
 static char *dup_or_null(const char *s)
@@ -93,8 +112,10 @@ static void take_setting(dest_def *d, const char *key, json_object *v)
 			continue;
 		if (!json_object_is_type(v, json_type_string) ||
 		    json_object_get_string_len(v) == 0) {
-			set_problem(d, "destination %s: setting %s must be a "
-				       "non-empty string", d->name, key);
+			set_problem(d,
+				    "destination %s: setting %s must be a "
+				    "non-empty string",
+				    d->name, key);
 			return;
 		}
 		free(*strs[i]);
@@ -103,8 +124,10 @@ static void take_setting(dest_def *d, const char *key, json_object *v)
 	}
 	if (strcmp(key, "ignore_time") == 0 || strcmp(key, "geolocate") == 0) {
 		if (!json_object_is_type(v, json_type_boolean))
-			set_problem(d, "destination %s: setting %s must be "
-				       "true or false", d->name, key);
+			set_problem(d,
+				    "destination %s: setting %s must be "
+				    "true or false",
+				    d->name, key);
 		else if (key[0] == 'i')
 			d->ignore_time = json_object_get_boolean(v);
 		else
@@ -116,12 +139,14 @@ static void take_setting(dest_def *d, const char *key, json_object *v)
 		double x = json_object_get_double(v);
 
 		if (!(json_object_is_type(v, json_type_int) ||
-		      json_object_is_type(v, json_type_double)) || x <= 0 ||
-		    (key[0] == 'b' && x > MP_MAX_BATCH) ||
+		      json_object_is_type(v, json_type_double)) ||
+		    x <= 0 || (key[0] == 'b' && x > MP_MAX_BATCH) ||
 		    (key[0] == 'c' && x > 64)) {
-			set_problem(d, "destination %s: setting %s must be a "
-				       "positive number (batch_size at most "
-				       "2000, concurrency at most 64)", d->name, key);
+			set_problem(d,
+				    "destination %s: setting %s must be a "
+				    "positive number (batch_size at most "
+				    "2000, concurrency at most 64)",
+				    d->name, key);
 			return;
 		}
 		if (key[0] == 'm')
@@ -140,8 +165,10 @@ static void parse_settings(dest_def *d, const char *text)
 	json_object *o = json_tokener_parse(text ? text : "{}");
 
 	if (!o || !json_object_is_type(o, json_type_object)) {
-		set_problem(d, "destination %s: settings must be a JSON "
-			       "object", d->name);
+		set_problem(d,
+			    "destination %s: settings must be a JSON "
+			    "object",
+			    d->name);
 	} else {
 		json_object_object_foreach(o, key, val)
 			take_setting(d, key, val);
@@ -158,14 +185,17 @@ static void resolve_secret(dest_def *d)
 		return;
 	v = getenv(d->secret_env);
 	if (!v || !*v) {
-		set_problem(d, "destination %s: environment variable %s "
-			       "(its secret_env) is not set", d->name, d->secret_env);
+		set_problem(d,
+			    "destination %s: environment variable %s "
+			    "(its secret_env) is not set",
+			    d->name, d->secret_env);
 		return;
 	}
 	d->secret = strdup(v);
 	if (strchr(v, ':') && !d->project_id)
-		set_problem(d, "destination %s: a service account secret "
-			       "(user:secret in %s) needs project_id",
+		set_problem(d,
+			    "destination %s: a service account secret "
+			    "(user:secret in %s) needs project_id",
 			    d->name, d->secret_env);
 }
 
@@ -177,8 +207,10 @@ static void check_dest(dest_def *d)
 		set_problem(d, "destination %s: project_token is not set",
 			    d->name);
 	if (!r || (strcmp(r, "us") && strcmp(r, "eu") && strcmp(r, "in")))
-		set_problem(d, "destination %s: unknown region '%s' (use us, "
-			       "eu or in)", d->name, r ? r : "");
+		set_problem(d,
+			    "destination %s: unknown region '%s' (use us, "
+			    "eu or in)",
+			    d->name, r ? r : "");
 	resolve_secret(d);
 }
 
@@ -220,7 +252,8 @@ static void load_sync(sync_def *s, const PGresult *r, int row)
 
 	s->id = atoi(PQgetvalue(r, row, COL_SYNC_ID));
 	s->mode = strcmp(PQgetvalue(r, row, COL_MODE), "track") == 0
-			  ? SYNC_MODE_TRACK : SYNC_MODE_IDENTIFY;
+			  ? SYNC_MODE_TRACK
+			  : SYNC_MODE_IDENTIFY;
 	s->id_sync = strcmp(idsync, "first") == 0  ? ID_SYNC_FIRST
 		     : strcmp(idsync, "last") == 0 ? ID_SYNC_LAST
 						   : ID_SYNC_ALL;
@@ -250,12 +283,15 @@ static int resolve_as_of(PGconn *conn, const char *as_of, char *out,
 
 	r = db_query(conn, "--as-of",
 		     "SELECT t::text, t > now() FROM (SELECT coalesce("
-		     "$1::timestamptz, now()) AS t) x", 1, params, err, errlen);
+		     "$1::timestamptz, now()) AS t) x",
+		     1, params, err, errlen);
 	if (!r)
 		return -1;
 	if (PQgetvalue(r, 0, 1)[0] == 't') {
-		snprintf(err, errlen, "--as-of %s lies in the future: move "
-			 "test data into the past instead", as_of);
+		snprintf(err, errlen,
+			 "--as-of %s lies in the future: move "
+			 "test data into the past instead",
+			 as_of);
 		goto out;
 	}
 	snprintf(out, outlen, "%s", PQgetvalue(r, 0, 0));
@@ -265,8 +301,8 @@ out:
 	return rc;
 }
 
-int config_load(sync_list *out, PGconn *conn, const sync_filter *f,
-		char *err, size_t errlen)
+int config_load(sync_list *out, PGconn *conn, const sync_filter *f, char *err,
+		size_t errlen)
 {
 	char as_of[64];
 	const char *params[3];
@@ -274,8 +310,8 @@ int config_load(sync_list *out, PGconn *conn, const sync_filter *f,
 	sync_list l = { 0 };
 	int i, n;
 
-	if (resolve_as_of(conn, f->as_of, as_of, sizeof(as_of), err,
-			  errlen) != 0)
+	if (resolve_as_of(conn, f->as_of, as_of, sizeof(as_of), err, errlen) !=
+	    0)
 		return -1;
 	params[0] = f->computation;
 	params[1] = f->destination;
@@ -380,14 +416,18 @@ const char *config_sync_problem(const sync_def *s, char *buf, size_t len)
 	if (s->dest->problem)
 		snprintf(buf, len, "%s", s->dest->problem);
 	else if (s->mode == SYNC_MODE_IDENTIFY && !s->dest->use_people)
-		snprintf(buf, len, "destination %s: identify syncs need "
+		snprintf(buf, len,
+			 "destination %s: identify syncs need "
 			 "use_people = true (Mixpanel People); turn it on: "
 			 "UPDATE audsync.destinations SET use_people = true "
-			 "WHERE name = '%s'", s->dest->name, s->dest->name);
+			 "WHERE name = '%s'",
+			 s->dest->name, s->dest->name);
 	else if (s->has_rule)
-		snprintf(buf, len, "computation %s: rule definitions (the "
+		snprintf(buf, len,
+			 "computation %s: rule definitions (the "
 			 "definition column) are not supported by this "
-			 "version; use definition_sql", s->key);
+			 "version; use definition_sql",
+			 s->key);
 	else
 		return NULL;
 	return buf;

@@ -15,7 +15,9 @@ static void one_line(char *dst, size_t len, const char *s)
 	if (len == 0)
 		return;
 	for (i = 0; s && s[i] && n + 1 < len; i++)
-		dst[n++] = (s[i] == '\n' || s[i] == '\r' || s[i] == '\t') ? ' ' : s[i];
+		dst[n++] = (s[i] == '\n' || s[i] == '\r' || s[i] == '\t')
+				   ? ' '
+				   : s[i];
 	while (n > 0 && dst[n - 1] == ' ')
 		n--;
 	dst[n] = '\0';
@@ -33,8 +35,8 @@ void db_error(char *err, size_t errlen, PGconn *conn, const PGresult *res,
 		detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
 		hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
 	} else {
-		one_line(msg, sizeof(msg), conn ? PQerrorMessage(conn)
-						: "no connection");
+		one_line(msg, sizeof(msg),
+			 conn ? PQerrorMessage(conn) : "no connection");
 	}
 	if (detail || hint) {
 		char d[240] = "", h[240] = "";
@@ -59,8 +61,8 @@ static void notice_to_log(void *arg, const char *message)
 
 PGconn *db_connect(const char *conninfo, char *err, size_t errlen)
 {
-	const char *keys[] = { "dbname", "fallback_application_name",
-			       "options", NULL };
+	const char *keys[] = { "dbname", "fallback_application_name", "options",
+			       NULL };
 	const char *vals[] = { conninfo && *conninfo ? conninfo : NULL,
 			       "audsync",
 			       "-c TimeZone=UTC -c lock_timeout=30000", NULL };
@@ -78,7 +80,8 @@ PGconn *db_connect(const char *conninfo, char *err, size_t errlen)
 		one_line(msg, sizeof(msg), PQerrorMessage(conn));
 		snprintf(err, errlen,
 			 "cannot connect to the database: %s "
-			 "(set --db, AUDSYNC_DB or PGHOST/PGDATABASE)", msg);
+			 "(set --db, AUDSYNC_DB or PGHOST/PGDATABASE)",
+			 msg);
 		PQfinish(conn);
 		return NULL;
 	}
@@ -86,9 +89,8 @@ PGconn *db_connect(const char *conninfo, char *err, size_t errlen)
 	return conn;
 }
 
-PGresult *db_query(PGconn *conn, const char *what, const char *sql,
-		   int nparams, const char *const *params, char *err,
-		   size_t errlen)
+PGresult *db_query(PGconn *conn, const char *what, const char *sql, int nparams,
+		   const char *const *params, char *err, size_t errlen)
 {
 	PGresult *res;
 	ExecStatusType st;
@@ -105,8 +107,7 @@ PGresult *db_query(PGconn *conn, const char *what, const char *sql,
 int db_exec(PGconn *conn, const char *what, const char *sql, int nparams,
 	    const char *const *params, char *err, size_t errlen)
 {
-	PGresult *res = db_query(conn, what, sql, nparams, params, err,
-				 errlen);
+	PGresult *res = db_query(conn, what, sql, nparams, params, err, errlen);
 
 	if (!res)
 		return -1;

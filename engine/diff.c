@@ -117,8 +117,16 @@ static const char out_sql[] =
 	" ORDER BY c.profile_id COLLATE \"C\"";
 
 enum {
-	OUT_PROFILE, OUT_KIND, OUT_VALUE, OUT_TIME, OUT_SINCE, OUT_OLD,
-	OUT_NEW, OUT_ID_TYPE, OUT_ID_VALUE, OUT_CREATED
+	OUT_PROFILE,
+	OUT_KIND,
+	OUT_VALUE,
+	OUT_TIME,
+	OUT_SINCE,
+	OUT_OLD,
+	OUT_NEW,
+	OUT_ID_TYPE,
+	OUT_ID_VALUE,
+	OUT_CREATED
 };
 
 /* Everyone whose snapshot row this run rewrites or removes. */
@@ -151,12 +159,12 @@ static const char *id_types(const sync_def *s)
 
 /* One identifier of the profile being read. */
 typedef struct ident {
-	char *type;             /* owned, as value */
+	char *type; /* owned, as value */
 	char *value;
-	long long created;      /* created_at, microseconds */
+	long long created; /* created_at, microseconds */
 	int valid;
-	int chosen;             /* a target under the id_sync rule */
-	const char *did;        /* its distinct_id when chosen */
+	int chosen;	 /* a target under the id_sync rule */
+	const char *did; /* its distinct_id when chosen */
 } ident;
 
 /* What turns rows into records: the sync, its writer, scratch space. */
@@ -170,16 +178,15 @@ typedef struct emitter {
 	char *cur[OUT_ID_TYPE]; /* the profile being read: its columns */
 	ident *ids;
 	int nids, capids;
-	const char **sent;      /* track mode: distinct_ids with an event */
+	const char **sent; /* track mode: distinct_ids with an event */
 	int nsent;
 } emitter;
 
 /* One /engage $set per target; an email target sets $email too, and
  * since a profile's targets come in created_at order, its newest email
  * is the address of record. */
-static void emit_identify(emitter *e, const char *id_type,
-			  const char *id_value, const char *distinct_id,
-			  const char *value)
+static void emit_identify(emitter *e, const char *id_type, const char *id_value,
+			  const char *distinct_id, const char *value)
 {
 	const char *set = value;
 
@@ -188,8 +195,8 @@ static void emit_identify(emitter *e, const char *id_type,
 
 		buf_reset(&e->val);
 		buf_append(&e->val, value, (size_t)(end - value));
-		buf_puts(&e->val, end - value > 1 ? ", \"$email\": "
-						  : "\"$email\": ");
+		buf_puts(&e->val,
+			 end - value > 1 ? ", \"$email\": " : "\"$email\": ");
 		buf_json_str(&e->val, id_value);
 		buf_putc(&e->val, '}');
 		set = e->val.data;
@@ -213,7 +220,7 @@ static void put_field(buf *b, const char *name, const char *value, int quote)
 		buf_puts(b, value);
 }
 
-#define put_member(b, name, value) put_field(b, name, value, 0)
+#define put_member(b, name, value)	  put_field(b, name, value, 0)
 #define put_string_member(b, name, value) put_field(b, name, value, 1)
 
 /* The event record, with a $insert_id derived from what makes it this
@@ -228,8 +235,8 @@ static void emit_event(emitter *e, const char *event, const char *transition,
 
 	mp_insert_id(insert_id, parts, 5);
 	buf_reset(&e->rec);
-	mp_payload_event(&e->rec, event, distinct_id, atoll(time_ms),
-			 insert_id, props);
+	mp_payload_event(&e->rec, event, distinct_id, atoll(time_ms), insert_id,
+			 props);
 }
 
 /* Audience Entered / Exited, with the audience's key and name. */
@@ -264,13 +271,15 @@ static int emit_trait_events(emitter *e, const char *distinct_id,
 			 e->s->key, value);
 		return -1;
 	}
-	json_object_object_foreach(o, k, v) {
+	json_object_object_foreach(o, k, v)
+	{
 		buf_reset(&e->val);
 		buf_putc(&e->val, '{');
 		put_string_member(&e->val, "trait_key", k);
-		put_member(&e->val, k, v ? json_object_to_json_string_ext(
-						   v, JSON_C_TO_STRING_PLAIN)
-					 : "null");
+		put_member(&e->val, k,
+			   v ? json_object_to_json_string_ext(
+				       v, JSON_C_TO_STRING_PLAIN)
+			     : "null");
 		if (!e->s->dest->geolocate)
 			put_member(&e->val, "ip", "0");
 		buf_putc(&e->val, '}');
@@ -363,8 +372,8 @@ static void choose_targets(emitter *e)
 	}
 	for (i = 0; i < e->nids && e->s->id_sync != ID_SYNC_ALL; i++) {
 		for (j = 0; j < e->nids && e->ids[i].chosen; j++) {
-			int later = e->s->id_sync == ID_SYNC_FIRST ? j < i
-								   : j > i;
+			int later =
+				e->s->id_sync == ID_SYNC_FIRST ? j < i : j > i;
 
 			if (later && e->ids[j].valid &&
 			    strcmp(e->ids[j].type, e->ids[i].type) == 0)
@@ -376,7 +385,7 @@ static void choose_targets(emitter *e)
 
 		if (!id->chosen)
 			continue;
-		id->did = user ? user
+		id->did = user					  ? user
 			  : strcmp(id->type, "anonymous_id") == 0 ? id->value
 								  : anon;
 		if (!id->did) {
@@ -414,8 +423,8 @@ static int old_has(const char *old, const char *type, const char *value,
 
 			if (out_did)
 				*out_did = d;
-			if (!did || (strlen(did) == dl &&
-				     strncmp(did, d, dl) == 0))
+			if (!did ||
+			    (strlen(did) == dl && strncmp(did, d, dl) == 0))
 				return 1;
 		}
 		p = end ? end + 1 : NULL;
@@ -488,8 +497,8 @@ static int emit_profile(emitter *e, char *err, size_t errlen)
 		put_target(&e->targets, id->type, id->value, id->did);
 		if (newid && old_has(old, id->type, id->value, id->did, NULL))
 			continue;
-		if (send_target(e, id->type, id->value, id->did, err,
-				errlen) != 0)
+		if (send_target(e, id->type, id->value, id->did, err, errlen) !=
+		    0)
 			return -1;
 	}
 	remember(e);
@@ -527,8 +536,8 @@ static void clear_profile(emitter *e)
 
 static char *dup_col(const PGresult *r, int row, int col)
 {
-	char *s = strdup(PQgetisnull(r, row, col) ? ""
-						  : PQgetvalue(r, row, col));
+	char *s =
+		strdup(PQgetisnull(r, row, col) ? "" : PQgetvalue(r, row, col));
 
 	if (!s)
 		abort();
@@ -622,11 +631,10 @@ static int stream_calls(diff_counts *out, PGconn *conn, const sync_def *s,
 	e.s = s;
 	e.conn = conn;
 	snprintf(e.sync_id, sizeof(e.sync_id), "%d", s->id);
-	e.w = outbox_writer_open(conn, s->dest->id, s->dest->name, s->id,
-				 run_id,
-				 s->mode == SYNC_MODE_TRACK ? MP_EP_IMPORT
-							    : MP_EP_ENGAGE,
-				 dry_run);
+	e.w = outbox_writer_open(
+		conn, s->dest->id, s->dest->name, s->id, run_id,
+		s->mode == SYNC_MODE_TRACK ? MP_EP_IMPORT : MP_EP_ENGAGE,
+		dry_run);
 	if (db_exec(conn, "diff: calls", out_sql, 4, p, err, errlen) != 0 ||
 	    fetch_loop(&e, err, errlen) != 0 ||
 	    db_exec(conn, "diff: calls", "CLOSE audsync_out", 0, NULL, err,
@@ -697,8 +705,8 @@ static int find_changes(PGconn *conn, const sync_def *s, diff_mode mode,
 		return -1;
 	if (db_exec(conn, "diff: analyze", "ANALYZE pg_temp.audsync_chg", 0,
 		    NULL, err, errlen) != 0 ||
-	    db_exec(conn, "snapshot: forget", forget_sql, 1, p, err,
-		    errlen) != 0)
+	    db_exec(conn, "snapshot: forget", forget_sql, 1, p, err, errlen) !=
+		    0)
 		return -1;
 	return 0;
 }
@@ -735,7 +743,8 @@ static int save_state(PGconn *conn, const sync_def *s, long long run_id,
 	return db_exec(conn, "identifier log",
 		       "DELETE FROM audsync.identifier_log WHERE xact <"
 		       " (SELECT min(pg_snapshot_xmin(ids_snapshot))"
-		       " FROM audsync.sync_state)", 0, NULL, err, errlen);
+		       " FROM audsync.sync_state)",
+		       0, NULL, err, errlen);
 }
 
 int diff_apply(diff_counts *out, PGconn *conn, const sync_def *s,

@@ -9,10 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TIMESTAMPTZOID 1184
-#define TIMESTAMPOID 1114
-#define DATEOID 1082
-#define TEXTOID 25
+#define TIMESTAMPTZOID	  1184
+#define TIMESTAMPOID	  1114
+#define DATEOID		  1082
+#define TEXTOID		  25
 #define MAX_TRAIT_COLUMNS 64
 
 static const char stage_sql[] =
@@ -43,11 +43,15 @@ static void put_value_expr(buf *b, PGconn *conn, const char *column,
 	if (!id)
 		abort();
 	if (type == TIMESTAMPTZOID)
-		buf_printf(b, "to_jsonb(to_char(d.%s AT TIME ZONE 'UTC', "
-			      "'YYYY-MM-DD\"T\"HH24:MI:SS'))", id);
+		buf_printf(b,
+			   "to_jsonb(to_char(d.%s AT TIME ZONE 'UTC', "
+			   "'YYYY-MM-DD\"T\"HH24:MI:SS'))",
+			   id);
 	else if (type == TIMESTAMPOID || type == DATEOID)
-		buf_printf(b, "to_jsonb(to_char(d.%s, "
-			      "'YYYY-MM-DD\"T\"HH24:MI:SS'))", id);
+		buf_printf(b,
+			   "to_jsonb(to_char(d.%s, "
+			   "'YYYY-MM-DD\"T\"HH24:MI:SS'))",
+			   id);
 	else
 		buf_printf(b, "to_jsonb(d.%s)", id);
 	PQfreemem(id);
@@ -95,15 +99,17 @@ static int trait_columns(trait_cols *tc, const PGresult *desc,
 		if (tc->n == MAX_TRAIT_COLUMNS ||
 		    naming_key(tc->key[tc->n], sizeof(tc->key[0]),
 			       PQfname(desc, i)) <= 0) {
-			snprintf(err, errlen, "computation %s: column \"%s\" "
+			snprintf(err, errlen,
+				 "computation %s: column \"%s\" "
 				 "cannot be a trait key (too many columns, or "
-				 "no letter or digit)", s->key,
-				 PQfname(desc, i));
+				 "no letter or digit)",
+				 s->key, PQfname(desc, i));
 			return -1;
 		}
 		for (j = 0; j < tc->n; j++) {
 			if (strcmp(tc->key[j], tc->key[tc->n]) == 0) {
-				snprintf(err, errlen, "computation %s: columns "
+				snprintf(err, errlen,
+					 "computation %s: columns "
 					 "give the same trait key %s twice",
 					 s->key, tc->key[j]);
 				return -1;
@@ -112,18 +118,20 @@ static int trait_columns(trait_cols *tc, const PGresult *desc,
 		tc->field[tc->n++] = i;
 	}
 	if (tc->n == 0) {
-		snprintf(err, errlen, "computation %s: a trait definition "
+		snprintf(err, errlen,
+			 "computation %s: a trait definition "
 			 "returns profile_id and value, or profile_id and "
-			 "named columns", s->key);
+			 "named columns",
+			 s->key);
 		return -1;
 	}
 	return 0;
 }
 
 /* Builds the INSERT that loads the stage; params[2..] are the keys. */
-static int build_insert(buf *b, const char **params, int *nparams,
-			PGconn *conn, const PGresult *desc, const sync_def *s,
-			trait_cols *tc, char *err, size_t errlen)
+static int build_insert(buf *b, const char **params, int *nparams, PGconn *conn,
+			const PGresult *desc, const sync_def *s, trait_cols *tc,
+			char *err, size_t errlen)
 {
 	int i;
 
@@ -165,15 +173,18 @@ static void definition_error(char *err, size_t errlen, PGconn *conn,
 	char what[200];
 
 	if (strcmp(state, "57014") == 0) {
-		snprintf(err, errlen, "computation %s: the definition ran past "
+		snprintf(err, errlen,
+			 "computation %s: the definition ran past "
 			 "its statement timeout (%s) and was cancelled",
 			 s->key, timeout);
 	} else if (strcmp(state, "25006") == 0 ||
 		   (strcmp(state, "0A000") == 0 && res &&
 		    strstr(PQresultErrorMessage(res), "data-modifying"))) {
 		db_error(what, sizeof(what), conn, res, "write refused");
-		snprintf(err, errlen, "computation %s: the definition tried to "
-			 "write (%s): definitions may only read", s->key, what);
+		snprintf(err, errlen,
+			 "computation %s: the definition tried to "
+			 "write (%s): definitions may only read",
+			 s->key, what);
 	} else {
 		snprintf(what, sizeof(what), "computation %s: definition_sql",
 			 s->key);
@@ -201,8 +212,10 @@ static PGresult *describe(PGconn *conn, const sync_def *s, char *err,
 		return NULL;
 	}
 	if (find_field(res, "profile_id") < 0) {
-		snprintf(err, errlen, "computation %s: the definition returns "
-			 "no profile_id column", s->key);
+		snprintf(err, errlen,
+			 "computation %s: the definition returns "
+			 "no profile_id column",
+			 s->key);
 		PQclear(res);
 		return NULL;
 	}
@@ -214,16 +227,18 @@ static PGresult *describe(PGconn *conn, const sync_def *s, char *err,
 static int check_duplicates(PGconn *conn, const sync_def *s, char *err,
 			    size_t errlen)
 {
-	PGresult *r = db_query(conn, "trait rows", duplicate_sql, 0, NULL,
-			       err, errlen);
+	PGresult *r = db_query(conn, "trait rows", duplicate_sql, 0, NULL, err,
+			       errlen);
 	int rc = 0;
 
 	if (!r)
 		return -1;
 	if (PQntuples(r) > 0) {
-		snprintf(err, errlen, "computation %s: the definition returned "
+		snprintf(err, errlen,
+			 "computation %s: the definition returned "
 			 "two rows for profile_id %s: a trait needs one row "
-			 "per profile", s->key, PQgetvalue(r, 0, 0));
+			 "per profile",
+			 s->key, PQgetvalue(r, 0, 0));
 		rc = -1;
 	}
 	PQclear(r);
@@ -273,8 +288,8 @@ out:
 	return rc;
 }
 
-int evaluate_sync(long long *out, PGconn *conn, const sync_def *s,
-		  char *err, size_t errlen)
+int evaluate_sync(long long *out, PGconn *conn, const sync_def *s, char *err,
+		  size_t errlen)
 {
 	const char *params[MAX_TRAIT_COLUMNS + 2];
 	trait_cols tc;

@@ -34,8 +34,8 @@ static const command commands[] = {
 	  "Create or upgrade the audsync schema. Idempotent: a second run\n"
 	  "changes nothing." },
 	{ "run", cmd_run,
-	  OPT_COMPUTATION | OPT_DESTINATION | OPT_ALL | OPT_AS_OF |
-		  OPT_DRY_RUN, 0,
+	  OPT_COMPUTATION | OPT_DESTINATION | OPT_ALL | OPT_AS_OF | OPT_DRY_RUN,
+	  0,
 	  "run [--computation KEY] [--destination NAME] [--all] [--as-of TS]"
 	  " [--dry-run]",
 	  "Evaluate the syncs that are due (or the named ones, or --all),\n"
@@ -127,39 +127,66 @@ static int take_option(int ch, cli_opts *o, unsigned *used, int *help)
 	switch (ch) {
 	case 'd': o->db = optarg; return 0;
 	case 'M': o->metrics_file = optarg; return 0;
-	case 'c': o->computation = optarg; *used |= OPT_COMPUTATION; return 0;
-	case 'D': o->destination = optarg; *used |= OPT_DESTINATION; return 0;
-	case 'a': o->all = 1; *used |= OPT_ALL; return 0;
-	case 't': o->as_of = optarg; *used |= OPT_AS_OF; return 0;
-	case 'n': o->dry_run = 1; *used |= OPT_DRY_RUN; return 0;
-	case 'r': o->reset = 1; *used |= OPT_RESET; return 0;
-	case 'j': o->json = 1; *used |= OPT_JSON; return 0;
-	case 'u': o->unset = 1; *used |= OPT_UNSET; return 0;
+	case 'c':
+		o->computation = optarg;
+		*used |= OPT_COMPUTATION;
+		return 0;
+	case 'D':
+		o->destination = optarg;
+		*used |= OPT_DESTINATION;
+		return 0;
+	case 'a':
+		o->all = 1;
+		*used |= OPT_ALL;
+		return 0;
+	case 't':
+		o->as_of = optarg;
+		*used |= OPT_AS_OF;
+		return 0;
+	case 'n':
+		o->dry_run = 1;
+		*used |= OPT_DRY_RUN;
+		return 0;
+	case 'r':
+		o->reset = 1;
+		*used |= OPT_RESET;
+		return 0;
+	case 'j':
+		o->json = 1;
+		*used |= OPT_JSON;
+		return 0;
+	case 'u':
+		o->unset = 1;
+		*used |= OPT_UNSET;
+		return 0;
 	case 'h': *help = 1; return 0;
 	case 'F':
 		if (log_set_format_name(optarg) == 0)
 			return 0;
-		fprintf(stderr, "audsync: --log-format must be logfmt or json,"
-				" not '%s'\n", optarg);
+		fprintf(stderr,
+			"audsync: --log-format must be logfmt or json,"
+			" not '%s'\n",
+			optarg);
 		return EXIT_USAGE;
 	case 'L':
 		if (log_set_level_name(optarg) == 0)
 			return 0;
-		fprintf(stderr, "audsync: --log-level must be debug, info, "
-				"warn or error, not '%s'\n", optarg);
+		fprintf(stderr,
+			"audsync: --log-level must be debug, info, "
+			"warn or error, not '%s'\n",
+			optarg);
 		return EXIT_USAGE;
-	default:
-		return EXIT_USAGE;
+	default: return EXIT_USAGE;
 	}
 }
 
 /* Names the first option in used that c does not take, or NULL. */
 static const char *misplaced_option(const command *c, unsigned used)
 {
-	static const char *const names[] = {
-		"--computation", "--destination", "--all", "--as-of",
-		"--dry-run", "--reset", "--json", "--unset"
-	};
+	static const char *const names[] = { "--computation", "--destination",
+					     "--all",	      "--as-of",
+					     "--dry-run",     "--reset",
+					     "--json",	      "--unset" };
 	unsigned bad = used & ~c->opts;
 	int i;
 
@@ -175,9 +202,10 @@ static int dispatch(const command *c, int nargs, char **args, cli_opts *o,
 	const char *bad = misplaced_option(c, used);
 
 	if (bad) {
-		fprintf(stderr, "audsync %s: unknown option %s\n"
-				"usage: audsync %s\n", c->name, bad,
-			c->synopsis);
+		fprintf(stderr,
+			"audsync %s: unknown option %s\n"
+			"usage: audsync %s\n",
+			c->name, bad, c->synopsis);
 		return EXIT_USAGE;
 	}
 	if (nargs != c->positional) {
@@ -202,8 +230,10 @@ int main(int argc, char **argv)
 
 	signal(SIGPIPE, SIG_IGN);
 	if (env && *env && log_set_level_name(env) != 0) {
-		fprintf(stderr, "audsync: AUDSYNC_LOG_LEVEL must be debug, "
-				"info, warn or error, not '%s'\n", env);
+		fprintf(stderr,
+			"audsync: AUDSYNC_LOG_LEVEL must be debug, "
+			"info, warn or error, not '%s'\n",
+			env);
 		return EXIT_USAGE;
 	}
 	o.db = getenv("AUDSYNC_DB");

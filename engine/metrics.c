@@ -27,8 +27,9 @@ static void put_gauge(buf *b, const char *name, const PGresult *r, int row,
 	put_label(b, PQgetvalue(r, row, ST_KEY));
 	buf_puts(b, "\",destination=\"");
 	put_label(b, PQgetvalue(r, row, ST_DEST));
-	buf_printf(b, "\"} %s\n", PQgetisnull(r, row, column)
-					  ? "0" : PQgetvalue(r, row, column));
+	buf_printf(b, "\"} %s\n",
+		   PQgetisnull(r, row, column) ? "0"
+					       : PQgetvalue(r, row, column));
 }
 
 static void put_metrics(buf *b, const PGresult *r)

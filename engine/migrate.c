@@ -34,8 +34,7 @@ static int applied_version(PGconn *conn, char *err, size_t errlen)
 }
 
 /* One migration and its ledger row in one transaction. */
-static int apply_one(PGconn *conn, const migration *m, char *err,
-		     size_t errlen)
+static int apply_one(PGconn *conn, const migration *m, char *err, size_t errlen)
 {
 	char version[16], what[96];
 	const char *params[2];
@@ -57,7 +56,8 @@ static int apply_one(PGconn *conn, const migration *m, char *err,
 	}
 	if (db_exec(conn, what,
 		    "INSERT INTO audsync.schema_migrations (version, name)"
-		    " VALUES ($1, $2)", 2, params, err, errlen) != 0)
+		    " VALUES ($1, $2)",
+		    2, params, err, errlen) != 0)
 		goto out;
 	if (db_exec(conn, what, "COMMIT", 0, NULL, err, errlen) != 0)
 		goto out;
@@ -96,8 +96,8 @@ int migrate_apply(PGconn *conn, int *out, char *err, size_t errlen)
 	*out = applied;
 	rc = 0;
 out:
-	PQclear(PQexec(conn, "SELECT pg_advisory_unlock(" MIGRATE_LOCK_KEY
-			     ")"));
+	PQclear(PQexec(conn,
+		       "SELECT pg_advisory_unlock(" MIGRATE_LOCK_KEY ")"));
 	return rc;
 }
 
@@ -108,7 +108,8 @@ int migrate_is_current(PGconn *conn, int *out, char *err, size_t errlen)
 
 	res = db_query(conn, "schema check",
 		       "SELECT to_regclass('audsync.schema_migrations')"
-		       " IS NOT NULL", 0, NULL, err, errlen);
+		       " IS NOT NULL",
+		       0, NULL, err, errlen);
 	if (!res)
 		return -1;
 	v = PQgetvalue(res, 0, 0)[0] == 't';

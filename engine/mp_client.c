@@ -33,15 +33,15 @@
  * its slot and nothing else. All slots share one curl multi handle.
  */
 
-#define EP_COUNT 3
-#define SPLIT_DEPTH 32              /* 413 halvings: log2(2000) < 12 */
-#define STOP_GRACE_MS 2000          /* in-flight requests after a stop */
-#define POLL_MAX_MS 250             /* how late a stop flag is noticed */
-#define RESP_CAP (1024 * 1024)      /* answer bytes kept for parsing */
-#define SHRINK_BYTES (16u << 20)    /* slot buffers freed above this */
+#define EP_COUNT	3
+#define SPLIT_DEPTH	32	      /* 413 halvings: log2(2000) < 12 */
+#define STOP_GRACE_MS	2000	      /* in-flight requests after a stop */
+#define POLL_MAX_MS	250	      /* how late a stop flag is noticed */
+#define RESP_CAP	(1024 * 1024) /* answer bytes kept for parsing */
+#define SHRINK_BYTES	(16u << 20)   /* slot buffers freed above this */
 #define MAX_CONCURRENCY 64
-#define MAX_BYTES_CAP (1u << 30)    /* zlib counts in 32 bits */
-#define ERR_LEN 512
+#define MAX_BYTES_CAP	(1u << 30) /* zlib counts in 32 bits */
+#define ERR_LEN		512
 
 typedef enum sink_kind { SINK_HTTP = 0, SINK_STDOUT, SINK_FILE } sink_kind;
 
@@ -50,16 +50,16 @@ typedef struct dest dest;
 typedef struct slot {
 	dest *d;
 	mp_endpoint ep;
-	buf data;          /* records joined by ',' */
+	buf data; /* records joined by ',' */
 	mp_rec *recs;
 	size_t nrecs;
 	size_t caprecs;
-	size_t head;       /* first record without an outcome */
+	size_t head;		  /* first record without an outcome */
 	size_t ends[SPLIT_DEPTH]; /* ends of pending halves, innermost last */
 	int nends;
-	size_t cur_end;    /* the batch in flight is [head, cur_end) */
+	size_t cur_end; /* the batch in flight is [head, cur_end) */
 	int busy;
-	int attempt;       /* failed sends of the current batch */
+	int attempt; /* failed sends of the current batch */
 	int64_t not_before;
 	long retry_after_ms;
 	CURL *easy;
@@ -70,22 +70,22 @@ typedef struct slot {
 
 struct dest {
 	char *name;
-	char *username;    /* /import Basic auth */
+	char *username; /* /import Basic auth */
 	char *password;
-	char *secret;      /* the word redacted everywhere, or NULL */
+	char *secret; /* the word redacted everywhere, or NULL */
 	char *url[EP_COUNT];
 	const char *query[EP_COUNT];
 	char *query_import;
-	char *path;        /* file: sink */
+	char *path; /* file: sink */
 	sink_kind sink;
 	FILE *out;
 	int conc;
 	size_t batch;
 	size_t max_bytes;
-	mp_bucket bucket;  /* max_rate, records per second */
+	mp_bucket bucket; /* max_rate, records per second */
 	slot *slots[EP_COUNT];
 	int inflight;
-	int stopped;       /* refused credentials during this flush */
+	int stopped; /* refused credentials during this flush */
 	char stop_msg[ERR_LEN];
 	struct curl_slist *hdr_plain;
 	struct curl_slist *hdr_gzip;
@@ -677,8 +677,7 @@ static void apply_split(mp_client *c, slot *s, const mp_answer *a)
 	s->attempt = 0;
 }
 
-static void apply_retry(mp_client *c, slot *s, const mp_answer *a,
-			int64_t now)
+static void apply_retry(mp_client *c, slot *s, const mp_answer *a, int64_t now)
 {
 	dest *d = s->d;
 	long wait;
@@ -721,13 +720,16 @@ static void stop_destination(mp_client *c, slot *s, const mp_answer *a)
 	/* a->error starts with "HTTP <status>" for every STOP_DEST */
 	sscanf(a->error, "HTTP %ld", &status);
 	if (status == 401 || status == 403)
-		set_error(c, d, "destination %s: Mixpanel refused the "
+		set_error(c, d,
+			  "destination %s: Mixpanel refused the "
 			  "credentials (HTTP %ld): check the API secret / "
-			  "service account", d->name, status);
+			  "service account",
+			  d->name, status);
 	else
-		set_error(c, d, "destination %s: unexpected answer from %s "
-			  "(%s): check api_base", d->name, ep_path[s->ep],
-			  a->error);
+		set_error(c, d,
+			  "destination %s: unexpected answer from %s "
+			  "(%s): check api_base",
+			  d->name, ep_path[s->ep], a->error);
 	snprintf(d->stop_msg, sizeof(d->stop_msg), "%s", c->err);
 	d->stopped = 1;
 	log_error("mixpanel destination stopped", "destination", d->name,
@@ -735,31 +737,22 @@ static void stop_destination(mp_client *c, slot *s, const mp_answer *a)
 	slot_fail_rest(c, s, d->stop_msg);
 }
 
-static void apply_answer(mp_client *c, slot *s, const mp_answer *a,
-			 int64_t now)
+static void apply_answer(mp_client *c, slot *s, const mp_answer *a, int64_t now)
 {
 	switch (a->action) {
 	case MP_ACT_DELIVERED:
 		report_range(c, s, s->head, s->cur_end, MP_OUT_DELIVERED, NULL);
 		slot_advance(s, s->cur_end);
 		break;
-	case MP_ACT_PARTIAL:
-		apply_partial(c, s, a);
-		break;
+	case MP_ACT_PARTIAL: apply_partial(c, s, a); break;
 	case MP_ACT_REJECTED:
 		report_range(c, s, s->head, s->cur_end, MP_OUT_REJECTED,
 			     a->error);
 		slot_advance(s, s->cur_end);
 		break;
-	case MP_ACT_SPLIT:
-		apply_split(c, s, a);
-		break;
-	case MP_ACT_RETRY:
-		apply_retry(c, s, a, now);
-		break;
-	case MP_ACT_STOP_DEST:
-		stop_destination(c, s, a);
-		break;
+	case MP_ACT_SPLIT: apply_split(c, s, a); break;
+	case MP_ACT_RETRY: apply_retry(c, s, a, now); break;
+	case MP_ACT_STOP_DEST: stop_destination(c, s, a); break;
 	}
 }
 
@@ -901,8 +894,8 @@ static void sink_write(mp_client *c, slot *s)
 
 	if (fwrite(s->body.data, 1, s->body.len, d->out) != s->body.len ||
 	    fflush(d->out) != 0) {
-		set_error(c, d, "destination %s: cannot write %s: %s",
-			  d->name, d->sink == SINK_FILE ? d->path : "stdout",
+		set_error(c, d, "destination %s: cannot write %s: %s", d->name,
+			  d->sink == SINK_FILE ? d->path : "stdout",
 			  strerror(errno));
 		s->cur_end = 0;
 		slot_fail_rest(c, s, c->err);
@@ -1012,8 +1005,9 @@ static int slot_step(mp_client *c, slot *s, int64_t now, int64_t *wake)
 	if (s->head == s->nrecs)
 		return 0;
 	if (d->stopped || c->stopping) {
-		slot_fail_rest(c, s, d->stopped ? d->stop_msg
-				 : "stopped before delivery");
+		slot_fail_rest(c, s,
+			       d->stopped ? d->stop_msg
+					  : "stopped before delivery");
 		return 0;
 	}
 	if (s->not_before > now) {
@@ -1034,7 +1028,7 @@ static int slot_step(mp_client *c, slot *s, int64_t now, int64_t *wake)
 		return -1;
 	/* A stdout:/file: request completes at once: go on without the
 	 * poll's wait when more is queued. */
-	if (!s->busy && s->head < s->nrecs && *wake > now)
+	if (!s->busy && s->head<s->nrecs && * wake> now)
 		*wake = now;
 	return s->busy || s->head < s->nrecs;
 }
@@ -1045,9 +1039,8 @@ static int slot_step(mp_client *c, slot *s, int64_t now, int64_t *wake)
 
 static void log_answer(const slot *s, long status, const mp_answer *a)
 {
-	static const char *const names[] = { "delivered", "partial",
-					     "rejected", "split", "retry",
-					     "stop" };
+	static const char *const names[] = { "delivered", "partial", "rejected",
+					     "split",	  "retry",   "stop" };
 	char st[24], n[24];
 
 	snprintf(st, sizeof(st), "%ld", status);
@@ -1196,7 +1189,8 @@ int mp_client_flush(mp_client *c, mp_result_fn fn, void *ud)
 	int i, rc;
 
 	if (c->flushing) {
-		set_error(c, NULL, "mp_client_flush: called from its own "
+		set_error(c, NULL,
+			  "mp_client_flush: called from its own "
 			  "result callback");
 		return -1;
 	}
@@ -1342,13 +1336,15 @@ static int dest_auth(mp_client *c, dest *d, const mp_destination *in)
 	buf_puts(&q, "strict=1");
 	if (colon) {
 		if (!in->project_id || !*in->project_id) {
-			set_error(c, d, "destination %s: a service account "
-				  "needs project_id", d->name);
+			set_error(c, d,
+				  "destination %s: a service account "
+				  "needs project_id",
+				  d->name);
 			buf_free(&q);
 			return -1;
 		}
-		d->username = must(strndup(in->secret,
-					   (size_t)(colon - in->secret)));
+		d->username =
+			must(strndup(in->secret, (size_t)(colon - in->secret)));
 		d->password = xstrdup(colon + 1);
 		d->secret = xstrdup(colon + 1);
 		esc = curl_easy_escape(NULL, in->project_id, 0);
@@ -1416,13 +1412,15 @@ static int dest_target(mp_client *c, dest *d, const mp_destination *in)
 	const char *base = region_host(in->region);
 	int sink;
 
-	d->query[MP_EP_ENGAGE] = in->geolocate ? "verbose=1&ip=1"
-					       : "verbose=1&ip=0";
+	d->query[MP_EP_ENGAGE] =
+		in->geolocate ? "verbose=1&ip=1" : "verbose=1&ip=0";
 	d->query[MP_EP_GROUPS] = d->query[MP_EP_ENGAGE];
 	d->query[MP_EP_IMPORT] = d->query_import;
 	if (!base) {
-		set_error(c, d, "destination %s: unknown region \"%s\" (use "
-			  "us, eu or in)", d->name, in->region);
+		set_error(c, d,
+			  "destination %s: unknown region \"%s\" (use "
+			  "us, eu or in)",
+			  d->name, in->region);
 		return -1;
 	}
 	sink = dest_sink(c, d, in->api_base);
@@ -1432,7 +1430,8 @@ static int dest_target(mp_client *c, dest *d, const mp_destination *in)
 		base = in->api_base;
 		if (strncmp(base, "https://", 8) != 0 &&
 		    strncmp(base, "http://", 7) != 0) {
-			set_error(c, d, "destination %s: api_base must start "
+			set_error(c, d,
+				  "destination %s: api_base must start "
 				  "with https://, http://, stdout: or file:",
 				  d->name);
 			return -1;
@@ -1452,8 +1451,7 @@ static void dest_limits(dest *d, const mp_destination *in)
 	d->batch = in->batch_size > 0 && in->batch_size < MP_MAX_BATCH
 			   ? (size_t)in->batch_size
 			   : MP_MAX_BATCH;
-	d->max_bytes = in->max_bytes > 0 ? in->max_bytes
-					 : MP_DEFAULT_MAX_BYTES;
+	d->max_bytes = in->max_bytes > 0 ? in->max_bytes : MP_DEFAULT_MAX_BYTES;
 	if (d->max_bytes < 16)
 		d->max_bytes = 16;
 	if (d->max_bytes > MAX_BYTES_CAP)
@@ -1466,11 +1464,10 @@ static void dest_limits(dest *d, const mp_destination *in)
 			d->slots[ep][k].ep = (mp_endpoint)ep;
 		}
 	}
-	d->hdr_plain = curl_slist_append(NULL,
-					 "Content-Type: application/json");
+	d->hdr_plain =
+		curl_slist_append(NULL, "Content-Type: application/json");
 	d->hdr_plain = curl_slist_append(d->hdr_plain, "Expect:");
-	d->hdr_gzip = curl_slist_append(NULL,
-					"Content-Type: application/json");
+	d->hdr_gzip = curl_slist_append(NULL, "Content-Type: application/json");
 	d->hdr_gzip = curl_slist_append(d->hdr_gzip, "Content-Encoding: gzip");
 	d->hdr_gzip = curl_slist_append(d->hdr_gzip, "Expect:");
 }
@@ -1481,7 +1478,8 @@ int mp_client_add_destination(mp_client *c, int *out, const mp_destination *in)
 	dest **grown;
 
 	if (c->flushing) {
-		set_error(c, NULL, "mp_client_add_destination: called during "
+		set_error(c, NULL,
+			  "mp_client_add_destination: called during "
 			  "a flush");
 		return -1;
 	}
@@ -1537,14 +1535,17 @@ int mp_client_submit(mp_client *c, int dest_id, mp_endpoint ep, uint32_t lane,
 
 	if (dest_id < 0 || dest_id >= c->ndests || (unsigned)ep >= EP_COUNT ||
 	    c->flushing || len == 0) {
-		set_error(c, NULL, "mp_client_submit: bad destination, "
+		set_error(c, NULL,
+			  "mp_client_submit: bad destination, "
 			  "endpoint or record, or called during a flush");
 		return -1;
 	}
 	d = c->dests[dest_id];
 	if (len + 2 > d->max_bytes) {
-		set_error(c, d, "destination %s: a record of %zu bytes is over "
-			  "the request cap of %zu", d->name, len, d->max_bytes);
+		set_error(c, d,
+			  "destination %s: a record of %zu bytes is over "
+			  "the request cap of %zu",
+			  d->name, len, d->max_bytes);
 		return -1;
 	}
 	s = &d->slots[ep][lane % (uint32_t)d->conc];

@@ -38,8 +38,7 @@ static uint64_t load_le64(const unsigned char *p)
 	return v;
 }
 
-static void murmur3_128(const unsigned char *data, size_t len,
-			uint64_t out[2])
+static void murmur3_128(const unsigned char *data, size_t len, uint64_t out[2])
 {
 	const uint64_t c1 = 0x87c37b91114253d5ULL;
 	const uint64_t c2 = 0x4cf5ad432745937fULL;
@@ -124,8 +123,7 @@ void mp_insert_id(char out[MP_INSERT_ID_LEN + 1], const char *const *parts,
 		put_le64(&in, (uint64_t)strlen(parts[i]));
 		buf_puts(&in, parts[i]);
 	}
-	murmur3_128((const unsigned char *)(in.data ? in.data : ""), in.len,
-		    h);
+	murmur3_128((const unsigned char *)(in.data ? in.data : ""), in.len, h);
 	buf_free(&in);
 	/* The all-zero UUID is a value Mixpanel refuses; never emit it. */
 	if (h[0] == 0 && h[1] == 0)
@@ -135,9 +133,23 @@ void mp_insert_id(char out[MP_INSERT_ID_LEN + 1], const char *const *parts,
 
 /* research/mixpanel-api.md §3: values /import refuses as distinct_id. */
 static const char *const invalid_ids[] = {
-	"00000000-0000-0000-0000-000000000000", "anon", "anonymous", "nil",
-	"none", "null", "n/a", "na", "undefined", "unknown", "<nil>", "0",
-	"-1", "true", "false", "[]", "{}"
+	"00000000-0000-0000-0000-000000000000",
+	"anon",
+	"anonymous",
+	"nil",
+	"none",
+	"null",
+	"n/a",
+	"na",
+	"undefined",
+	"unknown",
+	"<nil>",
+	"0",
+	"-1",
+	"true",
+	"false",
+	"[]",
+	"{}"
 };
 
 int mp_distinct_id_invalid(const char *s)
@@ -176,12 +188,13 @@ static void put_update_head(buf *out, const char *token,
 /* Segment's special traits and their Mixpanel reserved names. */
 static const char *reserved_trait(const char *key)
 {
-	static const char *const map[][2] = {
-		{ "created", "$created" },     { "email", "$email" },
-		{ "firstName", "$first_name" }, { "lastName", "$last_name" },
-		{ "name", "$name" },           { "username", "$username" },
-		{ "phone", "$phone" }
-	};
+	static const char *const map[][2] = { { "created", "$created" },
+					      { "email", "$email" },
+					      { "firstName", "$first_name" },
+					      { "lastName", "$last_name" },
+					      { "name", "$name" },
+					      { "username", "$username" },
+					      { "phone", "$phone" } };
 	size_t i;
 
 	for (i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
@@ -224,7 +237,8 @@ int mp_payload_identify(buf *out, const char *token, const char *distinct_id,
 		return -1;
 	buf_init(&set);
 	buf_init(&uni);
-	json_object_object_foreach(traits, key, val) {
+	json_object_object_foreach(traits, key, val)
+	{
 		/* A non-empty list is merged; an empty one clears the trait. */
 		if (json_object_is_type(val, json_type_array) &&
 		    json_object_array_length(val) > 0)

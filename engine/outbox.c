@@ -14,12 +14,11 @@
 #define COPY_BYTES (4 * 1024 * 1024)
 /* Pages of one lane, and pages in all, that one delivery round sends. */
 #define ROUND_PAGES_PER_LANE 2
-#define ROUND_PAGES 100
-#define STR_(x) #x
-#define STR(x) STR_(x)
+#define ROUND_PAGES	     100
+#define STR_(x)		     #x
+#define STR(x)		     STR_(x)
 
-static const char *const endpoint_paths[] = { "/engage", "/groups",
-					      "/import" };
+static const char *const endpoint_paths[] = { "/engage", "/groups", "/import" };
 
 uint32_t outbox_lane(const char *distinct_id)
 {
@@ -41,7 +40,7 @@ struct outbox_writer {
 	mp_endpoint ep;
 	long long records;
 	int lanes_ready;
-	buf copy;               /* pages ready to write, COPY text format */
+	buf copy; /* pages ready to write, COPY text format */
 	buf page[OUTBOX_LANES];
 	int count[OUTBOX_LANES];
 };
@@ -92,7 +91,8 @@ static int ensure_lanes(outbox_writer *w, char *err, size_t errlen)
 	return db_exec(w->conn, "outbox lanes",
 		       "INSERT INTO audsync.outbox_lanes (destination_id, lane)"
 		       " SELECT $1, g FROM generate_series(0, 63) g"
-		       " ON CONFLICT DO NOTHING", 1, p, err, errlen);
+		       " ON CONFLICT DO NOTHING",
+		       1, p, err, errlen);
 }
 
 /* Pages are written by COPY a few megabytes at a time: thousands of
@@ -117,8 +117,8 @@ static int write_page(outbox_writer *w, int lane, char *err, size_t errlen)
 {
 	if (w->count[lane] == 0)
 		return 0;
-	buf_printf(&w->copy, "%s\t%s\t%s\t%d\t%s\t%d\t", w->dest_id,
-		   w->sync_id, w->run_id, lane, w->endpoint, w->count[lane]);
+	buf_printf(&w->copy, "%s\t%s\t%s\t%d\t%s\t%d\t", w->dest_id, w->sync_id,
+		   w->run_id, lane, w->endpoint, w->count[lane]);
 	buf_copy_text(&w->copy, w->page[lane].data);
 	buf_putc(&w->copy, '\n');
 	buf_reset(&w->page[lane]);
@@ -135,8 +135,8 @@ static void print_dry_run(outbox_writer *w, const char *record, size_t len)
 	buf_init(&line);
 	buf_puts(&line, "{\"destination\":");
 	buf_json_str(&line, w->dest_name);
-	buf_printf(&line, ",\"endpoint\":\"%s\",\"record\":",
-		   endpoint_paths[w->ep]);
+	buf_printf(&line,
+		   ",\"endpoint\":\"%s\",\"record\":", endpoint_paths[w->ep]);
 	buf_append(&line, record, len);
 	buf_puts(&line, "}\n");
 	fwrite(line.data, 1, line.len, w->dry_run);
@@ -144,8 +144,7 @@ static void print_dry_run(outbox_writer *w, const char *record, size_t len)
 }
 
 int outbox_writer_add(outbox_writer *w, const char *distinct_id,
-		      const char *record, size_t len, char *err,
-		      size_t errlen)
+		      const char *record, size_t len, char *err, size_t errlen)
 {
 	uint32_t lane = outbox_lane(distinct_id);
 	buf *b = &w->page[lane];
@@ -181,11 +180,11 @@ int outbox_writer_finish(outbox_writer *w, long long *out, char *err,
 /* One claimed page during a delivery round. */
 typedef struct page {
 	char id[24], sync_id[16], run_id[24], lane[8], endpoint[4];
-	char *text;          /* records, split in place at '\n' */
+	char *text; /* records, split in place at '\n' */
 	int n;
 	char **rec;
 	unsigned char *outcome;
-	char **msg;          /* reasons of rejected / not delivered */
+	char **msg; /* reasons of rejected / not delivered */
 } page;
 
 typedef struct round {
@@ -271,13 +270,13 @@ static const char pages_sql[] =
 	"  row_number() OVER (PARTITION BY lane ORDER BY id) AS rn"
 	"  FROM audsync.outbox WHERE destination_id = $1"
 	"  AND lane = ANY ($2::smallint[])) x"
-	" WHERE rn <= " STR(ROUND_PAGES_PER_LANE)
-	" ORDER BY lane, id LIMIT " STR(ROUND_PAGES) ")"
-	" ORDER BY lane, id";
+	" WHERE rn <= " STR(ROUND_PAGES_PER_LANE) " ORDER BY lane, id LIMIT " STR(
+		ROUND_PAGES) ")"
+			     " ORDER BY lane, id";
 
 /* Claims lanes and reads their first pages into r. 0 pages: done. */
-static int claim_round(round *r, PGconn *conn, const char *dest_id,
-		       char *err, size_t errlen)
+static int claim_round(round *r, PGconn *conn, const char *dest_id, char *err,
+		       size_t errlen)
 {
 	const char *p[2] = { dest_id, NULL };
 	PGresult *lanes, *res;
@@ -334,19 +333,22 @@ static int submit_round(round *r, mp_client *c, int mp_dest, char *err,
 	return 0;
 }
 
-static int dead_letter(PGconn *conn, const char *dest_id, const page *p,
-		       int j, char *err, size_t errlen)
+static int dead_letter(PGconn *conn, const char *dest_id, const page *p, int j,
+		       char *err, size_t errlen)
 {
-	const char *v[7] = { dest_id, p->sync_id[0] ? p->sync_id : NULL,
-			     p->run_id[0] ? p->run_id : NULL, p->lane,
-			     p->endpoint, p->rec[j],
+	const char *v[7] = { dest_id,
+			     p->sync_id[0] ? p->sync_id : NULL,
+			     p->run_id[0] ? p->run_id : NULL,
+			     p->lane,
+			     p->endpoint,
+			     p->rec[j],
 			     p->msg[j] ? p->msg[j] : "rejected by Mixpanel" };
 
 	return db_exec(conn, "dead letter",
 		       "INSERT INTO audsync.dead_letters (destination_id,"
 		       " sync_id, run_id, lane, endpoint, record, reason)"
-		       " VALUES ($1, $2, $3, $4, $5, $6, $7)", 7, v, err,
-		       errlen);
+		       " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+		       7, v, err, errlen);
 }
 
 /* Deletes a page Mixpanel is done with, or keeps what is left of it. */
@@ -388,7 +390,8 @@ static int settle_page(PGconn *conn, const char *dest_id, page *p,
 		rc = db_exec(conn, "settle outbox",
 			     "UPDATE audsync.outbox SET records = $2, n = $3,"
 			     " attempts = attempts + 1, last_error = $4"
-			     " WHERE id = $1", 4, v, err, errlen);
+			     " WHERE id = $1",
+			     4, v, err, errlen);
 	}
 out:
 	buf_free(&left);
@@ -432,7 +435,8 @@ static int count_queued(outbox_stats *out, PGconn *conn, const char *dest_id,
 		     "SELECT coalesce(sum(o.n), 0) FROM audsync.outbox o"
 		     " WHERE o.destination_id = $1 AND o.lane IN (SELECT lane"
 		     " FROM audsync.outbox_lanes WHERE destination_id = $1"
-		     " FOR UPDATE SKIP LOCKED)", 1, p, err, errlen);
+		     " FOR UPDATE SKIP LOCKED)",
+		     1, p, err, errlen);
 	if (!r)
 		return -1;
 	out->not_delivered += atoll(PQgetvalue(r, 0, 0));
@@ -440,9 +444,8 @@ static int count_queued(outbox_stats *out, PGconn *conn, const char *dest_id,
 	return 0;
 }
 
-int outbox_deliver(outbox_stats *out, PGconn *conn, mp_client *c,
-		   int mp_dest, int dest_id, volatile int *stop, char *err,
-		   size_t errlen)
+int outbox_deliver(outbox_stats *out, PGconn *conn, mp_client *c, int mp_dest,
+		   int dest_id, volatile int *stop, char *err, size_t errlen)
 {
 	char dest_s[16];
 	int rc = 0;

@@ -30,10 +30,10 @@ static const char status_sql[] =
 	" ORDER BY s.id";
 
 static const char *const st_names[ST_COLUMNS] = {
-	"sync", "computation", "destination", "mode", "enabled", "run",
-	"run_kind", "status", "as_of", "finished_at", "members", "entered",
-	"exited", "changed", "skipped", "calls", "queued", "dead_letters",
-	"error"
+	"sync",	   "computation", "destination",  "mode",    "enabled",
+	"run",	   "run_kind",	  "status",	  "as_of",   "finished_at",
+	"members", "entered",	  "exited",	  "changed", "skipped",
+	"calls",   "queued",	  "dead_letters", "error"
 };
 
 PGresult *status_query(PGconn *conn, char *err, size_t errlen)
@@ -42,8 +42,7 @@ PGresult *status_query(PGconn *conn, char *err, size_t errlen)
 }
 
 /* The configuration problem of sync id, or NULL. */
-static const char *problem_of(const sync_list *l, int id, char *buf,
-			      size_t len)
+static const char *problem_of(const sync_list *l, int id, char *buf, size_t len)
 {
 	int i;
 
@@ -59,8 +58,7 @@ static int is_number_column(int c)
 	       (c >= ST_MEMBERS && c <= ST_DEAD);
 }
 
-static void json_row(buf *b, const PGresult *r, int row,
-		     const char *problem)
+static void json_row(buf *b, const PGresult *r, int row, const char *problem)
 {
 	int c;
 
@@ -104,8 +102,7 @@ static void text_row(buf *b, const PGresult *r, int row, const char *problem)
 	buf_putc(b, '\n');
 }
 
-int status_print(FILE *out, PGconn *conn, int json, char *err,
-		 size_t errlen)
+int status_print(FILE *out, PGconn *conn, int json, char *err, size_t errlen)
 {
 	char problem[1024];
 	sync_filter f = { NULL, NULL, NULL };
@@ -125,10 +122,12 @@ int status_print(FILE *out, PGconn *conn, int json, char *err,
 	if (json)
 		buf_putc(&b, '[');
 	else
-		buf_printf(&b, "%-24s %-12s %-8s %-8s %-9s %-20s %8s %8s %8s "
-			       "%8s %6s\n", "COMPUTATION", "DESTINATION",
-			   "MODE", "ENABLED", "LAST RUN", "AS OF", "MEMBERS",
-			   "ENTERED", "EXITED", "QUEUED", "DEAD");
+		buf_printf(&b,
+			   "%-24s %-12s %-8s %-8s %-9s %-20s %8s %8s %8s "
+			   "%8s %6s\n",
+			   "COMPUTATION", "DESTINATION", "MODE", "ENABLED",
+			   "LAST RUN", "AS OF", "MEMBERS", "ENTERED", "EXITED",
+			   "QUEUED", "DEAD");
 	for (i = 0; i < PQntuples(r); i++) {
 		const char *p = problem_of(&l, atoi(PQgetvalue(r, i, 0)),
 					   problem, sizeof(problem));
@@ -149,8 +148,7 @@ int status_print(FILE *out, PGconn *conn, int json, char *err,
 	return 0;
 }
 
-int status_validate(int *out, FILE *f, PGconn *conn, char *err,
-		    size_t errlen)
+int status_validate(int *out, FILE *f, PGconn *conn, char *err, size_t errlen)
 {
 	char why[1024];
 	sync_filter flt = { NULL, NULL, NULL };

@@ -45,14 +45,16 @@ int sync_mark_interrupted(PGconn *conn, char *err, size_t errlen)
 		     " AND l.objid = r.sync_id::oid AND l.objsubid = 2"
 		     " AND l.database = (SELECT oid FROM pg_database"
 		     " WHERE datname = current_database())"
-		     " AND l.granted)", 0, NULL, err, errlen);
+		     " AND l.granted)",
+		     0, NULL, err, errlen);
 	if (!r)
 		return -1;
 	n = atoi(PQcmdTuples(r));
 	PQclear(r);
 	if (n > 0)
 		log_warn("runs left running by a stopped process marked "
-			 "failed", "count", n == 1 ? "1" : "several");
+			 "failed",
+			 "count", n == 1 ? "1" : "several");
 	return n;
 }
 
@@ -91,7 +93,8 @@ static long long start_run(PGconn *conn, const sync_def *s, run_kind kind,
 	snprintf(id, sizeof(id), "%d", s->id);
 	r = db_query(conn, "start run",
 		     "INSERT INTO audsync.runs (sync_id, kind, as_of)"
-		     " VALUES ($1, $2, $3) RETURNING id", 3, p, err, errlen);
+		     " VALUES ($1, $2, $3) RETURNING id",
+		     3, p, err, errlen);
 	if (!r)
 		return -1;
 	run_id = atoll(PQgetvalue(r, 0, 0));
@@ -110,7 +113,8 @@ static void fail_run(PGconn *conn, long long run_id, long long members,
 	if (db_exec(conn, "fail run",
 		    "UPDATE audsync.runs SET status = 'failed', error = $2,"
 		    " members = $3, finished_at = clock_timestamp()"
-		    " WHERE id = $1", 3, p, err, sizeof(err)) != 0)
+		    " WHERE id = $1",
+		    3, p, err, sizeof(err)) != 0)
 		log_error(err);
 }
 
@@ -165,8 +169,8 @@ static int decide(diff_counts *c, PGconn *conn, const sync_def *s,
 	if (db_exec(conn, "run", "BEGIN", 0, NULL, err, errlen) != 0)
 		return -1;
 	if ((rq->reset && reset_snapshot(conn, s, err, errlen) != 0) ||
-	    diff_apply(c, conn, s, run_id, mode, rq->dry_run, err,
-		       errlen) != 0 ||
+	    diff_apply(c, conn, s, run_id, mode, rq->dry_run, err, errlen) !=
+		    0 ||
 	    (!rq->dry_run && finish_run(conn, run_id, c, err, errlen) != 0))
 		goto fail;
 	if (db_exec(conn, "run", rq->dry_run ? "ROLLBACK" : "COMMIT", 0, NULL,
@@ -195,8 +199,8 @@ static void log_run(const sync_def *s, const diff_counts *c, int dry_run)
 		 "computation", s->key, "destination", s->dest->name, "mode",
 		 s->mode == SYNC_MODE_TRACK ? "track" : "identify", "as_of",
 		 s->as_of, "members", v[0], "entered", v[1], "exited", v[2],
-		 "changed", v[3], "skipped", v[4], "calls", v[5],
-		 "evaluate_s", v[6], "diff_s", v[7]);
+		 "changed", v[3], "skipped", v[4], "calls", v[5], "evaluate_s",
+		 v[6], "diff_s", v[7]);
 }
 
 /* Evaluates and decides one sync under its lock. Returns 0 when it ran,
@@ -214,7 +218,8 @@ static int run_one(run_totals *t, PGconn *conn, const sync_def *s,
 	if (locked <= 0) {
 		if (locked == 0)
 			log_warn("sync skipped: another process is evaluating "
-				 "it", "computation", s->key, "destination",
+				 "it",
+				 "computation", s->key, "destination",
 				 s->dest->name);
 		return locked == 0 ? 2 : -1;
 	}
@@ -254,8 +259,8 @@ static int selected(const sync_def *s, const run_request *rq)
 	return !rq->only_due || s->due;
 }
 
-int sync_run(run_totals *out, PGconn *conn, const run_request *rq,
-	     char *err, size_t errlen)
+int sync_run(run_totals *out, PGconn *conn, const run_request *rq, char *err,
+	     size_t errlen)
 {
 	sync_filter f = { rq->computation, rq->destination, rq->as_of };
 	sync_list l;
@@ -457,7 +462,8 @@ static int retire_tx(run_totals *out, PGconn *conn, const sync_list *l,
 	}
 	return db_exec(conn, "retire",
 		       "UPDATE audsync.computations SET enabled = false"
-		       " WHERE key = $1", 1, p, err, errlen);
+		       " WHERE key = $1",
+		       1, p, err, errlen);
 }
 
 int sync_retire(run_totals *out, PGconn *conn, const char *key, int unset,
@@ -469,8 +475,10 @@ int sync_retire(run_totals *out, PGconn *conn, const char *key, int unset,
 	PGresult *r;
 	int found, rc = -1;
 
-	r = db_query(conn, "retire", "SELECT 1 FROM audsync.computations"
-		     " WHERE key = $1", 1, p, err, errlen);
+	r = db_query(conn, "retire",
+		     "SELECT 1 FROM audsync.computations"
+		     " WHERE key = $1",
+		     1, p, err, errlen);
 	if (!r)
 		return -1;
 	found = PQntuples(r);

@@ -20,12 +20,12 @@
  */
 
 #define CHUNK 50000
-#define KEY "order_completed_last_30_days"
+#define KEY   "order_completed_last_30_days"
 
 typedef struct totals {
 	double wall;
-	double cpu;        /* submit + flush */
-	double build_cpu;  /* record texts */
+	double cpu;	  /* submit + flush */
+	double build_cpu; /* record texts */
 	uint64_t delivered;
 	uint64_t other;
 } totals;
@@ -98,8 +98,7 @@ static void build(buf *out, int events, long i, int64_t t0)
 		snprintf(set, sizeof(set),
 			 "{\"" KEY "\":%s,\"$email\":\"%s@example.com\"}",
 			 i % 3 ? "true" : "false", did);
-		mp_payload_engage(out, "test-token", did, 1,
-				  "$set", set);
+		mp_payload_engage(out, "test-token", did, 1, "$set", set);
 		return;
 	}
 	snprintf(n, sizeof(n), "entered@%ld", i);
@@ -121,8 +120,8 @@ static void build_chunk(buf *texts, size_t *ends, int events, long first,
 	}
 }
 
-static int send_chunk(mp_client *c, int dest, mp_endpoint ep,
-		      const buf *texts, const size_t *ends, long n, totals *t)
+static int send_chunk(mp_client *c, int dest, mp_endpoint ep, const buf *texts,
+		      const size_t *ends, long n, totals *t)
 {
 	size_t start = 0;
 	long i;
@@ -158,8 +157,8 @@ static int send_chunk(mp_client *c, int dest, mp_endpoint ep,
 	return 0;
 }
 
-static int run_kind(mp_client *c, int dest, mpctl *fake, int events,
-		    long total, totals *t)
+static int run_kind(mp_client *c, int dest, mpctl *fake, int events, long total,
+		    totals *t)
 {
 	buf texts;
 	size_t *ends = malloc(CHUNK * sizeof(*ends));
@@ -193,14 +192,14 @@ static void report(const char *kind, long total, const totals *t,
 		   const mp_stats *st)
 {
 	printf("bench_client: %s %ld in %.2f s = %.0f/s, cpu %.2f us/record, "
-	       "peak rss %.1f MiB\n", kind, total, t->wall,
-	       (double)total / t->wall, t->cpu * 1e6 / (double)total,
-	       peak_rss_mib());
+	       "peak rss %.1f MiB\n",
+	       kind, total, t->wall, (double)total / t->wall,
+	       t->cpu * 1e6 / (double)total, peak_rss_mib());
 	printf("bench_client: %s delivered %llu, not delivered or rejected "
 	       "%llu, requests %llu, %.1f MiB on the wire, payload build cpu "
-	       "%.2f us/record\n", kind, (unsigned long long)t->delivered,
-	       (unsigned long long)t->other,
-	       (unsigned long long)st->requests,
+	       "%.2f us/record\n",
+	       kind, (unsigned long long)t->delivered,
+	       (unsigned long long)t->other, (unsigned long long)st->requests,
 	       (double)st->bytes_sent / 1048576.0,
 	       t->build_cpu * 1e6 / (double)total);
 }

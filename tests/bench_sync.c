@@ -62,17 +62,18 @@ static void define(const char *db, const char *base_url)
 {
 	char sql[1024];
 
-	snprintf(sql, sizeof(sql),
-		 "INSERT INTO audsync.destinations (name, api_base,"
-		 " project_token, use_people) VALUES ('bench', '%s',"
-		 " 'test-token', true);"
-		 "INSERT INTO audsync.computations (name, kind, definition_sql,"
-		 " lookback) VALUES ('Recent Purchasers', 'audience', $q$%s$q$,"
-		 " '30 days');"
-		 "INSERT INTO audsync.syncs (computation_id, destination_id, mode)"
-		 " SELECT c.id, d.id, 'identify' FROM audsync.computations c,"
-		 " audsync.destinations d",
-		 base_url, definition);
+	snprintf(
+		sql, sizeof(sql),
+		"INSERT INTO audsync.destinations (name, api_base,"
+		" project_token, use_people) VALUES ('bench', '%s',"
+		" 'test-token', true);"
+		"INSERT INTO audsync.computations (name, kind, definition_sql,"
+		" lookback) VALUES ('Recent Purchasers', 'audience', $q$%s$q$,"
+		" '30 days');"
+		"INSERT INTO audsync.syncs (computation_id, destination_id, mode)"
+		" SELECT c.id, d.id, 'identify' FROM audsync.computations c,"
+		" audsync.destinations d",
+		base_url, definition);
 	tl_sql(db, sql);
 }
 
@@ -149,8 +150,8 @@ int main(void)
 	t0 = now_s();
 	load(db, n);
 	printf("bench_sync: loaded %ld profiles, %lld identifiers, %lld "
-	       "events in %.1f s\n", n,
-	       tl_sql_int(db, "SELECT count(*) FROM audsync.external_ids"),
+	       "events in %.1f s\n",
+	       n, tl_sql_int(db, "SELECT count(*) FROM audsync.external_ids"),
 	       tl_sql_int(db, "SELECT count(*) FROM audsync.events"),
 	       now_s() - t0);
 	define(db, mpctl_base_url(fake));

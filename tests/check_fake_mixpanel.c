@@ -29,12 +29,12 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#define MAX_ARGS 32
+#define MAX_ARGS	 32
 #define START_TIMEOUT_MS 30000
-#define STOP_TIMEOUT_MS 30000
-#define SECRET_AUTH "test-secret:"
-#define IMPORT "/import?strict=1"
-#define JSON_CT "application/json"
+#define STOP_TIMEOUT_MS	 30000
+#define SECRET_AUTH	 "test-secret:"
+#define IMPORT		 "/import?strict=1"
+#define JSON_CT		 "application/json"
 
 struct resp {
 	CURLcode cc;
@@ -145,8 +145,7 @@ static void fake_start(const char *const *extra)
 
 	snprintf(fake_dir, sizeof(fake_dir), "/tmp/check_fake_mp.XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(fake_dir));
-	snprintf(fake_port_file, sizeof(fake_port_file), "%s/port",
-		 fake_dir);
+	snprintf(fake_port_file, sizeof(fake_port_file), "%s/port", fake_dir);
 	fake_binary(bin, sizeof(bin));
 	build_argv(argv, words, bin, extra);
 	fake_pid = fork();
@@ -195,8 +194,7 @@ static void teardown(void)
 	curl_easy_cleanup(curl);
 	curl = NULL;
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-		      "fake_mixpanel did not exit cleanly (status %d)",
-		      status);
+		      "fake_mixpanel did not exit cleanly (status %d)", status);
 }
 
 /* ---- HTTP ------------------------------------------------------------- */
@@ -250,8 +248,7 @@ static void http(const struct request *q, struct resp *r)
 
 	memset(r, 0, sizeof(*r));
 	curl_easy_reset(curl);
-	snprintf(buf, sizeof(buf), "http://127.0.0.1:%d%s", fake_port,
-		 q->path);
+	snprintf(buf, sizeof(buf), "http://127.0.0.1:%d%s", fake_port, q->path);
 	curl_easy_setopt(curl, CURLOPT_URL, buf);
 	curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, q->method);
 	curl_easy_setopt(curl, CURLOPT_TIMEOUT, 60L);
@@ -285,8 +282,8 @@ static void http(const struct request *q, struct resp *r)
 static void post(const char *path, const char *userpwd, const char *body,
 		 struct resp *r)
 {
-	struct request q = { "POST", path, userpwd, NULL, NULL, body,
-			     strlen(body) };
+	struct request q = { "POST", path, userpwd,	NULL,
+			     NULL,   body, strlen(body) };
 
 	http(&q, r);
 	ck_assert_int_eq(r->cc, CURLE_OK);
@@ -307,9 +304,8 @@ static json_object *jp(json_object *o, const char *path)
 {
 	json_object *res = NULL;
 
-	ck_assert_msg(json_pointer_get(o, path, &res) == 0,
-		      "missing %s in %s", path,
-		      json_object_to_json_string(o));
+	ck_assert_msg(json_pointer_get(o, path, &res) == 0, "missing %s in %s",
+		      path, json_object_to_json_string(o));
 	return res;
 }
 
@@ -379,9 +375,11 @@ static char *event_json(const char *event, const char *did, double t,
 			const char *iid)
 {
 	char *s = NULL;
-	int n = asprintf(&s, "{\"event\":\"%s\",\"properties\":{\"time\":%.0f,"
-			     "\"distinct_id\":\"%s\",\"$insert_id\":\"%s\","
-			     "\"n\":1}}", event, t, did, iid);
+	int n = asprintf(&s,
+			 "{\"event\":\"%s\",\"properties\":{\"time\":%.0f,"
+			 "\"distinct_id\":\"%s\",\"$insert_id\":\"%s\","
+			 "\"n\":1}}",
+			 event, t, did, iid);
 
 	ck_assert_int_gt(n, 0);
 	return s;
@@ -448,7 +446,8 @@ static char *gzip_text(const char *text, size_t *out_len)
 	ck_assert_ptr_nonnull(out);
 	memset(&zs, 0, sizeof(zs));
 	ck_assert_int_eq(deflateInit2(&zs, 6, Z_DEFLATED, 16 + MAX_WBITS, 8,
-				      Z_DEFAULT_STRATEGY), Z_OK);
+				      Z_DEFAULT_STRATEGY),
+			 Z_OK);
 	zs.next_in = (Bytef *)(uintptr_t)text;
 	zs.avail_in = (uInt)strlen(text);
 	zs.next_out = (Bytef *)out;
@@ -532,9 +531,11 @@ START_TEST(test_import_partial_failure)
 	items[0] = event_json("ok", "u1", now, "good-0");
 	items[1] = event_json("ok", "u1", now, "bad insert id!");
 	items[2] = event_json("ok", "null", now, "good-2");
-	ck_assert_int_gt(asprintf(&items[3], "{\"event\":\"ok\",\"properties"
+	ck_assert_int_gt(asprintf(&items[3],
+				  "{\"event\":\"ok\",\"properties"
 				  "\":{\"distinct_id\":\"u1\",\"$insert_id\""
-				  ":\"good-3\"}}"), 0);
+				  ":\"good-3\"}}"),
+			 0);
 	items[4] = event_json("ok", "", now, "good-4");
 	body = array_of(items, 5);
 	post(IMPORT, SECRET_AUTH, body, &r);
@@ -544,8 +545,8 @@ START_TEST(test_import_partial_failure)
 			 "some data points in the request failed validation");
 	ck_assert_str_eq(jp_str(r.json, "/status"), "Bad Request");
 	ck_assert_int_eq(jp_int(r.json, "/num_records_imported"), 2);
-	ck_assert_uint_eq(json_object_array_length(
-				  jp(r.json, "/failed_records")), 3);
+	ck_assert_uint_eq(
+		json_object_array_length(jp(r.json, "/failed_records")), 3);
 	check_failed(r.json, 0, 1, "properties.$insert_id");
 	check_failed(r.json, 1, 2, "properties.distinct_id");
 	check_failed(r.json, 2, 3, "properties.time");
@@ -577,8 +578,9 @@ static char *props_event(const char *props)
 {
 	char *s = NULL;
 
-	ck_assert_int_gt(asprintf(&s, "{\"event\":\"e\",\"properties\":{%s}}",
-				  props), 0);
+	ck_assert_int_gt(
+		asprintf(&s, "{\"event\":\"e\",\"properties\":{%s}}", props),
+		0);
 	return s;
 }
 
@@ -605,28 +607,49 @@ START_TEST(test_import_validation_rules)
 	const char *inf = "properties.$insert_id";
 
 	reject_props(inf, "\"time\":%.0f,\"distinct_id\":\"u\"", now);
-	reject_props(inf, "\"time\":%.0f,\"distinct_id\":\"u\",\"$insert_id\":"
-		     "\"0123456789012345678901234567890123456\"", now);
-	reject_props(inf, "\"time\":%.0f,\"distinct_id\":\"u\","
-		     "\"$insert_id\":\"Undefined\"", now);
-	reject_props(inf, "\"time\":%.0f,\"distinct_id\":\"u\","
-		     "\"$insert_id\":1", now);
-	reject_props(df, "\"time\":%.0f,\"distinct_id\":\"ANONYMOUS\","
-		     "\"$insert_id\":\"a\"", now);
-	reject_props(df, "\"time\":%.0f,\"distinct_id\":-1,"
-		     "\"$insert_id\":\"a\"", now);
+	reject_props(inf,
+		     "\"time\":%.0f,\"distinct_id\":\"u\",\"$insert_id\":"
+		     "\"0123456789012345678901234567890123456\"",
+		     now);
+	reject_props(inf,
+		     "\"time\":%.0f,\"distinct_id\":\"u\","
+		     "\"$insert_id\":\"Undefined\"",
+		     now);
+	reject_props(inf,
+		     "\"time\":%.0f,\"distinct_id\":\"u\","
+		     "\"$insert_id\":1",
+		     now);
+	reject_props(df,
+		     "\"time\":%.0f,\"distinct_id\":\"ANONYMOUS\","
+		     "\"$insert_id\":\"a\"",
+		     now);
+	reject_props(df,
+		     "\"time\":%.0f,\"distinct_id\":-1,"
+		     "\"$insert_id\":\"a\"",
+		     now);
 	reject_props(df, "\"time\":%.0f,\"$insert_id\":\"a\"", now);
-	reject_props(df, "\"time\":%.0f,\"distinct_id\":\"00000000-0000-"
-		     "0000-0000-000000000000\",\"$insert_id\":\"a\"", now);
-	reject_props(tf, "\"time\":%.0f,\"distinct_id\":\"u\","
-		     "\"$insert_id\":\"a\"", 31535999.0);
-	reject_props(tf, "\"time\":%.0f,\"distinct_id\":\"u\","
-		     "\"$insert_id\":\"a\"", now + 7200.0);
-	reject_props(tf, "\"time\":\"%.0f\",\"distinct_id\":\"u\","
-		     "\"$insert_id\":\"a\"", now);
-	reject_props("properties.bad", "\"time\":%.0f,\"distinct_id\":\"u\","
-		     "\"$insert_id\":\"a\",\"bad\":\"\\u00e9\xff\"", now);
-	reject_props("properties.deep", "\"time\":%.0f,\"distinct_id\":\"u\","
+	reject_props(df,
+		     "\"time\":%.0f,\"distinct_id\":\"00000000-0000-"
+		     "0000-0000-000000000000\",\"$insert_id\":\"a\"",
+		     now);
+	reject_props(tf,
+		     "\"time\":%.0f,\"distinct_id\":\"u\","
+		     "\"$insert_id\":\"a\"",
+		     31535999.0);
+	reject_props(tf,
+		     "\"time\":%.0f,\"distinct_id\":\"u\","
+		     "\"$insert_id\":\"a\"",
+		     now + 7200.0);
+	reject_props(tf,
+		     "\"time\":\"%.0f\",\"distinct_id\":\"u\","
+		     "\"$insert_id\":\"a\"",
+		     now);
+	reject_props("properties.bad",
+		     "\"time\":%.0f,\"distinct_id\":\"u\","
+		     "\"$insert_id\":\"a\",\"bad\":\"\\u00e9\xff\"",
+		     now);
+	reject_props("properties.deep",
+		     "\"time\":%.0f,\"distinct_id\":\"u\","
 		     "\"$insert_id\":\"a\",\"deep\":{\"b\":{\"c\":{\"d\":{}}}}",
 		     now);
 	expect_rejected("{\"event\":\"\",\"properties\":{}}", "event");
@@ -639,7 +662,8 @@ START_TEST(test_import_nesting_allowed)
 {
 	char buf[512];
 
-	snprintf(buf, sizeof(buf), "[{\"event\":\"e\",\"properties\":{"
+	snprintf(buf, sizeof(buf),
+		 "[{\"event\":\"e\",\"properties\":{"
 		 "\"time\":%ld,\"distinct_id\":\"\",\"$insert_id\":\"n1\","
 		 "\"deep\":{\"b\":{\"c\":{\"d\":[1,\"x\"]}}}}}]",
 		 (long)time(NULL));
@@ -655,8 +679,10 @@ START_TEST(test_import_too_many_properties)
 	int i;
 
 	ck_assert_ptr_nonnull(props);
-	len = (size_t)sprintf(props, "\"time\":%ld,\"distinct_id\":\"u\","
-			      "\"$insert_id\":\"a\"", (long)time(NULL));
+	len = (size_t)sprintf(props,
+			      "\"time\":%ld,\"distinct_id\":\"u\","
+			      "\"$insert_id\":\"a\"",
+			      (long)time(NULL));
 	for (i = 0; i < 252; i++)
 		len += (size_t)sprintf(props + len, ",\"p%d\":%d", i, i);
 	ev = props_event(props);
@@ -707,7 +733,8 @@ START_TEST(test_import_too_large)
 	body[n] = '\0';
 	post(IMPORT, SECRET_AUTH, body, &r);
 	ck_assert_int_eq(r.status, 413);
-	ck_assert_str_eq(r.body, "{\"code\":413,\"error\":\"request exceeds "
+	ck_assert_str_eq(r.body,
+			 "{\"code\":413,\"error\":\"request exceeds "
 			 "max limit of 2097152 bytes\",\"status\":\"Request "
 			 "Entity Too Large\"}");
 	resp_free(&r);
@@ -723,7 +750,7 @@ START_TEST(test_import_auth)
 	post(IMPORT, "wrong:", body, &r);
 	ck_assert_int_eq(r.status, 401);
 	ck_assert_str_eq(r.body, "{\"code\":401,\"error\":\"Invalid "
-			 "credentials\",\"status\":\"Unauthorized\"}");
+				 "credentials\",\"status\":\"Unauthorized\"}");
 	resp_free(&r);
 	post(IMPORT, "test-secret:x", body, &r);
 	ck_assert_int_eq(r.status, 401);
@@ -746,10 +773,13 @@ END_TEST
 
 START_TEST(test_import_service_account)
 {
-	static const char *const args[] = {
-		"--service-account", "sa.user:sa-secret", "--project-id",
-		"42", "--token", "tok2", NULL
-	};
+	static const char *const args[] = { "--service-account",
+					    "sa.user:sa-secret",
+					    "--project-id",
+					    "42",
+					    "--token",
+					    "tok2",
+					    NULL };
 	char *body = events_batch(1, "sa");
 	struct resp r;
 
@@ -782,8 +812,9 @@ START_TEST(test_gzip)
 	char *body = events_batch(5, "gz");
 	size_t len;
 	char *gz = gzip_text(body, &len);
-	struct request q = { "POST", IMPORT, SECRET_AUTH, NULL, "gzip", gz,
-			     len };
+	struct request q = {
+		"POST", IMPORT, SECRET_AUTH, NULL, "gzip", gz, len
+	};
 	const char *upd = "[{\"$token\":\"test-token\",\"$distinct_id\":"
 			  "\"u\",\"$set\":{\"a\":1}}]";
 	struct resp r;
@@ -813,7 +844,7 @@ END_TEST
 START_TEST(test_content_type)
 {
 	struct request q = { "POST", IMPORT, SECRET_AUTH, "text/plain", NULL,
-			     "[]", 2 };
+			     "[]",   2 };
 	struct resp r;
 
 	http(&q, &r);
@@ -843,22 +874,25 @@ static void engage(const char *path, const char *body, int status,
 }
 
 #define ENGAGE "/engage?verbose=1&ip=0"
-#define TOK "\"$token\":\"test-token\""
+#define TOK    "\"$token\":\"test-token\""
 
 START_TEST(test_engage_operations)
 {
 	json_object *s;
 
-	engage(ENGAGE, "[{" TOK ",\"$distinct_id\":\"u1\",\"$set\":{\"a\":1,"
+	engage(ENGAGE,
+	       "[{" TOK ",\"$distinct_id\":\"u1\",\"$set\":{\"a\":1,"
 	       "\"b\":\"x\",\"l\":[\"p\"],\"c\":0}},{" TOK ",\"$distinct_id\":"
 	       "\"u1\",\"$union\":{\"l\":[\"p\",\"q\"]},\"$ignore_time\":true}"
-	       ",{" TOK ",\"$distinct_id\":\"u1\",\"$unset\":[\"b\"]}]", 1,
-	       NULL);
-	engage(ENGAGE, "[{" TOK ",\"$distinct_id\":\"u1\",\"$add\":{\"c\":2,"
+	       ",{" TOK ",\"$distinct_id\":\"u1\",\"$unset\":[\"b\"]}]",
+	       1, NULL);
+	engage(ENGAGE,
+	       "[{" TOK ",\"$distinct_id\":\"u1\",\"$add\":{\"c\":2,"
 	       "\"d\":1.5}},{" TOK ",\"$distinct_id\":\"u1\",\"$set_once\":"
 	       "{\"a\":9,\"e\":\"once\"}},{" TOK ",\"$distinct_id\":\"u1\","
 	       "\"$append\":{\"l\":\"p\"}},{" TOK ",\"$distinct_id\":\"u1\","
-	       "\"$remove\":{\"l\":\"q\"}}]", 1, NULL);
+	       "\"$remove\":{\"l\":\"q\"}}]",
+	       1, NULL);
 	s = state();
 	ck_assert_int_eq(jp_int(s, "/profiles/u1/a"), 1);
 	ck_assert(!jp_exists(s, "/profiles/u1/b"));
@@ -882,26 +916,36 @@ START_TEST(test_engage_invalid_update)
 {
 	json_object *s;
 
-	engage(ENGAGE, "[{" TOK ",\"$distinct_id\":\"u1\",\"$set\":{\"a\":1},"
+	engage(ENGAGE,
+	       "[{" TOK ",\"$distinct_id\":\"u1\",\"$set\":{\"a\":1},"
 	       "\"$ignore_time\":true},{\"$token\":\"nope\",\"$distinct_id\":"
-	       "\"u2\",\"$set\":{\"a\":1}}]", 0, "update 1");
-	engage(ENGAGE, "[{" TOK ",\"$distinct_id\":\"null\",\"$set\":{}}]",
-	       0, "update 0");
+	       "\"u2\",\"$set\":{\"a\":1}}]",
+	       0, "update 1");
+	engage(ENGAGE, "[{" TOK ",\"$distinct_id\":\"null\",\"$set\":{}}]", 0,
+	       "update 0");
 	engage(ENGAGE, "[{" TOK ",\"$distinct_id\":\"\",\"$set\":{}}]", 0,
 	       "update 0");
-	engage(ENGAGE, "[{" TOK ",\"$distinct_id\":\"u3\",\"$set\":{},"
-	       "\"$unset\":[\"a\"]}]", 0, "update 0");
+	engage(ENGAGE,
+	       "[{" TOK ",\"$distinct_id\":\"u3\",\"$set\":{},"
+	       "\"$unset\":[\"a\"]}]",
+	       0, "update 0");
 	engage(ENGAGE, "[{" TOK ",\"$distinct_id\":\"u3\"}]", 0, "update 0");
-	engage(ENGAGE, "[{" TOK ",\"$distinct_id\":\"u3\",\"$add\":{\"a\":"
-	       "\"1\"}}]", 0, "$add");
-	engage(ENGAGE, "[{" TOK ",\"$distinct_id\":\"u3\",\"$union\":{\"a\":"
-	       "1}}]", 0, "$union");
+	engage(ENGAGE,
+	       "[{" TOK ",\"$distinct_id\":\"u3\",\"$add\":{\"a\":"
+	       "\"1\"}}]",
+	       0, "$add");
+	engage(ENGAGE,
+	       "[{" TOK ",\"$distinct_id\":\"u3\",\"$union\":{\"a\":"
+	       "1}}]",
+	       0, "$union");
 	engage(ENGAGE, "[{" TOK ",\"$distinct_id\":\"u3\",\"$unset\":\"a\"}]",
 	       0, "$unset");
 	engage(ENGAGE, "[{" TOK ",\"$distinct_id\":\"u3\",\"$set\":[]}]", 0,
 	       "$set");
-	engage(ENGAGE, "[{" TOK ",\"$distinct_id\":\"u3\",\"$set\":{},"
-	       "\"$bogus\":1}]", 0, "$bogus");
+	engage(ENGAGE,
+	       "[{" TOK ",\"$distinct_id\":\"u3\",\"$set\":{},"
+	       "\"$bogus\":1}]",
+	       0, "$bogus");
 	s = state();
 	ck_assert_int_eq(jp_int(s, "/profiles/u1/a"), 1);
 	ck_assert(!jp_exists(s, "/profiles/u1/$last_seen"));
@@ -916,12 +960,18 @@ START_TEST(test_engage_ip_geolocation)
 {
 	json_object *s;
 
-	engage("/engage?verbose=1", "[{" TOK ",\"$distinct_id\":\"geo\","
-	       "\"$set\":{\"a\":1}}]", 1, NULL);
-	engage("/engage?verbose=1", "[{" TOK ",\"$distinct_id\":\"ip0\","
-	       "\"$ip\":\"0\",\"$set\":{\"a\":1}}]", 1, NULL);
-	engage(ENGAGE, "[{" TOK ",\"$distinct_id\":\"q0\",\"$set\":{\"a\":1}}"
-	       "]", 1, NULL);
+	engage("/engage?verbose=1",
+	       "[{" TOK ",\"$distinct_id\":\"geo\","
+	       "\"$set\":{\"a\":1}}]",
+	       1, NULL);
+	engage("/engage?verbose=1",
+	       "[{" TOK ",\"$distinct_id\":\"ip0\","
+	       "\"$ip\":\"0\",\"$set\":{\"a\":1}}]",
+	       1, NULL);
+	engage(ENGAGE,
+	       "[{" TOK ",\"$distinct_id\":\"q0\",\"$set\":{\"a\":1}}"
+	       "]",
+	       1, NULL);
 	s = state();
 	ck_assert_str_eq(jp_str(s, "/profiles/geo/$city"), "Boardman");
 	ck_assert(!jp_exists(s, "/profiles/ip0/$city"));
@@ -937,8 +987,10 @@ START_TEST(test_engage_not_verbose_and_limits)
 	struct resp r;
 	size_t i;
 
-	post("/engage?ip=0", NULL, "[{" TOK ",\"$distinct_id\":\"u\","
-	     "\"$set\":{\"a\":1}}]", &r);
+	post("/engage?ip=0", NULL,
+	     "[{" TOK ",\"$distinct_id\":\"u\","
+	     "\"$set\":{\"a\":1}}]",
+	     &r);
 	ck_assert_int_eq(r.status, 200);
 	ck_assert_str_eq(r.body, "1");
 	resp_free(&r);
@@ -962,7 +1014,8 @@ START_TEST(test_groups)
 {
 	json_object *s;
 
-	engage("/groups?verbose=1", "[{" TOK ",\"$group_key\":\"company\","
+	engage("/groups?verbose=1",
+	       "[{" TOK ",\"$group_key\":\"company\","
 	       "\"$group_id\":\"acme\",\"$set\":{\"plan\":\"pro\"}},{" TOK
 	       ",\"$group_key\":\"company\",\"$group_id\":\"acme\",\"$add\":"
 	       "{\"n\":1}},{" TOK ",\"$group_key\":\"company\",\"$set\":{}}]",
@@ -981,11 +1034,13 @@ START_TEST(test_track)
 	long now = (long)time(NULL);
 	struct resp r;
 
-	snprintf(buf, sizeof(buf), "[{\"event\":\"t\",\"properties\":{"
+	snprintf(buf, sizeof(buf),
+		 "[{\"event\":\"t\",\"properties\":{"
 		 "\"token\":\"test-token\",\"time\":%ld,"
 		 "\"distinct_id\":\"u\"}},"
 		 "{\"event\":\"t\",\"properties\":{\"token\":\"bad\","
-		 "\"time\":%ld,\"distinct_id\":\"u\"}}]", now, now);
+		 "\"time\":%ld,\"distinct_id\":\"u\"}}]",
+		 now, now);
 	post("/track?verbose=1", NULL, buf, &r);
 	ck_assert_int_eq(r.status, 200);
 	ck_assert_int_eq(jp_int(r.json, "/status"), 0);
@@ -1008,9 +1063,9 @@ START_TEST(test_fault_429_retry_after)
 	ck_assert_int_eq(r.status, 429);
 	ck_assert_str_eq(r.retry_after, "7");
 	ck_assert_str_eq(r.body, "{\"code\":429,\"error\":\"Project exceeded "
-			 "rate limits. Please retry the request with "
-			 "exponential backoff.\",\"status\":\"Too Many "
-			 "Requests\"}");
+				 "rate limits. Please retry the request with "
+				 "exponential backoff.\",\"status\":\"Too Many "
+				 "Requests\"}");
 	resp_free(&r);
 	ck_assert_uint_eq(events_stored(), 0);
 	import_ok(body, 2);
@@ -1022,8 +1077,8 @@ END_TEST
 START_TEST(test_fault_drop)
 {
 	char *body = events_batch(2, "drop");
-	struct request q = { "POST", IMPORT, SECRET_AUTH, NULL, NULL, body,
-			     strlen(body) };
+	struct request q = { "POST", IMPORT, SECRET_AUTH, NULL,
+			     NULL,   body,   strlen(body) };
 	struct resp r;
 
 	add_fault("{\"mode\":\"drop\",\"count\":1,\"endpoint\":\"import\"}");
@@ -1182,7 +1237,7 @@ START_TEST(test_concurrent_keepalive)
 	CURL *h[NCONN];
 	char *bodies[NCONN];
 	struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: "
-						    "application/json");
+							  "application/json");
 	CURLM *multi = curl_multi_init();
 	char url[128];
 	char prefix[32];

@@ -48,10 +48,12 @@ START_TEST(plan_record_cap)
 {
 	mp_rec *r = recs_of(5000, 10);
 
-	ck_assert_uint_eq(mp_batch_plan(r, 5000, MP_MAX_BATCH,
-					MP_DEFAULT_MAX_BYTES), 2000);
-	ck_assert_uint_eq(mp_batch_plan(r, 1500, MP_MAX_BATCH,
-					MP_DEFAULT_MAX_BYTES), 1500);
+	ck_assert_uint_eq(
+		mp_batch_plan(r, 5000, MP_MAX_BATCH, MP_DEFAULT_MAX_BYTES),
+		2000);
+	ck_assert_uint_eq(
+		mp_batch_plan(r, 1500, MP_MAX_BATCH, MP_DEFAULT_MAX_BYTES),
+		1500);
 	ck_assert_uint_eq(mp_batch_plan(r, 5000, 7, MP_DEFAULT_MAX_BYTES), 7);
 	ck_assert_uint_eq(mp_batch_plan(r, 1, MP_MAX_BATCH, 100), 1);
 	free(r);
@@ -127,8 +129,10 @@ START_TEST(body_plain_and_gzip)
 	free(round);
 	/* a large body, and the stream reused after deflateReset */
 	for (i = 0; i < 20000; i++)
-		buf_printf(&big, "%s{\"event\":\"e\",\"properties\":"
-			   "{\"n\":%zu}}", i ? "," : "", i);
+		buf_printf(&big,
+			   "%s{\"event\":\"e\",\"properties\":"
+			   "{\"n\":%zu}}",
+			   i ? "," : "", i);
 	buf_reset(&gz);
 	ck_assert_int_eq(mp_body_build(&gz, big.data, big.len, &z), 0);
 	ck_assert_uint_lt(gz.len, big.len / 4);
@@ -196,8 +200,8 @@ START_TEST(retry_after_parse)
 	gmtime_r(&later, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
 	ck_assert_int_eq(mp_parse_retry_after(date, now), 30000);
-	ck_assert_int_eq(mp_parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT",
-					      now), 0);
+	ck_assert_int_eq(
+		mp_parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now), 0);
 }
 END_TEST
 
@@ -249,13 +253,15 @@ START_TEST(answer_import)
 
 	ck_assert_int_eq(classify(&a, MP_EP_IMPORT, 200,
 				  "{\"code\":200,\"num_records_imported\":"
-				  "3,\"status\":\"OK\"}", 3),
+				  "3,\"status\":\"OK\"}",
+				  3),
 			 MP_ACT_DELIVERED);
 	mp_answer_free(&a);
 	ck_assert_int_eq(classify(&a, MP_EP_IMPORT, 400,
 				  "{\"code\":400,\"error\":\"some data points"
 				  " in the request failed validation\","
-				  "\"status\":\"Bad Request\"}", 3),
+				  "\"status\":\"Bad Request\"}",
+				  3),
 			 MP_ACT_REJECTED);
 	ck_assert_ptr_nonnull(strstr(a.error, "HTTP 400"));
 	ck_assert_ptr_nonnull(strstr(a.error, "failed validation"));
@@ -285,7 +291,8 @@ START_TEST(answer_import_failed_records)
 	ck_assert_uint_eq(a.nfailures, 3);
 	ck_assert_int_eq(a.failures[0].index, 0);
 	ck_assert_str_eq(a.failures[0].insert_id, "aa");
-	ck_assert_str_eq(a.failures[0].message, "properties.time: must be "
+	ck_assert_str_eq(a.failures[0].message,
+			 "properties.time: must be "
 			 "specified as seconds since epoch");
 	ck_assert_int_eq(a.failures[1].index, 2);
 	ck_assert_str_eq(a.failures[1].insert_id, "cc");
@@ -306,20 +313,24 @@ START_TEST(answer_retry_split_stop)
 	for (i = 0; i < sizeof(retry) / sizeof(retry[0]); i++) {
 		ck_assert_int_eq(classify(&a, MP_EP_IMPORT, retry[i],
 					  "{\"error\":\"Project exceeded rate "
-					  "limits\"}", 10), MP_ACT_RETRY);
+					  "limits\"}",
+					  10),
+				 MP_ACT_RETRY);
 		mp_answer_free(&a);
 		ck_assert_int_eq(classify(&a, MP_EP_ENGAGE, retry[i], NULL, 1),
 				 MP_ACT_RETRY);
 		mp_answer_free(&a);
 	}
-	mp_answer_classify(&a, MP_EP_IMPORT, "Operation timed out", 0, NULL,
-			   0, 5);
+	mp_answer_classify(&a, MP_EP_IMPORT, "Operation timed out", 0, NULL, 0,
+			   5);
 	ck_assert_int_eq(a.action, MP_ACT_RETRY);
 	ck_assert_str_eq(a.error, "Operation timed out");
 	mp_answer_free(&a);
 	ck_assert_int_eq(classify(&a, MP_EP_IMPORT, 413,
 				  "{\"error\":\"request exceeds max limit of "
-				  "2097152 bytes\"}", 10), MP_ACT_SPLIT);
+				  "2097152 bytes\"}",
+				  10),
+			 MP_ACT_SPLIT);
 	mp_answer_free(&a);
 	ck_assert_int_eq(classify(&a, MP_EP_IMPORT, 413, "", 1),
 			 MP_ACT_REJECTED);
@@ -387,12 +398,12 @@ START_TEST(redact_text)
 	ck_assert_ptr_null(strstr(b.data, "c2Vrcml0Og=="));
 	ck_assert_ptr_nonnull(strstr(b.data, "Authorization: [redacted]\r\n"));
 	ck_assert_ptr_nonnull(strstr(b.data, "Host: api.mixpanel.com\r\n"));
-	ck_assert_ptr_nonnull(strstr(b.data,
-				     "\r\nContent-Type: application/json"));
+	ck_assert_ptr_nonnull(
+		strstr(b.data, "\r\nContent-Type: application/json"));
 	buf_reset(&b);
 	mp_redact(&b, text, strlen(text), "sekrit");
 	ck_assert_str_eq(b.data, "Server auth using Basic with user "
-			 "'[redacted]'\n");
+				 "'[redacted]'\n");
 	buf_reset(&b);
 	mp_redact(&b, "abc", 3, NULL);
 	ck_assert_str_eq(b.data, "abc");
@@ -458,12 +469,13 @@ START_TEST(file_sink_batches)
 		int n = snprintf(rec, sizeof(rec), "{\"$distinct_id\":\"u%d\"}",
 				 i);
 
-		ck_assert_int_eq(mp_client_submit(c, dest, MP_EP_ENGAGE, 0,
-						  rec, (size_t)n, (uint64_t)i),
+		ck_assert_int_eq(mp_client_submit(c, dest, MP_EP_ENGAGE, 0, rec,
+						  (size_t)n, (uint64_t)i),
 				 0);
 	}
 	ck_assert_int_eq(mp_client_submit(c, dest, MP_EP_IMPORT, 1,
-					  "{\"event\":\"e\"}", 13, 100), 0);
+					  "{\"event\":\"e\"}", 13, 100),
+			 0);
 	ck_assert_uint_eq(mp_client_queued(c), 11);
 	ck_assert_int_eq(mp_client_flush(c, on_result, &s), 0);
 	ck_assert_uint_eq(mp_client_queued(c), 0);
@@ -492,8 +504,7 @@ START_TEST(file_sink_batches)
 			ck_assert_str_eq(json_object_get_string(q),
 					 "verbose=1&ip=0");
 		else
-			ck_assert_str_eq(json_object_get_string(q),
-					 "strict=1");
+			ck_assert_str_eq(json_object_get_string(q), "strict=1");
 		json_object_put(o);
 		lines++;
 	}
@@ -539,12 +550,15 @@ START_TEST(destination_errors)
 		char big[200];
 
 		memset(big, 'x', sizeof(big));
-		ck_assert_int_eq(mp_client_submit(c, dest, MP_EP_IMPORT, 0,
-						  big, 99, 1), -1);
-		ck_assert_int_eq(mp_client_submit(c, dest, MP_EP_IMPORT, 0,
-						  big, 98, 1), 0);
-		ck_assert_int_eq(mp_client_submit(c, dest + 1, MP_EP_IMPORT,
-						  0, big, 10, 1), -1);
+		ck_assert_int_eq(
+			mp_client_submit(c, dest, MP_EP_IMPORT, 0, big, 99, 1),
+			-1);
+		ck_assert_int_eq(
+			mp_client_submit(c, dest, MP_EP_IMPORT, 0, big, 98, 1),
+			0);
+		ck_assert_int_eq(mp_client_submit(c, dest + 1, MP_EP_IMPORT, 0,
+						  big, 10, 1),
+				 -1);
 	}
 	ck_assert_uint_eq(mp_client_queued(c), 1);
 	mp_client_close(c);
@@ -556,9 +570,9 @@ END_TEST
 typedef struct responder {
 	int fd;
 	int port;
-	int count;                /* requests to serve */
-	const char *answer;       /* full HTTP answer */
-	buf requests;             /* every request, headers + body */
+	int count;	    /* requests to serve */
+	const char *answer; /* full HTTP answer */
+	buf requests;	    /* every request, headers + body */
 } responder;
 
 static void read_request(int fd, buf *into)
@@ -674,20 +688,23 @@ START_TEST(wire_import_and_engage)
 	responder_start(&r, &th, ok, 2);
 	c = client_to(r.port, "svc:pass-word", 0, &dest);
 	ck_assert_int_eq(mp_client_submit(c, dest, MP_EP_IMPORT, 0,
-					  "{\"event\":\"e\"}", 13, 1), 0);
+					  "{\"event\":\"e\"}", 13, 1),
+			 0);
 	ck_assert_int_eq(mp_client_flush(c, on_result, &s), 0);
 	ck_assert_int_eq(mp_client_submit(c, dest, MP_EP_ENGAGE, 0,
-					  "{\"$set\":{}}", 11, 2), 0);
+					  "{\"$set\":{}}", 11, 2),
+			 0);
 	ck_assert_int_eq(mp_client_flush(c, on_result, &s), 0);
 	pthread_join(th, NULL);
 	ck_assert_uint_eq(s.n, 2);
 	ck_assert_int_eq(s.outcomes[0], MP_OUT_DELIVERED);
 	ck_assert_int_eq(s.outcomes[1], MP_OUT_DELIVERED);
 	/* the first request: /import, gzip, Basic svc:pass-word */
-	ck_assert_ptr_nonnull(seen_at(&r, NULL,
-				      "POST /import?strict=1&project_id=77 "));
+	ck_assert_ptr_nonnull(
+		seen_at(&r, NULL, "POST /import?strict=1&project_id=77 "));
 	ck_assert_ptr_nonnull(seen_at(&r, NULL, "Content-Encoding: gzip"));
-	ck_assert_ptr_nonnull(seen_at(&r, NULL, "Authorization: Basic "
+	ck_assert_ptr_nonnull(seen_at(&r, NULL,
+				      "Authorization: Basic "
 				      "c3ZjOnBhc3Mtd29yZA=="));
 	engage = (char *)seen_at(&r, NULL, "POST /engage?verbose=1&ip=0 ");
 	ck_assert_ptr_nonnull(engage);
@@ -723,9 +740,11 @@ START_TEST(wire_verbose_redacted)
 	dup2(fd, 2);
 	c = client_to(r.port, "sekrit-api-secret", 1, &dest);
 	ck_assert_int_eq(mp_client_submit(c, dest, MP_EP_IMPORT, 0,
-					  "{\"event\":\"e\"}", 13, 1), 0);
+					  "{\"event\":\"e\"}", 13, 1),
+			 0);
 	ck_assert_int_eq(mp_client_submit(c, dest, MP_EP_IMPORT, 0,
-					  "{\"event\":\"f\"}", 13, 2), 0);
+					  "{\"event\":\"f\"}", 13, 2),
+			 0);
 	ck_assert_int_eq(mp_client_flush(c, on_result, &s), 1);
 	fflush(stderr);
 	dup2(saved, 2);
@@ -745,7 +764,8 @@ START_TEST(wire_verbose_redacted)
 	ck_assert_uint_eq(s.n, 2);
 	ck_assert_int_eq(s.outcomes[0], MP_OUT_NOT_DELIVERED);
 	ck_assert_int_eq(s.outcomes[1], MP_OUT_NOT_DELIVERED);
-	ck_assert_str_eq(s.message, "destination local: Mixpanel refused the "
+	ck_assert_str_eq(s.message,
+			 "destination local: Mixpanel refused the "
 			 "credentials (HTTP 401): check the API secret / "
 			 "service account");
 	ck_assert_str_eq(mp_client_error(c), s.message);
@@ -771,7 +791,8 @@ START_TEST(wire_retry_then_give_up)
 	responder_start(&r, &th, busy, 3);
 	c = client_to(r.port, NULL, 0, &dest);
 	ck_assert_int_eq(mp_client_submit(c, dest, MP_EP_GROUPS, 5,
-					  "{\"$group_key\":\"k\"}", 18, 9), 0);
+					  "{\"$group_key\":\"k\"}", 18, 9),
+			 0);
 	ck_assert_int_eq(mp_client_flush(c, on_result, &s), 1);
 	pthread_join(th, NULL);
 	ck_assert_uint_eq(s.n, 1);

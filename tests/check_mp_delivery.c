@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define TOKEN "test-token"
+#define TOKEN  "test-token"
 #define SECRET "test-secret"
 
 /* One record the test sends, and what became of it. */
@@ -23,8 +23,8 @@ typedef struct rec {
 	uint32_t lane;
 	char *text;
 	size_t len;
-	int outcome;       /* -1 until final: DELIVERED or REJECTED */
-	int last;          /* the last outcome reported */
+	int outcome; /* -1 until final: DELIVERED or REJECTED */
+	int last;    /* the last outcome reported */
 	char message[160];
 } rec;
 
@@ -94,7 +94,8 @@ static size_t flush_round(mp_client *c, int dest, run *r)
 		if (x->outcome >= 0)
 			continue;
 		ck_assert_int_eq(mp_client_submit(c, dest, x->ep, x->lane,
-						  x->text, x->len, i), 0);
+						  x->text, x->len, i),
+				 0);
 		sent++;
 	}
 	r->reported = 0;
@@ -151,12 +152,12 @@ static json_object *member(json_object *o, const char *key)
 
 /* ---- 100 000 mixed records through 25 % failing requests ---------- */
 
-#define N_EVENTS 70000
-#define N_PROFILES 7000
-#define N_UPDATES 28000
-#define N_GROUPS 2000
-#define BAD_EVERY 997   /* events with a refused distinct_id */
-#define BAD_UPDATES 7   /* updates with a refused $distinct_id */
+#define N_EVENTS    70000
+#define N_PROFILES  7000
+#define N_UPDATES   28000
+#define N_GROUPS    2000
+#define BAD_EVERY   997 /* events with a refused distinct_id */
+#define BAD_UPDATES 7	/* updates with a refused $distinct_id */
 
 static int64_t base_ms(void)
 {
@@ -210,11 +211,12 @@ static void make_update(buf *b, int p, int j, json_object *expect)
 		json_object_object_del(props, "flag");
 		return;
 	}
-	snprintf(val, sizeof(val), "{\"score\":%d,\"flag\":true,\"n%d\":"
-		 "\"v%d\",\"ratio\":%d.5}", p * 10 + j, j % 3, j, j);
+	snprintf(val, sizeof(val),
+		 "{\"score\":%d,\"flag\":true,\"n%d\":"
+		 "\"v%d\",\"ratio\":%d.5}",
+		 p * 10 + j, j % 3, j, j);
 	mp_payload_engage(b, TOKEN, did, 1, "$set", val);
-	json_object_object_add(props, "score",
-			       json_object_new_int(p * 10 + j));
+	json_object_object_add(props, "score", json_object_new_int(p * 10 + j));
 	json_object_object_add(props, "flag", json_object_new_boolean(1));
 	snprintf(val, sizeof(val), "n%d", j % 3);
 	{
@@ -223,8 +225,7 @@ static void make_update(buf *b, int p, int j, json_object *expect)
 		snprintf(v, sizeof(v), "v%d", j);
 		json_object_object_add(props, val, json_object_new_string(v));
 	}
-	json_object_object_add(props, "ratio",
-			       json_object_new_double(j + 0.5));
+	json_object_object_add(props, "ratio", json_object_new_double(j + 0.5));
 }
 
 static void make_updates(run *r, json_object *expect)
@@ -260,7 +261,8 @@ static void make_groups(run *r)
 	for (i = 0; i < N_GROUPS; i++) {
 		snprintf(gid, sizeof(gid), "c%d", i);
 		buf_reset(&b);
-		buf_printf(&b, "{\"$token\":\"%s\",\"$group_key\":\"company\","
+		buf_printf(&b,
+			   "{\"$token\":\"%s\",\"$group_key\":\"company\","
 			   "\"$group_id\":\"%s\",\"$set\":{\"size\":%d}}",
 			   TOKEN, gid, i);
 		add_rec(r, MP_EP_GROUPS, gid, &b);
@@ -298,11 +300,10 @@ static size_t check_events(run *r, json_object *state)
 
 	seen = json_object_new_object();
 	for (i = 0; i < n; i++) {
-		json_object *props = member(json_object_array_get_idx(events,
-								      i),
-					    "properties");
-		const char *id = json_object_get_string(member(props,
-							       "$insert_id"));
+		json_object *props = member(
+			json_object_array_get_idx(events, i), "properties");
+		const char *id =
+			json_object_get_string(member(props, "$insert_id"));
 
 		ck_assert_msg(!json_object_object_get_ex(seen, id, NULL),
 			      "event %s stored twice", id);
@@ -324,10 +325,9 @@ static size_t check_events(run *r, json_object *state)
 			ck_assert_msg(json_object_object_get_ex(seen, id, NULL),
 				      "delivered event %s not stored", id);
 		} else {
-			ck_assert_msg(!json_object_object_get_ex(seen, id,
-								  NULL),
-				      "rejected event %s stored: %s", id,
-				      x->message);
+			ck_assert_msg(
+				!json_object_object_get_ex(seen, id, NULL),
+				"rejected event %s stored: %s", id, x->message);
 		}
 	}
 	ck_assert_uint_eq(delivered, n);
@@ -341,14 +341,16 @@ static void check_profiles(json_object *state, json_object *expect)
 
 	ck_assert_ptr_null(member(profiles, "anon"));
 	ck_assert_int_eq(json_object_object_length(profiles), N_PROFILES);
-	json_object_object_foreach(expect, did, want) {
+	json_object_object_foreach(expect, did, want)
+	{
 		json_object *got = member(profiles, did);
 
 		ck_assert_msg(got != NULL, "profile %s missing", did);
 		ck_assert_msg(member(got, "flag") == NULL ||
 				      member(want, "flag") != NULL,
 			      "profile %s: flag should be unset", did);
-		json_object_object_foreach(want, k, v) {
+		json_object_object_foreach(want, k, v)
+		{
 			json_object *g = member(got, k);
 
 			ck_assert_msg(g && json_object_equal(g, v),
@@ -512,7 +514,8 @@ END_TEST
 START_TEST(service_account_refused)
 {
 	refused_credentials("--service-account svc:sa-secret --project-id "
-			    "4242", "svc:wrong-sa-secret");
+			    "4242",
+			    "svc:wrong-sa-secret");
 }
 END_TEST
 
@@ -534,7 +537,8 @@ START_TEST(service_account_accepted)
 	add_rec(&r, MP_EP_IMPORT, "u1", &b);
 	buf_free(&b);
 	ck_assert_int_eq(mpctl_start(&fake, "--service-account svc:sa-secret "
-				     "--project-id 4242"), 0);
+					    "--project-id 4242"),
+			 0);
 	c = open_client(5000, fake, "svc:sa-secret", &dest, 50);
 	flush_round(c, dest, &r);
 	ck_assert_int_eq(r.recs[0].outcome, MP_OUT_DELIVERED);
@@ -713,7 +717,8 @@ START_TEST(stop_flag_mid_flight)
 	buf_free(&b);
 	ck_assert_int_eq(mpctl_start(&fake, NULL), 0);
 	ck_assert_int_eq(mpctl_fault(fake, "{\"mode\":\"slow\",\"count\":"
-				     "100,\"slow_ms\":6000}"), 0);
+					   "100,\"slow_ms\":6000}"),
+			 0);
 	c = open_client(20000, fake, NULL, &dest, 5);
 	mp_client_set_stop_flag(c, &stop);
 	ck_assert_int_eq(pthread_create(&th, NULL, raise_stop, (void *)&stop),

@@ -101,14 +101,38 @@ END_TEST
 START_TEST(distinct_id_list)
 {
 	static const char *const bad[] = {
-		"00000000-0000-0000-0000-000000000000", "anon", "Anonymous",
-		"NIL", "none", "null", "N/A", "na", "undefined", "unknown",
-		"<nil>", "0", "-1", "true", "FALSE", "[]", "{}", "", "   ",
-		" null ", "\tanon\n"
+		"00000000-0000-0000-0000-000000000000",
+		"anon",
+		"Anonymous",
+		"NIL",
+		"none",
+		"null",
+		"N/A",
+		"na",
+		"undefined",
+		"unknown",
+		"<nil>",
+		"0",
+		"-1",
+		"true",
+		"FALSE",
+		"[]",
+		"{}",
+		"",
+		"   ",
+		" null ",
+		"\tanon\n"
 	};
 	static const char *const good[] = {
-		"user-1", "1", "00", "anon1", "nulls", "alice@example.com",
-		"00000000-0000-0000-0000-000000000001", "-2", "[1]"
+		"user-1",
+		"1",
+		"00",
+		"anon1",
+		"nulls",
+		"alice@example.com",
+		"00000000-0000-0000-0000-000000000001",
+		"-2",
+		"[1]"
 	};
 	size_t i;
 

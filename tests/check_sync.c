@@ -14,13 +14,13 @@ static mpctl *fake;
 static const char *db;
 
 /* Fast retries, so that fault tests take milliseconds, not minutes. */
-#define RETRY_ENV \
-	"AUDSYNC_RETRY_BASE_MS=20", "AUDSYNC_RETRY_JITTER_MS=5", \
-	"AUDSYNC_MAX_ATTEMPTS=3"
+#define RETRY_ENV                                                              \
+	"AUDSYNC_RETRY_BASE_MS=20", "AUDSYNC_RETRY_JITTER_MS=5",               \
+		"AUDSYNC_MAX_ATTEMPTS=3"
 
 static const char *const retry_env[] = { RETRY_ENV, NULL };
-static const char *const secret_env[] = { "MP_SECRET=test-secret",
-					   RETRY_ENV, NULL };
+static const char *const secret_env[] = { "MP_SECRET=test-secret", RETRY_ENV,
+					  NULL };
 
 static void setup(void)
 {
@@ -31,7 +31,8 @@ static void setup(void)
 	snprintf(sql, sizeof(sql),
 		 "INSERT INTO audsync.destinations (name, api_base,"
 		 " project_token, use_people) VALUES ('mp', '%s',"
-		 " 'test-token', true)", mpctl_base_url(fake));
+		 " 'test-token', true)",
+		 mpctl_base_url(fake));
 	tl_sql(db, sql);
 }
 
@@ -107,7 +108,8 @@ static char *sql_text(const char *fmt, ...)
 static void ago(char *out, size_t len, const char *interval)
 {
 	char *v = sql_text("SELECT date_trunc('second', now() - interval"
-			   " '%s')::text", interval);
+			   " '%s')::text",
+			   interval);
 
 	ck_assert_ptr_nonnull(v);
 	snprintf(out, len, "%s", v);
@@ -118,7 +120,8 @@ static void ago(char *out, size_t len, const char *interval)
 static long long epoch_ms(const char *ts)
 {
 	return sql_int("SELECT (extract(epoch FROM '%s'::timestamptz)"
-		       " * 1000)::bigint", ts);
+		       " * 1000)::bigint",
+		       ts);
 }
 
 /* A computation; lookback is SQL ("NULL" or "'7 days'"). The definition
@@ -129,7 +132,8 @@ static void add_computation(const char *name, const char *kind,
 {
 	sqlf("INSERT INTO audsync.computations (name, kind, definition_sql,"
 	     " lookback, include_anonymous) VALUES ('%s', '%s',"
-	     " $def$%s$def$, %s, %s)", name, kind, definition, lookback,
+	     " $def$%s$def$, %s, %s)",
+	     name, kind, definition, lookback,
 	     include_anonymous ? "true" : "false");
 }
 
@@ -140,14 +144,15 @@ static void add_sync(const char *key, const char *dest, const char *mode,
 	sqlf("INSERT INTO audsync.syncs (computation_id, destination_id,"
 	     " mode, id_sync) SELECT c.id, d.id, '%s', '%s'"
 	     " FROM audsync.computations c, audsync.destinations d"
-	     " WHERE c.key = '%s' AND d.name = '%s'", mode, id_sync, key,
-	     dest);
+	     " WHERE c.key = '%s' AND d.name = '%s'",
+	     mode, id_sync, key, dest);
 	ck_assert_msg(sql_int("SELECT count(*) FROM audsync.syncs s"
 			      " JOIN audsync.computations c"
 			      " ON c.id = s.computation_id"
 			      " JOIN audsync.destinations d"
 			      " ON d.id = s.destination_id WHERE c.key = '%s'"
-			      " AND d.name = '%s'", key, dest) == 1,
+			      " AND d.name = '%s'",
+			      key, dest) == 1,
 		      "no sync of %s to %s was created", key, dest);
 }
 
@@ -157,7 +162,8 @@ static void add_destination(const char *name, const char *extra)
 {
 	sqlf("INSERT INTO audsync.destinations (name, api_base,"
 	     " project_token, use_people) VALUES ('%s', '%s',"
-	     " 'test-token', true)", name, mpctl_base_url(fake));
+	     " 'test-token', true)",
+	     name, mpctl_base_url(fake));
 	if (extra)
 		sqlf("UPDATE audsync.destinations SET %s WHERE name = '%s'",
 		     extra, name);
@@ -170,7 +176,8 @@ static long long run_int(const char *key, const char *column)
 		       " JOIN audsync.syncs s ON s.id = r.sync_id"
 		       " JOIN audsync.computations c"
 		       " ON c.id = s.computation_id WHERE c.key = '%s'"
-		       " ORDER BY r.id DESC LIMIT 1", column, key);
+		       " ORDER BY r.id DESC LIMIT 1",
+		       column, key);
 }
 
 /* Same, as text (caller frees; NULL when NULL or no run). */
@@ -180,10 +187,11 @@ static char *run_text(const char *key, const char *column)
 			" JOIN audsync.syncs s ON s.id = r.sync_id"
 			" JOIN audsync.computations c"
 			" ON c.id = s.computation_id WHERE c.key = '%s'"
-			" ORDER BY r.id DESC LIMIT 1", column, key);
+			" ORDER BY r.id DESC LIMIT 1",
+			column, key);
 }
 
-#define assert_run_text(key, column, want) \
+#define assert_run_text(key, column, want)                                     \
 	check_run_text(__LINE__, key, column, want)
 static void check_run_text(int line, const char *key, const char *column,
 			   const char *want)
@@ -280,8 +288,10 @@ static void check_prop(int line, const char *did, const char *prop,
 	char *v = profile_prop(did, prop);
 	int ok = want ? v && strcmp(v, want) == 0 : v == NULL;
 
-	ck_assert_msg(ok, "line %d: Mixpanel profile %s has %s = %s, "
-		      "expected %s", line, did, prop, v ? v : "(absent)",
+	ck_assert_msg(ok,
+		      "line %d: Mixpanel profile %s has %s = %s, "
+		      "expected %s",
+		      line, did, prop, v ? v : "(absent)",
 		      want ? want : "(absent)");
 	free(v);
 }
@@ -304,8 +314,7 @@ static int has_profile(const char *distinct_id)
 /* Events stored by the fake named event (NULL: any) for distinct_id
  * (NULL: any). When props is not NULL it receives a new reference to
  * the properties of the last one found (NULL when none). */
-static int find_events(const char *event, const char *did,
-		       json_object **props)
+static int find_events(const char *event, const char *did, json_object **props)
 {
 	json_object *state, *events, *e, *name, *p, *d;
 	size_t i;
@@ -342,11 +351,11 @@ static char *prop_text(json_object *props, const char *name)
 
 	if (!props || !json_object_object_get_ex(props, name, &v))
 		return NULL;
-	return strdup(json_object_to_json_string_ext(v,
-						     JSON_C_TO_STRING_PLAIN));
+	return strdup(
+		json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
 }
 
-#define assert_event_prop(props, name, want) \
+#define assert_event_prop(props, name, want)                                   \
 	check_event_prop(__LINE__, props, name, want)
 static void check_event_prop(int line, json_object *props, const char *name,
 			     const char *want)
@@ -382,8 +391,8 @@ static json_object *status_of(const char *key)
 	json_object *all, *e, *c, *found = NULL;
 	size_t i;
 
-	ck_assert_msg(r.status == 0, "audsync status exited %d: %s",
-		      r.status, r.err);
+	ck_assert_msg(r.status == 0, "audsync status exited %d: %s", r.status,
+		      r.err);
 	all = json_tokener_parse(r.out);
 	ck_assert_msg(all && json_object_is_type(all, json_type_array),
 		      "audsync status --json is not a JSON array: %s", r.out);
@@ -395,8 +404,7 @@ static json_object *status_of(const char *key)
 	}
 	json_object_put(all);
 	tl_result_free(&r);
-	ck_assert_msg(found, "audsync status --json has no entry for %s",
-		      key);
+	ck_assert_msg(found, "audsync status --json has no entry for %s", key);
 	return found;
 }
 
@@ -434,7 +442,8 @@ static void add_everyone_audience(const char *name, const char *key)
 {
 	add_computation(name, "audience",
 			"SELECT profile_id FROM audsync.external_ids"
-			" WHERE id_type = 'user_id'", "NULL", 0);
+			" WHERE id_type = 'user_id'",
+			"NULL", 0);
 	add_sync(key, "mp", "identify", "all");
 }
 
@@ -469,16 +478,15 @@ START_TEST(first_sync_sets_the_audience_on_every_member)
 	free(v);
 	ck_assert_ptr_null(profile_prop("u2", "recent_buyers"));
 	ck_assert_int_eq(mpctl_counter(fake, "updates_applied"), 3);
-	ck_assert_int_eq(tl_sql_int(db, "SELECT entered FROM audsync.runs"),
-			 1);
+	ck_assert_int_eq(tl_sql_int(db, "SELECT entered FROM audsync.runs"), 1);
 }
 END_TEST
 
 /* Subscribed minus Cancelled before the as-of time. */
-#define SUBSCRIBERS_SQL \
-	"SELECT profile_id FROM audsync.events WHERE ts < $1" \
-	" GROUP BY profile_id HAVING" \
-	" count(*) FILTER (WHERE event = 'Subscribed') >" \
+#define SUBSCRIBERS_SQL                                                        \
+	"SELECT profile_id FROM audsync.events WHERE ts < $1"                  \
+	" GROUP BY profile_id HAVING"                                          \
+	" count(*) FILTER (WHERE event = 'Subscribed') >"                      \
 	" count(*) FILTER (WHERE event = 'Cancelled')"
 
 START_TEST(members_who_leave_get_false_and_newcomers_get_true)
@@ -492,8 +500,8 @@ START_TEST(members_who_leave_get_false_and_newcomers_get_true)
 		   " ('p1', 'Subscribed', '{}', now() - interval '10 days'),"
 		   " ('p1', 'Cancelled', '{}', now() - interval '5 days'),"
 		   " ('p2', 'Subscribed', '{}', now() - interval '5 days')");
-	add_computation("Pro Subscribers", "audience", SUBSCRIBERS_SQL,
-			"NULL", 0);
+	add_computation("Pro Subscribers", "audience", SUBSCRIBERS_SQL, "NULL",
+			0);
 	add_sync("pro_subscribers", "mp", "identify", "all");
 	ago(t1, sizeof(t1), "9 days");
 
@@ -523,8 +531,8 @@ START_TEST(an_exit_reaches_the_distinct_id_the_member_was_given)
 	add_two_people();
 	tl_sql(db, "INSERT INTO audsync.events VALUES"
 		   " ('p1', 'Subscribed', '{}', now() - interval '10 days')");
-	add_computation("Pro Subscribers", "audience", SUBSCRIBERS_SQL,
-			"NULL", 0);
+	add_computation("Pro Subscribers", "audience", SUBSCRIBERS_SQL, "NULL",
+			0);
 	add_sync("pro_subscribers", "mp", "identify", "all");
 	run_ok(NULL);
 	assert_prop("u1", "pro_subscribers", "true");
@@ -575,7 +583,8 @@ START_TEST(a_lookback_audience_lets_members_go_as_time_passes)
 	add_computation("Order Completed - Last 7 Days", "audience",
 			"SELECT profile_id FROM audsync.events"
 			" WHERE event = 'Order Completed'"
-			" AND ts >= $2 AND ts < $1", "'7 days'", 0);
+			" AND ts >= $2 AND ts < $1",
+			"'7 days'", 0);
 	add_sync("order_completed_last_7_days", "mp", "identify", "all");
 	ago(t1, sizeof(t1), "9 days");
 
@@ -591,8 +600,7 @@ START_TEST(a_lookback_audience_lets_members_go_as_time_passes)
 	tl_result_free(&r);
 	assert_prop("u1", "order_completed_last_7_days", "false");
 	ck_assert_int_eq(run_int("order_completed_last_7_days", "exited"), 1);
-	ck_assert_int_eq(run_int("order_completed_last_7_days", "members"),
-			 0);
+	ck_assert_int_eq(run_int("order_completed_last_7_days", "members"), 0);
 	assert_run_text("order_completed_last_7_days", "kind", "scheduled");
 
 	/* Run again at once: a lookback sync is due once per clock hour. */
@@ -601,7 +609,8 @@ START_TEST(a_lookback_audience_lets_members_go_as_time_passes)
 		      r.err);
 	tl_result_free(&r);
 	same_hour = sql_text("SELECT date_trunc('hour', now()) ="
-			     " date_trunc('hour', '%s'::timestamptz)", before);
+			     " date_trunc('hour', '%s'::timestamptz)",
+			     before);
 	if (same_hour && strcmp(same_hour, "t") == 0)
 		ck_assert_int_eq(sql_int("SELECT count(*) FROM audsync.runs"),
 				 2);
@@ -620,8 +629,7 @@ START_TEST(an_as_of_in_the_future_is_refused)
 	r = tl_audsync(db, NULL, "run", "--all", "--as-of", future, NULL);
 	ck_assert_msg(r.status == 2, "exit %d, expected 2: %s", r.status,
 		      r.err);
-	ck_assert_msg(has_any(r.err, "future"), "no reason given: %s",
-		      r.err);
+	ck_assert_msg(has_any(r.err, "future"), "no reason given: %s", r.err);
 	ck_assert_int_eq(sql_int("SELECT count(*) FROM audsync.runs"), 0);
 	ck_assert_int_eq(COUNTER("records_received"), 0);
 	tl_result_free(&r);
@@ -640,7 +648,8 @@ START_TEST(a_computation_keeps_its_key_when_renamed)
 	tl_sql(db, "UPDATE audsync.computations SET name = 'Buyers'");
 	ck_assert_int_eq(sql_int("SELECT count(*) FROM audsync.computations"
 				 " WHERE key = 'order_completed_last_30_days'"
-				 " AND name = 'Buyers'"), 1);
+				 " AND name = 'Buyers'"),
+			 1);
 	c = PQconnectdb(db);
 	ck_assert_int_eq(PQstatus(c), CONNECTION_OK);
 	res = PQexec(c, "UPDATE audsync.computations SET key = 'buyers'");
@@ -664,8 +673,8 @@ START_TEST(a_member_with_three_emails_ends_with_the_newest_as_email)
 		   " ('p1', 'email', 'mid@x.com', now() - interval '2 days'),"
 		   " ('p1', 'email', 'amy@x.com', now() - interval '1 day'),"
 		   " ('p1', 'email', 'zed@x.com', now() - interval '3 days')");
-	add_computation("VIP", "audience",
-			"SELECT 'p1' AS profile_id", "NULL", 0);
+	add_computation("VIP", "audience", "SELECT 'p1' AS profile_id", "NULL",
+			0);
 	add_sync("vip", "mp", "identify", "all");
 	run_ok(NULL);
 	ck_assert_int_eq(COUNTER("updates_applied"), 4);
@@ -802,8 +811,8 @@ static void add_three_emails(void)
 		   "  now() - interval '3 days'),"
 		   " ('p1', 'email', 'a-third@x.com',"
 		   "  now() - interval '1 day')");
-	add_computation("VIP", "audience", "SELECT 'p1' AS profile_id",
-			"NULL", 0);
+	add_computation("VIP", "audience", "SELECT 'p1' AS profile_id", "NULL",
+			0);
 }
 
 START_TEST(id_sync_first_sends_only_the_oldest_email)
@@ -878,8 +887,7 @@ START_TEST(track_mode_sends_one_event_per_person_and_resync_no_duplicates)
 		   "INSERT INTO audsync.events VALUES"
 		   " ('p1', 'Subscribed', '{}', now() - interval '5 days'),"
 		   " ('p2', 'Subscribed', '{}', now() - interval '5 days')");
-	add_computation("Big Spenders", "audience", SUBSCRIBERS_SQL, "NULL",
-			0);
+	add_computation("Big Spenders", "audience", SUBSCRIBERS_SQL, "NULL", 0);
 	add_sync("big_spenders", "mp", "track", "all");
 	ago(t1, sizeof(t1), "4 days");
 
@@ -905,8 +913,7 @@ START_TEST(track_mode_sends_one_event_per_person_and_resync_no_duplicates)
 	 * them as duplicates */
 	r = tl_audsync(db, secret_env, "resync", "--computation",
 		       "big_spenders", NULL);
-	ck_assert_msg(r.status == 0, "resync exited %d: %s", r.status,
-		      r.err);
+	ck_assert_msg(r.status == 0, "resync exited %d: %s", r.status, r.err);
 	tl_result_free(&r);
 	assert_run_text("big_spenders", "kind", "full");
 	ck_assert_int_eq(COUNTER("records_received"), 4);
@@ -971,7 +978,8 @@ START_TEST(trait_changes_in_track_mode_arrive_as_trait_computed_events)
 			"SELECT profile_id,"
 			" sum((properties->>'amount')::numeric) AS value"
 			" FROM audsync.events WHERE ts < $1"
-			" GROUP BY profile_id", "NULL", 0);
+			" GROUP BY profile_id",
+			"NULL", 0);
 	add_sync("lifetime_value", "mp", "track", "all");
 	ago(t1, sizeof(t1), "4 days");
 	run_ok(t1);
@@ -1005,7 +1013,8 @@ START_TEST(sql_trait_columns_become_traits_and_a_leaver_gets_nulls)
 			"SELECT profile_id, traits->>'plan' AS \"Plan Name\","
 			" (traits->>'seats')::int AS seats,"
 			" (traits->>'renewed')::timestamptz AS \"Renewed At\""
-			" FROM audsync.profile_traits", "NULL", 0);
+			" FROM audsync.profile_traits",
+			"NULL", 0);
 	add_sync("account", "mp", "identify", "all");
 	run_ok(NULL);
 	assert_prop("u1", "plan_name", "\"pro\"");
@@ -1022,17 +1031,19 @@ START_TEST(sql_trait_columns_become_traits_and_a_leaver_gets_nulls)
 		   " WHERE profile_id = 'p2'");
 	/* What would go: for u1 only the seats; for u2 every trait. */
 	r = tl_audsync(db, NULL, "run", "--all", "--dry-run", NULL);
-	ck_assert_msg(r.status == 0, "dry run exited %d: %s", r.status,
-		      r.err);
+	ck_assert_msg(r.status == 0, "dry run exited %d: %s", r.status, r.err);
 	ck_assert_msg(strstr(r.out, "\"u1\""),
 		      "the dry run shows no call for u1: %s", r.out);
-	ck_assert_msg(line_with(r.out, "\"u1\"", "\"seats\":7|\"seats\": 7")
-		      && !line_with(r.out, "\"u1\"", "plan_name|renewed_at"),
-		      "u1 should get only seats: %s", r.out);
-	ck_assert_msg(line_with(r.out, "\"u2\"", "\"seats\":null|"
+	ck_assert_msg(
+		line_with(r.out, "\"u1\"", "\"seats\":7|\"seats\": 7") &&
+			!line_with(r.out, "\"u1\"", "plan_name|renewed_at"),
+		"u1 should get only seats: %s", r.out);
+	ck_assert_msg(line_with(r.out, "\"u2\"",
+				"\"seats\":null|"
 				"\"seats\": null") &&
-		      line_with(r.out, "\"u2\"", "\"plan_name\":null|"
-				"\"plan_name\": null"),
+			      line_with(r.out, "\"u2\"",
+					"\"plan_name\":null|"
+					"\"plan_name\": null"),
 		      "u2 should get nulls: %s", r.out);
 	tl_result_free(&r);
 	assert_prop("u1", "seats", "5"); /* the dry run sent nothing */
@@ -1119,7 +1130,8 @@ START_TEST(retire_unset_removes_the_property_from_every_profile)
 	assert_prop("u1", "kept", "true");
 	assert_prop("u1", "$email", "\"one@x.com\"");
 	ck_assert_int_eq(sql_int("SELECT count(*) FROM audsync.computations"
-				 " WHERE key = 'everyone' AND NOT enabled"), 1);
+				 " WHERE key = 'everyone' AND NOT enabled"),
+			 1);
 	received = COUNTER("records_received");
 	run_ok(NULL);
 	ck_assert_int_eq(COUNTER("records_received"), received);
@@ -1142,7 +1154,8 @@ START_TEST(retire_without_unset_only_stops_the_sync)
 	assert_prop("u1", "everyone", "true");
 	ck_assert_int_eq(COUNTER("records_received"), received);
 	ck_assert_int_eq(sql_int("SELECT count(*) FROM audsync.computations"
-				 " WHERE key = 'everyone' AND NOT enabled"), 1);
+				 " WHERE key = 'everyone' AND NOT enabled"),
+			 1);
 	tl_sql(db, "INSERT INTO audsync.external_ids VALUES"
 		   " ('p3', 'user_id', 'u3', now())");
 	run_ok(NULL);
@@ -1201,11 +1214,10 @@ static void add_good_audience(void)
  * causes: in the log, in audsync.runs.error of computation key's sync,
  * in audsync status; and that the good audience arrived regardless.
  */
-#define assert_bad_input(env, key, whos, causes) \
+#define assert_bad_input(env, key, whos, causes)                               \
 	check_bad_input(__LINE__, env, key, whos, causes)
-static void check_bad_input(int line, const char *const *env,
-			    const char *key, const char *whos,
-			    const char *causes)
+static void check_bad_input(int line, const char *const *env, const char *key,
+			    const char *whos, const char *causes)
 {
 	tl_result r = tl_audsync(db, env, "run", "--all", NULL);
 	json_object *st;
@@ -1226,10 +1238,11 @@ static void check_bad_input(int line, const char *const *env,
 	assert_run_text(key, "status", "failed");
 
 	st = status_of(key);
-	ck_assert_msg(line_with(status_str(st, "error"), whos, causes) ||
-		      line_with(status_str(st, "problem"), whos, causes),
-		      "line %d: status of %s: %s", line, key,
-		      json_object_to_json_string(st));
+	ck_assert_msg(
+		line_with(status_str(st, "error"), whos, causes) ||
+			line_with(status_str(st, "problem"), whos, causes),
+		"line %d: status of %s: %s", line, key,
+		json_object_to_json_string(st));
 	json_object_put(st);
 
 	assert_prop("u1", "good_audience", "true");
@@ -1266,8 +1279,7 @@ START_TEST(a_trait_without_a_value_column_is_reported)
 			0);
 	add_sync("no_value", "mp", "identify", "all");
 	add_good_audience();
-	assert_bad_input(NULL, "no_value", "no_value|No Value",
-			 "value|column");
+	assert_bad_input(NULL, "no_value", "no_value|No Value", "value|column");
 	ck_assert_int_eq(COUNTER("profiles"), 2);
 }
 END_TEST
@@ -1295,7 +1307,8 @@ START_TEST(a_definition_past_the_statement_timeout_is_cancelled)
 
 	add_computation("Slow Query", "audience",
 			"SELECT e.profile_id FROM audsync.external_ids e,"
-			" pg_sleep(2)", "NULL", 0);
+			" pg_sleep(2)",
+			"NULL", 0);
 	add_sync("slow_query", "mp", "identify", "all");
 	add_good_audience();
 	assert_bad_input(env, "slow_query", "slow_query|Slow Query",
@@ -1396,9 +1409,9 @@ END_TEST
 START_TEST(status_json_shows_each_sync_its_last_run_and_its_problem)
 {
 	static const char *const fields[] = {
-		"sync", "computation", "destination", "mode", "enabled", "run",
-		"status", "members", "entered", "exited", "queued",
-		"dead_letters", "error", "problem"
+		"sync",	  "computation",  "destination", "mode",    "enabled",
+		"run",	  "status",	  "members",	 "entered", "exited",
+		"queued", "dead_letters", "error",	 "problem"
 	};
 	json_object *st, *v;
 	size_t i;
@@ -1422,8 +1435,8 @@ START_TEST(status_json_shows_each_sync_its_last_run_and_its_problem)
 	ck_assert_str_eq(status_str(st, "destination"), "mp");
 	ck_assert_str_eq(status_str(st, "mode"), "identify");
 	ck_assert_str_eq(status_str(st, "status"), "succeeded");
-	ck_assert(json_object_get_boolean(
-		json_object_object_get(st, "enabled")));
+	ck_assert(
+		json_object_get_boolean(json_object_object_get(st, "enabled")));
 	ck_assert_int_eq(status_int(st, "members"), 2);
 	ck_assert_int_eq(status_int(st, "entered"), 2);
 	ck_assert_int_eq(status_int(st, "exited"), 0);
@@ -1466,13 +1479,17 @@ START_TEST(throttling_and_outages_are_retried_and_all_arrives_once)
 	six_people_two_syncs();
 	/* two faults an endpoint: no request can fail all three attempts */
 	ck_assert_int_eq(mpctl_fault(fake, "{\"mode\":\"429\",\"count\":1,"
-					   "\"endpoint\":\"engage\"}"), 0);
+					   "\"endpoint\":\"engage\"}"),
+			 0);
 	ck_assert_int_eq(mpctl_fault(fake, "{\"mode\":\"503\",\"count\":1,"
-					   "\"endpoint\":\"engage\"}"), 0);
+					   "\"endpoint\":\"engage\"}"),
+			 0);
 	ck_assert_int_eq(mpctl_fault(fake, "{\"mode\":\"429\",\"count\":1,"
-					   "\"endpoint\":\"import\"}"), 0);
+					   "\"endpoint\":\"import\"}"),
+			 0);
 	ck_assert_int_eq(mpctl_fault(fake, "{\"mode\":\"502\",\"count\":1,"
-					   "\"endpoint\":\"import\"}"), 0);
+					   "\"endpoint\":\"import\"}"),
+			 0);
 	run_ok_env(retry_env, NULL);
 	ck_assert_int_eq(COUNTER("faults_injected"), 4);
 	ck_assert_int_eq(COUNTER("updates_applied"), 6);
@@ -1510,8 +1527,7 @@ START_TEST(an_outage_longer_than_the_retries_keeps_calls_queued)
 
 	ck_assert_int_eq(mpctl_reset(fake), 0); /* Mixpanel is back */
 	r = tl_audsync(db, retry_env, "deliver", NULL);
-	ck_assert_msg(r.status == 0, "deliver exited %d: %s", r.status,
-		      r.err);
+	ck_assert_msg(r.status == 0, "deliver exited %d: %s", r.status, r.err);
 	tl_result_free(&r);
 	ck_assert_int_eq(COUNTER("updates_applied"), 6);
 	ck_assert_int_eq(COUNTER("events_stored"), 6);
@@ -1550,15 +1566,15 @@ START_TEST(wrong_credentials_stop_delivery_without_showing_the_secret)
 		      "status shows the secret: %s", r.out);
 	tl_result_free(&r);
 	ck_assert_int_eq(sql_int("SELECT count(*) FROM audsync.runs"
-				 " WHERE error LIKE '%%hunter2%%'"), 0);
+				 " WHERE error LIKE '%%hunter2%%'"),
+			 0);
 	st = status_of("everyone");
 	ck_assert_int_eq(status_int(st, "queued"), 2);
 	json_object_put(st);
 
 	/* the operator fixes the secret: the queued events go */
 	r = tl_audsync(db, secret_env, "deliver", NULL);
-	ck_assert_msg(r.status == 0, "deliver exited %d: %s", r.status,
-		      r.err);
+	ck_assert_msg(r.status == 0, "deliver exited %d: %s", r.status, r.err);
 	tl_result_free(&r);
 	ck_assert_int_eq(COUNTER("events_stored"), 2);
 }
@@ -1575,7 +1591,8 @@ START_TEST(records_mixpanel_rejects_become_dead_letters_and_can_be_retried)
 	tl_sql(db, "DELETE FROM audsync.syncs s USING audsync.computations c"
 		   " WHERE c.id = s.computation_id AND c.key = 'everyone'");
 	ck_assert_int_eq(mpctl_fault(fake, "{\"mode\":\"400-partial\","
-					   "\"count\":1}"), 0);
+					   "\"count\":1}"),
+			 0);
 	r = tl_audsync(db, retry_env, "run", "--all", NULL);
 	ck_assert_msg(r.status == 1, "exit %d, expected 1: %s", r.status,
 		      r.err);

@@ -35,20 +35,20 @@
 #include <microhttpd.h>
 #include <zlib.h>
 
-#define MAX_BATCH 2000
-#define MAX_BODY 2097152
-#define RAW_CAP (MAX_BODY + 65536)
+#define MAX_BATCH      2000
+#define MAX_BODY       2097152
+#define RAW_CAP	       (MAX_BODY + 65536)
 #define MAX_EVENT_JSON 1048576
-#define MAX_PROPS 255
-#define MAX_LIST 255
-#define MAX_OBJ_DEPTH 3
-#define MAX_INSERT_ID 36
+#define MAX_PROPS      255
+#define MAX_LIST       255
+#define MAX_OBJ_DEPTH  3
+#define MAX_INSERT_ID  36
 #define MIN_EVENT_TIME 31536000.0 /* 1971-01-01T00:00:00Z */
-#define MAX_FUTURE_S 3600.0
+#define MAX_FUTURE_S   3600.0
 #define TRACK_WINDOW_S (5.0 * 86400.0)
-#define MAX_FAULTS 64
-#define MSG_SIZE 256
-#define JSON_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+#define MAX_FAULTS     64
+#define MSG_SIZE       256
+#define JSON_FLAGS     (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
 
 /* ---- types ------------------------------------------------------------ */
 
@@ -102,7 +102,7 @@ struct fault {
 struct sleeper {
 	struct MHD_Connection *conn;
 	struct timespec due; /* CLOCK_MONOTONIC */
-	int ready;           /* MHD_suspend_connection() has returned */
+	int ready;	     /* MHD_suspend_connection() has returned */
 	struct sleeper *next;
 };
 
@@ -172,19 +172,32 @@ struct upd {
 };
 
 static const char *const disallowed_ids[] = {
-	"00000000-0000-0000-0000-000000000000", "anon", "anonymous", "nil",
-	"none", "null", "n/a", "na", "undefined", "unknown", "<nil>", "0",
-	"-1", "true", "false", "[]", "{}"
+	"00000000-0000-0000-0000-000000000000",
+	"anon",
+	"anonymous",
+	"nil",
+	"none",
+	"null",
+	"n/a",
+	"na",
+	"undefined",
+	"unknown",
+	"<nil>",
+	"0",
+	"-1",
+	"true",
+	"false",
+	"[]",
+	"{}"
 };
 
-static const char *const profile_ops[] = {
-	"$set", "$set_once", "$add", "$union", "$append", "$remove",
-	"$unset", "$delete"
-};
+static const char *const profile_ops[] = { "$set",   "$set_once", "$add",
+					   "$union", "$append",	  "$remove",
+					   "$unset", "$delete" };
 
 static const char *const profile_modifiers[] = {
-	"$ip", "$ignore_time", "$ignore_alias", "$time", "$latitude",
-	"$longitude"
+	"$ip",	 "$ignore_time", "$ignore_alias",
+	"$time", "$latitude",	 "$longitude"
 };
 
 static const struct {
@@ -209,9 +222,9 @@ static const struct {
 	const char *name;
 	enum fault_mode mode;
 } fault_modes[] = {
-	{ "429", FM_429 }, { "500", FM_500 },	  { "502", FM_502 },
-	{ "503", FM_503 }, { "slow", FM_SLOW },	  { "drop", FM_DROP },
-	{ "413", FM_413 }, { "401", FM_401 },	  { "400-partial", FM_PARTIAL },
+	{ "429", FM_429 }, { "500", FM_500 },	{ "502", FM_502 },
+	{ "503", FM_503 }, { "slow", FM_SLOW }, { "drop", FM_DROP },
+	{ "413", FM_413 }, { "401", FM_401 },	{ "400-partial", FM_PARTIAL },
 };
 
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
@@ -300,7 +313,8 @@ static int utf8_deep_ok(json_object *v);
 
 static int utf8_object_ok(json_object *o)
 {
-	json_object_object_foreach(o, k, sub) {
+	json_object_object_foreach(o, k, sub)
+	{
 		if (!utf8_valid(k, strlen(k)) || !utf8_deep_ok(sub))
 			return 0;
 	}
@@ -322,10 +336,8 @@ static int utf8_deep_ok(json_object *v)
 				return 0;
 		}
 		return 1;
-	case json_type_object:
-		return utf8_object_ok(v);
-	default:
-		return 1;
+	case json_type_object: return utf8_object_ok(v);
+	default: return 1;
 	}
 }
 
@@ -396,8 +408,8 @@ static void reply_take(struct reply *r, unsigned int status, char *body,
 /* Replies with obj serialized, and drops the reference to obj. */
 static void reply_json(struct reply *r, unsigned int status, json_object *obj)
 {
-	const char *s = obj ? json_object_to_json_string_ext(obj, JSON_FLAGS)
-			    : NULL;
+	const char *s =
+		obj ? json_object_to_json_string_ext(obj, JSON_FLAGS) : NULL;
 
 	reply_take(r, status, s ? strdup(s) : NULL, "application/json");
 	json_object_put(obj);
@@ -437,8 +449,7 @@ static void reply_verbose(struct reply *r, unsigned int status, int verbose,
 	reply_json(r, status, o);
 }
 
-static enum MHD_Result send_reply(struct MHD_Connection *conn,
-				  struct reply *r)
+static enum MHD_Result send_reply(struct MHD_Connection *conn, struct reply *r)
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
@@ -673,16 +684,17 @@ static int fault_trigger_parse(json_object *o, struct fault *f)
 	return 0;
 }
 
-static const char *const fault_keys[] = {
-	"mode", "count", "rate", "endpoint", "retry_after", "slow_ms", "seed"
-};
+static const char *const fault_keys[] = { "mode",     "count",	     "rate",
+					  "endpoint", "retry_after", "slow_ms",
+					  "seed" };
 
 static const char *fault_parse(json_object *o, struct fault *f)
 {
 	memset(f, 0, sizeof(*f));
 	if (!json_object_is_type(o, json_type_object))
 		return "fault must be a JSON object";
-	json_object_object_foreach(o, k, v) {
+	json_object_object_foreach(o, k, v)
+	{
 		(void)v;
 		if (!in_list(k, fault_keys, COUNT_OF(fault_keys)))
 			return "unknown key in fault";
@@ -783,8 +795,8 @@ static void *timer_main(void *arg)
  * Suspends the connection for ms milliseconds; the handler is called again
  * afterwards and answers 503.  Returns -1 when the server is stopping.
  */
-static int park(struct server *srv, struct MHD_Connection *conn,
-		struct req *rq, long ms)
+static int park(struct server *srv, struct MHD_Connection *conn, struct req *rq,
+		long ms)
 {
 	struct sleeper *s = calloc(1, sizeof(*s));
 
@@ -828,16 +840,18 @@ static void reply_fault(struct reply *r, const struct fault *f)
 {
 	switch (f->mode) {
 	case FM_429:
-		reply_code(r, 429, "Project exceeded rate limits. Please "
-				   "retry the request with exponential "
-				   "backoff.");
+		reply_code(r, 429,
+			   "Project exceeded rate limits. Please "
+			   "retry the request with exponential "
+			   "backoff.");
 		r->retry_after = f->retry_after;
 		break;
 	case FM_500: reply_code(r, 500, "Internal Server Error"); break;
 	case FM_502: reply_code(r, 502, "Bad Gateway"); break;
 	case FM_413:
-		reply_code(r, 413, "request exceeds max limit of 2097152 "
-				   "bytes");
+		reply_code(r, 413,
+			   "request exceeds max limit of 2097152 "
+			   "bytes");
 		break;
 	case FM_401: reply_code(r, 401, "Invalid credentials"); break;
 	default: reply_code(r, 503, "Service Unavailable"); break;
@@ -849,8 +863,7 @@ static enum action apply_fault(struct mp_req *m, const struct fault *f,
 {
 	if (f->mode == FM_DROP)
 		return ACT_DROP;
-	if (f->mode == FM_SLOW &&
-	    park(m->srv, m->conn, m->rq, f->slow_ms) == 0)
+	if (f->mode == FM_SLOW && park(m->srv, m->conn, m->rq, f->slow_ms) == 0)
 		return ACT_SUSPEND;
 	reply_fault(r, f);
 	return ACT_REPLY;
@@ -964,7 +977,8 @@ static int load_batch(struct mp_req *m, struct reply *r)
 		return -1;
 	}
 	n = json_object_is_type(m->batch, json_type_array)
-		    ? json_object_array_length(m->batch) : 0;
+		    ? json_object_array_length(m->batch)
+		    : 0;
 	if (!json_object_is_type(m->batch, json_type_array))
 		mp_error(m, r, 400, "body must be a JSON array");
 	else if (n == 0)
@@ -1125,7 +1139,8 @@ static const char *check_object(json_object *v, int depth)
 		return "objects may be nested at most 3 levels deep";
 	if (json_object_object_length(v) >= MAX_PROPS)
 		return "objects must have fewer than 255 keys";
-	json_object_object_foreach(v, k, sub) {
+	json_object_object_foreach(v, k, sub)
+	{
 		if (why == NULL && !utf8_valid(k, strlen(k)))
 			why = "string should be valid utf8";
 		if (why == NULL)
@@ -1143,12 +1158,9 @@ static const char *check_value(json_object *v, int depth)
 				(size_t)json_object_get_string_len(v)))
 			return "string should be valid utf8";
 		return NULL;
-	case json_type_array:
-		return check_array(v, depth);
-	case json_type_object:
-		return check_object(v, depth + 1);
-	default:
-		return NULL;
+	case json_type_array: return check_array(v, depth);
+	case json_type_object: return check_object(v, depth + 1);
+	default: return NULL;
 	}
 }
 
@@ -1188,22 +1200,26 @@ static int check_time(struct mp_req *m, json_object *props, struct ev *e)
 	}
 	v = json_object_get_double(t);
 	if (!is_number(t) || !isfinite(v)) {
-		ev_fail(e, f, "'properties.time' is invalid: must be "
-			      "specified as seconds since epoch");
+		ev_fail(e, f,
+			"'properties.time' is invalid: must be "
+			"specified as seconds since epoch");
 		return -1;
 	}
 	secs = v > 1e11 ? v / 1000.0 : v;
 	e->key.time_ms = (int64_t)llround(v > 1e11 ? v : v * 1000.0);
 	if (secs < MIN_EVENT_TIME)
-		ev_fail(e, f, "'properties.time' is invalid: must be after "
-			      "1971-01-01");
+		ev_fail(e, f,
+			"'properties.time' is invalid: must be after "
+			"1971-01-01");
 	else if (secs > (double)m->now + MAX_FUTURE_S)
-		ev_fail(e, f, "'properties.time' is invalid: must not be "
-			      "more than 1 hour in the future");
+		ev_fail(e, f,
+			"'properties.time' is invalid: must not be "
+			"more than 1 hour in the future");
 	else if (m->rq->ep == EP_TRACK &&
 		 secs < (double)m->now - TRACK_WINDOW_S)
-		ev_fail(e, f, "'properties.time' is invalid: /track accepts "
-			      "the last 5 days only");
+		ev_fail(e, f,
+			"'properties.time' is invalid: /track accepts "
+			"the last 5 days only");
 	return e->msg[0] ? -1 : 0;
 }
 
@@ -1214,8 +1230,7 @@ static int check_distinct_id(json_object *props, struct ev *e)
 	const char *s = "";
 	size_t len = 0;
 
-	if (!json_object_object_get_ex(props, "distinct_id", &d) ||
-	    d == NULL) {
+	if (!json_object_object_get_ex(props, "distinct_id", &d) || d == NULL) {
 		ev_fail(e, f, "'properties.distinct_id' is required");
 		return -1;
 	}
@@ -1224,8 +1239,10 @@ static int check_distinct_id(json_object *props, struct ev *e)
 	else if (!utf8_valid(s, len))
 		ev_fail(e, f, "string should be valid utf8");
 	else if (len > 0 && id_disallowed(d, s))
-		ev_fail(e, f, "'properties.distinct_id' is invalid: "
-			      "disallowed value '%s'", s);
+		ev_fail(e, f,
+			"'properties.distinct_id' is invalid: "
+			"disallowed value '%s'",
+			s);
 	e->key.distinct_id = s;
 	e->key.distinct_id_len = len;
 	return e->msg[0] ? -1 : 0;
@@ -1242,8 +1259,7 @@ static int insert_id_chars_ok(const char *s, size_t len)
 	return 1;
 }
 
-static int check_insert_id(struct mp_req *m, json_object *props,
-			   struct ev *e)
+static int check_insert_id(struct mp_req *m, json_object *props, struct ev *e)
 {
 	const char *f = "properties.$insert_id";
 	json_object *v = NULL;
@@ -1264,11 +1280,14 @@ static int check_insert_id(struct mp_req *m, json_object *props,
 	s = json_object_get_string(v);
 	len = (size_t)json_object_get_string_len(v);
 	if (len < 1 || len > MAX_INSERT_ID || !insert_id_chars_ok(s, len))
-		ev_fail(e, f, "'properties.$insert_id' is invalid: must be "
-			      "1-36 characters of [A-Za-z0-9-]");
+		ev_fail(e, f,
+			"'properties.$insert_id' is invalid: must be "
+			"1-36 characters of [A-Za-z0-9-]");
 	else if (is_disallowed_id(s))
-		ev_fail(e, f, "'properties.$insert_id' is invalid: "
-			      "disallowed value '%s'", s);
+		ev_fail(e, f,
+			"'properties.$insert_id' is invalid: "
+			"disallowed value '%s'",
+			s);
 	e->key.insert_id = s;
 	e->key.insert_id_len = len;
 	return e->msg[0] ? -1 : 0;
@@ -1284,8 +1303,9 @@ static int check_token(struct mp_req *m, json_object *props, struct ev *e)
 	if (json_object_is_type(t, json_type_string) &&
 	    strcmp(json_object_get_string(t), m->srv->cfg.token) == 0)
 		return 0;
-	ev_fail(e, "properties.token", "'properties.token' is missing or "
-				       "invalid");
+	ev_fail(e, "properties.token",
+		"'properties.token' is missing or "
+		"invalid");
 	return -1;
 }
 
@@ -1295,11 +1315,13 @@ static int check_props(json_object *props, struct ev *e)
 	const char *why;
 
 	if (json_object_object_length(props) >= MAX_PROPS) {
-		ev_fail(e, "properties", "events must have fewer than 255 "
-					 "properties");
+		ev_fail(e, "properties",
+			"events must have fewer than 255 "
+			"properties");
 		return -1;
 	}
-	json_object_object_foreach(props, k, v) {
+	json_object_object_foreach(props, k, v)
+	{
 		why = utf8_valid(k, strlen(k)) ? check_value(v, 0)
 					       : "string should be valid utf8";
 		if (why != NULL) {
@@ -1317,10 +1339,10 @@ static int serialize_event(json_object *o, json_object *props, struct ev *e)
 	json_object *name = json_object_object_get(o, "event");
 	size_t nl;
 	size_t pl;
-	const char *ns = json_object_to_json_string_length(name, JSON_FLAGS,
-							   &nl);
-	const char *ps = json_object_to_json_string_length(props, JSON_FLAGS,
-							   &pl);
+	const char *ns =
+		json_object_to_json_string_length(name, JSON_FLAGS, &nl);
+	const char *ps =
+		json_object_to_json_string_length(props, JSON_FLAGS, &pl);
 
 	if (ns == NULL || ps == NULL)
 		return -1;
@@ -1348,8 +1370,8 @@ static void check_event(struct mp_req *m, json_object *o, struct ev *e)
 	json_object_object_get_ex(props, "$insert_id", &iid);
 	if (json_object_is_type(iid, json_type_string))
 		e->insert_id = json_object_get_string(iid);
-	e->key.event = json_object_get_string(json_object_object_get(o,
-								     "event"));
+	e->key.event =
+		json_object_get_string(json_object_object_get(o, "event"));
 	e->key.event_len = strlen(e->key.event);
 	if (check_token(m, props, e) || check_time(m, props, e) ||
 	    check_distinct_id(props, e) || check_insert_id(m, props, e) ||
@@ -1370,9 +1392,9 @@ static void store_events(struct mp_req *m, struct ev *evs, size_t n)
 	c = fake_store_counters(m->srv->store);
 	c->records_received += n;
 	for (i = 0; i < n; i++) {
-		if (evs[i].ok && fake_store_add_event(m->srv->store,
-						      &evs[i].key, evs[i].json,
-						      evs[i].json_len) < 0)
+		if (evs[i].ok &&
+		    fake_store_add_event(m->srv->store, &evs[i].key,
+					 evs[i].json, evs[i].json_len) < 0)
 			ev_fail(&evs[i], "", "out of memory");
 		if (!evs[i].ok)
 			c->records_rejected++;
@@ -1385,9 +1407,9 @@ static json_object *failed_record(const struct ev *e, size_t i)
 	json_object *o = json_object_new_object();
 
 	json_object_object_add(o, "index", json_object_new_int64((int64_t)i));
-	json_object_object_add(o, "$insert_id",
-			       json_object_new_string(e->insert_id ?
-						      e->insert_id : ""));
+	json_object_object_add(
+		o, "$insert_id",
+		json_object_new_string(e->insert_id ? e->insert_id : ""));
 	json_object_object_add(o, "field", json_object_new_string(e->field));
 	json_object_object_add(o, "message", json_object_new_string(e->msg));
 	return o;
@@ -1410,21 +1432,24 @@ static void reply_import(struct reply *r, const struct ev *evs, size_t n)
 	json_object_object_add(o, "code",
 			       json_object_new_int(ok == n ? 200 : 400));
 	if (ok != n)
-		json_object_object_add(o, "error", json_object_new_string(
-			"some data points in the request failed validation"));
+		json_object_object_add(
+			o, "error",
+			json_object_new_string(
+				"some data points in the request failed validation"));
 	if (ok != n)
 		json_object_object_add(o, "failed_records", failed);
 	else
 		json_object_put(failed);
 	json_object_object_add(o, "num_records_imported",
 			       json_object_new_int64((int64_t)ok));
-	json_object_object_add(o, "status", json_object_new_string(
-		ok == n ? "OK" : "Bad Request"));
+	json_object_object_add(
+		o, "status",
+		json_object_new_string(ok == n ? "OK" : "Bad Request"));
 	reply_json(r, ok == n ? 200 : 400, o);
 }
 
-static void reply_track(struct mp_req *m, struct reply *r,
-			const struct ev *evs, size_t n)
+static void reply_track(struct mp_req *m, struct reply *r, const struct ev *evs,
+			size_t n)
 {
 	char line[MSG_SIZE + 128];
 	char *err = NULL;
@@ -1451,8 +1476,7 @@ static void process_events(struct mp_req *m, struct reply *r)
 		return;
 	}
 	for (i = 0; i < n; i++) {
-		check_event(m, json_object_array_get_idx(m->batch, i),
-			    &evs[i]);
+		check_event(m, json_object_array_get_idx(m->batch, i), &evs[i]);
 		if (m->partial && i % 3 == 0 && evs[i].ok)
 			ev_fail(&evs[i], "properties.fake",
 				"rejected by fault injection");
@@ -1535,13 +1559,13 @@ static int upd_ids(struct mp_req *m, json_object *o, struct upd *u)
 	}
 	u->fu.id = json_object_get_string(k);
 	u->fu.id_len = (size_t)json_object_get_string_len(k);
-	return upd_id(o, "$group_id", u, &u->fu.group_id,
-		      &u->fu.group_id_len);
+	return upd_id(o, "$group_id", u, &u->fu.group_id, &u->fu.group_id_len);
 }
 
 static int object_values_ok(json_object *v, json_type want)
 {
-	json_object_object_foreach(v, k, sub) {
+	json_object_object_foreach(v, k, sub)
+	{
 		(void)k;
 		if (want == json_type_double && !is_number(sub))
 			return 0;
@@ -1556,7 +1580,8 @@ static int union_items_ok(json_object *v)
 {
 	size_t i;
 
-	json_object_object_foreach(v, k, list) {
+	json_object_object_foreach(v, k, list)
+	{
 		(void)k;
 		for (i = 0; i < json_object_array_length(list); i++) {
 			json_object *it = json_object_array_get_idx(list, i);
@@ -1615,18 +1640,20 @@ static void upd_check_modifier(struct upd *u, const char *k, json_object *v)
 	int boolean = json_object_is_type(v, json_type_boolean);
 
 	if ((strcmp(k, "$ignore_time") == 0 ||
-	     strcmp(k, "$ignore_alias") == 0) && !boolean)
+	     strcmp(k, "$ignore_alias") == 0) &&
+	    !boolean)
 		upd_fail(u, "%s must be a boolean", k);
 	else if (strcmp(k, "$ip") == 0 &&
 		 !json_object_is_type(v, json_type_string) && !is_number(v))
 		upd_fail(u, "$ip must be a string");
 	else if ((strcmp(k, "$time") == 0 || strcmp(k, "$latitude") == 0 ||
-		  strcmp(k, "$longitude") == 0) && !is_number(v))
+		  strcmp(k, "$longitude") == 0) &&
+		 !is_number(v))
 		upd_fail(u, "%s must be a number", k);
 }
 
-static const char *const id_keys[] = { "$token", "$distinct_id",
-				       "$group_key", "$group_id" };
+static const char *const id_keys[] = { "$token", "$distinct_id", "$group_key",
+				       "$group_id" };
 
 /* Classifies the top-level keys; sets the operation. */
 static void upd_scan_keys(struct mp_req *m, json_object *o, struct upd *u)
@@ -1634,7 +1661,8 @@ static void upd_scan_keys(struct mp_req *m, json_object *o, struct upd *u)
 	int groups = m->rq->ep == EP_GROUPS;
 	int nops = 0;
 
-	json_object_object_foreach(o, k, v) {
+	json_object_object_foreach(o, k, v)
+	{
 		if (in_list(k, profile_ops, COUNT_OF(profile_ops))) {
 			nops++;
 			u->fu.op = k;
@@ -1651,8 +1679,7 @@ static void upd_scan_keys(struct mp_req *m, json_object *o, struct upd *u)
 		upd_fail(u, "exactly one operation required, found %d", nops);
 	else if (groups && (strcmp(u->fu.op, "$add") == 0 ||
 			    strcmp(u->fu.op, "$append") == 0))
-		upd_fail(u, "%s is not supported for group profiles",
-			 u->fu.op);
+		upd_fail(u, "%s is not supported for group profiles", u->fu.op);
 }
 
 static int ip_disabled(json_object *ip)
@@ -1716,8 +1743,7 @@ static void apply_updates(struct mp_req *m, struct upd *us, size_t n)
 							sizeof(us[i].msg))
 			      : 1;
 		if (rc < 0)
-			snprintf(us[i].msg, sizeof(us[i].msg),
-				 "out of memory");
+			snprintf(us[i].msg, sizeof(us[i].msg), "out of memory");
 		us[i].ok = rc == 0;
 		if (rc == 0)
 			c->updates_applied++;
@@ -1744,8 +1770,7 @@ static void handle_profiles(struct mp_req *m, struct reply *r)
 		return;
 	}
 	for (i = 0; i < n; i++)
-		check_update(m, json_object_array_get_idx(m->batch, i),
-			     &us[i]);
+		check_update(m, json_object_array_get_idx(m->batch, i), &us[i]);
 	apply_updates(m, us, n);
 	for (i = 0; i < n; i++) {
 		if (us[i].ok)
@@ -1845,8 +1870,7 @@ static void control_reset(struct server *srv, struct reply *r)
 	reply_json(r, 200, json_tokener_parse("{\"status\":\"ok\"}"));
 }
 
-static void control_error(struct reply *r, unsigned int status,
-			  const char *msg)
+static void control_error(struct reply *r, unsigned int status, const char *msg)
 {
 	json_object *o = json_object_new_object();
 
@@ -1854,8 +1878,7 @@ static void control_error(struct reply *r, unsigned int status,
 	reply_json(r, status, o);
 }
 
-static void control_fault(struct server *srv, struct req *rq,
-			  struct reply *r)
+static void control_fault(struct server *srv, struct req *rq, struct reply *r)
 {
 	json_object *o = parse_json(rq->body, rq->len);
 	const char *err;
@@ -1967,8 +1990,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 	return req_finish(cls, conn, rq);
 }
 
-static void on_completed(void *cls, struct MHD_Connection *conn,
-			 void **con_cls, enum MHD_RequestTerminationCode toe)
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
 {
 	struct req *rq = *con_cls;
 
@@ -2000,8 +2023,7 @@ static int parse_uint(const char *s, unsigned long max, unsigned int *out)
 
 	errno = 0;
 	v = strtoul(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || v > max ||
-	    s[0] == '-')
+	if (errno != 0 || end == s || *end != '\0' || v > max || s[0] == '-')
 		return -1;
 	*out = (unsigned int)v;
 	return 0;
@@ -2030,7 +2052,9 @@ static int parse_option(int c, const char *arg, struct config *cfg)
 	case 'i': cfg->project_id = arg; return *arg ? 0 : -1;
 	case 'n':
 		return parse_uint(arg, 256, &cfg->threads) == 0 &&
-			       cfg->threads > 0 ? 0 : -1;
+				       cfg->threads > 0
+			       ? 0
+			       : -1;
 	default: return -1;
 	}
 }
@@ -2154,14 +2178,13 @@ static int server_start(struct server *srv)
 	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	srv->daemon = MHD_start_daemon(
 		flags, (uint16_t)srv->cfg.port, NULL, NULL, on_request, srv,
-		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-		pool_opt, srv->cfg.threads > 1 ? srv->cfg.threads : 0U,
+		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR,
+		(struct sockaddr *)&addr, pool_opt,
+		srv->cfg.threads > 1 ? srv->cfg.threads : 0U,
 		MHD_OPTION_CONNECTION_LIMIT, raise_fd_limit(),
 		MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024U,
-		MHD_OPTION_CONNECTION_TIMEOUT, 0U,
-		MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-		MHD_OPTION_END);
+		MHD_OPTION_CONNECTION_TIMEOUT, 0U, MHD_OPTION_NOTIFY_COMPLETED,
+		on_completed, srv, MHD_OPTION_END);
 	if (srv->daemon == NULL) {
 		fprintf(stderr, "fake_mixpanel: cannot listen on port %u\n",
 			srv->cfg.port);

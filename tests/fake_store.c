@@ -14,12 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FS_DELETED UINT32_MAX
+#define FS_DELETED	     UINT32_MAX
 #define FS_MAX_PROFILE_PROPS 2000
-#define FS_JSON_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+#define FS_JSON_FLAGS	     (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
 
 struct fs_entry {
-	char *data;    /* key bytes, then value bytes, then a NUL */
+	char *data; /* key bytes, then value bytes, then a NUL */
 	uint32_t klen;
 	uint32_t vlen; /* FS_DELETED when the profile was deleted */
 	uint64_t hash;
@@ -30,8 +30,8 @@ struct fs_map {
 	size_t n;
 	size_t cap;
 	uint32_t *slots; /* entry index + 1; 0 means empty */
-	size_t nslots;   /* a power of two, or 0 */
-	size_t live;     /* entries not deleted */
+	size_t nslots;	 /* a power of two, or 0 */
+	size_t live;	 /* entries not deleted */
 };
 
 struct fake_store {
@@ -127,8 +127,8 @@ static int map_reserve(struct fs_map *m)
 }
 
 /* Appends an entry owning block (klen key bytes + vlen value + NUL). */
-static int map_append(struct fs_map *m, char *block, size_t klen,
-		      size_t vlen, uint64_t h)
+static int map_append(struct fs_map *m, char *block, size_t klen, size_t vlen,
+		      uint64_t h)
 {
 	struct fs_entry *e;
 
@@ -146,8 +146,7 @@ static int map_append(struct fs_map *m, char *block, size_t klen,
 }
 
 /* Replaces the block of entry idx (same key). */
-static void map_replace(struct fs_map *m, size_t idx, char *block,
-			size_t vlen)
+static void map_replace(struct fs_map *m, size_t idx, char *block, size_t vlen)
 {
 	struct fs_entry *e = &m->ents[idx];
 
@@ -329,7 +328,8 @@ static int op_set(json_object *props, json_object *val)
 
 static int op_set_once(json_object *props, json_object *val)
 {
-	json_object_object_foreach(val, k, v) {
+	json_object_object_foreach(val, k, v)
+	{
 		if (!json_object_object_get_ex(props, k, NULL))
 			json_object_object_add(props, k, json_object_get(v));
 	}
@@ -338,7 +338,8 @@ static int op_set_once(json_object *props, json_object *val)
 
 static int op_add(json_object *props, json_object *val)
 {
-	json_object_object_foreach(val, k, v) {
+	json_object_object_foreach(val, k, v)
+	{
 		json_object *cur = NULL;
 		json_object *sum;
 
@@ -371,8 +372,7 @@ static int list_contains(json_object *list, json_object *item)
 	size_t n = json_object_array_length(list);
 
 	for (i = 0; i < n; i++) {
-		if (json_object_equal(json_object_array_get_idx(list, i),
-				      item))
+		if (json_object_equal(json_object_array_get_idx(list, i), item))
 			return 1;
 	}
 	return 0;
@@ -380,7 +380,8 @@ static int list_contains(json_object *list, json_object *item)
 
 static int op_union(json_object *props, json_object *val)
 {
-	json_object_object_foreach(val, k, v) {
+	json_object_object_foreach(val, k, v)
+	{
 		json_object *list = list_prop(props, k);
 		size_t i;
 
@@ -399,7 +400,8 @@ static int op_union(json_object *props, json_object *val)
 
 static int op_append(json_object *props, json_object *val)
 {
-	json_object_object_foreach(val, k, v) {
+	json_object_object_foreach(val, k, v)
+	{
 		json_object *list = list_prop(props, k);
 
 		if (list == NULL)
@@ -411,7 +413,8 @@ static int op_append(json_object *props, json_object *val)
 
 static int op_remove(json_object *props, json_object *val)
 {
-	json_object_object_foreach(val, k, v) {
+	json_object_object_foreach(val, k, v)
+	{
 		json_object *list = NULL;
 		size_t i;
 
@@ -443,12 +446,9 @@ static const struct {
 	const char *name;
 	int (*fn)(json_object *props, json_object *val);
 } profile_ops[] = {
-	{ "$set", op_set },
-	{ "$set_once", op_set_once },
-	{ "$add", op_add },
-	{ "$union", op_union },
-	{ "$append", op_append },
-	{ "$remove", op_remove },
+	{ "$set", op_set },	  { "$set_once", op_set_once },
+	{ "$add", op_add },	  { "$union", op_union },
+	{ "$append", op_append }, { "$remove", op_remove },
 	{ "$unset", op_unset },
 };
 
@@ -543,12 +543,12 @@ static int modify_props(json_object *props, const struct fs_update *u,
 	return rc;
 }
 
-static int store_props(struct fs_map *m, long idx, const char *key,
-		       size_t klen, uint64_t h, json_object *props)
+static int store_props(struct fs_map *m, long idx, const char *key, size_t klen,
+		       uint64_t h, json_object *props)
 {
 	size_t vlen;
-	const char *s = json_object_to_json_string_length(props, FS_JSON_FLAGS,
-							  &vlen);
+	const char *s =
+		json_object_to_json_string_length(props, FS_JSON_FLAGS, &vlen);
 	char *block;
 
 	if (s == NULL)
@@ -662,8 +662,7 @@ static void sb_json_chars(struct sbuf *b, const char *s, size_t n)
 	}
 }
 
-static void sb_counter(struct sbuf *b, const char *name, uint64_t v,
-		       int first)
+static void sb_counter(struct sbuf *b, const char *name, uint64_t v, int first)
 {
 	char num[32];
 

@@ -48,14 +48,14 @@ enum fs_kind {
 /* One validated profile update, applied by fake_store_apply_update(). */
 struct fs_update {
 	enum fs_kind kind;
-	const char *id;      /* $distinct_id, or $group_key for groups */
+	const char *id; /* $distinct_id, or $group_key for groups */
 	size_t id_len;
 	const char *group_id; /* groups only */
 	size_t group_id_len;
-	const char *op;      /* "$set", "$unset", ... */
-	json_object *value;  /* the operation's value (borrowed) */
-	int set_last_seen;   /* 0 when $ignore_time is true */
-	int geolocate;       /* set $city as a request-IP lookup would */
+	const char *op;	    /* "$set", "$unset", ... */
+	json_object *value; /* the operation's value (borrowed) */
+	int set_last_seen;  /* 0 when $ignore_time is true */
+	int geolocate;	    /* set $city as a request-IP lookup would */
 	time_t now;
 };
 

@@ -16,8 +16,8 @@
 #include <unistd.h>
 
 #define START_WAIT_MS 10000
-#define STOP_WAIT_MS 5000
-#define MAX_ARGS 64
+#define STOP_WAIT_MS  5000
+#define MAX_ARGS      64
 
 struct mpctl {
 	pid_t pid;
@@ -87,8 +87,10 @@ static int wait_listening(mpctl *m)
 		if (port > 0)
 			break;
 		if (waitpid(m->pid, &status, WNOHANG) == m->pid) {
-			fprintf(stderr, "mixpanel_ctl: the fake exited "
-				"before listening (status %d)\n", status);
+			fprintf(stderr,
+				"mixpanel_ctl: the fake exited "
+				"before listening (status %d)\n",
+				status);
 			m->pid = 0;
 			return -1;
 		}

@@ -35,8 +35,7 @@ int64_t mpctl_counter(mpctl *m, const char *name);
 
 /* POST /_fake/fault with a JSON text such as
  * {"mode":"429","count":3,"endpoint":"import","retry_after":1}. */
-int mpctl_fault(mpctl *m, const char *json)
-	__attribute__((warn_unused_result));
+int mpctl_fault(mpctl *m, const char *json) __attribute__((warn_unused_result));
 
 /* POST /_fake/reset: drops events, profiles, counters and faults. */
 int mpctl_reset(mpctl *m) __attribute__((warn_unused_result));

@@ -27,9 +27,9 @@ long long tl_sql_int(const char *conninfo, const char *sql);
 
 /* The output of one audsync invocation. */
 typedef struct tl_result {
-	int status;  /* exit status, or 128 + signal */
-	char *out;   /* stdout */
-	char *err;   /* stderr */
+	int status; /* exit status, or 128 + signal */
+	char *out;  /* stdout */
+	char *err;  /* stderr */
 } tl_result;
 
 /*

@@ -7,7 +7,7 @@ enum {
 	EXIT_OK = 0,
 	EXIT_FAILED = 1, /* a run or a delivery failed */
 	EXIT_USAGE = 2,
-	EXIT_CONFIG = 3  /* configuration, or the database unreachable */
+	EXIT_CONFIG = 3 /* configuration, or the database unreachable */
 };
 
 /* Everything the command line said; strings are borrowed from argv. */
@@ -17,7 +17,7 @@ typedef struct cli_opts {
 	const char *computation;
 	const char *destination;
 	const char *as_of;
-	const char *arg;  /* the positional argument (retire KEY) */
+	const char *arg; /* the positional argument (retire KEY) */
 	int all;
 	int dry_run;
 	int reset;

@@ -25,7 +25,7 @@ typedef struct dest_def {
 	char *api_base;
 	char *project_token;
 	char *secret_env;
-	char *secret;      /* from the environment; never logged */
+	char *secret; /* from the environment; never logged */
 	char *project_id;
 	int use_people;
 	char *enter_event;
@@ -36,7 +36,7 @@ typedef struct dest_def {
 	double max_rate;
 	int concurrency;
 	int batch_size;
-	char *problem;     /* why it cannot be used, or NULL */
+	char *problem; /* why it cannot be used, or NULL */
 } dest_def;
 
 /* One sync with its computation and destination. */
@@ -44,19 +44,19 @@ typedef struct sync_def {
 	int id;
 	sync_mode mode;
 	id_sync_rule id_sync;
-	int enabled;       /* the sync and its computation both enabled */
+	int enabled; /* the sync and its computation both enabled */
 	int computation_id;
 	char *key;
 	char *name;
 	int is_trait;
 	char *definition_sql;
-	int has_rule;      /* definition jsonb (rule form) */
+	int has_rule; /* definition jsonb (rule form) */
 	int has_lookback;
 	int include_anonymous;
-	char *as_of;       /* the as-of time of this evaluation (UTC text) */
+	char *as_of;	    /* the as-of time of this evaluation (UTC text) */
 	char *window_start; /* as_of - lookback, or "-infinity" */
-	int due;           /* by the schedule at as_of */
-	dest_def *dest;    /* shared by the syncs of one destination */
+	int due;	    /* by the schedule at as_of */
+	dest_def *dest;	    /* shared by the syncs of one destination */
 } sync_def;
 
 typedef struct sync_list {
@@ -70,7 +70,7 @@ typedef struct sync_list {
 typedef struct sync_filter {
 	const char *computation;
 	const char *destination;
-	const char *as_of;  /* NULL: now */
+	const char *as_of; /* NULL: now */
 } sync_filter;
 
 /*
@@ -82,8 +82,8 @@ typedef struct sync_filter {
  * Returns 0 and fills *out (free with config_free()), or -1 with err set
  * (database error, or an --as-of that is not a time or lies in the future).
  */
-int config_load(sync_list *out, PGconn *conn, const sync_filter *f,
-		char *err, size_t errlen) __attribute__((warn_unused_result));
+int config_load(sync_list *out, PGconn *conn, const sync_filter *f, char *err,
+		size_t errlen) __attribute__((warn_unused_result));
 
 /* Reads the destinations (only the one named, when name is set) into
  * out->dests, with no syncs. Returns 0, or -1 with err set. */

@@ -30,9 +30,8 @@ int db_exec(PGconn *conn, const char *what, const char *sql, int nparams,
 
 /* Runs a query with parameters and returns its result (the caller
  * PQclear()s it), or NULL with err set. */
-PGresult *db_query(PGconn *conn, const char *what, const char *sql,
-		   int nparams, const char *const *params, char *err,
-		   size_t errlen);
+PGresult *db_query(PGconn *conn, const char *what, const char *sql, int nparams,
+		   const char *const *params, char *err, size_t errlen);
 
 /* Runs copy_sql (a COPY ... FROM STDIN) with data, len bytes of COPY
  * text format. Returns 0, or -1 with err set through db_error(). */

@@ -18,13 +18,13 @@ typedef struct diff_counts {
 	long long changed;
 	long long skipped;
 	long long calls;
-	double started;   /* monotonic seconds, for the run's log line */
+	double started; /* monotonic seconds, for the run's log line */
 	double evaluated;
 } diff_counts;
 
 typedef enum diff_mode {
 	DIFF_CHANGES = 0, /* a normal run: only what changed */
-	DIFF_FULL = 1     /* resync: every member's current state again */
+	DIFF_FULL = 1	  /* resync: every member's current state again */
 } diff_mode;
 
 /*

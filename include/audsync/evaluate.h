@@ -21,13 +21,13 @@
  * columns, two rows for one profile in a trait, timeout, an attempt to
  * write); the stage is then empty.
  */
-int evaluate_sync(long long *out, PGconn *conn, const sync_def *s,
-		  char *err, size_t errlen) __attribute__((warn_unused_result));
+int evaluate_sync(long long *out, PGconn *conn, const sync_def *s, char *err,
+		  size_t errlen) __attribute__((warn_unused_result));
 
 /* Checks s's definition without running it: it parses, returns a
  * profile_id, and a trait's columns make keys. Returns 0, or -1 with the
  * same one-line errors as evaluate_sync(). */
-int evaluate_check(PGconn *conn, const sync_def *s, char *err,
-		   size_t errlen) __attribute__((warn_unused_result));
+int evaluate_check(PGconn *conn, const sync_def *s, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 
 #endif

@@ -27,21 +27,32 @@ int log_set_format_name(const char *name) __attribute__((warn_unused_result));
  * Values are quoted as needed; nothing here ever prints a secret unless a
  * caller passes one, and callers never do.
  */
-void log_event(log_level level, const char *msg, ...)
-	__attribute__((sentinel));
+void log_event(log_level level, const char *msg, ...) __attribute__((sentinel));
 
 /* The level test is inline so a disabled level costs one comparison. */
-#define log_debug(...) \
-	do { if (log_min_level <= LOG_LEVEL_DEBUG) \
-		log_event(LOG_LEVEL_DEBUG, __VA_ARGS__, (const char *)NULL); } while (0)
-#define log_info(...) \
-	do { if (log_min_level <= LOG_LEVEL_INFO) \
-		log_event(LOG_LEVEL_INFO, __VA_ARGS__, (const char *)NULL); } while (0)
-#define log_warn(...) \
-	do { if (log_min_level <= LOG_LEVEL_WARN) \
-		log_event(LOG_LEVEL_WARN, __VA_ARGS__, (const char *)NULL); } while (0)
-#define log_error(...) \
-	do { if (log_min_level <= LOG_LEVEL_ERROR) \
-		log_event(LOG_LEVEL_ERROR, __VA_ARGS__, (const char *)NULL); } while (0)
+#define log_debug(...)                                                         \
+	do {                                                                   \
+		if (log_min_level <= LOG_LEVEL_DEBUG)                          \
+			log_event(LOG_LEVEL_DEBUG, __VA_ARGS__,                \
+				  (const char *)NULL);                         \
+	} while (0)
+#define log_info(...)                                                          \
+	do {                                                                   \
+		if (log_min_level <= LOG_LEVEL_INFO)                           \
+			log_event(LOG_LEVEL_INFO, __VA_ARGS__,                 \
+				  (const char *)NULL);                         \
+	} while (0)
+#define log_warn(...)                                                          \
+	do {                                                                   \
+		if (log_min_level <= LOG_LEVEL_WARN)                           \
+			log_event(LOG_LEVEL_WARN, __VA_ARGS__,                 \
+				  (const char *)NULL);                         \
+	} while (0)
+#define log_error(...)                                                         \
+	do {                                                                   \
+		if (log_min_level <= LOG_LEVEL_ERROR)                          \
+			log_event(LOG_LEVEL_ERROR, __VA_ARGS__,                \
+				  (const char *)NULL);                         \
+	} while (0)
 
 #endif

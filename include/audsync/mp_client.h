@@ -14,13 +14,13 @@ typedef enum mp_endpoint {
 } mp_endpoint;
 
 typedef enum mp_outcome {
-	MP_OUT_DELIVERED = 0,    /* Mixpanel accepted the record */
-	MP_OUT_REJECTED = 1,     /* rejected for good; message says why */
+	MP_OUT_DELIVERED = 0,	 /* Mixpanel accepted the record */
+	MP_OUT_REJECTED = 1,	 /* rejected for good; message says why */
 	MP_OUT_NOT_DELIVERED = 2 /* not sent or not accepted yet; keep it */
 } mp_outcome;
 
 /* Records per request and uncompressed bytes per request, at most. */
-#define MP_MAX_BATCH 2000
+#define MP_MAX_BATCH	     2000
 #define MP_DEFAULT_MAX_BYTES (2u * 1024u * 1024u)
 
 /*
@@ -35,27 +35,27 @@ typedef enum mp_outcome {
  */
 typedef struct mp_destination {
 	const char *name;
-	const char *region;     /* "us" (default), "eu", "in" */
+	const char *region; /* "us" (default), "eu", "in" */
 	const char *api_base;
 	const char *project_token;
 	const char *secret;
 	const char *project_id;
-	int geolocate;          /* 0: ip=0 on /engage and /groups */
-	double max_rate;        /* records per second; 0: no limit */
-	int concurrency;        /* connections at once; 0: 8 */
-	int batch_size;         /* records per request; 0: 2000 */
-	size_t max_bytes;       /* 0: MP_DEFAULT_MAX_BYTES */
+	int geolocate;	  /* 0: ip=0 on /engage and /groups */
+	double max_rate;  /* records per second; 0: no limit */
+	int concurrency;  /* connections at once; 0: 8 */
+	int batch_size;	  /* records per request; 0: 2000 */
+	size_t max_bytes; /* 0: MP_DEFAULT_MAX_BYTES */
 } mp_destination;
 
 /* Client-wide options; a zero field takes the default in brackets. */
 typedef struct mp_options {
 	long connect_timeout_ms; /* [10000] */
-	long timeout_ms;         /* [30000] total per request */
-	int max_attempts;        /* [6] sends of one batch per flush */
-	long backoff_base_ms;    /* [2000] first wait, doubled each retry */
-	long backoff_cap_ms;     /* [60000] longest wait, Retry-After too */
-	long jitter_ms;          /* [1000..5000 as Mixpanel advises]: max */
-	int verbose;             /* libcurl verbose, Authorization redacted */
+	long timeout_ms;	 /* [30000] total per request */
+	int max_attempts;	 /* [6] sends of one batch per flush */
+	long backoff_base_ms;	 /* [2000] first wait, doubled each retry */
+	long backoff_cap_ms;	 /* [60000] longest wait, Retry-After too */
+	long jitter_ms;		 /* [1000..5000 as Mixpanel advises]: max */
+	int verbose;		 /* libcurl verbose, Authorization redacted */
 } mp_options;
 
 /* Called once per submitted record when its outcome is known. message is
@@ -71,7 +71,7 @@ typedef struct mp_stats {
 	uint64_t records_delivered;
 	uint64_t records_rejected;
 	uint64_t records_not_delivered;
-	uint64_t bytes_sent;        /* on the wire (after gzip) */
+	uint64_t bytes_sent; /* on the wire (after gzip) */
 } mp_stats;
 
 /* Returns a client, or NULL (with a one-line reason in err) on failure.
@@ -82,8 +82,7 @@ void mp_client_close(mp_client *c); /* accepts NULL */
 /* Registers a destination; *out is its handle for submit. Returns 0, or
  * -1 with mp_client_error() set (unknown region, missing token,
  * service account without project_id, unwritable file:). */
-int mp_client_add_destination(mp_client *c, int *out,
-			      const mp_destination *d)
+int mp_client_add_destination(mp_client *c, int *out, const mp_destination *d)
 	__attribute__((warn_unused_result));
 
 /*

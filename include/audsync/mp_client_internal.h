@@ -51,10 +51,10 @@ long mp_backoff_ms(const mp_options *o, int attempt, long retry_after_ms,
  * overdraw it; the next waits until the debt is paid.
  */
 typedef struct mp_bucket {
-	double rate;    /* <= 0: no limit */
+	double rate; /* <= 0: no limit */
 	double burst;
 	double tokens;
-	int64_t at;     /* ms of the last refill */
+	int64_t at; /* ms of the last refill */
 } mp_bucket;
 
 void mp_bucket_init(mp_bucket *b, double rate, double burst, int64_t now);
@@ -68,23 +68,23 @@ long mp_parse_retry_after(const char *value, time_t now);
 
 /* What to do with the records of one answered request. */
 typedef enum mp_action {
-	MP_ACT_DELIVERED = 0,  /* all accepted */
-	MP_ACT_PARTIAL = 1,    /* failures[] rejected, the rest accepted */
-	MP_ACT_REJECTED = 2,   /* all rejected for good with error */
-	MP_ACT_SPLIT = 3,      /* send the halves (413, engage status 0) */
-	MP_ACT_RETRY = 4,      /* back off and send again */
-	MP_ACT_STOP_DEST = 5   /* 401/403 and the like: stop the destination */
+	MP_ACT_DELIVERED = 0, /* all accepted */
+	MP_ACT_PARTIAL = 1,   /* failures[] rejected, the rest accepted */
+	MP_ACT_REJECTED = 2,  /* all rejected for good with error */
+	MP_ACT_SPLIT = 3,     /* send the halves (413, engage status 0) */
+	MP_ACT_RETRY = 4,     /* back off and send again */
+	MP_ACT_STOP_DEST = 5  /* 401/403 and the like: stop the destination */
 } mp_action;
 
 typedef struct mp_failure {
-	long index;       /* -1 when Mixpanel gave none */
-	char *insert_id;  /* NULL when Mixpanel gave none */
-	char *message;    /* "field: message" */
+	long index;	 /* -1 when Mixpanel gave none */
+	char *insert_id; /* NULL when Mixpanel gave none */
+	char *message;	 /* "field: message" */
 } mp_failure;
 
 typedef struct mp_answer {
 	mp_action action;
-	char error[256];  /* one line, for every action but DELIVERED */
+	char error[256]; /* one line, for every action but DELIVERED */
 	mp_failure *failures;
 	size_t nfailures;
 } mp_answer;

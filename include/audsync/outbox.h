@@ -35,8 +35,8 @@ outbox_writer *outbox_writer_open(PGconn *conn, int dest_id,
 /* Adds one record (a JSON object) for distinct_id. Returns 0, or -1 with
  * err set when a page could not be written. */
 int outbox_writer_add(outbox_writer *w, const char *distinct_id,
-		      const char *record, size_t len, char *err,
-		      size_t errlen) __attribute__((warn_unused_result));
+		      const char *record, size_t len, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 
 /* Writes the partial pages. *out is the number of records added. Returns
  * 0, or -1 with err set. */
@@ -60,8 +60,8 @@ typedef struct outbox_stats {
  * a round delivers nothing, or when *stop is set. Adds to *out. Returns 0,
  * or -1 with err set on a database or client error.
  */
-int outbox_deliver(outbox_stats *out, PGconn *conn, mp_client *c,
-		   int mp_dest, int dest_id, volatile int *stop, char *err,
-		   size_t errlen) __attribute__((warn_unused_result));
+int outbox_deliver(outbox_stats *out, PGconn *conn, mp_client *c, int mp_dest,
+		   int dest_id, volatile int *stop, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 
 #endif

@@ -21,12 +21,12 @@ typedef enum run_kind {
 typedef struct run_request {
 	const char *computation; /* NULL: every computation */
 	const char *destination; /* NULL: every destination */
-	const char *as_of;       /* NULL: now */
-	int only_due;            /* skip syncs the schedule says are not due */
-	int only_realtime;       /* only syncs without a lookback */
+	const char *as_of;	 /* NULL: now */
+	int only_due;		 /* skip syncs the schedule says are not due */
+	int only_realtime;	 /* only syncs without a lookback */
 	run_kind kind;
-	int reset;               /* forget the snapshot first (resync) */
-	FILE *dry_run;           /* print the calls; change nothing */
+	int reset;     /* forget the snapshot first (resync) */
+	FILE *dry_run; /* print the calls; change nothing */
 } run_request;
 
 typedef struct run_totals {
@@ -52,8 +52,8 @@ int sync_mark_interrupted(PGconn *conn, char *err, size_t errlen);
  * failed or rq is wrong (an --as-of in the future, nothing matched a
  * named computation).
  */
-int sync_run(run_totals *out, PGconn *conn, const run_request *rq,
-	     char *err, size_t errlen) __attribute__((warn_unused_result));
+int sync_run(run_totals *out, PGconn *conn, const run_request *rq, char *err,
+	     size_t errlen) __attribute__((warn_unused_result));
 
 /*
  * Delivers the outbox of every destination (or the one named) through one
