@@ -3,6 +3,8 @@
 #include "audsync/mp_client_internal.h"
 
 #include <arpa/inet.h>
+#include "testlib.h"
+
 #include <check.h>
 #include <fcntl.h>
 #include <json-c/json.h>
@@ -838,11 +840,5 @@ static Suite *client_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(client_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tl_run_suite(client_suite());
 }

@@ -1,6 +1,8 @@
 /* check_mp_payload.c - $insert_id, distinct_id checks, record shapes */
 #include "audsync/mp_payload.h"
 
+#include "testlib.h"
+
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -322,11 +324,5 @@ static Suite *payload_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(payload_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tl_run_suite(payload_suite());
 }

@@ -390,11 +390,5 @@ static Suite *naming_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(naming_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tl_run_suite(naming_suite());
 }

@@ -216,3 +216,14 @@ int tl_contains(const char *haystack, const char *needle)
 {
 	return haystack && strstr(haystack, needle) != NULL;
 }
+
+int tl_run_suite(Suite *s)
+{
+	SRunner *sr = srunner_create(s);
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

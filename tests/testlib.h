@@ -2,6 +2,7 @@
 #ifndef AUDSYNC_TESTS_TESTLIB_H
 #define AUDSYNC_TESTS_TESTLIB_H
 
+#include <check.h>
 #include <libpq-fe.h>
 #include <sys/types.h>
 
@@ -46,6 +47,10 @@ void tl_result_free(tl_result *r);
 /* Starts audsync without waiting; output goes to /dev/null. */
 pid_t tl_audsync_spawn(const char *conninfo, const char *const *env,
 		       const char *const *args);
+
+/* Runs the suite (and frees it) as every test binary's main does:
+ * returns EXIT_SUCCESS when no test failed. */
+int tl_run_suite(Suite *s);
 
 /* 1 when haystack contains needle (NULL haystack: 0). */
 int tl_contains(const char *haystack, const char *needle);
