@@ -45,12 +45,11 @@ static const char chg_sql[] =
  * path.
  */
 static const char same_sql[] =
-	"SELECT (SELECT count(*) FROM pg_temp.audsync_stage) ="
-	"  (SELECT count(*) FROM audsync.snapshot_members WHERE sync_id = $1)"
-	" AND (SELECT coalesce(sum(hashtextextended(profile_id || E'\\x1f'"
-	"  || value::text, 7)), 0) FROM pg_temp.audsync_stage) ="
-	"  (SELECT coalesce(sum(h), 0) FROM audsync.snapshot_members"
-	"  WHERE sync_id = $1)";
+	"SELECT st.snap_count = (SELECT count(*) FROM pg_temp.audsync_stage)"
+	" AND st.snap_sum = (SELECT coalesce(sum(hashtextextended("
+	"  profile_id || E'\\x1f' || value::text, 7)), 0)"
+	"  FROM pg_temp.audsync_stage)"
+	" FROM audsync.sync_state st WHERE st.sync_id = $1";
 
 /* Unchanged members with identifiers added since the last run: by
  * created_at, or by load time for rows backfilled with older dates. */
@@ -131,24 +130,43 @@ enum {
 
 /* Everyone whose snapshot row this run rewrites or removes. */
 static const char forget_sql[] =
-	"DELETE FROM audsync.snapshot_members m USING audsync_chg c"
-	" WHERE m.sync_id = $1 AND m.profile_id = c.profile_id"
-	" AND c.kind <> 'enter'";
+	"WITH gone AS (DELETE FROM audsync.snapshot_members m"
+	" USING audsync_chg c WHERE m.sync_id = $1"
+	" AND m.profile_id = c.profile_id AND c.kind <> 'enter'"
+	" RETURNING m.h)"
+	" SELECT count(*), coalesce(sum(h), 0) FROM gone";
 
 static const char copy_sql[] =
 	"COPY audsync.snapshot_members"
 	" (sync_id, profile_id, value, since, targets) FROM STDIN";
 
+/* The state, with the snapshot's count and checksum sum moved by what
+ * this run removed ($5, $6) and wrote back. */
 static const char state_sql[] =
-	"INSERT INTO audsync.sync_state"
-	" (sync_id, last_as_of, ids_seen_upto, last_run_id, ids_snapshot)"
-	" VALUES ($1, $2, now(), $3,"
-	"  coalesce($4::pg_snapshot, pg_current_snapshot()))"
+	"WITH added AS (SELECT count(*) AS n, coalesce(sum(m.h), 0) AS s"
+	" FROM audsync.snapshot_members m JOIN audsync_chg c"
+	" ON m.sync_id = $1 AND m.profile_id = c.profile_id"
+	" WHERE c.kind <> 'exit')"
+	" INSERT INTO audsync.sync_state (sync_id, last_as_of, ids_seen_upto,"
+	"  last_run_id, ids_snapshot, snap_count, snap_sum)"
+	" SELECT $1, $2, now(), $3,"
+	"  coalesce($4::pg_snapshot, pg_current_snapshot()),"
+	"  added.n - $5::bigint, added.s - $6::numeric FROM added"
 	" ON CONFLICT (sync_id) DO UPDATE SET"
 	"  last_as_of = EXCLUDED.last_as_of,"
 	"  ids_seen_upto = EXCLUDED.ids_seen_upto,"
 	"  last_run_id = EXCLUDED.last_run_id,"
-	"  ids_snapshot = EXCLUDED.ids_snapshot";
+	"  ids_snapshot = EXCLUDED.ids_snapshot,"
+	"  snap_count = sync_state.snap_count + EXCLUDED.snap_count,"
+	"  snap_sum = sync_state.snap_sum + EXCLUDED.snap_sum";
+
+/* What a run carries from finding changes to saving its state. */
+typedef struct diff_marks {
+	char snapshot[4096]; /* taken before new identifiers were looked
+			      * for; "" on a first sync or a resync */
+	char removed_n[24];  /* snapshot rows removed, and their checksums */
+	char removed_sum[64];
+} diff_marks;
 
 /* The identifier types a sync sends to, as a SQL array literal. */
 static const char *id_types(const sync_def *s)
@@ -676,11 +694,11 @@ static int find_new_identifiers(PGconn *conn, const sync_def *s,
 /* Finds the profiles that changed or gained identifiers, and removes
  * their snapshot rows (rewritten as the calls stream). */
 static int find_changes(PGconn *conn, const sync_def *s, diff_mode mode,
-			char *snapshot, size_t snaplen, char *err,
-			size_t errlen)
+			diff_marks *mk, char *err, size_t errlen)
 {
 	char sync_id[16];
 	const char *p[3] = { sync_id, mode == DIFF_FULL ? "t" : "f", "f" };
+	PGresult *r;
 	int same = 0;
 
 	snprintf(sync_id, sizeof(sync_id), "%d", s->id);
@@ -688,26 +706,31 @@ static int find_changes(PGconn *conn, const sync_def *s, diff_mode mode,
 		    NULL, err, errlen) != 0)
 		return -1;
 	if (mode == DIFF_CHANGES) {
-		PGresult *r = db_query(conn, "diff: checksum", same_sql, 1, p,
-				       err, errlen);
-
+		r = db_query(conn, "diff: checksum", same_sql, 1, p, err,
+			     errlen);
 		if (!r)
 			return -1;
-		same = PQgetvalue(r, 0, 0)[0] == 't';
+		same = PQntuples(r) > 0 && PQgetvalue(r, 0, 0)[0] == 't';
 		PQclear(r);
 	}
 	p[2] = same ? "t" : "f";
 	if (db_exec(conn, "diff: members", chg_sql, 3, p, err, errlen) != 0)
 		return -1;
 	if (mode == DIFF_CHANGES &&
-	    find_new_identifiers(conn, s, sync_id, snapshot, snaplen, err,
-				 errlen) != 0)
+	    find_new_identifiers(conn, s, sync_id, mk->snapshot,
+				 sizeof(mk->snapshot), err, errlen) != 0)
 		return -1;
 	if (db_exec(conn, "diff: analyze", "ANALYZE pg_temp.audsync_chg", 0,
-		    NULL, err, errlen) != 0 ||
-	    db_exec(conn, "snapshot: forget", forget_sql, 1, p, err, errlen) !=
-		    0)
+		    NULL, err, errlen) != 0)
 		return -1;
+	r = db_query(conn, "snapshot: forget", forget_sql, 1, p, err, errlen);
+	if (!r)
+		return -1;
+	snprintf(mk->removed_n, sizeof(mk->removed_n), "%s",
+		 PQgetvalue(r, 0, 0));
+	snprintf(mk->removed_sum, sizeof(mk->removed_sum), "%s",
+		 PQgetvalue(r, 0, 1));
+	PQclear(r);
 	return 0;
 }
 
@@ -726,18 +749,19 @@ static int count_changes(diff_counts *out, PGconn *conn, char *err,
 	return 0;
 }
 
-/* snapshot: taken before new identifiers were looked for ("" on a first
- * sync or a resync, which look at everyone: now is as good). */
 static int save_state(PGconn *conn, const sync_def *s, long long run_id,
-		      const char *snapshot, char *err, size_t errlen)
+		      const diff_marks *mk, char *err, size_t errlen)
 {
 	char sync_id[16], run[24];
-	const char *p[4] = { sync_id, s->as_of, run,
-			     *snapshot ? snapshot : NULL };
+	const char *p[6] = {
+		sync_id,       s->as_of,
+		run,	       mk->snapshot[0] ? mk->snapshot : NULL,
+		mk->removed_n, mk->removed_sum
+	};
 
 	snprintf(sync_id, sizeof(sync_id), "%d", s->id);
 	snprintf(run, sizeof(run), "%lld", run_id);
-	if (db_exec(conn, "sync state", state_sql, 4, p, err, errlen) != 0)
+	if (db_exec(conn, "sync state", state_sql, 6, p, err, errlen) != 0)
 		return -1;
 	/* The log is needed back to the sync that looked longest ago. */
 	return db_exec(conn, "identifier log",
@@ -751,13 +775,13 @@ int diff_apply(diff_counts *out, PGconn *conn, const sync_def *s,
 	       long long run_id, diff_mode mode, FILE *dry_run, char *err,
 	       size_t errlen)
 {
-	char snapshot[4096] = "";
+	diff_marks mk;
 
-	if (find_changes(conn, s, mode, snapshot, sizeof(snapshot), err,
-			 errlen) != 0 ||
+	memset(&mk, 0, sizeof(mk));
+	if (find_changes(conn, s, mode, &mk, err, errlen) != 0 ||
 	    count_changes(out, conn, err, errlen) != 0 ||
 	    stream_calls(out, conn, s, run_id, dry_run, err, errlen) != 0 ||
-	    save_state(conn, s, run_id, snapshot, err, errlen) != 0)
+	    save_state(conn, s, run_id, &mk, err, errlen) != 0)
 		return -1;
 	return 0;
 }

@@ -16,7 +16,7 @@ CREATE TABLE audsync.snapshot_members (
     since      timestamptz NOT NULL,
     targets    text NOT NULL DEFAULT '',
     -- A checksum of (profile_id, value): an unchanged run is recognised by
-    -- the count and sum of these against the stage, without the join.
+    -- the count and sum of these (sync_state) against the evaluation's.
     h          bigint GENERATED ALWAYS AS (hashtextextended(
                    profile_id || E'\x1f' || value::text, 7)) STORED,
     PRIMARY KEY (sync_id, profile_id)
@@ -51,7 +51,11 @@ CREATE TABLE audsync.sync_state (
         REFERENCES audsync.syncs (id) ON DELETE CASCADE,
     last_as_of    timestamptz,
     ids_seen_upto timestamptz,
-    last_run_id   bigint
+    last_run_id   bigint,
+    -- The snapshot's row count and the sum of its checksums, kept up to
+    -- date by each run, so an unchanged run reads only its own result.
+    snap_count    bigint NOT NULL DEFAULT 0,
+    snap_sum      numeric NOT NULL DEFAULT 0
 );
 
 -- Calls decided and not yet accepted by Mixpanel. One row holds up to a
