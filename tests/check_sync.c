@@ -1626,10 +1626,79 @@ END_TEST
 
 /* ---- suite ------------------------------------------------------------ */
 
+/* Every profile's value in the fake equals the trait table's, for n
+ * profiles; a missing profile or property counts as null. */
+static int mismatched_scores(int n)
+{
+	json_object *st, *profiles;
+	int i, bad = 0;
+
+	ck_assert_int_eq(mpctl_state(&st, fake), 0);
+	ck_assert(json_object_object_get_ex(st, "profiles", &profiles));
+	for (i = 1; i <= n; i++) {
+		char did[32], sql[160], *want;
+		json_object *p = NULL, *v = NULL;
+		const char *got = "null";
+
+		snprintf(did, sizeof(did), "u%d", i);
+		snprintf(sql, sizeof(sql),
+			 "SELECT score::text FROM scores"
+			 " WHERE profile_id = 'p%d'",
+			 i);
+		want = tl_sql_value(db, sql);
+		if (json_object_object_get_ex(profiles, did, &p) &&
+		    json_object_object_get_ex(p, "score", &v) && v)
+			got = json_object_to_json_string(v);
+		bad += strcmp(got, want ? want : "null") != 0;
+		free(want);
+	}
+	json_object_put(st);
+	return bad;
+}
+
+START_TEST(many_small_changes_over_many_runs_all_reach_mixpanel)
+{
+	int round;
+
+	tl_sql(db, "CREATE TABLE scores (profile_id text, score int);"
+		   "INSERT INTO scores SELECT 'p' || g, g % 7"
+		   " FROM generate_series(1, 600) g;"
+		   "INSERT INTO audsync.external_ids SELECT 'p' || g,"
+		   " 'user_id', 'u' || g, now() - interval '9 days'"
+		   " FROM generate_series(1, 600) g");
+	add_computation("Score", "trait",
+			"SELECT profile_id, score AS value FROM scores", "NULL",
+			0);
+	add_sync("score", "mp", "identify", "all");
+	run_ok(NULL);
+	ck_assert_int_eq(mismatched_scores(600), 0);
+	/* Changes of every kind, a few at a time, as in an hourly churn:
+	 * new values, profiles leaving (NULL), profiles coming back. */
+	for (round = 1; round <= 4; round++) {
+		char sql[256];
+
+		snprintf(
+			sql, sizeof(sql),
+			"SELECT setseed(0.%d);"
+			"UPDATE scores SET score = CASE"
+			" WHEN random() < 0.3 THEN NULL"
+			" ELSE (random() * 5)::int END"
+			" WHERE random() < 0.03 OR score IS NULL AND %d %% 2 = 0",
+			round, round);
+		tl_sql(db, sql);
+		run_ok(NULL);
+		ck_assert_msg(mismatched_scores(600) == 0,
+			      "round %d: profiles differ from the trait",
+			      round);
+	}
+}
+END_TEST
+
 static Suite *sync_suite(void)
 {
 	const TTest *tests[] = {
 		first_sync_sets_the_audience_on_every_member,
+		many_small_changes_over_many_runs_all_reach_mixpanel,
 		members_who_leave_get_false_and_newcomers_get_true,
 		an_exit_reaches_the_distinct_id_the_member_was_given,
 		a_run_without_changes_sends_nothing,
