@@ -12,43 +12,12 @@
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
-tmp=
-
-cleanup() {
-	if [ -n "$tmp" ] && [ -d "$tmp" ]; then
-		sh "$here/pg.sh" stop "$tmp/pg" >/dev/null 2>&1
-		rm -rf "$tmp"
-	fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
-
 if [ $# -eq 0 ]; then
 	echo "run-bench: no bench binaries (tests/bench_*.c) to run"
 	exit 0
 fi
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/audsync-bench.XXXXXX") || exit 1
-chmod 755 "$tmp"
-mkdir "$tmp/scratch"
-
-if ! pgenv=$(sh "$here/pg.sh" start "$tmp/pg"); then
-	echo "run-bench: could not start PostgreSQL" >&2
-	exit 1
-fi
-eval "$pgenv"
-unset AUDSYNC_DB PGHOSTADDR PGSERVICE PGSERVICEFILE PGPASSWORD PGOPTIONS \
-	PGSSLMODE
-# An empty path means "not given": the tests then use their defaults.
-[ -n "${AUDSYNC_BIN:-}" ] || unset AUDSYNC_BIN
-[ -n "${FAKE_MIXPANEL:-}" ] || unset FAKE_MIXPANEL
-AUDSYNC_TEST_PGDIR=$tmp/pg
-AUDSYNC_TEST_PGSH=$here/pg.sh
-AUDSYNC_TEST_TMPDIR=$tmp/scratch
-export AUDSYNC_TEST_PGDIR AUDSYNC_TEST_PGSH AUDSYNC_TEST_TMPDIR
-echo "run-bench: PostgreSQL at $PGHOST port $PGPORT"
+. "$here/harness.sh"
+harness_start bench
 
 failed=0
 for bin in "$@"; do

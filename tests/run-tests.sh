@@ -19,43 +19,12 @@
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
-tmp=
-
-cleanup() {
-	if [ -n "$tmp" ] && [ -d "$tmp" ]; then
-		sh "$here/pg.sh" stop "$tmp/pg" >/dev/null 2>&1
-		rm -rf "$tmp"
-	fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/audsync-test.XXXXXX") || exit 1
-# As root the server runs as another user, who must reach its directory.
-chmod 755 "$tmp"
-mkdir "$tmp/scratch" "$tmp/logs"
-
-if ! pgenv=$(sh "$here/pg.sh" start "$tmp/pg"); then
-	echo "run-tests: could not start PostgreSQL" >&2
-	exit 1
-fi
-eval "$pgenv"
-unset AUDSYNC_DB PGHOSTADDR PGSERVICE PGSERVICEFILE PGPASSWORD PGOPTIONS \
-	PGSSLMODE
-# An empty path means "not given": the tests then use their defaults.
-[ -n "${AUDSYNC_BIN:-}" ] || unset AUDSYNC_BIN
-[ -n "${FAKE_MIXPANEL:-}" ] || unset FAKE_MIXPANEL
-AUDSYNC_TEST_PGDIR=$tmp/pg
-AUDSYNC_TEST_PGSH=$here/pg.sh
-AUDSYNC_TEST_TMPDIR=$tmp/scratch
+. "$here/harness.sh"
+harness_start tests
 CK_FORK=yes
 CK_DEFAULT_TIMEOUT=300
 CK_VERBOSITY=normal
-export AUDSYNC_TEST_PGDIR AUDSYNC_TEST_PGSH AUDSYNC_TEST_TMPDIR \
-	CK_FORK CK_DEFAULT_TIMEOUT CK_VERBOSITY
-echo "run-tests: PostgreSQL at $PGHOST port $PGPORT"
+export CK_FORK CK_DEFAULT_TIMEOUT CK_VERBOSITY
 
 passed=0
 failed=0
