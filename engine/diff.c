@@ -76,6 +76,15 @@ static const char mark_sql[] =
 	" pg_current_snapshot()"
 	" FROM audsync.sync_state WHERE sync_id = $1";
 
+/* The load log is pruned once per clock hour of each sync, not on every
+ * run: right after a bulk load, the index of a just-pruned log is full of
+ * dead entries that every further prune would walk again. */
+static const char prune_sql[] =
+	"DELETE FROM audsync.identifier_log WHERE xact <"
+	" (SELECT min(pg_snapshot_xmin(ids_snapshot)) FROM audsync.sync_state)"
+	" AND NOT EXISTS (SELECT 1 FROM audsync.sync_state WHERE sync_id = $1"
+	" AND date_trunc('hour', ids_seen_upto) = date_trunc('hour', now()))";
+
 static const char counts_sql[] =
 	"SELECT count(*) FILTER (WHERE kind = 'enter'),"
 	" count(*) FILTER (WHERE kind = 'exit'),"
@@ -761,14 +770,11 @@ static int save_state(PGconn *conn, const sync_def *s, long long run_id,
 
 	snprintf(sync_id, sizeof(sync_id), "%d", s->id);
 	snprintf(run, sizeof(run), "%lld", run_id);
-	if (db_exec(conn, "sync state", state_sql, 6, p, err, errlen) != 0)
+	/* The log is needed back to the sync that looked longest ago; the
+	 * prune reads this sync's previous state, so it goes first. */
+	if (db_exec(conn, "identifier log", prune_sql, 1, p, err, errlen) != 0)
 		return -1;
-	/* The log is needed back to the sync that looked longest ago. */
-	return db_exec(conn, "identifier log",
-		       "DELETE FROM audsync.identifier_log WHERE xact <"
-		       " (SELECT min(pg_snapshot_xmin(ids_snapshot))"
-		       " FROM audsync.sync_state)",
-		       0, NULL, err, errlen);
+	return db_exec(conn, "sync state", state_sql, 6, p, err, errlen);
 }
 
 int diff_apply(diff_counts *out, PGconn *conn, const sync_def *s,
