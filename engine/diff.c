@@ -474,8 +474,10 @@ static int send_exit(emitter *e, char *err, size_t errlen)
 		if (!old_has(old, e->ids[i].type, e->ids[i].value, NULL, &d))
 			continue;
 		n = strcspn(d, "\n");
-		if (n >= sizeof(did))
+		if (n >= sizeof(did)) {
+			e->skipped++; /* no Mixpanel id is this long */
 			continue;
+		}
 		memcpy(did, d, n);
 		did[n] = '\0';
 		if (send_target(e, e->ids[i].type, e->ids[i].value, did, err,
