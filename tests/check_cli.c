@@ -583,16 +583,9 @@ static const char *db;
 
 static void setup(void)
 {
-	char sql[512];
-
 	ck_assert_int_eq(mpctl_start(&fake, NULL), 0);
 	db = tl_new_db();
-	snprintf(sql, sizeof(sql),
-		 "INSERT INTO audsync.destinations (name, api_base,"
-		 " project_token, use_people) VALUES ('mp', '%s',"
-		 " 'test-token', true)",
-		 mpctl_base_url(fake));
-	tl_sql(db, sql);
+	tl_add_destination(db, "mp", mpctl_base_url(fake));
 	tl_sql(db,
 	       "INSERT INTO audsync.external_ids VALUES"
 	       " ('p1', 'user_id', 'u1', now() - interval '3 days'),"

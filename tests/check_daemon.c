@@ -17,27 +17,21 @@ static const char *db;
 
 static void setup(void)
 {
-	char sql[1024];
-
 	ck_assert_int_eq(mpctl_start(&fake, NULL), 0);
 	db = tl_new_db();
-	snprintf(sql, sizeof(sql),
-		 "INSERT INTO audsync.destinations (name, api_base,"
-		 " project_token, use_people) VALUES ('mp', '%s',"
-		 " 'test-token', true);"
-		 "INSERT INTO audsync.external_ids VALUES"
-		 " ('p1', 'user_id', 'u1', now() - interval '3 days'),"
-		 " ('p2', 'user_id', 'u2', now() - interval '3 days');"
-		 "INSERT INTO audsync.events VALUES"
-		 " ('p1', 'Signed Up', '{}', now() - interval '2 days');"
-		 "INSERT INTO audsync.computations (name, kind, definition_sql)"
-		 " VALUES ('Signed Up', 'audience', 'SELECT profile_id FROM"
-		 " audsync.events WHERE event = ''Signed Up'' AND ts < $1');"
-		 "INSERT INTO audsync.syncs (computation_id, destination_id,"
-		 " mode) SELECT c.id, d.id, 'identify'"
-		 " FROM audsync.computations c, audsync.destinations d",
-		 mpctl_base_url(fake));
-	tl_sql(db, sql);
+	tl_add_destination(db, "mp", mpctl_base_url(fake));
+	tl_sql(db,
+	       "INSERT INTO audsync.external_ids VALUES"
+	       " ('p1', 'user_id', 'u1', now() - interval '3 days'),"
+	       " ('p2', 'user_id', 'u2', now() - interval '3 days');"
+	       "INSERT INTO audsync.events VALUES"
+	       " ('p1', 'Signed Up', '{}', now() - interval '2 days');"
+	       "INSERT INTO audsync.computations (name, kind, definition_sql)"
+	       " VALUES ('Signed Up', 'audience', 'SELECT profile_id FROM"
+	       " audsync.events WHERE event = ''Signed Up'' AND ts < $1');"
+	       "INSERT INTO audsync.syncs (computation_id, destination_id,"
+	       " mode) SELECT c.id, d.id, 'identify'"
+	       " FROM audsync.computations c, audsync.destinations d");
 }
 
 static void teardown(void)

@@ -24,16 +24,9 @@ static const char *const secret_env[] = { "MP_SECRET=test-secret", RETRY_ENV,
 
 static void setup(void)
 {
-	char sql[512];
-
 	ck_assert_int_eq(mpctl_start(&fake, NULL), 0);
 	db = tl_new_db();
-	snprintf(sql, sizeof(sql),
-		 "INSERT INTO audsync.destinations (name, api_base,"
-		 " project_token, use_people) VALUES ('mp', '%s',"
-		 " 'test-token', true)",
-		 mpctl_base_url(fake));
-	tl_sql(db, sql);
+	tl_add_destination(db, "mp", mpctl_base_url(fake));
 }
 
 static void teardown(void)

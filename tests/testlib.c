@@ -46,6 +46,19 @@ void tl_sql(const char *conninfo, const char *sql)
 	PQfinish(c);
 }
 
+void tl_add_destination(const char *conninfo, const char *name,
+			const char *base_url)
+{
+	char sql[512];
+
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO audsync.destinations (name, api_base,"
+		 " project_token, use_people) VALUES ('%s', '%s',"
+		 " 'test-token', true)",
+		 name, base_url);
+	tl_sql(conninfo, sql);
+}
+
 char *tl_sql_value(const char *conninfo, const char *sql)
 {
 	PGconn *c = connect_or_abort(conninfo);

@@ -16,6 +16,11 @@
  * Returns a static buffer valid until the next call. */
 const char *tl_new_db(void);
 
+/* Adds destination name sending to base_url (the fake Mixpanel), with
+ * the fake's token and use_people on: the usual start of a sync test. */
+void tl_add_destination(const char *conninfo, const char *name,
+			const char *base_url);
+
 /* Runs SQL (several statements allowed) on conninfo. */
 void tl_sql(const char *conninfo, const char *sql);
 
