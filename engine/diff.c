@@ -14,42 +14,70 @@
 #define FETCH_ROWS "20000"
 
 /*
- * Per profile first: one hash join of the stage against the snapshot's
- * narrow member rows finds who entered, exited or changed. kind is
- * enter, exit, change, resend (a full resync's unchanged member) or
- * newid (an unchanged member that gained identifiers).
+ * Per profile first. kind is enter, exit, change, resend (a full
+ * resync's unchanged member) or newid (an unchanged member that gained
+ * identifiers). On a first sync or a resync every member is read: one
+ * hash join of the distinct stage against the snapshot's narrow member
+ * rows ($2: keep the unchanged too).
  */
-static const char chg_sql[] =
-	"CREATE TEMP TABLE audsync_chg ON COMMIT DROP AS"
-	" SELECT d.profile_id, d.old, d.new, m.since,"
-	"  m.targets AS old_targets, d.kind"
-	" FROM (SELECT coalesce(s.profile_id, m.profile_id) AS profile_id,"
-	"  m.value AS old, s.value AS new,"
-	"  CASE WHEN m.profile_id IS NULL THEN 'enter'"
-	"   WHEN s.profile_id IS NULL THEN 'exit'"
-	"   WHEN m.value <> s.value THEN 'change' ELSE 'resend' END AS kind"
-	"  FROM pg_temp.audsync_stage s FULL JOIN (SELECT profile_id, value"
-	"   FROM audsync.snapshot_members WHERE sync_id = $1) m"
-	"   ON m.profile_id = s.profile_id"
-	"  WHERE NOT $3::boolean"
-	"   AND ($2::boolean OR m.value IS DISTINCT FROM s.value)) d"
-	/* The wide columns only for the rows that changed. */
-	" LEFT JOIN audsync.snapshot_members m ON d.old IS NOT NULL"
-	"  AND m.sync_id = $1 AND m.profile_id = d.profile_id";
+#define CHG_TABLE "CREATE TEMP TABLE audsync_chg ON COMMIT DROP AS"
+#define FULL_SQL(stage)                                                                                                     \
+	" SELECT d.profile_id, d.old, d.new, m.since,"                                                                      \
+	"  m.targets AS old_targets, d.kind"                                                                                \
+	" FROM (SELECT coalesce(s.profile_id, m.profile_id) AS profile_id,"                                                 \
+	"  m.value AS old, s.value AS new,"                                                                                 \
+	"  CASE WHEN m.profile_id IS NULL THEN 'enter'"                                                                     \
+	"   WHEN s.profile_id IS NULL THEN 'exit'"                                                                          \
+	"   WHEN m.value <> s.value THEN 'change' ELSE 'resend' END AS kind"                                                \
+	"  FROM (SELECT " stage " profile_id, value"                                                                        \
+	"   FROM pg_temp.audsync_stage) s FULL JOIN (SELECT profile_id, value"                                              \
+	"   FROM audsync.snapshot_members WHERE sync_id = $1) m"                                                            \
+	"   ON m.profile_id = s.profile_id"                                                                                 \
+	"  WHERE $2::boolean OR m.value IS DISTINCT FROM s.value) d" /* The wide columns only for the rows that changed. */ \
+	" LEFT JOIN audsync.snapshot_members m ON d.old IS NOT NULL"                                                        \
+	"  AND m.sync_id = $1 AND m.profile_id = d.profile_id"
+
+/* An audience's stage may name a profile twice; a trait's may not. */
+static const char full_audience_sql[] = CHG_TABLE FULL_SQL("DISTINCT");
+static const char full_trait_sql[] = CHG_TABLE FULL_SQL("");
+
+/* The stage's count and checksum sum, whether they equal the last run's
+ * (then nothing changed: sql/004_rows_checksum.sql), and the size of the
+ * snapshot. */
+static const char rows_sql[] =
+	"SELECT x.n, x.s, coalesce(st.rows_count = x.n"
+	"  AND st.rows_sum = x.s, false), coalesce(st.snap_count, 0)"
+	" FROM (SELECT count(*) AS n, coalesce(sum(h), 0) AS s"
+	"  FROM pg_temp.audsync_stage) x"
+	" LEFT JOIN audsync.sync_state st ON st.sync_id = $1";
 
 /*
- * 1 when the stage holds what the snapshot holds: same count, same sum of
- * 64-bit checksums of (profile_id, value). Then the join is skipped: in
- * the common hourly run nothing changed. A false match needs a 64-bit
- * collision that also cancels in the sum; any mismatch takes the exact
- * path.
+ * Otherwise only the rows that differ are looked at: the stage's rows the
+ * snapshot does not hold and the snapshot's rows the stage does not, by
+ * one hash join on the narrow checksum and profile_id ...
  */
-static const char same_sql[] =
-	"SELECT st.snap_count = (SELECT count(*) FROM pg_temp.audsync_stage)"
-	" AND st.snap_sum = (SELECT coalesce(sum(hashtextextended("
-	"  profile_id || E'\\x1f' || value::text, 7)), 0)"
-	"  FROM pg_temp.audsync_stage)"
-	" FROM audsync.sync_state st WHERE st.sync_id = $1";
+static const char differ_sql[] =
+	"CREATE TEMP TABLE audsync_d ON COMMIT DROP AS"
+	" SELECT s.profile_id AS new_p, s.value AS new, m.profile_id AS old_p"
+	" FROM pg_temp.audsync_stage s FULL JOIN (SELECT profile_id, h"
+	"  FROM audsync.snapshot_members WHERE sync_id = $1) m"
+	"  ON m.h = s.h AND m.profile_id = s.profile_id"
+	" WHERE s.h IS NULL OR m.h IS NULL";
+
+/* ... then paired per profile, the snapshot's wide columns read by key
+ * for those few (OFFSET 0 keeps the lookup a per-row index probe). */
+static const char chg_sql[] = CHG_TABLE
+	" SELECT coalesce(n.profile_id, o.profile_id) AS profile_id,"
+	"  o.value AS old, n.value AS new, o.since, o.targets AS old_targets,"
+	"  CASE WHEN o.profile_id IS NULL THEN 'enter'"
+	"   WHEN n.profile_id IS NULL THEN 'exit' ELSE 'change' END AS kind"
+	" FROM (SELECT DISTINCT new_p AS profile_id, new AS value"
+	"  FROM pg_temp.audsync_d WHERE new_p IS NOT NULL) n"
+	" FULL JOIN (SELECT m.* FROM pg_temp.audsync_d d CROSS JOIN LATERAL"
+	"  (SELECT m.profile_id, m.value, m.since, m.targets"
+	"   FROM audsync.snapshot_members m"
+	"   WHERE m.sync_id = $1 AND m.profile_id = d.old_p OFFSET 0) m"
+	"  WHERE d.old_p IS NOT NULL) o ON o.profile_id = n.profile_id";
 
 /* Unchanged members with identifiers added since the last run: by
  * created_at, or by load time for rows backfilled with older dates. */
@@ -117,7 +145,8 @@ static const char out_sql[] =
 	"   THEN since ELSE $1::timestamptz END) * 1000)::bigint AS time_ms,"
 	"  CASE WHEN kind IN ('resend', 'newid') THEN since"
 	"   ELSE $1::timestamptz END AS snap_since"
-	"  FROM audsync_chg) c"
+	/* OFFSET 0: computed per profile, not per joined row. */
+	"  FROM audsync_chg OFFSET 0) c"
 	" LEFT JOIN audsync.external_ids e"
 	"  ON e.profile_id = c.profile_id AND e.id_type = ANY ($4::text[])"
 	/* A profile's rows together is all the order needed: the engine
@@ -142,39 +171,39 @@ static const char forget_sql[] =
 	"WITH gone AS (DELETE FROM audsync.snapshot_members m"
 	" USING audsync_chg c WHERE m.sync_id = $1"
 	" AND m.profile_id = c.profile_id AND c.kind <> 'enter'"
-	" RETURNING m.h)"
-	" SELECT count(*), coalesce(sum(h), 0) FROM gone";
+	" RETURNING 1)"
+	" SELECT count(*) FROM gone";
 
 static const char copy_sql[] =
 	"COPY audsync.snapshot_members"
 	" (sync_id, profile_id, value, since, targets) FROM STDIN";
 
-/* The state, with the snapshot's count and checksum sum moved by what
- * this run removed ($5, $6) and wrote back. */
+/* The state: the snapshot's size moved by what this run removed ($5) and
+ * wrote back (every profile of the changes but the exits), and the
+ * stage's count and checksum sum ($6, $7). Returns the members. */
 static const char state_sql[] =
-	"WITH added AS (SELECT count(*) AS n, coalesce(sum(m.h), 0) AS s"
-	" FROM audsync.snapshot_members m JOIN audsync_chg c"
-	" ON m.sync_id = $1 AND m.profile_id = c.profile_id"
-	" WHERE c.kind <> 'exit')"
-	" INSERT INTO audsync.sync_state (sync_id, last_as_of, ids_seen_upto,"
-	"  last_run_id, ids_snapshot, snap_count, snap_sum)"
+	"INSERT INTO audsync.sync_state (sync_id, last_as_of, ids_seen_upto,"
+	"  last_run_id, ids_snapshot, snap_count, rows_count, rows_sum)"
 	" SELECT $1, $2, now(), $3,"
 	"  coalesce($4::pg_snapshot, pg_current_snapshot()),"
-	"  added.n - $5::bigint, added.s - $6::numeric FROM added"
+	"  count(*) FILTER (WHERE kind <> 'exit') - $5::bigint,"
+	"  $6::bigint, $7::numeric FROM audsync_chg"
 	" ON CONFLICT (sync_id) DO UPDATE SET"
 	"  last_as_of = EXCLUDED.last_as_of,"
 	"  ids_seen_upto = EXCLUDED.ids_seen_upto,"
 	"  last_run_id = EXCLUDED.last_run_id,"
 	"  ids_snapshot = EXCLUDED.ids_snapshot,"
 	"  snap_count = sync_state.snap_count + EXCLUDED.snap_count,"
-	"  snap_sum = sync_state.snap_sum + EXCLUDED.snap_sum";
+	"  rows_count = EXCLUDED.rows_count, rows_sum = EXCLUDED.rows_sum"
+	" RETURNING snap_count";
 
 /* What a run carries from finding changes to saving its state. */
 typedef struct diff_marks {
 	char snapshot[4096]; /* taken before new identifiers were looked
 			      * for; "" on a first sync or a resync */
-	char removed_n[24];  /* snapshot rows removed, and their checksums */
-	char removed_sum[64];
+	char removed_n[24];  /* snapshot rows removed */
+	char rows_n[24];     /* the stage's count and checksum sum */
+	char rows_sum[64];
 } diff_marks;
 
 /* The identifier types a sync sends to, as a SQL array literal. */
@@ -702,30 +731,63 @@ static int find_new_identifiers(PGconn *conn, const sync_def *s,
 	return rc;
 }
 
+/* Reads the stage's count and checksum sum into mk; *same is 1 when
+ * they are the last run's, *first when the snapshot is empty. */
+static int read_rows(PGconn *conn, const char *sync_id, diff_marks *mk,
+		     int *same, int *first, char *err, size_t errlen)
+{
+	PGresult *r = db_query(conn, "diff: checksum", rows_sql, 1, &sync_id,
+			       err, errlen);
+
+	if (!r)
+		return -1;
+	snprintf(mk->rows_n, sizeof(mk->rows_n), "%s", PQgetvalue(r, 0, 0));
+	snprintf(mk->rows_sum, sizeof(mk->rows_sum), "%s", PQgetvalue(r, 0, 1));
+	*same = PQgetvalue(r, 0, 2)[0] == 't';
+	*first = atoll(PQgetvalue(r, 0, 3)) == 0;
+	PQclear(r);
+	return 0;
+}
+
+/* Fills audsync_chg with the members that entered, exited or changed
+ * (with mode DIFF_FULL, every member). */
+static int member_changes(PGconn *conn, const sync_def *s, diff_mode mode,
+			  const char *sync_id, diff_marks *mk, char *err,
+			  size_t errlen)
+{
+	const char *full = s->is_trait ? full_trait_sql : full_audience_sql;
+	const char *p[2] = { sync_id, mode == DIFF_FULL ? "t" : "f" };
+	int same, first;
+
+	if (read_rows(conn, sync_id, mk, &same, &first, err, errlen) != 0)
+		return -1;
+	if (mode == DIFF_FULL || first)
+		return db_exec(conn, "diff: members", full, 2, p, err, errlen);
+	if (same) /* nothing changed: the table, empty */
+		return db_exec(conn, "diff: members",
+			       CHG_TABLE FULL_SQL("") " WITH NO DATA", 2, p,
+			       err, errlen);
+	if (db_exec(conn, "diff: members", differ_sql, 1, p, err, errlen) !=
+		    0 ||
+	    db_exec(conn, "diff: analyze", "ANALYZE pg_temp.audsync_d", 0, NULL,
+		    err, errlen) != 0)
+		return -1;
+	return db_exec(conn, "diff: members", chg_sql, 1, p, err, errlen);
+}
+
 /* Finds the profiles that changed or gained identifiers, and removes
  * their snapshot rows (rewritten as the calls stream). */
 static int find_changes(PGconn *conn, const sync_def *s, diff_mode mode,
 			diff_marks *mk, char *err, size_t errlen)
 {
 	char sync_id[16];
-	const char *p[3] = { sync_id, mode == DIFF_FULL ? "t" : "f", "f" };
+	const char *p[1] = { sync_id };
 	PGresult *r;
-	int same = 0;
 
 	snprintf(sync_id, sizeof(sync_id), "%d", s->id);
 	if (db_exec(conn, "diff: settings", "SET LOCAL work_mem = '256MB'", 0,
-		    NULL, err, errlen) != 0)
-		return -1;
-	if (mode == DIFF_CHANGES) {
-		r = db_query(conn, "diff: checksum", same_sql, 1, p, err,
-			     errlen);
-		if (!r)
-			return -1;
-		same = PQntuples(r) > 0 && PQgetvalue(r, 0, 0)[0] == 't';
-		PQclear(r);
-	}
-	p[2] = same ? "t" : "f";
-	if (db_exec(conn, "diff: members", chg_sql, 3, p, err, errlen) != 0)
+		    NULL, err, errlen) != 0 ||
+	    member_changes(conn, s, mode, sync_id, mk, err, errlen) != 0)
 		return -1;
 	if (mode == DIFF_CHANGES &&
 	    find_new_identifiers(conn, s, sync_id, mk->snapshot,
@@ -739,8 +801,6 @@ static int find_changes(PGconn *conn, const sync_def *s, diff_mode mode,
 		return -1;
 	snprintf(mk->removed_n, sizeof(mk->removed_n), "%s",
 		 PQgetvalue(r, 0, 0));
-	snprintf(mk->removed_sum, sizeof(mk->removed_sum), "%s",
-		 PQgetvalue(r, 0, 1));
 	PQclear(r);
 	return 0;
 }
@@ -760,15 +820,19 @@ static int count_changes(diff_counts *out, PGconn *conn, char *err,
 	return 0;
 }
 
-static int save_state(PGconn *conn, const sync_def *s, long long run_id,
-		      const diff_marks *mk, char *err, size_t errlen)
+/* Saves the sync's state; out->members is the snapshot's new size. */
+static int save_state(diff_counts *out, PGconn *conn, const sync_def *s,
+		      long long run_id, const diff_marks *mk, char *err,
+		      size_t errlen)
 {
 	char sync_id[16], run[24];
-	const char *p[6] = {
+	const char *p[7] = {
 		sync_id,       s->as_of,
 		run,	       mk->snapshot[0] ? mk->snapshot : NULL,
-		mk->removed_n, mk->removed_sum
+		mk->removed_n, mk->rows_n,
+		mk->rows_sum
 	};
+	PGresult *r;
 
 	snprintf(sync_id, sizeof(sync_id), "%d", s->id);
 	snprintf(run, sizeof(run), "%lld", run_id);
@@ -776,7 +840,12 @@ static int save_state(PGconn *conn, const sync_def *s, long long run_id,
 	 * prune reads this sync's previous state, so it goes first. */
 	if (db_exec(conn, "identifier log", prune_sql, 1, p, err, errlen) != 0)
 		return -1;
-	return db_exec(conn, "sync state", state_sql, 6, p, err, errlen);
+	r = db_query(conn, "sync state", state_sql, 7, p, err, errlen);
+	if (!r)
+		return -1;
+	out->members = atoll(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return 0;
 }
 
 int diff_apply(diff_counts *out, PGconn *conn, const sync_def *s,
@@ -789,7 +858,7 @@ int diff_apply(diff_counts *out, PGconn *conn, const sync_def *s,
 	if (find_changes(conn, s, mode, &mk, err, errlen) != 0 ||
 	    count_changes(out, conn, err, errlen) != 0 ||
 	    stream_calls(out, conn, s, run_id, dry_run, err, errlen) != 0 ||
-	    save_state(conn, s, run_id, &mk, err, errlen) != 0)
+	    save_state(out, conn, s, run_id, &mk, err, errlen) != 0)
 		return -1;
 	return 0;
 }

@@ -15,9 +15,10 @@
 #define TEXTOID		  25
 #define MAX_TRAIT_COLUMNS 64
 
+/* h: the checksum of (profile_id, value), as snapshot_members.h. */
 static const char stage_sql[] =
 	"CREATE TEMP TABLE IF NOT EXISTS audsync_stage ("
-	" profile_id text NOT NULL, value jsonb NOT NULL)";
+	" profile_id text NOT NULL, value jsonb NOT NULL, h bigint NOT NULL)";
 
 /* A trait has one row per profile; an index would cost more than this
  * one pass over the stage. */
@@ -135,12 +136,16 @@ static int build_insert(buf *b, const char **params, int *nparams, PGconn *conn,
 {
 	int i;
 
-	buf_puts(b, "INSERT INTO pg_temp.audsync_stage (profile_id, value) ");
+	buf_puts(b,
+		 "INSERT INTO pg_temp.audsync_stage (profile_id, value, h) ");
 	if (!s->is_trait) {
-		/* $3 is {key: true}: one member per profile, however many
-		 * rows name it. */
-		buf_puts(b, "SELECT DISTINCT d.profile_id::text, $3::jsonb"
-			    " FROM ");
+		/* $3 is {key: true}. A profile named by several rows stays
+		 * several rows here: the diff makes members distinct where
+		 * it must, which is far cheaper than here for them all. The
+		 * constant part of the checksum is folded once. */
+		buf_puts(b, "SELECT d.profile_id::text, $3::jsonb,"
+			    " hashtextextended(d.profile_id::text"
+			    " || (E'\\x1f' || $3::jsonb::text), 7) FROM ");
 		put_definition(b, s->definition_sql);
 		buf_puts(b, " WHERE d.profile_id IS NOT NULL");
 		*nparams = 3;
@@ -148,7 +153,8 @@ static int build_insert(buf *b, const char **params, int *nparams, PGconn *conn,
 	}
 	if (trait_columns(tc, desc, s, err, errlen) != 0)
 		return -1;
-	buf_puts(b, "SELECT d.profile_id::text, x.v FROM ");
+	buf_puts(b, "SELECT d.profile_id::text, x.v, hashtextextended("
+		    "d.profile_id::text || E'\\x1f' || x.v::text, 7) FROM ");
 	put_definition(b, s->definition_sql);
 	buf_puts(b, " CROSS JOIN LATERAL (SELECT jsonb_strip_nulls("
 		    "jsonb_build_object(");

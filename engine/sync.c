@@ -211,7 +211,7 @@ static int run_one(run_totals *t, PGconn *conn, const sync_def *s,
 {
 	char why[1024];
 	diff_counts c = { 0 };
-	long long run_id = 0;
+	long long run_id = 0, rows = 0;
 	int locked, rc = 1;
 
 	locked = lock_sync(conn, s->id, 1, err, errlen);
@@ -232,7 +232,7 @@ static int run_one(run_totals *t, PGconn *conn, const sync_def *s,
 	}
 	c.started = now_seconds();
 	if (config_sync_problem(s, why, sizeof(why)) ||
-	    evaluate_sync(&c.members, conn, s, why, sizeof(why)) != 0 ||
+	    evaluate_sync(&rows, conn, s, why, sizeof(why)) != 0 ||
 	    (c.evaluated = now_seconds()) < 0 ||
 	    decide(&c, conn, s, run_id, rq, why, sizeof(why)) != 0) {
 		log_error("sync run failed", "computation", s->key,

@@ -564,6 +564,58 @@ START_TEST(a_run_without_changes_sends_nothing)
 }
 END_TEST
 
+/* An audience's definition may name a member once per event: each member
+ * is one member, entered once, and more rows for a member are no change. */
+START_TEST(a_member_named_by_many_rows_is_one_member_entered_once)
+{
+	long long received;
+
+	add_two_people();
+	tl_sql(db, "INSERT INTO audsync.external_ids VALUES"
+		   " ('p3', 'user_id', 'u3', now() - interval '60 days');"
+		   "INSERT INTO audsync.events VALUES"
+		   " ('p1', 'Visit', '{}', now() - interval '3 days'),"
+		   " ('p1', 'Visit', '{}', now() - interval '2 days'),"
+		   " ('p1', 'Visit', '{}', now() - interval '1 day'),"
+		   " ('p2', 'Visit', '{}', now() - interval '1 day')");
+	add_computation("Visitors", "audience",
+			"SELECT profile_id FROM audsync.events"
+			" WHERE event = 'Visit'",
+			"NULL", 0);
+	add_sync("visitors", "mp", "identify", "all");
+	run_ok(NULL);
+	assert_prop("u1", "visitors", "true");
+	assert_prop("u2", "visitors", "true");
+	ck_assert_int_eq(COUNTER("updates_applied"), 2);
+	ck_assert_int_eq(run_int("visitors", "members"), 2);
+	ck_assert_int_eq(run_int("visitors", "entered"), 2);
+
+	/* One more visit by a member: more rows, the same members. */
+	tl_sql(db, "INSERT INTO audsync.events VALUES"
+		   " ('p2', 'Visit', '{}', now() - interval '1 hour')");
+	received = COUNTER("records_received");
+	run_ok(NULL);
+	ck_assert_int_eq(COUNTER("records_received"), received);
+	ck_assert_int_eq(run_int("visitors", "members"), 2);
+	ck_assert_int_eq(run_int("visitors", "entered"), 0);
+	ck_assert_int_eq(run_int("visitors", "changed"), 0);
+
+	/* A newcomer named twice enters once; a leaver exits. */
+	tl_sql(db, "INSERT INTO audsync.events VALUES"
+		   " ('p3', 'Visit', '{}', now() - interval '2 hours'),"
+		   " ('p3', 'Visit', '{}', now() - interval '1 hour');"
+		   "DELETE FROM audsync.events WHERE profile_id = 'p2'");
+	run_ok(NULL);
+	assert_prop("u3", "visitors", "true");
+	assert_prop("u2", "visitors", "false");
+	assert_prop("u1", "visitors", "true");
+	ck_assert_int_eq(COUNTER("records_received"), received + 2);
+	ck_assert_int_eq(run_int("visitors", "members"), 2);
+	ck_assert_int_eq(run_int("visitors", "entered"), 1);
+	ck_assert_int_eq(run_int("visitors", "exited"), 1);
+}
+END_TEST
+
 START_TEST(a_lookback_audience_lets_members_go_as_time_passes)
 {
 	char t1[64], before[64], *same_hour;
@@ -1695,6 +1747,7 @@ static Suite *sync_suite(void)
 		members_who_leave_get_false_and_newcomers_get_true,
 		an_exit_reaches_the_distinct_id_the_member_was_given,
 		a_run_without_changes_sends_nothing,
+		a_member_named_by_many_rows_is_one_member_entered_once,
 		a_lookback_audience_lets_members_go_as_time_passes,
 		an_as_of_in_the_future_is_refused,
 		a_computation_keeps_its_key_when_renamed,

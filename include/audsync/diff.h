@@ -35,8 +35,8 @@ typedef enum diff_mode {
  * and writes them to the outbox; advances the snapshot and the sync's
  * state. Runs inside the caller's open transaction, so that all of it
  * commits with the run row or not at all. With dry_run set, records are
- * printed there and the caller rolls back. Fills *out (members is left to
- * the caller). Returns 0, or -1 with err set.
+ * printed there and the caller rolls back. Fills *out, members being the
+ * distinct members after the run. Returns 0, or -1 with err set.
  */
 int diff_apply(diff_counts *out, PGconn *conn, const sync_def *s,
 	       long long run_id, diff_mode mode, FILE *dry_run, char *err,

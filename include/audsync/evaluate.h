@@ -14,10 +14,12 @@
  * Runs s's definition_sql with $1 = s->as_of and $2 = s->window_start in a
  * read-only transaction with a statement timeout, and loads its result
  * into the session's temporary table audsync_stage (profile_id text,
- * value jsonb), one row per profile: {key: true} per audience member,
- * {key: value, ...} per profile with a trait (null values left out); it
- * has no index, since nothing looks rows up by key. The rows never
- * leave PostgreSQL. *out is the number of members. Returns 0, or -1 with
+ * value jsonb, h bigint): {key: true} per row naming an audience member
+ * (a member named twice stays twice: the diff makes them distinct),
+ * {key: value, ...} per profile with a trait (null values left out), and
+ * h the checksum of (profile_id, value) as in snapshot_members. It has no
+ * index, since nothing looks rows up by key. The rows never leave
+ * PostgreSQL. *out is the number of rows. Returns 0, or -1 with
  * one line in err naming the computation and the cause (syntax, wrong
  * columns, two rows for one profile in a trait, timeout, an attempt to
  * write); the stage is then empty.
