@@ -77,7 +77,9 @@ static const char chg_sql[] = CHG_TABLE
 	"  (SELECT m.profile_id, m.value, m.since, m.targets"
 	"   FROM audsync.snapshot_members m"
 	"   WHERE m.sync_id = $1 AND m.profile_id = d.old_p OFFSET 0) m"
-	"  WHERE d.old_p IS NOT NULL) o ON o.profile_id = n.profile_id";
+	"  WHERE d.old_p IS NOT NULL) o ON o.profile_id = n.profile_id"
+	/* Equal values differ only if checksums were computed apart. */
+	" WHERE n.value IS DISTINCT FROM o.value";
 
 /* Unchanged members with identifiers added since the last run: by
  * created_at, or by load time for rows backfilled with older dates. */
