@@ -21,20 +21,21 @@
  * rows ($2: keep the unchanged too).
  */
 #define CHG_TABLE "CREATE TEMP TABLE audsync_chg ON COMMIT DROP AS"
-#define FULL_SQL(stage)                                                                                                     \
-	" SELECT d.profile_id, d.old, d.new, m.since,"                                                                      \
-	"  m.targets AS old_targets, d.kind"                                                                                \
-	" FROM (SELECT coalesce(s.profile_id, m.profile_id) AS profile_id,"                                                 \
-	"  m.value AS old, s.value AS new,"                                                                                 \
-	"  CASE WHEN m.profile_id IS NULL THEN 'enter'"                                                                     \
-	"   WHEN s.profile_id IS NULL THEN 'exit'"                                                                          \
-	"   WHEN m.value <> s.value THEN 'change' ELSE 'resend' END AS kind"                                                \
-	"  FROM (SELECT " stage " profile_id, value"                                                                        \
-	"   FROM pg_temp.audsync_stage) s FULL JOIN (SELECT profile_id, value"                                              \
-	"   FROM audsync.snapshot_members WHERE sync_id = $1) m"                                                            \
-	"   ON m.profile_id = s.profile_id"                                                                                 \
-	"  WHERE $2::boolean OR m.value IS DISTINCT FROM s.value) d" /* The wide columns only for the rows that changed. */ \
-	" LEFT JOIN audsync.snapshot_members m ON d.old IS NOT NULL"                                                        \
+/* The wide columns are read only for the rows that changed. */
+#define FULL_SQL(stage)                                                        \
+	" SELECT d.profile_id, d.old, d.new, m.since,"                         \
+	"  m.targets AS old_targets, d.kind"                                   \
+	" FROM (SELECT coalesce(s.profile_id, m.profile_id) AS profile_id,"    \
+	"  m.value AS old, s.value AS new,"                                    \
+	"  CASE WHEN m.profile_id IS NULL THEN 'enter'"                        \
+	"   WHEN s.profile_id IS NULL THEN 'exit'"                             \
+	"   WHEN m.value <> s.value THEN 'change' ELSE 'resend' END AS kind"   \
+	"  FROM (SELECT " stage " profile_id, value"                           \
+	"   FROM pg_temp.audsync_stage) s FULL JOIN (SELECT profile_id, value" \
+	"   FROM audsync.snapshot_members WHERE sync_id = $1) m"               \
+	"   ON m.profile_id = s.profile_id"                                    \
+	"  WHERE $2::boolean OR m.value IS DISTINCT FROM s.value) d"           \
+	" LEFT JOIN audsync.snapshot_members m ON d.old IS NOT NULL"           \
 	"  AND m.sync_id = $1 AND m.profile_id = d.profile_id"
 
 /* An audience's stage may name a profile twice; a trait's may not. */

@@ -15,7 +15,11 @@
 #define TEXTOID		  25
 #define MAX_TRAIT_COLUMNS 64
 
-/* h: the checksum of (profile_id, value), as snapshot_members.h. */
+/* h: the checksum of (profile_id, value), as snapshot_members.h; v is the
+ * value's SQL expression. */
+#define CHECKSUM(v)                                                            \
+	" hashtextextended(d.profile_id::text || E'\\x1f' || (" v ")::text, 7)"
+
 static const char stage_sql[] =
 	"CREATE TEMP TABLE IF NOT EXISTS audsync_stage ("
 	" profile_id text NOT NULL, value jsonb NOT NULL, h bigint NOT NULL)";
@@ -141,11 +145,9 @@ static int build_insert(buf *b, const char **params, int *nparams, PGconn *conn,
 	if (!s->is_trait) {
 		/* $3 is {key: true}. A profile named by several rows stays
 		 * several rows here: the diff makes members distinct where
-		 * it must, which is far cheaper than here for them all. The
-		 * constant part of the checksum is folded once. */
-		buf_puts(b, "SELECT d.profile_id::text, $3::jsonb,"
-			    " hashtextextended(d.profile_id::text"
-			    " || (E'\\x1f' || $3::jsonb::text), 7) FROM ");
+		 * it must, which is far cheaper than here for them all. */
+		buf_puts(b, "SELECT d.profile_id::text, $3::jsonb,");
+		buf_puts(b, CHECKSUM("$3::jsonb") " FROM ");
 		put_definition(b, s->definition_sql);
 		buf_puts(b, " WHERE d.profile_id IS NOT NULL");
 		*nparams = 3;
@@ -153,8 +155,7 @@ static int build_insert(buf *b, const char **params, int *nparams, PGconn *conn,
 	}
 	if (trait_columns(tc, desc, s, err, errlen) != 0)
 		return -1;
-	buf_puts(b, "SELECT d.profile_id::text, x.v, hashtextextended("
-		    "d.profile_id::text || E'\\x1f' || x.v::text, 7) FROM ");
+	buf_puts(b, "SELECT d.profile_id::text, x.v," CHECKSUM("x.v") " FROM ");
 	put_definition(b, s->definition_sql);
 	buf_puts(b, " CROSS JOIN LATERAL (SELECT jsonb_strip_nulls("
 		    "jsonb_build_object(");

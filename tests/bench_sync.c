@@ -86,14 +86,18 @@ static void define(const char *db, const char *base_url)
  */
 static double definition_seconds(const char *db)
 {
-	char *plan = tl_sql_value(
-		db, "EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON)"
-		    " SELECT profile_id FROM audsync.events"
-		    " WHERE event = 'Purchase'"
-		    " AND ts >= now() - interval '30 days' AND ts < now()");
-	const char *p = strstr(plan, "\"Execution Time\":");
-	double ms = p ? atof(p + strlen("\"Execution Time\":")) : -1.0;
+	char sql[1024], *plan;
+	const char *p;
+	double ms;
 
+	snprintf(sql, sizeof(sql),
+		 "PREPARE bench_definition (timestamptz, timestamptz) AS %s;"
+		 "EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) EXECUTE"
+		 " bench_definition (now(), now() - interval '30 days')",
+		 definition);
+	plan = tl_sql_value(db, sql);
+	p = strstr(plan, "\"Execution Time\":");
+	ms = p ? atof(p + strlen("\"Execution Time\":")) : -1.0;
 	free(plan);
 	return ms / 1000.0;
 }
