@@ -18,23 +18,27 @@
  * resync's unchanged member) or newid (an unchanged member that gained
  * identifiers). On a first sync or a resync every member is read: one
  * hash join of the distinct stage against the snapshot's narrow member
- * rows ($2: keep the unchanged too).
+ * rows ($3: keep the unchanged too).
  */
 #define CHG_TABLE "CREATE TEMP TABLE audsync_chg ON COMMIT DROP AS"
-/* The wide columns are read only for the rows that changed. */
+/* An audience's stage leaves every member's value, {key: true}, NULL
+ * (evaluate.c); $2 is the key. */
+#define AUDIENCE_VALUE "jsonb_build_object($2::text, true)"
+/* The wide columns are read only for the rows that changed; old_t is the
+ * snapshot row's address, for forgetting it. */
 #define FULL_SQL(stage)                                                        \
 	" SELECT d.profile_id, d.old, d.new, m.since,"                         \
-	"  m.targets AS old_targets, d.kind"                                   \
+	"  m.targets AS old_targets, d.kind, m.ctid AS old_t"                  \
 	" FROM (SELECT coalesce(s.profile_id, m.profile_id) AS profile_id,"    \
 	"  m.value AS old, s.value AS new,"                                    \
 	"  CASE WHEN m.profile_id IS NULL THEN 'enter'"                        \
 	"   WHEN s.profile_id IS NULL THEN 'exit'"                             \
 	"   WHEN m.value <> s.value THEN 'change' ELSE 'resend' END AS kind"   \
-	"  FROM (SELECT " stage " profile_id, value"                           \
-	"   FROM pg_temp.audsync_stage) s FULL JOIN (SELECT profile_id, value" \
-	"   FROM audsync.snapshot_members WHERE sync_id = $1) m"               \
-	"   ON m.profile_id = s.profile_id"                                    \
-	"  WHERE $2::boolean OR m.value IS DISTINCT FROM s.value) d"           \
+	"  FROM (SELECT " stage " profile_id, coalesce(value,"                 \
+	"   " AUDIENCE_VALUE ") AS value FROM pg_temp.audsync_stage) s"        \
+	"  FULL JOIN (SELECT profile_id, value FROM audsync.snapshot_members"  \
+	"   WHERE sync_id = $1) m ON m.profile_id = s.profile_id"              \
+	"  WHERE $3::boolean OR m.value IS DISTINCT FROM s.value) d"           \
 	" LEFT JOIN audsync.snapshot_members m ON d.old IS NOT NULL"           \
 	"  AND m.sync_id = $1 AND m.profile_id = d.profile_id"
 
@@ -59,25 +63,29 @@ static const char rows_sql[] =
  */
 static const char differ_sql[] =
 	"CREATE TEMP TABLE audsync_d ON COMMIT DROP AS"
-	" SELECT s.profile_id AS new_p, s.value AS new, m.profile_id AS old_p"
-	" FROM pg_temp.audsync_stage s FULL JOIN (SELECT profile_id, h"
+	" SELECT s.profile_id AS new_p, s.value AS new, m.profile_id AS old_p,"
+	"  m.ctid AS old_t"
+	" FROM pg_temp.audsync_stage s FULL JOIN (SELECT ctid, profile_id, h"
 	"  FROM audsync.snapshot_members WHERE sync_id = $1) m"
 	"  ON m.h = s.h AND m.profile_id = s.profile_id"
 	" WHERE s.h IS NULL OR m.h IS NULL";
 
-/* ... then paired per profile, the snapshot's wide columns read by key
- * for those few (OFFSET 0 keeps the lookup a per-row index probe). */
+/* ... then paired per profile, the snapshot's wide columns read for
+ * those few by the row's address (nothing moves them in between; the
+ * key is checked all the same). */
 static const char chg_sql[] = CHG_TABLE
 	" SELECT coalesce(n.profile_id, o.profile_id) AS profile_id,"
 	"  o.value AS old, n.value AS new, o.since, o.targets AS old_targets,"
 	"  CASE WHEN o.profile_id IS NULL THEN 'enter'"
-	"   WHEN n.profile_id IS NULL THEN 'exit' ELSE 'change' END AS kind"
-	" FROM (SELECT DISTINCT new_p AS profile_id, new AS value"
+	"   WHEN n.profile_id IS NULL THEN 'exit' ELSE 'change' END AS kind,"
+	"  o.old_t"
+	" FROM (SELECT DISTINCT new_p AS profile_id,"
+	"  coalesce(new, " AUDIENCE_VALUE ") AS value"
 	"  FROM pg_temp.audsync_d WHERE new_p IS NOT NULL) n"
-	" FULL JOIN (SELECT m.* FROM pg_temp.audsync_d d CROSS JOIN LATERAL"
-	"  (SELECT m.profile_id, m.value, m.since, m.targets"
-	"   FROM audsync.snapshot_members m"
-	"   WHERE m.sync_id = $1 AND m.profile_id = d.old_p OFFSET 0) m"
+	" FULL JOIN (SELECT m.*, d.old_t FROM pg_temp.audsync_d d"
+	"  CROSS JOIN LATERAL (SELECT m.profile_id, m.value, m.since,"
+	"   m.targets FROM audsync.snapshot_members m WHERE m.ctid = d.old_t"
+	"   AND m.sync_id = $1 AND m.profile_id = d.old_p) m"
 	"  WHERE d.old_p IS NOT NULL) o ON o.profile_id = n.profile_id"
 	/* Equal values differ only if checksums were computed apart. */
 	" WHERE n.value IS DISTINCT FROM o.value";
@@ -86,7 +94,8 @@ static const char chg_sql[] = CHG_TABLE
  * created_at, or by load time for rows backfilled with older dates. */
 static const char newid_sql[] =
 	"INSERT INTO audsync_chg"
-	" SELECT m.profile_id, m.value, m.value, m.since, m.targets, 'newid'"
+	" SELECT m.profile_id, m.value, m.value, m.since, m.targets, 'newid',"
+	"  m.ctid"
 	" FROM (SELECT profile_id FROM audsync.external_ids"
 	"  WHERE id_type = ANY ($2::text[]) AND created_at > $3::timestamptz"
 	"  UNION SELECT profile_id FROM audsync.identifier_log"
@@ -169,12 +178,14 @@ enum {
 	OUT_CREATED
 };
 
-/* Everyone whose snapshot row this run rewrites or removes. */
+/* Everyone whose snapshot row this run rewrites or removes, by the rows'
+ * addresses (a TID scan, whatever the statistics say): the diff read
+ * them in this transaction, under the sync's lock, so each address still
+ * names the row it named. */
 static const char forget_sql[] =
 	"WITH gone AS (DELETE FROM audsync.snapshot_members m"
-	" USING audsync_chg c WHERE m.sync_id = $1"
-	" AND m.profile_id = c.profile_id AND c.kind <> 'enter'"
-	" RETURNING 1)"
+	" WHERE m.ctid = ANY (ARRAY(SELECT old_t FROM audsync_chg"
+	"  WHERE old_t IS NOT NULL)) AND m.sync_id = $1 RETURNING 1)"
 	" SELECT count(*) FROM gone";
 
 static const char copy_sql[] =
@@ -759,23 +770,23 @@ static int member_changes(PGconn *conn, const sync_def *s, diff_mode mode,
 			  size_t errlen)
 {
 	const char *full = s->is_trait ? full_trait_sql : full_audience_sql;
-	const char *p[2] = { sync_id, mode == DIFF_FULL ? "t" : "f" };
+	const char *p[3] = { sync_id, s->key, mode == DIFF_FULL ? "t" : "f" };
 	int same, first;
 
 	if (read_rows(conn, sync_id, mk, &same, &first, err, errlen) != 0)
 		return -1;
 	if (mode == DIFF_FULL || first)
-		return db_exec(conn, "diff: members", full, 2, p, err, errlen);
+		return db_exec(conn, "diff: members", full, 3, p, err, errlen);
 	if (same) /* nothing changed: the table, empty */
 		return db_exec(conn, "diff: members",
-			       CHG_TABLE FULL_SQL("") " WITH NO DATA", 2, p,
+			       CHG_TABLE FULL_SQL("") " WITH NO DATA", 3, p,
 			       err, errlen);
 	if (db_exec(conn, "diff: members", differ_sql, 1, p, err, errlen) !=
 		    0 ||
 	    db_exec(conn, "diff: analyze", "ANALYZE pg_temp.audsync_d", 0, NULL,
 		    err, errlen) != 0)
 		return -1;
-	return db_exec(conn, "diff: members", chg_sql, 1, p, err, errlen);
+	return db_exec(conn, "diff: members", chg_sql, 2, p, err, errlen);
 }
 
 /* Finds the profiles that changed or gained identifiers, and removes

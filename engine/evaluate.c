@@ -22,7 +22,7 @@
 
 static const char stage_sql[] =
 	"CREATE TEMP TABLE IF NOT EXISTS audsync_stage ("
-	" profile_id text NOT NULL, value jsonb NOT NULL, h bigint NOT NULL)";
+	" profile_id text NOT NULL, value jsonb, h bigint NOT NULL)";
 
 /* A trait has one row per profile; an index would cost more than this
  * one pass over the stage. */
@@ -143,10 +143,12 @@ static int build_insert(buf *b, const char **params, int *nparams, PGconn *conn,
 	buf_puts(b,
 		 "INSERT INTO pg_temp.audsync_stage (profile_id, value, h) ");
 	if (!s->is_trait) {
-		/* $3 is {key: true}. A profile named by several rows stays
-		 * several rows here: the diff makes members distinct where
-		 * it must, which is far cheaper than here for them all. */
-		buf_puts(b, "SELECT d.profile_id::text, $3::jsonb,");
+		/* $3 is {key: true}, every member's value: the stage keeps
+		 * it NULL, a third narrower, and the diff reads it back as
+		 * STAGE_VALUE. A profile named by several rows stays several
+		 * rows here: the diff makes members distinct where it must,
+		 * which is far cheaper than here for them all. */
+		buf_puts(b, "SELECT d.profile_id::text, NULL::jsonb,");
 		buf_puts(b, CHECKSUM("$3::jsonb") " FROM ");
 		put_definition(b, s->definition_sql);
 		buf_puts(b, " WHERE d.profile_id IS NOT NULL");
