@@ -132,38 +132,60 @@ static const char counts_sql[] =
 	" FROM audsync_chg";
 
 /*
- * The changed profiles with their current identifiers, a profile's rows
- * together and in identifier created_at order; the engine picks targets
- * and distinct_ids from them (emit_profile()). The value column is
- * {key: bool} for an audience; for a trait the whole value, or on a change
- * or exit only the keys that changed (null when gone). time: the
- * transition's as-of time, or for a re-send the original one.
+ * Up to ID_LIST_MAX changed profiles (a normal run's few) have their
+ * identifiers looked up by a list of them: a scan of external_ids with a
+ * hashed list, which PostgreSQL may spread over several cores (a cursor
+ * cannot be, and helpers cannot read a temporary table). More (a first
+ * sync, a resync) are joined with the whole table, where a list would
+ * cost more than it saves.
  */
-static const char out_sql[] =
-	"DECLARE audsync_out NO SCROLL CURSOR FOR"
-	" SELECT c.profile_id, c.kind, c.delta, c.time_ms, c.snap_since,"
-	"  c.old_targets, c.new_text, e.id_type, e.id_value,"
-	"  (extract(epoch FROM e.created_at) * 1000000)::bigint"
-	/* Per profile once, before the join multiplies the rows. */
-	" FROM (SELECT profile_id, kind, old_targets, new::text AS new_text,"
-	"  (CASE WHEN NOT $3::boolean"
-	"    THEN jsonb_build_object($2::text, kind <> 'exit')"
-	"   WHEN kind IN ('change', 'exit') THEN (SELECT"
-	"    jsonb_object_agg(k, new -> k) FROM (SELECT jsonb_object_keys("
-	"    new) UNION SELECT jsonb_object_keys(old)) AS ks (k)"
-	"    WHERE new -> k IS DISTINCT FROM old -> k)"
-	"   ELSE new END)::text AS delta,"
-	"  (extract(epoch FROM CASE WHEN kind IN ('resend', 'newid')"
-	"   THEN since ELSE $1::timestamptz END) * 1000)::bigint AS time_ms,"
-	"  CASE WHEN kind IN ('resend', 'newid') THEN since"
-	"   ELSE $1::timestamptz END AS snap_since"
-	/* OFFSET 0: computed per profile, not per joined row. */
-	"  FROM audsync_chg OFFSET 0) c"
-	" LEFT JOIN audsync.external_ids e"
-	"  ON e.profile_id = c.profile_id AND e.id_type = ANY ($4::text[])"
-	/* A profile's rows together is all the order needed: the engine
-	 * puts its identifiers in created_at order itself. */
-	" ORDER BY c.profile_id COLLATE \"C\"";
+#define ID_LIST_MAX "50000"
+
+static const char id_list_sql[] =
+	"SELECT count(*), array_agg(profile_id)::text FROM (SELECT profile_id"
+	" FROM audsync_chg LIMIT " ID_LIST_MAX " + 1) c";
+
+static const char ids_sql[] =
+	"CREATE TEMP TABLE audsync_ids ON COMMIT DROP AS"
+	" SELECT profile_id, id_type, id_value, created_at"
+	" FROM audsync.external_ids"
+	" WHERE profile_id = ANY ($1::text[]) AND id_type = ANY ($2::text[])";
+
+/*
+ * The changed profiles with their current identifiers (from ids: the
+ * table, or the few looked up above), a profile's rows together (all the
+ * order needed: the engine puts a profile's identifiers in created_at
+ * order itself); the engine picks targets and distinct_ids from them
+ * (emit_profile()). The value column is {key: bool} for an audience; for
+ * a trait the whole value, or on a change or exit only the keys that
+ * changed (null when gone). time: the transition's as-of time, or for a
+ * re-send the original one. OFFSET 0: the columns are computed per
+ * profile, before the join multiplies the rows.
+ */
+#define OUT_SQL(ids)                                                           \
+	"DECLARE audsync_out NO SCROLL CURSOR FOR"                             \
+	" SELECT c.profile_id, c.kind, c.delta, c.time_ms, c.snap_since,"      \
+	"  c.old_targets, c.new_text, e.id_type, e.id_value,"                  \
+	"  (extract(epoch FROM e.created_at) * 1000000)::bigint"               \
+	" FROM (SELECT profile_id, kind, old_targets, new::text AS new_text,"  \
+	"  (CASE WHEN NOT $3::boolean"                                         \
+	"    THEN jsonb_build_object($2::text, kind <> 'exit')"                \
+	"   WHEN kind IN ('change', 'exit') THEN (SELECT"                      \
+	"    jsonb_object_agg(k, new -> k) FROM (SELECT jsonb_object_keys("    \
+	"    new) UNION SELECT jsonb_object_keys(old)) AS ks (k)"              \
+	"    WHERE new -> k IS DISTINCT FROM old -> k)"                        \
+	"   ELSE new END)::text AS delta,"                                     \
+	"  (extract(epoch FROM CASE WHEN kind IN ('resend', 'newid')"          \
+	"   THEN since ELSE $1::timestamptz END) * 1000)::bigint AS time_ms,"  \
+	"  CASE WHEN kind IN ('resend', 'newid') THEN since"                   \
+	"   ELSE $1::timestamptz END AS snap_since"                            \
+	"  FROM audsync_chg OFFSET 0) c"                                       \
+	" LEFT JOIN " ids " e"                                                 \
+	"  ON e.profile_id = c.profile_id AND e.id_type = ANY ($4::text[])"    \
+	" ORDER BY c.profile_id COLLATE \"C\""
+
+static const char out_table_sql[] = OUT_SQL("audsync.external_ids");
+static const char out_list_sql[] = OUT_SQL("pg_temp.audsync_ids");
 
 enum {
 	OUT_PROFILE,
@@ -689,6 +711,32 @@ static int fetch_loop(emitter *e, char *err, size_t errlen)
 	return 0;
 }
 
+/* Opens the cursor of the calls, looking the identifiers of a few
+ * changed profiles up first (ID_LIST_MAX). */
+static int open_calls(PGconn *conn, const sync_def *s, const char **p,
+		      char *err, size_t errlen)
+{
+	PGresult *r = db_query(conn, "diff: identifiers", id_list_sql, 0, NULL,
+			       err, errlen);
+	const char *ids[2] = { NULL, id_types(s) };
+	const char *out = out_table_sql;
+	int rc = 0;
+
+	if (!r)
+		return -1;
+	if (atoll(PQgetvalue(r, 0, 0)) <= atoll(ID_LIST_MAX) &&
+	    !PQgetisnull(r, 0, 1)) {
+		ids[0] = PQgetvalue(r, 0, 1);
+		rc = db_exec(conn, "diff: identifiers", ids_sql, 2, ids, err,
+			     errlen);
+		out = out_list_sql;
+	}
+	PQclear(r);
+	if (rc != 0)
+		return -1;
+	return db_exec(conn, "diff: calls", out, 4, p, err, errlen);
+}
+
 /* Streams the calls and the new snapshot rows of every changed profile. */
 static int stream_calls(diff_counts *out, PGconn *conn, const sync_def *s,
 			long long run_id, FILE *dry_run, char *err,
@@ -707,7 +755,7 @@ static int stream_calls(diff_counts *out, PGconn *conn, const sync_def *s,
 		conn, s->dest->id, s->dest->name, s->id, run_id,
 		s->mode == SYNC_MODE_TRACK ? MP_EP_IMPORT : MP_EP_ENGAGE,
 		dry_run);
-	if (db_exec(conn, "diff: calls", out_sql, 4, p, err, errlen) != 0 ||
+	if (open_calls(conn, s, p, err, errlen) != 0 ||
 	    fetch_loop(&e, err, errlen) != 0 ||
 	    db_exec(conn, "diff: calls", "CLOSE audsync_out", 0, NULL, err,
 		    errlen) != 0 ||

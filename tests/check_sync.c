@@ -1750,11 +1750,52 @@ START_TEST(many_small_changes_over_many_runs_all_reach_mixpanel)
 }
 END_TEST
 
+/* More changed profiles than the engine looks identifiers up for by a
+ * list (diff.c, ID_LIST_MAX) take the join with the whole table: every
+ * one of them arrives all the same, each with its email. */
+START_TEST(a_first_sync_of_fifty_thousand_members_reaches_every_one)
+{
+	json_object *st, *profiles;
+	int n = 50100, i, missing = 0;
+
+	tl_sql(db, "INSERT INTO audsync.external_ids SELECT 'p' || g,"
+		   " 'user_id', 'u' || g, now() - interval '9 days'"
+		   " FROM generate_series(1, 50100) g;"
+		   "INSERT INTO audsync.external_ids SELECT 'p' || g,"
+		   " 'email', 'e' || g || '@x.com', now() - interval '8 days'"
+		   " FROM generate_series(1, 50100, 50) g");
+	add_everyone_audience("Everyone", "everyone");
+	run_ok(NULL);
+	ck_assert_int_eq(run_int("everyone", "entered"), n);
+	ck_assert_int_eq(mpctl_counter(fake, "updates_applied"), n + n / 50);
+	ck_assert_int_eq(mpctl_state(&st, fake), 0);
+	ck_assert(json_object_object_get_ex(st, "profiles", &profiles));
+	for (i = 1; i <= n; i++) {
+		char did[32], want[64];
+		json_object *p = NULL, *v = NULL;
+
+		snprintf(did, sizeof(did), "u%d", i);
+		snprintf(want, sizeof(want), "e%d@x.com", i);
+		if (!json_object_object_get_ex(profiles, did, &p) ||
+		    !json_object_object_get_ex(p, "everyone", &v) ||
+		    !json_object_get_boolean(v))
+			missing++;
+		else if (i % 50 == 1 &&
+			 (!json_object_object_get_ex(p, "$email", &v) ||
+			  strcmp(json_object_get_string(v), want) != 0))
+			missing++;
+	}
+	json_object_put(st);
+	ck_assert_int_eq(missing, 0);
+}
+END_TEST
+
 static Suite *sync_suite(void)
 {
 	const TTest *tests[] = {
 		first_sync_sets_the_audience_on_every_member,
 		many_small_changes_over_many_runs_all_reach_mixpanel,
+		a_first_sync_of_fifty_thousand_members_reaches_every_one,
 		members_who_leave_get_false_and_newcomers_get_true,
 		an_exit_reaches_the_distinct_id_the_member_was_given,
 		a_run_without_changes_sends_nothing,
