@@ -46,15 +46,14 @@
 static const char full_audience_sql[] = CHG_TABLE FULL_SQL("DISTINCT");
 static const char full_trait_sql[] = CHG_TABLE FULL_SQL("");
 
-/* The stage's count and checksum sum, whether they equal the last run's
+/* Whether the stage's count and checksum sum ($2, $3) are the last run's
  * (then nothing changed: sql/004_rows_checksum.sql), and the size of the
  * snapshot. */
 static const char rows_sql[] =
-	"SELECT x.n, x.s, coalesce(st.rows_count = x.n"
-	"  AND st.rows_sum = x.s, false), coalesce(st.snap_count, 0)"
-	" FROM (SELECT count(*) AS n, coalesce(sum(h), 0) AS s"
-	"  FROM pg_temp.audsync_stage) x"
-	" LEFT JOIN audsync.sync_state st ON st.sync_id = $1";
+	"SELECT coalesce(st.rows_count = $2::bigint"
+	"  AND st.rows_sum = $3::numeric, false), coalesce(st.snap_count, 0)"
+	" FROM (SELECT $1::integer AS id) x"
+	" LEFT JOIN audsync.sync_state st ON st.sync_id = x.id";
 
 /*
  * Otherwise only the rows that differ are looked at: the stage's rows the
@@ -238,8 +237,7 @@ typedef struct diff_marks {
 	char snapshot[4096]; /* taken before new identifiers were looked
 			      * for; "" on a first sync or a resync */
 	char removed_n[24];  /* snapshot rows removed */
-	char rows_n[24];     /* the stage's count and checksum sum */
-	char rows_sum[64];
+	const stage_sums *sums;
 } diff_marks;
 
 /* The identifier types a sync sends to, as a SQL array literal. */
@@ -793,20 +791,19 @@ static int find_new_identifiers(PGconn *conn, const sync_def *s,
 	return rc;
 }
 
-/* Reads the stage's count and checksum sum into mk; *same is 1 when
- * they are the last run's, *first when the snapshot is empty. */
-static int read_rows(PGconn *conn, const char *sync_id, diff_marks *mk,
+/* *same is 1 when the stage's sums are the last run's, *first when the
+ * snapshot is empty. */
+static int read_rows(PGconn *conn, const char *sync_id, const diff_marks *mk,
 		     int *same, int *first, char *err, size_t errlen)
 {
-	PGresult *r = db_query(conn, "diff: checksum", rows_sql, 1, &sync_id,
-			       err, errlen);
+	const char *p[3] = { sync_id, mk->sums->rows, mk->sums->sum };
+	PGresult *r =
+		db_query(conn, "diff: checksum", rows_sql, 3, p, err, errlen);
 
 	if (!r)
 		return -1;
-	snprintf(mk->rows_n, sizeof(mk->rows_n), "%s", PQgetvalue(r, 0, 0));
-	snprintf(mk->rows_sum, sizeof(mk->rows_sum), "%s", PQgetvalue(r, 0, 1));
-	*same = PQgetvalue(r, 0, 2)[0] == 't';
-	*first = atoll(PQgetvalue(r, 0, 3)) == 0;
+	*same = PQgetvalue(r, 0, 0)[0] == 't';
+	*first = atoll(PQgetvalue(r, 0, 1)) == 0;
 	PQclear(r);
 	return 0;
 }
@@ -891,8 +888,8 @@ static int save_state(diff_counts *out, PGconn *conn, const sync_def *s,
 	const char *p[7] = {
 		sync_id,       s->as_of,
 		run,	       mk->snapshot[0] ? mk->snapshot : NULL,
-		mk->removed_n, mk->rows_n,
-		mk->rows_sum
+		mk->removed_n, mk->sums->rows,
+		mk->sums->sum
 	};
 	PGresult *r;
 
@@ -911,12 +908,13 @@ static int save_state(diff_counts *out, PGconn *conn, const sync_def *s,
 }
 
 int diff_apply(diff_counts *out, PGconn *conn, const sync_def *s,
-	       long long run_id, diff_mode mode, FILE *dry_run, char *err,
-	       size_t errlen)
+	       const stage_sums *sums, long long run_id, diff_mode mode,
+	       FILE *dry_run, char *err, size_t errlen)
 {
 	diff_marks mk;
 
 	memset(&mk, 0, sizeof(mk));
+	mk.sums = sums;
 	if (find_changes(conn, s, mode, &mk, err, errlen) != 0 ||
 	    count_changes(out, conn, err, errlen) != 0 ||
 	    stream_calls(out, conn, s, run_id, dry_run, err, errlen) != 0 ||

@@ -133,15 +133,18 @@ static int trait_columns(trait_cols *tc, const PGresult *desc,
 	return 0;
 }
 
-/* Builds the INSERT that loads the stage; params[2..] are the keys. */
+#define SUMS_SQL " RETURNING h) SELECT count(*), coalesce(sum(h), 0) FROM ins"
+
+/* Builds the INSERT that loads the stage, counting and summing the
+ * checksums of its rows as they pass; params[2..] are the keys. */
 static int build_insert(buf *b, const char **params, int *nparams, PGconn *conn,
 			const PGresult *desc, const sync_def *s, trait_cols *tc,
 			char *err, size_t errlen)
 {
 	int i;
 
-	buf_puts(b,
-		 "INSERT INTO pg_temp.audsync_stage (profile_id, value, h) ");
+	buf_puts(b, "WITH ins AS (INSERT INTO pg_temp.audsync_stage"
+		    " (profile_id, value, h) ");
 	if (!s->is_trait) {
 		/* $3 is {key: true}, every member's value: the stage keeps
 		 * it NULL, a third narrower, and the diff reads it back as
@@ -153,6 +156,7 @@ static int build_insert(buf *b, const char **params, int *nparams, PGconn *conn,
 		put_definition(b, s->definition_sql);
 		buf_puts(b, " WHERE d.profile_id IS NOT NULL");
 		*nparams = 3;
+		buf_puts(b, SUMS_SQL);
 		return 0;
 	}
 	if (trait_columns(tc, desc, s, err, errlen) != 0)
@@ -170,6 +174,7 @@ static int build_insert(buf *b, const char **params, int *nparams, PGconn *conn,
 	buf_puts(b, ")) AS v) AS x WHERE d.profile_id IS NOT NULL"
 		    " AND x.v <> '{}'::jsonb");
 	*nparams = tc->n + 2;
+	buf_puts(b, SUMS_SQL);
 	return 0;
 }
 
@@ -262,7 +267,7 @@ static const char *statement_timeout(void)
 }
 
 /* Runs the load in its own read-only transaction. */
-static int run_insert(long long *out, PGconn *conn, const sync_def *s,
+static int run_insert(stage_sums *out, PGconn *conn, const sync_def *s,
 		      const char *sql, int nparams, const char **params,
 		      char *err, size_t errlen)
 {
@@ -282,11 +287,12 @@ static int run_insert(long long *out, PGconn *conn, const sync_def *s,
 		    &timeout, err, errlen) != 0)
 		goto out;
 	res = PQexecParams(conn, sql, nparams, types, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		definition_error(err, errlen, conn, res, s, timeout);
 		goto out;
 	}
-	*out = atoll(PQcmdTuples(res));
+	snprintf(out->rows, sizeof(out->rows), "%s", PQgetvalue(res, 0, 0));
+	snprintf(out->sum, sizeof(out->sum), "%s", PQgetvalue(res, 0, 1));
 	if (s->is_trait && check_duplicates(conn, s, err, errlen) != 0)
 		goto out;
 	rc = db_exec(conn, "evaluate", "COMMIT", 0, NULL, err, errlen);
@@ -297,7 +303,7 @@ out:
 	return rc;
 }
 
-int evaluate_sync(long long *out, PGconn *conn, const sync_def *s, char *err,
+int evaluate_sync(stage_sums *out, PGconn *conn, const sync_def *s, char *err,
 		  size_t errlen)
 {
 	const char *params[MAX_TRAIT_COLUMNS + 2];

@@ -161,16 +161,16 @@ static int reset_snapshot(PGconn *conn, const sync_def *s, char *err,
 /* The diff, the outbox rows, the snapshot and the run row: one
  * transaction, so nothing decided is lost and nothing is decided twice. */
 static int decide(diff_counts *c, PGconn *conn, const sync_def *s,
-		  long long run_id, const run_request *rq, char *err,
-		  size_t errlen)
+		  const stage_sums *sums, long long run_id,
+		  const run_request *rq, char *err, size_t errlen)
 {
 	diff_mode mode = rq->kind == RUN_FULL ? DIFF_FULL : DIFF_CHANGES;
 
 	if (db_exec(conn, "run", "BEGIN", 0, NULL, err, errlen) != 0)
 		return -1;
 	if ((rq->reset && reset_snapshot(conn, s, err, errlen) != 0) ||
-	    diff_apply(c, conn, s, run_id, mode, rq->dry_run, err, errlen) !=
-		    0 ||
+	    diff_apply(c, conn, s, sums, run_id, mode, rq->dry_run, err,
+		       errlen) != 0 ||
 	    (!rq->dry_run && finish_run(conn, run_id, c, err, errlen) != 0))
 		goto fail;
 	if (db_exec(conn, "run", rq->dry_run ? "ROLLBACK" : "COMMIT", 0, NULL,
@@ -211,7 +211,8 @@ static int run_one(run_totals *t, PGconn *conn, const sync_def *s,
 {
 	char why[1024];
 	diff_counts c = { 0 };
-	long long run_id = 0, rows = 0;
+	stage_sums sums;
+	long long run_id = 0;
 	int locked, rc = 1;
 
 	locked = lock_sync(conn, s->id, 1, err, errlen);
@@ -232,9 +233,9 @@ static int run_one(run_totals *t, PGconn *conn, const sync_def *s,
 	}
 	c.started = now_seconds();
 	if (config_sync_problem(s, why, sizeof(why)) ||
-	    evaluate_sync(&rows, conn, s, why, sizeof(why)) != 0 ||
+	    evaluate_sync(&sums, conn, s, why, sizeof(why)) != 0 ||
 	    (c.evaluated = now_seconds()) < 0 ||
-	    decide(&c, conn, s, run_id, rq, why, sizeof(why)) != 0) {
+	    decide(&c, conn, s, &sums, run_id, rq, why, sizeof(why)) != 0) {
 		log_error("sync run failed", "computation", s->key,
 			  "destination", s->dest->name, "error", why);
 		if (!rq->dry_run)

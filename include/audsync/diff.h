@@ -3,6 +3,7 @@
 #define AUDSYNC_DIFF_H
 
 #include "audsync/config.h"
+#include "audsync/evaluate.h"
 
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -28,7 +29,7 @@ typedef enum diff_mode {
 } diff_mode;
 
 /*
- * Diffs the stage (evaluate_sync()) against s's snapshot inside
+ * Diffs the stage (evaluate_sync(), which gave its sums) against s's snapshot inside
  * PostgreSQL, per profile first and per identifier only for the profiles
  * that changed or gained identifiers; streams the resulting targets
  * through a cursor, turns them into Mixpanel records (DESIGN.md section 6)
@@ -39,7 +40,8 @@ typedef enum diff_mode {
  * distinct members after the run. Returns 0, or -1 with err set.
  */
 int diff_apply(diff_counts *out, PGconn *conn, const sync_def *s,
-	       long long run_id, diff_mode mode, FILE *dry_run, char *err,
-	       size_t errlen) __attribute__((warn_unused_result));
+	       const stage_sums *sums, long long run_id, diff_mode mode,
+	       FILE *dry_run, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 
 #endif

@@ -10,6 +10,14 @@
  * (any PostgreSQL duration, e.g. "30s") overrides it. */
 #define EVALUATE_DEFAULT_TIMEOUT "10min"
 
+/* What an evaluation leaves beside its stage: the count of its rows and
+ * the sum of their checksums h, as decimal text (sql/004_rows_checksum.sql:
+ * equal to the last run's, nothing changed). */
+typedef struct stage_sums {
+	char rows[24];
+	char sum[64];
+} stage_sums;
+
 /*
  * Runs s's definition_sql with $1 = s->as_of and $2 = s->window_start in a
  * read-only transaction with a statement timeout, and loads its result
@@ -19,12 +27,12 @@
  * {key: value, ...} per profile with a trait (null values left out), and
  * h the checksum of (profile_id, value) as in snapshot_members. It has no
  * index, since nothing looks rows up by key. The rows never leave
- * PostgreSQL. *out is the number of rows. Returns 0, or -1 with
+ * PostgreSQL. *out gets the stage's sums. Returns 0, or -1 with
  * one line in err naming the computation and the cause (syntax, wrong
  * columns, two rows for one profile in a trait, timeout, an attempt to
  * write); the stage is then empty.
  */
-int evaluate_sync(long long *out, PGconn *conn, const sync_def *s, char *err,
+int evaluate_sync(stage_sums *out, PGconn *conn, const sync_def *s, char *err,
 		  size_t errlen) __attribute__((warn_unused_result));
 
 /* Checks s's definition without running it: it parses, returns a
