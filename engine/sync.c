@@ -203,6 +203,41 @@ static void log_run(const sync_def *s, const diff_counts *c, int dry_run)
 		 v[6], "diff_s", v[7]);
 }
 
+/* Whether the snapshot holds at least twice the rows its statistics say
+ * (a first sync or a resync just wrote them; autovacuum has not come). */
+static const char stale_sql[] =
+	"SELECT c.reltuples * 2 < n.rows AND n.rows >= 10000"
+	" FROM pg_class c, (SELECT coalesce(sum(snap_count), 0) AS rows"
+	"  FROM audsync.sync_state) n"
+	" WHERE c.oid = 'audsync.snapshot_members'::regclass";
+
+/*
+ * Refreshes the snapshot's statistics when it has outgrown them, before
+ * the diff is planned: planned for the few rows the statistics still
+ * show, a diff of half a million members reads them through the index
+ * and hashes the wrong side. Autovacuum would analyze it too, within a
+ * minute; this does not wait for it. A failure costs nothing but the
+ * better plan.
+ */
+static void refresh_snapshot_stats(PGconn *conn)
+{
+	char err[512];
+	PGresult *r = db_query(conn, "snapshot: statistics", stale_sql, 0, NULL,
+			       err, sizeof(err));
+	int stale;
+
+	if (!r) {
+		log_warn("snapshot statistics not refreshed", "error", err);
+		return;
+	}
+	stale = PQgetvalue(r, 0, 0)[0] == 't';
+	PQclear(r);
+	if (stale && db_exec(conn, "snapshot: statistics",
+			     "ANALYZE audsync.snapshot_members", 0, NULL, err,
+			     sizeof(err)) != 0)
+		log_warn("snapshot statistics not refreshed", "error", err);
+}
+
 /* Evaluates and decides one sync under its lock. Returns 0 when it ran,
  * 1 when it failed (recorded), 2 when another process holds it, -1 when
  * the database failed. */
@@ -233,18 +268,22 @@ static int run_one(run_totals *t, PGconn *conn, const sync_def *s,
 	}
 	c.started = now_seconds();
 	if (config_sync_problem(s, why, sizeof(why)) ||
-	    evaluate_sync(&sums, conn, s, why, sizeof(why)) != 0 ||
-	    (c.evaluated = now_seconds()) < 0 ||
-	    decide(&c, conn, s, &sums, run_id, rq, why, sizeof(why)) != 0) {
-		log_error("sync run failed", "computation", s->key,
-			  "destination", s->dest->name, "error", why);
-		if (!rq->dry_run)
-			fail_run(conn, run_id, c.members, why);
-		goto out;
-	}
+	    evaluate_sync(&sums, conn, s, why, sizeof(why)) != 0)
+		goto failed;
+	c.evaluated = now_seconds();
+	if (!rq->dry_run)
+		refresh_snapshot_stats(conn);
+	if (decide(&c, conn, s, &sums, run_id, rq, why, sizeof(why)) != 0)
+		goto failed;
 	log_run(s, &c, rq->dry_run != NULL);
 	t->calls += c.calls;
 	rc = 0;
+	goto out;
+failed:
+	log_error("sync run failed", "computation", s->key, "destination",
+		  s->dest->name, "error", why);
+	if (!rq->dry_run)
+		fail_run(conn, run_id, c.members, why);
 out:
 	if (lock_sync(conn, s->id, 0, err, errlen) < 0)
 		rc = -1;
