@@ -58,12 +58,12 @@ static const char rows_sql[] =
 /*
  * Otherwise only the rows that differ are looked at: the stage's rows the
  * snapshot does not hold and the snapshot's rows the stage does not, by
- * one hash join on the narrow checksum and profile_id ...
+ * one hash join on the narrow checksum and profile_id (a trait's: an
+ * audience's rows were joined so as they came, evaluate.c) ...
  */
 static const char differ_sql[] =
-	"CREATE TEMP TABLE audsync_d ON COMMIT DROP AS"
-	" SELECT s.profile_id AS new_p, s.value AS new, m.profile_id AS old_p,"
-	"  m.ctid AS old_t"
+	"INSERT INTO pg_temp.audsync_d (new_p, new, old_p, old_t)"
+	" SELECT s.profile_id, s.value, m.profile_id, m.ctid"
 	" FROM pg_temp.audsync_stage s FULL JOIN (SELECT ctid, profile_id, h"
 	"  FROM audsync.snapshot_members WHERE sync_id = $1) m"
 	"  ON m.h = s.h AND m.profile_id = s.profile_id"
@@ -826,8 +826,9 @@ static int member_changes(PGconn *conn, const sync_def *s, diff_mode mode,
 		return db_exec(conn, "diff: members",
 			       CHG_TABLE FULL_SQL("") " WITH NO DATA", 3, p,
 			       err, errlen);
-	if (db_exec(conn, "diff: members", differ_sql, 1, p, err, errlen) !=
-		    0 ||
+	/* An audience's rows were diffed as they came (evaluate.c). */
+	if ((!mk->sums->differed && db_exec(conn, "diff: members", differ_sql,
+					    1, p, err, errlen) != 0) ||
 	    db_exec(conn, "diff: analyze", "ANALYZE pg_temp.audsync_d", 0, NULL,
 		    err, errlen) != 0)
 		return -1;

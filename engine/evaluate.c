@@ -20,9 +20,44 @@
 #define CHECKSUM(v)                                                            \
 	" hashtextextended(d.profile_id::text || E'\\x1f' || (" v ")::text, 7)"
 
-static const char stage_sql[] =
+/* The stage, and the rows of the diff (diff.c), empty. */
+static const char *const stage_sql[] = {
 	"CREATE TEMP TABLE IF NOT EXISTS audsync_stage ("
-	" profile_id text NOT NULL, value jsonb, h bigint NOT NULL)";
+	" profile_id text NOT NULL, value jsonb, h bigint NOT NULL)",
+	"CREATE TEMP TABLE IF NOT EXISTS audsync_d ("
+	" new_p text, new jsonb, old_p text, old_t tid)",
+	"TRUNCATE pg_temp.audsync_stage, pg_temp.audsync_d"
+};
+
+/*
+ * An audience's rows are diffed as they come, not staged first, unless
+ * the run reads every member ($5: a resync) or the snapshot is empty (a
+ * first sync): then they are staged for diff.c. The rows are held once,
+ * in memory (r), and counted and summed (x) to compare with the last
+ * run's (k.same: nothing changed, nothing joined). Otherwise one hash
+ * join on (checksum, profile_id) keeps, in audsync_d, the rows the
+ * snapshot lacks and the snapshot rows the definition no longer names,
+ * with their addresses (diff.c). $3 is {key: true}, left NULL in the
+ * stage; $4 the sync. The statement starts with WITH r AS MATERIALIZED
+ * (SELECT profile_id, h FROM the definition.
+ */
+#define AUDIENCE_TAIL                                                           \
+	" WHERE d.profile_id IS NOT NULL),"                                     \
+	" x AS (SELECT count(*) AS n, coalesce(sum(h), 0) AS s FROM r),"        \
+	" k AS (SELECT $5::boolean OR coalesce(st.snap_count, 0) = 0 AS stage," \
+	"  coalesce(st.rows_count = x.n AND st.rows_sum = x.s, false) AS same"  \
+	"  FROM x LEFT JOIN audsync.sync_state st"                              \
+	"  ON st.sync_id = $4::integer),"                                       \
+	" staged AS (INSERT INTO pg_temp.audsync_stage (profile_id, h)"         \
+	"  SELECT profile_id, h FROM r WHERE (SELECT stage FROM k)),"           \
+	" differed AS (INSERT INTO pg_temp.audsync_d (new_p, old_p, old_t)"     \
+	"  SELECT s.profile_id, m.profile_id, m.ctid FROM r s"                  \
+	"  FULL JOIN (SELECT ctid, profile_id, h"                               \
+	"   FROM audsync.snapshot_members WHERE sync_id = $4::integer) m"       \
+	"  ON m.h = s.h AND m.profile_id = s.profile_id"                        \
+	"  WHERE (s.h IS NULL OR m.h IS NULL)"                                  \
+	"  AND (SELECT NOT stage AND NOT same FROM k))"                         \
+	" SELECT x.n, x.s, NOT k.stage AND NOT k.same FROM x, k"
 
 /* A trait has one row per profile; an index would cost more than this
  * one pass over the stage. */
@@ -133,7 +168,8 @@ static int trait_columns(trait_cols *tc, const PGresult *desc,
 	return 0;
 }
 
-#define SUMS_SQL " RETURNING h) SELECT count(*), coalesce(sum(h), 0) FROM ins"
+#define SUMS_SQL                                                               \
+	" RETURNING h) SELECT count(*), coalesce(sum(h), 0), false FROM ins"
 
 /* Builds the INSERT that loads the stage, counting and summing the
  * checksums of its rows as they pass; params[2..] are the keys. */
@@ -151,12 +187,13 @@ static int build_insert(buf *b, const char **params, int *nparams, PGconn *conn,
 		 * STAGE_VALUE. A profile named by several rows stays several
 		 * rows here: the diff makes members distinct where it must,
 		 * which is far cheaper than here for them all. */
-		buf_puts(b, "SELECT d.profile_id::text, NULL::jsonb,");
-		buf_puts(b, CHECKSUM("$3::jsonb") " FROM ");
+		buf_reset(b);
+		buf_puts(b, "WITH r AS MATERIALIZED (SELECT"
+			    " d.profile_id::text AS profile_id,");
+		buf_puts(b, CHECKSUM("$3::jsonb") " AS h FROM ");
 		put_definition(b, s->definition_sql);
-		buf_puts(b, " WHERE d.profile_id IS NOT NULL");
-		*nparams = 3;
-		buf_puts(b, SUMS_SQL);
+		buf_puts(b, AUDIENCE_TAIL);
+		*nparams = 5;
 		return 0;
 	}
 	if (trait_columns(tc, desc, s, err, errlen) != 0)
@@ -293,6 +330,7 @@ static int run_insert(stage_sums *out, PGconn *conn, const sync_def *s,
 	}
 	snprintf(out->rows, sizeof(out->rows), "%s", PQgetvalue(res, 0, 0));
 	snprintf(out->sum, sizeof(out->sum), "%s", PQgetvalue(res, 0, 1));
+	out->differed = PQgetvalue(res, 0, 2)[0] == 't';
 	if (s->is_trait && check_duplicates(conn, s, err, errlen) != 0)
 		goto out;
 	rc = db_exec(conn, "evaluate", "COMMIT", 0, NULL, err, errlen);
@@ -303,21 +341,22 @@ out:
 	return rc;
 }
 
-int evaluate_sync(stage_sums *out, PGconn *conn, const sync_def *s, char *err,
-		  size_t errlen)
+int evaluate_sync(stage_sums *out, PGconn *conn, const sync_def *s, int every,
+		  char *err, size_t errlen)
 {
-	const char *params[MAX_TRAIT_COLUMNS + 2];
+	const char *params[MAX_TRAIT_COLUMNS + 3];
+	char sync_id[16];
 	trait_cols tc;
 	PGresult *desc = NULL;
 	buf sql, member;
-	int nparams = 0, rc = -1;
+	int nparams = 0, rc = -1, i;
 
 	buf_init(&sql);
 	buf_init(&member);
-	if (db_exec(conn, "stage", stage_sql, 0, NULL, err, errlen) != 0 ||
-	    db_exec(conn, "stage", "TRUNCATE pg_temp.audsync_stage", 0, NULL,
-		    err, errlen) != 0)
-		goto out;
+	for (i = 0; i < 3; i++)
+		if (db_exec(conn, "stage", stage_sql[i], 0, NULL, err,
+			    errlen) != 0)
+			goto out;
 	if (!s->definition_sql) {
 		snprintf(err, errlen, "computation %s: no definition_sql",
 			 s->key);
@@ -334,8 +373,12 @@ int evaluate_sync(stage_sums *out, PGconn *conn, const sync_def *s, char *err,
 	buf_puts(&member, "{");
 	buf_json_str(&member, s->key);
 	buf_puts(&member, ":true}");
-	if (!s->is_trait)
+	snprintf(sync_id, sizeof(sync_id), "%d", s->id);
+	if (!s->is_trait) {
 		params[2] = member.data;
+		params[3] = sync_id;
+		params[4] = every ? "t" : "f";
+	}
 	rc = run_insert(out, conn, s, sql.data, nparams, params, err, errlen);
 out:
 	PQclear(desc);

@@ -268,7 +268,8 @@ static int run_one(run_totals *t, PGconn *conn, const sync_def *s,
 	}
 	c.started = now_seconds();
 	if (config_sync_problem(s, why, sizeof(why)) ||
-	    evaluate_sync(&sums, conn, s, why, sizeof(why)) != 0)
+	    evaluate_sync(&sums, conn, s, rq->kind == RUN_FULL || rq->reset,
+			  why, sizeof(why)) != 0)
 		goto failed;
 	c.evaluated = now_seconds();
 	if (!rq->dry_run)

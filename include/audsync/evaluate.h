@@ -16,24 +16,28 @@
 typedef struct stage_sums {
 	char rows[24];
 	char sum[64];
+	int differed; /* an audience's rows were diffed as they came */
 } stage_sums;
 
 /*
  * Runs s's definition_sql with $1 = s->as_of and $2 = s->window_start in a
- * read-only transaction with a statement timeout, and loads its result
- * into the session's temporary table audsync_stage (profile_id text,
- * value jsonb, h bigint): {key: true} per row naming an audience member
- * (a member named twice stays twice: the diff makes them distinct),
- * {key: value, ...} per profile with a trait (null values left out), and
- * h the checksum of (profile_id, value) as in snapshot_members. It has no
- * index, since nothing looks rows up by key. The rows never leave
- * PostgreSQL. *out gets the stage's sums. Returns 0, or -1 with
- * one line in err naming the computation and the cause (syntax, wrong
- * columns, two rows for one profile in a trait, timeout, an attempt to
- * write); the stage is then empty.
+ * read-only transaction with a statement timeout. Its rows land in the
+ * session's temporary table audsync_stage (profile_id text, value jsonb,
+ * h bigint): {key: value, ...} per profile with a trait (null values left
+ * out), and for an audience a NULL value, {key: true}, per row naming a
+ * member (a member named twice stays twice: the diff makes them
+ * distinct); h is the checksum of (profile_id, value) as in
+ * snapshot_members. An audience's rows are staged only when every member
+ * is read again (every: a resync, or a first sync); otherwise they are
+ * diffed against the snapshot as they come, and only the rows that differ
+ * land, in audsync_d (diff.c), with out->differed set. The rows never
+ * leave PostgreSQL. *out gets their count and checksum sum. Returns 0, or
+ * -1 with one line in err naming the computation and the cause (syntax,
+ * wrong columns, two rows for one profile in a trait, timeout, an attempt
+ * to write); the stage is then empty.
  */
-int evaluate_sync(stage_sums *out, PGconn *conn, const sync_def *s, char *err,
-		  size_t errlen) __attribute__((warn_unused_result));
+int evaluate_sync(stage_sums *out, PGconn *conn, const sync_def *s, int every,
+		  char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /* Checks s's definition without running it: it parses, returns a
  * profile_id, and a trait's columns make keys. Returns 0, or -1 with the
