@@ -845,8 +845,9 @@ static int find_changes(PGconn *conn, const sync_def *s, diff_mode mode,
 	PGresult *r;
 
 	snprintf(sync_id, sizeof(sync_id), "%d", s->id);
-	if (db_exec(conn, "diff: settings", "SET LOCAL work_mem = '256MB'", 0,
-		    NULL, err, errlen) != 0 ||
+	if (db_exec(conn, "diff: settings",
+		    "SET LOCAL work_mem = '" DIFF_WORK_MEM "'", 0, NULL, err,
+		    errlen) != 0 ||
 	    member_changes(conn, s, mode, sync_id, mk, err, errlen) != 0)
 		return -1;
 	if (mode == DIFF_CHANGES &&

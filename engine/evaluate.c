@@ -3,6 +3,7 @@
 
 #include "audsync/buf.h"
 #include "audsync/db.h"
+#include "audsync/diff.h"
 #include "audsync/naming.h"
 
 #include <stdio.h>
@@ -319,9 +320,12 @@ static int run_insert(stage_sums *out, PGconn *conn, const sync_def *s,
 	if (db_exec(conn, "evaluate", "BEGIN READ ONLY", 0, NULL, err,
 		    errlen) != 0)
 		return -1;
+	/* The hash join of an audience's rows with the snapshot, and the
+	 * rows held for it, in memory (diff.h). */
 	if (db_exec(conn, "statement timeout",
-		    "SELECT set_config('statement_timeout', $1, true)", 1,
-		    &timeout, err, errlen) != 0)
+		    "SELECT set_config('statement_timeout', $1, true),"
+		    " set_config('work_mem', '" DIFF_WORK_MEM "', true)",
+		    1, &timeout, err, errlen) != 0)
 		goto out;
 	res = PQexecParams(conn, sql, nparams, types, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {

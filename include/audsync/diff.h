@@ -12,6 +12,10 @@
  * start: covers transactions that committed identifiers late. */
 #define DIFF_IDS_MARGIN "1 hour"
 
+/* PostgreSQL's work_mem for a run's statements (set for the run's
+ * transactions only): a 500 000-member diff hashes in one batch. */
+#define DIFF_WORK_MEM "256MB"
+
 typedef struct diff_counts {
 	long long members;
 	long long entered;
