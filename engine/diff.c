@@ -46,15 +46,6 @@
 static const char full_audience_sql[] = CHG_TABLE FULL_SQL("DISTINCT");
 static const char full_trait_sql[] = CHG_TABLE FULL_SQL("");
 
-/* Whether the stage's count and checksum sum ($2, $3) are the last run's
- * (then nothing changed: sql/004_rows_checksum.sql), and the size of the
- * snapshot. */
-static const char rows_sql[] =
-	"SELECT coalesce(st.rows_count = $2::bigint"
-	"  AND st.rows_sum = $3::numeric, false), coalesce(st.snap_count, 0)"
-	" FROM (SELECT $1::integer AS id) x"
-	" LEFT JOIN audsync.sync_state st ON st.sync_id = x.id";
-
 /*
  * Otherwise only the rows that differ are looked at: the stage's rows the
  * snapshot does not hold and the snapshot's rows the stage does not, by
@@ -791,23 +782,6 @@ static int find_new_identifiers(PGconn *conn, const sync_def *s,
 	return rc;
 }
 
-/* *same is 1 when the stage's sums are the last run's, *first when the
- * snapshot is empty. */
-static int read_rows(PGconn *conn, const char *sync_id, const diff_marks *mk,
-		     int *same, int *first, char *err, size_t errlen)
-{
-	const char *p[3] = { sync_id, mk->sums->rows, mk->sums->sum };
-	PGresult *r =
-		db_query(conn, "diff: checksum", rows_sql, 3, p, err, errlen);
-
-	if (!r)
-		return -1;
-	*same = PQgetvalue(r, 0, 0)[0] == 't';
-	*first = atoll(PQgetvalue(r, 0, 1)) == 0;
-	PQclear(r);
-	return 0;
-}
-
 /* Fills audsync_chg with the members that entered, exited or changed
  * (with mode DIFF_FULL, every member). */
 static int member_changes(PGconn *conn, const sync_def *s, diff_mode mode,
@@ -816,19 +790,17 @@ static int member_changes(PGconn *conn, const sync_def *s, diff_mode mode,
 {
 	const char *full = s->is_trait ? full_trait_sql : full_audience_sql;
 	const char *p[3] = { sync_id, s->key, mode == DIFF_FULL ? "t" : "f" };
-	int same, first;
 
-	if (read_rows(conn, sync_id, mk, &same, &first, err, errlen) != 0)
-		return -1;
-	if (mode == DIFF_FULL || first)
+	/* The evaluation decided which diff this is (evaluate.c). */
+	if (mk->sums->full)
 		return db_exec(conn, "diff: members", full, 3, p, err, errlen);
-	if (same) /* nothing changed: the table, empty */
+	if (mk->sums->same) /* nothing changed: the table, empty */
 		return db_exec(conn, "diff: members",
 			       CHG_TABLE FULL_SQL("") " WITH NO DATA", 3, p,
 			       err, errlen);
-	/* An audience's rows were diffed as they came (evaluate.c). */
-	if ((!mk->sums->differed && db_exec(conn, "diff: members", differ_sql,
-					    1, p, err, errlen) != 0) ||
+	/* An audience's rows were diffed as they came. */
+	if ((s->is_trait && db_exec(conn, "diff: members", differ_sql, 1, p,
+				    err, errlen) != 0) ||
 	    db_exec(conn, "diff: analyze", "ANALYZE pg_temp.audsync_d", 0, NULL,
 		    err, errlen) != 0)
 		return -1;

@@ -31,34 +31,47 @@ static const char *const stage_sql[] = {
 };
 
 /*
- * An audience's rows are diffed as they come, not staged first, unless
- * the run reads every member ($5: a resync) or the snapshot is empty (a
- * first sync): then they are staged for diff.c. The rows are held once,
- * in memory (r), and counted and summed (x) to compare with the last
- * run's (k.same: nothing changed, nothing joined). Otherwise one hash
- * join on (checksum, profile_id) keeps, in audsync_d, the rows the
- * snapshot lacks and the snapshot rows the definition no longer names,
- * with their addresses (diff.c). $3 is {key: true}, left NULL in the
- * stage; $4 the sync. The statement starts with WITH r AS MATERIALIZED
- * (SELECT profile_id, h FROM the definition.
+ * What every evaluation returns beside its rows: their count (n.n) and
+ * checksum sum (n.s); whether every member is read again (k.whole: $4, a
+ * resync, or an empty snapshot, a first sync); and whether count and sum
+ * are the last run's (k.same: nothing changed, sql/004_rows_checksum.sql).
+ * $3 is the sync. diff.c goes by these.
  */
-#define AUDIENCE_TAIL                                                           \
-	" WHERE d.profile_id IS NOT NULL),"                                     \
-	" x AS (SELECT count(*) AS n, coalesce(sum(h), 0) AS s FROM r),"        \
-	" k AS (SELECT $5::boolean OR coalesce(st.snap_count, 0) = 0 AS stage," \
-	"  coalesce(st.rows_count = x.n AND st.rows_sum = x.s, false) AS same"  \
-	"  FROM x LEFT JOIN audsync.sync_state st"                              \
-	"  ON st.sync_id = $4::integer),"                                       \
-	" staged AS (INSERT INTO pg_temp.audsync_stage (profile_id, h)"         \
-	"  SELECT profile_id, h FROM r WHERE (SELECT stage FROM k)),"           \
-	" differed AS (INSERT INTO pg_temp.audsync_d (new_p, old_p, old_t)"     \
-	"  SELECT s.profile_id, m.profile_id, m.ctid FROM r s"                  \
-	"  FULL JOIN (SELECT ctid, profile_id, h"                               \
-	"   FROM audsync.snapshot_members WHERE sync_id = $4::integer) m"       \
-	"  ON m.h = s.h AND m.profile_id = s.profile_id"                        \
-	"  WHERE (s.h IS NULL OR m.h IS NULL)"                                  \
-	"  AND (SELECT NOT stage AND NOT same FROM k))"                         \
-	" SELECT x.n, x.s, NOT k.stage AND NOT k.same FROM x, k"
+static const char state_sql[] =
+	" k AS (SELECT $4::boolean OR coalesce(st.snap_count, 0) = 0 AS whole,"
+	"  coalesce(st.rows_count = n.n AND st.rows_sum = n.s, false) AS same"
+	"  FROM n LEFT JOIN audsync.sync_state st"
+	"  ON st.sync_id = $3::integer)";
+static const char result_sql[] = " SELECT n.n, n.s, k.whole, k.same FROM n, k";
+
+/*
+ * An audience's rows (r) are held once, in memory, and diffed as they
+ * come: unless nothing changed, one hash join on (checksum, profile_id)
+ * keeps, in audsync_d, the rows the snapshot lacks and the snapshot rows
+ * the definition no longer names, with their addresses (diff.c). Only
+ * when every member is read are they staged, for diff.c's full diff;
+ * the stage leaves their value, {key: true} ($5), NULL.
+ */
+static const char audience_diff_sql[] =
+	", staged AS (INSERT INTO pg_temp.audsync_stage (profile_id, h)"
+	"  SELECT profile_id, h FROM r WHERE (SELECT whole FROM k)),"
+	" differed AS (INSERT INTO pg_temp.audsync_d (new_p, old_p, old_t)"
+	"  SELECT s.profile_id, m.profile_id, m.ctid FROM r s"
+	"  FULL JOIN (SELECT ctid, profile_id, h"
+	"   FROM audsync.snapshot_members WHERE sync_id = $3::integer) m"
+	"  ON m.h = s.h AND m.profile_id = s.profile_id"
+	"  WHERE (s.h IS NULL OR m.h IS NULL)"
+	"  AND (SELECT NOT whole AND NOT same FROM k))";
+
+/* Appends the count and sum of rows (a WITH query of h) and the state
+ * compared with them. */
+static void put_state(buf *b, const char *rows)
+{
+	buf_printf(b,
+		   ", n AS (SELECT count(*) AS n, coalesce(sum(h), 0) AS s"
+		   " FROM %s),%s",
+		   rows, state_sql);
+}
 
 /* A trait has one row per profile; an index would cost more than this
  * one pass over the stage. */
@@ -169,50 +182,50 @@ static int trait_columns(trait_cols *tc, const PGresult *desc,
 	return 0;
 }
 
-#define SUMS_SQL                                                               \
-	" RETURNING h) SELECT count(*), coalesce(sum(h), 0), false FROM ins"
-
-/* Builds the INSERT that loads the stage, counting and summing the
- * checksums of its rows as they pass; params[2..] are the keys. */
+/* Builds the statement that runs the definition; params[4..] are an
+ * audience's value or a trait's keys. A profile named by several rows
+ * stays several rows: the diff makes members distinct where it must,
+ * which is far cheaper than here for them all. */
 static int build_insert(buf *b, const char **params, int *nparams, PGconn *conn,
 			const PGresult *desc, const sync_def *s, trait_cols *tc,
 			char *err, size_t errlen)
 {
 	int i;
 
-	buf_puts(b, "WITH ins AS (INSERT INTO pg_temp.audsync_stage"
-		    " (profile_id, value, h) ");
 	if (!s->is_trait) {
-		/* $3 is {key: true}, every member's value: the stage keeps
-		 * it NULL, a third narrower, and the diff reads it back as
-		 * STAGE_VALUE. A profile named by several rows stays several
-		 * rows here: the diff makes members distinct where it must,
-		 * which is far cheaper than here for them all. */
-		buf_reset(b);
 		buf_puts(b, "WITH r AS MATERIALIZED (SELECT"
 			    " d.profile_id::text AS profile_id,");
-		buf_puts(b, CHECKSUM("$3::jsonb") " AS h FROM ");
+		buf_puts(b, CHECKSUM("$5::jsonb") " AS h FROM ");
 		put_definition(b, s->definition_sql);
-		buf_puts(b, AUDIENCE_TAIL);
+		buf_puts(b, " WHERE d.profile_id IS NOT NULL)");
+		put_state(b, "r");
+		buf_puts(b, audience_diff_sql);
+		buf_puts(b, result_sql);
 		*nparams = 5;
 		return 0;
 	}
 	if (trait_columns(tc, desc, s, err, errlen) != 0)
 		return -1;
-	buf_puts(b, "SELECT d.profile_id::text, x.v," CHECKSUM("x.v") " FROM ");
+	buf_puts(b, "WITH ins AS (INSERT INTO pg_temp.audsync_stage"
+		    " (profile_id, value, h) SELECT d.profile_id::text, x.v,");
+	buf_puts(b, CHECKSUM("x.v") " FROM ");
 	put_definition(b, s->definition_sql);
 	buf_puts(b, " CROSS JOIN LATERAL (SELECT jsonb_strip_nulls("
 		    "jsonb_build_object(");
 	for (i = 0; i < tc->n; i++) {
-		buf_printf(b, "%s$%d::text, ", i ? ", " : "", i + 3);
+		buf_printf(b, "%s$%d::text, ", i ? ", " : "", i + 5);
 		put_value_expr(b, conn, PQfname(desc, tc->field[i]),
 			       PQftype(desc, tc->field[i]));
-		params[i + 2] = tc->key[i];
+		params[i + 4] = tc->key[i];
 	}
 	buf_puts(b, ")) AS v) AS x WHERE d.profile_id IS NOT NULL"
 		    " AND x.v <> '{}'::jsonb");
-	*nparams = tc->n + 2;
-	buf_puts(b, SUMS_SQL);
+	/* Staged (the duplicate check below reads them), counted and
+	 * summed as they pass. */
+	buf_puts(b, " RETURNING h)");
+	put_state(b, "ins");
+	buf_puts(b, result_sql);
+	*nparams = tc->n + 4;
 	return 0;
 }
 
@@ -309,7 +322,7 @@ static int run_insert(stage_sums *out, PGconn *conn, const sync_def *s,
 		      const char *sql, int nparams, const char **params,
 		      char *err, size_t errlen)
 {
-	unsigned int types[MAX_TRAIT_COLUMNS + 2] = { TIMESTAMPTZOID,
+	unsigned int types[MAX_TRAIT_COLUMNS + 4] = { TIMESTAMPTZOID,
 						      TIMESTAMPTZOID };
 	const char *timeout = statement_timeout();
 	PGresult *res = NULL;
@@ -334,7 +347,8 @@ static int run_insert(stage_sums *out, PGconn *conn, const sync_def *s,
 	}
 	snprintf(out->rows, sizeof(out->rows), "%s", PQgetvalue(res, 0, 0));
 	snprintf(out->sum, sizeof(out->sum), "%s", PQgetvalue(res, 0, 1));
-	out->differed = PQgetvalue(res, 0, 2)[0] == 't';
+	out->full = PQgetvalue(res, 0, 2)[0] == 't';
+	out->same = PQgetvalue(res, 0, 3)[0] == 't';
 	if (s->is_trait && check_duplicates(conn, s, err, errlen) != 0)
 		goto out;
 	rc = db_exec(conn, "evaluate", "COMMIT", 0, NULL, err, errlen);
@@ -348,7 +362,7 @@ out:
 int evaluate_sync(stage_sums *out, PGconn *conn, const sync_def *s, int every,
 		  char *err, size_t errlen)
 {
-	const char *params[MAX_TRAIT_COLUMNS + 3];
+	const char *params[MAX_TRAIT_COLUMNS + 4];
 	char sync_id[16];
 	trait_cols tc;
 	PGresult *desc = NULL;
@@ -357,7 +371,7 @@ int evaluate_sync(stage_sums *out, PGconn *conn, const sync_def *s, int every,
 
 	buf_init(&sql);
 	buf_init(&member);
-	for (i = 0; i < 3; i++)
+	for (i = 0; i < (int)(sizeof(stage_sql) / sizeof(*stage_sql)); i++)
 		if (db_exec(conn, "stage", stage_sql[i], 0, NULL, err,
 			    errlen) != 0)
 			goto out;
@@ -378,11 +392,10 @@ int evaluate_sync(stage_sums *out, PGconn *conn, const sync_def *s, int every,
 	buf_json_str(&member, s->key);
 	buf_puts(&member, ":true}");
 	snprintf(sync_id, sizeof(sync_id), "%d", s->id);
-	if (!s->is_trait) {
-		params[2] = member.data;
-		params[3] = sync_id;
-		params[4] = every ? "t" : "f";
-	}
+	params[2] = sync_id;
+	params[3] = every ? "t" : "f";
+	if (!s->is_trait)
+		params[4] = member.data;
 	rc = run_insert(out, conn, s, sql.data, nparams, params, err, errlen);
 out:
 	PQclear(desc);
@@ -393,7 +406,7 @@ out:
 
 int evaluate_check(PGconn *conn, const sync_def *s, char *err, size_t errlen)
 {
-	const char *params[MAX_TRAIT_COLUMNS + 2];
+	const char *params[MAX_TRAIT_COLUMNS + 4];
 	trait_cols tc;
 	PGresult *desc;
 	buf sql;

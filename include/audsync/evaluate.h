@@ -16,7 +16,8 @@
 typedef struct stage_sums {
 	char rows[24];
 	char sum[64];
-	int differed; /* an audience's rows were diffed as they came */
+	int full; /* every member is read again: a first sync, a resync */
+	int same; /* count and sum are the last run's: nothing changed */
 } stage_sums;
 
 /*
@@ -30,8 +31,9 @@ typedef struct stage_sums {
  * snapshot_members. An audience's rows are staged only when every member
  * is read again (every: a resync, or a first sync); otherwise they are
  * diffed against the snapshot as they come, and only the rows that differ
- * land, in audsync_d (diff.c), with out->differed set. The rows never
- * leave PostgreSQL. *out gets their count and checksum sum. Returns 0, or
+ * land, in audsync_d (diff.c). The rows never leave PostgreSQL. *out gets
+ * their count and checksum sum, and whether the diff is a full one or
+ * has nothing to do, decided here against the sync's state. Returns 0, or
  * -1 with one line in err naming the computation and the cause (syntax,
  * wrong columns, two rows for one profile in a trait, timeout, an attempt
  * to write); the stage is then empty.
