@@ -205,22 +205,21 @@ static const char copy_sql[] =
 	" (sync_id, profile_id, value, since, targets) FROM STDIN";
 
 /* The state: the snapshot's size moved by what this run removed ($5) and
- * wrote back (every profile of the changes but the exits), and the
- * stage's count and checksum sum ($6, $7). Returns the members. */
+ * wrote back (every profile of the changes but the exits). Returns the
+ * members. */
 static const char state_sql[] =
 	"INSERT INTO audsync.sync_state (sync_id, last_as_of, ids_seen_upto,"
-	"  last_run_id, ids_snapshot, snap_count, rows_count, rows_sum)"
+	"  last_run_id, ids_snapshot, snap_count)"
 	" SELECT $1, $2, now(), $3,"
 	"  coalesce($4::pg_snapshot, pg_current_snapshot()),"
-	"  count(*) FILTER (WHERE kind <> 'exit') - $5::bigint,"
-	"  $6::bigint, $7::numeric FROM audsync_chg"
+	"  count(*) FILTER (WHERE kind <> 'exit') - $5::bigint"
+	" FROM audsync_chg"
 	" ON CONFLICT (sync_id) DO UPDATE SET"
 	"  last_as_of = EXCLUDED.last_as_of,"
 	"  ids_seen_upto = EXCLUDED.ids_seen_upto,"
 	"  last_run_id = EXCLUDED.last_run_id,"
 	"  ids_snapshot = EXCLUDED.ids_snapshot,"
-	"  snap_count = sync_state.snap_count + EXCLUDED.snap_count,"
-	"  rows_count = EXCLUDED.rows_count, rows_sum = EXCLUDED.rows_sum"
+	"  snap_count = sync_state.snap_count + EXCLUDED.snap_count"
 	" RETURNING snap_count";
 
 /* What a run carries from finding changes to saving its state. */
@@ -228,7 +227,7 @@ typedef struct diff_marks {
 	char snapshot[4096]; /* taken before new identifiers were looked
 			      * for; "" on a first sync or a resync */
 	char removed_n[24];  /* snapshot rows removed */
-	const stage_sums *sums;
+	int whole;	     /* the stage holds every member */
 } diff_marks;
 
 /* The identifier types a sync sends to, as a SQL array literal. */
@@ -791,13 +790,8 @@ static int member_changes(PGconn *conn, const sync_def *s, diff_mode mode,
 	const char *full = s->is_trait ? full_trait_sql : full_audience_sql;
 	const char *p[3] = { sync_id, s->key, mode == DIFF_FULL ? "t" : "f" };
 
-	/* The evaluation decided which diff this is (evaluate.c). */
-	if (mk->sums->full)
+	if (mk->whole)
 		return db_exec(conn, "diff: members", full, 3, p, err, errlen);
-	if (mk->sums->same) /* nothing changed: the table, empty */
-		return db_exec(conn, "diff: members",
-			       CHG_TABLE FULL_SQL("") " WITH NO DATA", 3, p,
-			       err, errlen);
 	/* An audience's rows were diffed as they came. */
 	if ((s->is_trait && db_exec(conn, "diff: members", differ_sql, 1, p,
 				    err, errlen) != 0) ||
@@ -859,12 +853,9 @@ static int save_state(diff_counts *out, PGconn *conn, const sync_def *s,
 		      size_t errlen)
 {
 	char sync_id[16], run[24];
-	const char *p[7] = {
-		sync_id,       s->as_of,
-		run,	       mk->snapshot[0] ? mk->snapshot : NULL,
-		mk->removed_n, mk->sums->rows,
-		mk->sums->sum
-	};
+	const char *p[5] = { sync_id, s->as_of, run,
+			     mk->snapshot[0] ? mk->snapshot : NULL,
+			     mk->removed_n };
 	PGresult *r;
 
 	snprintf(sync_id, sizeof(sync_id), "%d", s->id);
@@ -873,7 +864,7 @@ static int save_state(diff_counts *out, PGconn *conn, const sync_def *s,
 	 * prune reads this sync's previous state, so it goes first. */
 	if (db_exec(conn, "identifier log", prune_sql, 1, p, err, errlen) != 0)
 		return -1;
-	r = db_query(conn, "sync state", state_sql, 7, p, err, errlen);
+	r = db_query(conn, "sync state", state_sql, 5, p, err, errlen);
 	if (!r)
 		return -1;
 	out->members = atoll(PQgetvalue(r, 0, 0));
@@ -881,14 +872,14 @@ static int save_state(diff_counts *out, PGconn *conn, const sync_def *s,
 	return 0;
 }
 
-int diff_apply(diff_counts *out, PGconn *conn, const sync_def *s,
-	       const stage_sums *sums, long long run_id, diff_mode mode,
-	       FILE *dry_run, char *err, size_t errlen)
+int diff_apply(diff_counts *out, PGconn *conn, const sync_def *s, int whole,
+	       long long run_id, diff_mode mode, FILE *dry_run, char *err,
+	       size_t errlen)
 {
 	diff_marks mk;
 
 	memset(&mk, 0, sizeof(mk));
-	mk.sums = sums;
+	mk.whole = whole;
 	if (find_changes(conn, s, mode, &mk, err, errlen) != 0 ||
 	    count_changes(out, conn, err, errlen) != 0 ||
 	    stream_calls(out, conn, s, run_id, dry_run, err, errlen) != 0 ||

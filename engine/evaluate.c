@@ -24,54 +24,38 @@
 /* The stage, and the rows of the diff (diff.c), empty. */
 static const char *const stage_sql[] = {
 	"CREATE TEMP TABLE IF NOT EXISTS audsync_stage ("
-	" profile_id text NOT NULL, value jsonb, h bigint NOT NULL)",
+	" profile_id text NOT NULL, value jsonb, h bigint)",
 	"CREATE TEMP TABLE IF NOT EXISTS audsync_d ("
 	" new_p text, new jsonb, old_p text, old_t tid)",
 	"TRUNCATE pg_temp.audsync_stage, pg_temp.audsync_d"
 };
 
-/*
- * What every evaluation returns beside its rows: their count (n.n) and
- * checksum sum (n.s); whether every member is read again (k.whole: $4, a
- * resync, or an empty snapshot, a first sync); and whether count and sum
- * are the last run's (k.same: nothing changed, sql/004_rows_checksum.sql).
- * $3 is the sync. diff.c goes by these.
- */
-static const char state_sql[] =
-	" k AS (SELECT $4::boolean OR coalesce(st.snap_count, 0) = 0 AS whole,"
-	"  coalesce(st.rows_count = n.n AND st.rows_sum = n.s, false) AS same"
-	"  FROM n LEFT JOIN audsync.sync_state st"
-	"  ON st.sync_id = $3::integer)";
-static const char result_sql[] = " SELECT n.n, n.s, k.whole, k.same FROM n, k";
+/* Whether every member is read again: a resync ($2), or an empty
+ * snapshot, a first sync. */
+static const char whole_sql[] =
+	"SELECT $2::boolean OR coalesce((SELECT snap_count"
+	" FROM audsync.sync_state WHERE sync_id = $1::integer), 0) = 0";
 
 /*
- * An audience's rows (r) are held once, in memory, and diffed as they
- * come: unless nothing changed, one hash join on (checksum, profile_id)
- * keeps, in audsync_d, the rows the snapshot lacks and the snapshot rows
- * the definition no longer names, with their addresses (diff.c). Only
- * when every member is read are they staged, for diff.c's full diff;
- * the stage leaves their value, {key: true} ($5), NULL.
+ * Otherwise an audience's rows are diffed as they come, by one hash join
+ * with the snapshot on profile_id: audsync_d gets the rows the snapshot
+ * lacks and the snapshot rows the definition no longer names, with their
+ * addresses (diff.c). Nothing else holds the rows, so a run that changes
+ * little costs the definition and one pass of the join. Every snapshot
+ * row of an audience holds {key: true}: a computation keeps its kind
+ * (sql/005_audience_join.sql). $3 is the sync.
  */
 static const char audience_diff_sql[] =
-	", staged AS (INSERT INTO pg_temp.audsync_stage (profile_id, h)"
-	"  SELECT profile_id, h FROM r WHERE (SELECT whole FROM k)),"
-	" differed AS (INSERT INTO pg_temp.audsync_d (new_p, old_p, old_t)"
-	"  SELECT s.profile_id, m.profile_id, m.ctid FROM r s"
-	"  FULL JOIN (SELECT ctid, profile_id, h"
-	"   FROM audsync.snapshot_members WHERE sync_id = $3::integer) m"
-	"  ON m.h = s.h AND m.profile_id = s.profile_id"
-	"  WHERE (s.h IS NULL OR m.h IS NULL)"
-	"  AND (SELECT NOT whole AND NOT same FROM k))";
-
-/* Appends the count and sum of rows (a WITH query of h) and the state
- * compared with them. */
-static void put_state(buf *b, const char *rows)
-{
-	buf_printf(b,
-		   ", n AS (SELECT count(*) AS n, coalesce(sum(h), 0) AS s"
-		   " FROM %s),%s",
-		   rows, state_sql);
-}
+	"INSERT INTO pg_temp.audsync_d (new_p, old_p, old_t)"
+	" SELECT s.profile_id, m.profile_id, m.ctid"
+	" FROM (SELECT d.profile_id::text AS profile_id FROM ";
+/* ... the definition (AS d), then: */
+static const char audience_snapshot_sql[] =
+	" WHERE d.profile_id IS NOT NULL) s"
+	" FULL JOIN (SELECT ctid, profile_id FROM audsync.snapshot_members"
+	"  WHERE sync_id = $3::integer) m"
+	" ON m.profile_id = s.profile_id"
+	" WHERE s.profile_id IS NULL OR m.profile_id IS NULL";
 
 /* A trait has one row per profile; an index would cost more than this
  * one pass over the stage. */
@@ -182,50 +166,47 @@ static int trait_columns(trait_cols *tc, const PGresult *desc,
 	return 0;
 }
 
-/* Builds the statement that runs the definition; params[4..] are an
- * audience's value or a trait's keys. A profile named by several rows
- * stays several rows: the diff makes members distinct where it must,
- * which is far cheaper than here for them all. */
+/* Builds the statement that runs the definition; params[3..] are a
+ * trait's keys. whole: every member is staged. A
+ * profile named by several rows stays several rows: the diff makes
+ * members distinct where it must, which is far cheaper than here for
+ * them all. */
 static int build_insert(buf *b, const char **params, int *nparams, PGconn *conn,
-			const PGresult *desc, const sync_def *s, trait_cols *tc,
-			char *err, size_t errlen)
+			const PGresult *desc, const sync_def *s, int whole,
+			trait_cols *tc, char *err, size_t errlen)
 {
 	int i;
 
 	if (!s->is_trait) {
-		buf_puts(b, "WITH r AS MATERIALIZED (SELECT"
-			    " d.profile_id::text AS profile_id,");
-		buf_puts(b, CHECKSUM("$5::jsonb") " AS h FROM ");
+		/* The stage leaves the value, {key: true}, NULL, and an
+		 * audience needs no checksum. */
+		buf_puts(b, whole ? "INSERT INTO pg_temp.audsync_stage"
+				    " (profile_id) SELECT d.profile_id::text"
+				    " FROM "
+				  : audience_diff_sql);
 		put_definition(b, s->definition_sql);
-		buf_puts(b, " WHERE d.profile_id IS NOT NULL)");
-		put_state(b, "r");
-		buf_puts(b, audience_diff_sql);
-		buf_puts(b, result_sql);
-		*nparams = 5;
+		buf_puts(b, whole ? " WHERE d.profile_id IS NOT NULL"
+				  : audience_snapshot_sql);
+		*nparams = 3;
 		return 0;
 	}
 	if (trait_columns(tc, desc, s, err, errlen) != 0)
 		return -1;
-	buf_puts(b, "WITH ins AS (INSERT INTO pg_temp.audsync_stage"
+	buf_puts(b, "INSERT INTO pg_temp.audsync_stage"
 		    " (profile_id, value, h) SELECT d.profile_id::text, x.v,");
 	buf_puts(b, CHECKSUM("x.v") " FROM ");
 	put_definition(b, s->definition_sql);
 	buf_puts(b, " CROSS JOIN LATERAL (SELECT jsonb_strip_nulls("
 		    "jsonb_build_object(");
 	for (i = 0; i < tc->n; i++) {
-		buf_printf(b, "%s$%d::text, ", i ? ", " : "", i + 5);
+		buf_printf(b, "%s$%d::text, ", i ? ", " : "", i + 4);
 		put_value_expr(b, conn, PQfname(desc, tc->field[i]),
 			       PQftype(desc, tc->field[i]));
-		params[i + 4] = tc->key[i];
+		params[i + 3] = tc->key[i];
 	}
 	buf_puts(b, ")) AS v) AS x WHERE d.profile_id IS NOT NULL"
 		    " AND x.v <> '{}'::jsonb");
-	/* Staged (the duplicate check below reads them), counted and
-	 * summed as they pass. */
-	buf_puts(b, " RETURNING h)");
-	put_state(b, "ins");
-	buf_puts(b, result_sql);
-	*nparams = tc->n + 4;
+	*nparams = tc->n + 3;
 	return 0;
 }
 
@@ -318,11 +299,11 @@ static const char *statement_timeout(void)
 }
 
 /* Runs the load in its own read-only transaction. */
-static int run_insert(stage_sums *out, PGconn *conn, const sync_def *s,
-		      const char *sql, int nparams, const char **params,
-		      char *err, size_t errlen)
+static int run_insert(PGconn *conn, const sync_def *s, const char *sql,
+		      int nparams, const char **params, char *err,
+		      size_t errlen)
 {
-	unsigned int types[MAX_TRAIT_COLUMNS + 4] = { TIMESTAMPTZOID,
+	unsigned int types[MAX_TRAIT_COLUMNS + 3] = { TIMESTAMPTZOID,
 						      TIMESTAMPTZOID };
 	const char *timeout = statement_timeout();
 	PGresult *res = NULL;
@@ -333,22 +314,18 @@ static int run_insert(stage_sums *out, PGconn *conn, const sync_def *s,
 	if (db_exec(conn, "evaluate", "BEGIN READ ONLY", 0, NULL, err,
 		    errlen) != 0)
 		return -1;
-	/* The hash join of an audience's rows with the snapshot, and the
-	 * rows held for it, in memory (diff.h). */
+	/* The hash join of an audience's rows with the snapshot, in memory
+	 * (diff.h). */
 	if (db_exec(conn, "statement timeout",
 		    "SELECT set_config('statement_timeout', $1, true),"
 		    " set_config('work_mem', '" DIFF_WORK_MEM "', true)",
 		    1, &timeout, err, errlen) != 0)
 		goto out;
 	res = PQexecParams(conn, sql, nparams, types, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		definition_error(err, errlen, conn, res, s, timeout);
 		goto out;
 	}
-	snprintf(out->rows, sizeof(out->rows), "%s", PQgetvalue(res, 0, 0));
-	snprintf(out->sum, sizeof(out->sum), "%s", PQgetvalue(res, 0, 1));
-	out->full = PQgetvalue(res, 0, 2)[0] == 't';
-	out->same = PQgetvalue(res, 0, 3)[0] == 't';
 	if (s->is_trait && check_duplicates(conn, s, err, errlen) != 0)
 		goto out;
 	rc = db_exec(conn, "evaluate", "COMMIT", 0, NULL, err, errlen);
@@ -359,18 +336,35 @@ out:
 	return rc;
 }
 
-int evaluate_sync(stage_sums *out, PGconn *conn, const sync_def *s, int every,
+/* Sets *whole: every member is read again (a resync asks it, or nothing
+ * was synced yet). */
+static int read_whole(int *whole, PGconn *conn, const sync_def *s, int every,
+		      char *err, size_t errlen)
+{
+	char sync_id[16];
+	const char *p[2] = { sync_id, every ? "t" : "f" };
+	PGresult *r;
+
+	snprintf(sync_id, sizeof(sync_id), "%d", s->id);
+	r = db_query(conn, "sync state", whole_sql, 2, p, err, errlen);
+	if (!r)
+		return -1;
+	*whole = PQgetvalue(r, 0, 0)[0] == 't';
+	PQclear(r);
+	return 0;
+}
+
+int evaluate_sync(int *whole, PGconn *conn, const sync_def *s, int every,
 		  char *err, size_t errlen)
 {
-	const char *params[MAX_TRAIT_COLUMNS + 4];
+	const char *params[MAX_TRAIT_COLUMNS + 3];
 	char sync_id[16];
 	trait_cols tc;
 	PGresult *desc = NULL;
-	buf sql, member;
+	buf sql;
 	int nparams = 0, rc = -1, i;
 
 	buf_init(&sql);
-	buf_init(&member);
 	for (i = 0; i < (int)(sizeof(stage_sql) / sizeof(*stage_sql)); i++)
 		if (db_exec(conn, "stage", stage_sql[i], 0, NULL, err,
 			    errlen) != 0)
@@ -381,26 +375,18 @@ int evaluate_sync(stage_sums *out, PGconn *conn, const sync_def *s, int every,
 		goto out;
 	}
 	desc = describe(conn, s, err, errlen);
-	if (!desc)
-		goto out;
-	if (build_insert(&sql, params, &nparams, conn, desc, s, &tc, err,
-			 errlen) != 0)
+	if (!desc || read_whole(whole, conn, s, every, err, errlen) != 0 ||
+	    build_insert(&sql, params, &nparams, conn, desc, s, *whole, &tc,
+			 err, errlen) != 0)
 		goto out;
 	params[0] = s->as_of;
 	params[1] = s->window_start;
-	buf_puts(&member, "{");
-	buf_json_str(&member, s->key);
-	buf_puts(&member, ":true}");
 	snprintf(sync_id, sizeof(sync_id), "%d", s->id);
 	params[2] = sync_id;
-	params[3] = every ? "t" : "f";
-	if (!s->is_trait)
-		params[4] = member.data;
-	rc = run_insert(out, conn, s, sql.data, nparams, params, err, errlen);
+	rc = run_insert(conn, s, sql.data, nparams, params, err, errlen);
 out:
 	PQclear(desc);
 	buf_free(&sql);
-	buf_free(&member);
 	return rc;
 }
 
@@ -421,7 +407,7 @@ int evaluate_check(PGconn *conn, const sync_def *s, char *err, size_t errlen)
 	if (!desc)
 		return -1;
 	buf_init(&sql);
-	rc = build_insert(&sql, params, &nparams, conn, desc, s, &tc, err,
+	rc = build_insert(&sql, params, &nparams, conn, desc, s, 0, &tc, err,
 			  errlen);
 	buf_free(&sql);
 	PQclear(desc);

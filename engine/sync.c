@@ -160,16 +160,16 @@ static int reset_snapshot(PGconn *conn, const sync_def *s, char *err,
 
 /* The diff, the outbox rows, the snapshot and the run row: one
  * transaction, so nothing decided is lost and nothing is decided twice. */
-static int decide(diff_counts *c, PGconn *conn, const sync_def *s,
-		  const stage_sums *sums, long long run_id,
-		  const run_request *rq, char *err, size_t errlen)
+static int decide(diff_counts *c, PGconn *conn, const sync_def *s, int whole,
+		  long long run_id, const run_request *rq, char *err,
+		  size_t errlen)
 {
 	diff_mode mode = rq->kind == RUN_FULL ? DIFF_FULL : DIFF_CHANGES;
 
 	if (db_exec(conn, "run", "BEGIN", 0, NULL, err, errlen) != 0)
 		return -1;
 	if ((rq->reset && reset_snapshot(conn, s, err, errlen) != 0) ||
-	    diff_apply(c, conn, s, sums, run_id, mode, rq->dry_run, err,
+	    diff_apply(c, conn, s, whole, run_id, mode, rq->dry_run, err,
 		       errlen) != 0 ||
 	    (!rq->dry_run && finish_run(conn, run_id, c, err, errlen) != 0))
 		goto fail;
@@ -213,11 +213,11 @@ static const char stale_sql[] =
 
 /*
  * Refreshes the snapshot's statistics when it has outgrown them, before
- * the diff is planned: planned for the few rows the statistics still
- * show, a diff of half a million members reads them through the index
- * and hashes the wrong side. Autovacuum would analyze it too, within a
- * minute; this does not wait for it. A failure costs nothing but the
- * better plan.
+ * the evaluation's join with it is planned: planned for the few rows the
+ * statistics still show, a diff of half a million members reads them
+ * through the index and hashes the wrong side. Autovacuum would analyze
+ * it too, within a minute; this does not wait for it. A failure costs
+ * nothing but the better plan.
  */
 static void refresh_snapshot_stats(PGconn *conn)
 {
@@ -246,9 +246,8 @@ static int run_one(run_totals *t, PGconn *conn, const sync_def *s,
 {
 	char why[1024];
 	diff_counts c = { 0 };
-	stage_sums sums;
 	long long run_id = 0;
-	int locked, rc = 1;
+	int locked, rc = 1, whole = 0;
 
 	locked = lock_sync(conn, s->id, 1, err, errlen);
 	if (locked <= 0) {
@@ -267,14 +266,15 @@ static int run_one(run_totals *t, PGconn *conn, const sync_def *s,
 		}
 	}
 	c.started = now_seconds();
+	/* Statistics first: the evaluation joins with the snapshot. */
+	if (!rq->dry_run)
+		refresh_snapshot_stats(conn);
 	if (config_sync_problem(s, why, sizeof(why)) ||
-	    evaluate_sync(&sums, conn, s, rq->kind == RUN_FULL || rq->reset,
+	    evaluate_sync(&whole, conn, s, rq->kind == RUN_FULL || rq->reset,
 			  why, sizeof(why)) != 0)
 		goto failed;
 	c.evaluated = now_seconds();
-	if (!rq->dry_run)
-		refresh_snapshot_stats(conn);
-	if (decide(&c, conn, s, &sums, run_id, rq, why, sizeof(why)) != 0)
+	if (decide(&c, conn, s, whole, run_id, rq, why, sizeof(why)) != 0)
 		goto failed;
 	log_run(s, &c, rq->dry_run != NULL);
 	t->calls += c.calls;

@@ -682,7 +682,7 @@ START_TEST(an_as_of_in_the_future_is_refused)
 }
 END_TEST
 
-START_TEST(a_computation_keeps_its_key_when_renamed)
+START_TEST(a_computation_keeps_its_key_and_kind_when_renamed)
 {
 	PGconn *c;
 	PGresult *res;
@@ -700,6 +700,13 @@ START_TEST(a_computation_keeps_its_key_when_renamed)
 	res = PQexec(c, "UPDATE audsync.computations SET key = 'buyers'");
 	ck_assert_msg(PQresultStatus(res) == PGRES_FATAL_ERROR,
 		      "changing a key was accepted");
+	PQclear(res);
+	/* An audience turned trait would change what its property means. */
+	res = PQexec(c, "UPDATE audsync.computations SET kind = 'trait'");
+	ck_assert_msg(PQresultStatus(res) == PGRES_FATAL_ERROR,
+		      "changing a kind was accepted");
+	ck_assert_ptr_nonnull(strstr(PQresultErrorMessage(res),
+				     "keeps its kind \"audience\""));
 	PQclear(res);
 	PQfinish(c);
 	run_ok(NULL);
@@ -1820,7 +1827,7 @@ static Suite *sync_suite(void)
 		a_member_named_by_many_rows_is_one_member_entered_once,
 		a_lookback_audience_lets_members_go_as_time_passes,
 		an_as_of_in_the_future_is_refused,
-		a_computation_keeps_its_key_when_renamed,
+		a_computation_keeps_its_key_and_kind_when_renamed,
 		a_member_with_three_emails_ends_with_the_newest_as_email,
 		a_new_email_on_a_member_gets_the_audience_and_nothing_else,
 		an_email_loaded_with_an_older_date_still_gets_the_audience,

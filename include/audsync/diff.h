@@ -33,7 +33,8 @@ typedef enum diff_mode {
 } diff_mode;
 
 /*
- * Diffs the stage (evaluate_sync(), which gave its sums) against s's snapshot inside
+ * Diffs what evaluate_sync() left (whole: its stage of every member)
+ * against s's snapshot inside
  * PostgreSQL, per profile first and per identifier only for the profiles
  * that changed or gained identifiers; streams the resulting targets
  * through a cursor, turns them into Mixpanel records (DESIGN.md section 6)
@@ -43,9 +44,8 @@ typedef enum diff_mode {
  * printed there and the caller rolls back. Fills *out, members being the
  * distinct members after the run. Returns 0, or -1 with err set.
  */
-int diff_apply(diff_counts *out, PGconn *conn, const sync_def *s,
-	       const stage_sums *sums, long long run_id, diff_mode mode,
-	       FILE *dry_run, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+int diff_apply(diff_counts *out, PGconn *conn, const sync_def *s, int whole,
+	       long long run_id, diff_mode mode, FILE *dry_run, char *err,
+	       size_t errlen) __attribute__((warn_unused_result));
 
 #endif
