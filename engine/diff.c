@@ -142,41 +142,46 @@ static const char ids_sql[] =
 	" WHERE profile_id = ANY ($1::text[]) AND id_type = ANY ($2::text[])";
 
 /*
- * The changed profiles with their current identifiers (from ids: the
- * table, or the few looked up above), a profile's rows together (all the
- * order needed: the engine puts a profile's identifiers in created_at
- * order itself); the engine picks targets and distinct_ids from them
- * (emit_profile()). The value column is {key: bool} for an audience; for
- * a trait the whole value, or on a change or exit only the keys that
- * changed (null when gone). time: the transition's as-of time, or for a
- * re-send the original one. OFFSET 0: the columns are computed per
- * profile, before the join multiplies the rows.
+ * The changed profiles, one row each, and their current identifiers (from
+ * ids: the table, or the few looked up above), through two cursors in the
+ * same order, which the engine merges (fetch_loop()): the profiles' wide
+ * columns are not copied and sorted once per identifier. The engine puts
+ * a profile's identifiers in created_at order itself and picks targets
+ * and distinct_ids from them (emit_profile()). The value column is {key:
+ * bool} for an audience; for a trait the whole value, or on a change or
+ * exit only the keys that changed (null when gone). time: the
+ * transition's as-of time, or for a re-send the original one.
  */
-#define OUT_SQL(ids)                                                           \
-	"DECLARE audsync_out NO SCROLL CURSOR FOR"                             \
-	" SELECT c.profile_id, c.kind, c.delta, c.time_ms, c.snap_since,"      \
-	"  c.old_targets, c.new_text, e.id_type, e.id_value,"                  \
-	"  (extract(epoch FROM e.created_at) * 1000000)::bigint"               \
-	" FROM (SELECT profile_id, kind, old_targets, new::text AS new_text,"  \
-	"  (CASE WHEN NOT $3::boolean"                                         \
-	"    THEN jsonb_build_object($2::text, kind <> 'exit')"                \
-	"   WHEN kind IN ('change', 'exit') THEN (SELECT"                      \
-	"    jsonb_object_agg(k, new -> k) FROM (SELECT jsonb_object_keys("    \
-	"    new) UNION SELECT jsonb_object_keys(old)) AS ks (k)"              \
-	"    WHERE new -> k IS DISTINCT FROM old -> k)"                        \
-	"   ELSE new END)::text AS delta,"                                     \
-	"  (extract(epoch FROM CASE WHEN kind IN ('resend', 'newid')"          \
-	"   THEN since ELSE $1::timestamptz END) * 1000)::bigint AS time_ms,"  \
-	"  CASE WHEN kind IN ('resend', 'newid') THEN since"                   \
-	"   ELSE $1::timestamptz END AS snap_since"                            \
-	"  FROM audsync_chg OFFSET 0) c"                                       \
-	" LEFT JOIN " ids " e"                                                 \
-	"  ON e.profile_id = c.profile_id AND e.id_type = ANY ($4::text[])"    \
-	" ORDER BY c.profile_id COLLATE \"C\""
+static const char calls_sql[] =
+	"DECLARE audsync_out NO SCROLL CURSOR FOR"
+	" SELECT profile_id, kind,"
+	"  (CASE WHEN NOT $3::boolean"
+	"    THEN jsonb_build_object($2::text, kind <> 'exit')"
+	"   WHEN kind IN ('change', 'exit') THEN (SELECT"
+	"    jsonb_object_agg(k, new -> k) FROM (SELECT jsonb_object_keys("
+	"    new) UNION SELECT jsonb_object_keys(old)) AS ks (k)"
+	"    WHERE new -> k IS DISTINCT FROM old -> k)"
+	"   ELSE new END)::text AS delta,"
+	"  (extract(epoch FROM CASE WHEN kind IN ('resend', 'newid')"
+	"   THEN since ELSE $1::timestamptz END) * 1000)::bigint AS time_ms,"
+	"  CASE WHEN kind IN ('resend', 'newid') THEN since"
+	"   ELSE $1::timestamptz END AS snap_since,"
+	"  old_targets, new::text AS new_text"
+	" FROM audsync_chg ORDER BY profile_id COLLATE \"C\"";
 
-static const char out_table_sql[] = OUT_SQL("audsync.external_ids");
-static const char out_list_sql[] = OUT_SQL("pg_temp.audsync_ids");
+#define IDS_SQL(ids)                                                           \
+	"DECLARE audsync_ids_out NO SCROLL CURSOR FOR"                         \
+	" SELECT e.profile_id, e.id_type, e.id_value,"                         \
+	"  (extract(epoch FROM e.created_at) * 1000000)::bigint FROM " ids     \
+	" e"                                                                   \
+	" WHERE e.profile_id IN (SELECT profile_id FROM audsync_chg)"          \
+	"  AND e.id_type = ANY ($1::text[])"                                   \
+	" ORDER BY e.profile_id COLLATE \"C\""
 
+static const char ids_table_sql[] = IDS_SQL("audsync.external_ids");
+static const char ids_list_sql[] = IDS_SQL("pg_temp.audsync_ids");
+
+/* The columns of calls_sql, then of IDS_SQL. */
 enum {
 	OUT_PROFILE,
 	OUT_KIND,
@@ -185,10 +190,9 @@ enum {
 	OUT_SINCE,
 	OUT_OLD,
 	OUT_NEW,
-	OUT_ID_TYPE,
-	OUT_ID_VALUE,
-	OUT_CREATED
+	OUT_COLUMNS
 };
+enum { ID_PROFILE, ID_TYPE, ID_VALUE, ID_CREATED };
 
 /* Everyone whose snapshot row this run rewrites or removes, by the rows'
  * addresses (a TID scan, whatever the statistics say): the diff read
@@ -255,7 +259,7 @@ typedef struct emitter {
 	char sync_id[16];
 	buf rec, val, targets, copy;
 	long long skipped;
-	char *cur[OUT_ID_TYPE]; /* the profile being read: its columns */
+	char *cur[OUT_COLUMNS]; /* the profile being read: its columns */
 	ident *ids;
 	int nids, capids;
 	const char **sent; /* track mode: distinct_ids with an event */
@@ -610,7 +614,7 @@ static void clear_profile(emitter *e)
 		free(e->ids[i].value);
 	}
 	e->nids = 0;
-	for (i = 0; i < OUT_ID_TYPE; i++) {
+	for (i = 0; i < OUT_COLUMNS; i++) {
 		free(e->cur[i]);
 		e->cur[i] = NULL;
 	}
@@ -626,24 +630,9 @@ static char *dup_col(const PGresult *r, int row, int col)
 	return s;
 }
 
-/* Takes one row: a new profile's first row emits the previous one. The
- * strings are copied, so a profile may span FETCH batches. */
-static int take_row(emitter *e, const PGresult *r, int row, char *err,
-		    size_t errlen)
+/* Adds the identifier in row of the ids cursor to the profile read. */
+static void add_ident(emitter *e, const PGresult *r, int row)
 {
-	const char *profile = PQgetvalue(r, row, OUT_PROFILE);
-	int i;
-
-	if (e->cur[OUT_PROFILE] && strcmp(e->cur[OUT_PROFILE], profile)) {
-		if (emit_profile(e, err, errlen) != 0)
-			return -1;
-		clear_profile(e);
-	}
-	if (!e->cur[OUT_PROFILE])
-		for (i = 0; i < OUT_ID_TYPE; i++)
-			e->cur[i] = dup_col(r, row, i);
-	if (PQgetisnull(r, row, OUT_ID_TYPE))
-		return 0; /* the profile has no identifier of these types */
 	if (e->nids == e->capids) {
 		e->capids = e->capids ? e->capids * 2 : 16;
 		e->ids = realloc(e->ids, (size_t)e->capids * sizeof(ident));
@@ -651,11 +640,10 @@ static int take_row(emitter *e, const PGresult *r, int row, char *err,
 		if (!e->ids || !e->sent)
 			abort();
 	}
-	e->ids[e->nids].type = dup_col(r, row, OUT_ID_TYPE);
-	e->ids[e->nids].value = dup_col(r, row, OUT_ID_VALUE);
-	e->ids[e->nids].created = atoll(PQgetvalue(r, row, OUT_CREATED));
+	e->ids[e->nids].type = dup_col(r, row, ID_TYPE);
+	e->ids[e->nids].value = dup_col(r, row, ID_VALUE);
+	e->ids[e->nids].created = atoll(PQgetvalue(r, row, ID_CREATED));
 	e->nids++;
-	return 0;
 }
 
 static void emitter_free(emitter *e)
@@ -670,36 +658,71 @@ static void emitter_free(emitter *e)
 	outbox_writer_close(e->w);
 }
 
-/* Reads the cursor to its end, queueing calls and snapshot rows. */
-static int fetch_loop(emitter *e, char *err, size_t errlen)
-{
+/* A cursor read a batch at a time. */
+typedef struct batch {
+	const char *fetch; /* the FETCH statement */
 	PGresult *r;
-	int i, n;
+	int row, n;
+} batch;
 
-	do {
-		r = db_query(e->conn, "diff: read calls",
-			     "FETCH " FETCH_ROWS " FROM audsync_out", 0, NULL,
-			     err, errlen);
-		if (!r)
-			return -1;
-		n = PQntuples(r);
-		for (i = 0; i < n; i++) {
-			if (take_row(e, r, i, err, errlen) != 0) {
-				PQclear(r);
-				return -1;
-			}
-		}
-		PQclear(r);
-		if (n == 0 && e->cur[OUT_PROFILE] &&
-		    emit_profile(e, err, errlen) != 0)
-			return -1;
-		if (flush_copy(e, err, errlen) != 0)
-			return -1;
-	} while (n > 0);
-	return 0;
+/* Moves to the next row of b, fetching a batch when needed: 1, 0 at its
+ * end, -1 on error. */
+static int next_row(batch *b, PGconn *conn, char *err, size_t errlen)
+{
+	if (b->r && ++b->row < b->n)
+		return 1;
+	if (b->r && b->n == 0)
+		return 0;
+	PQclear(b->r);
+	b->r = db_query(conn, "diff: read calls", b->fetch, 0, NULL, err,
+			errlen);
+	if (!b->r)
+		return -1;
+	b->row = 0;
+	b->n = PQntuples(b->r);
+	return b->n > 0;
 }
 
-/* Opens the cursor of the calls, looking the identifiers of a few
+/*
+ * Reads both cursors to their ends, queueing calls and snapshot rows:
+ * each profile takes the identifiers that follow in the same order (a
+ * profile may have none). The strings are copied, so a profile's
+ * identifiers may span FETCH batches.
+ */
+static int fetch_loop(emitter *e, char *err, size_t errlen)
+{
+	batch calls = { "FETCH " FETCH_ROWS " FROM audsync_out", NULL, 0, 0 };
+	batch ids = { "FETCH " FETCH_ROWS " FROM audsync_ids_out", NULL, 0, 0 };
+	int more = 0, more_ids, c, i, rc = -1;
+
+	more_ids = next_row(&ids, e->conn, err, errlen);
+	while (more_ids >= 0 &&
+	       (more = next_row(&calls, e->conn, err, errlen)) > 0) {
+		for (i = 0; i < OUT_COLUMNS; i++)
+			e->cur[i] = dup_col(calls.r, calls.row, i);
+		while (more_ids > 0 &&
+		       (c = strcmp(PQgetvalue(ids.r, ids.row, ID_PROFILE),
+				   e->cur[OUT_PROFILE])) <= 0) {
+			if (c == 0)
+				add_ident(e, ids.r, ids.row);
+			more_ids = next_row(&ids, e->conn, err, errlen);
+		}
+		if (more_ids < 0 || emit_profile(e, err, errlen) != 0)
+			goto out;
+		clear_profile(e);
+		/* Between FETCHes, the snapshot rows of a batch. */
+		if (calls.row == calls.n - 1 && flush_copy(e, err, errlen) != 0)
+			goto out;
+	}
+	if (more_ids >= 0 && more == 0)
+		rc = 0;
+out:
+	PQclear(calls.r);
+	PQclear(ids.r);
+	return rc;
+}
+
+/* Opens the cursors of the calls, looking the identifiers of a few
  * changed profiles up first (ID_LIST_MAX). */
 static int open_calls(PGconn *conn, const sync_def *s, const char **p,
 		      char *err, size_t errlen)
@@ -707,7 +730,7 @@ static int open_calls(PGconn *conn, const sync_def *s, const char **p,
 	PGresult *r = db_query(conn, "diff: identifiers", id_list_sql, 0, NULL,
 			       err, errlen);
 	const char *ids[2] = { NULL, id_types(s) };
-	const char *out = out_table_sql;
+	const char *ids_out = ids_table_sql;
 	int rc = 0;
 
 	if (!r)
@@ -717,12 +740,13 @@ static int open_calls(PGconn *conn, const sync_def *s, const char **p,
 		ids[0] = PQgetvalue(r, 0, 1);
 		rc = db_exec(conn, "diff: identifiers", ids_sql, 2, ids, err,
 			     errlen);
-		out = out_list_sql;
+		ids_out = ids_list_sql;
 	}
 	PQclear(r);
-	if (rc != 0)
+	if (rc != 0 || db_exec(conn, "diff: identifiers", ids_out, 1, ids + 1,
+			       err, errlen) != 0)
 		return -1;
-	return db_exec(conn, "diff: calls", out, 4, p, err, errlen);
+	return db_exec(conn, "diff: calls", calls_sql, 3, p, err, errlen);
 }
 
 /* Streams the calls and the new snapshot rows of every changed profile. */
@@ -730,8 +754,7 @@ static int stream_calls(diff_counts *out, PGconn *conn, const sync_def *s,
 			long long run_id, FILE *dry_run, char *err,
 			size_t errlen)
 {
-	const char *p[4] = { s->as_of, s->key, s->is_trait ? "t" : "f",
-			     id_types(s) };
+	const char *p[3] = { s->as_of, s->key, s->is_trait ? "t" : "f" };
 	emitter e;
 	int rc = -1;
 
@@ -746,6 +769,8 @@ static int stream_calls(diff_counts *out, PGconn *conn, const sync_def *s,
 	if (open_calls(conn, s, p, err, errlen) != 0 ||
 	    fetch_loop(&e, err, errlen) != 0 ||
 	    db_exec(conn, "diff: calls", "CLOSE audsync_out", 0, NULL, err,
+		    errlen) != 0 ||
+	    db_exec(conn, "diff: calls", "CLOSE audsync_ids_out", 0, NULL, err,
 		    errlen) != 0 ||
 	    outbox_writer_finish(e.w, &out->calls, err, errlen) != 0)
 		goto out;
