@@ -203,21 +203,24 @@ static void log_run(const sync_def *s, const diff_counts *c, int dry_run)
 		 v[6], "diff_s", v[7]);
 }
 
-/* Whether the snapshot holds at least twice the rows its statistics say
- * (a first sync or a resync just wrote them; autovacuum has not come). */
+/* Whether a tenth of the snapshot, and at least 10 000 rows, changed
+ * since its statistics were taken (autovacuum's own rule for analyzing):
+ * a first sync or a resync just wrote them. By the rows changed, not by
+ * the row count pg_class holds: autovacuum's VACUUM updates that, and
+ * not the statistics the join's plan needs. */
 static const char stale_sql[] =
-	"SELECT c.reltuples * 2 < n.rows AND n.rows >= 10000"
-	" FROM pg_class c, (SELECT coalesce(sum(snap_count), 0) AS rows"
-	"  FROM audsync.sync_state) n"
-	" WHERE c.oid = 'audsync.snapshot_members'::regclass";
+	"SELECT n_mod_since_analyze >= 10000"
+	" AND n_mod_since_analyze * 10 >= n_live_tup"
+	" FROM pg_stat_user_tables"
+	" WHERE relid = 'audsync.snapshot_members'::regclass";
 
 /*
- * Refreshes the snapshot's statistics when it has outgrown them, before
- * the evaluation's join with it is planned: planned for the few rows the
- * statistics still show, a diff of half a million members reads them
- * through the index and hashes the wrong side. Autovacuum would analyze
- * it too, within a minute; this does not wait for it. A failure costs
- * nothing but the better plan.
+ * Refreshes the snapshot's statistics when they are stale, before the
+ * evaluation's join with it is planned: planned for the few rows stale
+ * statistics show, a diff of half a million members reads them through
+ * the index and hashes the wrong side. Autovacuum would analyze it too,
+ * within a minute; this does not wait for it. A failure costs nothing
+ * but the better plan.
  */
 static void refresh_snapshot_stats(PGconn *conn)
 {
@@ -230,7 +233,7 @@ static void refresh_snapshot_stats(PGconn *conn)
 		log_warn("snapshot statistics not refreshed", "error", err);
 		return;
 	}
-	stale = PQgetvalue(r, 0, 0)[0] == 't';
+	stale = PQntuples(r) > 0 && PQgetvalue(r, 0, 0)[0] == 't';
 	PQclear(r);
 	if (stale && db_exec(conn, "snapshot: statistics",
 			     "ANALYZE audsync.snapshot_members", 0, NULL, err,
