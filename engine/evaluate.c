@@ -167,10 +167,9 @@ static int trait_columns(trait_cols *tc, const PGresult *desc,
 }
 
 /* Builds the statement that runs the definition; params[3..] are a
- * trait's keys. whole: every member is staged. A
- * profile named by several rows stays several rows: the diff makes
- * members distinct where it must, which is far cheaper than here for
- * them all. */
+ * trait's keys. whole: every member is staged. A profile named by
+ * several rows stays several rows: the diff makes members distinct where
+ * it must, which is far cheaper than here for them all. */
 static int build_insert(buf *b, const char **params, int *nparams, PGconn *conn,
 			const PGresult *desc, const sync_def *s, int whole,
 			trait_cols *tc, char *err, size_t errlen)
