@@ -42,6 +42,12 @@
 #define MAX_CONCURRENCY 64
 #define MAX_BYTES_CAP	(1u << 30) /* zlib counts in 32 bits */
 #define ERR_LEN		512
+/* Records refused in a row, none accepted, that stop a destination: a
+ * fault of the whole destination, as a wrong project token, which makes
+ * /engage refuse every update as if each were bad. Halving every batch
+ * down to single records would cost two requests and a dead letter per
+ * record queued. */
+#define REJECT_STREAK 64
 
 typedef enum sink_kind { SINK_HTTP = 0, SINK_STDOUT, SINK_FILE } sink_kind;
 
@@ -87,6 +93,8 @@ struct dest {
 	int inflight;
 	int stopped; /* refused credentials during this flush */
 	char stop_msg[ERR_LEN];
+	long rejected_streak; /* records refused since one was accepted */
+	buf token;	      /* the project token as a JSON string */
 	struct curl_slist *hdr_plain;
 	struct curl_slist *hdr_gzip;
 };
@@ -707,13 +715,27 @@ static void apply_retry(mp_client *c, slot *s, const mp_answer *a, int64_t now)
 	}
 }
 
+/* Stops d for the rest of the flush: what s and d's other slots hold
+ * stays undelivered, queued for the next time. c->err says why. */
+static void halt_destination(mp_client *c, slot *s)
+{
+	dest *d = s->d;
+
+	s->cur_end = 0;
+	snprintf(d->stop_msg, sizeof(d->stop_msg), "%s", c->err);
+	d->stopped = 1;
+	log_error("mixpanel destination stopped", "destination", d->name,
+		  "error", c->err);
+	slot_fail_rest(c, s, d->stop_msg);
+}
+
 static void stop_destination(mp_client *c, slot *s, const mp_answer *a)
 {
 	dest *d = s->d;
 	long status = 0;
 
-	s->cur_end = 0;
 	if (d->stopped) { /* another request of d saw it first */
+		s->cur_end = 0;
 		slot_fail_rest(c, s, d->stop_msg);
 		return;
 	}
@@ -730,27 +752,58 @@ static void stop_destination(mp_client *c, slot *s, const mp_answer *a)
 			  "destination %s: unexpected answer from %s "
 			  "(%s): check api_base",
 			  d->name, ep_path[s->ep], a->error);
-	snprintf(d->stop_msg, sizeof(d->stop_msg), "%s", c->err);
-	d->stopped = 1;
-	log_error("mixpanel destination stopped", "destination", d->name,
-		  "error", c->err);
-	slot_fail_rest(c, s, d->stop_msg);
+	halt_destination(c, s);
+}
+
+/* After REJECT_STREAK refusals in a row, a refused batch stops d instead
+ * of being halved or dead-lettered: 1 when it did. */
+static int stop_on_streak(mp_client *c, slot *s, const mp_answer *a)
+{
+	dest *d = s->d;
+
+	if (d->rejected_streak < REJECT_STREAK)
+		return 0;
+	if (d->stopped) {
+		s->cur_end = 0;
+		slot_fail_rest(c, s, d->stop_msg);
+		return 1;
+	}
+	set_error(c, d,
+		  "destination %s: Mixpanel refused the last %ld records "
+		  "sent to %s and accepted none (%s): check the project "
+		  "token; the rest stays queued",
+		  d->name, d->rejected_streak, ep_path[s->ep], a->error);
+	halt_destination(c, s);
+	return 1;
 }
 
 static void apply_answer(mp_client *c, slot *s, const mp_answer *a, int64_t now)
 {
+	dest *d = s->d;
+
 	switch (a->action) {
 	case MP_ACT_DELIVERED:
+		d->rejected_streak = 0;
 		report_range(c, s, s->head, s->cur_end, MP_OUT_DELIVERED, NULL);
 		slot_advance(s, s->cur_end);
 		break;
-	case MP_ACT_PARTIAL: apply_partial(c, s, a); break;
+	case MP_ACT_PARTIAL:
+		if (a->nfailures < s->cur_end - s->head)
+			d->rejected_streak = 0;
+		apply_partial(c, s, a);
+		break;
 	case MP_ACT_REJECTED:
+		if (stop_on_streak(c, s, a))
+			break;
+		d->rejected_streak += (long)(s->cur_end - s->head);
 		report_range(c, s, s->head, s->cur_end, MP_OUT_REJECTED,
 			     a->error);
 		slot_advance(s, s->cur_end);
 		break;
-	case MP_ACT_SPLIT: apply_split(c, s, a); break;
+	case MP_ACT_SPLIT:
+		if (!stop_on_streak(c, s, a))
+			apply_split(c, s, a);
+		break;
 	case MP_ACT_RETRY: apply_retry(c, s, a, now); break;
 	case MP_ACT_STOP_DEST: stop_destination(c, s, a); break;
 	}
@@ -1295,6 +1348,7 @@ static void dest_free(mp_client *c, dest *d)
 	free(d->secret);
 	free(d->query_import);
 	free(d->path);
+	buf_free(&d->token);
 	free(d);
 }
 
@@ -1490,6 +1544,7 @@ int mp_client_add_destination(mp_client *c, int *out, const mp_destination *in)
 			  d->name);
 		goto fail;
 	}
+	buf_json_str(&d->token, in->project_token);
 	if (dest_auth(c, d, in) < 0 || dest_target(c, d, in) < 0)
 		goto fail;
 	dest_limits(d, in);
@@ -1526,12 +1581,33 @@ static void slot_reserve(slot *s, size_t len)
 	buf_reserve(&s->data, len + 1);
 }
 
+/* The length of the JSON string that starts record at offset at, up to
+ * and with its closing quote; 0 when there is none. */
+static size_t json_string_len(const char *record, size_t len, size_t at)
+{
+	size_t i;
+
+	if (at >= len || record[at] != '"')
+		return 0;
+	for (i = at + 1; i < len; i++) {
+		if (record[i] == '\\')
+			i++;
+		else if (record[i] == '"')
+			return i + 1 - at;
+	}
+	return 0;
+}
+
 int mp_client_submit(mp_client *c, int dest_id, mp_endpoint ep, uint32_t lane,
 		     const char *record, size_t len, uint64_t tag)
 {
+	static const char head[] = "{\"$token\":";
+	const size_t hl = sizeof(head) - 1;
+	size_t old = 0, size = len;
 	dest *d;
 	slot *s;
 	mp_rec *r;
+	char *at;
 
 	if (dest_id < 0 || dest_id >= c->ndests || (unsigned)ep >= EP_COUNT ||
 	    c->flushing || len == 0) {
@@ -1541,23 +1617,38 @@ int mp_client_submit(mp_client *c, int dest_id, mp_endpoint ep, uint32_t lane,
 		return -1;
 	}
 	d = c->dests[dest_id];
-	if (len + 2 > d->max_bytes) {
+	/* An update goes with the destination's project token as it is
+	 * now, whatever token it was queued with: once a wrong token is
+	 * fixed, what was queued with it goes too. */
+	if (ep != MP_EP_IMPORT && len > hl && memcmp(record, head, hl) == 0)
+		old = json_string_len(record, len, hl);
+	if (old > 0)
+		size = len - old + d->token.len;
+	if (size + 2 > d->max_bytes) {
 		set_error(c, d,
 			  "destination %s: a record of %zu bytes is over "
 			  "the request cap of %zu",
-			  d->name, len, d->max_bytes);
+			  d->name, size, d->max_bytes);
 		return -1;
 	}
 	s = &d->slots[ep][lane % (uint32_t)d->conc];
-	slot_reserve(s, len);
+	slot_reserve(s, size);
 	if (s->nrecs > 0)
 		s->data.data[s->data.len++] = ',';
 	r = &s->recs[s->nrecs++];
 	r->off = s->data.len;
-	r->len = len;
+	r->len = size;
 	r->tag = tag;
-	memcpy(s->data.data + s->data.len, record, len);
-	s->data.len += len;
+	at = s->data.data + s->data.len;
+	if (old > 0) {
+		memcpy(at, head, hl);
+		memcpy(at + hl, d->token.data, d->token.len);
+		memcpy(at + hl + d->token.len, record + hl + old,
+		       len - hl - old);
+	} else {
+		memcpy(at, record, len);
+	}
+	s->data.len += size;
 	s->data.data[s->data.len] = '\0';
 	c->queued++;
 	return 0;

@@ -1638,6 +1638,69 @@ START_TEST(wrong_credentials_stop_delivery_without_showing_the_secret)
 }
 END_TEST
 
+/* A wrong project token makes /engage refuse every update as if each
+ * were bad. The client stops halving batches after a streak of refusals
+ * (mp_client.c, REJECT_STREAK): a few records become dead letters, the
+ * rest stay queued, and the error names the token. Fixed, all arrive. */
+START_TEST(a_wrong_project_token_stops_delivery_and_keeps_the_rest_queued)
+{
+	const int n = 300;
+	json_object *st, *profiles, *p, *v;
+	long long dead, queued;
+	tl_result r;
+	int i, missing = 0;
+
+	tl_sql(db, "INSERT INTO audsync.external_ids SELECT 'p' || g,"
+		   " 'user_id', 'u' || g, now() - interval '1 day'"
+		   " FROM generate_series(1, 300) g");
+	add_everyone_audience("Everyone", "everyone");
+	tl_sql(db, "UPDATE audsync.destinations"
+		   " SET project_token = 'not-the-token'");
+	r = tl_audsync(db, retry_env, "run", "--all", NULL);
+	ck_assert_msg(r.status == 1, "exit %d, expected 1: %s", r.status,
+		      r.err);
+	ck_assert_msg(has_any(r.err, "check the project token"),
+		      "the log does not point at the token: %s", r.err);
+	tl_result_free(&r);
+	ck_assert_int_eq(COUNTER("updates_applied"), 0);
+	dead = sql_int("SELECT count(*) FROM audsync.dead_letters");
+	queued = sql_int("SELECT coalesce(sum(n), 0) FROM audsync.outbox");
+	ck_assert_int_eq(dead + queued, n);
+	ck_assert_msg(dead >= 1 && dead < n / 2,
+		      "%lld of %d updates became dead letters", dead, n);
+	/* two requests a record is what halving to the end would cost */
+	ck_assert_int_lt(COUNTER("requests_engage"), n);
+	st = status_of("everyone");
+	ck_assert_int_eq(status_int(st, "queued"), queued);
+	ck_assert_int_eq(status_int(st, "dead_letters"), dead);
+	json_object_put(st);
+
+	tl_sql(db,
+	       "UPDATE audsync.destinations SET project_token = 'test-token'");
+	r = tl_audsync(db, retry_env, "deliver", NULL);
+	ck_assert_msg(r.status == 0, "deliver exited %d: %s", r.status, r.err);
+	tl_result_free(&r);
+	r = tl_audsync(db, retry_env, "retry-failed", NULL);
+	ck_assert_msg(r.status == 0, "retry-failed exited %d: %s", r.status,
+		      r.err);
+	tl_result_free(&r);
+	ck_assert_int_eq(COUNTER("updates_applied"), n);
+	ck_assert_int_eq(mpctl_state(&st, fake), 0);
+	ck_assert(json_object_object_get_ex(st, "profiles", &profiles));
+	for (i = 1; i <= n; i++) {
+		char did[16];
+
+		snprintf(did, sizeof(did), "u%d", i);
+		if (!json_object_object_get_ex(profiles, did, &p) ||
+		    !json_object_object_get_ex(p, "everyone", &v) ||
+		    !json_object_get_boolean(v))
+			missing++;
+	}
+	json_object_put(st);
+	ck_assert_int_eq(missing, 0);
+}
+END_TEST
+
 START_TEST(records_mixpanel_rejects_become_dead_letters_and_can_be_retried)
 {
 	json_object *st;
@@ -1864,6 +1927,7 @@ static Suite *sync_suite(void)
 		an_outage_longer_than_the_retries_keeps_calls_queued,
 		wrong_credentials_stop_delivery_without_showing_the_secret,
 		records_mixpanel_rejects_become_dead_letters_and_can_be_retried,
+		a_wrong_project_token_stops_delivery_and_keeps_the_rest_queued,
 	};
 	Suite *s = suite_create("sync");
 	TCase *tc = tcase_create("end to end");
