@@ -259,7 +259,8 @@ typedef struct emitter {
 	char sync_id[16];
 	buf rec, val, targets, copy;
 	long long skipped;
-	char *cur[OUT_COLUMNS]; /* the profile being read: its columns */
+	const char *cur[OUT_COLUMNS]; /* the profile being read: its row
+				       * of the calls cursor, as read */
 	ident *ids;
 	int nids, capids;
 	const char **sent; /* track mode: distinct_ids with an event */
@@ -614,10 +615,6 @@ static void clear_profile(emitter *e)
 		free(e->ids[i].value);
 	}
 	e->nids = 0;
-	for (i = 0; i < OUT_COLUMNS; i++) {
-		free(e->cur[i]);
-		e->cur[i] = NULL;
-	}
 }
 
 static char *dup_col(const PGresult *r, int row, int col)
@@ -686,8 +683,8 @@ static int next_row(batch *b, PGconn *conn, char *err, size_t errlen)
 /*
  * Reads both cursors to their ends, queueing calls and snapshot rows:
  * each profile takes the identifiers that follow in the same order (a
- * profile may have none). The strings are copied, so a profile's
- * identifiers may span FETCH batches.
+ * profile may have none). Identifiers are copied, so a profile's may
+ * span FETCH batches.
  */
 static int fetch_loop(emitter *e, char *err, size_t errlen)
 {
@@ -698,8 +695,9 @@ static int fetch_loop(emitter *e, char *err, size_t errlen)
 	more_ids = next_row(&ids, e->conn, err, errlen);
 	while (more_ids >= 0 &&
 	       (more = next_row(&calls, e->conn, err, errlen)) > 0) {
+		/* calls.r stays until the next batch of calls */
 		for (i = 0; i < OUT_COLUMNS; i++)
-			e->cur[i] = dup_col(calls.r, calls.row, i);
+			e->cur[i] = PQgetvalue(calls.r, calls.row, i);
 		while (more_ids > 0 &&
 		       (c = strcmp(PQgetvalue(ids.r, ids.row, ID_PROFILE),
 				   e->cur[OUT_PROFILE])) <= 0) {
