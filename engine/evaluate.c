@@ -337,15 +337,13 @@ out:
 
 /* Sets *whole: every member is read again (a resync asks it, or nothing
  * was synced yet). */
-static int read_whole(int *whole, PGconn *conn, const sync_def *s, int every,
+static int read_whole(int *whole, PGconn *conn, const char *sync_id, int every,
 		      char *err, size_t errlen)
 {
-	char sync_id[16];
 	const char *p[2] = { sync_id, every ? "t" : "f" };
-	PGresult *r;
+	PGresult *r =
+		db_query(conn, "sync state", whole_sql, 2, p, err, errlen);
 
-	snprintf(sync_id, sizeof(sync_id), "%d", s->id);
-	r = db_query(conn, "sync state", whole_sql, 2, p, err, errlen);
 	if (!r)
 		return -1;
 	*whole = PQgetvalue(r, 0, 0)[0] == 't';
@@ -373,14 +371,15 @@ int evaluate_sync(int *whole, PGconn *conn, const sync_def *s, int every,
 			 s->key);
 		goto out;
 	}
+	snprintf(sync_id, sizeof(sync_id), "%d", s->id);
 	desc = describe(conn, s, err, errlen);
-	if (!desc || read_whole(whole, conn, s, every, err, errlen) != 0 ||
+	if (!desc ||
+	    read_whole(whole, conn, sync_id, every, err, errlen) != 0 ||
 	    build_insert(&sql, params, &nparams, conn, desc, s, *whole, &tc,
 			 err, errlen) != 0)
 		goto out;
 	params[0] = s->as_of;
 	params[1] = s->window_start;
-	snprintf(sync_id, sizeof(sync_id), "%d", s->id);
 	params[2] = sync_id;
 	rc = run_insert(conn, s, sql.data, nparams, params, err, errlen);
 out:
