@@ -715,6 +715,17 @@ static void apply_retry(mp_client *c, slot *s, const mp_answer *a, int64_t now)
 	}
 }
 
+/* When another request of d stopped it first, what s holds goes as that
+ * stop says: 1. */
+static int already_stopped(mp_client *c, slot *s)
+{
+	if (!s->d->stopped)
+		return 0;
+	s->cur_end = 0;
+	slot_fail_rest(c, s, s->d->stop_msg);
+	return 1;
+}
+
 /* Stops d for the rest of the flush: what s and d's other slots hold
  * stays undelivered, queued for the next time. c->err says why. */
 static void halt_destination(mp_client *c, slot *s)
@@ -734,11 +745,8 @@ static void stop_destination(mp_client *c, slot *s, const mp_answer *a)
 	dest *d = s->d;
 	long status = 0;
 
-	if (d->stopped) { /* another request of d saw it first */
-		s->cur_end = 0;
-		slot_fail_rest(c, s, d->stop_msg);
+	if (already_stopped(c, s))
 		return;
-	}
 	/* a->error starts with "HTTP <status>" for every STOP_DEST */
 	sscanf(a->error, "HTTP %ld", &status);
 	if (status == 401 || status == 403)
@@ -763,11 +771,8 @@ static int stop_on_streak(mp_client *c, slot *s, const mp_answer *a)
 
 	if (d->rejected_streak < REJECT_STREAK)
 		return 0;
-	if (d->stopped) {
-		s->cur_end = 0;
-		slot_fail_rest(c, s, d->stop_msg);
+	if (already_stopped(c, s))
 		return 1;
-	}
 	set_error(c, d,
 		  "destination %s: Mixpanel refused the last %ld records "
 		  "sent to %s and accepted none (%s): check the project "
