@@ -1638,6 +1638,35 @@ START_TEST(wrong_credentials_stop_delivery_without_showing_the_secret)
 }
 END_TEST
 
+/* Members u1..un the fake does not hold with "everyone": true, or, with
+ * emails_every set, without $email e<i>@x.com on every emails_every-th
+ * one from u1. */
+static int everyone_missing(int n, int emails_every)
+{
+	json_object *st, *profiles;
+	int i, missing = 0;
+
+	ck_assert_int_eq(mpctl_state(&st, fake), 0);
+	ck_assert(json_object_object_get_ex(st, "profiles", &profiles));
+	for (i = 1; i <= n; i++) {
+		char did[32], want[64];
+		json_object *p = NULL, *v = NULL;
+
+		snprintf(did, sizeof(did), "u%d", i);
+		snprintf(want, sizeof(want), "e%d@x.com", i);
+		if (!json_object_object_get_ex(profiles, did, &p) ||
+		    !json_object_object_get_ex(p, "everyone", &v) ||
+		    !json_object_get_boolean(v))
+			missing++;
+		else if (emails_every > 0 && i % emails_every == 1 &&
+			 (!json_object_object_get_ex(p, "$email", &v) ||
+			  strcmp(json_object_get_string(v), want) != 0))
+			missing++;
+	}
+	json_object_put(st);
+	return missing;
+}
+
 /* A wrong project token makes /engage refuse every update as if each
  * were bad. The client stops halving batches after a streak of refusals
  * (mp_client.c, REJECT_STREAK): a few records become dead letters, the
@@ -1645,10 +1674,9 @@ END_TEST
 START_TEST(a_wrong_project_token_stops_delivery_and_keeps_the_rest_queued)
 {
 	const int n = 300;
-	json_object *st, *profiles, *p, *v;
+	json_object *st;
 	long long dead, queued;
 	tl_result r;
-	int i, missing = 0;
 
 	tl_sql(db, "INSERT INTO audsync.external_ids SELECT 'p' || g,"
 		   " 'user_id', 'u' || g, now() - interval '1 day'"
@@ -1685,19 +1713,7 @@ START_TEST(a_wrong_project_token_stops_delivery_and_keeps_the_rest_queued)
 		      r.err);
 	tl_result_free(&r);
 	ck_assert_int_eq(COUNTER("updates_applied"), n);
-	ck_assert_int_eq(mpctl_state(&st, fake), 0);
-	ck_assert(json_object_object_get_ex(st, "profiles", &profiles));
-	for (i = 1; i <= n; i++) {
-		char did[16];
-
-		snprintf(did, sizeof(did), "u%d", i);
-		if (!json_object_object_get_ex(profiles, did, &p) ||
-		    !json_object_object_get_ex(p, "everyone", &v) ||
-		    !json_object_get_boolean(v))
-			missing++;
-	}
-	json_object_put(st);
-	ck_assert_int_eq(missing, 0);
+	ck_assert_int_eq(everyone_missing(n, 0), 0);
 }
 END_TEST
 
@@ -1826,9 +1842,8 @@ END_TEST
  * size is then analyzed before the next run diffs it (sync.c). */
 START_TEST(a_first_sync_of_fifty_thousand_members_reaches_every_one)
 {
-	json_object *st, *profiles;
 	long long applied;
-	int n = 50100, i, missing = 0;
+	int n = 50100;
 
 	tl_sql(db, "INSERT INTO audsync.external_ids SELECT 'p' || g,"
 		   " 'user_id', 'u' || g, now() - interval '9 days'"
@@ -1843,25 +1858,7 @@ START_TEST(a_first_sync_of_fifty_thousand_members_reaches_every_one)
 	run_ok(NULL);
 	ck_assert_int_eq(run_int("everyone", "entered"), n);
 	ck_assert_int_eq(mpctl_counter(fake, "updates_applied"), n + n / 50);
-	ck_assert_int_eq(mpctl_state(&st, fake), 0);
-	ck_assert(json_object_object_get_ex(st, "profiles", &profiles));
-	for (i = 1; i <= n; i++) {
-		char did[32], want[64];
-		json_object *p = NULL, *v = NULL;
-
-		snprintf(did, sizeof(did), "u%d", i);
-		snprintf(want, sizeof(want), "e%d@x.com", i);
-		if (!json_object_object_get_ex(profiles, did, &p) ||
-		    !json_object_object_get_ex(p, "everyone", &v) ||
-		    !json_object_get_boolean(v))
-			missing++;
-		else if (i % 50 == 1 &&
-			 (!json_object_object_get_ex(p, "$email", &v) ||
-			  strcmp(json_object_get_string(v), want) != 0))
-			missing++;
-	}
-	json_object_put(st);
-	ck_assert_int_eq(missing, 0);
+	ck_assert_int_eq(everyone_missing(n, 50), 0);
 	/* The next run finds the snapshot all changed since its statistics
 	 * were taken, refreshes them and diffs the fifty thousand: the
 	 * three newcomers enter, nothing else is sent. */
