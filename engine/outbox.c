@@ -7,6 +7,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Bytes of records per page before it is written, whatever the count. */
 #define PAGE_BYTES (1024 * 1024)
@@ -422,10 +423,9 @@ fail:
 	return -1;
 }
 
-/* A record may fail in one round and go in the next: what is not
- * delivered is what the outbox still holds at the end, in the lanes no
- * other process is delivering right now. */
-static int count_queued(outbox_stats *out, PGconn *conn, const char *dest_id,
+/* Records queued in the lanes no other process is delivering right now:
+ * after the last round, what was not delivered. */
+static int count_queued(long long *out, PGconn *conn, const char *dest_id,
 			char *err, size_t errlen)
 {
 	const char *p[1] = { dest_id };
@@ -439,7 +439,7 @@ static int count_queued(outbox_stats *out, PGconn *conn, const char *dest_id,
 		     1, p, err, errlen);
 	if (!r)
 		return -1;
-	out->not_delivered += atoll(PQgetvalue(r, 0, 0));
+	*out = atoll(PQgetvalue(r, 0, 0));
 	PQclear(r);
 	return 0;
 }
@@ -447,13 +447,14 @@ static int count_queued(outbox_stats *out, PGconn *conn, const char *dest_id,
 int outbox_deliver(outbox_stats *out, PGconn *conn, mp_client *c, int mp_dest,
 		   int dest_id, volatile int *stop, char *err, size_t errlen)
 {
+	const struct timespec pause = { 0, 20 * 1000 * 1000 };
 	char dest_s[16];
-	int rc = 0;
+	long long left = 0;
 
 	snprintf(dest_s, sizeof(dest_s), "%d", dest_id);
 	while (!(stop && *stop)) {
 		round r = { 0 };
-		int pages, progress;
+		int rc, pages, progress;
 
 		rc = deliver_round(&r, conn, c, mp_dest, dest_s, err, errlen);
 		out->delivered += r.st.delivered;
@@ -461,9 +462,23 @@ int outbox_deliver(outbox_stats *out, PGconn *conn, mp_client *c, int mp_dest,
 		pages = r.n;
 		progress = r.st.delivered + r.st.rejected > 0;
 		round_free(&r);
-		/* Done, failed, or stuck: what is left waits for next time. */
-		if (rc != 0 || pages == 0 || !progress)
-			break;
+		if (rc != 0)
+			return rc;
+		if (pages > 0 && !progress)
+			break; /* stuck: what is left waits for next time */
+		if (pages > 0)
+			continue;
+		/* Nothing to claim. Done, unless another process delivering
+		 * beside this one let go of lanes between two of its rounds:
+		 * then they are claimed again, a moment later. */
+		if (count_queued(&left, conn, dest_s, err, errlen) != 0)
+			return -1;
+		if (left == 0)
+			return 0;
+		nanosleep(&pause, NULL);
 	}
-	return rc == 0 ? count_queued(out, conn, dest_s, err, errlen) : rc;
+	if (count_queued(&left, conn, dest_s, err, errlen) != 0)
+		return -1;
+	out->not_delivered += left;
+	return 0;
 }
