@@ -27,13 +27,20 @@ BUILD := build-san
 SANFLAGS := -fsanitize=$(SANITIZER) -fno-omit-frame-pointer \
 	-fno-sanitize-recover=all
 endif
-AS_CPPFLAGS := -D_GNU_SOURCE -Iinclude \
+# pkg-config is asked when a recipe first needs its answer, never while the
+# Makefile is read: on a fresh machine neither pkg-config nor the -dev
+# packages exist until scripts/deps.sh has installed them (make test, demo
+# and bench run it first, then build in a second make). Each answer is
+# computed once and kept.
+pkg_once = $(eval $(1) := $$(shell $$(PKG_CONFIG) $(2) 2>/dev/null))$($(1))
+PKG_CFLAGS = $(call pkg_once,PKG_CFLAGS,--cflags $(PKGS))
+PKG_LIBS = $(call pkg_once,PKG_LIBS,--libs $(PKGS))
+CHECK_LIBS = $(call pkg_once,CHECK_LIBS,--libs check)
+AS_CPPFLAGS = -D_GNU_SOURCE -Iinclude \
 	-DAUDSYNC_VERSION='"$(shell cat VERSION 2>/dev/null || echo 0.0.0)"' \
-	-DAUDSYNC_SQLDIR='"$(DATADIR)/sql"' \
-	$(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+	-DAUDSYNC_SQLDIR='"$(DATADIR)/sql"' $(PKG_CFLAGS)
 AS_CFLAGS := $(WARN) $(SANFLAGS) $(CFLAGS)
-AS_LDLIBS := $(SANFLAGS) $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lm
-CHECK_LIBS := $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
+AS_LDLIBS = $(SANFLAGS) $(PKG_LIBS) -lm
 
 LIB_SRC := $(filter-out engine/main.c,$(wildcard engine/*.c))
 LIB_OBJ := $(LIB_SRC:engine/%.c=$(BUILD)/engine/%.o) $(BUILD)/sql_embed.o
@@ -52,8 +59,8 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_SRC := $(wildcard tests/bench_*.c)
 BENCH_BIN := $(BENCH_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test unit-test demo demo-clean bench install format format-check \
-	deps clean lint
+.PHONY: all test test-run unit-test demo demo-run demo-clean bench bench-run \
+	install format format-check deps clean lint
 all: $(BIN)
 
 $(BUILD)/engine/%.o: engine/%.c $(wildcard include/audsync/*.h)
@@ -85,17 +92,28 @@ FAKE_MIXPANEL := $(FAKE_MP_BIN)
 deps:
 	@sh scripts/deps.sh
 
-test: deps $(BIN) $(TEST_BIN) $(FAKE_MIXPANEL)
+# test, demo and bench install what is missing first, then build in a make
+# of their own, which reads the Makefile again with everything present.
+test: deps
+	@$(MAKE) --no-print-directory test-run
+
+test-run: $(BIN) $(TEST_BIN) $(FAKE_MIXPANEL)
 	@AUDSYNC_BIN=$(abspath $(BIN)) FAKE_MIXPANEL=$(abspath $(FAKE_MIXPANEL)) \
 		sh tests/run-tests.sh $(TEST_BIN)
 
-demo: deps $(BIN)
+demo: deps
+	@$(MAKE) --no-print-directory demo-run
+
+demo-run: $(BIN)
 	@sh scripts/demo.sh
 
 demo-clean:
 	@sh scripts/demo.sh clean
 
-bench: deps $(BIN) $(BENCH_BIN) $(FAKE_MIXPANEL)
+bench: deps
+	@$(MAKE) --no-print-directory bench-run
+
+bench-run: $(BIN) $(BENCH_BIN) $(FAKE_MIXPANEL)
 	@AUDSYNC_BIN=$(abspath $(BIN)) FAKE_MIXPANEL=$(abspath $(FAKE_MIXPANEL)) \
 		sh tests/run-bench.sh $(BENCH_BIN)
 
