@@ -2,6 +2,7 @@
 #include "audsync/config.h"
 
 #include "audsync/db.h"
+#include "audsync/segment_map.h"
 
 #include <json-c/json.h>
 #include <stdarg.h>
@@ -157,7 +158,23 @@ static void take_setting(dest_def *d, const char *key, json_object *v)
 			d->batch_size = (int)x;
 		return;
 	}
-	set_problem(d, "destination %s: unknown setting '%s'", d->name, key);
+	if (!segment_is_setting(key))
+		set_problem(d, "destination %s: unknown setting '%s'", d->name,
+			    key);
+}
+
+/* The forwarding settings (DESIGN.md section 7a) are read by forward;
+ * a wrong one is the destination's problem all the same. */
+static void check_forward_settings(dest_def *d, json_object *o)
+{
+	segment_settings ss;
+	char why[300];
+
+	if (segment_settings_parse(&ss, o, d->project_token, d->use_people, why,
+				   sizeof(why)) != 0)
+		set_problem(d, "destination %s: %s", d->name, why);
+	else
+		segment_settings_free(&ss);
 }
 
 static void parse_settings(dest_def *d, const char *text)
@@ -172,6 +189,7 @@ static void parse_settings(dest_def *d, const char *text)
 	} else {
 		json_object_object_foreach(o, key, val)
 			take_setting(d, key, val);
+		check_forward_settings(d, o);
 	}
 	json_object_put(o);
 }
@@ -229,7 +247,8 @@ static void load_dest(dest_def *d, const PGresult *r, int row, int base)
 	d->exit_event = strdup("Audience Exited");
 	d->trait_event = strdup("Trait Computed");
 	d->ignore_time = 1;
-	parse_settings(d, col(r, row, base + DCOL_SETTINGS));
+	d->settings = dup_or_null(col(r, row, base + DCOL_SETTINGS));
+	parse_settings(d, d->settings);
 	check_dest(d);
 }
 
@@ -371,6 +390,7 @@ static void free_dest(dest_def *d)
 	free(d->enter_event);
 	free(d->exit_event);
 	free(d->trait_event);
+	free(d->settings);
 	free(d->problem);
 }
 

@@ -174,19 +174,22 @@ int mp_distinct_id_invalid(const char *s)
 }
 
 /* The opening shared by every /engage update, up to the operation. */
-static void put_update_head(buf *out, const char *token,
-			    const char *distinct_id, int ignore_time)
+static void put_update_head(buf *out, const mp_update_head *h)
 {
 	buf_puts(out, "{\"$token\":");
-	buf_json_str(out, token ? token : "");
+	buf_json_str(out, h->token ? h->token : "");
 	buf_puts(out, ",\"$distinct_id\":");
-	buf_json_str(out, distinct_id ? distinct_id : "");
-	if (ignore_time)
+	buf_json_str(out, h->distinct_id ? h->distinct_id : "");
+	if (h->ignore_time)
 		buf_puts(out, ",\"$ignore_time\":true");
+	if (h->ip) {
+		buf_puts(out, ",\"$ip\":");
+		buf_json_str(out, h->ip);
+	}
 }
 
 /* Segment's special traits and their Mixpanel reserved names. */
-static const char *reserved_trait(const char *key)
+const char *mp_payload_trait_name(const char *key)
 {
 	static const char *const map[][2] = { { "created", "$created" },
 					      { "email", "$email" },
@@ -201,25 +204,26 @@ static const char *reserved_trait(const char *key)
 		if (strcmp(map[i][0], key) == 0)
 			return map[i][1];
 	}
-	return key;
+	return NULL;
 }
 
 static void put_member(buf *b, const char *key, json_object *val)
 {
 	const char *text = json_object_to_json_string_ext(
 		val, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	const char *name = mp_payload_trait_name(key);
 
 	if (b->len > 0)
 		buf_putc(b, ',');
-	buf_json_str(b, reserved_trait(key));
+	buf_json_str(b, name ? name : key);
 	buf_putc(b, ':');
 	buf_puts(b, text);
 }
 
-static void put_update(buf *out, const char *token, const char *distinct_id,
-		       int ignore_time, const char *op, const buf *members)
+static void put_update(buf *out, const mp_update_head *h, const char *op,
+		       const buf *members)
 {
-	put_update_head(out, token, distinct_id, ignore_time);
+	put_update_head(out, h);
 	buf_puts(out, ",\"");
 	buf_puts(out, op);
 	buf_puts(out, "\":{");
@@ -227,8 +231,7 @@ static void put_update(buf *out, const char *token, const char *distinct_id,
 	buf_puts(out, "}}\n");
 }
 
-int mp_payload_identify(buf *out, const char *token, const char *distinct_id,
-			json_object *traits, int ignore_time)
+int mp_payload_identify(buf *out, const mp_update_head *h, json_object *traits)
 {
 	buf set, uni;
 	int n = 0;
@@ -247,12 +250,11 @@ int mp_payload_identify(buf *out, const char *token, const char *distinct_id,
 			put_member(&set, key, val);
 	}
 	if (set.len > 0) {
-		put_update(out, token, distinct_id, ignore_time, "$set", &set);
+		put_update(out, h, "$set", &set);
 		n++;
 	}
 	if (uni.len > 0) {
-		put_update(out, token, distinct_id, ignore_time, "$union",
-			   &uni);
+		put_update(out, h, "$union", &uni);
 		n++;
 	}
 	buf_free(&set);
@@ -260,15 +262,23 @@ int mp_payload_identify(buf *out, const char *token, const char *distinct_id,
 	return n;
 }
 
-void mp_payload_engage(buf *out, const char *token, const char *distinct_id,
-		       int ignore_time, const char *op, const char *value)
+void mp_payload_update(buf *out, const mp_update_head *h, const char *op,
+		       const char *value)
 {
-	put_update_head(out, token, distinct_id, ignore_time);
+	put_update_head(out, h);
 	buf_putc(out, ',');
 	buf_json_str(out, op);
 	buf_putc(out, ':');
 	buf_puts(out, value);
 	buf_putc(out, '}');
+}
+
+void mp_payload_engage(buf *out, const char *token, const char *distinct_id,
+		       int ignore_time, const char *op, const char *value)
+{
+	mp_update_head h = { token, distinct_id, ignore_time, NULL };
+
+	mp_payload_update(out, &h, op, value);
 }
 
 /* Appends the members of object text obj ("{...}"), after a comma. */

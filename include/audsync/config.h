@@ -36,7 +36,8 @@ typedef struct dest_def {
 	double max_rate;
 	int concurrency;
 	int batch_size;
-	char *problem; /* why it cannot be used, or NULL */
+	char *settings; /* the settings object's text, as stored */
+	char *problem;	/* why it cannot be used, or NULL */
 } dest_def;
 
 /* One sync with its computation and destination. */

@@ -23,6 +23,19 @@ void mp_insert_id(char out[MP_INSERT_ID_LEN + 1], const char *const *parts,
  * "anon", ... compared case-insensitively, after trimming spaces). */
 int mp_distinct_id_invalid(const char *s);
 
+/* The fields every /engage update opens with. ip: "$ip" (an address to
+ * geolocate, or "0" for none); NULL leaves it to the request's ip=0. */
+typedef struct mp_update_head {
+	const char *token;
+	const char *distinct_id;
+	int ignore_time;
+	const char *ip;
+} mp_update_head;
+
+/* Mixpanel's reserved name of a Segment special trait (created, email,
+ * firstName, lastName, name, username, phone), or NULL for any other. */
+const char *mp_payload_trait_name(const char *trait);
+
 /*
  * Maps the traits of a Segment-spec identify call to /engage updates, as
  * the Segment Mixpanel destination does: created, email, firstName,
@@ -31,13 +44,19 @@ int mp_distinct_id_invalid(const char *s);
  * separate $union update, an empty array is cleared with $set; other values
  * keep their JSON types. Appends one or two JSON update objects, each
  * followed by '\n', to out:
- *   {"$token":T,"$distinct_id":D,["$ignore_time":true,]"$set":{...}}
- *   {"$token":T,"$distinct_id":D,["$ignore_time":true,]"$union":{...}}
+ *   {"$token":T,"$distinct_id":D,["$ignore_time":true,]["$ip":IP,]
+ *    "$set":{...}}
+ *   {"$token":T,"$distinct_id":D,["$ignore_time":true,]["$ip":IP,]
+ *    "$union":{...}}
  * Returns the number of updates appended (0 when traits is empty), or -1
  * when traits is not an object (nothing appended). traits is borrowed.
  */
-int mp_payload_identify(buf *out, const char *token, const char *distinct_id,
-			json_object *traits, int ignore_time);
+int mp_payload_identify(buf *out, const mp_update_head *h, json_object *traits);
+
+/* Appends one /engage update {head, op: value} where value is JSON text
+ * (copied verbatim). */
+void mp_payload_update(buf *out, const mp_update_head *h, const char *op,
+		       const char *value);
 
 /* Appends one /engage update with a single operation op ("$set",
  * "$unset", ...) whose value is the JSON text value (copied verbatim). */

@@ -1,0 +1,996 @@
+/* segment_map.c - Segment-spec messages to Mixpanel calls, as the seed says
+ *
+ * The seed (seed/mixpanel-destination.md) describes Segment's Mixpanel
+ * destination in cloud mode; this module is that mapping and nothing else:
+ * no database, no network. Where the seed is silent the choice is written
+ * down here and in README.md ("Forwarding Segment messages").
+ */
+#include "audsync/segment_map.h"
+
+#include "audsync/mp_payload.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define JSON_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+
+/* ---- settings ---------------------------------------------------------- */
+
+static const char *const bool_keys[] = {
+	"consolidated_page_calls", "track_all_pages", "track_categorized_pages",
+	"track_named_pages", "set_all_traits_by_default"
+};
+static const char *const list_keys[] = { "people_properties",
+					 "super_properties", "event_increments",
+					 "prop_increments",
+					 "group_identifier_traits" };
+#define N_BOOL (sizeof(bool_keys) / sizeof(bool_keys[0]))
+#define N_LIST (sizeof(list_keys) / sizeof(list_keys[0]))
+
+int segment_is_setting(const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < N_BOOL; i++)
+		if (strcmp(key, bool_keys[i]) == 0)
+			return 1;
+	for (i = 0; i < N_LIST; i++)
+		if (strcmp(key, list_keys[i]) == 0)
+			return 1;
+	return 0;
+}
+
+static int *bool_field(segment_settings *s, size_t i)
+{
+	int *f[N_BOOL] = { &s->consolidated_page_calls, &s->track_all_pages,
+			   &s->track_categorized_pages, &s->track_named_pages,
+			   &s->set_all_traits_by_default };
+
+	return f[i];
+}
+
+static char ***list_field(segment_settings *s, size_t i)
+{
+	char ***f[N_LIST] = { &s->people_properties, &s->super_properties,
+			      &s->event_increments, &s->prop_increments,
+			      &s->group_identifier_traits };
+
+	return f[i];
+}
+
+/* A list setting: an array of non-empty strings. NULL when it is not. */
+static char **parse_list(json_object *v)
+{
+	size_t i, n;
+	char **l;
+
+	if (!json_object_is_type(v, json_type_array))
+		return NULL;
+	n = json_object_array_length(v);
+	l = calloc(n + 1, sizeof(*l));
+	if (!l)
+		abort();
+	for (i = 0; i < n; i++) {
+		json_object *e = json_object_array_get_idx(v, i);
+
+		if (!json_object_is_type(e, json_type_string) ||
+		    json_object_get_string_len(e) == 0) {
+			while (i > 0)
+				free(l[--i]);
+			free(l);
+			return NULL;
+		}
+		l[i] = strdup(json_object_get_string(e));
+	}
+	return l;
+}
+
+static void free_list(char **l)
+{
+	size_t i;
+
+	for (i = 0; l && l[i]; i++)
+		free(l[i]);
+	free(l);
+}
+
+void segment_settings_free(segment_settings *s)
+{
+	size_t i;
+
+	if (!s)
+		return;
+	for (i = 0; i < N_LIST; i++)
+		free_list(*list_field(s, i));
+	free(s->token);
+	memset(s, 0, sizeof(*s));
+}
+
+/* One forwarding setting; -1 with err set when its value is wrong. */
+static int take_setting(segment_settings *s, const char *key, json_object *v,
+			char *err, size_t errlen)
+{
+	size_t i;
+
+	for (i = 0; i < N_BOOL; i++) {
+		if (strcmp(key, bool_keys[i]) != 0)
+			continue;
+		if (!json_object_is_type(v, json_type_boolean)) {
+			snprintf(err, errlen,
+				 "setting %s must be true or false", key);
+			return -1;
+		}
+		*bool_field(s, i) = json_object_get_boolean(v);
+		return 0;
+	}
+	for (i = 0; i < N_LIST; i++) {
+		char ***f = list_field(s, i);
+
+		if (strcmp(key, list_keys[i]) != 0)
+			continue;
+		free_list(*f);
+		*f = parse_list(v);
+		if (!*f) {
+			snprintf(err, errlen,
+				 "setting %s must be a list of non-empty "
+				 "strings",
+				 key);
+			return -1;
+		}
+		return 0;
+	}
+	return 0;
+}
+
+int segment_settings_parse(segment_settings *out, json_object *settings,
+			   const char *token, int use_people, char *err,
+			   size_t errlen)
+{
+	segment_settings s;
+
+	memset(&s, 0, sizeof(s));
+	s.token = strdup(token ? token : "");
+	s.use_people = use_people;
+	s.consolidated_page_calls = 1;
+	s.set_all_traits_by_default = 1;
+	if (settings && !json_object_is_type(settings, json_type_object)) {
+		snprintf(err, errlen, "settings must be a JSON object");
+		segment_settings_free(&s);
+		return -1;
+	}
+	if (settings) {
+		json_object_object_foreach(settings, key, val)
+		{
+			if (take_setting(&s, key, val, err, errlen) != 0) {
+				segment_settings_free(&s);
+				return -1;
+			}
+		}
+	}
+	*out = s;
+	return 0;
+}
+
+static int in_list(char *const *l, const char *s, int nocase)
+{
+	for (; l && *l; l++)
+		if (nocase ? strcasecmp(*l, s) == 0 : strcmp(*l, s) == 0)
+			return 1;
+	return 0;
+}
+
+/* ---- calls -------------------------------------------------------------- */
+
+void segment_calls_init(segment_calls *c)
+{
+	memset(c, 0, sizeof(*c));
+	buf_init(&c->data);
+	buf_init(&c->keys);
+}
+
+void segment_calls_free(segment_calls *c)
+{
+	buf_free(&c->data);
+	buf_free(&c->keys);
+}
+
+const char *segment_calls_message_id(const segment_calls *c)
+{
+	return c->keys.data + c->message_id;
+}
+
+const char *segment_call_record(const segment_calls *c, int i, size_t *len)
+{
+	*len = c->call[i].len;
+	return c->data.data + c->call[i].off;
+}
+
+const char *segment_call_key(const segment_calls *c, int i)
+{
+	return c->keys.data + c->call[i].key;
+}
+
+/* Keeps a NUL-terminated copy of s in keys; returns its offset. */
+static size_t keep_key(segment_calls *c, const char *s)
+{
+	size_t off = c->keys.len;
+
+	buf_append(&c->keys, s, strlen(s) + 1);
+	return off;
+}
+
+/* The record written to data since off becomes a call. */
+static void add_call(segment_calls *c, mp_endpoint ep, size_t off,
+		     const char *key, int repeatable)
+{
+	segment_call *k = &c->call[c->n++];
+
+	k->ep = ep;
+	k->off = off;
+	k->len = c->data.len - off;
+	k->key = keep_key(c, key);
+	k->repeatable = repeatable;
+}
+
+/* ---- one message --------------------------------------------------------- */
+
+/* What every call of one message shares. */
+typedef struct msg_ctx {
+	json_object *msg;
+	const segment_settings *s;
+	segment_calls *out;
+	const char *type;
+	const char *message_id;
+	const char *user_id;	 /* a valid userId, or NULL */
+	const char *anon_id;	 /* a valid anonymousId, or NULL */
+	const char *distinct_id; /* user_id, else anon_id */
+	const char *ip;		 /* context.ip to geolocate, or NULL */
+	int ignore_time;	 /* context.active is false */
+	int64_t time_ms;
+	char date[24]; /* the time as Mixpanel's YYYY-MM-DDTHH:MM:SS */
+} msg_ctx;
+
+/* The reason is what, then arg quoted (at most 64 bytes of it). */
+static segment_result invalid_arg(msg_ctx *m, const char *what, const char *arg)
+{
+	snprintf(m->out->reason, sizeof(m->out->reason), "%s \"%.64s\"", what,
+		 arg);
+	return SEGMENT_INVALID;
+}
+
+static segment_result invalid(msg_ctx *m, const char *why)
+{
+	snprintf(m->out->reason, sizeof(m->out->reason), "%s", why);
+	return SEGMENT_INVALID;
+}
+
+static segment_result skipped(msg_ctx *m, const char *why)
+{
+	snprintf(m->out->reason, sizeof(m->out->reason), "%s", why);
+	return SEGMENT_SKIPPED;
+}
+
+static json_object *member(json_object *o, const char *key)
+{
+	json_object *v = NULL;
+
+	if (!json_object_is_type(o, json_type_object) ||
+	    !json_object_object_get_ex(o, key, &v))
+		return NULL;
+	return v;
+}
+
+/* o.a.b, or NULL. */
+static json_object *path(json_object *o, const char *a, const char *b)
+{
+	json_object *v = member(o, a);
+
+	return b ? member(v, b) : v;
+}
+
+/* The string at key, or NULL when absent, null or not a string. */
+static const char *str_member(json_object *o, const char *key)
+{
+	json_object *v = member(o, key);
+
+	return json_object_is_type(v, json_type_string)
+		       ? json_object_get_string(v)
+		       : NULL;
+}
+
+static int is_number(json_object *v)
+{
+	return json_object_is_type(v, json_type_int) ||
+	       json_object_is_type(v, json_type_double);
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date. */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+	int64_t era, yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+/* Parses an ISO-8601 time (Segment's timestamp): YYYY-MM-DDTHH:MM:SS,
+ * optional fraction, then Z, +HH:MM, +HHMM or nothing (UTC). */
+static int parse_time(int64_t *out, const char *s)
+{
+	int y, mo, d, h, mi, sec, n = 0, oh = 0, om = 0;
+	int64_t ms = 0, scale = 100;
+	const char *p;
+
+	if (!s ||
+	    sscanf(s, "%4d-%2d-%2d%*1[T ]%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi,
+		   &sec, &n) != 6 ||
+	    n != 19)
+		return -1;
+	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
+	    sec > 60)
+		return -1;
+	p = s + n;
+	if (*p == '.') {
+		for (p++; isdigit((unsigned char)*p); p++, scale /= 10)
+			ms += (*p - '0') * scale;
+	}
+	if (*p == '+' || *p == '-') {
+		int sign = *p == '-' ? -1 : 1;
+
+		if (sscanf(p + 1, "%2d%n", &oh, &n) != 1 || n != 2)
+			return -1;
+		p += 3;
+		if (*p == ':')
+			p++;
+		if (sscanf(p, "%2d%n", &om, &n) != 1 || n != 2)
+			return -1;
+		p += 2;
+		oh *= sign;
+		om *= sign;
+	} else if (*p == 'Z' || *p == 'z') {
+		p++;
+	}
+	if (*p)
+		return -1;
+	*out = ((days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec -
+		 oh * 3600 - om * 60) *
+		1000) +
+	       ms;
+	return 0;
+}
+
+static void format_date(char out[24], int64_t ms)
+{
+	time_t t = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(out, 24, "%Y-%m-%dT%H:%M:%S", &tm);
+}
+
+/* A Segment id usable as a distinct_id, or NULL. */
+static const char *valid_id(json_object *msg, const char *key)
+{
+	const char *v = str_member(msg, key);
+
+	return v && !mp_distinct_id_invalid(v) ? v : NULL;
+}
+
+/* context.ip when it names an address; 0, "0" or absent: none. */
+static const char *context_ip(json_object *msg)
+{
+	const char *ip = str_member(member(msg, "context"), "ip");
+
+	return ip && *ip && strcmp(ip, "0") != 0 ? ip : NULL;
+}
+
+static segment_result read_common(msg_ctx *m)
+{
+	json_object *active = path(m->msg, "context", "active");
+	const char *ts = str_member(m->msg, "timestamp");
+
+	m->type = str_member(m->msg, "type");
+	if (!m->type)
+		return invalid(m, "type is missing");
+	m->message_id = str_member(m->msg, "messageId");
+	if (!m->message_id || !*m->message_id)
+		return invalid(m, "messageId is missing: it makes the "
+				  "$insert_id and keeps a message sent once");
+	if (!ts)
+		ts = str_member(m->msg, "originalTimestamp");
+	if (!ts || parse_time(&m->time_ms, ts) != 0)
+		return invalid(m, "timestamp is missing or not an ISO-8601 "
+				  "time");
+	if (m->time_ms < 31536000000LL)
+		return invalid_arg(m, "timestamp lies before 1971:", ts);
+	format_date(m->date, m->time_ms);
+	m->user_id = valid_id(m->msg, "userId");
+	m->anon_id = valid_id(m->msg, "anonymousId");
+	m->distinct_id = m->user_id ? m->user_id : m->anon_id;
+	m->ip = context_ip(m->msg);
+	m->ignore_time = json_object_is_type(active, json_type_boolean) &&
+			 !json_object_get_boolean(active);
+	return SEGMENT_MAPPED;
+}
+
+static mp_update_head update_head(const msg_ctx *m, const char *distinct_id)
+{
+	mp_update_head h;
+
+	h.token = m->s->token;
+	h.distinct_id = distinct_id;
+	h.ignore_time = m->ignore_time;
+	h.ip = m->ip ? m->ip : "0";
+	return h;
+}
+
+/* Appends one /engage update {head, op: value} as a call. */
+static void add_update(msg_ctx *m, const char *op, json_object *value,
+		       int repeatable)
+{
+	mp_update_head h = update_head(m, m->distinct_id);
+	size_t off = m->out->data.len;
+
+	mp_payload_update(&m->out->data, &h, op,
+			  json_object_to_json_string_ext(value, JSON_FLAGS));
+	add_call(m->out, MP_EP_ENGAGE, off, m->distinct_id, repeatable);
+}
+
+static void put(json_object *o, const char *key, json_object *v)
+{
+	json_object_object_add(o, key, json_object_get(v));
+}
+
+/* ---- identify ------------------------------------------------------------ */
+
+/* The traits that go to People: all (set_all_traits_by_default), or the
+ * special traits and those named in people_properties; plus the device
+ * token as $ios_devices. A new object the caller puts. */
+static json_object *people_traits(const msg_ctx *m, json_object *traits)
+{
+	json_object *out = json_object_new_object();
+	const char *token =
+		str_member(path(m->msg, "context", "device"), "token");
+
+	if (traits) {
+		json_object_object_foreach(traits, key, val)
+		{
+			if (m->s->set_all_traits_by_default ||
+			    mp_payload_trait_name(key) ||
+			    in_list(m->s->people_properties, key, 0))
+				put(out, key, val);
+		}
+	}
+	if (token && *token) {
+		json_object *l = json_object_new_array();
+
+		json_object_array_add(l, json_object_new_string(token));
+		json_object_object_add(out, "$ios_devices", l);
+	}
+	return out;
+}
+
+static segment_result map_identify(msg_ctx *m)
+{
+	json_object *traits = member(m->msg, "traits"), *people;
+	mp_update_head h;
+	size_t off = m->out->data.len, end;
+	int n;
+
+	if (traits && !json_object_is_type(traits, json_type_object) &&
+	    !json_object_is_type(traits, json_type_null))
+		return invalid(m, "traits is not an object");
+	if (!m->distinct_id)
+		return invalid(m,
+			       "identify has no valid userId or anonymousId");
+	if (!m->s->use_people)
+		return skipped(m, "identify goes to Mixpanel People, and "
+				  "use_people is off for this destination");
+	people = people_traits(m, json_object_is_type(traits, json_type_object)
+					  ? traits
+					  : NULL);
+	h = update_head(m, m->distinct_id);
+	n = mp_payload_identify(&m->out->data, &h, people);
+	json_object_put(people);
+	if (n <= 0)
+		return skipped(m, "identify has no traits to set");
+	/* One update a line: each becomes a call of its own. */
+	end = m->out->data.len;
+	while (off < end) {
+		char *nl = memchr(m->out->data.data + off, '\n', end - off);
+		size_t stop = (size_t)(nl - m->out->data.data);
+		segment_call *k = &m->out->call[m->out->n++];
+
+		k->ep = MP_EP_ENGAGE;
+		k->off = off;
+		k->len = stop - off;
+		k->key = keep_key(m->out, m->distinct_id);
+		k->repeatable = 1; /* $set and $union */
+		off = stop + 1;
+	}
+	return SEGMENT_MAPPED;
+}
+
+/* ---- track, page, screen ------------------------------------------------ */
+
+/* Context fields Mixpanel's own libraries send, by their Mixpanel name
+ * (Segment's cloud-mode destination sends the same). */
+static const char *const context_props[][3] = {
+	{ "app", "build", "$app_release" },
+	{ "app", "version", "$app_version" },
+	{ "page", "url", "$current_url" },
+	{ "page", "referrer", "$referrer" },
+	{ "device", "name", "$device" },
+	{ "device", "manufacturer", "$manufacturer" },
+	{ "device", "model", "$model" },
+	{ "os", "name", "$os" },
+	{ "os", "version", "$os_version" },
+	{ "screen", "height", "$screen_height" },
+	{ "screen", "width", "$screen_width" },
+	{ "network", "carrier", "$carrier" },
+	{ "network", "wifi", "$wifi" },
+	{ "network", "bluetooth", "$bluetooth_enabled" },
+	{ "network", "cellular", "$has_telephone" },
+};
+
+static const char *const campaign_props[][2] = {
+	{ "source", "utm_source" }, { "medium", "utm_medium" },
+	{ "term", "utm_term" },	    { "content", "utm_content" },
+	{ "name", "utm_campaign" },
+};
+
+/* Properties audsync sets itself, never taken from the message. */
+static int reserved_property(const char *key)
+{
+	static const char *const r[] = { "distinct_id", "token",   "time",
+					 "$insert_id",	"ip",	   "mp_lib",
+					 "$device_id",	"$user_id" };
+	size_t i;
+
+	for (i = 0; i < sizeof(r) / sizeof(r[0]); i++)
+		if (strcmp(r[i], key) == 0)
+			return 1;
+	return 0;
+}
+
+static void add_context(json_object *props, json_object *msg)
+{
+	json_object *ctx = member(msg, "context"), *camp, *v;
+	size_t i;
+
+	for (i = 0; i < sizeof(context_props) / sizeof(context_props[0]); i++) {
+		v = path(ctx, context_props[i][0], context_props[i][1]);
+		if (v && !json_object_is_type(v, json_type_null))
+			put(props, context_props[i][2], v);
+	}
+	camp = member(ctx, "campaign");
+	for (i = 0; i < sizeof(campaign_props) / sizeof(campaign_props[0]);
+	     i++) {
+		v = member(camp, campaign_props[i][0]);
+		if (v && !json_object_is_type(v, json_type_null))
+			put(props, campaign_props[i][1], v);
+	}
+}
+
+/* The user's traits the message carries (context.traits) that
+ * super_properties names, under their Mixpanel names. */
+static void add_super(json_object *props, const msg_ctx *m)
+{
+	json_object *traits = path(m->msg, "context", "traits");
+	char *const *l;
+
+	for (l = m->s->super_properties; l && *l; l++) {
+		json_object *v = member(traits, *l);
+		const char *name = mp_payload_trait_name(*l);
+
+		if (v)
+			put(props, name ? name : *l, v);
+	}
+}
+
+/* The message's own properties; length and bucket are renamed (seed:
+ * "Reserved Properties"). */
+static void add_own(json_object *props, json_object *own)
+{
+	if (!json_object_is_type(own, json_type_object))
+		return;
+	json_object_object_foreach(own, key, val)
+	{
+		if (reserved_property(key))
+			continue;
+		if (strcmp(key, "length") == 0)
+			put(props, "segment_length", val);
+		else if (strcmp(key, "bucket") == 0)
+			put(props, "segment_bucket", val);
+		else
+			put(props, key, val);
+	}
+}
+
+static void add_fixed(json_object *props, const msg_ctx *m, const char *iid)
+{
+	json_object_object_add(props, "distinct_id",
+			       json_object_new_string(m->distinct_id));
+	json_object_object_add(props, "time",
+			       json_object_new_int64(m->time_ms));
+	json_object_object_add(props, "$insert_id",
+			       json_object_new_string(iid));
+	/* No ip: Mixpanel would geolocate the sender, audsync. */
+	json_object_object_add(props, "ip",
+			       m->ip ? json_object_new_string(m->ip)
+				     : json_object_new_int(0));
+	if (m->anon_id)
+		json_object_object_add(props, "$device_id",
+				       json_object_new_string(m->anon_id));
+	if (m->user_id)
+		json_object_object_add(props, "$user_id",
+				       json_object_new_string(m->user_id));
+	json_object_object_add(props, "mp_lib",
+			       json_object_new_string("audsync"));
+}
+
+/* Appends {"event":E,"properties":props} to import, as a call. */
+static void add_event(msg_ctx *m, const char *event, json_object *props,
+		      const char *key)
+{
+	size_t off = m->out->data.len;
+
+	buf_puts(&m->out->data, "{\"event\":");
+	buf_json_str(&m->out->data, event);
+	buf_puts(&m->out->data, ",\"properties\":");
+	buf_puts(&m->out->data,
+		 json_object_to_json_string_ext(props, JSON_FLAGS));
+	buf_putc(&m->out->data, '}');
+	add_call(m->out, MP_EP_IMPORT, off, key, 1);
+}
+
+static void insert_id(char out[MP_INSERT_ID_LEN + 1], const msg_ctx *m)
+{
+	const char *parts[3] = { "segment", m->message_id, m->type };
+
+	mp_insert_id(out, parts, 3);
+}
+
+/* properties.revenue as a number: *has is 0 without one. -1 when it is
+ * there and not a number (a numeric string counts, as Segment's does). */
+static int read_revenue(double *out, int *has, json_object *props)
+{
+	json_object *v = member(props, "revenue");
+	const char *s;
+	char *end;
+
+	*has = 0;
+	if (!v || json_object_is_type(v, json_type_null))
+		return 0;
+	if (is_number(v)) {
+		*out = json_object_get_double(v);
+		*has = 1;
+		return 0;
+	}
+	if (!json_object_is_type(v, json_type_string))
+		return -1;
+	s = json_object_get_string(v);
+	*out = strtod(s, &end);
+	if (end == s || *end || !isfinite(*out))
+		return -1;
+	*has = 1;
+	return 0;
+}
+
+/* A charge appended to $transactions (Mixpanel's track_charge). */
+static void add_charge(msg_ctx *m, json_object *props, double amount)
+{
+	json_object *v = member(props, "revenue"), *tx, *charge;
+
+	tx = json_object_new_object();
+	charge = json_object_new_object();
+	json_object_object_add(tx, "$time", json_object_new_string(m->date));
+	json_object_object_add(tx, "$amount",
+			       is_number(v) ? json_object_get(v)
+					    : json_object_new_double(amount));
+	json_object_object_add(charge, "$transactions", tx);
+	add_update(m, "$append", charge, 0);
+	json_object_put(charge);
+}
+
+/* event_increments and prop_increments: $add, and "Last <event>". */
+static void add_increments(msg_ctx *m, const char *event, json_object *props)
+{
+	json_object *add = json_object_new_object();
+	json_object *set = json_object_new_object();
+	char *const *l;
+
+	if (in_list(m->s->event_increments, event, 1)) {
+		buf last;
+
+		buf_init(&last);
+		buf_puts(&last, "Last ");
+		buf_puts(&last, event);
+		json_object_object_add(add, event, json_object_new_int(1));
+		json_object_object_add(set, last.data,
+				       json_object_new_string(m->date));
+		buf_free(&last);
+	}
+	for (l = m->s->prop_increments; l && *l; l++) {
+		json_object *v = member(props, *l);
+
+		if (is_number(v))
+			put(add, *l, v);
+	}
+	if (json_object_object_length(add) > 0)
+		add_update(m, "$add", add, 0);
+	if (json_object_object_length(set) > 0)
+		add_update(m, "$set", set, 1);
+	json_object_put(add);
+	json_object_put(set);
+}
+
+/* One event, and with People on its charge and increments. extra: the
+ * page's name and category (or NULL). */
+static segment_result map_event(msg_ctx *m, const char *event,
+				json_object *extra)
+{
+	json_object *own = member(m->msg, "properties"), *props;
+	char iid[MP_INSERT_ID_LEN + 1];
+	double revenue = 0;
+	int has_revenue;
+
+	if (own && !json_object_is_type(own, json_type_object) &&
+	    !json_object_is_type(own, json_type_null))
+		return invalid(m, "properties is not an object");
+	if (!m->distinct_id)
+		return invalid_arg(m, "no valid userId or anonymousId in",
+				   m->type);
+	if (read_revenue(&revenue, &has_revenue, own) != 0)
+		return invalid(m, "properties.revenue is not a number");
+	props = json_object_new_object();
+	add_super(props, m);
+	add_context(props, m->msg);
+	add_own(props, own);
+	add_own(props, extra);
+	insert_id(iid, m);
+	add_fixed(props, m, iid);
+	add_event(m, event, props, m->distinct_id);
+	json_object_put(props);
+	if (!m->s->use_people)
+		return SEGMENT_MAPPED;
+	if (has_revenue && revenue != 0)
+		add_charge(m, own, revenue);
+	/* Increments need a known user (seed: "Incrementing events"). */
+	if (m->user_id)
+		add_increments(m, event, own);
+	return SEGMENT_MAPPED;
+}
+
+static segment_result map_track(msg_ctx *m)
+{
+	const char *event = str_member(m->msg, "event");
+
+	if (!event || !*event)
+		return invalid(m, "track has no event name");
+	return map_event(m, event, NULL);
+}
+
+/* The event name of a page or screen call under the four modes, first
+ * that applies wins (seed: "Page"); NULL when none does. */
+static int page_event(buf *out, const segment_settings *s, const char *noun,
+		      const char *name, const char *category)
+{
+	if (s->consolidated_page_calls || s->track_all_pages) {
+		buf_printf(out, "Loaded a %s", noun);
+		return 0;
+	}
+	if (s->track_categorized_pages && category) {
+		if (name)
+			buf_printf(out, "Viewed %s %s %s", category, name,
+				   noun);
+		else
+			buf_printf(out, "Viewed %s %s", category, noun);
+		return 0;
+	}
+	if (s->track_named_pages && name) {
+		buf_printf(out, "Viewed %s %s", name, noun);
+		return 0;
+	}
+	return -1;
+}
+
+static segment_result map_page(msg_ctx *m, const char *noun)
+{
+	json_object *props = member(m->msg, "properties");
+	const char *name = str_member(m->msg, "name");
+	const char *category = str_member(m->msg, "category");
+	json_object *extra;
+	segment_result r;
+	buf event;
+
+	if (!name)
+		name = str_member(props, "name");
+	if (!category)
+		category = str_member(props, "category");
+	name = name && *name ? name : NULL;
+	category = category && *category ? category : NULL;
+	buf_init(&event);
+	if (page_event(&event, m->s, noun, name, category) != 0) {
+		buf_free(&event);
+		return skipped(m, "no page setting sends this call "
+				  "(consolidated_page_calls is off and "
+				  "no other applies)");
+	}
+	/* Segment's page properties carry the call's name and category. */
+	extra = json_object_new_object();
+	if (name)
+		json_object_object_add(extra, "name",
+				       json_object_new_string(name));
+	if (category)
+		json_object_object_add(extra, "category",
+				       json_object_new_string(category));
+	r = map_event(m, event.data, extra);
+	json_object_put(extra);
+	buf_free(&event);
+	return r;
+}
+
+/* ---- group, alias --------------------------------------------------------- */
+
+static segment_result map_group(msg_ctx *m)
+{
+	json_object *traits = member(m->msg, "traits"), *id = NULL;
+	const char *key = NULL;
+	char *const *l;
+	size_t off;
+	buf lane;
+
+	if (traits && !json_object_is_type(traits, json_type_object) &&
+	    !json_object_is_type(traits, json_type_null))
+		return invalid(m, "traits is not an object");
+	for (l = m->s->group_identifier_traits; l && *l && !key; l++) {
+		json_object *v = member(traits, *l);
+
+		if ((json_object_is_type(v, json_type_string) &&
+		     json_object_get_string_len(v) > 0) ||
+		    json_object_is_type(v, json_type_int)) {
+			key = *l;
+			id = v;
+		}
+	}
+	if (!key)
+		return skipped(m, "group has no trait named in "
+				  "group_identifier_traits");
+	off = m->out->data.len;
+	buf_puts(&m->out->data, "{\"$token\":");
+	buf_json_str(&m->out->data, m->s->token);
+	buf_puts(&m->out->data, ",\"$group_key\":");
+	buf_json_str(&m->out->data, key);
+	buf_puts(&m->out->data, ",\"$group_id\":");
+	buf_json_str(&m->out->data, json_object_get_string(id));
+	buf_puts(&m->out->data, ",\"$set\":");
+	buf_puts(&m->out->data,
+		 json_object_to_json_string_ext(traits, JSON_FLAGS));
+	buf_putc(&m->out->data, '}');
+	buf_init(&lane);
+	buf_printf(&lane, "%s/%s", key, json_object_get_string(id));
+	add_call(m->out, MP_EP_GROUPS, off, lane.data, 1);
+	buf_free(&lane);
+	return SEGMENT_MAPPED;
+}
+
+static segment_result map_alias(msg_ctx *m)
+{
+	const char *previous = valid_id(m->msg, "previousId");
+	char iid[MP_INSERT_ID_LEN + 1];
+	json_object *props;
+
+	if (!previous || !m->user_id)
+		return invalid(m, "alias needs a valid previousId and userId");
+	insert_id(iid, m);
+	props = json_object_new_object();
+	json_object_object_add(props, "distinct_id",
+			       json_object_new_string(previous));
+	json_object_object_add(props, "alias",
+			       json_object_new_string(m->user_id));
+	json_object_object_add(props, "time",
+			       json_object_new_int64(m->time_ms));
+	json_object_object_add(props, "$insert_id",
+			       json_object_new_string(iid));
+	json_object_object_add(props, "ip",
+			       m->ip ? json_object_new_string(m->ip)
+				     : json_object_new_int(0));
+	add_event(m, "$create_alias", props, previous);
+	json_object_put(props);
+	return SEGMENT_MAPPED;
+}
+
+/* ---- entry points --------------------------------------------------------- */
+
+segment_result segment_map(segment_calls *out, json_object *msg,
+			   const segment_settings *s)
+{
+	msg_ctx m;
+	segment_result r;
+
+	buf_reset(&out->data);
+	buf_reset(&out->keys);
+	out->n = 0;
+	out->message_id = 0;
+	out->reason[0] = '\0';
+	memset(&m, 0, sizeof(m));
+	m.msg = msg;
+	m.s = s;
+	m.out = out;
+	if (!json_object_is_type(msg, json_type_object))
+		return invalid(&m, "not a JSON object");
+	r = read_common(&m);
+	if (r != SEGMENT_MAPPED)
+		return r;
+	out->message_id = keep_key(out, m.message_id);
+	if (strcmp(m.type, "identify") == 0)
+		r = map_identify(&m);
+	else if (strcmp(m.type, "track") == 0)
+		r = map_track(&m);
+	else if (strcmp(m.type, "page") == 0)
+		r = map_page(&m, "Page");
+	else if (strcmp(m.type, "screen") == 0)
+		r = map_page(&m, "Screen");
+	else if (strcmp(m.type, "group") == 0)
+		r = map_group(&m);
+	else if (strcmp(m.type, "alias") == 0)
+		r = map_alias(&m);
+	else
+		r = invalid_arg(&m, "unknown type", m.type);
+	if (r != SEGMENT_MAPPED)
+		out->n = 0;
+	return r;
+}
+
+segment_result segment_map_text(segment_calls *out, const char *text,
+				size_t len, const segment_settings *s)
+{
+	json_tokener *tok;
+	json_object *msg;
+	segment_result r;
+
+	out->n = 0;
+	if (len > SEGMENT_MAX_MESSAGE) {
+		snprintf(out->reason, sizeof(out->reason),
+			 "message of %zu bytes is over the %d bytes Mixpanel "
+			 "takes in one record",
+			 len, SEGMENT_MAX_MESSAGE);
+		return SEGMENT_INVALID;
+	}
+	tok = json_tokener_new();
+	if (!tok)
+		abort();
+	msg = json_tokener_parse_ex(tok, text, (int)len);
+	if (!msg || json_tokener_get_parse_end(tok) != len) {
+		/* Trailing white space after the object is fine. */
+		size_t end = json_tokener_get_parse_end(tok);
+
+		while (msg && end < len && isspace((unsigned char)text[end]))
+			end++;
+		if (!msg || end != len) {
+			snprintf(out->reason, sizeof(out->reason),
+				 "not valid JSON: %s",
+				 msg ? "text after the object"
+				     : json_tokener_error_desc(
+					       json_tokener_get_error(tok)));
+			json_object_put(msg);
+			json_tokener_free(tok);
+			return SEGMENT_INVALID;
+		}
+	}
+	json_tokener_free(tok);
+	r = segment_map(out, msg, s);
+	json_object_put(msg);
+	return r;
+}

@@ -1,0 +1,98 @@
+/* segment_map.h - Segment-spec messages to Mixpanel calls, as the seed says */
+#ifndef AUDSYNC_SEGMENT_MAP_H
+#define AUDSYNC_SEGMENT_MAP_H
+
+#include "audsync/buf.h"
+#include "audsync/mp_client.h"
+
+#include <json-c/json.h>
+
+/* A message larger than this is refused: Mixpanel takes no record over
+ * 1 MB, and a record carries the message's properties or traits. */
+#define SEGMENT_MAX_MESSAGE (1024 * 1024)
+/* Calls one message makes, at most (a track with revenue, an event
+ * increment and a property increment makes four). */
+#define SEGMENT_MAX_CALLS  6
+#define SEGMENT_REASON_LEN 256
+
+/* The forwarding settings of a destination (DESIGN.md section 7a): the
+ * seed's settings, snake_cased keys of the destination's settings. */
+typedef struct segment_settings {
+	char *token;
+	int use_people;
+	int consolidated_page_calls; /* default true, as the seed says */
+	int track_all_pages;
+	int track_categorized_pages;
+	int track_named_pages;
+	int set_all_traits_by_default; /* default true */
+	char **people_properties;      /* NULL-terminated lists */
+	char **super_properties;
+	char **event_increments; /* compared case-insensitively */
+	char **prop_increments;
+	char **group_identifier_traits;
+} segment_settings;
+
+/* 1 when key is one of the forwarding settings above. */
+int segment_is_setting(const char *key);
+
+/*
+ * Reads the forwarding settings from settings (a destination's settings
+ * object, borrowed; other keys are ignored) with token and use_people.
+ * Returns 0 and fills *out (free with segment_settings_free()), or -1
+ * with a one-line reason in err naming the bad key (nothing to free).
+ */
+int segment_settings_parse(segment_settings *out, json_object *settings,
+			   const char *token, int use_people, char *err,
+			   size_t errlen) __attribute__((warn_unused_result));
+
+void segment_settings_free(segment_settings *s); /* accepts zeroed */
+
+typedef struct segment_call {
+	mp_endpoint ep;
+	size_t off, len; /* the record: data.data + off, len bytes */
+	size_t key;	 /* its lane key (distinct_id): keys.data + key */
+	int repeatable;	 /* 0: sent twice, it changes Mixpanel twice */
+} segment_call;
+
+/* The calls of one message. Reuse one across messages: segment_map()
+ * resets it. Free with segment_calls_free(). */
+typedef struct segment_calls {
+	buf data;
+	buf keys;
+	segment_call call[SEGMENT_MAX_CALLS];
+	int n;
+	size_t message_id; /* keys.data + message_id */
+	char reason[SEGMENT_REASON_LEN];
+} segment_calls;
+
+void segment_calls_init(segment_calls *c);
+void segment_calls_free(segment_calls *c);
+
+typedef enum segment_result {
+	SEGMENT_INVALID = -1, /* cannot be mapped: reason says why */
+	SEGMENT_MAPPED = 0,   /* n >= 1 calls */
+	SEGMENT_SKIPPED = 1   /* nothing to send, as the seed says: reason */
+} segment_result;
+
+/*
+ * Maps one Segment-spec message (borrowed) to the Mixpanel calls the seed
+ * describes, with settings s. Every event's $insert_id derives from the
+ * message's messageId, so the same message maps to the same records.
+ */
+segment_result segment_map(segment_calls *out, json_object *msg,
+			   const segment_settings *s);
+
+/* As segment_map(), from len bytes of JSON text (one message): refuses
+ * text over SEGMENT_MAX_MESSAGE and text that is not one JSON object. */
+segment_result segment_map_text(segment_calls *out, const char *text,
+				size_t len, const segment_settings *s);
+
+/* The message's messageId after a SEGMENT_MAPPED result. Borrowed. */
+const char *segment_calls_message_id(const segment_calls *c);
+
+/* Call i's record (NUL-terminated copy not made: len bytes) and lane key
+ * after a SEGMENT_MAPPED result. Borrowed. */
+const char *segment_call_record(const segment_calls *c, int i, size_t *len);
+const char *segment_call_key(const segment_calls *c, int i);
+
+#endif

@@ -1,0 +1,681 @@
+/* check_segment_map.c - the seed's Segment-to-Mixpanel mapping, row by row
+ *
+ * Each row is one Segment-spec message, the destination's settings, and
+ * the exact Mixpanel records it must produce (compared as JSON values),
+ * for every example and setting of seed/mixpanel-destination.md. JSON is
+ * written with ' for " to keep the rows readable; "@iid" stands for the
+ * $insert_id derived from the row's messageId and type.
+ */
+#include "audsync/mp_payload.h"
+#include "audsync/segment_map.h"
+
+#include "testlib.h"
+
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MS   "1768471200000"
+#define DATE "2026-01-15T10:00:00"
+#define HDR  "'messageId':'m1','timestamp':'2026-01-15T10:00:00.000Z',"
+/* The head of an /engage update for distinct_id D. */
+#define UPD(d) "'$token':'tok','$distinct_id':'" d "','$ip':'0',"
+/* The fields every event of user U (no anonymousId) carries. */
+#define EV(u)                                                                  \
+	"'distinct_id':'" u "','time':" MS ",'$insert_id':'@iid','ip':0,"      \
+	"'$user_id':'" u "','mp_lib':'audsync'"
+
+typedef struct row {
+	const char *name;
+	int use_people;
+	const char *settings; /* destination settings, NULL: {} */
+	const char *message;
+	segment_result result;
+	/* "ENDPOINT RECORD" lines, '\n'-separated; for SKIPPED and
+	 * INVALID, a piece of the reason instead. */
+	const char *expect;
+} row;
+
+static const row rows[] = {
+	/* ---- Identify ---- */
+	{ "identify: the seed's example, special traits renamed", 1, NULL,
+	  "{" HDR "'type':'identify','userId':'userId123','traits':{"
+	  "'firstName':'James','lastName':'Gibbon'}}",
+	  SEGMENT_MAPPED,
+	  "/engage {" UPD("userId123") "'$set':{'$first_name':'James',"
+				       "'$last_name':'Gibbon'}}" },
+	{ "identify: every special trait of the table", 1, NULL,
+	  "{" HDR "'type':'identify','userId':'u1','traits':{"
+	  "'created':'2020-01-01T00:00:00','email':'a@b.c','firstName':'A',"
+	  "'lastName':'B','name':'A B','username':'ab','phone':'+331',"
+	  "'plan':'pro'}}",
+	  SEGMENT_MAPPED,
+	  "/engage {" UPD("u1") "'$set':{'$created':'2020-01-01T00:00:00',"
+				"'$email':'a@b.c','$first_name':'A',"
+				"'$last_name':'B','$name':'A B',"
+				"'$username':'ab','$phone':'+331',"
+				"'plan':'pro'}}" },
+	{ "identify: People off sends nothing", 0, NULL,
+	  "{" HDR "'type':'identify','userId':'u1','traits':{'a':1}}",
+	  SEGMENT_SKIPPED, "use_people is off" },
+	{ "identify without a userId: people properties on the anonymous id", 1,
+	  NULL,
+	  "{" HDR "'type':'identify','anonymousId':'anon-7','traits':{"
+	  "'email':'hello@example.com','name':'Ian Taylor'}}",
+	  SEGMENT_MAPPED,
+	  "/engage {" UPD("anon-7") "'$set':{'$email':'hello@example.com',"
+				    "'$name':'Ian Taylor'}}" },
+	{ "identify without any id", 1, NULL,
+	  "{" HDR "'type':'identify','traits':{'a':1}}", SEGMENT_INVALID,
+	  "no valid userId or anonymousId" },
+	{ "identify: a userId Mixpanel refuses counts as none", 1, NULL,
+	  "{" HDR "'type':'identify','userId':'null','traits':{'a':1}}",
+	  SEGMENT_INVALID, "no valid userId or anonymousId" },
+	{ "identify: arrays are unioned, an empty one clears", 1, NULL,
+	  "{" HDR "'type':'identify','userId':'u1','traits':{"
+	  "'tags':['a','b'],'old':[],'n':1}}",
+	  SEGMENT_MAPPED,
+	  "/engage {" UPD("u1") "'$set':{'old':[],'n':1}}\n"
+				"/engage {" UPD(
+					"u1") "'$union':{'tags':['a','b']}}" },
+	{ "identify: explicit people_properties, special traits always go", 1,
+	  "{'set_all_traits_by_default':false,'people_properties':['plan']}",
+	  "{" HDR "'type':'identify','userId':'u1','traits':{"
+	  "'email':'a@b.c','plan':'pro','friends':42}}",
+	  SEGMENT_MAPPED,
+	  "/engage {" UPD("u1") "'$set':{'$email':'a@b.c','plan':'pro'}}" },
+	{ "identify: the device token becomes $ios_devices (seed: push)", 1,
+	  NULL,
+	  "{" HDR "'type':'identify','userId':'019mr8mf4r','traits':{"
+	  "'name':'Michael Bolton','email':'mbolton@example.com',"
+	  "'plan':'Enterprise','friends':42},'context':{'device':{'token':"
+	  "'ff15bc0c20c4aa6cd50854ff165fd265c838e5405bfeb9571066395b8c9da449'"
+	  "}}}",
+	  SEGMENT_MAPPED,
+	  "/engage {" UPD("019mr8mf4r") "'$set':{'$name':'Michael Bolton',"
+					"'$email':'mbolton@example.com',"
+					"'plan':'Enterprise','friends':42}}\n"
+					"/engage {" UPD(
+						"019mr8mf4r") "'$union':{"
+							      "'$ios_devices':["
+							      "'ff15bc0c20c4aa6"
+							      "cd50854ff165fd26"
+							      "5c838e5405bfeb95"
+							      "71066395b8c9da44"
+							      "9']}}" },
+	{ "identify: context.active false bypasses Last Seen", 1, NULL,
+	  "{" HDR "'type':'identify','userId':'12345','traits':{"
+	  "'name':'Frank'},'context':{'active':false}}",
+	  SEGMENT_MAPPED,
+	  "/engage {'$token':'tok','$distinct_id':'12345','$ignore_time':true,"
+	  "'$ip':'0','$set':{'$name':'Frank'}}" },
+	{ "identify: context.ip is geolocated", 1, NULL,
+	  "{" HDR "'type':'identify','userId':'u1','traits':{'a':1},"
+	  "'context':{'ip':'203.0.113.9'}}",
+	  SEGMENT_MAPPED,
+	  "/engage {'$token':'tok','$distinct_id':'u1','$ip':'203.0.113.9',"
+	  "'$set':{'a':1}}" },
+	{ "identify: traits that are not an object", 1, NULL,
+	  "{" HDR "'type':'identify','userId':'u1','traits':[1]}",
+	  SEGMENT_INVALID, "traits is not an object" },
+
+	/* ---- Track ---- */
+	{ "track: the seed's example", 0, NULL,
+	  "{" HDR "'type':'track','userId':'u1','event':'Button Clicked'}",
+	  SEGMENT_MAPPED,
+	  "/import {'event':'Button Clicked','properties':{" EV("u1") "}}" },
+	{ "track: context.campaign becomes utm_*, revenue without People", 0,
+	  NULL,
+	  "{" HDR "'type':'track','userId':'019mr8mf4r','event':"
+	  "'Purchased an Item','properties':{'revenue':39.95,"
+	  "'shippingMethod':'2-day'},'context':{'campaign':{"
+	  "'name':'TPS Innovation Newsletter','source':'Newsletter',"
+	  "'medium':'email','term':'tps reports','content':'image link'}}}",
+	  SEGMENT_MAPPED,
+	  "/import {'event':'Purchased an Item','properties':{"
+	  "'utm_source':'Newsletter','utm_medium':'email',"
+	  "'utm_term':'tps reports','utm_content':'image link',"
+	  "'utm_campaign':'TPS Innovation Newsletter','revenue':39.95,"
+	  "'shippingMethod':'2-day'," EV("019mr8mf4r") "}}" },
+	{ "track: revenue with People is a charge in $transactions", 1, NULL,
+	  "{" HDR "'type':'track','userId':'u1','event':'Item Purchased',"
+	  "'properties':{'revenue':39.95}}",
+	  SEGMENT_MAPPED,
+	  "/import {'event':'Item Purchased','properties':{'revenue':39.95," EV(
+		  "u1") "}}\n"
+			"/engage {" UPD("u1") "'$append':{'$transactions':{"
+					      "'$time':'" DATE "',"
+					      "'$amount':39.95}}}" },
+	{ "track: revenue as a numeric string", 1, NULL,
+	  "{" HDR "'type':'track','userId':'u1','event':'Paid',"
+	  "'properties':{'revenue':'12.5'}}",
+	  SEGMENT_MAPPED,
+	  "/import {'event':'Paid','properties':{'revenue':'12.5'," EV(
+		  "u1") "}}\n"
+			"/engage {" UPD("u1") "'$append':{'$transactions':{"
+					      "'$time':'" DATE "',"
+					      "'$amount':12.5}}}" },
+	{ "track: a revenue that is not a number", 1, NULL,
+	  "{" HDR "'type':'track','userId':'u1','event':'Paid',"
+	  "'properties':{'revenue':'lots'}}",
+	  SEGMENT_INVALID, "revenue is not a number" },
+	{ "track: a revenue that is an object", 0, NULL,
+	  "{" HDR "'type':'track','userId':'u1','event':'Paid',"
+	  "'properties':{'revenue':{'v':1}}}",
+	  SEGMENT_INVALID, "revenue is not a number" },
+	{ "track: context.ip 0 turns geolocation off (seed)", 0, NULL,
+	  "{" HDR "'type':'track','userId':'u1','event':'Ignore My IP',"
+	  "'context':{'ip':0}}",
+	  SEGMENT_MAPPED,
+	  "/import {'event':'Ignore My IP','properties':{" EV("u1") "}}" },
+	{ "track: context.ip is the event's ip", 0, NULL,
+	  "{" HDR "'type':'track','userId':'u1','event':'E',"
+	  "'context':{'ip':'198.51.100.4'}}",
+	  SEGMENT_MAPPED,
+	  "/import {'event':'E','properties':{'distinct_id':'u1','time':" MS
+	  ",'$insert_id':'@iid','ip':'198.51.100.4','$user_id':'u1',"
+	  "'mp_lib':'audsync'}}" },
+	{ "track: length and bucket are never sent as they are", 0, NULL,
+	  "{" HDR "'type':'track','userId':'u1','event':'E','properties':{"
+	  "'length':3,'bucket':'b','distinct_id':'x','token':'t'}}",
+	  SEGMENT_MAPPED,
+	  "/import {'event':'E','properties':{'segment_length':3,"
+	  "'segment_bucket':'b'," EV("u1") "}}" },
+	{ "track: the context fields Mixpanel's libraries send", 0, NULL,
+	  "{" HDR "'type':'track','userId':'u1','anonymousId':'a1',"
+	  "'event':'E','context':{'app':{'build':'42','version':'1.2'},"
+	  "'page':{'url':'https://x/y','referrer':'https://r'},"
+	  "'device':{'name':'iPhone','manufacturer':'Apple',"
+	  "'model':'iPhone7,2'},'os':{'name':'iOS','version':'17.1'},"
+	  "'screen':{'height':800,'width':400},'network':{'carrier':'T',"
+	  "'wifi':true,'bluetooth':false,'cellular':true}}}",
+	  SEGMENT_MAPPED,
+	  "/import {'event':'E','properties':{'$app_release':'42',"
+	  "'$app_version':'1.2','$current_url':'https://x/y',"
+	  "'$referrer':'https://r','$device':'iPhone','$manufacturer':'Apple',"
+	  "'$model':'iPhone7,2','$os':'iOS','$os_version':'17.1',"
+	  "'$screen_height':800,'$screen_width':400,'$carrier':'T',"
+	  "'$wifi':true,'$bluetooth_enabled':false,'$has_telephone':true,"
+	  "'distinct_id':'u1','time':" MS ",'$insert_id':'@iid','ip':0,"
+	  "'$device_id':'a1','$user_id':'u1','mp_lib':'audsync'}}" },
+	{ "track: an anonymous event", 0, NULL,
+	  "{" HDR "'type':'track','anonymousId':'a1','event':'E'}",
+	  SEGMENT_MAPPED,
+	  "/import {'event':'E','properties':{'distinct_id':'a1','time':" MS
+	  ",'$insert_id':'@iid','ip':0,'$device_id':'a1',"
+	  "'mp_lib':'audsync'}}" },
+	{ "track: event_increments add one and set Last <event>", 1,
+	  "{'event_increments':['logged in']}",
+	  "{" HDR "'type':'track','userId':'u1','event':'Logged In'}",
+	  SEGMENT_MAPPED,
+	  "/import {'event':'Logged In','properties':{" EV(
+		  "u1") "}}\n"
+			"/engage {" UPD(
+				"u1") "'$add':{'Logged In':1}}\n"
+				      "/engage {" UPD(
+					      "u1") "'$set':{'Last Logged In':'" DATE
+						    "'}}" },
+	{ "track: increments only for known users", 1,
+	  "{'event_increments':['Logged In']}",
+	  "{" HDR "'type':'track','anonymousId':'a1','event':'Logged In'}",
+	  SEGMENT_MAPPED,
+	  "/import {'event':'Logged In','properties':{'distinct_id':'a1',"
+	  "'time':" MS ",'$insert_id':'@iid','ip':0,'$device_id':'a1',"
+	  "'mp_lib':'audsync'}}" },
+	{ "track: increments need People", 0,
+	  "{'event_increments':['Logged In'],"
+	  "'prop_increments':['items purchased']}",
+	  "{" HDR "'type':'track','userId':'u1','event':'Logged In',"
+	  "'properties':{'items purchased':5}}",
+	  SEGMENT_MAPPED,
+	  "/import {'event':'Logged In','properties':{'items purchased':5," EV(
+		  "u1") "}}" },
+	{ "track: prop_increments add a property's number", 1,
+	  "{'prop_increments':['items purchased','missing','text']}",
+	  "{" HDR "'type':'track','userId':'u1','event':'Bought',"
+	  "'properties':{'items purchased':5,'text':'x'}}",
+	  SEGMENT_MAPPED,
+	  "/import {'event':'Bought','properties':{'items purchased':5,"
+	  "'text':'x'," EV(
+		  "u1") "}}\n"
+			"/engage {" UPD("u1") "'$add':{'items purchased':5}}" },
+	{ "track: super_properties from the message's traits", 0,
+	  "{'super_properties':['plan','email']}",
+	  "{" HDR "'type':'track','userId':'u1','event':'E','context':{"
+	  "'traits':{'plan':'pro','email':'a@b.c','age':3}}}",
+	  SEGMENT_MAPPED,
+	  "/import {'event':'E','properties':{'plan':'pro','$email':'a@b.c'," EV(
+		  "u1") "}}" },
+	{ "track: the message's properties win over its context", 0, NULL,
+	  "{" HDR "'type':'track','userId':'u1','event':'E','properties':{"
+	  "'utm_source':'mine'},'context':{'campaign':{'source':'ctx'}}}",
+	  SEGMENT_MAPPED,
+	  "/import {'event':'E','properties':{'utm_source':'mine'," EV(
+		  "u1") "}}" },
+	{ "track: a time with an offset", 0, NULL,
+	  "{'messageId':'m1','timestamp':'2026-01-15T12:00:00+02:00',"
+	  "'type':'track','userId':'u1','event':'E'}",
+	  SEGMENT_MAPPED, "/import {'event':'E','properties':{" EV("u1") "}}" },
+	{ "track: without an event name", 0, NULL,
+	  "{" HDR "'type':'track','userId':'u1'}", SEGMENT_INVALID,
+	  "no event name" },
+	{ "track: without an id", 0, NULL,
+	  "{" HDR "'type':'track','event':'E'}", SEGMENT_INVALID,
+	  "no valid userId or anonymousId" },
+
+	/* ---- Page and screen ---- */
+	{ "page: consolidated by default", 0, NULL,
+	  "{" HDR "'type':'page','userId':'u1','name':'Pricing',"
+	  "'properties':{'url':'https://x/p'}}",
+	  SEGMENT_MAPPED,
+	  "/import {'event':'Loaded a Page','properties':{'url':'https://x/p',"
+	  "'name':'Pricing'," EV("u1") "}}" },
+	{ "page: consolidated wins over every other mode", 0,
+	  "{'track_all_pages':true,'track_categorized_pages':true,"
+	  "'track_named_pages':true}",
+	  "{" HDR "'type':'page','userId':'u1','category':'Docs','name':'API'}",
+	  SEGMENT_MAPPED,
+	  "/import {'event':'Loaded a Page','properties':{'name':'API',"
+	  "'category':'Docs'," EV("u1") "}}" },
+	{ "page: track all pages, one event only", 0,
+	  "{'consolidated_page_calls':false,'track_all_pages':true,"
+	  "'track_categorized_pages':true,'track_named_pages':true}",
+	  "{" HDR "'type':'page','userId':'u1','category':'Docs','name':'API'}",
+	  SEGMENT_MAPPED,
+	  "/import {'event':'Loaded a Page','properties':{'name':'API',"
+	  "'category':'Docs'," EV("u1") "}}" },
+	{ "page: categorized and named: category first, both in the name", 0,
+	  "{'consolidated_page_calls':false,'track_categorized_pages':true,"
+	  "'track_named_pages':true}",
+	  "{" HDR "'type':'page','userId':'u1','category':'Docs','name':'API'}",
+	  SEGMENT_MAPPED,
+	  "/import {'event':'Viewed Docs API Page','properties':{'name':'API',"
+	  "'category':'Docs'," EV("u1") "}}" },
+	{ "page: categorized, a category alone", 0,
+	  "{'consolidated_page_calls':false,'track_categorized_pages':true,"
+	  "'track_named_pages':true}",
+	  "{" HDR "'type':'page','userId':'u1','category':'Docs'}",
+	  SEGMENT_MAPPED,
+	  "/import {'event':'Viewed Docs Page','properties':{"
+	  "'category':'Docs'," EV("u1") "}}" },
+	{ "page: named, and its event incremented", 1,
+	  "{'consolidated_page_calls':false,'track_named_pages':true,"
+	  "'event_increments':['Viewed Signup Page']}",
+	  "{" HDR "'type':'page','userId':'u1','name':'Signup'}",
+	  SEGMENT_MAPPED,
+	  "/import {'event':'Viewed Signup Page','properties':{"
+	  "'name':'Signup'," EV(
+		  "u1") "}}\n"
+			"/engage {" UPD(
+				"u1") "'$add':{'Viewed Signup Page':1}}\n"
+				      "/engage {" UPD(
+					      "u1") "'$set':{'Last Viewed "
+						    "Signup Page':'" DATE
+						    "'}}" },
+	{ "page: named pages only, a page without a name", 0,
+	  "{'consolidated_page_calls':false,'track_named_pages':true}",
+	  "{" HDR "'type':'page','userId':'u1','category':'Docs'}",
+	  SEGMENT_SKIPPED, "no page setting" },
+	{ "page: every mode off", 0, "{'consolidated_page_calls':false}",
+	  "{" HDR "'type':'page','userId':'u1','name':'A'}", SEGMENT_SKIPPED,
+	  "no page setting" },
+	{ "screen: consolidated", 0, NULL,
+	  "{" HDR "'type':'screen','userId':'u1','name':'Listing'}",
+	  SEGMENT_MAPPED,
+	  "/import {'event':'Loaded a Screen','properties':{'name':'Listing'," EV(
+		  "u1") "}}" },
+	{ "screen: named", 0,
+	  "{'consolidated_page_calls':false,'track_named_pages':true}",
+	  "{" HDR "'type':'screen','userId':'u1','name':'Listing'}",
+	  SEGMENT_MAPPED,
+	  "/import {'event':'Viewed Listing Screen','properties':{"
+	  "'name':'Listing'," EV("u1") "}}" },
+
+	/* ---- Group ---- */
+	{ "group: the seed's example with its identifier trait", 0,
+	  "{'group_identifier_traits':['company_id']}",
+	  "{" HDR "'type':'group','userId':'u1',"
+	  "'groupId':'0e8c78ea9d97a7b8185e8632','traits':{'name':'Initech',"
+	  "'company_id':'0e8c78ea9d97a7b8185e8632','industry':'Technology',"
+	  "'employees':329,'plan':'enterprise','total billed':830}}",
+	  SEGMENT_MAPPED,
+	  "/groups {'$token':'tok','$group_key':'company_id',"
+	  "'$group_id':'0e8c78ea9d97a7b8185e8632','$set':{'name':'Initech',"
+	  "'company_id':'0e8c78ea9d97a7b8185e8632','industry':'Technology',"
+	  "'employees':329,'plan':'enterprise','total billed':830}}" },
+	{ "group: without a matching trait it is ignored", 0,
+	  "{'group_identifier_traits':['org_id']}",
+	  "{" HDR "'type':'group','userId':'u1','groupId':'g',"
+	  "'traits':{'company_id':'c'}}",
+	  SEGMENT_SKIPPED, "group_identifier_traits" },
+	{ "group: without the setting it is ignored", 0, NULL,
+	  "{" HDR "'type':'group','userId':'u1','groupId':'g',"
+	  "'traits':{'company_id':'c'}}",
+	  SEGMENT_SKIPPED, "group_identifier_traits" },
+
+	/* ---- Alias ---- */
+	{ "alias: the seed's server-side example", 0, NULL,
+	  "{" HDR "'type':'alias','previousId':'92fh49fqh9849hf',"
+	  "'userId':'12345'}",
+	  SEGMENT_MAPPED,
+	  "/import {'event':'$create_alias','properties':{"
+	  "'distinct_id':'92fh49fqh9849hf','alias':'12345','time':" MS
+	  ",'$insert_id':'@iid','ip':0}}" },
+	{ "alias: without a previousId", 0, NULL,
+	  "{" HDR "'type':'alias','userId':'12345'}", SEGMENT_INVALID,
+	  "previousId" },
+
+	/* ---- Bad input ---- */
+	{ "an unknown type", 1, NULL,
+	  "{" HDR "'type':'purchase','userId':'u1'}", SEGMENT_INVALID,
+	  "unknown type \"purchase\"" },
+	{ "no type", 1, NULL, "{" HDR "'userId':'u1'}", SEGMENT_INVALID,
+	  "type is missing" },
+	{ "no messageId", 1, NULL,
+	  "{'timestamp':'2026-01-15T10:00:00Z','type':'track',"
+	  "'userId':'u1','event':'E'}",
+	  SEGMENT_INVALID, "messageId is missing" },
+	{ "no timestamp", 1, NULL,
+	  "{'messageId':'m1','type':'track','userId':'u1','event':'E'}",
+	  SEGMENT_INVALID, "timestamp is missing" },
+	{ "a timestamp that is not a time", 1, NULL,
+	  "{'messageId':'m1','timestamp':'yesterday','type':'track',"
+	  "'userId':'u1','event':'E'}",
+	  SEGMENT_INVALID, "not an ISO-8601" },
+	{ "a timestamp before 1971", 1, NULL,
+	  "{'messageId':'m1','timestamp':'1970-06-01T00:00:00Z',"
+	  "'type':'track','userId':'u1','event':'E'}",
+	  SEGMENT_INVALID, "before 1971" },
+	{ "not JSON", 1, NULL, "{'type':'track',", SEGMENT_INVALID,
+	  "not valid JSON" },
+	{ "JSON that is not an object", 1, NULL, "['a']", SEGMENT_INVALID,
+	  "not a JSON object" },
+	{ "two objects on one line", 1, NULL, "{} {}", SEGMENT_INVALID,
+	  "not valid JSON" },
+};
+#define N_ROWS (sizeof(rows) / sizeof(rows[0]))
+
+/* text with every ' turned into ". A new string. */
+static char *dq(const char *text)
+{
+	char *s = strdup(text), *p;
+
+	for (p = s; *p; p++)
+		if (*p == '\'')
+			*p = '"';
+	return s;
+}
+
+/* Replaces "@iid" in s (a new string, freed) by iid. */
+static char *with_iid(char *s, const char *iid)
+{
+	char *at = strstr(s, "@iid"), *out;
+
+	if (!at)
+		return s;
+	out = malloc(strlen(s) + MP_INSERT_ID_LEN + 1);
+	memcpy(out, s, (size_t)(at - s));
+	strcpy(out + (at - s), iid);
+	strcat(out, at + 4);
+	free(s);
+	return out;
+}
+
+/* len bytes of JSON text as an object (NULL when not JSON). */
+static json_object *parse_n(const char *text, size_t len)
+{
+	char *copy = strndup(text, len);
+	json_object *o = json_tokener_parse(copy);
+
+	free(copy);
+	return o;
+}
+
+static const char *ep_name(mp_endpoint ep)
+{
+	return ep == MP_EP_ENGAGE   ? "/engage"
+	       : ep == MP_EP_GROUPS ? "/groups"
+				    : "/import";
+}
+
+static void settings_of(segment_settings *out, const row *r)
+{
+	char *text = dq(r->settings ? r->settings : "{}"), err[300];
+	json_object *o = json_tokener_parse(text);
+
+	ck_assert_msg(o != NULL, "%s: settings are not JSON", r->name);
+	ck_assert_msg(segment_settings_parse(out, o, "tok", r->use_people, err,
+					     sizeof(err)) == 0,
+		      "%s: %s", r->name, err);
+	json_object_put(o);
+	free(text);
+}
+
+/* The $insert_id the row's message must carry. */
+static void row_iid(char out[MP_INSERT_ID_LEN + 1], const char *message)
+{
+	json_object *m = json_tokener_parse(message), *v;
+	const char *parts[3] = { "segment", "", "" };
+
+	if (m && json_object_object_get_ex(m, "messageId", &v))
+		parts[1] = json_object_get_string(v);
+	if (m && json_object_object_get_ex(m, "type", &v))
+		parts[2] = json_object_get_string(v);
+	mp_insert_id(out, parts, 3);
+	json_object_put(m);
+}
+
+static void check_calls(const row *r, const segment_calls *c, const char *iid)
+{
+	char *want = with_iid(dq(r->expect), iid), *line, *save = NULL;
+	int i = 0;
+
+	for (line = strtok_r(want, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save), i++) {
+		char *sp = strchr(line, ' ');
+		json_object *w, *g;
+		const char *rec;
+		size_t len;
+
+		ck_assert_msg(i < c->n, "%s: call %d missing", r->name, i);
+		*sp = '\0';
+		ck_assert_msg(strcmp(ep_name(c->call[i].ep), line) == 0,
+			      "%s: call %d goes to %s, not %s", r->name, i,
+			      ep_name(c->call[i].ep), line);
+		rec = segment_call_record(c, i, &len);
+		w = json_tokener_parse(sp + 1);
+		ck_assert_msg(w != NULL, "%s: expected record %d not JSON",
+			      r->name, i);
+		g = parse_n(rec, len);
+		ck_assert_msg(g && json_object_equal(w, g),
+			      "%s: call %d\n got  %.*s\n want %s", r->name, i,
+			      (int)len, rec, sp + 1);
+		json_object_put(w);
+		json_object_put(g);
+	}
+	ck_assert_msg(i == c->n, "%s: %d calls, expected %d", r->name, c->n, i);
+	free(want);
+}
+
+START_TEST(each_seed_example_maps_to_its_exact_records)
+{
+	const row *r = &rows[_i];
+	segment_settings s;
+	segment_calls c;
+	char *msg = dq(r->message), iid[MP_INSERT_ID_LEN + 1];
+	segment_result got;
+
+	settings_of(&s, r);
+	segment_calls_init(&c);
+	got = segment_map_text(&c, msg, strlen(msg), &s);
+	ck_assert_msg(got == r->result, "%s: result %d, expected %d (%s)",
+		      r->name, got, r->result, c.reason);
+	if (got == SEGMENT_MAPPED) {
+		row_iid(iid, msg);
+		check_calls(r, &c, iid);
+		ck_assert_str_eq(segment_calls_message_id(&c), "m1");
+	} else {
+		ck_assert_int_eq(c.n, 0);
+		ck_assert_msg(strstr(c.reason, r->expect) != NULL,
+			      "%s: reason \"%s\" does not say \"%s\"", r->name,
+			      c.reason, r->expect);
+	}
+	segment_calls_free(&c);
+	segment_settings_free(&s);
+	free(msg);
+}
+END_TEST
+
+START_TEST(a_message_over_the_record_limit_is_refused)
+{
+	size_t n = 2 * 1024 * 1024, i;
+	char *msg = malloc(n + 1);
+	segment_settings s;
+	segment_calls c;
+	row r = { "2 MB", 1, NULL, "", SEGMENT_INVALID, "" };
+	const char *head = "{\"messageId\":\"m1\",\"timestamp\":"
+			   "\"2026-01-15T10:00:00Z\",\"type\":\"track\","
+			   "\"userId\":\"u1\",\"event\":\"E\",\"properties\":"
+			   "{\"blob\":\"";
+
+	strcpy(msg, head);
+	for (i = strlen(head); i < n - 3; i++)
+		msg[i] = 'x';
+	strcpy(msg + n - 3, "\"}}");
+	settings_of(&s, &r);
+	segment_calls_init(&c);
+	ck_assert_int_eq(segment_map_text(&c, msg, n, &s), SEGMENT_INVALID);
+	ck_assert_msg(strstr(c.reason, "2097152 bytes"), "%s", c.reason);
+	ck_assert_int_eq(c.n, 0);
+	segment_calls_free(&c);
+	segment_settings_free(&s);
+	free(msg);
+}
+END_TEST
+
+START_TEST(insert_ids_follow_the_message_id_only)
+{
+	const char *a = "{\"messageId\":\"a\",\"timestamp\":\"2026-01-15T10:"
+			"00:00Z\",\"type\":\"track\",\"userId\":\"u1\","
+			"\"event\":\"E\"}";
+	const char *a2 = "{\"messageId\":\"a\",\"timestamp\":\"2026-01-15T10:"
+			 "00:00Z\",\"type\":\"track\",\"userId\":\"u1\","
+			 "\"event\":\"E\",\"properties\":{\"x\":1}}";
+	const char *b = "{\"messageId\":\"b\",\"timestamp\":\"2026-01-15T10:"
+			"00:00Z\",\"type\":\"track\",\"userId\":\"u1\","
+			"\"event\":\"E\"}";
+	const char *msgs[3] = { a, a2, b };
+	char ids[3][64];
+	segment_settings s;
+	segment_calls c;
+	row r = { "ids", 0, NULL, "", SEGMENT_MAPPED, "" };
+	int i;
+
+	settings_of(&s, &r);
+	segment_calls_init(&c);
+	for (i = 0; i < 3; i++) {
+		json_object *e, *p, *v;
+		size_t len;
+		const char *rec;
+
+		ck_assert_int_eq(
+			segment_map_text(&c, msgs[i], strlen(msgs[i]), &s),
+			SEGMENT_MAPPED);
+		rec = segment_call_record(&c, 0, &len);
+		e = parse_n(rec, len);
+		json_object_object_get_ex(e, "properties", &p);
+		json_object_object_get_ex(p, "$insert_id", &v);
+		snprintf(ids[i], sizeof(ids[i]), "%s",
+			 json_object_get_string(v));
+		ck_assert_uint_eq(strlen(ids[i]), 36);
+		ck_assert_uint_eq(strspn(ids[i], "0123456789abcdef-"), 36);
+		json_object_put(e);
+	}
+	ck_assert_str_eq(ids[0], ids[1]);
+	ck_assert_str_ne(ids[0], ids[2]);
+	segment_calls_free(&c);
+	segment_settings_free(&s);
+}
+END_TEST
+
+START_TEST(wrong_settings_are_refused_naming_the_key)
+{
+	const char *bad[][2] = {
+		{ "{\"consolidated_page_calls\":\"yes\"}",
+		  "consolidated_page_calls" },
+		{ "{\"people_properties\":[1]}", "people_properties" },
+		{ "{\"group_identifier_traits\":\"company_id\"}",
+		  "group_identifier_traits" },
+		{ "{\"event_increments\":[\"\"]}", "event_increments" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		json_object *o = json_tokener_parse(bad[i][0]);
+		segment_settings s;
+		char err[300];
+
+		ck_assert_int_eq(
+			segment_settings_parse(&s, o, "t", 1, err, sizeof(err)),
+			-1);
+		ck_assert_msg(strstr(err, bad[i][1]), "%s", err);
+		json_object_put(o);
+	}
+	ck_assert(segment_is_setting("track_named_pages"));
+	ck_assert(!segment_is_setting("enter_event"));
+}
+END_TEST
+
+/* Repeating a call changes Mixpanel again only for $add and $append:
+ * those are the calls forward must keep exactly-once. */
+START_TEST(only_add_and_append_are_marked_not_repeatable)
+{
+	const char *msg = "{\"messageId\":\"m\",\"timestamp\":\"2026-01-15T10:"
+			  "00:00Z\",\"type\":\"track\",\"userId\":\"u1\","
+			  "\"event\":\"Logged In\",\"properties\":{"
+			  "\"revenue\":3}}";
+	row r = { "ops",	  1, "{'event_increments':['Logged In']}", "",
+		  SEGMENT_MAPPED, "" };
+	segment_settings s;
+	segment_calls c;
+	int i;
+
+	settings_of(&s, &r);
+	segment_calls_init(&c);
+	ck_assert_int_eq(segment_map_text(&c, msg, strlen(msg), &s),
+			 SEGMENT_MAPPED);
+	ck_assert_int_eq(c.n, 4);
+	for (i = 0; i < c.n; i++) {
+		size_t len;
+		const char *rec = segment_call_record(&c, i, &len);
+		json_object *o = parse_n(rec, len);
+		int once = json_object_object_get_ex(o, "$add", NULL) ||
+			   json_object_object_get_ex(o, "$append", NULL);
+
+		ck_assert_int_eq(c.call[i].repeatable, !once);
+		json_object_put(o);
+	}
+	segment_calls_free(&c);
+	segment_settings_free(&s);
+}
+END_TEST
+
+static Suite *segment_map_suite(void)
+{
+	Suite *s = suite_create("segment_map");
+	TCase *t = tcase_create("seed");
+
+	tcase_add_loop_test(t, each_seed_example_maps_to_its_exact_records, 0,
+			    (int)N_ROWS);
+	tcase_add_test(t, a_message_over_the_record_limit_is_refused);
+	tcase_add_test(t, insert_ids_follow_the_message_id_only);
+	tcase_add_test(t, wrong_settings_are_refused_naming_the_key);
+	tcase_add_test(t, only_add_and_append_are_marked_not_repeatable);
+	suite_add_tcase(s, t);
+	return s;
+}
+
+int main(void)
+{
+	return tl_run_suite(segment_map_suite());
+}
