@@ -5,6 +5,7 @@
 #include "audsync/log.h"
 #include "audsync/metrics.h"
 #include "audsync/migrate.h"
+#include "audsync/rule_catalog.h"
 #include "audsync/status.h"
 #include "audsync/sync.h"
 
@@ -299,6 +300,22 @@ int cmd_validate(const cli_opts *o)
 	}
 	PQfinish(conn);
 	return problems ? EXIT_CONFIG : EXIT_OK;
+}
+
+int cmd_explain(const cli_opts *o)
+{
+	char err[1024];
+	PGconn *conn = open_db(o, 1);
+	int rc = EXIT_OK;
+
+	if (!conn)
+		return EXIT_CONFIG;
+	if (rule_catalog_explain(stdout, conn, o->arg, err, sizeof(err)) != 0) {
+		log_error(err);
+		rc = EXIT_CONFIG;
+	}
+	PQfinish(conn);
+	return rc;
 }
 
 int cmd_retire(const cli_opts *o)

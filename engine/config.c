@@ -442,12 +442,6 @@ const char *config_sync_problem(const sync_def *s, char *buf, size_t len)
 			 "UPDATE audsync.destinations SET use_people = true "
 			 "WHERE name = '%s'",
 			 s->dest->name, s->dest->name);
-	else if (s->has_rule)
-		snprintf(buf, len,
-			 "computation %s: rule definitions (the "
-			 "definition column) are not supported by this "
-			 "version; use definition_sql",
-			 s->key);
 	else
 		return NULL;
 	return buf;

@@ -5,6 +5,7 @@
 #include "audsync/db.h"
 #include "audsync/diff.h"
 #include "audsync/naming.h"
+#include "audsync/rule_catalog.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,8 @@
 #define DATEOID		  1082
 #define TEXTOID		  25
 #define MAX_TRAIT_COLUMNS 64
+/* A rule's values follow $3 (the sync) and $4 (its one trait key). */
+#define RULE_FIRST_PARAM 5
 
 /* h: the checksum of (profile_id, value), as snapshot_members.h; v is the
  * value's SQL expression. */
@@ -237,12 +240,29 @@ static void definition_error(char *err, size_t errlen, PGconn *conn,
 	}
 }
 
-/* Prepares the definition alone to learn its columns. */
-static PGresult *describe(PGconn *conn, const sync_def *s, char *err,
-			  size_t errlen)
+/* The types of n parameters: two times, then text. Caller frees. */
+static unsigned int *param_types(int n)
 {
-	const unsigned int types[2] = { TIMESTAMPTZOID, TIMESTAMPTZOID };
-	PGresult *res = PQprepare(conn, "", s->definition_sql, 2, types);
+	unsigned int *types = calloc((size_t)n + 2, sizeof(*types));
+	int i;
+
+	if (!types)
+		abort();
+	for (i = 0; i < n; i++)
+		types[i] = i < 2 ? TIMESTAMPTZOID : TEXTOID;
+	return types;
+}
+
+/* Prepares the definition alone to learn its columns; a compiled rule
+ * (rule: NULL for none) binds its values after the engine's own. */
+static PGresult *describe(PGconn *conn, const sync_def *s,
+			  const rules_sql *rule, char *err, size_t errlen)
+{
+	int n = rule ? rule->first - 1 + rule->nparams : 2;
+	unsigned int *types = param_types(n);
+	PGresult *res = PQprepare(conn, "", s->definition_sql, n, types);
+
+	free(types);
 
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		definition_error(err, errlen, conn, res, s, "");
@@ -302,17 +322,16 @@ static int run_insert(PGconn *conn, const sync_def *s, const char *sql,
 		      int nparams, const char **params, char *err,
 		      size_t errlen)
 {
-	unsigned int types[MAX_TRAIT_COLUMNS + 3] = { TIMESTAMPTZOID,
-						      TIMESTAMPTZOID };
+	unsigned int *types = param_types(nparams);
 	const char *timeout = statement_timeout();
 	PGresult *res = NULL;
-	int i, rc = -1;
+	int rc = -1;
 
-	for (i = 2; i < nparams; i++)
-		types[i] = TEXTOID;
 	if (db_exec(conn, "evaluate", "BEGIN READ ONLY", 0, NULL, err,
-		    errlen) != 0)
+		    errlen) != 0) {
+		free(types);
 		return -1;
+	}
 	/* The hash join of an audience's rows with the snapshot, in memory
 	 * (diff.h). */
 	if (db_exec(conn, "statement timeout",
@@ -330,6 +349,7 @@ static int run_insert(PGconn *conn, const sync_def *s, const char *sql,
 	rc = db_exec(conn, "evaluate", "COMMIT", 0, NULL, err, errlen);
 out:
 	PQclear(res);
+	free(types);
 	if (rc != 0)
 		PQclear(PQexec(conn, "ROLLBACK"));
 	return rc;
@@ -351,63 +371,106 @@ static int read_whole(int *whole, PGconn *conn, const char *sync_id, int every,
 	return 0;
 }
 
+/* d: s with its definition; a rule (rules.h) is compiled into *rule, which
+ * owns the text, and its values go after the engine's parameters. */
+static int definition_of(sync_def *d, rules_sql *rule, PGconn *conn,
+			 const sync_def *s, char *err, size_t errlen)
+{
+	*d = *s;
+	memset(rule, 0, sizeof(*rule));
+	if (s->has_rule) {
+		if (rule_catalog_compile(rule, conn, s->key, RULE_FIRST_PARAM,
+					 err, errlen) != 0)
+			return -1;
+		d->definition_sql = rule->sql;
+	} else if (!s->definition_sql) {
+		snprintf(err, errlen, "computation %s: no definition_sql",
+			 s->key);
+		return -1;
+	}
+	return 0;
+}
+
+/* The parameters: the engine's, then a rule's values. Caller frees. */
+static const char **all_params(int *n, const rules_sql *rule)
+{
+	int total = rule->sql ? RULE_FIRST_PARAM - 1 + rule->nparams
+			      : MAX_TRAIT_COLUMNS + 3;
+	const char **p = calloc((size_t)total + 1, sizeof(*p));
+	int i;
+
+	if (!p)
+		abort();
+	for (i = 0; rule->sql && i < rule->nparams; i++)
+		p[RULE_FIRST_PARAM - 1 + i] = rule->params[i];
+	if (rule->sql)
+		*n = total;
+	return p;
+}
+
 int evaluate_sync(int *whole, PGconn *conn, const sync_def *s, int every,
 		  char *err, size_t errlen)
 {
-	const char *params[MAX_TRAIT_COLUMNS + 3];
+	const char **params = NULL;
 	char sync_id[16];
 	trait_cols tc;
 	PGresult *desc = NULL;
+	rules_sql rule;
+	sync_def d;
 	buf sql;
-	int nparams = 0, rc = -1, i;
+	int nparams = 0, rule_n = 0, rc = -1, i;
 
 	buf_init(&sql);
+	memset(&rule, 0, sizeof(rule));
 	for (i = 0; i < (int)(sizeof(stage_sql) / sizeof(*stage_sql)); i++)
 		if (db_exec(conn, "stage", stage_sql[i], 0, NULL, err,
 			    errlen) != 0)
 			goto out;
-	if (!s->definition_sql) {
-		snprintf(err, errlen, "computation %s: no definition_sql",
-			 s->key);
+	if (definition_of(&d, &rule, conn, s, err, errlen) != 0)
 		goto out;
-	}
+	params = all_params(&rule_n, &rule);
 	snprintf(sync_id, sizeof(sync_id), "%d", s->id);
-	desc = describe(conn, s, err, errlen);
+	desc = describe(conn, &d, rule.sql ? &rule : NULL, err, errlen);
 	if (!desc ||
 	    read_whole(whole, conn, sync_id, every, err, errlen) != 0 ||
-	    build_insert(&sql, params, &nparams, conn, desc, s, *whole, &tc,
+	    build_insert(&sql, params, &nparams, conn, desc, &d, *whole, &tc,
 			 err, errlen) != 0)
 		goto out;
 	params[0] = s->as_of;
 	params[1] = s->window_start;
 	params[2] = sync_id;
-	rc = run_insert(conn, s, sql.data, nparams, params, err, errlen);
+	rc = run_insert(conn, &d, sql.data, rule.sql ? rule_n : nparams, params,
+			err, errlen);
 out:
 	PQclear(desc);
+	free(params);
+	rules_sql_free(&rule);
 	buf_free(&sql);
 	return rc;
 }
 
 int evaluate_check(PGconn *conn, const sync_def *s, char *err, size_t errlen)
 {
-	const char *params[MAX_TRAIT_COLUMNS + 4];
+	const char **params;
 	trait_cols tc;
 	PGresult *desc;
+	rules_sql rule;
+	sync_def d;
 	buf sql;
-	int nparams = 0, rc;
+	int nparams = 0, rule_n = 0, rc;
 
-	if (!s->definition_sql) {
-		snprintf(err, errlen, "computation %s: no definition_sql",
-			 s->key);
+	if (definition_of(&d, &rule, conn, s, err, errlen) != 0)
 		return -1;
-	}
-	desc = describe(conn, s, err, errlen);
-	if (!desc)
-		return -1;
+	params = all_params(&rule_n, &rule);
+	desc = describe(conn, &d, rule.sql ? &rule : NULL, err, errlen);
+	rc = desc ? 0 : -1;
 	buf_init(&sql);
-	rc = build_insert(&sql, params, &nparams, conn, desc, s, 0, &tc, err,
-			  errlen);
+	if (desc)
+		rc = build_insert(&sql, params, &nparams, conn, desc, &d, 0,
+				  &tc, err, errlen);
 	buf_free(&sql);
 	PQclear(desc);
+	free(params);
+	rules_sql_free(&rule);
 	return rc;
 }

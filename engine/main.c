@@ -57,6 +57,10 @@ static const command commands[] = {
 	  "Syncs, last runs, queue, dead letters, errors." },
 	{ "validate", cmd_validate, 0, 0, "validate",
 	  "Check every definition and destination." },
+	{ "explain", cmd_explain, 0, 1, "explain KEY",
+	  "Print the SQL statement a rule definition compiles to, the values\n"
+	  "bound to its parameters and how it is evaluated (a definition_sql\n"
+	  "is printed as it is). A wrong rule is reported with its JSON path." },
 	{ "retire", cmd_retire, OPT_UNSET, 1, "retire KEY [--unset]",
 	  "Stop syncing a computation. --unset first sends $unset of the\n"
 	  "key to every profile it was set on." },

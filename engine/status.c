@@ -172,8 +172,7 @@ int status_validate(int *out, FILE *f, PGconn *conn, char *err, size_t errlen)
 
 		if ((config_sync_problem(s, why, sizeof(why)) &&
 		     !s->dest->problem) ||
-		    (!s->has_rule &&
-		     evaluate_check(conn, s, why, sizeof(why)) != 0)) {
+		    evaluate_check(conn, s, why, sizeof(why)) != 0) {
 			fprintf(f, "problem: %s\n", why);
 			problems++;
 		}

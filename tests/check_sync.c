@@ -1452,15 +1452,16 @@ START_TEST(an_identify_sync_without_people_asks_to_turn_it_on)
 }
 END_TEST
 
-START_TEST(a_rule_definition_is_reported_as_not_supported)
+START_TEST(a_wrong_rule_definition_fails_only_its_sync_naming_its_path)
 {
 	tl_sql(db, "INSERT INTO audsync.computations (name, kind, definition)"
 		   " VALUES ('Rule Based', 'audience',"
-		   " '{\"performed\": {\"event\": \"Order Completed\"}}')");
+		   " '{\"performed\": {\"event\": \"Order Completed\","
+		   " \"count\": {\"op\": \"=>\", \"value\": 1}}}')");
 	add_sync("rule_based", "mp", "identify", "all");
 	add_good_audience();
-	assert_bad_input(NULL, "rule_based", "rule_based|Rule Based",
-			 "not supported");
+	assert_bad_input(NULL, "rule_based", "rule_based",
+			 "definition.performed.count.op: unknown operator");
 }
 END_TEST
 
@@ -1919,7 +1920,7 @@ static Suite *sync_suite(void)
 		a_secret_env_naming_an_unset_variable_is_reported,
 		an_identify_sync_without_people_asks_to_turn_it_on,
 		status_json_shows_each_sync_its_last_run_and_its_problem,
-		a_rule_definition_is_reported_as_not_supported,
+		a_wrong_rule_definition_fails_only_its_sync_naming_its_path,
 		throttling_and_outages_are_retried_and_all_arrives_once,
 		an_outage_longer_than_the_retries_keeps_calls_queued,
 		wrong_credentials_stop_delivery_without_showing_the_secret,

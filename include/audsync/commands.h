@@ -33,6 +33,8 @@ int cmd_resync(const cli_opts *o);
 int cmd_daemon(const cli_opts *o);
 int cmd_status(const cli_opts *o);
 int cmd_validate(const cli_opts *o);
+/* explain KEY: the SQL a computation's definition evaluates. */
+int cmd_explain(const cli_opts *o);
 int cmd_retire(const cli_opts *o);
 int cmd_retry_failed(const cli_opts *o);
 

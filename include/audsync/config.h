@@ -98,8 +98,7 @@ void config_free(sync_list *l);
 void config_mp_destination(mp_destination *out, const dest_def *d);
 
 /* The problem that stops sync s from running, or NULL: its destination's,
- * an identify sync on a destination without use_people, a rule-form
- * definition. The text is one line naming the destination or
+ * an identify sync on a destination without use_people. The text is one line naming the destination or
  * computation. Writes into buf and returns it, or NULL. */
 const char *config_sync_problem(const sync_def *s, char *buf, size_t len);
 

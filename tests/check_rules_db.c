@@ -1,0 +1,824 @@
+/* check_rules_db.c - rule definitions against real PostgreSQL: each
+ * construct equals hand-written SQL of the same meaning over random data
+ * at many as-of times; wrong rules fail only their own sync; rule
+ * audiences and traits reach the fake Mixpanel and leave it again.
+ *
+ * AUDSYNC_RULES_SEED fixes the random data (printed otherwise);
+ * AUDSYNC_RULES_ROUNDS (default 2) sets how many data sets are drawn. */
+#include "audsync/rules.h"
+#include "mixpanel_ctl.h"
+#include "rules_catalogue.h"
+#include "testlib.h"
+
+#include <check.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char *db;
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static char *vfmt(const char *fmt, va_list ap)
+{
+	va_list cp;
+	char *s;
+	int n;
+
+	va_copy(cp, ap);
+	n = vsnprintf(NULL, 0, fmt, cp);
+	va_end(cp);
+	s = malloc((size_t)n + 1);
+	ck_assert_ptr_nonnull(s);
+	vsnprintf(s, (size_t)n + 1, fmt, ap);
+	return s;
+}
+
+static void sqlf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void sqlf(const char *fmt, ...)
+{
+	va_list ap;
+	char *sql;
+
+	va_start(ap, fmt);
+	sql = vfmt(fmt, ap);
+	va_end(ap);
+	tl_sql(db, sql);
+	free(sql);
+}
+
+static long long sql_int(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+static long long sql_int(const char *fmt, ...)
+{
+	va_list ap;
+	char *sql;
+	long long n;
+
+	va_start(ap, fmt);
+	sql = vfmt(fmt, ap);
+	va_end(ap);
+	n = tl_sql_int(db, sql);
+	free(sql);
+	return n;
+}
+
+static char *sql_text(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+static char *sql_text(const char *fmt, ...)
+{
+	va_list ap;
+	char *sql, *v;
+
+	va_start(ap, fmt);
+	sql = vfmt(fmt, ap);
+	va_end(ap);
+	v = tl_sql_value(db, sql);
+	free(sql);
+	return v;
+}
+
+/* ---- equivalence -------------------------------------------------------- */
+
+#define BASE "'2026-06-01 00:00:00+00'::timestamptz"
+
+/* Random profiles, identifiers (some profiles have none), events over
+ * 100 days before BASE with numbers, numeric strings, nulls, missing
+ * properties and ties in time, and traits. */
+static void load_random(unsigned seed)
+{
+	sqlf("SELECT setseed(%f)", (double)(seed % 10000) / 10000.0);
+	sqlf("INSERT INTO audsync.external_ids"
+	     " SELECT 'p' || g, 'user_id', 'u' || g, " BASE
+	     " FROM generate_series(1, 80) g WHERE random() < 0.9;"
+	     "INSERT INTO audsync.events"
+	     " SELECT 'p' || (1 + floor(random() * 90))::int,"
+	     "  (ARRAY['A', 'B', 'C'])[1 + floor(random() * 3)::int],"
+	     "  jsonb_build_object("
+	     "   'total', (ARRAY['7', '42', '\"42\"', 'null', '7.5', '60',"
+	     "    '99', '10', '50', '12.25'])[1 + floor(random() * 10)::int]"
+	     "    ::jsonb,"
+	     "   'category', (ARRAY['\"shoes\"', '\"hats\"', '\"Bags\"',"
+	     "    '\"bags\"', '5', 'null', '\"shoe-laces\"', '\"hats\"'])"
+	     "    [1 + floor(random() * 8)::int]::jsonb,"
+	     "   'when', (ARRAY['\"2026-02-10\"', '\"2026-03-15T10:00:00Z\"',"
+	     "    '\"2026-02-30\"', '\"soon\"', '3'])"
+	     "    [1 + floor(random() * 5)::int]::jsonb)"
+	     "  - (ARRAY['total', 'category', 'when', '', '', ''])"
+	     "    [1 + floor(random() * 6)::int],"
+	     "  " BASE " - random() * interval '100 days'"
+	     " FROM generate_series(1, 1500) g;"
+	     /* Ties in time, another value: first/last break them. */
+	     "INSERT INTO audsync.events SELECT profile_id, event,"
+	     " properties || '{\"category\": \"aaa\"}', ts"
+	     " FROM audsync.events WHERE random() < 0.05;"
+	     "INSERT INTO audsync.profile_traits"
+	     " SELECT 'p' || g, jsonb_build_object("
+	     "  'plan', (ARRAY['\"pro\"', '\"free\"', '\"Pro\"', 'null',"
+	     "   '\"team\"'])[1 + floor(random() * 5)::int]::jsonb,"
+	     "  'score', (ARRAY['3', '11', '\"12\"', '25.5', 'null'])"
+	     "   [1 + floor(random() * 5)::int]::jsonb,"
+	     "  'signed_up', (ARRAY['\"2026-02-10\"',"
+	     "   '\"2026-03-15T10:00:00Z\"', '\"2026-02-30\"', '\"soon\"'])"
+	     "   [1 + floor(random() * 4)::int]::jsonb)"
+	     "  - (ARRAY['plan', 'score', 'signed_up', '', ''])"
+	     "   [1 + floor(random() * 5)::int]"
+	     " FROM generate_series(1, 90) g WHERE random() < 0.7;"
+	     "ANALYZE");
+}
+
+typedef struct equiv_case {
+	int is_trait;
+	const char *lookback; /* SQL interval text or NULL */
+	const char *rule;
+	const char *hand; /* $1 as-of, $2 window start */
+} equiv_case;
+
+/* Hand-written pieces: every profile of the identity graph, the count of
+ * its events, its traits. */
+#define P                                                                      \
+	"SELECT p.profile_id FROM (SELECT DISTINCT profile_id"                 \
+	" FROM audsync.external_ids) p WHERE "
+#define CNT(ev, cond)                                                          \
+	"(SELECT count(*) FROM audsync.events e WHERE"                         \
+	" e.profile_id = p.profile_id AND e.event = '" ev "' AND e.ts < $1"    \
+	" AND " cond ")"
+#define T                                                                      \
+	"(SELECT t.traits FROM audsync.profile_traits t"                       \
+	" WHERE t.profile_id = p.profile_id)"
+#define NUM(path, test)                                                        \
+	"jsonb_path_exists(e.properties, '$." path                             \
+	" ? (@.type() == \"number\" && " test ")')"
+#define VALID_DATE(x)                                                          \
+	"(" x " ~ '^\\d{4}-\\d\\d-\\d\\d' AND " x " <> '2026-02-30')"
+#define IN_GRAPH(col) col " IN (SELECT profile_id FROM audsync.external_ids)"
+/* A property's values per profile, missing and JSON null left out. */
+#define VALS(ev, prop, cond)                                                   \
+	"SELECT e.profile_id, e.ts, e.properties -> '" prop "' AS v"           \
+	" FROM audsync.events e WHERE e.event = '" ev "' AND e.ts < $1"        \
+	" AND " cond " AND jsonb_typeof(e.properties -> '" prop "')"           \
+	" <> 'null' AND " IN_GRAPH("e.profile_id")
+
+static const equiv_case cases[] = {
+	{ 0, "20 days", "{\"performed\": {\"event\": \"A\"}}",
+	  P CNT("A", "e.ts >= $2") " >= 1" },
+	{ 0, NULL,
+	  "{\"performed\": {\"event\": \"A\", \"where\": [{\"property\":"
+	  " \"total\", \"op\": \">=\", \"value\": 50}], \"count\": {\"op\":"
+	  " \">=\", \"value\": 2}, \"within\": \"30 days\"}}",
+	  P CNT("A", "e.ts >= $1 - interval '30 days' AND " NUM(
+			     "total", "@ >= 50")) " >= 2" },
+	{ 0, "20 days",
+	  "{\"performed\": {\"event\": \"B\", \"between\": [\"2026-04-01\","
+	  " \"2026-05-01T00:00:00Z\"]}}",
+	  P CNT("B",
+		"e.ts >= '2026-04-01+00' AND e.ts < '2026-05-01+00'") " >= 1" },
+	{ 0, NULL,
+	  "{\"performed\": {\"event\": \"C\", \"count\": {\"op\": \"=\","
+	  " \"value\": 0}}}",
+	  P CNT("C", "true") " = 0" },
+	{ 0, "20 days",
+	  "{\"not\": {\"performed\": {\"event\": \"C\", \"within\":"
+	  " \"10 days\"}}}",
+	  P "NOT " CNT("C", "e.ts >= $1 - interval '10 days'") " >= 1" },
+	{ 0, "20 days",
+	  "{\"performed\": {\"event\": \"A\", \"count\": {\"op\": \"<\","
+	  " \"value\": 3}}}",
+	  P CNT("A", "e.ts >= $2") " < 3" },
+	{ 0, "20 days",
+	  "{\"performed\": {\"event\": \"A\", \"count\": {\"op\": \"!=\","
+	  " \"value\": 1}}}",
+	  P CNT("A", "e.ts >= $2") " <> 1" },
+	{ 0, "20 days",
+	  "{\"and\": [{\"performed\": {\"event\": \"A\"}}, {\"or\":"
+	  " [{\"trait\": {\"name\": \"plan\", \"op\": \"=\", \"value\":"
+	  " \"pro\"}}, {\"not\": {\"performed\": {\"event\": \"B\"}}}]}]}",
+	  P CNT("A", "e.ts >= $2") " >= 1 AND (coalesce(" T
+				   " ->> 'plan' = 'pro', false) OR NOT " CNT(
+					   "B", "e.ts >= $2") " >= 1)" },
+	{ 0, NULL,
+	  "{\"trait\": {\"name\": \"plan\", \"op\": \"!=\", \"value\":"
+	  " \"pro\"}}",
+	  P "NOT coalesce(" T " ->> 'plan' = 'pro', false)" },
+	{ 0, NULL,
+	  "{\"trait\": {\"name\": \"score\", \"op\": \">\", \"value\": 11}}",
+	  P "coalesce(jsonb_path_exists(" T ", '$.score ? (@.type() =="
+	    " \"number\" && @ > 11)'), false)" },
+	{ 0, NULL,
+	  "{\"trait\": {\"name\": \"score\", \"op\": \"<=\", \"value\":"
+	  " \"12\"}}",
+	  P "coalesce((" T " ->> 'score') COLLATE \"C\" <= '12', false)" },
+	{ 0, NULL,
+	  "{\"trait\": {\"name\": \"plan\", \"op\": \"<\", \"value\":"
+	  " \"p\"}}",
+	  P "coalesce((" T " ->> 'plan') COLLATE \"C\" < 'p', false)" },
+	{ 0, NULL,
+	  "{\"trait\": {\"name\": \"plan\", \"op\": \"contains\", \"value\":"
+	  " \"r\"}}",
+	  P "coalesce(position('r' in " T " ->> 'plan') > 0, false)" },
+	{ 0, NULL,
+	  "{\"trait\": {\"name\": \"plan\", \"op\": \"not_contains\","
+	  " \"value\": \"r\"}}",
+	  P "coalesce(position('r' in " T " ->> 'plan') = 0, false)" },
+	{ 0, NULL,
+	  "{\"trait\": {\"name\": \"plan\", \"op\": \"starts_with\","
+	  " \"value\": \"P\"}}",
+	  P "coalesce(" T " ->> 'plan' LIKE 'P%', false)" },
+	{ 0, NULL,
+	  "{\"trait\": {\"name\": \"plan\", \"op\": \"ends_with\","
+	  " \"value\": \"o\"}}",
+	  P "coalesce(" T " ->> 'plan' LIKE '%o', false)" },
+	{ 0, NULL, "{\"trait\": {\"name\": \"plan\", \"op\": \"exists\"}}",
+	  P T " ->> 'plan' IS NOT NULL" },
+	{ 0, NULL, "{\"trait\": {\"name\": \"plan\", \"op\": \"not_exists\"}}",
+	  P T " ->> 'plan' IS NULL" },
+	{ 0, NULL,
+	  "{\"trait\": {\"name\": \"plan\", \"op\": \"one_of\", \"value\":"
+	  " [\"pro\", \"free\"]}}",
+	  P "coalesce(" T " ->> 'plan' IN ('pro', 'free'), false)" },
+	{ 0, NULL,
+	  "{\"trait\": {\"name\": \"plan\", \"op\": \"none_of\", \"value\":"
+	  " [\"pro\"]}}",
+	  P "coalesce(" T " ->> 'plan' NOT IN ('pro'), false)" },
+	{ 0, NULL,
+	  "{\"trait\": {\"name\": \"signed_up\", \"op\": \"before_date\","
+	  " \"value\": \"2026-03-01\"}}",
+	  P "coalesce(CASE WHEN " VALID_DATE(
+		  T
+		  " ->> 'signed_up'") " THEN (" T
+				      " ->> 'signed_up')::timestamptz < '2026-03-01+00' END, false)" },
+	{ 0, NULL,
+	  "{\"trait\": {\"name\": \"signed_up\", \"op\": \"after_date\","
+	  " \"value\": \"2026-03-01T00:00:00Z\"}}",
+	  P "coalesce(CASE WHEN " VALID_DATE(
+		  T
+		  " ->> 'signed_up'") " THEN (" T
+				      " ->> 'signed_up')::timestamptz > '2026-03-01+00' END, false)" },
+	{ 0, "20 days",
+	  "{\"or\": [{\"member_of\": \"recent_a\"}, {\"and\": [{\"member_of\":"
+	  " \"sql_b\"}, {\"not\": {\"performed\": {\"event\": \"C\"}}}]}]}",
+	  P CNT("A", "e.ts >= $1 - interval '5 days'") " >= 1 OR (" CNT(
+		  "B",
+		  "e.ts >= $1 - interval '15 days'") " >= 1 AND " CNT("C",
+								      "e.ts >= $2") " = 0)" },
+	{ 0, NULL,
+	  "{\"performed\": {\"event\": \"A\", \"where\": [{\"property\":"
+	  " \"category\", \"op\": \"=\", \"value\": \"5\"}]}}",
+	  P CNT("A", "e.properties ->> 'category' = '5'") " >= 1" },
+	{ 0, NULL,
+	  "{\"performed\": {\"event\": \"B\", \"where\": [{\"property\":"
+	  " \"total\", \"op\": \"one_of\", \"value\": [42, 7.5, 10]}]}}",
+	  P CNT("B",
+		NUM("total", "(@ == 42 || @ == 7.5 || @ == 10)")) " >= 1" },
+	{ 0, "20 days",
+	  "{\"performed\": {\"event\": \"A\", \"where\": [{\"property\":"
+	  " \"category\", \"op\": \"!=\", \"value\": \"shoes\"}], \"count\":"
+	  " {\"op\": \">=\", \"value\": 2}}}",
+	  P CNT("A", "e.ts >= $2 AND NOT coalesce(e.properties ->> 'category'"
+		     " = 'shoes', false)") " >= 2" },
+	{ 0, NULL,
+	  "{\"performed\": {\"event\": \"C\", \"where\": [{\"property\":"
+	  " \"when\", \"op\": \"after_date\", \"value\": \"2026-03-01\"},"
+	  " {\"property\": \"category\", \"op\": \"exists\"}]}}",
+	  P CNT("C",
+		"coalesce(CASE WHEN " VALID_DATE(
+			"e.properties ->> 'when'") " THEN (e.properties"
+						   " ->> 'when')::timestamptz"
+						   " > '2026-03-01+00' END,"
+						   " false) AND e.properties"
+						   " ->> 'category' IS NOT"
+						   " NULL") " >= 1" },
+	/* Computed traits. */
+	{ 1, NULL,
+	  "{\"event_counter\": {\"event\": \"A\", \"within\": \"15 days\"}}",
+	  "SELECT e.profile_id, to_jsonb(count(*)) FROM audsync.events e"
+	  " WHERE e.event = 'A' AND e.ts >= $1 - interval '15 days'"
+	  " AND e.ts < $1 AND " IN_GRAPH("e.profile_id") " GROUP BY 1" },
+	{ 1, "20 days",
+	  "{\"aggregation\": {\"fn\": \"sum\", \"event\": \"B\", \"property\":"
+	  " \"total\"}}",
+	  "SELECT e.profile_id, to_jsonb(sum(v::text::numeric))"
+	  " FROM audsync.events e, jsonb_path_query(e.properties,"
+	  " '$.total ? (@.type() == \"number\")') v WHERE e.event = 'B'"
+	  " AND e.ts >= $2 AND e.ts < $1 AND " IN_GRAPH(
+		  "e.profile_id") " GROUP BY 1" },
+	{ 1, NULL,
+	  "{\"aggregation\": {\"fn\": \"avg\", \"event\": \"B\", \"property\":"
+	  " \"total\"}}",
+	  "SELECT e.profile_id, to_jsonb(avg(v::text::numeric))"
+	  " FROM audsync.events e, jsonb_path_query(e.properties,"
+	  " '$.total ? (@.type() == \"number\")') v WHERE e.event = 'B'"
+	  " AND e.ts < $1 AND " IN_GRAPH("e.profile_id") " GROUP BY 1" },
+	{ 1, NULL,
+	  "{\"aggregation\": {\"fn\": \"min\", \"event\": \"A\", \"property\":"
+	  " \"total\", \"within\": \"40 days\"}}",
+	  "SELECT e.profile_id, to_jsonb(min(v::text::numeric))"
+	  " FROM audsync.events e, jsonb_path_query(e.properties,"
+	  " '$.total ? (@.type() == \"number\")') v WHERE e.event = 'A'"
+	  " AND e.ts >= $1 - interval '40 days' AND e.ts < $1 AND " IN_GRAPH(
+		  "e.profile_id") " GROUP BY 1" },
+	{ 1, NULL,
+	  "{\"aggregation\": {\"fn\": \"max\", \"event\": \"A\", \"property\":"
+	  " \"total\"}}",
+	  "SELECT e.profile_id, to_jsonb(max(v::text::numeric))"
+	  " FROM audsync.events e, jsonb_path_query(e.properties,"
+	  " '$.total ? (@.type() == \"number\")') v WHERE e.event = 'A'"
+	  " AND e.ts < $1 AND " IN_GRAPH("e.profile_id") " GROUP BY 1" },
+	{ 1, "20 days",
+	  "{\"most_frequent\": {\"event\": \"A\", \"property\":"
+	  " \"category\"}}",
+	  "SELECT profile_id, v FROM (SELECT profile_id, v, row_number()"
+	  " OVER (PARTITION BY profile_id ORDER BY n DESC, v #>> '{}'"
+	  " COLLATE \"C\", v) AS rn FROM (SELECT profile_id, v, count(*) AS n"
+	  " FROM (" VALS("A", "category",
+			 "e.ts >= $2") ") x GROUP BY 1, 2) c"
+				       " WHERE n >= 2) r WHERE rn = 1" },
+	{ 1, NULL,
+	  "{\"first\": {\"event\": \"B\", \"property\": \"category\"}}",
+	  "SELECT profile_id, v FROM (SELECT profile_id, v, row_number()"
+	  " OVER (PARTITION BY profile_id ORDER BY ts, v #>> '{}'"
+	  " COLLATE \"C\", v) AS rn FROM (" VALS(
+		  "B", "category", "true") ") x) r WHERE rn = 1" },
+	{ 1, "20 days",
+	  "{\"last\": {\"event\": \"B\", \"property\": \"category\"}}",
+	  "SELECT profile_id, v FROM (SELECT profile_id, v, row_number()"
+	  " OVER (PARTITION BY profile_id ORDER BY ts DESC, v #>> '{}'"
+	  " COLLATE \"C\" DESC, v DESC) AS rn FROM (" VALS(
+		  "B", "category", "e.ts >= $2") ") x) r WHERE rn = 1" },
+	{ 1, NULL,
+	  "{\"unique_list\": {\"event\": \"C\", \"property\": \"category\","
+	  " \"between\": [\"2026-03-01\", \"2026-05-15\"]}}",
+	  "SELECT profile_id, jsonb_agg(v ORDER BY v #>> '{}' COLLATE \"C\","
+	  " v) FROM (SELECT DISTINCT profile_id, v FROM (" VALS(
+		  "C", "category",
+		  "e.ts >= '2026-03-01+00' AND e.ts < '2026-05-15+00'") ") x) d"
+									" GROUP BY 1" },
+	{ 1, NULL,
+	  "{\"unique_list_count\": {\"event\": \"A\", \"property\":"
+	  " \"category\", \"where\": [{\"property\": \"total\", \"op\": \"<\","
+	  " \"value\": 50}]}}",
+	  "SELECT profile_id, to_jsonb(count(DISTINCT v)) FROM (" VALS(
+		  "A", "category", NUM("total", "@ < 50")) ") x GROUP BY 1" },
+};
+#define N_CASES ((int)(sizeof(cases) / sizeof(cases[0])))
+
+/* The member_of targets the cases name. */
+static const rules_target targets[] = {
+	{ "recent_a", 0, "{\"performed\": {\"event\": \"A\"}}", NULL,
+	  "5 days" },
+	{ "sql_b", 0, NULL,
+	  "SELECT profile_id FROM audsync.events WHERE event = 'B'"
+	  " AND ts >= $2 AND ts < $1;",
+	  "15 days" },
+};
+
+/* Compares case k's rule with its hand-written SQL at as_of: the rows
+ * each has that the other lacks, and duplicates. Adds the hand-written
+ * rows to *rows. */
+static void compare_at(PGconn *conn, int k, const char *as_of, long *rows)
+{
+	const equiv_case *c = &cases[k];
+	rules_catalog cat = { targets, 2 };
+	const char **params;
+	unsigned int *types;
+	char err[1024], window[80];
+	rules_sql r;
+	PGresult *res;
+	char *sql;
+	int i, n;
+
+	ck_assert_msg(rules_compile(&r, "equiv", c->is_trait, c->rule, &cat, 3,
+				    err, sizeof(err)) == 0,
+		      "case %d: %s", k, err);
+	n = 2 + r.nparams;
+	params = calloc((size_t)n, sizeof(*params));
+	types = calloc((size_t)n, sizeof(*types));
+	ck_assert(params && types);
+	snprintf(window, sizeof(window), "%s", c->lookback ? "" : "-infinity");
+	if (c->lookback) {
+		char *w = sql_text("SELECT ('%s'::timestamptz - interval '%s')"
+				   "::text",
+				   as_of, c->lookback);
+
+		snprintf(window, sizeof(window), "%s", w);
+		free(w);
+	}
+	params[0] = as_of;
+	params[1] = window;
+	for (i = 0; i < n; i++)
+		types[i] = i < 2 ? 1184 : 25;
+	for (i = 0; i < r.nparams; i++)
+		params[2 + i] = r.params[i];
+	sql = NULL;
+	ck_assert(asprintf(&sql,
+			   "WITH r AS (%s), h AS (%s) SELECT"
+			   " (SELECT count(*) FROM (SELECT * FROM r EXCEPT"
+			   "  SELECT * FROM h) a),"
+			   " (SELECT count(*) FROM (SELECT * FROM h EXCEPT"
+			   "  SELECT * FROM r) b),"
+			   " (SELECT count(*) FROM h),"
+			   " (SELECT count(*) - count(DISTINCT profile_id)"
+			   "  FROM r)",
+			   r.sql, c->hand) > 0);
+	res = PQexecParams(conn, sql, n, types, params, NULL, NULL, 0);
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK,
+		      "case %d (%s): %s", k, c->rule,
+		      PQresultErrorMessage(res));
+	ck_assert_msg(atol(PQgetvalue(res, 0, 0)) == 0 &&
+			      atol(PQgetvalue(res, 0, 1)) == 0 &&
+			      atol(PQgetvalue(res, 0, 3)) == 0,
+		      "case %d at %s: %s rows only the rule has, %s only the "
+		      "hand-written SQL has, %s duplicates: %s",
+		      k, as_of, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1),
+		      PQgetvalue(res, 0, 3), c->rule);
+	*rows += atol(PQgetvalue(res, 0, 2));
+	PQclear(res);
+	free(sql);
+	free(params);
+	free(types);
+	rules_sql_free(&r);
+}
+
+static unsigned seed_of(void)
+{
+	const char *s = getenv("AUDSYNC_RULES_SEED");
+	unsigned seed =
+		s && *s ? (unsigned)strtoul(s, NULL, 10) : (unsigned)time(NULL);
+
+	printf("check_rules_db: AUDSYNC_RULES_SEED=%u\n", seed);
+	fflush(stdout);
+	return seed;
+}
+
+START_TEST(every_construct_equals_its_hand_written_sql)
+{
+	const char *r = getenv("AUDSYNC_RULES_ROUNDS");
+	int rounds = r && *r ? atoi(r) : 2, round, k, a;
+	unsigned seed = seed_of();
+	long rows[N_CASES] = { 0 };
+	PGconn *conn;
+
+	srand(seed);
+	for (round = 0; round < rounds; round++) {
+		db = tl_new_db();
+		load_random(seed + (unsigned)round);
+		conn = PQconnectdb(db);
+		ck_assert_int_eq(PQstatus(conn), CONNECTION_OK);
+		PQclear(PQexec(conn, "SET TimeZone = 'UTC'"));
+		for (a = 0; a < 8; a++) {
+			char *as_of =
+				sql_text("SELECT (" BASE " - interval '70 days'"
+					 " + interval '%d hours')::text",
+					 rand() % (72 * 24));
+
+			for (k = 0; k < N_CASES; k++)
+				compare_at(conn, k, as_of, &rows[k]);
+			free(as_of);
+		}
+		PQfinish(conn);
+	}
+	/* A case whose result is always empty proves nothing. */
+	for (k = 0; k < N_CASES; k++)
+		ck_assert_msg(rows[k] > 0, "case %d never had a row: %s", k,
+			      cases[k].rule);
+}
+END_TEST
+
+/* ---- the bad-rule catalogue, through validate and run ------------------- */
+
+static mpctl *fake;
+
+static void start_fake(void)
+{
+	ck_assert_int_eq(mpctl_start(&fake, NULL), 0);
+	db = tl_new_db();
+	tl_add_destination(db, "mp", mpctl_base_url(fake));
+}
+
+static void stop_fake(void)
+{
+	mpctl_stop(fake);
+	fake = NULL;
+}
+
+/* A computation with a rule (or SQL when sql is set) and, unless
+ * sync_mode is NULL, its sync to "mp". */
+static void add_rule(const char *key, int is_trait, const char *rule,
+		     const char *sql, const char *lookback,
+		     const char *sync_mode)
+{
+	sqlf("INSERT INTO audsync.computations (key, name, kind, definition,"
+	     " definition_sql, lookback) VALUES ('%s', '%s', '%s',"
+	     " %s$r$%s$r$%s, %s$s$%s$s$%s, %s)",
+	     key, key, is_trait ? "trait" : "audience", rule ? "" : "NULL --",
+	     rule ? rule : "", rule ? "" : "\n", sql ? "" : "NULL --",
+	     sql ? sql : "", sql ? "" : "\n", lookback ? lookback : "NULL");
+	if (sync_mode)
+		sqlf("INSERT INTO audsync.syncs (computation_id,"
+		     " destination_id, mode) SELECT c.id, d.id, '%s'"
+		     " FROM audsync.computations c, audsync.destinations d"
+		     " WHERE c.key = '%s' AND d.name = 'mp'",
+		     sync_mode, key);
+}
+
+static char *profile_prop(const char *distinct_id, const char *prop)
+{
+	json_object *state, *profiles, *p, *v;
+	char *out = NULL;
+
+	ck_assert_int_eq(mpctl_state(&state, fake), 0);
+	if (json_object_object_get_ex(state, "profiles", &profiles) &&
+	    json_object_object_get_ex(profiles, distinct_id, &p) &&
+	    json_object_object_get_ex(p, prop, &v))
+		out = strdup(json_object_to_json_string_ext(
+			v, JSON_C_TO_STRING_PLAIN));
+	json_object_put(state);
+	return out;
+}
+
+#define assert_prop(did, prop, want) check_prop(__LINE__, did, prop, want)
+static void check_prop(int line, const char *did, const char *prop,
+		       const char *want)
+{
+	char *v = profile_prop(did, prop);
+	int ok = want ? v && strcmp(v, want) == 0 : v == NULL;
+
+	ck_assert_msg(
+		ok, "line %d: Mixpanel profile %s has %s = %s, expected %s",
+		line, did, prop, v ? v : "(absent)", want ? want : "(absent)");
+	free(v);
+}
+
+START_TEST(a_wrong_rule_fails_only_its_own_sync_naming_the_json_path)
+{
+	tl_result res;
+	int i;
+
+	tl_sql(db,
+	       "INSERT INTO audsync.external_ids VALUES"
+	       " ('p1', 'user_id', 'u1', now() - interval '2 days');"
+	       "INSERT INTO audsync.events VALUES"
+	       " ('p1', 'Order Completed', '{}', now() - interval '1 day')");
+	for (i = 0; i < N_HELPERS; i++)
+		add_rule(helper_computations[i].key,
+			 helper_computations[i].is_trait,
+			 helper_computations[i].definition,
+			 helper_computations[i].definition_sql, NULL, NULL);
+	for (i = 0; i < N_BAD_RULES; i++) {
+		char *def = bad_rule_definition(i);
+
+		add_rule(bad_rules[i].key, bad_rules[i].is_trait, def, NULL,
+			 NULL, "identify");
+		free(def);
+	}
+	add_rule("canary", 0, NULL,
+		 "SELECT profile_id FROM audsync.events WHERE ts < $1", NULL,
+		 "identify");
+
+	res = tl_audsync(db, NULL, "validate", NULL);
+	ck_assert_int_eq(res.status, 3);
+	for (i = 0; i < N_BAD_RULES; i++) {
+		char want[200], *line, *end;
+
+		snprintf(want, sizeof(want),
+			 "problem: computation %s: ", bad_rules[i].key);
+		line = strstr(res.out, want);
+		ck_assert_msg(line != NULL, "validate lacks %s", want);
+		end = strchr(line, '\n');
+		ck_assert_ptr_nonnull(end);
+		*end = '\0';
+		ck_assert_msg(strstr(line, bad_rules[i].error), "%s lacks %s",
+			      line, bad_rules[i].error);
+		*end = '\n';
+	}
+	ck_assert(!tl_contains(res.out, "computation canary"));
+	tl_result_free(&res);
+
+	res = tl_audsync(db, NULL, "run", "--all", NULL);
+	ck_assert_int_eq(res.status, 1);
+	tl_result_free(&res);
+	for (i = 0; i < N_BAD_RULES; i++) {
+		char *err = sql_text(
+			"SELECT r.error FROM audsync.runs r"
+			" JOIN audsync.syncs s ON s.id = r.sync_id"
+			" JOIN audsync.computations c ON c.id = s.computation_id"
+			" WHERE c.key = '%s' AND r.status = 'failed'",
+			bad_rules[i].key);
+
+		ck_assert_msg(err && strstr(err, bad_rules[i].error),
+			      "%s: run error %s", bad_rules[i].key,
+			      err ? err : "(none)");
+		free(err);
+	}
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM audsync.runs r"
+				 " JOIN audsync.syncs s ON s.id = r.sync_id"
+				 " JOIN audsync.computations c"
+				 "  ON c.id = s.computation_id"
+				 " WHERE c.key = 'canary'"
+				 " AND r.status = 'succeeded'"),
+			 1);
+	assert_prop("u1", "canary", "true");
+}
+END_TEST
+
+/* ---- end to end ---------------------------------------------------------- */
+
+/* Events in the fake named event for distinct_id whose property key has
+ * the JSON text value; event NULL: every event. */
+static int count_events(const char *event, const char *did, const char *key,
+			const char *value)
+{
+	json_object *state, *events, *e, *name, *p, *d, *v;
+	size_t i;
+	int n = 0;
+
+	ck_assert_int_eq(mpctl_state(&state, fake), 0);
+	ck_assert(json_object_object_get_ex(state, "events", &events));
+	for (i = 0; i < json_object_array_length(events); i++) {
+		e = json_object_array_get_idx(events, i);
+		if (!event) {
+			n++;
+			continue;
+		}
+		if (!json_object_object_get_ex(e, "event", &name) ||
+		    !json_object_object_get_ex(e, "properties", &p) ||
+		    !json_object_object_get_ex(p, "distinct_id", &d) ||
+		    strcmp(json_object_get_string(name), event) ||
+		    strcmp(json_object_get_string(d), did))
+			continue;
+		if (json_object_object_get_ex(p, key, &v) &&
+		    strcmp(json_object_to_json_string_ext(
+				   v, JSON_C_TO_STRING_PLAIN),
+			   value) == 0)
+			n++;
+	}
+	json_object_put(state);
+	return n;
+}
+
+/* A rule audience with a lookback and a rule trait, in mode: the members
+ * enter, then leave as their events age out of the window. */
+static void rule_audience_and_trait_enter_and_age_out(const char *mode)
+{
+	tl_result res;
+	char *t1, *t2;
+
+	tl_sql(db,
+	       "INSERT INTO audsync.external_ids VALUES"
+	       " ('p1', 'user_id', 'u1', now() - interval '30 days'),"
+	       " ('p2', 'user_id', 'u2', now() - interval '30 days'),"
+	       " ('p3', 'user_id', 'u3', now() - interval '30 days');"
+	       "INSERT INTO audsync.events VALUES"
+	       " ('p1', 'Order Completed', '{\"total\": 60, \"sku\": \"b\"}',"
+	       "  now() - interval '9 days'),"
+	       " ('p1', 'Order Completed', '{\"total\": 70, \"sku\": \"a\"}',"
+	       "  now() - interval '8 days'),"
+	       " ('p2', 'Order Completed', '{\"total\": 10, \"sku\": \"c\"}',"
+	       "  now() - interval '8 days 19 hours'),"
+	       " ('p3', 'Order Completed', '{\"total\": 90, \"sku\": \"d\"}',"
+	       "  now() - interval '2 days')");
+	add_rule(
+		"big_spender", 0,
+		"{\"performed\": {\"event\": \"Order Completed\", \"where\":"
+		" [{\"property\": \"total\", \"op\": \">=\", \"value\": 50}]}}",
+		NULL, "'3 days'", mode);
+	add_rule("order_total", 1,
+		 "{\"aggregation\": {\"fn\": \"sum\", \"event\":"
+		 " \"Order Completed\", \"property\": \"total\"}}",
+		 NULL, "'3 days'", mode);
+	/* T1: p1's orders lie 1 and 2 days back, p2's 2 days: all in the
+	 * window; p3's order lies in the future and does not count. */
+	t1 = sql_text("SELECT date_trunc('second', now() - interval '7 days'"
+		      ")::text");
+	t2 = sql_text("SELECT date_trunc('second', now() - interval '5 days'"
+		      " - interval '12 hours')::text");
+	res = tl_audsync(db, NULL, "run", "--all", "--as-of", t1, NULL);
+	ck_assert_msg(res.status == 0, "%s", res.err);
+	tl_result_free(&res);
+	if (strcmp(mode, "identify") == 0) {
+		assert_prop("u1", "big_spender", "true");
+		assert_prop("u2", "big_spender", NULL);
+		assert_prop("u3", "big_spender", NULL);
+		assert_prop("u1", "order_total", "130");
+		assert_prop("u2", "order_total", "10");
+		assert_prop("u3", "order_total", NULL);
+	} else {
+		ck_assert_int_eq(count_events("Audience Entered", "u1",
+					      "big_spender", "true"),
+				 1);
+		ck_assert_int_eq(count_events("Trait Computed", "u1",
+					      "order_total", "130"),
+				 1);
+		ck_assert_int_eq(count_events("Trait Computed", "u2",
+					      "order_total", "10"),
+				 1);
+		ck_assert_int_eq(count_events(NULL, NULL, NULL, NULL), 3);
+	}
+	/* T2: p1's first order left the 3-day window, p2's too: p1 stays
+	 * with 70, p2's trait goes null. */
+	res = tl_audsync(db, NULL, "run", "--all", "--as-of", t2, NULL);
+	ck_assert_msg(res.status == 0, "%s", res.err);
+	tl_result_free(&res);
+	if (strcmp(mode, "identify") == 0) {
+		assert_prop("u1", "big_spender", "true");
+		assert_prop("u1", "order_total", "70");
+		assert_prop("u2", "order_total", "null");
+	} else {
+		ck_assert_int_eq(count_events("Trait Computed", "u1",
+					      "order_total", "70"),
+				 1);
+		ck_assert_int_eq(count_events("Trait Computed", "u2",
+					      "order_total", "null"),
+				 1);
+		ck_assert_int_eq(count_events(NULL, NULL, NULL, NULL), 5);
+	}
+	/* Later still, p1 ages out of the audience: an exit. */
+	free(t2);
+	t2 = sql_text("SELECT date_trunc('second', now() - interval '4 days'"
+		      ")::text");
+	res = tl_audsync(db, NULL, "run", "--all", "--as-of", t2, NULL);
+	ck_assert_msg(res.status == 0, "%s", res.err);
+	tl_result_free(&res);
+	if (strcmp(mode, "identify") == 0) {
+		assert_prop("u1", "big_spender", "false");
+		assert_prop("u1", "order_total", "null");
+	} else {
+		ck_assert_int_eq(count_events("Audience Exited", "u1",
+					      "big_spender", "false"),
+				 1);
+		ck_assert_int_eq(count_events("Trait Computed", "u1",
+					      "order_total", "null"),
+				 1);
+		ck_assert_int_eq(count_events(NULL, NULL, NULL, NULL), 7);
+	}
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM audsync.runs"
+				 " WHERE status <> 'succeeded'"),
+			 0);
+	free(t1);
+	free(t2);
+}
+
+START_TEST(rule_audience_and_trait_in_identify_mode)
+{
+	rule_audience_and_trait_enter_and_age_out("identify");
+}
+END_TEST
+
+START_TEST(rule_audience_and_trait_in_track_mode)
+{
+	rule_audience_and_trait_enter_and_age_out("track");
+}
+END_TEST
+
+START_TEST(explain_prints_the_statement_and_its_bound_values)
+{
+	tl_result res;
+
+	add_rule(
+		"recent_buyers", 0,
+		"{\"performed\": {\"event\": \"Order Completed\", \"where\":"
+		" [{\"property\": \"total\", \"op\": \">=\", \"value\": 50}]}}",
+		NULL, "'30 days'", NULL);
+	res = tl_audsync(db, NULL, "explain", "recent_buyers", NULL);
+	ck_assert_msg(res.status == 0, "%s", res.err);
+	ck_assert(tl_contains(res.out, "SELECT ev.profile_id FROM"));
+	ck_assert(
+		tl_contains(res.out, "$2 = the window start: as-of - 30 days"));
+	ck_assert(tl_contains(res.out, "$3 = \"Order Completed\""));
+	ck_assert(tl_contains(res.out, "$5 = \"50\""));
+	ck_assert(tl_contains(res.out, "full evaluation"));
+	ck_assert(!tl_contains(res.out, "'Order Completed'"));
+	tl_result_free(&res);
+	res = tl_audsync(db, NULL, "explain", "nobody", NULL);
+	ck_assert_int_eq(res.status, 3);
+	ck_assert(tl_contains(res.err, "no computation has the key"));
+	tl_result_free(&res);
+}
+END_TEST
+
+static Suite *rules_db_suite(void)
+{
+	Suite *s = suite_create("rules_db");
+	TCase *eq = tcase_create("equivalence");
+	TCase *e2e = tcase_create("end to end");
+
+	tcase_set_timeout(eq, 600);
+	tcase_add_test(eq, every_construct_equals_its_hand_written_sql);
+	suite_add_tcase(s, eq);
+	tcase_set_timeout(e2e, 120);
+	tcase_add_checked_fixture(e2e, start_fake, stop_fake);
+	tcase_add_test(
+		e2e, a_wrong_rule_fails_only_its_own_sync_naming_the_json_path);
+	tcase_add_test(e2e, rule_audience_and_trait_in_identify_mode);
+	tcase_add_test(e2e, rule_audience_and_trait_in_track_mode);
+	tcase_add_test(e2e, explain_prints_the_statement_and_its_bound_values);
+	suite_add_tcase(s, e2e);
+	return s;
+}
+
+int main(void)
+{
+	return tl_run_suite(rules_db_suite());
+}
