@@ -2,6 +2,7 @@
 #include "audsync/commands.h"
 
 #include "audsync/db.h"
+#include "audsync/forward.h"
 #include "audsync/log.h"
 #include "audsync/metrics.h"
 #include "audsync/migrate.h"
@@ -212,6 +213,104 @@ static int wait_for_events(PGconn *conn, int timeout_ms)
 	return woke;
 }
 
+/* Messages forwarded per round of reading before delivery starts: the
+ * outbox never holds a whole stream. */
+#define FORWARD_ROUND 100000
+
+static void log_forward(const forward_totals *f)
+{
+	char v[6][24];
+
+	if (f->messages == 0)
+		return;
+	snprintf(v[0], sizeof(v[0]), "%lld", f->messages);
+	snprintf(v[1], sizeof(v[1]), "%lld", f->queued);
+	snprintf(v[2], sizeof(v[2]), "%lld", f->duplicates);
+	snprintf(v[3], sizeof(v[3]), "%lld", f->skipped);
+	snprintf(v[4], sizeof(v[4]), "%lld", f->failed);
+	snprintf(v[5], sizeof(v[5]), "%lld", f->calls);
+	log_info("messages forwarded", "messages", v[0], "queued", v[1],
+		 "already_forwarded", v[2], "skipped", v[3], "failed", v[4],
+		 "calls", v[5]);
+}
+
+/* Drains audsync.inbound (of one destination when named). Returns 0, or
+ * -1 after logging the error; rows that failed are logged as they go. */
+static int forward_inbound(PGconn *conn, forward_totals *out,
+			   const char *destination)
+{
+	char err[1024];
+	forward_totals f = { 0 };
+	int rc = forward_drain_inbound(&f, conn, destination,
+				       &sync_stop_requested, err, sizeof(err));
+
+	if (rc != 0)
+		log_error(err);
+	log_forward(&f);
+	if (out)
+		*out = f;
+	return rc;
+}
+
+/* Reads o's file (or stdin) in rounds, delivering after each. Returns
+ * 0, or -1 after logging the error. */
+static int forward_file(PGconn *conn, const cli_opts *o, forward_totals *f,
+			run_totals *t)
+{
+	char err[1024];
+	const char *path = o->arg && strcmp(o->arg, "-") != 0 ? o->arg : NULL;
+	FILE *in = path ? fopen(path, "r") : stdin;
+	long long line = 0;
+	int eof = 0, rc = 0;
+
+	if (!in) {
+		log_error("cannot open the messages", "file", path, "error",
+			  strerror(errno));
+		return -1;
+	}
+	while (rc == 0 && !eof && !sync_stop_requested) {
+		rc = forward_stream(f, &eof, &line, conn, in, o->destination,
+				    FORWARD_ROUND, err, sizeof(err));
+		if (rc == 0 && !eof)
+			rc = sync_deliver(t, conn, o->destination, err,
+					  sizeof(err));
+		if (rc != 0)
+			log_error(err);
+	}
+	if (path)
+		fclose(in);
+	log_forward(f);
+	return rc;
+}
+
+int cmd_forward(const cli_opts *o)
+{
+	forward_totals f = { 0 };
+	run_totals t = { 0 };
+	PGconn *conn;
+	int rc;
+
+	if (o->from_table && o->arg) {
+		fprintf(stderr, "audsync forward: --from-table reads no FILE\n"
+				"usage: audsync forward [--destination NAME] "
+				"[--from-table] [FILE|-]\n");
+		return EXIT_USAGE;
+	}
+	conn = open_db(o, 1);
+	if (!conn)
+		return EXIT_CONFIG;
+	install_signals();
+	rc = o->from_table ? forward_inbound(conn, &f, o->destination)
+			   : forward_file(conn, o, &f, &t);
+	if (rc != 0) {
+		PQfinish(conn);
+		return EXIT_CONFIG;
+	}
+	rc = deliver_and_report(conn, o, &t);
+	PQfinish(conn);
+	return f.failed && rc == EXIT_OK ? EXIT_FAILED : rc;
+}
+
 /* One pass of the daemon: due syncs (or, woken by new events, the
  * real-time ones), then delivery. */
 static void daemon_pass(PGconn *conn, const cli_opts *o, int woke)
@@ -225,6 +324,8 @@ static void daemon_pass(PGconn *conn, const cli_opts *o, int woke)
 	rq.kind = RUN_SCHEDULED;
 	if (sync_run(&t, conn, &rq, err, sizeof(err)) != 0)
 		log_error(err);
+	if (forward_inbound(conn, NULL, NULL) != 0)
+		t.failed++;
 	if (sync_deliver(&t, conn, NULL, err, sizeof(err)) != 0)
 		log_error(err);
 	write_metrics(conn, o);

@@ -17,14 +17,15 @@ enum {
 	OPT_DRY_RUN = 1 << 4,
 	OPT_RESET = 1 << 5,
 	OPT_JSON = 1 << 6,
-	OPT_UNSET = 1 << 7
+	OPT_UNSET = 1 << 7,
+	OPT_FROM_TABLE = 1 << 8
 };
 
 typedef struct command {
 	const char *name;
 	int (*fn)(const cli_opts *o);
 	unsigned opts;
-	int positional; /* required positional arguments */
+	int positional; /* required positional arguments; -1: 0 or 1 */
 	const char *synopsis;
 	const char *help;
 } command;
@@ -67,6 +68,13 @@ static const command commands[] = {
 	{ "retry-failed", cmd_retry_failed, OPT_DESTINATION, 0,
 	  "retry-failed [--destination NAME]",
 	  "Requeue dead letters for delivery." },
+	{ "forward", cmd_forward, OPT_DESTINATION | OPT_FROM_TABLE, -1,
+	  "forward [--destination NAME] [--from-table] [FILE|-]",
+	  "Send Segment-spec messages (one JSON object a line, from FILE or\n"
+	  "stdin) to Mixpanel as Segment's Mixpanel destination maps them.\n"
+	  "--from-table drains audsync.inbound instead. A message is sent\n"
+	  "once per destination; a line that cannot be mapped is reported\n"
+	  "with its number and the exit status is 1." },
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -120,6 +128,7 @@ static const struct option long_opts[] = {
 	{ "reset", no_argument, NULL, 'r' },
 	{ "json", no_argument, NULL, 'j' },
 	{ "unset", no_argument, NULL, 'u' },
+	{ "from-table", no_argument, NULL, 'T' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 }
@@ -163,6 +172,10 @@ static int take_option(int ch, cli_opts *o, unsigned *used, int *help)
 		o->unset = 1;
 		*used |= OPT_UNSET;
 		return 0;
+	case 'T':
+		o->from_table = 1;
+		*used |= OPT_FROM_TABLE;
+		return 0;
 	case 'h': *help = 1; return 0;
 	case 'F':
 		if (log_set_format_name(optarg) == 0)
@@ -190,11 +203,12 @@ static const char *misplaced_option(const command *c, unsigned used)
 	static const char *const names[] = { "--computation", "--destination",
 					     "--all",	      "--as-of",
 					     "--dry-run",     "--reset",
-					     "--json",	      "--unset" };
+					     "--json",	      "--unset",
+					     "--from-table" };
 	unsigned bad = used & ~c->opts;
 	int i;
 
-	for (i = 0; i < 8; i++)
+	for (i = 0; i < (int)(sizeof(names) / sizeof(names[0])); i++)
 		if (bad & (1u << i))
 			return names[i];
 	return NULL;
@@ -212,7 +226,7 @@ static int dispatch(const command *c, int nargs, char **args, cli_opts *o,
 			c->name, bad, c->synopsis);
 		return EXIT_USAGE;
 	}
-	if (nargs != c->positional) {
+	if (c->positional >= 0 ? nargs != c->positional : nargs > 1) {
 		fprintf(stderr, "audsync %s: %s\nusage: audsync %s\n", c->name,
 			nargs < c->positional ? "missing argument"
 					      : "unexpected argument",

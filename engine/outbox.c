@@ -61,7 +61,11 @@ outbox_writer *outbox_writer_open(PGconn *conn, int dest_id,
 	w->dest_name = dest_name;
 	w->ep = ep;
 	snprintf(w->dest_id, sizeof(w->dest_id), "%d", dest_id);
-	snprintf(w->sync_id, sizeof(w->sync_id), "%d", sync_id);
+	/* Forwarded messages belong to no sync: NULL in COPY text. */
+	if (sync_id > 0)
+		snprintf(w->sync_id, sizeof(w->sync_id), "%d", sync_id);
+	else
+		snprintf(w->sync_id, sizeof(w->sync_id), "\\N");
 	snprintf(w->run_id, sizeof(w->run_id), "%lld", run_id);
 	snprintf(w->endpoint, sizeof(w->endpoint), "%d", (int)ep);
 	for (i = 0; i < OUTBOX_LANES; i++)

@@ -658,6 +658,38 @@ START_TEST(test_import_validation_rules)
 }
 END_TEST
 
+/* $create_alias needs an alias: a valid id other than distinct_id. */
+START_TEST(test_import_create_alias)
+{
+	const char *bad[] = { "", ",\"alias\":\"\"", ",\"alias\":\"null\"",
+			      ",\"alias\":\"anon-1\"", ",\"alias\":7" };
+	char *ev = NULL, *body = NULL;
+	size_t i;
+	long now = (long)time(NULL);
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ck_assert_int_gt(
+			asprintf(&ev,
+				 "{\"event\":\"$create_alias\",\"properties\":{"
+				 "\"distinct_id\":\"anon-1\",\"time\":%ld,"
+				 "\"$insert_id\":\"a%zu\"%s}}",
+				 now, i, bad[i]),
+			0);
+		expect_rejected(ev, "properties.alias");
+		free(ev);
+	}
+	ck_assert_int_gt(
+		asprintf(&body,
+			 "[{\"event\":\"$create_alias\",\"properties\":{"
+			 "\"distinct_id\":\"anon-1\",\"alias\":\"u1\","
+			 "\"time\":%ld,\"$insert_id\":\"ok\"}}]",
+			 now),
+		0);
+	import_ok(body, 1);
+	free(body);
+}
+END_TEST
+
 START_TEST(test_import_nesting_allowed)
 {
 	char buf[512];
@@ -1282,6 +1314,7 @@ static Suite *fake_suite(void)
 	add(s, "import_dedup_ms", test_import_dedup_ms_and_latest_wins);
 	add(s, "import_partial_failure", test_import_partial_failure);
 	add(s, "import_validation_rules", test_import_validation_rules);
+	add(s, "import_create_alias", test_import_create_alias);
 	add(s, "import_nesting_allowed", test_import_nesting_allowed);
 	add(s, "import_too_many_properties", test_import_too_many_properties);
 	add(s, "import_batch_limits", test_import_batch_limits);

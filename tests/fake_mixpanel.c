@@ -1359,6 +1359,35 @@ static int serialize_event(json_object *o, json_object *props, struct ev *e)
 	return 0;
 }
 
+/*
+ * $create_alias (Mixpanel's "Create Alias" reference, also accepted by
+ * /import): properties.alias is required, a new distinct_id "to be merged
+ * with the original distinct_id", so a valid id other than distinct_id.
+ */
+static int check_alias(json_object *props, struct ev *e)
+{
+	const char *f = "properties.alias";
+	json_object *a = NULL;
+	const char *s = "";
+	size_t len = 0;
+
+	if (strcmp(e->key.event, "$create_alias") != 0)
+		return 0;
+	if (!json_object_object_get_ex(props, "alias", &a) || a == NULL)
+		ev_fail(e, f, "'properties.alias' is required");
+	else if (!json_object_is_type(a, json_type_string) ||
+		 id_text(a, &s, &len) != 0 || len == 0)
+		ev_fail(e, f, "'properties.alias' must be a non-empty string");
+	else if (id_disallowed(a, s))
+		ev_fail(e, f,
+			"'properties.alias' is invalid: disallowed value '%s'",
+			s);
+	else if (len == e->key.distinct_id_len &&
+		 memcmp(s, e->key.distinct_id, len) == 0)
+		ev_fail(e, f, "'properties.alias' equals the distinct_id");
+	return e->msg[0] ? -1 : 0;
+}
+
 static void check_event(struct mp_req *m, json_object *o, struct ev *e)
 {
 	json_object *props = NULL;
@@ -1374,8 +1403,8 @@ static void check_event(struct mp_req *m, json_object *o, struct ev *e)
 		json_object_get_string(json_object_object_get(o, "event"));
 	e->key.event_len = strlen(e->key.event);
 	if (check_token(m, props, e) || check_time(m, props, e) ||
-	    check_distinct_id(props, e) || check_insert_id(m, props, e) ||
-	    check_props(props, e))
+	    check_distinct_id(props, e) || check_alias(props, e) ||
+	    check_insert_id(m, props, e) || check_props(props, e))
 		return;
 	if (serialize_event(o, props, e) != 0 && e->ok)
 		ev_fail(e, "", "out of memory");

@@ -23,6 +23,7 @@ typedef struct cli_opts {
 	int reset;
 	int json;
 	int unset;
+	int from_table;
 } cli_opts;
 
 /* Each returns an exit status. */
@@ -37,5 +38,6 @@ int cmd_validate(const cli_opts *o);
 int cmd_explain(const cli_opts *o);
 int cmd_retire(const cli_opts *o);
 int cmd_retry_failed(const cli_opts *o);
+int cmd_forward(const cli_opts *o);
 
 #endif

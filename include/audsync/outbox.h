@@ -23,7 +23,8 @@ typedef struct outbox_writer outbox_writer;
 /*
  * Opens a writer of ep records for destination dest_id, inside the
  * caller's open transaction on conn: rows become visible when the caller
- * commits, together with whatever else it decided. With dry_run set,
+ * commits, together with whatever else it decided. sync_id 0: records of
+ * no sync (forwarded messages), NULL in the outbox. With dry_run set,
  * records are printed there as JSON lines and nothing is written. The
  * caller closes it with outbox_writer_close().
  */

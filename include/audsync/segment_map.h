@@ -83,7 +83,9 @@ segment_result segment_map(segment_calls *out, json_object *msg,
 			   const segment_settings *s);
 
 /* As segment_map(), from len bytes of JSON text (one message): refuses
- * text over SEGMENT_MAX_MESSAGE and text that is not one JSON object. */
+ * text that is not one JSON object, and a len over SEGMENT_MAX_MESSAGE
+ * without reading the text (a reader that kept only its start may say
+ * how long the message was). */
 segment_result segment_map_text(segment_calls *out, const char *text,
 				size_t len, const segment_settings *s);
 
