@@ -57,6 +57,8 @@ static void put_metrics(buf *b, const PGresult *r)
 	}
 	buf_puts(b, "# TYPE audsync_last_run_success gauge\n");
 	for (i = 0; i < PQntuples(r); i++) {
+		if (PQgetisnull(r, i, ST_SYNC_ID))
+			continue; /* forwarded messages have no runs */
 		buf_puts(b, "audsync_last_run_success{computation=\"");
 		put_label(b, PQgetvalue(r, i, ST_KEY));
 		buf_puts(b, "\",destination=\"");

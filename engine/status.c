@@ -27,7 +27,21 @@ static const char status_sql[] =
 	" JOIN audsync.destinations d ON d.id = s.destination_id"
 	" LEFT JOIN LATERAL (SELECT * FROM audsync.runs r"
 	"  WHERE r.sync_id = s.id ORDER BY r.id DESC LIMIT 1) r ON true"
-	" ORDER BY s.id";
+	/* Forwarded messages (audsync forward): one row per destination
+	 * with records of no sync queued or dead. */
+	" UNION ALL SELECT NULL, '(forward)', d.name, 'forward', true,"
+	" NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
+	" f.queued, f.dead, f.last_error FROM audsync.destinations d,"
+	" LATERAL (SELECT"
+	"  (SELECT coalesce(sum(o.n), 0) FROM audsync.outbox o"
+	"   WHERE o.destination_id = d.id AND o.sync_id IS NULL) AS queued,"
+	"  (SELECT count(*) FROM audsync.dead_letters dl"
+	"   WHERE dl.destination_id = d.id AND dl.sync_id IS NULL) AS dead,"
+	"  (SELECT o.last_error FROM audsync.outbox o WHERE o.destination_id"
+	"   = d.id AND o.sync_id IS NULL AND o.last_error IS NOT NULL"
+	"   ORDER BY o.id LIMIT 1) AS last_error) f"
+	" WHERE f.queued > 0 OR f.dead > 0"
+	" ORDER BY 1";
 
 static const char *const st_names[ST_COLUMNS] = {
 	"sync",	   "computation", "destination",  "mode",    "enabled",

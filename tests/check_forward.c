@@ -268,8 +268,12 @@ START_TEST(an_event_mixpanel_refuses_is_a_dead_letter)
 		"'type':'track','userId':'u1','event':'From the future'}",
 		messages[3]
 	};
+	char metrics[80], buf[8192];
 	tl_result r;
+	size_t n;
+	FILE *f;
 
+	snprintf(metrics, sizeof(metrics), "%s.prom", path);
 	write_file(lines, 2);
 	r = forward(path);
 	ck_assert_msg(r.status == 1, "status %d: %s", r.status, r.err);
@@ -279,6 +283,23 @@ START_TEST(an_event_mixpanel_refuses_is_a_dead_letter)
 	ck_assert_int_eq(tl_sql_int(db, "SELECT count(*) FROM audsync.outbox"),
 			 0);
 	tl_result_free(&r);
+	/* status and the metrics show it, as for a sync. */
+	r = tl_audsync(db, NULL, "status", NULL);
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_msg(tl_contains(r.out, "(forward)"), "%s", r.out);
+	tl_result_free(&r);
+	r = tl_audsync(db, NULL, "--metrics-file", metrics, "deliver", NULL);
+	ck_assert_int_eq(r.status, 0);
+	tl_result_free(&r);
+	f = fopen(metrics, "r");
+	ck_assert_ptr_nonnull(f);
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	unlink(metrics);
+	ck_assert_msg(tl_contains(buf, "audsync_dead_letters{computation="
+				       "\"(forward)\",destination=\"mp\"} 1"),
+		      "%s", buf);
 }
 END_TEST
 
