@@ -198,6 +198,9 @@ void segment_calls_free(segment_calls *c)
 {
 	buf_free(&c->data);
 	buf_free(&c->keys);
+	if (c->tok)
+		json_tokener_free(c->tok);
+	c->tok = NULL;
 }
 
 const char *segment_calls_message_id(const segment_calls *c)
@@ -253,7 +256,7 @@ typedef struct msg_ctx {
 	const char *ip;		 /* context.ip to geolocate, or NULL */
 	int ignore_time;	 /* context.active is false */
 	int64_t time_ms;
-	char date[24]; /* the time as Mixpanel's YYYY-MM-DDTHH:MM:SS */
+	char date[32]; /* the time as Mixpanel's YYYY-MM-DDTHH:MM:SS */
 } msg_ctx;
 
 /* The reason is what, then arg quoted (at most 64 bytes of it). */
@@ -323,59 +326,86 @@ static int64_t days_from_civil(int64_t y, int m, int d)
 	return era * 146097 + doe - 719468;
 }
 
+/* n decimal digits at s as a number, or -1. */
+static int digits(const char *s, int n)
+{
+	int v = 0, i;
+
+	for (i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	return v;
+}
+
+/* The UTC offset at p (Z, +HH:MM, +HHMM or nothing) in seconds; -1 when
+ * p holds anything else. */
+static int parse_offset(const char *p, int64_t *out)
+{
+	int sign, h, m;
+
+	*out = 0;
+	if (*p == 'Z' || *p == 'z')
+		return p[1] ? -1 : 0;
+	if (*p == '\0')
+		return 0;
+	if (*p != '+' && *p != '-')
+		return -1;
+	sign = *p == '-' ? -1 : 1;
+	h = digits(p + 1, 2);
+	p += 3;
+	if (*p == ':')
+		p++;
+	m = digits(p, 2);
+	if (h < 0 || m < 0 || p[2])
+		return -1;
+	*out = sign * (h * 3600 + m * 60);
+	return 0;
+}
+
 /* Parses an ISO-8601 time (Segment's timestamp): YYYY-MM-DDTHH:MM:SS,
  * optional fraction, then Z, +HH:MM, +HHMM or nothing (UTC). */
 static int parse_time(int64_t *out, const char *s)
 {
-	int y, mo, d, h, mi, sec, n = 0, oh = 0, om = 0;
-	int64_t ms = 0, scale = 100;
+	int y, mo, d, h, mi, sec;
+	int64_t ms = 0, scale = 100, off;
 	const char *p;
 
-	if (!s ||
-	    sscanf(s, "%4d-%2d-%2d%*1[T ]%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi,
-		   &sec, &n) != 6 ||
-	    n != 19)
+	if (!s || strlen(s) < 19 || s[4] != '-' || s[7] != '-' ||
+	    (s[10] != 'T' && s[10] != ' ') || s[13] != ':' || s[16] != ':')
 		return -1;
-	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
-	    sec > 60)
+	y = digits(s, 4);
+	mo = digits(s + 5, 2);
+	d = digits(s + 8, 2);
+	h = digits(s + 11, 2);
+	mi = digits(s + 14, 2);
+	sec = digits(s + 17, 2);
+	if (y < 0 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 ||
+	    mi < 0 || mi > 59 || sec < 0 || sec > 60)
 		return -1;
-	p = s + n;
+	p = s + 19;
 	if (*p == '.') {
 		for (p++; isdigit((unsigned char)*p); p++, scale /= 10)
 			ms += (*p - '0') * scale;
 	}
-	if (*p == '+' || *p == '-') {
-		int sign = *p == '-' ? -1 : 1;
-
-		if (sscanf(p + 1, "%2d%n", &oh, &n) != 1 || n != 2)
-			return -1;
-		p += 3;
-		if (*p == ':')
-			p++;
-		if (sscanf(p, "%2d%n", &om, &n) != 1 || n != 2)
-			return -1;
-		p += 2;
-		oh *= sign;
-		om *= sign;
-	} else if (*p == 'Z' || *p == 'z') {
-		p++;
-	}
-	if (*p)
+	if (parse_offset(p, &off) != 0)
 		return -1;
-	*out = ((days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec -
-		 oh * 3600 - om * 60) *
-		1000) +
+	*out = (days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec -
+		off) * 1000 +
 	       ms;
 	return 0;
 }
 
-static void format_date(char out[24], int64_t ms)
+static void format_date(char out[32], int64_t ms)
 {
 	time_t t = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
 	struct tm tm;
 
 	gmtime_r(&t, &tm);
-	strftime(out, 24, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d",
+		 (tm.tm_year + 1900) % 10000, tm.tm_mon + 1, tm.tm_mday,
+		 tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
 /* A Segment id usable as a distinct_id, or NULL. */
@@ -968,9 +998,13 @@ segment_result segment_map_text(segment_calls *out, const char *text,
 			 len, SEGMENT_MAX_MESSAGE);
 		return SEGMENT_INVALID;
 	}
-	tok = json_tokener_new();
-	if (!tok)
-		abort();
+	if (!out->tok) {
+		out->tok = json_tokener_new();
+		if (!out->tok)
+			abort();
+	}
+	tok = out->tok;
+	json_tokener_reset(tok);
 	msg = json_tokener_parse_ex(tok, text, (int)len);
 	if (!msg || json_tokener_get_parse_end(tok) != len) {
 		/* Trailing white space after the object is fine. */
@@ -985,11 +1019,9 @@ segment_result segment_map_text(segment_calls *out, const char *text,
 				     : json_tokener_error_desc(
 					       json_tokener_get_error(tok)));
 			json_object_put(msg);
-			json_tokener_free(tok);
 			return SEGMENT_INVALID;
 		}
 	}
-	json_tokener_free(tok);
 	r = segment_map(out, msg, s);
 	json_object_put(msg);
 	return r;

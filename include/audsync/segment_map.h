@@ -63,6 +63,7 @@ typedef struct segment_calls {
 	int n;
 	size_t message_id; /* keys.data + message_id */
 	char reason[SEGMENT_REASON_LEN];
+	json_tokener *tok; /* kept across messages by segment_map_text() */
 } segment_calls;
 
 void segment_calls_init(segment_calls *c);

@@ -1,0 +1,185 @@
+/* bench_forward.c - audsync forward at scale: the mapping alone on one
+ * core, then messages from stdin through the outbox to the fake Mixpanel,
+ * with the process's peak RSS at two stream lengths (flat means it does
+ * not grow with the stream). Prints figures; judges nothing.
+ *
+ * BENCH_FORWARD_MESSAGES scales the stream (default 10000000); the
+ * mapping loop maps BENCH_FORWARD_MAP messages (default 1000000). */
+#include "audsync/segment_map.h"
+
+#include "mixpanel_ctl.h"
+#include "testlib.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Message i of a mix of 70 % track, 20 % page, 10 % identify, as a line
+ * of about 400 bytes (a typical server-side call). */
+static int message(char *out, size_t len, long i)
+{
+	static const char ctx[] =
+		"\"context\":{\"ip\":\"203.0.113.7\",\"library\":{\"name\":"
+		"\"analytics-node\",\"version\":\"6.0.0\"},\"campaign\":{"
+		"\"source\":\"news\",\"medium\":\"email\",\"name\":\"Fall\"}}";
+
+	if (i % 10 < 7)
+		return snprintf(out, len,
+				"{\"messageId\":\"m-%ld\",\"timestamp\":"
+				"\"2026-01-15T10:00:00.%03ldZ\",\"type\":"
+				"\"track\",\"userId\":\"u%ld\",\"event\":"
+				"\"Order Completed\",\"properties\":{"
+				"\"revenue\":%ld.5,\"sku\":\"SKU-%ld\","
+				"\"items\":3,\"coupon\":null},%s}\n",
+				i, i % 1000, i % 100000, i % 90, i % 977, ctx);
+	if (i % 10 < 9)
+		return snprintf(out, len,
+				"{\"messageId\":\"m-%ld\",\"timestamp\":"
+				"\"2026-01-15T10:00:00Z\",\"type\":\"page\","
+				"\"anonymousId\":\"a-%ld\",\"name\":"
+				"\"Pricing\",\"properties\":{\"url\":"
+				"\"https://example.com/pricing\",\"path\":"
+				"\"/pricing\"},%s}\n",
+				i, i % 50000, ctx);
+	return snprintf(out, len,
+			"{\"messageId\":\"m-%ld\",\"timestamp\":"
+			"\"2026-01-15T10:00:00Z\",\"type\":\"identify\","
+			"\"userId\":\"u%ld\",\"traits\":{\"email\":"
+			"\"u%ld@example.com\",\"firstName\":\"Ann\","
+			"\"plan\":\"pro\",\"tags\":[\"a\",\"b\"]},%s}\n",
+			i, i % 100000, i % 100000, ctx);
+}
+
+/* CPU seconds of this process: the machine may be shared. */
+static double cpu_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void bench_mapping(long n)
+{
+	segment_settings s;
+	segment_calls c;
+	json_object *set = json_tokener_parse(
+		"{\"event_increments\":[\"Order Completed\"]}");
+	char line[2048], err[256];
+	long i, calls = 0;
+	double t0, c0, wall, cpu;
+	int len;
+
+	if (segment_settings_parse(&s, set, "test-token", 1, err,
+				   sizeof(err)) != 0) {
+		fprintf(stderr, "bench_forward: %s\n", err);
+		exit(1);
+	}
+	segment_calls_init(&c);
+	t0 = now_s();
+	c0 = cpu_s();
+	for (i = 0; i < n; i++) {
+		len = message(line, sizeof(line), i);
+		if (segment_map_text(&c, line, (size_t)len - 1, &s) ==
+		    SEGMENT_MAPPED)
+			calls += c.n;
+	}
+	wall = now_s() - t0;
+	cpu = cpu_s() - c0;
+	printf("bench_forward: mapping alone, one core: %ld messages in "
+	       "%.2f s wall, %.2f s CPU: %.0f messages per CPU second, %ld "
+	       "calls\n",
+	       n, wall, cpu, (double)n / cpu, calls);
+	segment_calls_free(&c);
+	segment_settings_free(&s);
+	json_object_put(set);
+}
+
+/* Streams n messages (from first) into audsync forward's stdin; prints
+ * its wall time, the records the fake received and its peak RSS. */
+static void bench_stream(const char *db, mpctl *fake, long first, long n)
+{
+	const char *bin =
+		getenv("AUDSYNC_BIN") ? getenv("AUDSYNC_BIN") : "./audsync";
+	const char *argv[] = { bin,    "--db",	  db,  "--log-level",
+			       "warn", "forward", "-", NULL };
+	long long before = mpctl_counter(fake, "records_received");
+	struct rusage ru;
+	char line[2048];
+	double t0 = now_s(), wall;
+	int fds[2], st;
+	long i;
+	pid_t pid;
+	FILE *in;
+
+	if (pipe(fds) != 0)
+		exit(1);
+	pid = fork();
+	if (pid == 0) {
+		dup2(fds[0], 0);
+		close(fds[0]);
+		close(fds[1]);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(fds[0]);
+	in = fdopen(fds[1], "w");
+	for (i = first; i < first + n; i++) {
+		int len = message(line, sizeof(line), i);
+
+		fwrite(line, 1, (size_t)len, in);
+	}
+	fclose(in);
+	wait4(pid, &st, 0, &ru);
+	wall = now_s() - t0;
+	printf("bench_forward: %ld messages from stdin to the fake in %.2f s "
+	       "(%.0f messages/s, outbox and delivery included), %lld "
+	       "records received, peak rss %.1f MiB, exit %d\n",
+	       n, wall, (double)n / wall,
+	       mpctl_counter(fake, "records_received") - before,
+	       (double)ru.ru_maxrss / 1024.0,
+	       WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+	fflush(stdout);
+}
+
+int main(void)
+{
+	const char *env = getenv("BENCH_FORWARD_MESSAGES");
+	const char *menv = getenv("BENCH_FORWARD_MAP");
+	long n = env ? atol(env) : 10000000;
+	long m = menv ? atol(menv) : 1000000;
+	char sql[512];
+	const char *db;
+	mpctl *fake;
+
+	bench_mapping(m);
+	if (mpctl_start(&fake, "--threads 2") != 0)
+		return 1;
+	db = tl_new_db();
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO audsync.destinations (name, api_base,"
+		 " project_token, use_people, settings) VALUES ('bench', '%s',"
+		 " 'test-token', true,"
+		 " '{\"event_increments\":[\"Order Completed\"]}')",
+		 mpctl_base_url(fake));
+	tl_sql(db, sql);
+	bench_stream(db, fake, 0, n / 10 > 0 ? n / 10 : 1);
+	bench_stream(db, fake, n, n);
+	printf("bench_forward: fake Mixpanel holds %lld profiles\n",
+	       (long long)mpctl_counter(fake, "profiles"));
+	mpctl_stop(fake);
+	return 0;
+}
