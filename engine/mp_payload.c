@@ -77,16 +77,6 @@ static void murmur3_128(const unsigned char *data, size_t len, uint64_t out[2])
 	out[1] = h2;
 }
 
-static void put_le64(buf *b, uint64_t v)
-{
-	char le[8];
-	int i;
-
-	for (i = 0; i < 8; i++)
-		le[i] = (char)(v >> (8 * i));
-	buf_append(b, le, sizeof(le));
-}
-
 static void format_uuid(char out[MP_INSERT_ID_LEN + 1], const uint64_t h[2])
 {
 	static const char hex[] = "0123456789abcdef";
@@ -106,25 +96,41 @@ static void format_uuid(char out[MP_INSERT_ID_LEN + 1], const uint64_t h[2])
 	out[o] = '\0';
 }
 
+/* Writes v as 8 little-endian bytes at p. */
+static void le64_at(unsigned char *p, uint64_t v)
+{
+	int i;
+
+	for (i = 0; i < 8; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
 void mp_insert_id(char out[MP_INSERT_ID_LEN + 1], const char *const *parts,
 		  size_t n)
 {
-	buf in;
+	/* Most ids hash a few short parts: no allocation for those. */
+	unsigned char small[512], *in = small;
 	uint64_t h[2];
-	size_t i;
+	size_t i, len, total = 0;
 
-	buf_init(&in);
+	for (i = 0; i < n; i++)
+		total += 8 + (parts[i] ? strlen(parts[i]) : 0);
+	if (total > sizeof(small)) {
+		in = malloc(total);
+		if (!in)
+			abort();
+	}
+	total = 0;
 	for (i = 0; i < n; i++) {
 		/* NULL is a part of its own, distinct from "". */
-		if (!parts[i]) {
-			put_le64(&in, UINT64_MAX);
-			continue;
-		}
-		put_le64(&in, (uint64_t)strlen(parts[i]));
-		buf_puts(&in, parts[i]);
+		len = parts[i] ? strlen(parts[i]) : 0;
+		le64_at(in + total, parts[i] ? (uint64_t)len : UINT64_MAX);
+		memcpy(in + total + 8, parts[i] ? parts[i] : "", len);
+		total += 8 + len;
 	}
-	murmur3_128((const unsigned char *)(in.data ? in.data : ""), in.len, h);
-	buf_free(&in);
+	murmur3_128(in, total, h);
+	if (in != small)
+		free(in);
 	/* The all-zero UUID is a value Mixpanel refuses; never emit it. */
 	if (h[0] == 0 && h[1] == 0)
 		h[1] = 1;

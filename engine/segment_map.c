@@ -397,15 +397,34 @@ static int parse_time(int64_t *out, const char *s)
 	return 0;
 }
 
+static void put2(char *p, int v)
+{
+	p[0] = (char)('0' + v / 10 % 10);
+	p[1] = (char)('0' + v % 10);
+}
+
+/* YYYY-MM-DDTHH:MM:SS of ms (UTC): Mixpanel's date format. */
 static void format_date(char out[32], int64_t ms)
 {
 	time_t t = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
 	struct tm tm;
+	int y;
 
 	gmtime_r(&t, &tm);
-	snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d",
-		 (tm.tm_year + 1900) % 10000, tm.tm_mon + 1, tm.tm_mday,
-		 tm.tm_hour, tm.tm_min, tm.tm_sec);
+	y = (tm.tm_year + 1900) % 10000;
+	put2(out, y / 100);
+	put2(out + 2, y % 100);
+	out[4] = '-';
+	put2(out + 5, tm.tm_mon + 1);
+	out[7] = '-';
+	put2(out + 8, tm.tm_mday);
+	out[10] = 'T';
+	put2(out + 11, tm.tm_hour);
+	out[13] = ':';
+	put2(out + 14, tm.tm_min);
+	out[16] = ':';
+	put2(out + 17, tm.tm_sec);
+	out[19] = '\0';
 }
 
 /* A Segment id usable as a distinct_id, or NULL. */
@@ -465,14 +484,13 @@ static mp_update_head update_head(const msg_ctx *m, const char *distinct_id)
 }
 
 /* Appends one /engage update {head, op: value} as a call. */
-static void add_update(msg_ctx *m, const char *op, json_object *value,
+static void add_update(msg_ctx *m, const char *op, const char *value,
 		       int repeatable)
 {
 	mp_update_head h = update_head(m, m->distinct_id);
 	size_t off = m->out->data.len;
 
-	mp_payload_update(&m->out->data, &h, op,
-			  json_object_to_json_string_ext(value, JSON_FLAGS));
+	mp_payload_update(&m->out->data, &h, op, value);
 	add_call(m->out, MP_EP_ENGAGE, off, m->distinct_id, repeatable);
 }
 
@@ -593,80 +611,245 @@ static int reserved_property(const char *key)
 	return 0;
 }
 
-static void add_context(json_object *props, json_object *msg)
+static void insert_id(char out[MP_INSERT_ID_LEN + 1], const msg_ctx *m)
 {
-	json_object *ctx = member(msg, "context"), *camp, *v;
+	const char *parts[3] = { "segment", m->message_id, m->type };
+
+	mp_insert_id(out, parts, 3);
+}
+
+/* Event properties written straight into the record: each key once, the
+ * first tier that has it wins: audsync's own fields, then the page's name
+ * and category, the message's properties, its context fields and
+ * campaign, and last the super properties. */
+typedef struct props_writer {
+	buf *b;
+	int n;
+	json_object *own;   /* the message's properties, or NULL */
+	json_object *extra; /* a page's name and category, or NULL */
+	json_object *msg;
+} props_writer;
+
+static void put_key(props_writer *w, const char *key)
+{
+	if (w->n++ > 0)
+		buf_putc(w->b, ',');
+	buf_json_str(w->b, key);
+	buf_putc(w->b, ':');
+}
+
+/* The JSON text of v; the common scalars without json-c's printer. */
+static void put_value(buf *b, json_object *v)
+{
+	switch (json_object_get_type(v)) {
+	case json_type_null: buf_puts(b, "null"); return;
+	case json_type_boolean:
+		buf_puts(b, json_object_get_boolean(v) ? "true" : "false");
+		return;
+	case json_type_string:
+		buf_json_strn(b, json_object_get_string(v),
+			      (size_t)json_object_get_string_len(v));
+		return;
+	case json_type_int:
+		if (json_object_get_int64(v) != INT64_MAX) {
+			buf_int(b, json_object_get_int64(v));
+			return;
+		}
+		break;
+	default: break;
+	}
+	buf_puts(b, json_object_to_json_string_ext(v, JSON_FLAGS));
+}
+
+static void put_member(props_writer *w, const char *key, json_object *v)
+{
+	put_key(w, key);
+	put_value(w->b, v);
+}
+
+/* The name the message's own property key is sent as, or NULL when it
+ * is not sent (seed: "Reserved Properties"; audsync's own fields). */
+static const char *own_name(json_object *own, const char *key)
+{
+	if (reserved_property(key))
+		return NULL;
+	if (strcmp(key, "length") == 0)
+		return "segment_length";
+	if (strcmp(key, "bucket") == 0)
+		return "segment_bucket";
+	/* A renamed property wins over one already so named. */
+	if ((strcmp(key, "segment_length") == 0 && member(own, "length")) ||
+	    (strcmp(key, "segment_bucket") == 0 && member(own, "bucket")))
+		return NULL;
+	return key;
+}
+
+/* 1 when the message's own properties send name. */
+static int own_sends(json_object *own, const char *name)
+{
+	if (member(own, name) && own_name(own, name))
+		return 1;
+	if (strcmp(name, "segment_length") == 0)
+		return member(own, "length") != NULL;
+	if (strcmp(name, "segment_bucket") == 0)
+		return member(own, "bucket") != NULL;
+	return 0;
+}
+
+/* 1 when a tier above the context fields sends name. */
+static int above_context(const props_writer *w, const char *name)
+{
+	return reserved_property(name) || member(w->extra, name) ||
+	       own_sends(w->own, name);
+}
+
+/* A context field or campaign value: present and not null. */
+static json_object *context_value(json_object *msg, size_t i, int campaign)
+{
+	json_object *ctx = member(msg, "context"), *v;
+
+	if (campaign)
+		v = path(ctx, "campaign", campaign_props[i][0]);
+	else
+		v = path(ctx, context_props[i][0], context_props[i][1]);
+	return v && !json_object_is_type(v, json_type_null) ? v : NULL;
+}
+
+/* The value of field i of section sec (looked up once per section). */
+static json_object *section_value(json_object *sec, const char *field)
+{
+	json_object *v = member(sec, field);
+
+	return v && !json_object_is_type(v, json_type_null) ? v : NULL;
+}
+
+#define N_CONTEXT  (sizeof(context_props) / sizeof(context_props[0]))
+#define N_CAMPAIGN (sizeof(campaign_props) / sizeof(campaign_props[0]))
+
+static void put_context(props_writer *w)
+{
+	json_object *ctx = member(w->msg, "context"), *sec = NULL, *v;
+	const char *last = NULL;
 	size_t i;
 
-	for (i = 0; i < sizeof(context_props) / sizeof(context_props[0]); i++) {
-		v = path(ctx, context_props[i][0], context_props[i][1]);
-		if (v && !json_object_is_type(v, json_type_null))
-			put(props, context_props[i][2], v);
+	if (!ctx)
+		return;
+	for (i = 0; i < N_CONTEXT; i++) {
+		/* The table lists each section's fields together. */
+		if (!last || strcmp(last, context_props[i][0]) != 0) {
+			last = context_props[i][0];
+			sec = member(ctx, last);
+		}
+		v = sec ? section_value(sec, context_props[i][1]) : NULL;
+		if (v && !above_context(w, context_props[i][2]))
+			put_member(w, context_props[i][2], v);
 	}
-	camp = member(ctx, "campaign");
-	for (i = 0; i < sizeof(campaign_props) / sizeof(campaign_props[0]);
-	     i++) {
-		v = member(camp, campaign_props[i][0]);
-		if (v && !json_object_is_type(v, json_type_null))
-			put(props, campaign_props[i][1], v);
+	sec = member(ctx, "campaign");
+	for (i = 0; sec && i < N_CAMPAIGN; i++) {
+		v = section_value(sec, campaign_props[i][0]);
+		if (v && !above_context(w, campaign_props[i][1]))
+			put_member(w, campaign_props[i][1], v);
 	}
+}
+
+/* 1 when the context fields send name. */
+static int context_sends(const props_writer *w, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < N_CONTEXT; i++)
+		if (strcmp(context_props[i][2], name) == 0)
+			return context_value(w->msg, i, 0) != NULL;
+	for (i = 0; i < N_CAMPAIGN; i++)
+		if (strcmp(campaign_props[i][1], name) == 0)
+			return context_value(w->msg, i, 1) != NULL;
+	return 0;
 }
 
 /* The user's traits the message carries (context.traits) that
  * super_properties names, under their Mixpanel names. */
-static void add_super(json_object *props, const msg_ctx *m)
+static void put_super(props_writer *w, const segment_settings *s)
 {
-	json_object *traits = path(m->msg, "context", "traits");
-	char *const *l;
+	json_object *traits = path(w->msg, "context", "traits");
+	char *const *l, *const *k;
 
-	for (l = m->s->super_properties; l && *l; l++) {
+	for (l = s->super_properties; l && *l; l++) {
 		json_object *v = member(traits, *l);
 		const char *name = mp_payload_trait_name(*l);
+		int repeated = 0;
 
-		if (v)
-			put(props, name ? name : *l, v);
+		name = name ? name : *l;
+		/* A name listed twice (email and $email) goes once. */
+		for (k = s->super_properties; k < l; k++) {
+			const char *kn = mp_payload_trait_name(*k);
+
+			repeated |= member(traits, *k) &&
+				    strcmp(kn ? kn : *k, name) == 0;
+		}
+		if (v && !repeated && !above_context(w, name) &&
+		    !context_sends(w, name))
+			put_member(w, name, v);
 	}
 }
 
-/* The message's own properties; length and bucket are renamed (seed:
- * "Reserved Properties"). */
-static void add_own(json_object *props, json_object *own)
+static void put_object(props_writer *w, json_object *o, json_object *above)
 {
-	if (!json_object_is_type(own, json_type_object))
+	if (!json_object_is_type(o, json_type_object))
 		return;
-	json_object_object_foreach(own, key, val)
+	json_object_object_foreach(o, key, val)
 	{
-		if (reserved_property(key))
-			continue;
-		if (strcmp(key, "length") == 0)
-			put(props, "segment_length", val);
-		else if (strcmp(key, "bucket") == 0)
-			put(props, "segment_bucket", val);
-		else
-			put(props, key, val);
+		const char *name = own_name(o, key);
+
+		if (name && !member(above, name))
+			put_member(w, name, val);
 	}
 }
 
-static void add_fixed(json_object *props, const msg_ctx *m, const char *iid)
+static void put_fixed(props_writer *w, const msg_ctx *m, const char *iid)
 {
-	json_object_object_add(props, "distinct_id",
-			       json_object_new_string(m->distinct_id));
-	json_object_object_add(props, "time",
-			       json_object_new_int64(m->time_ms));
-	json_object_object_add(props, "$insert_id",
-			       json_object_new_string(iid));
+	put_key(w, "distinct_id");
+	buf_json_str(w->b, m->distinct_id);
+	put_key(w, "time");
+	buf_int(w->b, m->time_ms);
+	put_key(w, "$insert_id");
+	buf_json_str(w->b, iid);
 	/* No ip: Mixpanel would geolocate the sender, audsync. */
-	json_object_object_add(props, "ip",
-			       m->ip ? json_object_new_string(m->ip)
-				     : json_object_new_int(0));
-	if (m->anon_id)
-		json_object_object_add(props, "$device_id",
-				       json_object_new_string(m->anon_id));
-	if (m->user_id)
-		json_object_object_add(props, "$user_id",
-				       json_object_new_string(m->user_id));
-	json_object_object_add(props, "mp_lib",
-			       json_object_new_string("audsync"));
+	put_key(w, "ip");
+	if (m->ip)
+		buf_json_str(w->b, m->ip);
+	else
+		buf_putc(w->b, '0');
+	if (m->anon_id) {
+		put_key(w, "$device_id");
+		buf_json_str(w->b, m->anon_id);
+	}
+	if (m->user_id) {
+		put_key(w, "$user_id");
+		buf_json_str(w->b, m->user_id);
+	}
+	put_key(w, "mp_lib");
+	buf_puts(w->b, "\"audsync\"");
+}
+
+/* Appends the event of a track, page or screen call as a call. */
+static void put_event(msg_ctx *m, const char *event, json_object *own,
+		      json_object *extra)
+{
+	props_writer w = { &m->out->data, 0, own, extra, m->msg };
+	char iid[MP_INSERT_ID_LEN + 1];
+	size_t off = m->out->data.len;
+
+	insert_id(iid, m);
+	buf_puts(w.b, "{\"event\":");
+	buf_json_str(w.b, event);
+	buf_puts(w.b, ",\"properties\":{");
+	put_fixed(&w, m, iid);
+	put_object(&w, extra, NULL);
+	put_object(&w, own, extra);
+	put_context(&w);
+	put_super(&w, m->s);
+	buf_puts(w.b, "}}");
+	add_call(m->out, MP_EP_IMPORT, off, m->distinct_id, 1);
 }
 
 /* Appends {"event":E,"properties":props} to import, as a call. */
@@ -682,13 +865,6 @@ static void add_event(msg_ctx *m, const char *event, json_object *props,
 		 json_object_to_json_string_ext(props, JSON_FLAGS));
 	buf_putc(&m->out->data, '}');
 	add_call(m->out, MP_EP_IMPORT, off, key, 1);
-}
-
-static void insert_id(char out[MP_INSERT_ID_LEN + 1], const msg_ctx *m)
-{
-	const char *parts[3] = { "segment", m->message_id, m->type };
-
-	mp_insert_id(out, parts, 3);
 }
 
 /* properties.revenue as a number: *has is 0 without one. -1 when it is
@@ -720,49 +896,65 @@ static int read_revenue(double *out, int *has, json_object *props)
 /* A charge appended to $transactions (Mixpanel's track_charge). */
 static void add_charge(msg_ctx *m, json_object *props, double amount)
 {
-	json_object *v = member(props, "revenue"), *tx, *charge;
+	json_object *v = member(props, "revenue");
+	buf value;
 
-	tx = json_object_new_object();
-	charge = json_object_new_object();
-	json_object_object_add(tx, "$time", json_object_new_string(m->date));
-	json_object_object_add(tx, "$amount",
-			       is_number(v) ? json_object_get(v)
-					    : json_object_new_double(amount));
-	json_object_object_add(charge, "$transactions", tx);
-	add_update(m, "$append", charge, 0);
-	json_object_put(charge);
+	buf_init(&value);
+	buf_puts(&value, "{\"$transactions\":{\"$time\":");
+	buf_json_str(&value, m->date);
+	buf_puts(&value, ",\"$amount\":");
+	if (is_number(v))
+		put_value(&value, v);
+	else
+		buf_printf(&value, "%.17g", amount);
+	buf_puts(&value, "}}");
+	add_update(m, "$append", value.data, 0);
+	buf_free(&value);
 }
 
 /* event_increments and prop_increments: $add, and "Last <event>". */
 static void add_increments(msg_ctx *m, const char *event, json_object *props)
 {
-	json_object *add = json_object_new_object();
-	json_object *set = json_object_new_object();
+	int counted = in_list(m->s->event_increments, event, 1);
 	char *const *l;
+	buf value;
 
-	if (in_list(m->s->event_increments, event, 1)) {
+	buf_init(&value);
+	if (counted) {
+		buf_putc(&value, '{');
+		buf_json_str(&value, event);
+		buf_puts(&value, ":1");
+	}
+	for (l = m->s->prop_increments; l && *l; l++) {
+		json_object *v = member(props, *l);
+
+		if (!is_number(v) || (counted && strcmp(*l, event) == 0))
+			continue;
+		buf_putc(&value, value.len ? ',' : '{');
+		buf_json_str(&value, *l);
+		buf_putc(&value, ':');
+		put_value(&value, v);
+	}
+	if (value.len > 0) {
+		buf_putc(&value, '}');
+		add_update(m, "$add", value.data, 0);
+	}
+	if (counted) {
 		buf last;
 
 		buf_init(&last);
 		buf_puts(&last, "Last ");
 		buf_puts(&last, event);
-		json_object_object_add(add, event, json_object_new_int(1));
-		json_object_object_add(set, last.data,
-				       json_object_new_string(m->date));
+		buf_reset(&value);
+		buf_putc(&value, '{');
+		buf_json_str(&value, last.data);
+		buf_putc(&value, ':');
+		buf_json_str(&value, m->date);
+		buf_putc(&value, '}');
 		buf_free(&last);
+		add_update(m, "$set", value.data, 1);
 	}
-	for (l = m->s->prop_increments; l && *l; l++) {
-		json_object *v = member(props, *l);
-
-		if (is_number(v))
-			put(add, *l, v);
-	}
-	if (json_object_object_length(add) > 0)
-		add_update(m, "$add", add, 0);
-	if (json_object_object_length(set) > 0)
-		add_update(m, "$set", set, 1);
-	json_object_put(add);
-	json_object_put(set);
+	buf_free(&value);
 }
 
 /* One event, and with People on its charge and increments. extra: the
@@ -770,8 +962,7 @@ static void add_increments(msg_ctx *m, const char *event, json_object *props)
 static segment_result map_event(msg_ctx *m, const char *event,
 				json_object *extra)
 {
-	json_object *own = member(m->msg, "properties"), *props;
-	char iid[MP_INSERT_ID_LEN + 1];
+	json_object *own = member(m->msg, "properties");
 	double revenue = 0;
 	int has_revenue;
 
@@ -783,15 +974,7 @@ static segment_result map_event(msg_ctx *m, const char *event,
 				   m->type);
 	if (read_revenue(&revenue, &has_revenue, own) != 0)
 		return invalid(m, "properties.revenue is not a number");
-	props = json_object_new_object();
-	add_super(props, m);
-	add_context(props, m->msg);
-	add_own(props, own);
-	add_own(props, extra);
-	insert_id(iid, m);
-	add_fixed(props, m, iid);
-	add_event(m, event, props, m->distinct_id);
-	json_object_put(props);
+	put_event(m, event, own, extra);
 	if (!m->s->use_people)
 		return SEGMENT_MAPPED;
 	if (has_revenue && revenue != 0)

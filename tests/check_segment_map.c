@@ -660,6 +660,72 @@ START_TEST(only_add_and_append_are_marked_not_repeatable)
 }
 END_TEST
 
+/* Each key of the event's properties appears once in its text, whatever
+ * tiers name it, and the first tier wins. */
+START_TEST(colliding_names_are_sent_once)
+{
+	const char *msg =
+		"{'messageId':'m','timestamp':'2026-01-15T10:00:00Z',"
+		"'type':'page','userId':'u1','name':'Home','properties':{"
+		"'name':'own','utm_source':'own','length':1,"
+		"'segment_length':2,'distinct_id':'x','mp_lib':'x',"
+		"'$os':'own','plan':'own'},'context':{'os':{'name':'ctx'},"
+		"'campaign':{'source':'ctx','medium':'ctx'},'traits':{"
+		"'email':'e','$email':'e2','plan':'trait','utm_medium':'t'}}}";
+	row r = { "collide",
+		  0,
+		  "{'super_properties':['email','$email','plan','utm_medium']}",
+		  "",
+		  SEGMENT_MAPPED,
+		  "" };
+	const char *want[][2] = {
+		{ "name", "\"Home\"" },	     { "utm_source", "\"own\"" },
+		{ "segment_length", "1" },   { "distinct_id", "\"u1\"" },
+		{ "mp_lib", "\"audsync\"" }, { "$os", "\"own\"" },
+		{ "plan", "\"own\"" },	     { "utm_medium", "\"ctx\"" },
+		{ "$email", "\"e\"" },
+	};
+	segment_settings s;
+	segment_calls c;
+	char *text = dq(msg), *rec, key[64];
+	json_object *e, *props;
+	size_t len, i;
+
+	settings_of(&s, &r);
+	segment_calls_init(&c);
+	ck_assert_int_eq(segment_map_text(&c, text, strlen(text), &s),
+			 SEGMENT_MAPPED);
+	rec = strndup(segment_call_record(&c, 0, &len), len);
+	e = json_tokener_parse(rec);
+	ck_assert(json_object_object_get_ex(e, "properties", &props));
+	json_object_object_foreach(props, k, v)
+	{
+		const char *p = rec;
+		int n = 0;
+
+		(void)v;
+		snprintf(key, sizeof(key), "\"%s\":", k);
+		for (p = strstr(p, key); p; p = strstr(p + 1, key))
+			n++;
+		ck_assert_msg(n == 1, "%s appears %d times in %s", k, n, rec);
+	}
+	for (i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		json_object *v = NULL;
+
+		ck_assert_msg(json_object_object_get_ex(props, want[i][0], &v),
+			      "no %s in %s", want[i][0], rec);
+		ck_assert_str_eq(json_object_to_json_string_ext(
+					 v, JSON_C_TO_STRING_PLAIN),
+				 want[i][1]);
+	}
+	json_object_put(e);
+	free(rec);
+	free(text);
+	segment_calls_free(&c);
+	segment_settings_free(&s);
+}
+END_TEST
+
 static Suite *segment_map_suite(void)
 {
 	Suite *s = suite_create("segment_map");
@@ -671,6 +737,7 @@ static Suite *segment_map_suite(void)
 	tcase_add_test(t, insert_ids_follow_the_message_id_only);
 	tcase_add_test(t, wrong_settings_are_refused_naming_the_key);
 	tcase_add_test(t, only_add_and_append_are_marked_not_repeatable);
+	tcase_add_test(t, colliding_names_are_sent_once);
 	suite_add_tcase(s, t);
 	return s;
 }
