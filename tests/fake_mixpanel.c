@@ -75,7 +75,14 @@ enum fault_mode {
 	FM_DROP,
 	FM_PARTIAL,
 	FM_413,
-	FM_401
+	FM_401,
+	/* answers that are not Mixpanel's, or that cannot be trusted */
+	FM_HTML_200,  /* a proxy's page with status 200 */
+	FM_EMPTY_200, /* 200 and no body */
+	FM_COUNT_0,   /* /import: code 200 and num_records_imported 0 */
+	FM_HTML_400,  /* a proxy's page with status 400 */
+	FM_BAD_INDEX, /* /import: 400, failed_records index out of range */
+	FM_ECHO	      /* /import: rejects record 0 echoing the credentials */
 };
 
 struct config {
@@ -97,6 +104,7 @@ struct fault {
 	uint64_t rng;
 	long retry_after; /* -1: no Retry-After header */
 	long slow_ms;
+	char index[32]; /* "bad-index": the index given, as JSON text */
 };
 
 struct sleeper {
@@ -149,6 +157,7 @@ struct mp_req {
 	struct req *rq;
 	int verbose;
 	int partial; /* "400-partial" fault */
+	int echo;    /* "echo-secret" fault */
 	json_object *batch;
 	time_t now;
 };
@@ -222,9 +231,21 @@ static const struct {
 	const char *name;
 	enum fault_mode mode;
 } fault_modes[] = {
-	{ "429", FM_429 }, { "500", FM_500 },	{ "502", FM_502 },
-	{ "503", FM_503 }, { "slow", FM_SLOW }, { "drop", FM_DROP },
-	{ "413", FM_413 }, { "401", FM_401 },	{ "400-partial", FM_PARTIAL },
+	{ "429", FM_429 },
+	{ "500", FM_500 },
+	{ "502", FM_502 },
+	{ "503", FM_503 },
+	{ "slow", FM_SLOW },
+	{ "drop", FM_DROP },
+	{ "413", FM_413 },
+	{ "401", FM_401 },
+	{ "400-partial", FM_PARTIAL },
+	{ "html-200", FM_HTML_200 },
+	{ "empty-200", FM_EMPTY_200 },
+	{ "count-0", FM_COUNT_0 },
+	{ "html-400", FM_HTML_400 },
+	{ "bad-index", FM_BAD_INDEX },
+	{ "echo-secret", FM_ECHO },
 };
 
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
@@ -686,7 +707,33 @@ static int fault_trigger_parse(json_object *o, struct fault *f)
 
 static const char *const fault_keys[] = { "mode",     "count",	     "rate",
 					  "endpoint", "retry_after", "slow_ms",
-					  "seed" };
+					  "seed",     "index" };
+
+/* The index a "bad-index" answer gives: any JSON scalar, 5000 by default. */
+static int fault_index_parse(json_object *o, struct fault *f)
+{
+	json_object *v = NULL;
+	const char *s;
+
+	snprintf(f->index, sizeof(f->index), "5000");
+	if (!json_object_object_get_ex(o, "index", &v))
+		return 0;
+	if (json_object_is_type(v, json_type_object) ||
+	    json_object_is_type(v, json_type_array))
+		return -1;
+	s = json_object_to_json_string_ext(v, JSON_FLAGS);
+	if (strlen(s) >= sizeof(f->index))
+		return -1;
+	snprintf(f->index, sizeof(f->index), "%s", s);
+	return 0;
+}
+
+/* Faults that only /import answers can carry. */
+static int import_only(enum fault_mode m)
+{
+	return m == FM_PARTIAL || m == FM_COUNT_0 || m == FM_BAD_INDEX ||
+	       m == FM_ECHO;
+}
 
 static const char *fault_parse(json_object *o, struct fault *f)
 {
@@ -709,9 +756,11 @@ static const char *fault_parse(json_object *o, struct fault *f)
 		return "invalid retry_after";
 	if (json_long(o, "slow_ms", 1000, 0, &f->slow_ms) != 0)
 		return "invalid slow_ms";
-	if (f->mode == FM_PARTIAL && f->endpoint > EP_IMPORT)
-		return "400-partial applies to import only";
-	if (f->mode == FM_PARTIAL)
+	if (fault_index_parse(o, f) != 0)
+		return "invalid index";
+	if (import_only(f->mode) && f->endpoint > EP_IMPORT)
+		return "this mode applies to import only";
+	if (import_only(f->mode))
 		f->endpoint = EP_IMPORT;
 	return NULL;
 }
@@ -836,6 +885,45 @@ static void unpark(struct server *srv, struct req *rq)
 
 /* ---- fault application ------------------------------------------------ */
 
+/* What a proxy in front of Mixpanel may answer: its own page. */
+static void reply_proxy(struct reply *r, enum fault_mode mode)
+{
+	if (mode == FM_EMPTY_200) {
+		reply_take(r, 200, strdup(""), "text/plain");
+		return;
+	}
+	reply_take(r, mode == FM_HTML_200 ? 200 : 400,
+		   strdup(mode == FM_HTML_200
+				  ? "<html><body>Welcome to the proxy"
+				    "</body></html>"
+				  : "<html><head><title>400 Bad Request"
+				    "</title></head><body>nginx</body></html>"),
+		   "text/html");
+}
+
+/* /import answers in Mixpanel's shape that account for nothing stored:
+ * a count of 0, or a failed record whose index matches no record. */
+static void reply_untrusted(struct reply *r, const struct fault *f)
+{
+	char body[512];
+
+	if (f->mode == FM_COUNT_0)
+		snprintf(body, sizeof(body),
+			 "{\"code\":200,\"num_records_imported\":0,"
+			 "\"status\":\"OK\"}");
+	else
+		snprintf(body, sizeof(body),
+			 "{\"code\":400,\"error\":\"some data points in "
+			 "the request failed validation\",\"failed_records\":"
+			 "[{\"index\":%s,\"$insert_id\":\"x\",\"field\":"
+			 "\"event\",\"message\":\"bad\"}],"
+			 "\"num_records_imported\":0,\"status\":"
+			 "\"Bad Request\"}",
+			 f->index);
+	reply_take(r, f->mode == FM_COUNT_0 ? 200 : 400, strdup(body),
+		   "application/json");
+}
+
 static void reply_fault(struct reply *r, const struct fault *f)
 {
 	switch (f->mode) {
@@ -854,6 +942,11 @@ static void reply_fault(struct reply *r, const struct fault *f)
 			   "bytes");
 		break;
 	case FM_401: reply_code(r, 401, "Invalid credentials"); break;
+	case FM_HTML_200:
+	case FM_EMPTY_200:
+	case FM_HTML_400: reply_proxy(r, f->mode); break;
+	case FM_COUNT_0:
+	case FM_BAD_INDEX: reply_untrusted(r, f); break;
 	default: reply_code(r, 503, "Service Unavailable"); break;
 	}
 }
@@ -1444,7 +1537,9 @@ static json_object *failed_record(const struct ev *e, size_t i)
 	return o;
 }
 
-static void reply_import(struct reply *r, const struct ev *evs, size_t n)
+/* error: the answer's reason when some failed (NULL: Mixpanel's usual) */
+static void reply_import(struct reply *r, const struct ev *evs, size_t n,
+			 const char *error)
 {
 	json_object *o = json_object_new_object();
 	json_object *failed = json_object_new_array();
@@ -1464,7 +1559,9 @@ static void reply_import(struct reply *r, const struct ev *evs, size_t n)
 		json_object_object_add(
 			o, "error",
 			json_object_new_string(
-				"some data points in the request failed validation"));
+				error ? error
+				      : "some data points in the request "
+					"failed validation"));
 	if (ok != n)
 		json_object_object_add(o, "failed_records", failed);
 	else
@@ -1494,6 +1591,24 @@ static void reply_track(struct mp_req *m, struct reply *r, const struct ev *evs,
 	free(err);
 }
 
+/* A server that quotes the request's credentials back in its reason: the
+ * Authorization header as sent and the secret it holds. */
+static void echo_credentials(struct mp_req *m, struct ev *e)
+{
+	const char *h = header(m->conn, "Authorization");
+	const char *b64 = h && strncasecmp(h, "Basic ", 6) == 0 ? h + 6 : "";
+	char *dec = b64_decode(b64);
+	char *colon = dec ? strchr(dec, ':') : NULL;
+	const char *secret = "";
+
+	if (colon != NULL)
+		secret = colon[1] ? colon + 1 : dec;
+	if (colon != NULL && !colon[1])
+		*colon = '\0';
+	ev_fail(e, "properties", "header %s, secret %s", h ? h : "", secret);
+	free(dec);
+}
+
 static void process_events(struct mp_req *m, struct reply *r)
 {
 	size_t n = json_object_array_length(m->batch);
@@ -1509,10 +1624,12 @@ static void process_events(struct mp_req *m, struct reply *r)
 		if (m->partial && i % 3 == 0 && evs[i].ok)
 			ev_fail(&evs[i], "properties.fake",
 				"rejected by fault injection");
+		if (m->echo && i == 0 && evs[i].ok)
+			echo_credentials(m, &evs[i]);
 	}
 	store_events(m, evs, n);
 	if (m->rq->ep == EP_IMPORT)
-		reply_import(r, evs, n);
+		reply_import(r, evs, n, m->echo && n > 0 ? evs[0].msg : NULL);
 	else
 		reply_track(m, r, evs, n);
 	for (i = 0; i < n; i++)
@@ -1844,7 +1961,7 @@ static int take_fault(struct mp_req *m, struct fault *f)
 static enum action mixpanel(struct server *srv, struct MHD_Connection *conn,
 			    struct req *rq, struct reply *r)
 {
-	struct mp_req m = { srv, conn, rq, 0, 0, NULL, 0 };
+	struct mp_req m = { srv, conn, rq, 0, 0, 0, NULL, 0 };
 	const char *verbose = query(conn, "verbose");
 	struct fault f;
 
@@ -1857,9 +1974,10 @@ static enum action mixpanel(struct server *srv, struct MHD_Connection *conn,
 		return ACT_REPLY;
 	}
 	if (take_fault(&m, &f)) {
-		if (f.mode != FM_PARTIAL)
+		if (f.mode != FM_PARTIAL && f.mode != FM_ECHO)
 			return apply_fault(&m, &f, r);
-		m.partial = 1;
+		m.partial = f.mode == FM_PARTIAL;
+		m.echo = f.mode == FM_ECHO;
 	}
 	if (rq->oom)
 		reply_code(r, 500, "out of memory");
