@@ -102,14 +102,16 @@ static void write_metrics(PGconn *conn, const cli_opts *o)
 
 /* Delivers what is queued for o's destination (all when unnamed), writes
  * the metrics, and returns the exit status of everything in t: the last
- * step of every command that sends. */
+ * step of every command that sends. A database that fails delivery is
+ * EXIT_CONFIG, as an unreachable one is. */
 static int deliver_and_report(PGconn *conn, const cli_opts *o, run_totals *t)
 {
 	char err[1024];
 
 	if (sync_deliver(t, conn, o->destination, err, sizeof(err)) != 0) {
 		log_error(err);
-		t->failed++;
+		write_metrics(conn, o);
+		return EXIT_CONFIG;
 	}
 	write_metrics(conn, o);
 	return totals_status(t);

@@ -4,6 +4,7 @@
 #include "audsync/buf.h"
 #include "audsync/log.h"
 #include "audsync/mp_client_internal.h"
+#include "audsync/mp_redact.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
@@ -78,7 +79,9 @@ struct dest {
 	char *name;
 	char *username; /* /import Basic auth */
 	char *password;
-	char *secret; /* the word redacted everywhere, or NULL */
+	char *secret;		/* redacted everywhere, or NULL */
+	char *basic_b64;	/* its Authorization form, redacted too */
+	const char *secrets[3]; /* the two above, NULL-terminated */
 	char *url[EP_COUNT];
 	const char *query[EP_COUNT];
 	char *query_import;
@@ -229,316 +232,6 @@ out:
 	return rc;
 }
 
-static uint64_t rng_next(uint64_t *s)
-{
-	/* xorshift64*: jitter only needs to be spread, not secret. */
-	*s ^= *s >> 12;
-	*s ^= *s << 25;
-	*s ^= *s >> 27;
-	return *s * 0x2545f4914f6cdd1dULL;
-}
-
-long mp_backoff_ms(const mp_options *o, int attempt, long retry_after_ms,
-		   uint64_t *rng)
-{
-	long wait = o->backoff_cap_ms;
-	int shift = attempt > 1 ? attempt - 1 : 0;
-
-	if (retry_after_ms >= 0)
-		return retry_after_ms < o->backoff_cap_ms ? retry_after_ms
-							  : o->backoff_cap_ms;
-	if (shift < 30 && o->backoff_base_ms <= (o->backoff_cap_ms >> shift))
-		wait = o->backoff_base_ms << shift;
-	if (o->jitter_ms > 0)
-		wait += (long)(rng_next(rng) % (uint64_t)(o->jitter_ms + 1));
-	return wait;
-}
-
-long mp_parse_retry_after(const char *value, time_t now)
-{
-	const char *p = value;
-	long secs = 0;
-	time_t t;
-
-	while (*p == ' ' || *p == '\t')
-		p++;
-	if (isdigit((unsigned char)*p)) {
-		while (isdigit((unsigned char)*p)) {
-			if (secs < 10000000)
-				secs = secs * 10 + (*p - '0');
-			p++;
-		}
-		while (isspace((unsigned char)*p))
-			p++;
-		return *p ? -1 : secs * 1000;
-	}
-	if (!*p)
-		return -1;
-	t = curl_getdate(p, NULL);
-	if (t == -1)
-		return -1;
-	if (t <= now)
-		return 0;
-	if (t - now > 10000000)
-		return 10000000L * 1000;
-	return (long)(t - now) * 1000;
-}
-
-/* Copies at most 200 bytes of s[0, n) to out as one printable line. */
-static void one_line(char *out, size_t outlen, const char *s, size_t n)
-{
-	size_t i, o = 0;
-
-	while (n > 0 && isspace((unsigned char)*s)) {
-		s++;
-		n--;
-	}
-	for (i = 0; i < n && i < 200 && o + 1 < outlen; i++) {
-		unsigned char ch = (unsigned char)s[i];
-
-		out[o++] = (ch < 0x20 || ch == 0x7f) ? ' ' : (char)ch;
-	}
-	while (o > 0 && out[o - 1] == ' ')
-		o--;
-	out[o] = '\0';
-}
-
-/* "HTTP 429: <Mixpanel's error, or the start of the body>" */
-static void answer_error(mp_answer *a, long status, json_object *root,
-			 const char *body, size_t len)
-{
-	json_object *e = NULL;
-	char text[201];
-
-	if (root && json_object_object_get_ex(root, "error", &e) &&
-	    json_object_is_type(e, json_type_string)) {
-		body = json_object_get_string(e);
-		len = strlen(body);
-	}
-	one_line(text, sizeof(text), body ? body : "", body ? len : 0);
-	snprintf(a->error, sizeof(a->error), "HTTP %ld: %s", status,
-		 text[0] ? text : "no answer text");
-}
-
-static const char *get_str(json_object *o, const char *key)
-{
-	json_object *v = NULL;
-
-	if (!json_object_object_get_ex(o, key, &v) ||
-	    !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
-}
-
-static void add_failure(mp_answer *a, json_object *fr)
-{
-	mp_failure *f = &a->failures[a->nfailures++];
-	json_object *idx = NULL;
-	const char *id = get_str(fr, "$insert_id");
-	const char *field = get_str(fr, "field");
-	const char *msg = get_str(fr, "message");
-	buf m;
-
-	f->index = -1;
-	if (json_object_object_get_ex(fr, "index", &idx) &&
-	    json_object_is_type(idx, json_type_int))
-		f->index = (long)json_object_get_int64(idx);
-	if (!id)
-		id = get_str(fr, "insert_id");
-	f->insert_id = id ? xstrdup(id) : NULL;
-	buf_init(&m);
-	if (field && *field) {
-		buf_puts(&m, field);
-		buf_puts(&m, ": ");
-	}
-	buf_puts(&m, msg ? msg : "rejected by Mixpanel");
-	f->message = buf_steal(&m);
-}
-
-/* failed_records of an /import answer; 1 when there were some. */
-static int import_failures(mp_answer *a, json_object *root)
-{
-	json_object *arr = NULL;
-	size_t i, n;
-
-	if (!root || !json_object_object_get_ex(root, "failed_records", &arr) ||
-	    !json_object_is_type(arr, json_type_array))
-		return 0;
-	n = json_object_array_length(arr);
-	if (n == 0)
-		return 0;
-	a->failures = xcalloc(n, sizeof(*a->failures));
-	for (i = 0; i < n; i++) {
-		json_object *fr = json_object_array_get_idx(arr, i);
-
-		if (json_object_is_type(fr, json_type_object))
-			add_failure(a, fr);
-	}
-	return a->nfailures > 0;
-}
-
-static void classify_import(mp_answer *a, long status, json_object *root,
-			    const char *body, size_t len)
-{
-	if (import_failures(a, root)) {
-		a->action = MP_ACT_PARTIAL;
-		answer_error(a, status, root, body, len);
-	} else if (status >= 200 && status < 300) {
-		a->action = MP_ACT_DELIVERED;
-	} else if (status == 400) {
-		a->action = MP_ACT_REJECTED;
-		answer_error(a, status, root, body, len);
-	} else {
-		a->action = MP_ACT_STOP_DEST;
-		answer_error(a, status, root, body, len);
-	}
-}
-
-/* The verdict of a verbose /engage or /groups answer: 1, 0, or -1 when
- * the body is neither {"status":0|1,...} nor a plain 1 or 0. */
-static int engage_verdict(json_object *root, const char *body, size_t len)
-{
-	json_object *st = NULL;
-	char text[8];
-
-	if (json_object_is_type(root, json_type_object)) {
-		if (!json_object_object_get_ex(root, "status", &st))
-			return -1;
-		if (json_object_is_type(st, json_type_int))
-			return json_object_get_int(st) == 1 ? 1 : 0;
-		if (json_object_is_type(st, json_type_string))
-			return strcmp(json_object_get_string(st), "1") == 0;
-		return -1;
-	}
-	one_line(text, sizeof(text), body ? body : "", body ? len : 0);
-	if (strcmp(text, "1") == 0)
-		return 1;
-	if (strcmp(text, "0") == 0)
-		return 0;
-	/* a long error list cut at RESP_CAP is no JSON, but still says 0 */
-	if (body && len > 11 && strncmp(body, "{\"status\":0", 11) == 0)
-		return 0;
-	return -1;
-}
-
-static void classify_engage(mp_answer *a, long status, json_object *root,
-			    const char *body, size_t len, size_t nrecords)
-{
-	int v = -1;
-
-	if (status == 200 || status == 400)
-		v = engage_verdict(root, body, len);
-	if (v < 0 && status == 400)
-		v = 0;
-	if (v == 1) {
-		a->action = MP_ACT_DELIVERED;
-		return;
-	}
-	answer_error(a, status, root, body, len);
-	if (v == 0)
-		a->action = nrecords > 1 ? MP_ACT_SPLIT : MP_ACT_REJECTED;
-	else if (status >= 200 && status < 300)
-		a->action = MP_ACT_RETRY; /* an answer we cannot read */
-	else
-		a->action = MP_ACT_STOP_DEST;
-}
-
-void mp_answer_classify(mp_answer *out, mp_endpoint ep, const char *transport,
-			long status, const char *body, size_t len,
-			size_t nrecords)
-{
-	json_object *root = NULL;
-	json_tokener *tok = NULL;
-
-	memset(out, 0, sizeof(*out));
-	if (transport) {
-		out->action = MP_ACT_RETRY;
-		one_line(out->error, sizeof(out->error), transport,
-			 strlen(transport));
-		return;
-	}
-	if (body && len > 0) {
-		tok = json_tokener_new();
-		if (tok)
-			root = json_tokener_parse_ex(tok, body, (int)len);
-	}
-	if (status == 401 || status == 403) {
-		out->action = MP_ACT_STOP_DEST;
-		answer_error(out, status, root, body, len);
-	} else if (status == 413) {
-		out->action = nrecords > 1 ? MP_ACT_SPLIT : MP_ACT_REJECTED;
-		answer_error(out, status, root, body, len);
-	} else if (status == 408 || status == 429 || status >= 500) {
-		out->action = MP_ACT_RETRY;
-		answer_error(out, status, root, body, len);
-	} else if (ep == MP_EP_IMPORT) {
-		classify_import(out, status, root, body, len);
-	} else {
-		classify_engage(out, status, root, body, len, nrecords);
-	}
-	json_object_put(root);
-	if (tok)
-		json_tokener_free(tok);
-}
-
-void mp_answer_free(mp_answer *a)
-{
-	size_t i;
-
-	if (!a)
-		return;
-	for (i = 0; i < a->nfailures; i++) {
-		free(a->failures[i].insert_id);
-		free(a->failures[i].message);
-	}
-	free(a->failures);
-	a->failures = NULL;
-	a->nfailures = 0;
-}
-
-/* Case-insensitive search of needle in s[0, n). */
-static const char *find_ci(const char *s, size_t n, const char *needle)
-{
-	size_t k = strlen(needle), i;
-
-	for (i = 0; k <= n && i <= n - k; i++) {
-		if (strncasecmp(s + i, needle, k) == 0)
-			return s + i;
-	}
-	return NULL;
-}
-
-void mp_redact(buf *out, const char *text, size_t len, const char *secret)
-{
-	size_t slen = secret ? strlen(secret) : 0;
-	const char *p = text, *end = text + len;
-
-	while (p < end) {
-		const char *eol = memchr(p, '\n', (size_t)(end - p));
-		const char *auth, *stop;
-
-		eol = eol ? eol + 1 : end;
-		auth = find_ci(p, (size_t)(eol - p), "authorization:");
-		stop = auth ? auth + strlen("authorization:") : eol;
-		while (p < stop) {
-			if (slen && (size_t)(stop - p) >= slen &&
-			    memcmp(p, secret, slen) == 0) {
-				buf_puts(out, "[redacted]");
-				p += slen;
-			} else {
-				buf_putc(out, *p++);
-			}
-		}
-		if (auth) {
-			buf_puts(out, " [redacted]");
-			/* keep the line end the header had */
-			while (eol > p && (eol[-1] == '\n' || eol[-1] == '\r'))
-				eol--;
-			p = eol;
-		}
-	}
-}
-
 /* ------------------------------------------------------------------ */
 /* Errors and outcomes                                                */
 /* ------------------------------------------------------------------ */
@@ -558,7 +251,7 @@ static void set_error(mp_client *c, const dest *d, const char *fmt, ...)
 	vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
 	buf_init(&b);
-	mp_redact(&b, raw, strlen(raw), d ? d->secret : NULL);
+	mp_redact(&b, raw, strlen(raw), d ? d->secrets : NULL);
 	snprintf(c->err, sizeof(c->err), "%s", b.data ? b.data : "");
 	buf_free(&b);
 }
@@ -632,35 +325,14 @@ static void slot_fail_rest(mp_client *c, slot *s, const char *msg)
 /* Applying answers                                                   */
 /* ------------------------------------------------------------------ */
 
-/* The record of batch [head, end) holding insert_id, or -1. */
-static long find_insert_id(const slot *s, size_t end, const char *insert_id)
-{
-	size_t i, k = strlen(insert_id);
-
-	for (i = s->head; i < end && k > 0; i++) {
-		const char *r = s->data.data + s->recs[i].off;
-		const char *hit = memmem(r, s->recs[i].len, insert_id, k);
-
-		if (hit && hit > r && hit[-1] == '"' && hit[k] == '"')
-			return (long)(i - s->head);
-	}
-	return -1;
-}
-
 static void apply_partial(mp_client *c, slot *s, const mp_answer *a)
 {
 	size_t end = s->cur_end, n = end - s->head, i;
 	const char **why = xcalloc(n, sizeof(*why));
 
-	for (i = 0; i < a->nfailures; i++) {
-		const mp_failure *f = &a->failures[i];
-		long idx = f->index;
-
-		if ((idx < 0 || (size_t)idx >= n) && f->insert_id)
-			idx = find_insert_id(s, end, f->insert_id);
-		if (idx >= 0 && (size_t)idx < n)
-			why[idx] = f->message;
-	}
+	/* mp_answer_classify() keeps only indexes of the batch */
+	for (i = 0; i < a->nfailures; i++)
+		why[a->failures[i].index] = a->failures[i].message;
 	for (i = 0; i < n; i++)
 		report(c, s->recs[s->head + i].tag,
 		       why[i] ? MP_OUT_REJECTED : MP_OUT_DELIVERED, why[i]);
@@ -700,7 +372,8 @@ static void apply_retry(mp_client *c, slot *s, const mp_answer *a, int64_t now)
 		slot_fail_rest(c, s, c->err);
 		return;
 	}
-	wait = mp_backoff_ms(&c->opt, s->attempt, s->retry_after_ms, &c->rng);
+	wait = mp_policy_backoff_ms(&c->opt, s->attempt, s->retry_after_ms,
+				    &c->rng);
 	s->not_before = now + wait;
 	set_error(c, d, "destination %s: %s: %s", d->name, ep_path[s->ep],
 		  a->error);
@@ -743,18 +416,15 @@ static void halt_destination(mp_client *c, slot *s)
 static void stop_destination(mp_client *c, slot *s, const mp_answer *a)
 {
 	dest *d = s->d;
-	long status = 0;
 
 	if (already_stopped(c, s))
 		return;
-	/* a->error starts with "HTTP <status>" for every STOP_DEST */
-	sscanf(a->error, "HTTP %ld", &status);
-	if (status == 401 || status == 403)
+	if (a->status == 401 || a->status == 403)
 		set_error(c, d,
 			  "destination %s: Mixpanel refused the "
 			  "credentials (HTTP %ld): check the API secret / "
 			  "service account",
-			  d->name, status);
+			  d->name, a->status);
 	else
 		set_error(c, d,
 			  "destination %s: unexpected answer from %s "
@@ -833,14 +503,12 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
 {
 	slot *s = ud;
 	size_t n = size * nmemb;
-	char value[128];
 
 	if (n > 5 && strncmp(ptr, "HTTP/", 5) == 0)
 		s->retry_after_ms = -1; /* a new answer (after a 100) */
-	if (n > 12 && strncasecmp(ptr, "retry-after:", 12) == 0) {
-		one_line(value, sizeof(value), ptr + 12, n - 12);
-		s->retry_after_ms = mp_parse_retry_after(value, time(NULL));
-	}
+	if (n > 12 && strncasecmp(ptr, "retry-after:", 12) == 0)
+		s->retry_after_ms =
+			mp_policy_retry_after(ptr + 12, n - 12, time(NULL));
 	return n;
 }
 
@@ -862,7 +530,7 @@ static int on_debug(CURL *e, curl_infotype type, char *data, size_t size,
 		return 0; /* bodies: records, never credentials; too long */
 	buf_init(&b);
 	buf_puts(&b, mark);
-	mp_redact(&b, data, size, d->secret);
+	mp_redact(&b, data, size, d->secrets);
 	if (b.len > 0 && b.data[b.len - 1] != '\n')
 		buf_putc(&b, '\n');
 	fwrite(b.data, 1, b.len, stderr);
@@ -1021,31 +689,6 @@ static int slot_send(mp_client *c, slot *s, size_t end)
 	return http_start(c, s);
 }
 
-void mp_bucket_init(mp_bucket *b, double rate, double burst, int64_t now)
-{
-	b->rate = rate > 0 ? rate : 0;
-	b->burst = burst > b->rate ? burst : b->rate;
-	b->tokens = b->rate;
-	b->at = now;
-}
-
-int64_t mp_bucket_take(mp_bucket *b, size_t n, int64_t now)
-{
-	if (b->rate <= 0)
-		return 0;
-	if (now > b->at) {
-		b->tokens += (double)(now - b->at) * b->rate / 1000.0;
-		b->at = now;
-	}
-	if (b->tokens > b->burst)
-		b->tokens = b->burst;
-	if (b->tokens < 0)
-		return now + (int64_t)(-b->tokens * 1000.0 / b->rate) + 1;
-	/* a batch may overdraw; the next one waits for the debt */
-	b->tokens -= (double)n;
-	return 0;
-}
-
 /*
  * Moves s forward at time now: sends its next batch when it may, or
  * reports what it holds when its destination or the flush stopped.
@@ -1076,7 +719,7 @@ static int slot_step(mp_client *c, slot *s, int64_t now, int64_t *wake)
 	if (d->inflight >= d->conc)
 		return 1;
 	end = slot_next_end(s);
-	t = mp_bucket_take(&d->bucket, end - s->head, now);
+	t = mp_policy_bucket_take(&d->bucket, end - s->head, now);
 	if (t > now) {
 		if (t < *wake)
 			*wake = t;
@@ -1108,6 +751,23 @@ static void log_answer(const slot *s, long status, const mp_answer *a)
 		  names[a->action], "error", a->error);
 }
 
+/* A server may quote the request's credentials back: they go before
+ * anything reads the answer (the debug log, dead letters, errors). */
+static void redact_answer(mp_answer *a, const dest *d)
+{
+	size_t i;
+	buf b;
+
+	mp_redact_in_place(a->error, sizeof(a->error), d->secrets);
+	for (i = 0; i < a->nfailures; i++) {
+		buf_init(&b);
+		mp_redact(&b, a->failures[i].message,
+			  strlen(a->failures[i].message), d->secrets);
+		free(a->failures[i].message);
+		a->failures[i].message = buf_steal(&b);
+	}
+}
+
 static void finish_transfer(mp_client *c, CURLMsg *m, int64_t now)
 {
 	slot *s = NULL;
@@ -1128,6 +788,7 @@ static void finish_transfer(mp_client *c, CURLMsg *m, int64_t now)
 		curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &status);
 	mp_answer_classify(&a, s->ep, transport, status, s->resp.data,
 			   s->resp.len, s->cur_end - s->head);
+	redact_answer(&a, s->d);
 	if (log_min_level <= LOG_LEVEL_DEBUG)
 		log_answer(s, status, &a);
 	apply_answer(c, s, &a, now);
@@ -1351,6 +1012,7 @@ static void dest_free(mp_client *c, dest *d)
 	free(d->username);
 	free(d->password);
 	free(d->secret);
+	free(d->basic_b64);
 	free(d->query_import);
 	free(d->path);
 	buf_free(&d->token);
@@ -1419,6 +1081,11 @@ static int dest_auth(mp_client *c, dest *d, const mp_destination *in)
 		d->password = xstrdup("");
 	}
 	d->query_import = buf_steal(&q);
+	if (d->secret) {
+		d->basic_b64 = mp_redact_basic_form(d->username, d->password);
+		d->secrets[0] = d->secret;
+		d->secrets[1] = d->basic_b64;
+	}
 	return 0;
 }
 
@@ -1515,7 +1182,8 @@ static void dest_limits(dest *d, const mp_destination *in)
 		d->max_bytes = 16;
 	if (d->max_bytes > MAX_BYTES_CAP)
 		d->max_bytes = MAX_BYTES_CAP;
-	mp_bucket_init(&d->bucket, in->max_rate, (double)d->batch, now_ms());
+	mp_policy_bucket_init(&d->bucket, in->max_rate, (double)d->batch,
+			      now_ms());
 	for (ep = 0; ep < EP_COUNT; ep++) {
 		d->slots[ep] = xcalloc((size_t)d->conc, sizeof(slot));
 		for (k = 0; k < d->conc; k++) {

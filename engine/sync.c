@@ -375,6 +375,45 @@ static void log_delivery(const dest_def *d, const outbox_stats *st)
 			 v[0]);
 }
 
+/* Records queued for destination dest_id, or -1 with err set. */
+static long long queued_for(PGconn *conn, int dest_id, char *err, size_t errlen)
+{
+	char id[16];
+	const char *p[1] = { id };
+	PGresult *r;
+	long long n;
+
+	snprintf(id, sizeof(id), "%d", dest_id);
+	r = db_query(conn, "outbox size",
+		     "SELECT coalesce(sum(n), 0) FROM audsync.outbox"
+		     " WHERE destination_id = $1",
+		     1, p, err, errlen);
+	if (!r)
+		return -1;
+	n = atoll(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return n;
+}
+
+/* A destination that cannot send keeps its calls queued; they count as
+ * not delivered, so that the exit status says something is wrong. */
+static int hold_dest(run_totals *t, PGconn *conn, const dest_def *d,
+		     const char *why, char *err, size_t errlen)
+{
+	long long n = queued_for(conn, d->id, err, errlen);
+	char n_s[24];
+
+	if (n < 0)
+		return -1;
+	if (n == 0)
+		return 0;
+	snprintf(n_s, sizeof(n_s), "%lld", n);
+	log_error("delivery held: destination misconfigured", "destination",
+		  d->name, "queued", n_s, "error", why);
+	t->delivery.not_delivered += n;
+	return 0;
+}
+
 static int deliver_dest(run_totals *t, PGconn *conn, mp_client *c,
 			const dest_def *d, char *err, size_t errlen)
 {
@@ -382,18 +421,11 @@ static int deliver_dest(run_totals *t, PGconn *conn, mp_client *c,
 	outbox_stats st = { 0 };
 	int h;
 
-	if (d->problem) {
-		log_warn("delivery held: destination misconfigured",
-			 "destination", d->name, "error", d->problem);
-		return 0;
-	}
+	if (d->problem)
+		return hold_dest(t, conn, d, d->problem, err, errlen);
 	config_mp_destination(&md, d);
-	if (mp_client_add_destination(c, &h, &md) != 0) {
-		log_error("delivery held", "destination", d->name, "error",
-			  mp_client_error(c));
-		t->delivery.not_delivered++;
-		return 0;
-	}
+	if (mp_client_add_destination(c, &h, &md) != 0)
+		return hold_dest(t, conn, d, mp_client_error(c), err, errlen);
 	if (outbox_deliver(&st, conn, c, h, d->id,
 			   (volatile int *)&sync_stop_requested, err,
 			   errlen) != 0)

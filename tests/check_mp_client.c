@@ -166,16 +166,17 @@ START_TEST(backoff_schedule)
 	o.backoff_cap_ms = 60000;
 	o.jitter_ms = 0;
 	for (i = 0; i < 7; i++)
-		ck_assert_int_eq(mp_backoff_ms(&o, i + 1, -1, &rng), expect[i]);
-	ck_assert_int_eq(mp_backoff_ms(&o, 200, -1, &rng), 60000);
+		ck_assert_int_eq(mp_policy_backoff_ms(&o, i + 1, -1, &rng),
+				 expect[i]);
+	ck_assert_int_eq(mp_policy_backoff_ms(&o, 200, -1, &rng), 60000);
 	/* Retry-After replaces the computed wait, capped */
-	ck_assert_int_eq(mp_backoff_ms(&o, 1, 5000, &rng), 5000);
-	ck_assert_int_eq(mp_backoff_ms(&o, 5, 0, &rng), 0);
-	ck_assert_int_eq(mp_backoff_ms(&o, 1, 120000, &rng), 60000);
+	ck_assert_int_eq(mp_policy_backoff_ms(&o, 1, 5000, &rng), 5000);
+	ck_assert_int_eq(mp_policy_backoff_ms(&o, 5, 0, &rng), 0);
+	ck_assert_int_eq(mp_policy_backoff_ms(&o, 1, 120000, &rng), 60000);
 	/* jitter stays in [0, jitter_ms] and varies */
 	o.jitter_ms = 1000;
 	for (i = 0; i < 2000; i++) {
-		w = mp_backoff_ms(&o, 2, -1, &rng);
+		w = mp_policy_backoff_ms(&o, 2, -1, &rng);
 		ck_assert_int_ge(w, 4000);
 		ck_assert_int_le(w, 5000);
 		lo = w < lo ? w : lo;
@@ -186,6 +187,11 @@ START_TEST(backoff_schedule)
 }
 END_TEST
 
+static long retry_after(const char *value, time_t now)
+{
+	return mp_policy_retry_after(value, strlen(value), now);
+}
+
 START_TEST(retry_after_parse)
 {
 	time_t now = 1700000000;
@@ -193,17 +199,24 @@ START_TEST(retry_after_parse)
 	struct tm tm;
 	time_t later = now + 30;
 
-	ck_assert_int_eq(mp_parse_retry_after("5", now), 5000);
-	ck_assert_int_eq(mp_parse_retry_after(" 12 \r\n", now), 12000);
-	ck_assert_int_eq(mp_parse_retry_after("0", now), 0);
-	ck_assert_int_eq(mp_parse_retry_after("", now), -1);
-	ck_assert_int_eq(mp_parse_retry_after("soon", now), -1);
-	ck_assert_int_eq(mp_parse_retry_after("5s", now), -1);
+	ck_assert_int_eq(retry_after("5", now), 5000);
+	ck_assert_int_eq(retry_after(" 12 \r\n", now), 12000);
+	ck_assert_int_eq(retry_after("0", now), 0);
+	ck_assert_int_eq(retry_after("", now), -1);
+	ck_assert_int_eq(retry_after("soon", now), -1);
+	ck_assert_int_eq(retry_after("5s", now), -1);
 	gmtime_r(&later, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
-	ck_assert_int_eq(mp_parse_retry_after(date, now), 30000);
-	ck_assert_int_eq(
-		mp_parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now), 0);
+	ck_assert_int_eq(retry_after(date, now), 30000);
+	ck_assert_int_eq(retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now), 0);
+	/* a header value is bytes, not a C string: no NUL, a length */
+	ck_assert_int_eq(mp_policy_retry_after("5\0"
+					       "9",
+					       3, now),
+			 -1);
+	ck_assert_int_eq(mp_policy_retry_after("59", 1, now), 5000);
+	ck_assert_int_eq(retry_after("99999999999999999999", now),
+			 10000000L * 1000);
 }
 END_TEST
 
@@ -214,12 +227,12 @@ START_TEST(bucket_rate)
 	mp_bucket b;
 	int64_t t = 1000, sent = 0, next;
 
-	mp_bucket_init(&b, 0, 2000, t);
-	ck_assert_int_eq(mp_bucket_take(&b, 1000000, t), 0);
+	mp_policy_bucket_init(&b, 0, 2000, t);
+	ck_assert_int_eq(mp_policy_bucket_take(&b, 1000000, t), 0);
 	/* 1000 records/s, batches of 100: 10 s of sending takes ~10 s */
-	mp_bucket_init(&b, 1000, 100, t);
+	mp_policy_bucket_init(&b, 1000, 100, t);
 	while (sent < 10000) {
-		next = mp_bucket_take(&b, 100, t);
+		next = mp_policy_bucket_take(&b, 100, t);
 		if (next == 0) {
 			sent += 100;
 			continue;
@@ -230,157 +243,12 @@ START_TEST(bucket_rate)
 	ck_assert_int_ge(t, 1000 + 8900);
 	ck_assert_int_le(t, 1000 + 9100);
 	/* a batch larger than a second's worth overdraws, then waits */
-	mp_bucket_init(&b, 10, 2000, 0);
-	ck_assert_int_eq(mp_bucket_take(&b, 2000, 0), 0);
-	next = mp_bucket_take(&b, 2000, 0);
+	mp_policy_bucket_init(&b, 10, 2000, 0);
+	ck_assert_int_eq(mp_policy_bucket_take(&b, 2000, 0), 0);
+	next = mp_policy_bucket_take(&b, 2000, 0);
 	ck_assert_int_ge(next, 199000);
 	ck_assert_int_le(next, 199002);
-	ck_assert_int_eq(mp_bucket_take(&b, 2000, next), 0);
-}
-END_TEST
-
-/* ---- answers ------------------------------------------------------ */
-
-static mp_action classify(mp_answer *a, mp_endpoint ep, long status,
-			  const char *body, size_t n)
-{
-	mp_answer_classify(a, ep, NULL, status, body, body ? strlen(body) : 0,
-			   n);
-	return a->action;
-}
-
-START_TEST(answer_import)
-{
-	mp_answer a;
-
-	ck_assert_int_eq(classify(&a, MP_EP_IMPORT, 200,
-				  "{\"code\":200,\"num_records_imported\":"
-				  "3,\"status\":\"OK\"}",
-				  3),
-			 MP_ACT_DELIVERED);
-	mp_answer_free(&a);
-	ck_assert_int_eq(classify(&a, MP_EP_IMPORT, 400,
-				  "{\"code\":400,\"error\":\"some data points"
-				  " in the request failed validation\","
-				  "\"status\":\"Bad Request\"}",
-				  3),
-			 MP_ACT_REJECTED);
-	ck_assert_ptr_nonnull(strstr(a.error, "HTTP 400"));
-	ck_assert_ptr_nonnull(strstr(a.error, "failed validation"));
-	mp_answer_free(&a);
-	ck_assert_int_eq(classify(&a, MP_EP_IMPORT, 400, "bad", 3),
-			 MP_ACT_REJECTED);
-	mp_answer_free(&a);
-}
-END_TEST
-
-START_TEST(answer_import_failed_records)
-{
-	/* the docs' "$insert_id" and the OpenAPI's "insert_id" */
-	const char *body =
-		"{\"code\":400,\"error\":\"some data points in the request "
-		"failed validation\",\"failed_records\":[{\"index\":0,"
-		"\"$insert_id\":\"aa\",\"field\":\"properties.time\","
-		"\"message\":\"must be specified as seconds since epoch\"},"
-		"{\"index\":2,\"insert_id\":\"cc\",\"field\":\"event\","
-		"\"message\":\"too long\"},{\"insert_id\":\"dd\","
-		"\"message\":\"no index\"}],\"num_records_imported\":1,"
-		"\"status\":\"Bad Request\"}";
-	mp_answer a;
-
-	ck_assert_int_eq(classify(&a, MP_EP_IMPORT, 400, body, 4),
-			 MP_ACT_PARTIAL);
-	ck_assert_uint_eq(a.nfailures, 3);
-	ck_assert_int_eq(a.failures[0].index, 0);
-	ck_assert_str_eq(a.failures[0].insert_id, "aa");
-	ck_assert_str_eq(a.failures[0].message,
-			 "properties.time: must be "
-			 "specified as seconds since epoch");
-	ck_assert_int_eq(a.failures[1].index, 2);
-	ck_assert_str_eq(a.failures[1].insert_id, "cc");
-	ck_assert_str_eq(a.failures[1].message, "event: too long");
-	ck_assert_int_eq(a.failures[2].index, -1);
-	ck_assert_str_eq(a.failures[2].insert_id, "dd");
-	ck_assert_str_eq(a.failures[2].message, "no index");
-	mp_answer_free(&a);
-}
-END_TEST
-
-START_TEST(answer_retry_split_stop)
-{
-	static const long retry[] = { 429, 500, 502, 503, 504, 408 };
-	mp_answer a;
-	size_t i;
-
-	for (i = 0; i < sizeof(retry) / sizeof(retry[0]); i++) {
-		ck_assert_int_eq(classify(&a, MP_EP_IMPORT, retry[i],
-					  "{\"error\":\"Project exceeded rate "
-					  "limits\"}",
-					  10),
-				 MP_ACT_RETRY);
-		mp_answer_free(&a);
-		ck_assert_int_eq(classify(&a, MP_EP_ENGAGE, retry[i], NULL, 1),
-				 MP_ACT_RETRY);
-		mp_answer_free(&a);
-	}
-	mp_answer_classify(&a, MP_EP_IMPORT, "Operation timed out", 0, NULL, 0,
-			   5);
-	ck_assert_int_eq(a.action, MP_ACT_RETRY);
-	ck_assert_str_eq(a.error, "Operation timed out");
-	mp_answer_free(&a);
-	ck_assert_int_eq(classify(&a, MP_EP_IMPORT, 413,
-				  "{\"error\":\"request exceeds max limit of "
-				  "2097152 bytes\"}",
-				  10),
-			 MP_ACT_SPLIT);
-	mp_answer_free(&a);
-	ck_assert_int_eq(classify(&a, MP_EP_IMPORT, 413, "", 1),
-			 MP_ACT_REJECTED);
-	mp_answer_free(&a);
-	ck_assert_int_eq(classify(&a, MP_EP_IMPORT, 401,
-				  "{\"error\":\"Invalid credentials\"}", 3),
-			 MP_ACT_STOP_DEST);
-	ck_assert_ptr_nonnull(strstr(a.error, "HTTP 401"));
-	mp_answer_free(&a);
-	ck_assert_int_eq(classify(&a, MP_EP_GROUPS, 403, "", 3),
-			 MP_ACT_STOP_DEST);
-	mp_answer_free(&a);
-	ck_assert_int_eq(classify(&a, MP_EP_IMPORT, 404, "Not Found", 3),
-			 MP_ACT_STOP_DEST);
-	mp_answer_free(&a);
-}
-END_TEST
-
-START_TEST(answer_engage)
-{
-	mp_answer a;
-
-	ck_assert_int_eq(classify(&a, MP_EP_ENGAGE, 200,
-				  "{\"status\":1,\"error\":null}", 5),
-			 MP_ACT_DELIVERED);
-	mp_answer_free(&a);
-	ck_assert_int_eq(classify(&a, MP_EP_ENGAGE, 200, "1\n", 5),
-			 MP_ACT_DELIVERED);
-	mp_answer_free(&a);
-	ck_assert_int_eq(classify(&a, MP_EP_ENGAGE, 200,
-				  "{\"status\":0,\"error\":\"bad $set\"}", 5),
-			 MP_ACT_SPLIT);
-	mp_answer_free(&a);
-	ck_assert_int_eq(classify(&a, MP_EP_GROUPS, 200,
-				  "{\"status\":0,\"error\":\"bad $set\"}", 1),
-			 MP_ACT_REJECTED);
-	ck_assert_ptr_nonnull(strstr(a.error, "bad $set"));
-	mp_answer_free(&a);
-	ck_assert_int_eq(classify(&a, MP_EP_ENGAGE, 400,
-				  "{\"status\":0,\"error\":\"x\"}", 2),
-			 MP_ACT_SPLIT);
-	mp_answer_free(&a);
-	ck_assert_int_eq(classify(&a, MP_EP_ENGAGE, 200, "0", 1),
-			 MP_ACT_REJECTED);
-	mp_answer_free(&a);
-	ck_assert_int_eq(classify(&a, MP_EP_ENGAGE, 200, "<html>", 1),
-			 MP_ACT_RETRY);
-	mp_answer_free(&a);
+	ck_assert_int_eq(mp_policy_bucket_take(&b, 2000, next), 0);
 }
 END_TEST
 
@@ -393,17 +261,18 @@ START_TEST(redact_text)
 			  "Authorization: Basic c2Vrcml0Og==\r\n"
 			  "Content-Type: application/json\r\n";
 	const char *text = "Server auth using Basic with user 'sekrit'\n";
+	const char *const sekrit[] = { "sekrit", NULL };
 	buf b;
 
 	buf_init(&b);
-	mp_redact(&b, hdr, strlen(hdr), "sekrit");
+	mp_redact(&b, hdr, strlen(hdr), sekrit);
 	ck_assert_ptr_null(strstr(b.data, "c2Vrcml0Og=="));
 	ck_assert_ptr_nonnull(strstr(b.data, "Authorization: [redacted]\r\n"));
 	ck_assert_ptr_nonnull(strstr(b.data, "Host: api.mixpanel.com\r\n"));
 	ck_assert_ptr_nonnull(
 		strstr(b.data, "\r\nContent-Type: application/json"));
 	buf_reset(&b);
-	mp_redact(&b, text, strlen(text), "sekrit");
+	mp_redact(&b, text, strlen(text), sekrit);
 	ck_assert_str_eq(b.data, "Server auth using Basic with user "
 				 "'[redacted]'\n");
 	buf_reset(&b);
@@ -677,8 +546,11 @@ static mp_client *client_to(int port, const char *secret, int verbose,
 
 START_TEST(wire_import_and_engage)
 {
-	static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n"
-				 "Connection: close\r\n\r\n1";
+	/* what both endpoints take as Mixpanel accepting one record */
+	static const char ok[] =
+		"HTTP/1.1 200 OK\r\nContent-Length: 48\r\n"
+		"Connection: close\r\n\r\n"
+		"{\"code\":200,\"num_records_imported\":1,\"status\":1}";
 	responder r;
 	pthread_t th;
 	mp_client *c;
@@ -822,10 +694,6 @@ static Suite *client_suite(void)
 	tcase_add_test(pure, backoff_schedule);
 	tcase_add_test(pure, retry_after_parse);
 	tcase_add_test(pure, bucket_rate);
-	tcase_add_test(pure, answer_import);
-	tcase_add_test(pure, answer_import_failed_records);
-	tcase_add_test(pure, answer_retry_split_stop);
-	tcase_add_test(pure, answer_engage);
 	tcase_add_test(pure, redact_text);
 	tcase_add_test(wire, file_sink_batches);
 	tcase_add_test(wire, destination_errors);

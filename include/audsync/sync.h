@@ -58,8 +58,8 @@ int sync_run(run_totals *out, PGconn *conn, const run_request *rq, char *err,
 /*
  * Delivers the outbox of every destination (or the one named) through one
  * shared Mixpanel client. Destinations with a configuration problem keep
- * their calls queued, and say why. Adds to out->delivery. Returns 0, or -1
- * with err set.
+ * their calls queued, say why, and count them as not delivered. Adds to
+ * out->delivery. Returns 0, or -1 with err set (the database failed).
  */
 int sync_deliver(run_totals *out, PGconn *conn, const char *destination,
 		 char *err, size_t errlen) __attribute__((warn_unused_result));
