@@ -193,6 +193,7 @@ typedef struct page {
 } page;
 
 typedef struct round {
+	char *lanes; /* the lanes claimed, as a PostgreSQL array */
 	page *pages;
 	int n;
 	outbox_stats st;
@@ -211,6 +212,7 @@ static void round_free(round *r)
 		free(r->pages[i].msg);
 	}
 	free(r->pages);
+	free(r->lanes);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -258,13 +260,32 @@ static void load_page(page *p, const PGresult *res, int row)
 		p->outcome[i] = MP_OUT_NOT_DELIVERED;
 }
 
+/* Advisory lock class of "one deliverer per lane" ('AUDL'); the key is
+ * destination_id * OUTBOX_LANES + lane. */
+#define LANE_LOCK_CLASS "1096107084"
+
+/*
+ * A lane is claimed with a session advisory lock, taken in one short
+ * statement and held by the connection, not by a transaction: nothing
+ * stays open while Mixpanel answers, several processes on several hosts
+ * still never send one lane at once, and a process that dies (kill -9,
+ * a lost connection, a server restart) lets its lanes go with its
+ * session. The lock is tried only on lanes with records (the subquery
+ * filters first: a volatile condition is never pushed into it).
+ */
 static const char claim_sql[] =
-	"SELECT array_agg(lane) FROM ("
-	" SELECT l.lane FROM audsync.outbox_lanes l"
-	" WHERE l.destination_id = $1 AND EXISTS (SELECT 1"
-	"  FROM audsync.outbox o WHERE o.destination_id = l.destination_id"
-	"  AND o.lane = l.lane)"
-	" ORDER BY l.lane FOR UPDATE SKIP LOCKED) x";
+	"SELECT array_agg(lane) FROM (SELECT l.lane"
+	" FROM audsync.outbox_lanes l WHERE l.destination_id = $1"
+	" AND EXISTS (SELECT 1 FROM audsync.outbox o"
+	"  WHERE o.destination_id = l.destination_id AND o.lane = l.lane)"
+	" ORDER BY l.lane) x"
+	" WHERE pg_try_advisory_lock(" LANE_LOCK_CLASS ","
+	" $1::int * " STR(OUTBOX_LANES) " + lane)";
+
+static const char release_sql[] =
+	"SELECT count(pg_advisory_unlock(" LANE_LOCK_CLASS ","
+	" $1::int * " STR(OUTBOX_LANES) " + l))"
+					" FROM unnest($2::int[]) l";
 
 /* The pages are chosen by id first: the records column of the pages
  * not chosen is never read. */
@@ -279,25 +300,50 @@ static const char pages_sql[] =
 		ROUND_PAGES) ")"
 			     " ORDER BY lane, id";
 
-/* Claims lanes and reads their first pages into r. 0 pages: done. */
-static int claim_round(round *r, PGconn *conn, const char *dest_id, char *err,
+/* Claims free lanes with records: r->lanes is their list ("{1,5}"), or
+ * NULL when there were none. */
+static int claim_lanes(round *r, PGconn *conn, const char *dest_id, char *err,
 		       size_t errlen)
 {
-	const char *p[2] = { dest_id, NULL };
-	PGresult *lanes, *res;
+	const char *p[1] = { dest_id };
+	PGresult *res;
+
+	res = db_query(conn, "claim outbox lanes", claim_sql, 1, p, err,
+		       errlen);
+	if (!res)
+		return -1;
+	if (!PQgetisnull(res, 0, 0)) {
+		r->lanes = strdup(PQgetvalue(res, 0, 0));
+		if (!r->lanes)
+			abort();
+	}
+	PQclear(res);
+	return 0;
+}
+
+/* Lets the lanes of r go. A failure is only logged: the locks go with
+ * the session anyway, and the next claim of this session takes them. */
+static void release_lanes(round *r, PGconn *conn, const char *dest_id)
+{
+	const char *p[2] = { dest_id, r->lanes };
+	char err[256];
+
+	if (!r->lanes || PQstatus(conn) != CONNECTION_OK)
+		return;
+	if (db_exec(conn, "release outbox lanes", release_sql, 2, p, err,
+		    sizeof(err)) != 0)
+		log_warn("outbox lanes not released", "error", err);
+}
+
+/* Reads the first pages of the claimed lanes into r. */
+static int read_pages(round *r, PGconn *conn, const char *dest_id, char *err,
+		      size_t errlen)
+{
+	const char *p[2] = { dest_id, r->lanes };
+	PGresult *res;
 	int i;
 
-	lanes = db_query(conn, "claim outbox lanes", claim_sql, 1, p, err,
-			 errlen);
-	if (!lanes)
-		return -1;
-	if (PQgetisnull(lanes, 0, 0)) {
-		PQclear(lanes);
-		return 0;
-	}
-	p[1] = PQgetvalue(lanes, 0, 0);
 	res = db_query(conn, "read outbox", pages_sql, 2, p, err, errlen);
-	PQclear(lanes);
 	if (!res)
 		return -1;
 	r->n = PQntuples(res);
@@ -403,28 +449,46 @@ out:
 	return rc;
 }
 
-/* One round in one transaction; r->n is 0 when nothing was queued. */
-static int deliver_round(round *r, PGconn *conn, mp_client *c, int mp_dest,
-			 const char *dest_id, char *err, size_t errlen)
+/* Settles every page of r in one short transaction. */
+static int settle_round(round *r, PGconn *conn, const char *dest_id, char *err,
+			size_t errlen)
 {
 	int i;
 
-	if (db_exec(conn, "deliver", "BEGIN", 0, NULL, err, errlen) != 0)
+	if (db_exec(conn, "settle outbox", "BEGIN", 0, NULL, err, errlen) != 0)
 		return -1;
-	if (claim_round(r, conn, dest_id, err, errlen) != 0)
-		goto fail;
-	if (r->n > 0 && submit_round(r, c, mp_dest, err, errlen) != 0)
-		goto fail;
 	for (i = 0; i < r->n; i++)
 		if (settle_page(conn, dest_id, &r->pages[i], &r->st, err,
 				errlen) != 0)
 			goto fail;
-	if (db_exec(conn, "deliver", "COMMIT", 0, NULL, err, errlen) != 0)
+	if (db_exec(conn, "settle outbox", "COMMIT", 0, NULL, err, errlen) != 0)
 		goto fail;
 	return 0;
 fail:
 	PQclear(PQexec(conn, "ROLLBACK"));
 	return -1;
+}
+
+/*
+ * One round: claim lanes, read their first pages, send them, settle what
+ * Mixpanel said, let the lanes go. No transaction is open while the
+ * client waits for Mixpanel. r->n is 0 when nothing was left to claim.
+ */
+static int deliver_round(round *r, PGconn *conn, mp_client *c, int mp_dest,
+			 const char *dest_id, char *err, size_t errlen)
+{
+	int rc = -1;
+
+	if (claim_lanes(r, conn, dest_id, err, errlen) != 0)
+		return -1;
+	if (!r->lanes)
+		return 0;
+	if (read_pages(r, conn, dest_id, err, errlen) == 0 &&
+	    (r->n == 0 || submit_round(r, c, mp_dest, err, errlen) == 0) &&
+	    settle_round(r, conn, dest_id, err, errlen) == 0)
+		rc = 0;
+	release_lanes(r, conn, dest_id);
+	return rc;
 }
 
 /* Records queued in the lanes no other process is delivering right now:
@@ -435,12 +499,18 @@ static int count_queued(long long *out, PGconn *conn, const char *dest_id,
 	const char *p[1] = { dest_id };
 	PGresult *r;
 
-	r = db_query(conn, "outbox size",
-		     "SELECT coalesce(sum(o.n), 0) FROM audsync.outbox o"
-		     " WHERE o.destination_id = $1 AND o.lane IN (SELECT lane"
-		     " FROM audsync.outbox_lanes WHERE destination_id = $1"
-		     " FOR UPDATE SKIP LOCKED)",
-		     1, p, err, errlen);
+	r = db_query(
+		conn, "outbox size",
+		"SELECT coalesce(sum(o.n), 0) FROM audsync.outbox o"
+		" WHERE o.destination_id = $1 AND NOT EXISTS (SELECT 1"
+		" FROM pg_locks k WHERE k.locktype = 'advisory'"
+		" AND k.classid = " LANE_LOCK_CLASS "::oid"
+		" AND k.objid = ($1::int * " STR(
+			OUTBOX_LANES) " + o.lane)::oid"
+				      " AND k.objsubid = 2 AND k.granted"
+				      " AND k.pid <> pg_backend_pid() AND k.database = (SELECT"
+				      " oid FROM pg_database WHERE datname = current_database()))",
+		1, p, err, errlen);
 	if (!r)
 		return -1;
 	*out = atoll(PQgetvalue(r, 0, 0));

@@ -54,12 +54,15 @@ typedef struct outbox_stats {
 
 /*
  * Delivers the queued records of destination dest_id (registered in c as
- * mp_dest) in rounds: each round claims free lanes with FOR UPDATE SKIP
- * LOCKED, sends a few pages of each, and in the same transaction deletes
- * what Mixpanel accepted, moves what it rejected to dead letters with its
- * reason, and leaves the rest queued. Stops when the queue is empty, when
- * a round delivers nothing, or when *stop is set. Adds to *out. Returns 0,
- * or -1 with err set on a database or client error.
+ * mp_dest) in rounds: each round claims free lanes (a session advisory
+ * lock per lane, so several processes share a destination and one lane's
+ * records keep their order), reads a few pages of each, sends them with
+ * no transaction open, then in one short transaction deletes what
+ * Mixpanel accepted, moves what it rejected to dead letters with its
+ * reason, and leaves the rest queued; then it lets the lanes go. A crash
+ * re-sends at most one round. Stops when the queue is empty, when a round
+ * delivers nothing, or when *stop is set. Adds to *out. Returns 0, or -1
+ * with err set on a database or client error.
  */
 int outbox_deliver(outbox_stats *out, PGconn *conn, mp_client *c, int mp_dest,
 		   int dest_id, volatile int *stop, char *err, size_t errlen)
