@@ -6,6 +6,8 @@
 #   make bench           throughput and memory figures (not part of test)
 #   make install         PREFIX=/usr/local DESTDIR=
 #   make SANITIZER=address,undefined test   sanitized build and test run
+#   make fuzz            each libFuzzer target for FUZZ_SECONDS (30) seconds
+#   make valgrind        the unit tests that need no database, under valgrind
 
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
@@ -26,6 +28,14 @@ ifneq ($(SANITIZER),)
 BUILD := build-san
 SANFLAGS := -fsanitize=$(SANITIZER) -fno-omit-frame-pointer \
 	-fno-sanitize-recover=all
+endif
+# make fuzz builds the engine again with clang's libFuzzer coverage and
+# ASan + UBSan (FUZZ=1, in build-fuzz/), then links each target.
+ifeq ($(FUZZ),1)
+BUILD := build-fuzz
+CC := clang
+SANFLAGS := -fsanitize=fuzzer-no-link,address,undefined \
+	-fno-omit-frame-pointer -fno-sanitize-recover=all
 endif
 # pkg-config is asked when a recipe first needs its answer, never while the
 # Makefile is read: on a fresh machine neither pkg-config nor the -dev
@@ -60,7 +70,8 @@ BENCH_SRC := $(wildcard tests/bench_*.c)
 BENCH_BIN := $(BENCH_SRC:tests/%.c=$(BUILD)/tests/%)
 
 .PHONY: all test test-run unit-test demo demo-run demo-clean bench bench-run \
-	install format format-check deps clean lint
+	install format format-check deps clean lint fuzz fuzz-deps fuzz-run \
+	valgrind valgrind-run
 all: $(BIN)
 
 $(BUILD)/engine/%.o: engine/%.c $(wildcard include/audsync/*.h)
@@ -117,6 +128,55 @@ bench-run: $(BIN) $(BENCH_BIN) $(FAKE_MIXPANEL)
 	@AUDSYNC_BIN=$(abspath $(BIN)) FAKE_MIXPANEL=$(abspath $(FAKE_MIXPANEL)) \
 		sh tests/run-bench.sh $(BENCH_BIN)
 
+# Fuzzing: every tests/fuzz/fuzz_NAME.c is a libFuzzer target (it defines
+# LLVMFuzzerTestOneInput) linked with the engine; its seeds live in
+# tests/fuzz/corpus/NAME/. A new target needs nothing else here. Inputs
+# libFuzzer finds go to build-fuzz/corpus/NAME/, crashes to build-fuzz/.
+FUZZ_SECONDS ?= 30
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
+
+fuzz: deps fuzz-deps
+	@$(MAKE) --no-print-directory FUZZ=1 fuzz-run
+
+fuzz-deps:
+	@sh scripts/deps.sh fuzz
+
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB)
+	$(CC) $(AS_CPPFLAGS) $(AS_CFLAGS) -fsanitize=fuzzer -o $@ $< $(LIB) \
+		$(LDFLAGS) $(AS_LDLIBS)
+
+fuzz-run: $(FUZZ_BIN)
+	@set -e; for t in $(FUZZ_BIN); do \
+		n=$${t#build-fuzz/fuzz_}; \
+		mkdir -p build-fuzz/corpus/$$n tests/fuzz/corpus/$$n; \
+		echo "== fuzz $$n: $(FUZZ_SECONDS) s"; \
+		$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+			-artifact_prefix=build-fuzz/$$n- -print_final_stats=1 \
+			build-fuzz/corpus/$$n tests/fuzz/corpus/$$n \
+			2>build-fuzz/$$n.log || { tail -n 40 build-fuzz/$$n.log; \
+			exit 1; }; \
+		grep -E '^(#[0-9]+.*DONE|stat::number_of_executed_units)' \
+			build-fuzz/$$n.log | tail -n 2; \
+	done
+
+# The unit tests that need no database run under valgrind's memcheck too:
+# it sees uninitialised reads that ASan does not (CI runs both).
+VALGRIND_TESTS := $(patsubst %,$(BUILD)/tests/%,check_mp_answer \
+	check_mp_client check_mp_payload check_segment_map)
+
+valgrind: deps
+	@$(MAKE) --no-print-directory valgrind-run
+
+valgrind-run: $(VALGRIND_TESTS)
+	@set -e; for t in $(VALGRIND_TESTS); do echo "== valgrind $$t"; \
+		if ! CK_FORK=no valgrind -q --error-exitcode=1 \
+			--leak-check=full --errors-for-leak-kinds=definite \
+			$$t >$$t.valgrind.log 2>&1; then \
+			grep -v ' level=' $$t.valgrind.log | tail -n 60; exit 1; \
+		fi; tail -n 1 $$t.valgrind.log; \
+	done
+
 install: $(BIN)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/sql \
 		$(DESTDIR)$(DATADIR)/deploy
@@ -124,7 +184,8 @@ install: $(BIN)
 	install -m 644 sql/*.sql $(DESTDIR)$(DATADIR)/sql/
 	install -m 644 deploy/* $(DESTDIR)$(DATADIR)/deploy/
 
-FORMAT_FILES := $(wildcard engine/*.c include/audsync/*.h tests/*.c tests/*.h)
+FORMAT_FILES := $(wildcard engine/*.c include/audsync/*.h tests/*.c tests/*.h \
+	tests/fuzz/*.c)
 format:
 	clang-format -i $(FORMAT_FILES)
 format-check:
@@ -137,4 +198,4 @@ lint:
 		engine
 
 clean:
-	rm -rf build build-san audsync
+	rm -rf build build-san build-fuzz audsync

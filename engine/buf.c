@@ -41,6 +41,7 @@ void buf_reserve(buf *b, size_t extra)
 		fputs("audsync: out of memory\n", stderr);
 		abort();
 	}
+	p[b->len] = '\0'; /* as buf.h promises, even before a first write */
 	b->data = p;
 	b->cap = cap;
 }

@@ -5,6 +5,7 @@
 #include "audsync/segment_map.h"
 
 #include <json-c/json.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,7 +142,8 @@ static void take_setting(dest_def *d, const char *key, json_object *v)
 
 		if (!(json_object_is_type(v, json_type_int) ||
 		      json_object_is_type(v, json_type_double)) ||
-		    x <= 0 || (key[0] == 'b' && x > MP_MAX_BATCH) ||
+		    !isfinite(x) || x <= 0 ||
+		    (key[0] == 'b' && x > MP_MAX_BATCH) ||
 		    (key[0] == 'c' && x > 64)) {
 			set_problem(d,
 				    "destination %s: setting %s must be a "
@@ -177,7 +179,7 @@ static void check_forward_settings(dest_def *d, json_object *o)
 		segment_settings_free(&ss);
 }
 
-static void parse_settings(dest_def *d, const char *text)
+void config_parse_settings(dest_def *d, const char *text)
 {
 	json_object *o = json_tokener_parse(text ? text : "{}");
 
@@ -248,7 +250,7 @@ static void load_dest(dest_def *d, const PGresult *r, int row, int base)
 	d->trait_event = strdup("Trait Computed");
 	d->ignore_time = 1;
 	d->settings = dup_or_null(col(r, row, base + DCOL_SETTINGS));
-	parse_settings(d, d->settings);
+	config_parse_settings(d, d->settings);
 	check_dest(d);
 }
 

@@ -2,7 +2,8 @@
 # deps.sh - checks that the build, the tests and the demo have what they
 # need; as root, installs what is missing (Debian/Ubuntu, apt-get).
 # Quiet when everything is present. `make deps` runs it, and so do
-# `make test`, `make demo` and `make bench`.
+# `make test`, `make demo` and `make bench`. `deps.sh fuzz` checks and
+# installs what `make fuzz` needs instead: clang and its libFuzzer.
 set -u
 
 PACKAGES="build-essential pkg-config libpq-dev libjson-c-dev \
@@ -44,6 +45,27 @@ missing() {
 	pg_server_bindir >/dev/null ||
 		echo "PostgreSQL server (initdb, pg_ctl, postgres)"
 }
+
+# clang that links a libFuzzer target (Debian: clang, libclang-rt-14-dev).
+fuzz_missing() {
+	if ! command -v clang >/dev/null 2>&1; then
+		echo "command clang"
+		return
+	fi
+	d=$(mktemp -d) || return
+	printf '%s\n' '#include <stddef.h>' '#include <stdint.h>' \
+		'int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n);' \
+		'int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)' \
+		'{ (void)d; (void)n; return 0; }' >"$d/t.c"
+	clang -fsanitize=fuzzer,address,undefined -o "$d/t" "$d/t.c" \
+		>/dev/null 2>&1 || echo "libFuzzer (clang -fsanitize=fuzzer)"
+	rm -rf "$d"
+}
+
+if [ "${1:-}" = fuzz ]; then
+	PACKAGES="clang libclang-rt-14-dev"
+	missing() { fuzz_missing; }
+fi
 
 gone=$(missing)
 [ -z "$gone" ] && exit 0

@@ -97,6 +97,12 @@ void config_free(sync_list *l);
 /* Fills an mp_destination whose strings are borrowed from d. */
 void config_mp_destination(mp_destination *out, const dest_def *d);
 
+/* Applies a destination's settings jsonb text (NULL: none) to d, whose
+ * name and defaults are set: the values it holds replace the defaults,
+ * and the first wrong key or value becomes d->problem (a new string).
+ * Pure: reads nothing but text. */
+void config_parse_settings(dest_def *d, const char *text);
+
 /* The problem that stops sync s from running, or NULL: its destination's,
  * an identify sync on a destination without use_people. The text is one line naming the destination or
  * computation. Writes into buf and returns it, or NULL. */
