@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static mpctl *fake;
@@ -243,35 +244,50 @@ static long long open_transactions(void)
  * open: claim, commit, send, then settle. (A transaction held through
  * HTTP, retries and rate-limit sleeps keeps locks and blocks vacuum.)
  */
+static long elapsed_ms(const struct timespec *since)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - since->tv_sec) * 1000L +
+	       (now.tv_nsec - since->tv_nsec) / 1000000L;
+}
+
 START_TEST(no_transaction_is_open_while_mixpanel_answers)
 {
 	const char *const args[] = { "deliver", NULL };
 	long long open_tx = 0;
+	struct timespec parked;
 	tl_result r;
 	pid_t pid;
-	int i, st;
+	int i, st, samples = 0;
 
 	ck_assert_int_eq(mpctl_fault(fake, "{\"mode\":\"503\",\"rate\":1.0}"),
 			 0);
 	r = expect_exit(1, secret_env, "run");
 	tl_result_free(&r);
 	ck_assert_int_eq(mpctl_reset(fake), 0);
-	ck_assert_int_eq(mpctl_fault(fake, "{\"mode\":\"slow\",\"count\":2,"
-					   "\"slow_ms\":3000}"),
+	/* The first request waits 8 s for its answer: so does its round. */
+	ck_assert_int_eq(mpctl_fault(fake, "{\"mode\":\"slow\",\"count\":1,"
+					   "\"slow_ms\":8000}"),
 			 0);
 	pid = tl_audsync_spawn(db, secret_env, args);
-	for (i = 0; i < 200 && mpctl_counter(fake, "faults_injected") < 1; i++)
+	for (i = 0; i < 400 && mpctl_counter(fake, "faults_injected") < 1; i++)
 		usleep(50 * 1000);
 	ck_assert_int_ge(mpctl_counter(fake, "faults_injected"), 1);
-	for (i = 0; i < 10; i++) {
-		usleep(150 * 1000);
+	clock_gettime(CLOCK_MONOTONIC, &parked);
+	/* sampled well within the wait, however slow the machine */
+	while (samples < 10 && elapsed_ms(&parked) < 5000) {
 		open_tx += open_transactions();
+		samples++;
+		usleep(100 * 1000);
 	}
 	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_int_ge(samples, 1);
 	ck_assert_msg(open_tx == 0,
 		      "a transaction stayed open while Mixpanel answered"
-		      " (%lld samples)",
-		      open_tx);
+		      " (%lld of %d samples)",
+		      open_tx, samples);
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
 		      "deliver ended with status %d", st);
 	ck_assert_int_eq(mpctl_counter(fake, "events_stored"), 6);
