@@ -8,6 +8,7 @@
 #   make SANITIZER=address,undefined test   sanitized build and test run
 #   make fuzz            each libFuzzer target for FUZZ_SECONDS (30) seconds
 #   make valgrind        the unit tests that need no database, under valgrind
+#   make chaos           the chaos test at 200 kill -9 points (make test: 20)
 
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
@@ -71,7 +72,7 @@ BENCH_BIN := $(BENCH_SRC:tests/%.c=$(BUILD)/tests/%)
 
 .PHONY: all test test-run unit-test demo demo-run demo-clean bench bench-run \
 	install format format-check deps clean lint fuzz fuzz-deps fuzz-run \
-	valgrind valgrind-run
+	valgrind valgrind-run chaos chaos-run
 all: $(BIN)
 
 $(BUILD)/engine/%.o: engine/%.c $(wildcard include/audsync/*.h)
@@ -111,6 +112,17 @@ test: deps
 test-run: $(BIN) $(TEST_BIN) $(FAKE_MIXPANEL)
 	@AUDSYNC_BIN=$(abspath $(BIN)) FAKE_MIXPANEL=$(abspath $(FAKE_MIXPANEL)) \
 		sh tests/run-tests.sh $(TEST_BIN)
+
+# The chaos test (tests/check_crash.c) alone, at CHAOS_POINTS points;
+# AUDSYNC_CHAOS_SEED=N replays a printed seed.
+CHAOS_POINTS ?= 200
+chaos: deps
+	@$(MAKE) --no-print-directory chaos-run
+
+chaos-run: $(BIN) $(BUILD)/tests/check_crash $(FAKE_MIXPANEL)
+	@AUDSYNC_BIN=$(abspath $(BIN)) FAKE_MIXPANEL=$(abspath $(FAKE_MIXPANEL)) \
+		AUDSYNC_CHAOS_POINTS=$(CHAOS_POINTS) CK_RUN_CASE=chaos \
+		sh tests/run-tests.sh $(BUILD)/tests/check_crash
 
 demo: deps
 	@$(MAKE) --no-print-directory demo-run

@@ -402,18 +402,23 @@ static char *read_log(const char *path)
  * record from now on). Only additions, so that a single clean run over
  * the final data gives what Mixpanel must end up holding.
  */
-static void grow(const char *db, int round)
+static void grow_by(const char *db, int round, int members, int batch)
 {
 	char sql[512];
-	int first = CRASH_MEMBERS + round * CRASH_BATCH + 1;
+	int first = members + round * batch + 1;
 
-	add_members(db, first, first + CRASH_BATCH - 1);
+	add_members(db, first, first + batch - 1);
 	snprintf(sql, sizeof(sql),
 		 "INSERT INTO audsync.external_ids SELECT 'p' || g, 'email',"
 		 " 'new%d_' || g || '@x.com', now() FROM generate_series(1,"
 		 " %d) g WHERE g %% 50 = %d",
-		 round, CRASH_MEMBERS, round);
+		 round, members, round % 50);
 	tl_sql(db, sql);
+}
+
+static void grow(const char *db, int round)
+{
+	grow_by(db, round, CRASH_MEMBERS, CRASH_BATCH);
 }
 
 /* The reference: the final data of the crash test, one clean run into
@@ -788,10 +793,241 @@ START_TEST(a_crashed_run_is_failed_while_another_db_syncs)
 }
 END_TEST
 
+/* ---- chaos --------------------------------------------------------- */
+
+/*
+ * The chaos test: audsync killed (kill -9) at random moments of run,
+ * deliver, resync, retire and retry-failed, with about a quarter of
+ * Mixpanel's answers failing (503, dropped connections, and /import
+ * records refused, which retry-failed sends again) and one PostgreSQL
+ * restart. AUDSYNC_CHAOS_POINTS (20; `make chaos`: 200) and
+ * AUDSYNC_CHAOS_SEED (default: the time; printed) choose the points.
+ * Mixpanel must end up holding what a clean run over the final data
+ * gives: nothing lost, nothing doubled.
+ */
+#define CHAOS_MEMBERS	 600
+#define CHAOS_BATCH	 100
+#define CHAOS_GROW_EVERY 5
+
+/* About a quarter of the requests fail, each rule on what the ones
+ * before it let through. */
+static const struct chaos_fault {
+	const char *mode;
+	const char *rate;
+} chaos_faults[] = {
+	{ "503", "0.15" },
+	{ "drop", "0.05" },
+	{ "400-partial", "0.07" },
+};
+
+/* What a chaos point runs, and how often: the weights add up to 20. */
+static const struct chaos_cmd {
+	const char *args[4];
+	int weight;
+} chaos_cmds[] = {
+	{ { "run", "--all", NULL }, 7 },
+	{ { "deliver", NULL }, 4 },
+	{ { "resync", "--computation", "buyers", NULL }, 3 },
+	{ { "retire", "even_buyers", "--unset", NULL }, 2 },
+	{ { "retry-failed", NULL }, 4 },
+};
+
+/* "Buyers" to mp (identify) and mp_track (track), and "Even Buyers" (a
+ * subset) to mp, which the test retires with --unset. */
+static void chaos_data(const char *db, const mpctl *fake, int rounds)
+{
+	int i;
+
+	build_audience(db, fake, CHAOS_MEMBERS, 1);
+	tl_sql(db, "INSERT INTO audsync.computations (name, kind,"
+		   " definition_sql) VALUES ('Even Buyers', 'audience',"
+		   " 'SELECT profile_id FROM audsync.events WHERE ts < $1"
+		   " AND substr(profile_id, 2)::int % 2 = 0');"
+		   "INSERT INTO audsync.syncs (computation_id, destination_id,"
+		   " mode) SELECT c.id, d.id, 'identify'"
+		   " FROM audsync.computations c, audsync.destinations d"
+		   " WHERE c.key = 'even_buyers' AND d.name = 'mp'");
+	for (i = 0; i < rounds; i++)
+		grow_by(db, i, CHAOS_MEMBERS, CHAOS_BATCH);
+}
+
+static const struct chaos_cmd *chaos_pick(void)
+{
+	long r = random_ms(19);
+	size_t i;
+
+	for (i = 0; r >= chaos_cmds[i].weight; i++)
+		r -= chaos_cmds[i].weight;
+	return &chaos_cmds[i];
+}
+
+/* Restarts the tests' PostgreSQL while pid works, then reaps pid. */
+static int restart_under(pid_t pid)
+{
+	const char *pgsh = getenv("AUDSYNC_TEST_PGSH");
+	const char *pgdir = getenv("AUDSYNC_TEST_PGDIR");
+	char cmd[2048];
+
+	ck_assert_msg(pgsh && pgdir, "AUDSYNC_TEST_PGSH and AUDSYNC_TEST_PGDIR"
+				     " are not set: run tests/run-tests.sh");
+	snprintf(cmd, sizeof(cmd), "sh '%s' restart '%s' >/dev/null 2>&1", pgsh,
+		 pgdir);
+	ck_assert_int_eq(system(cmd), 0);
+	return wait_exit(pid, 120);
+}
+
+/* Point i: one command, killed at a random moment: soon after its start,
+ * or once Mixpanel is receiving what it sends (or cut off by the
+ * PostgreSQL restart when restart is set). */
+static void chaos_point(const char *db, mpctl *fake, int i, int restart)
+{
+	const struct chaos_cmd *c = chaos_pick();
+	long long sent = mpctl_counter(fake, "records_received");
+	int sending = random_ms(2) > 0;
+	long delay = random_ms(sending ? 200 : 700);
+	char errpath[512];
+	pid_t pid;
+	int st, hit = 0;
+
+	log_path(errpath, sizeof(errpath), "chaos", i);
+	wait_sessions_gone(db);
+	pid = spawn(db, fast_retries, c->args, errpath);
+	if (sending)
+		hit = wait_until_above(NULL, NULL, fake, "records_received",
+				       sent, pid, 30000) == 1;
+	sleep_ms(delay);
+	if (restart) {
+		st = restart_under(pid);
+		fprintf(stderr,
+			"chaos %d: %s, PostgreSQL restarted %s+ %ld ms:"
+			" exited %d\n",
+			i, c->args[0], hit ? "once sending " : "", delay, st);
+		ck_assert_msg(st == 0 || st == 1 || st == 3,
+			      "%s cut off by the restart exited %d", c->args[0],
+			      st);
+	} else {
+		kill(pid, SIGKILL);
+		waitpid(pid, &st, 0);
+		fprintf(stderr, "chaos %d: %s %s+ %ld ms: %s\n", i, c->args[0],
+			hit ? "once sending " : "", delay,
+			WIFSIGNALED(st) ? "killed" : "had exited");
+	}
+	unlink(errpath);
+}
+
+/* After the chaos, what an operator does: run, retire, retry what was
+ * refused, deliver, until nothing is left (the faults stay). */
+static void chaos_settle(const char *db)
+{
+	static const char *const steps[][4] = {
+		{ "run", "--all", NULL },
+		{ "retire", "even_buyers", "--unset", NULL },
+		{ "retry-failed", NULL },
+		{ "deliver", NULL },
+	};
+	tl_result r;
+	size_t k;
+	int i;
+
+	for (i = 0; i < 10; i++) {
+		for (k = 0; k < sizeof(steps) / sizeof(steps[0]); k++) {
+			wait_sessions_gone(db);
+			r = tl_audsync_argv(db, patient, steps[k]);
+			ck_assert_msg(r.status == 0 || r.status == 1,
+				      "%s after the chaos exited %d: %s",
+				      steps[k][0], r.status, r.err);
+			tl_result_free(&r);
+		}
+		if (tl_sql_int(db, "SELECT (SELECT count(*) FROM"
+				   " audsync.outbox) + (SELECT count(*) FROM"
+				   " audsync.dead_letters)") == 0)
+			return;
+	}
+}
+
+static unsigned long chaos_seed(void)
+{
+	const char *s = getenv("AUDSYNC_CHAOS_SEED");
+
+	return s && *s ? strtoul(s, NULL, 10) : (unsigned long)time(NULL);
+}
+
+START_TEST(chaos_kill_9_restart_and_faults_lose_and_double_nothing)
+{
+	const char *pts = getenv("AUDSYNC_CHAOS_POINTS");
+	int points = pts && atoi(pts) > 0 ? atoi(pts) : 20;
+	int rounds = points / CHAOS_GROW_EVERY, restart_at, i;
+	unsigned long seed = chaos_seed();
+	char *db = new_db(), rule[128];
+	mpctl *fake, *ref;
+	tl_result r;
+	size_t k;
+
+	rng = seed;
+	restart_at = (int)random_ms(points - 1);
+	fprintf(stderr,
+		"chaos: seed %lu, %d points, PostgreSQL restart at point %d"
+		" (AUDSYNC_CHAOS_SEED=%lu reproduces the choices)\n",
+		seed, points, restart_at, seed);
+	/* the reference: the final data, one clean run, then the retire */
+	ck_assert_int_eq(mpctl_start(&ref, NULL), 0);
+	{
+		char *rdb = new_db();
+
+		chaos_data(rdb, ref, rounds);
+		r = run(rdb, NULL, "run");
+		ASSERT_OK(r, "the clean run");
+		tl_result_free(&r);
+		r = tl_audsync(rdb, NULL, "retire", "even_buyers", "--unset",
+			       NULL);
+		ASSERT_OK(r, "the clean retire");
+		tl_result_free(&r);
+		assert_settled(rdb);
+		free(rdb);
+	}
+
+	ck_assert_int_eq(mpctl_start(&fake, NULL), 0);
+	chaos_data(db, fake, 0);
+	for (k = 0; k < sizeof(chaos_faults) / sizeof(chaos_faults[0]); k++) {
+		snprintf(rule, sizeof(rule),
+			 "{\"mode\":\"%s\",\"rate\":%s,\"seed\":%lu}",
+			 chaos_faults[k].mode, chaos_faults[k].rate, seed + k);
+		ck_assert_int_eq(mpctl_fault(fake, rule), 0);
+	}
+	for (i = 0; i < points; i++) {
+		if ((i + 1) % CHAOS_GROW_EVERY == 0) /* rounds in all */
+			grow_by(db, (i + 1) / CHAOS_GROW_EVERY - 1,
+				CHAOS_MEMBERS, CHAOS_BATCH);
+		chaos_point(db, fake, i, i == restart_at);
+	}
+	chaos_settle(db);
+
+	assert_settled(db);
+	assert_same_profiles(fake, ref, "buyers");
+	assert_same_profiles(fake, ref, "even_buyers");
+	ck_assert_int_eq(mpctl_counter(fake, "events_stored"),
+			 mpctl_counter(ref, "events_stored"));
+	assert_one_event_each(fake, CHAOS_MEMBERS + rounds * CHAOS_BATCH);
+	fprintf(stderr,
+		"chaos: seed %lu passed; %lld requests, %lld faults, %lld"
+		" re-sent events dropped as duplicates\n",
+		seed,
+		(long long)(mpctl_counter(fake, "requests_import") +
+			    mpctl_counter(fake, "requests_engage")),
+		(long long)mpctl_counter(fake, "faults_injected"),
+		(long long)mpctl_counter(fake, "duplicates"));
+	mpctl_stop(fake);
+	mpctl_stop(ref);
+	free(db);
+}
+END_TEST
+
 static Suite *crash_suite(void)
 {
+	const char *pts = getenv("AUDSYNC_CHAOS_POINTS");
 	Suite *s = suite_create("crash");
 	TCase *tc = tcase_create("crash safety");
+	TCase *chaos = tcase_create("chaos");
 
 	tcase_set_timeout(tc, 240);
 	tcase_add_test(tc, kill_9_at_any_moment_loses_and_doubles_nothing);
@@ -800,6 +1036,12 @@ static Suite *crash_suite(void)
 	tcase_add_test(tc, two_delivers_at_once_send_each_queued_record_once);
 	tcase_add_test(tc, a_crashed_run_is_failed_while_another_db_syncs);
 	suite_add_tcase(s, tc);
+	/* its own case, so that make chaos runs it alone (CK_RUN_CASE) */
+	tcase_set_timeout(chaos,
+			  240 + 10 * (pts && atoi(pts) > 0 ? atoi(pts) : 20));
+	tcase_add_test(chaos,
+		       chaos_kill_9_restart_and_faults_lose_and_double_nothing);
+	suite_add_tcase(s, chaos);
 	return s;
 }
 
