@@ -377,9 +377,10 @@ static const rules_target targets[] = {
 /* Compares case k's rule with its hand-written SQL at as_of: the rows
  * each has that the other lacks, and duplicates. Adds the hand-written
  * rows to *rows. */
-static void compare_at(PGconn *conn, int k, const char *as_of, long *rows)
+static void compare_at(PGconn *conn, const equiv_case *c, const char *as_of,
+		       long *rows)
 {
-	const equiv_case *c = &cases[k];
+	int k = c >= cases && c < cases + N_CASES ? (int)(c - cases) : -1;
 	rules_catalog cat = { targets, 2 };
 	const char **params;
 	unsigned int *types;
@@ -441,6 +442,63 @@ static void compare_at(PGconn *conn, int k, const char *as_of, long *rows)
 	rules_sql_free(&r);
 }
 
+/* The condition of an audience case's hand-written SQL, without P. */
+static const char *hand_condition(const equiv_case *c)
+{
+	return c->hand + strlen(P);
+}
+
+/* A random tree of audience cases that share a lookback, joined by and,
+ * or and not, compared with the same tree of their hand-written
+ * conditions. */
+static void compare_random(PGconn *conn, const char *as_of)
+{
+	static const char *const lookbacks[] = { NULL, "20 days" };
+	const char *lb = lookbacks[rand() % 2];
+	int leaves = 2 + rand() % 3, picked = 0, guard = 0;
+	char *rule = NULL, *hand = NULL, *r2, *h2;
+	equiv_case c;
+	long rows = 0;
+
+	while (picked < leaves && guard++ < 1000) {
+		const equiv_case *leaf = &cases[rand() % N_CASES];
+		int neg = rand() % 3 == 0, is_and = rand() % 2;
+
+		if (leaf->is_trait || (leaf->lookback == NULL) != (lb == NULL))
+			continue;
+		if (!rule) {
+			ck_assert(asprintf(&r2, "%s%s%s",
+					   neg ? "{\"not\": " : "", leaf->rule,
+					   neg ? "}" : "") > 0);
+			ck_assert(asprintf(&h2, "%s(%s)", neg ? "NOT " : "",
+					   hand_condition(leaf)) > 0);
+		} else {
+			ck_assert(asprintf(&r2, "{\"%s\": [%s, %s%s%s]}",
+					   is_and ? "and" : "or", rule,
+					   neg ? "{\"not\": " : "", leaf->rule,
+					   neg ? "}" : "") > 0);
+			ck_assert(asprintf(&h2, "(%s %s %s(%s))", hand,
+					   is_and ? "AND" : "OR",
+					   neg ? "NOT " : "",
+					   hand_condition(leaf)) > 0);
+		}
+		free(rule);
+		free(hand);
+		rule = r2;
+		hand = h2;
+		picked++;
+	}
+	ck_assert(asprintf(&h2, P "%s", hand) > 0);
+	c.is_trait = 0;
+	c.lookback = lb;
+	c.rule = rule;
+	c.hand = h2;
+	compare_at(conn, &c, as_of, &rows);
+	free(rule);
+	free(hand);
+	free(h2);
+}
+
 static unsigned seed_of(void)
 {
 	const char *s = getenv("AUDSYNC_RULES_SEED");
@@ -474,7 +532,9 @@ START_TEST(every_construct_equals_its_hand_written_sql)
 					 rand() % (72 * 24));
 
 			for (k = 0; k < N_CASES; k++)
-				compare_at(conn, k, as_of, &rows[k]);
+				compare_at(conn, &cases[k], as_of, &rows[k]);
+			for (k = 0; k < 6; k++)
+				compare_random(conn, as_of);
 			free(as_of);
 		}
 		PQfinish(conn);
