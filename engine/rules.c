@@ -6,6 +6,7 @@
 
 #include <ctype.h>
 #include <inttypes.h>
+#include <math.h>
 #include <json-c/json.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -193,10 +194,13 @@ static int get_string(compiler *c, const char **out, json_object *o,
 	return rc;
 }
 
+/* A JSON number PostgreSQL can compare: json-c also reads NaN and
+ * Infinity, which are not JSON and are refused as values. */
 static int is_number(json_object *v)
 {
 	return json_object_is_type(v, json_type_int) ||
-	       json_object_is_type(v, json_type_double);
+	       (json_object_is_type(v, json_type_double) &&
+		isfinite(json_object_get_double(v)));
 }
 
 /* A JSON number as text PostgreSQL's numeric reads. */

@@ -289,6 +289,29 @@ START_TEST(the_events_drive_only_conditions_that_need_one)
 }
 END_TEST
 
+/* json-c reads NaN and Infinity, which no jsonb holds but a caller may
+ * pass: they are refused, never bound as numeric 'NaN'. */
+START_TEST(a_number_that_is_not_finite_is_refused)
+{
+	static const char *const defs[] = {
+		"{\"trait\": {\"name\": \"x\", \"op\": \"=\", \"value\": NaN}}",
+		"{\"trait\": {\"name\": \"x\", \"op\": \">\", \"value\":"
+		" Infinity}}",
+	};
+	char err[512];
+	rules_sql r;
+	size_t i;
+
+	for (i = 0; i < sizeof(defs) / sizeof(*defs); i++) {
+		ck_assert_int_eq(rules_compile(&r, "k", 0, defs[i], NULL, 3,
+					       err, sizeof(err)),
+				 -1);
+		ck_assert_msg(strstr(err, "definition.trait.value: ") == err,
+			      "%s", err);
+	}
+}
+END_TEST
+
 static Suite *rules_suite(void)
 {
 	Suite *s = suite_create("rules");
@@ -302,6 +325,7 @@ static Suite *rules_suite(void)
 	tcase_add_test(tc, times_parse_as_iso_8601_only);
 	tcase_add_test(tc, intervals_are_positive_and_bounded);
 	tcase_add_test(tc, the_events_drive_only_conditions_that_need_one);
+	tcase_add_test(tc, a_number_that_is_not_finite_is_refused);
 	suite_add_tcase(s, tc);
 	return s;
 }
