@@ -48,6 +48,15 @@ typedef struct scope {
 
 /* ---- errors and paths ------------------------------------------------ */
 
+/* Keys and values a rule names may hold control characters: the error
+ * stays one line. */
+static void one_line(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = ' ';
+}
+
 static int fail(compiler *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
@@ -63,6 +72,7 @@ static int fail(compiler *c, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	snprintf(c->err, c->errlen, "%s: %s", c->path, msg);
+	one_line(c->err);
 	c->failed = 1;
 	return -1;
 }

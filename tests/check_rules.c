@@ -312,6 +312,26 @@ START_TEST(a_number_that_is_not_finite_is_refused)
 }
 END_TEST
 
+/* A key with a newline (found by fuzzing) still gives a one-line
+ * error. */
+START_TEST(an_error_naming_a_key_with_a_newline_stays_one_line)
+{
+	char err[512];
+	rules_sql r;
+
+	ck_assert_int_eq(
+		rules_compile(&r, "k", 1,
+			      "{\"aggregat\\nion\": {\"fn\": \"avg\"}}", NULL,
+			      3, err, sizeof(err)),
+		-1);
+	ck_assert_msg(strchr(err, '\n') == NULL, "%s", err);
+	ck_assert_str_eq(err, "definition.aggregat ion: unknown computed "
+			      "trait (use event_counter, aggregation, "
+			      "most_frequent, first, last, unique_list or "
+			      "unique_list_count)");
+}
+END_TEST
+
 static Suite *rules_suite(void)
 {
 	Suite *s = suite_create("rules");
@@ -326,6 +346,7 @@ static Suite *rules_suite(void)
 	tcase_add_test(tc, intervals_are_positive_and_bounded);
 	tcase_add_test(tc, the_events_drive_only_conditions_that_need_one);
 	tcase_add_test(tc, a_number_that_is_not_finite_is_refused);
+	tcase_add_test(tc, an_error_naming_a_key_with_a_newline_stays_one_line);
 	suite_add_tcase(s, tc);
 	return s;
 }
