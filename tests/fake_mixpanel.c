@@ -4,7 +4,9 @@
  * Serves /import, /engage, /groups and /track on 127.0.0.1 with
  * libmicrohttpd, validates requests the way the real API is documented to,
  * keeps the accepted data in memory (fake_store.c) and offers control
- * endpoints under /_fake/ to read the state and inject faults.
+ * endpoints under /_fake/ to read the state and inject faults, and a log
+ * of the Mixpanel requests (GET /_fake/requests: when each arrived, its
+ * endpoint, records and answer; the most requests in progress at once).
  *
  * Usage: fake_mixpanel --port-file PATH [--port N] [--token TOK]
  *        [--secret SECRET] [--service-account USER:SECRET --project-id ID]
@@ -61,6 +63,7 @@ enum endpoint {
 	EP_SUMMARY,
 	EP_RESET,
 	EP_FAULT,
+	EP_REQUESTS,
 	EP_UNKNOWN
 };
 
@@ -125,14 +128,27 @@ struct server {
 	pthread_cond_t timer_cond;
 	struct sleeper *sleepers;
 	int stopping;
-	unsigned long parked; /* suspended connections not yet answered */
+	unsigned long parked;	  /* suspended connections not yet answered */
+	pthread_mutex_t log_lock; /* the request log below */
+	struct logged *log;
+	size_t nlog, caplog;
+	int in_flight, max_in_flight; /* Mixpanel requests, headers to end */
 	pthread_t timer_thread;
 	int timer_started;
+};
+
+/* One Mixpanel request in the log. */
+struct logged {
+	enum endpoint ep;
+	int64_t t_ms;	 /* arrival, Unix time in milliseconds */
+	long records;	 /* -1 until its body was read */
+	unsigned status; /* 0 until answered */
 };
 
 /* Per-request state kept by libmicrohttpd between handler calls. */
 struct req {
 	enum endpoint ep;
+	long log_idx; /* its entry in the request log, -1 for none */
 	int method_ok;
 	char *body;
 	size_t len;
@@ -222,6 +238,7 @@ static const struct {
 	{ "/_fake/summary", "GET", EP_SUMMARY },
 	{ "/_fake/reset", "POST", EP_RESET },
 	{ "/_fake/fault", "POST", EP_FAULT },
+	{ "/_fake/requests", "GET", EP_REQUESTS },
 };
 
 static const char *const endpoint_names[] = { "import", "engage", "groups",
@@ -1503,6 +1520,102 @@ static void check_event(struct mp_req *m, json_object *o, struct ev *e)
 		ev_fail(e, "", "out of memory");
 }
 
+/* ---- request log ------------------------------------------------------ */
+
+/* Adds rq, a Mixpanel request that has just been read, to the log. */
+static void log_arrival(struct server *srv, struct req *rq)
+{
+	struct timespec now;
+	struct logged *l;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	pthread_mutex_lock(&srv->log_lock);
+	if (srv->nlog == srv->caplog) {
+		size_t cap = srv->caplog ? srv->caplog * 2 : 256;
+
+		l = realloc(srv->log, cap * sizeof(*l));
+		if (l == NULL) {
+			pthread_mutex_unlock(&srv->log_lock);
+			return;
+		}
+		srv->log = l;
+		srv->caplog = cap;
+	}
+	l = &srv->log[srv->nlog];
+	l->ep = rq->ep;
+	l->t_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+	l->records = -1;
+	l->status = 0;
+	rq->log_idx = (long)srv->nlog++;
+	pthread_mutex_unlock(&srv->log_lock);
+}
+
+/* Sets the records or (records < 0) the answer of rq's log entry. */
+static void log_outcome(struct server *srv, const struct req *rq, long records,
+			unsigned status)
+{
+	pthread_mutex_lock(&srv->log_lock);
+	if (rq->log_idx >= 0 && (size_t)rq->log_idx < srv->nlog) {
+		if (records >= 0)
+			srv->log[rq->log_idx].records = records;
+		else
+			srv->log[rq->log_idx].status = status;
+	}
+	pthread_mutex_unlock(&srv->log_lock);
+}
+
+/* Counts a Mixpanel request in progress (delta 1) or ended (-1). */
+static void log_in_flight(struct server *srv, const struct req *rq, int delta)
+{
+	if (rq->ep >= EP_STATE)
+		return;
+	pthread_mutex_lock(&srv->log_lock);
+	srv->in_flight += delta;
+	if (srv->in_flight > srv->max_in_flight)
+		srv->max_in_flight = srv->in_flight;
+	pthread_mutex_unlock(&srv->log_lock);
+}
+
+/* Empties the log; the requests in progress stay counted. */
+static void log_reset(struct server *srv)
+{
+	pthread_mutex_lock(&srv->log_lock);
+	srv->nlog = 0;
+	srv->max_in_flight = srv->in_flight;
+	pthread_mutex_unlock(&srv->log_lock);
+}
+
+/* GET /_fake/requests: {"max_in_flight": N, "requests": [{"endpoint",
+ * "t_ms", "records", "status"}, ...]} in order of arrival. */
+static void control_requests(struct server *srv, struct reply *r)
+{
+	json_object *o = json_object_new_object();
+	json_object *a = json_object_new_array();
+	size_t i;
+
+	pthread_mutex_lock(&srv->log_lock);
+	json_object_object_add(o, "max_in_flight",
+			       json_object_new_int(srv->max_in_flight));
+	for (i = 0; i < srv->nlog; i++) {
+		const struct logged *l = &srv->log[i];
+		json_object *e = json_object_new_object();
+
+		json_object_object_add(
+			e, "endpoint",
+			json_object_new_string(endpoint_names[l->ep]));
+		json_object_object_add(e, "t_ms",
+				       json_object_new_int64(l->t_ms));
+		json_object_object_add(e, "records",
+				       json_object_new_int64(l->records));
+		json_object_object_add(e, "status",
+				       json_object_new_int((int)l->status));
+		json_object_array_add(a, e);
+	}
+	pthread_mutex_unlock(&srv->log_lock);
+	json_object_object_add(o, "requests", a);
+	reply_json(r, 200, o);
+}
+
 /* ---- /import and /track ----------------------------------------------- */
 
 static void store_events(struct mp_req *m, struct ev *evs, size_t n)
@@ -1513,6 +1626,7 @@ static void store_events(struct mp_req *m, struct ev *evs, size_t n)
 	fake_store_lock(m->srv->store);
 	c = fake_store_counters(m->srv->store);
 	c->records_received += n;
+	log_outcome(m->srv, m->rq, (long)n, 0);
 	for (i = 0; i < n; i++) {
 		if (evs[i].ok &&
 		    fake_store_add_event(m->srv->store, &evs[i].key,
@@ -1883,6 +1997,7 @@ static void apply_updates(struct mp_req *m, struct upd *us, size_t n)
 	fake_store_lock(m->srv->store);
 	c = fake_store_counters(m->srv->store);
 	c->records_received += n;
+	log_outcome(m->srv, m->rq, (long)n, 0);
 	for (i = 0; i < n; i++) {
 		rc = us[i].ok ? fake_store_apply_update(m->srv->store,
 							&us[i].fu, us[i].msg,
@@ -1969,6 +2084,7 @@ static enum action mixpanel(struct server *srv, struct MHD_Connection *conn,
 	m.verbose = verbose != NULL && strcmp(verbose, "1") == 0;
 	m.now = time(NULL);
 	count_request(srv, rq->ep);
+	log_arrival(srv, rq);
 	if (!rq->method_ok) {
 		mp_error(&m, r, 405, "method must be POST");
 		return ACT_REPLY;
@@ -2014,6 +2130,7 @@ static void control_reset(struct server *srv, struct reply *r)
 	fake_store_lock(srv->store);
 	fake_store_reset(srv->store);
 	fake_store_unlock(srv->store);
+	log_reset(srv);
 	reply_json(r, 200, json_tokener_parse("{\"status\":\"ok\"}"));
 }
 
@@ -2060,6 +2177,8 @@ static void control(struct server *srv, struct req *rq, struct reply *r)
 		control_dump(srv, rq->ep == EP_STATE, r);
 	else if (rq->ep == EP_RESET)
 		control_reset(srv, r);
+	else if (rq->ep == EP_REQUESTS)
+		control_requests(srv, r);
 	else
 		control_fault(srv, rq, r);
 }
@@ -2080,8 +2199,8 @@ static enum action dispatch(struct server *srv, struct MHD_Connection *conn,
 
 /* ---- libmicrohttpd callbacks ------------------------------------------ */
 
-static enum MHD_Result req_start(const char *url, const char *method,
-				 void **con_cls)
+static enum MHD_Result req_start(struct server *srv, const char *url,
+				 const char *method, void **con_cls)
 {
 	struct req *rq = calloc(1, sizeof(*rq));
 	size_t i;
@@ -2089,12 +2208,14 @@ static enum MHD_Result req_start(const char *url, const char *method,
 	if (rq == NULL)
 		return MHD_NO;
 	rq->ep = EP_UNKNOWN;
+	rq->log_idx = -1;
 	for (i = 0; i < COUNT_OF(routes); i++) {
 		if (strcmp(url, routes[i].path) == 0) {
 			rq->ep = routes[i].ep;
 			rq->method_ok = strcmp(method, routes[i].method) == 0;
 		}
 	}
+	log_in_flight(srv, rq, 1);
 	*con_cls = rq;
 	return MHD_YES;
 }
@@ -2116,6 +2237,7 @@ static enum MHD_Result req_finish(struct server *srv,
 		free(r.body);
 		return act == ACT_DROP ? MHD_NO : MHD_YES;
 	}
+	log_outcome(srv, rq, -1, r.status);
 	return send_reply(conn, &r);
 }
 
@@ -2128,7 +2250,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 
 	(void)version;
 	if (rq == NULL)
-		return req_start(url, method, con_cls);
+		return req_start(cls, url, method, con_cls);
 	if (*upload_size != 0) {
 		req_append(rq, upload, *upload_size);
 		*upload_size = 0;
@@ -2147,6 +2269,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (rq == NULL)
 		return;
 	unpark(cls, rq);
+	log_in_flight(cls, rq, -1);
 	free(rq->body);
 	free(rq);
 	*con_cls = NULL;
@@ -2281,6 +2404,7 @@ static int server_init(struct server *srv)
 	pthread_condattr_t ca;
 
 	pthread_mutex_init(&srv->fault_lock, NULL);
+	pthread_mutex_init(&srv->log_lock, NULL);
 	pthread_mutex_init(&srv->timer_lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -2376,6 +2500,8 @@ static void server_stop(struct server *srv)
 	pthread_cond_destroy(&srv->timer_cond);
 	pthread_mutex_destroy(&srv->timer_lock);
 	pthread_mutex_destroy(&srv->fault_lock);
+	pthread_mutex_destroy(&srv->log_lock);
+	free(srv->log);
 	free(srv->cfg.sa_user);
 }
 

@@ -223,6 +223,11 @@ int mpctl_summary(json_object **out, mpctl *m)
 	return get_json(out, m, "/_fake/summary");
 }
 
+int mpctl_requests(json_object **out, mpctl *m)
+{
+	return get_json(out, m, "/_fake/requests");
+}
+
 int64_t mpctl_counter(mpctl *m, const char *name)
 {
 	json_object *s = NULL, *v = NULL, *inner = NULL;

@@ -30,6 +30,13 @@ int mpctl_state(json_object **out, mpctl *m)
 int mpctl_summary(json_object **out, mpctl *m)
 	__attribute__((warn_unused_result));
 
+/* GET /_fake/requests: {"max_in_flight": N, "requests": [{"endpoint":
+ * "engage", "t_ms": arrival in Unix milliseconds, "records": N or -1,
+ * "status": the answer's or 0}, ...]} in order of arrival, since the
+ * start or the last reset. *out is a new reference the caller puts. */
+int mpctl_requests(json_object **out, mpctl *m)
+	__attribute__((warn_unused_result));
+
 /* One counter of the summary, or -1 when it cannot be read. */
 int64_t mpctl_counter(mpctl *m, const char *name);
 
