@@ -66,6 +66,7 @@ PGconn *db_connect(const char *conninfo, char *err, size_t errlen)
 	const char *vals[] = { conninfo && *conninfo ? conninfo : NULL,
 			       "audsync",
 			       "-c TimeZone=UTC -c lock_timeout=30000", NULL };
+	const char *tz;
 	PGconn *conn;
 
 	/* expand_dbname: conninfo may be a full connection string or URI. */
@@ -86,6 +87,16 @@ PGconn *db_connect(const char *conninfo, char *err, size_t errlen)
 		return NULL;
 	}
 	PQsetNoticeProcessor(conn, notice_to_log, NULL);
+	/* libpq sends PGTZ after the options, so it wins over them; the
+	 * times audsync prints with a Z must be UTC whatever the caller's
+	 * environment. */
+	tz = PQparameterStatus(conn, "TimeZone");
+	if ((!tz || strcmp(tz, "UTC") != 0) &&
+	    db_exec(conn, "time zone", "SET TimeZone = 'UTC'", 0, NULL, err,
+		    errlen) != 0) {
+		PQfinish(conn);
+		return NULL;
+	}
 	return conn;
 }
 

@@ -317,6 +317,25 @@ static const char *statement_timeout(void)
 	return t && *t ? t : EVALUATE_DEFAULT_TIMEOUT;
 }
 
+/* Large objects are data a read-only transaction may still create
+ * (lo_from_bytea): their count and oids before and after the definition
+ * tell whether it did. */
+static int lo_state(char *out, size_t len, PGconn *conn, char *err,
+		    size_t errlen)
+{
+	PGresult *r =
+		db_query(conn, "evaluate",
+			 "SELECT count(*) || '/' || coalesce(sum(oid::int8),"
+			 " 0) FROM pg_largeobject_metadata",
+			 0, NULL, err, errlen);
+
+	if (!r)
+		return -1;
+	snprintf(out, len, "%s", PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return 0;
+}
+
 /* Runs the load in its own read-only transaction. */
 static int run_insert(PGconn *conn, const sync_def *s, const char *sql,
 		      int nparams, const char **params, char *err,
@@ -324,6 +343,7 @@ static int run_insert(PGconn *conn, const sync_def *s, const char *sql,
 {
 	unsigned int *types = param_types(nparams);
 	const char *timeout = statement_timeout();
+	char lo_before[64], lo_after[64];
 	PGresult *res = NULL;
 	int rc = -1;
 
@@ -337,11 +357,21 @@ static int run_insert(PGconn *conn, const sync_def *s, const char *sql,
 	if (db_exec(conn, "statement timeout",
 		    "SELECT set_config('statement_timeout', $1, true),"
 		    " set_config('work_mem', '" DIFF_WORK_MEM "', true)",
-		    1, &timeout, err, errlen) != 0)
+		    1, &timeout, err, errlen) != 0 ||
+	    lo_state(lo_before, sizeof(lo_before), conn, err, errlen) != 0)
 		goto out;
 	res = PQexecParams(conn, sql, nparams, types, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		definition_error(err, errlen, conn, res, s, timeout);
+		goto out;
+	}
+	if (lo_state(lo_after, sizeof(lo_after), conn, err, errlen) != 0)
+		goto out;
+	if (strcmp(lo_before, lo_after) != 0) {
+		snprintf(err, errlen,
+			 "computation %s: the definition tried to write (large "
+			 "objects): definitions may only read",
+			 s->key);
 		goto out;
 	}
 	if (s->is_trait && check_duplicates(conn, s, err, errlen) != 0)
