@@ -4,6 +4,7 @@
 #   make test            unit + integration tests (real PostgreSQL, fake Mixpanel)
 #   make demo            throwaway PostgreSQL, sample data, one sync to stdout:
 #   make bench           throughput and memory figures (not part of test)
+#   make mutation        kill ratio of tests/mutations.txt (MUTATIONS=PATTERN)
 #   make install         PREFIX=/usr/local DESTDIR=
 #   make SANITIZER=address,undefined test   sanitized build and test run
 #   make fuzz            each libFuzzer target for FUZZ_SECONDS (30) seconds
@@ -72,7 +73,7 @@ BENCH_BIN := $(BENCH_SRC:tests/%.c=$(BUILD)/tests/%)
 
 .PHONY: all test test-run unit-test demo demo-run demo-clean bench bench-run \
 	install format format-check deps clean lint fuzz fuzz-deps fuzz-run \
-	valgrind valgrind-run chaos chaos-run
+	valgrind valgrind-run chaos chaos-run mutation mutation-run
 all: $(BIN)
 
 $(BUILD)/engine/%.o: engine/%.c $(wildcard include/audsync/*.h)
@@ -188,6 +189,14 @@ valgrind-run: $(VALGRIND_TESTS)
 			grep -v ' level=' $$t.valgrind.log | tail -n 60; exit 1; \
 		fi; tail -n 1 $$t.valgrind.log; \
 	done
+
+# Builds its own copy of the tree in a temporary directory; niced, as it
+# runs the test binaries once per mutation.
+mutation: deps
+	@$(MAKE) --no-print-directory mutation-run
+
+mutation-run:
+	@nice -n 15 sh tests/mutation.sh "$(MUTATIONS)"
 
 install: $(BIN)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/sql \
