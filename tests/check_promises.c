@@ -696,30 +696,46 @@ START_TEST(no_request_carries_more_than_2000_records)
 }
 END_TEST
 
-static Suite *promises_suite(void)
+/* A test case of its own per promise, so that one can run alone
+ * (CK_RUN_CASE, as tests/mutations.txt does). */
+static TCase *promise(Suite *s, const char *name)
 {
-	Suite *s = suite_create("promises");
-	TCase *tc = tcase_create("promises");
+	TCase *tc = tcase_create(name);
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 300);
+	suite_add_tcase(s, tc);
+	return tc;
+}
+
+static Suite *promises_suite(void)
+{
+	Suite *s = suite_create("promises");
+	TCase *tc;
+
+	tc = promise(s, "utc");
 	tcase_add_test(
 		tc, timestamps_go_out_in_utc_from_a_berlin_server_and_session);
+	tc = promise(s, "read only");
 	tcase_add_test(tc, a_definition_cannot_write_by_any_route);
+	tc = promise(s, "settings");
 	tcase_add_test(tc, batch_size_caps_the_records_of_a_request);
 	tcase_add_test(tc, max_rate_spreads_the_requests_over_time);
 	tcase_add_test(tc, concurrency_one_keeps_one_request_in_flight);
 	tcase_add_test(tc, concurrency_four_keeps_four_requests_in_flight);
 	tcase_add_test(tc, geolocate_and_ignore_time_reach_mixpanel);
 	tcase_add_test(tc, the_destinations_event_names_reach_mixpanel);
+	tc = promise(s, "retry");
 	tcase_add_test(tc, retry_after_is_waited_for);
+	tcase_add_test(tc, a_503_is_retried_within_the_run);
+	tc = promise(s, "insert id");
 	tcase_add_test(tc, a_multi_column_track_trait_sends_one_event_per_key);
+	tc = promise(s, "order");
 	tcase_add_test(
 		tc,
 		three_runs_queued_while_mixpanel_is_down_deliver_the_last_value);
-	tcase_add_test(tc, a_503_is_retried_within_the_run);
+	tc = promise(s, "batch");
 	tcase_add_test(tc, no_request_carries_more_than_2000_records);
-	suite_add_tcase(s, tc);
 	return s;
 }
 
