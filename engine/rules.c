@@ -1061,7 +1061,7 @@ static int put_condition(compiler *c, buf *out, tv *val, json_object *cond,
 	static const char *const kinds[] = { "performed", "not",   "and",
 					     "or",	  "trait", "member_of",
 					     NULL };
-	const char *kind = NULL;
+	const char *kind = ""; /* set by the one key below */
 	json_object *arg = NULL;
 	size_t at;
 	int rc;
@@ -1297,7 +1297,7 @@ static int compile_trait(compiler *c, buf *out, json_object *def)
 						NULL };
 	static const char *const prop_keys[] = { "event",  "property", "where",
 						 "within", "between",  NULL };
-	const char *kind = NULL, *fn = NULL;
+	const char *kind = "", *fn = NULL; /* kind: the one key below */
 	json_object *o = NULL;
 	scope s;
 	buf events, p;
