@@ -1,0 +1,377 @@
+/* check_settings.c - the settings table (settings.c), the destination
+ * policy (dest_policy.c), reserved keys (naming.c) and the object
+ * stepper of track-mode values (mp_payload.c): pure rules, no database */
+#include "audsync/dest_policy.h"
+#include "audsync/mp_payload.h"
+#include "audsync/naming.h"
+#include "audsync/settings.h"
+#include "testlib.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- every setting: its default parses, its bounds hold ----------------- */
+
+/* 1 when text parses as setting d. */
+static int parses(const settings_def *d, const char *text)
+{
+	char err[300];
+	double x;
+
+	return settings_parse_double(&x, d, text, err, sizeof(err)) == 0;
+}
+
+START_TEST(every_setting_default_and_bounds)
+{
+	const settings_def *d;
+	char text[64];
+	int n = 0;
+
+	for (d = settings_table; d->name; d++, n++) {
+		ck_assert_ptr_nonnull(d->doc);
+		ck_assert_msg(strlen(d->doc) > 10, "%s has no doc", d->name);
+		ck_assert_ptr_eq(settings_find(d->scope, d->name), d);
+		if (d->type != SETTINGS_INT && d->type != SETTINGS_NUMBER &&
+		    d->type != SETTINGS_DURATION)
+			continue;
+		ck_assert_msg(!*d->dflt || parses(d, d->dflt),
+			      "%s: default %s does not parse", d->name,
+			      d->dflt);
+		snprintf(text, sizeof(text), "%.15g", d->min);
+		ck_assert_msg(parses(d, text), "%s: min %s", d->name, text);
+		snprintf(text, sizeof(text), "%.15g", d->max);
+		ck_assert_msg(parses(d, text), "%s: max %s", d->name, text);
+		snprintf(text, sizeof(text), "%.15g", d->max * 2 + 1);
+		ck_assert_msg(!parses(d, text), "%s: above max %s", d->name,
+			      text);
+		ck_assert_msg(!parses(d, "0") || d->min <= 0, "%s: 0", d->name);
+		ck_assert_msg(!parses(d, "-1"), "%s: -1", d->name);
+		ck_assert_msg(!parses(d, ""), "%s: empty", d->name);
+		ck_assert_msg(!parses(d, " 5"), "%s: blank", d->name);
+		ck_assert_msg(!parses(d, "5 "), "%s: trailing", d->name);
+		ck_assert_msg(!parses(d, "0x10"), "%s: hex", d->name);
+		ck_assert_msg(!parses(d, "nan"), "%s: nan", d->name);
+		ck_assert_msg(!parses(d, "inf"), "%s: inf", d->name);
+		ck_assert_msg(!parses(d, "+5"), "%s: sign", d->name);
+	}
+	ck_assert_int_ge(n, 20);
+}
+END_TEST
+
+/* One text and what it parses to (-1: refused). */
+typedef struct parse_row {
+	const char *name;
+	const char *text;
+	double want;
+} parse_row;
+
+static const parse_row parse_rows[] = {
+	{ "AUDSYNC_TIMEOUT_MS", "30000", 30000 },
+	{ "AUDSYNC_TIMEOUT_MS", "30s", -1 },
+	{ "AUDSYNC_TIMEOUT_MS", "0", -1 },
+	{ "AUDSYNC_TIMEOUT_MS", "1.5", -1 },
+	{ "AUDSYNC_TIMEOUT_MS", "1e3", -1 },
+	{ "AUDSYNC_TIMEOUT_MS", "99999999999999999999", -1 },
+	{ "AUDSYNC_MAX_ATTEMPTS", "6", 6 },
+	{ "AUDSYNC_MAX_ATTEMPTS", "101", -1 },
+	{ "AUDSYNC_RETRY_JITTER_MS", "5", 5 },
+	{ "AUDSYNC_STATEMENT_TIMEOUT", "10min", 600000 },
+	{ "AUDSYNC_STATEMENT_TIMEOUT", "90s", 90000 },
+	{ "AUDSYNC_STATEMENT_TIMEOUT", "250ms", 250 },
+	{ "AUDSYNC_STATEMENT_TIMEOUT", "2h", 7200000 },
+	{ "AUDSYNC_STATEMENT_TIMEOUT", "1500", 1500 },
+	{ "AUDSYNC_STATEMENT_TIMEOUT", "10 min", -1 },
+	{ "AUDSYNC_STATEMENT_TIMEOUT", "10parsecs", -1 },
+	{ "AUDSYNC_STATEMENT_TIMEOUT", "1.5min", -1 },
+	{ "AUDSYNC_STATEMENT_TIMEOUT", "25h", -1 },
+	{ "batch_size", "2000", 2000 },
+	{ "batch_size", "2001", -1 },
+	{ "batch_size", "1.5", -1 },
+	{ "concurrency", "64", 64 },
+	{ "concurrency", "65", -1 },
+	{ "max_rate", "0.5", 0.5 },
+	{ "max_rate", "-1", -1 },
+	{ "max_rate", "0", -1 },
+};
+
+START_TEST(settings_parse_strictly)
+{
+	const parse_row *row = &parse_rows[_i];
+	const settings_def *d = settings_find(SETTINGS_ENV, row->name);
+	char err[300] = "";
+	double x = -7;
+	int rc;
+
+	if (!d)
+		d = settings_find(SETTINGS_DEST, row->name);
+	ck_assert_ptr_nonnull(d);
+	rc = settings_parse_double(&x, d, row->text, err, sizeof(err));
+	if (row->want < 0) {
+		ck_assert_msg(rc == -1, "%s=%s was taken as %g", row->name,
+			      row->text, x);
+		ck_assert_msg(strstr(err, row->name) != NULL,
+			      "the error does not name %s: %s", row->name, err);
+	} else {
+		ck_assert_msg(rc == 0 && x == row->want, "%s=%s: %g (%s)",
+			      row->name, row->text, x, err);
+	}
+}
+END_TEST
+
+START_TEST(an_unset_variable_takes_its_default)
+{
+	char err[300];
+	long v = 0;
+
+	unsetenv("AUDSYNC_TIMEOUT_MS");
+	ck_assert_int_eq(
+		settings_env_long(&v, "AUDSYNC_TIMEOUT_MS", err, sizeof(err)),
+		0);
+	ck_assert_int_eq(v, 30000);
+	setenv("AUDSYNC_TIMEOUT_MS", "30s", 1);
+	ck_assert_int_eq(settings_check_env(err, sizeof(err)), -1);
+	ck_assert(strstr(err, "AUDSYNC_TIMEOUT_MS") != NULL);
+	unsetenv("AUDSYNC_TIMEOUT_MS");
+	ck_assert_int_eq(settings_check_env(err, sizeof(err)), 0);
+}
+END_TEST
+
+/* Every setting of the table has a row of the README's tables with its
+ * name and default. */
+START_TEST(the_readme_lists_every_setting)
+{
+	FILE *f = fopen("README.md", "r");
+	char line[1024], want[128];
+	const settings_def *d;
+	char *text = NULL;
+	size_t len = 0;
+
+	ck_assert_msg(f != NULL, "README.md not found from the current "
+				 "directory");
+	while (fgets(line, sizeof(line), f)) {
+		text = realloc(text, len + strlen(line) + 1);
+		memcpy(text + len, line, strlen(line) + 1);
+		len += strlen(line);
+	}
+	fclose(f);
+	for (d = settings_table; d->name; d++) {
+		const char *p;
+		int found = 0;
+
+		snprintf(want, sizeof(want), "| `%s` |", d->name);
+		for (p = strstr(text, want); p && !found;
+		     p = strstr(p + 1, want)) {
+			const char *eol = strchr(p, '\n');
+			char dflt[128];
+
+			snprintf(dflt, sizeof(dflt), "`%s`", d->dflt);
+			found = !*d->dflt ||
+				(strstr(p, dflt) && strstr(p, dflt) < eol);
+		}
+		ck_assert_msg(found, "README.md has no table row '%s ... `%s`'",
+			      want, d->dflt);
+	}
+	free(text);
+}
+END_TEST
+
+/* ---- what a destination row may make the process touch ----------------- */
+
+typedef struct policy_row {
+	const char *api_base;
+	const char *allow_files;
+	const char *allow_hosts;
+	int ok;
+} policy_row;
+
+static const policy_row policy_rows[] = {
+	{ NULL, NULL, NULL, 1 },
+	{ "https://api.mixpanel.com", NULL, NULL, 1 },
+	{ "https://proxy.example.com/mp/", NULL, NULL, 1 },
+	{ "stdout:", NULL, NULL, 1 },
+	{ "http://127.0.0.1:8080", NULL, NULL, 1 },
+	{ "http://localhost/x", NULL, NULL, 1 },
+	{ "http://LOCALHOST:1", NULL, NULL, 1 },
+	{ "http://[::1]:9/", NULL, NULL, 1 },
+	{ "http://example.com", NULL, NULL, 0 },
+	{ "http://example.com", NULL, "other.org,example.com", 1 },
+	{ "http://example.com.evil.org", NULL, "example.com", 0 },
+	{ "http://127.0.0.1.evil.org", NULL, NULL, 0 },
+	{ "http://localhost@evil.org/", NULL, NULL, 0 },
+	{ "http://u:p@127.0.0.1/", NULL, NULL, 0 },
+	{ "http://", NULL, NULL, 0 },
+	{ "https://", NULL, NULL, 0 },
+	{ "ftp://x", NULL, NULL, 0 },
+	{ "file:/tmp/x.jsonl", NULL, NULL, 0 },
+	{ "file:/tmp/x.jsonl", "/tmp", NULL, 1 },
+	{ "file:/tmp/x.jsonl", "/var:/tmp", NULL, 1 },
+	{ "file:/tmpx/x.jsonl", "/tmp", NULL, 0 },
+	{ "file:/tmp/../etc/x", "/tmp", NULL, 0 },
+	{ "file:x.jsonl", "/tmp", NULL, 0 },
+	{ "file:/tmp/", "/tmp", NULL, 0 },
+	{ "file:/nonexistent-dir/x", "/nonexistent-dir", NULL, 0 },
+	{ "file:", "/tmp", NULL, 0 },
+};
+
+static void set_or_unset(const char *name, const char *v)
+{
+	if (v)
+		setenv(name, v, 1);
+	else
+		unsetenv(name);
+}
+
+START_TEST(a_row_reaches_only_what_the_operator_allows)
+{
+	const policy_row *row = &policy_rows[_i];
+	char err[400] = "";
+	int rc;
+
+	set_or_unset("AUDSYNC_ALLOW_FILE_SINKS", row->allow_files);
+	set_or_unset("AUDSYNC_ALLOW_HTTP_HOSTS", row->allow_hosts);
+	rc = dest_policy_api_base(row->api_base, err, sizeof(err));
+	ck_assert_msg((rc == 0) == row->ok,
+		      "api_base %s (files %s, hosts %s): %s",
+		      row->api_base ? row->api_base : "NULL",
+		      row->allow_files ? row->allow_files : "-",
+		      row->allow_hosts ? row->allow_hosts : "-",
+		      rc == 0 ? "allowed" : err);
+	ck_assert(rc == 0 || (strlen(err) > 20 && !strchr(err, '\n')));
+}
+END_TEST
+
+START_TEST(secret_env_needs_the_operator_prefix)
+{
+	char err[300];
+
+	unsetenv("AUDSYNC_SECRET_ENV_PREFIX");
+	ck_assert_int_eq(dest_policy_secret_env(NULL, err, sizeof(err)), 0);
+	ck_assert_int_eq(
+		dest_policy_secret_env("MIXPANEL_API_SECRET", err, sizeof(err)),
+		0);
+	ck_assert_int_eq(dest_policy_secret_env("PGPASSWORD", err, sizeof(err)),
+			 -1);
+	ck_assert(strstr(err, "MIXPANEL_") != NULL);
+	ck_assert_int_eq(
+		dest_policy_secret_env("MIXPANEL_X=1", err, sizeof(err)), -1);
+	setenv("AUDSYNC_SECRET_ENV_PREFIX", "MP_", 1);
+	ck_assert_int_eq(dest_policy_secret_env("MP_S", err, sizeof(err)), 0);
+	ck_assert_int_eq(
+		dest_policy_secret_env("MIXPANEL_API_SECRET", err, sizeof(err)),
+		-1);
+	unsetenv("AUDSYNC_SECRET_ENV_PREFIX");
+}
+END_TEST
+
+/* ---- reserved keys ------------------------------------------------------- */
+
+START_TEST(reserved_keys_are_named)
+{
+	static const char *const bad[] = {
+		"time",		 "distinct_id", "ip",	  "token",
+		"insert_id",	 "$insert_id",	"mp_lib", "audience_key",
+		"audience_name", "trait_key",	""
+	};
+	static const char *const good[] = { "recent_buyers", "timestamp", "mpx",
+					    "ltv", "tokens" };
+	char long_key[300];
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(naming_key_problem(bad[i]) != NULL, "%s taken",
+			      bad[i]);
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		ck_assert_msg(naming_key_problem(good[i]) == NULL, "%s refused",
+			      good[i]);
+	memset(long_key, 'k', sizeof(long_key) - 1);
+	long_key[sizeof(long_key) - 1] = '\0';
+	ck_assert_ptr_nonnull(naming_key_problem(long_key));
+	long_key[NAMING_KEY_MAX] = '\0';
+	ck_assert_ptr_null(naming_key_problem(long_key));
+}
+END_TEST
+
+/* ---- track-mode values as written --------------------------------------- */
+
+typedef struct member_row {
+	const char *object;
+	int n;		    /* members, or -1: malformed */
+	const char *second; /* the second member's value text */
+} member_row;
+
+static const member_row member_rows[] = {
+	{ "{}", 0, NULL },
+	{ "{\"a\": 1}", 1, NULL },
+	{ "{\"a\": 1, \"big\": 1208925819614629174706176}", 2,
+	  "1208925819614629174706176" },
+	{ "{\"a\": \"x,}\", \"b\": [1, {\"c\": \"]\"}]}", 2,
+	  "[1, {\"c\": \"]\"}]" },
+	{ "{\"a\": \"q\\\"}\", \"b\": null}", 2, "null" },
+	{ "{\"a\":1,\"d\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+	  "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}",
+	  2,
+	  "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+	  "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]" },
+	{ " { \"a\" : 1.50 , \"b\" : -2e400 } ", 2, "-2e400" },
+	{ "[1]", -1, NULL },
+	{ "{\"a\" 1}", -1, NULL },
+	{ "{\"a\": }", -1, NULL },
+	{ "{\"a\": \"open", -1, NULL },
+	{ "{\"a\": 1", -1, NULL },
+};
+
+START_TEST(object_members_keep_their_text)
+{
+	const member_row *row = &member_rows[_i];
+	const char *pos = row->object;
+	mp_json_member m;
+	int n = 0, rc;
+	char second[256] = "";
+
+	while ((rc = mp_json_next_member(&m, &pos)) > 0) {
+		if (++n == 2)
+			snprintf(second, sizeof(second), "%.*s",
+				 (int)m.valuelen, m.value);
+		ck_assert_int_lt(n, 10);
+	}
+	if (row->n < 0) {
+		ck_assert_msg(rc < 0, "%s was taken", row->object);
+		return;
+	}
+	ck_assert_msg(rc == 0 && n == row->n, "%s: %d members (rc %d)",
+		      row->object, n, rc);
+	if (row->second)
+		ck_assert_str_eq(second, row->second);
+}
+END_TEST
+
+static Suite *settings_suite(void)
+{
+	Suite *s = suite_create("settings");
+	TCase *tc = tcase_create("settings");
+	TCase *tp = tcase_create("policy");
+
+	tcase_add_test(tc, every_setting_default_and_bounds);
+	tcase_add_loop_test(tc, settings_parse_strictly, 0,
+			    (int)(sizeof(parse_rows) / sizeof(parse_rows[0])));
+	tcase_add_test(tc, an_unset_variable_takes_its_default);
+	tcase_add_test(tc, the_readme_lists_every_setting);
+	tcase_add_loop_test(
+		tp, a_row_reaches_only_what_the_operator_allows, 0,
+		(int)(sizeof(policy_rows) / sizeof(policy_rows[0])));
+	tcase_add_test(tp, secret_env_needs_the_operator_prefix);
+	tcase_add_test(tp, reserved_keys_are_named);
+	tcase_add_loop_test(
+		tp, object_members_keep_their_text, 0,
+		(int)(sizeof(member_rows) / sizeof(member_rows[0])));
+	suite_add_tcase(s, tc);
+	suite_add_tcase(s, tp);
+	return s;
+}
+
+int main(void)
+{
+	return tl_run_suite(settings_suite());
+}
