@@ -123,13 +123,17 @@ static int run_and_deliver(PGconn *conn, const cli_opts *o,
 {
 	char err[1024];
 	run_totals t = { 0 };
+	int rc;
 
-	if (sync_mark_interrupted(conn, err, sizeof(err)) < 0 ||
-	    sync_run(&t, conn, rq, err, sizeof(err)) != 0) {
+	/* A dry run changes nothing, not even other runs' rows. */
+	if (!rq->dry_run && sync_mark_interrupted(conn, err, sizeof(err)) < 0) {
 		log_error(err);
-		return strstr(err, "--as-of") || strstr(err, "no sync matches")
-			       ? EXIT_USAGE
-			       : EXIT_CONFIG;
+		return EXIT_CONFIG;
+	}
+	rc = sync_run(&t, conn, rq, err, sizeof(err));
+	if (rc != 0) {
+		log_error(err);
+		return rc == SYNC_EUSAGE ? EXIT_USAGE : EXIT_CONFIG;
 	}
 	if (rq->dry_run)
 		return totals_status(&t);

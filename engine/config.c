@@ -1,8 +1,12 @@
 /* config.c - syncs, computations and destinations read from the database */
 #include "audsync/config.h"
 
+#include "audsync/alloc.h"
 #include "audsync/db.h"
+#include "audsync/dest_policy.h"
+#include "audsync/naming.h"
 #include "audsync/segment_map.h"
+#include "audsync/settings.h"
 
 #include <json-c/json.h>
 #include <math.h>
@@ -27,6 +31,13 @@ enum {
 	DCOL_SETTINGS
 };
 
+/* A lookback outside (0, LOOKBACK_MAX] fails its own sync, not this
+ * shared query: as_of - '1000000 years' would be out of range. */
+#define LOOKBACK_MAX "100 years"
+#define LOOKBACK_BAD                                                           \
+	"(c.lookback <= interval '0' OR c.lookback > interval '" LOOKBACK_MAX  \
+	"')"
+
 static const char load_sql[] =
 	"WITH t AS (SELECT $3::timestamptz AS as_of)"
 	" SELECT s.id, s.mode, s.id_sync, s.enabled AND c.enabled, c.id,"
@@ -34,10 +45,12 @@ static const char load_sql[] =
 	"  c.definition IS NOT NULL, c.lookback IS NOT NULL,"
 	"  c.include_anonymous, t.as_of::text,"
 	"  CASE WHEN c.lookback IS NULL THEN '-infinity'"
+	"   WHEN " LOOKBACK_BAD " THEN NULL"
 	"   ELSE (t.as_of - c.lookback)::text END,"
 	"  st.last_as_of IS NULL OR st.last_as_of < date_trunc("
 	"   CASE WHEN c.lookback IS NULL THEN 'minute' ELSE 'hour' END,"
 	"   t.as_of),"
+	"  c.lookback::text, st.last_as_of::text, st.last_as_of > t.as_of,"
 	"  " DEST_COLUMNS " FROM audsync.syncs s"
 	" JOIN audsync.computations c ON c.id = s.computation_id"
 	" JOIN audsync.destinations d ON d.id = s.destination_id"
@@ -63,12 +76,15 @@ enum {
 	COL_AS_OF,
 	COL_WINDOW,
 	COL_DUE,
+	COL_LOOKBACK,
+	COL_LAST_AS_OF,
+	COL_AS_OF_BEFORE_LAST,
 	COL_DEST
 };
 
 static char *dup_or_null(const char *s)
 {
-	return s ? strdup(s) : NULL;
+	return alloc_strdup(s);
 }
 
 /* The column's text, or NULL for SQL NULL. */
@@ -99,19 +115,52 @@ static void set_problem(dest_def *d, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	d->problem = strdup(msg);
+	d->problem = alloc_strdup(msg);
+	config_one_line(d->problem);
 }
 
-/* One setting: a string, a boolean or a number, by the default's type. */
+/* Where a string setting of d is kept. */
+static char **string_setting(dest_def *d, const char *key)
+{
+	if (strcmp(key, "enter_event") == 0)
+		return &d->enter_event;
+	if (strcmp(key, "exit_event") == 0)
+		return &d->exit_event;
+	return &d->trait_event;
+}
+
+/* A number setting, by settings.h's declaration; -1 with a problem. */
+static int number_setting(double *out, dest_def *d, const settings_def *def,
+			  json_object *v)
+{
+	char why[200];
+
+	if (!json_object_is_type(v, json_type_int) &&
+	    !json_object_is_type(v, json_type_double)) {
+		set_problem(d, "destination %s: setting %s must be a number",
+			    d->name, def->name);
+		return -1;
+	}
+	if (settings_parse_double(out, def, json_object_get_string(v), why,
+				  sizeof(why)) != 0) {
+		set_problem(d, "destination %s: setting %s", d->name, why);
+		return -1;
+	}
+	return 0;
+}
+
+/* One setting, parsed by its declaration in settings.c. */
 static void take_setting(dest_def *d, const char *key, json_object *v)
 {
-	char **strs[] = { &d->enter_event, &d->exit_event, &d->trait_event };
-	const char *str_keys[] = { "enter_event", "exit_event", "trait_event" };
-	int i;
+	const settings_def *def = settings_find(SETTINGS_DEST, key);
+	double x;
 
-	for (i = 0; i < 3; i++) {
-		if (strcmp(key, str_keys[i]) != 0)
-			continue;
+	if (!def) {
+		/* The forwarding settings (section 7a) are segment_map.c's. */
+		if (!segment_is_setting(key))
+			set_problem(d, "destination %s: unknown setting '%s'",
+				    d->name, key);
+	} else if (def->type == SETTINGS_STRING) {
 		if (!json_object_is_type(v, json_type_string) ||
 		    json_object_get_string_len(v) == 0) {
 			set_problem(d,
@@ -120,49 +169,27 @@ static void take_setting(dest_def *d, const char *key, json_object *v)
 				    d->name, key);
 			return;
 		}
-		free(*strs[i]);
-		*strs[i] = strdup(json_object_get_string(v));
-		return;
-	}
-	if (strcmp(key, "ignore_time") == 0 || strcmp(key, "geolocate") == 0) {
+		free(*string_setting(d, key));
+		*string_setting(d, key) =
+			alloc_strdup(json_object_get_string(v));
+	} else if (def->type == SETTINGS_BOOL) {
 		if (!json_object_is_type(v, json_type_boolean))
 			set_problem(d,
 				    "destination %s: setting %s must be "
 				    "true or false",
 				    d->name, key);
-		else if (key[0] == 'i')
+		else if (strcmp(key, "ignore_time") == 0)
 			d->ignore_time = json_object_get_boolean(v);
 		else
 			d->geolocate = json_object_get_boolean(v);
-		return;
-	}
-	if (strcmp(key, "max_rate") == 0 || strcmp(key, "concurrency") == 0 ||
-	    strcmp(key, "batch_size") == 0) {
-		double x = json_object_get_double(v);
-
-		if (!(json_object_is_type(v, json_type_int) ||
-		      json_object_is_type(v, json_type_double)) ||
-		    !isfinite(x) || x <= 0 ||
-		    (key[0] == 'b' && x > MP_MAX_BATCH) ||
-		    (key[0] == 'c' && x > 64)) {
-			set_problem(d,
-				    "destination %s: setting %s must be a "
-				    "positive number (batch_size at most "
-				    "2000, concurrency at most 64)",
-				    d->name, key);
-			return;
-		}
-		if (key[0] == 'm')
+	} else if (number_setting(&x, d, def, v) == 0) {
+		if (strcmp(key, "max_rate") == 0)
 			d->max_rate = x;
-		else if (key[0] == 'c')
+		else if (strcmp(key, "concurrency") == 0)
 			d->concurrency = (int)x;
 		else
 			d->batch_size = (int)x;
-		return;
 	}
-	if (!segment_is_setting(key))
-		set_problem(d, "destination %s: unknown setting '%s'", d->name,
-			    key);
 }
 
 /* The forwarding settings (DESIGN.md section 7a) are read by forward;
@@ -199,10 +226,15 @@ void config_parse_settings(dest_def *d, const char *text)
 /* Secrets come from the environment variable the destination names. */
 static void resolve_secret(dest_def *d)
 {
+	char why[300];
 	const char *v;
 
 	if (!d->secret_env || !*d->secret_env)
 		return;
+	if (dest_policy_secret_env(d->secret_env, why, sizeof(why)) != 0) {
+		set_problem(d, "destination %s: %s", d->name, why);
+		return;
+	}
 	v = getenv(d->secret_env);
 	if (!v || !*v) {
 		set_problem(d,
@@ -211,7 +243,7 @@ static void resolve_secret(dest_def *d)
 			    d->name, d->secret_env);
 		return;
 	}
-	d->secret = strdup(v);
+	d->secret = alloc_strdup(v);
 	if (strchr(v, ':') && !d->project_id)
 		set_problem(d,
 			    "destination %s: a service account secret "
@@ -221,6 +253,7 @@ static void resolve_secret(dest_def *d)
 
 static void check_dest(dest_def *d)
 {
+	char why[400];
 	const char *r = d->region;
 
 	if (!d->project_token || !*d->project_token)
@@ -231,6 +264,8 @@ static void check_dest(dest_def *d)
 			    "destination %s: unknown region '%s' (use us, "
 			    "eu or in)",
 			    d->name, r ? r : "");
+	if (dest_policy_api_base(d->api_base, why, sizeof(why)) != 0)
+		set_problem(d, "destination %s: %s", d->name, why);
 	resolve_secret(d);
 }
 
@@ -238,16 +273,16 @@ static void load_dest(dest_def *d, const PGresult *r, int row, int base)
 {
 	memset(d, 0, sizeof(*d));
 	d->id = atoi(PQgetvalue(r, row, base + DCOL_ID));
-	d->name = strdup(PQgetvalue(r, row, base + DCOL_NAME));
+	d->name = alloc_strdup(PQgetvalue(r, row, base + DCOL_NAME));
 	d->region = dup_or_null(col(r, row, base + DCOL_REGION));
 	d->api_base = dup_or_null(col(r, row, base + DCOL_API_BASE));
 	d->project_token = dup_or_null(col(r, row, base + DCOL_TOKEN));
 	d->secret_env = dup_or_null(col(r, row, base + DCOL_SECRET_ENV));
 	d->project_id = dup_or_null(col(r, row, base + DCOL_PROJECT_ID));
 	d->use_people = col_bool(r, row, base + DCOL_USE_PEOPLE);
-	d->enter_event = strdup("Audience Entered");
-	d->exit_event = strdup("Audience Exited");
-	d->trait_event = strdup("Trait Computed");
+	d->enter_event = alloc_strdup("Audience Entered");
+	d->exit_event = alloc_strdup("Audience Exited");
+	d->trait_event = alloc_strdup("Trait Computed");
 	d->ignore_time = 1;
 	d->settings = dup_or_null(col(r, row, base + DCOL_SETTINGS));
 	config_parse_settings(d, d->settings);
@@ -280,39 +315,50 @@ static void load_sync(sync_def *s, const PGresult *r, int row)
 						   : ID_SYNC_ALL;
 	s->enabled = col_bool(r, row, COL_ENABLED);
 	s->computation_id = atoi(PQgetvalue(r, row, COL_COMP_ID));
-	s->key = strdup(PQgetvalue(r, row, COL_KEY));
-	s->name = strdup(PQgetvalue(r, row, COL_NAME));
+	s->key = alloc_strdup(PQgetvalue(r, row, COL_KEY));
+	s->name = alloc_strdup(PQgetvalue(r, row, COL_NAME));
 	s->is_trait = col_bool(r, row, COL_IS_TRAIT);
 	s->definition_sql = dup_or_null(col(r, row, COL_DEF_SQL));
 	s->has_rule = col_bool(r, row, COL_HAS_RULE);
 	s->has_lookback = col_bool(r, row, COL_HAS_LOOKBACK);
 	s->include_anonymous = col_bool(r, row, COL_INCL_ANON);
-	s->as_of = strdup(PQgetvalue(r, row, COL_AS_OF));
-	s->window_start = strdup(PQgetvalue(r, row, COL_WINDOW));
+	s->as_of = alloc_strdup(PQgetvalue(r, row, COL_AS_OF));
+	s->window_start = dup_or_null(col(r, row, COL_WINDOW));
 	s->due = col_bool(r, row, COL_DUE);
+	s->lookback = dup_or_null(col(r, row, COL_LOOKBACK));
+	s->last_as_of = dup_or_null(col(r, row, COL_LAST_AS_OF));
+	s->as_of_before_last = col_bool(r, row, COL_AS_OF_BEFORE_LAST);
 }
 
-/* Resolves --as-of (NULL: now) to a time in PostgreSQL, refusing one in
- * the future: Mixpanel's /import rejects event times over an hour ahead,
- * and a run "from the future" would exit members too early. */
+/* Resolves --as-of (NULL: now) to a time in PostgreSQL. Mixpanel's
+ * /import refuses event times before 1971 and over an hour ahead, and a
+ * run "from the future" would exit members too early: all are usage
+ * errors (CONFIG_EUSAGE), as is text that is no time. */
 static int resolve_as_of(PGconn *conn, const char *as_of, char *out,
 			 size_t outlen, char *err, size_t errlen)
 {
 	const char *params[1] = { as_of };
+	const char *why = NULL;
 	PGresult *r;
-	int rc = -1;
+	int rc = CONFIG_EUSAGE;
 
 	r = db_query(conn, "--as-of",
-		     "SELECT t::text, t > now() FROM (SELECT coalesce("
-		     "$1::timestamptz, now()) AS t) x",
+		     "SELECT t::text, NOT isfinite(t),"
+		     " t < timestamptz '1971-01-01 00:00:00+00', t > now()"
+		     " FROM (SELECT coalesce($1::timestamptz, now()) AS t) x",
 		     1, params, err, errlen);
 	if (!r)
-		return -1;
-	if (PQgetvalue(r, 0, 1)[0] == 't') {
-		snprintf(err, errlen,
-			 "--as-of %s lies in the future: move "
-			 "test data into the past instead",
-			 as_of);
+		return PQstatus(conn) == CONNECTION_OK ? CONFIG_EUSAGE : -1;
+	if (PQgetvalue(r, 0, 1)[0] == 't')
+		why = "is not a finite time";
+	else if (PQgetvalue(r, 0, 2)[0] == 't')
+		why = "lies before 1971 (Mixpanel refuses older event times)";
+	else if (PQgetvalue(r, 0, 3)[0] == 't')
+		why = "lies in the future: move test data into the past "
+		      "instead";
+	if (why) {
+		snprintf(err, errlen, "--as-of %.80s %s", as_of, why);
+		config_one_line(err);
 		goto out;
 	}
 	snprintf(out, outlen, "%s", PQgetvalue(r, 0, 0));
@@ -329,11 +375,11 @@ int config_load(sync_list *out, PGconn *conn, const sync_filter *f, char *err,
 	const char *params[3];
 	PGresult *r;
 	sync_list l = { 0 };
-	int i, n;
+	int i, n, rc;
 
-	if (resolve_as_of(conn, f->as_of, as_of, sizeof(as_of), err, errlen) !=
-	    0)
-		return -1;
+	rc = resolve_as_of(conn, f->as_of, as_of, sizeof(as_of), err, errlen);
+	if (rc != 0)
+		return rc;
 	params[0] = f->computation;
 	params[1] = f->destination;
 	params[2] = as_of;
@@ -341,10 +387,8 @@ int config_load(sync_list *out, PGconn *conn, const sync_filter *f, char *err,
 	if (!r)
 		return -1;
 	n = PQntuples(r);
-	l.items = calloc((size_t)n + 1, sizeof(*l.items));
-	l.dests = calloc((size_t)n + 1, sizeof(*l.dests));
-	if (!l.items || !l.dests)
-		abort();
+	l.items = alloc_calloc((size_t)n + 1, sizeof(*l.items));
+	l.dests = alloc_calloc((size_t)n + 1, sizeof(*l.dests));
 	for (i = 0; i < n; i++) {
 		load_sync(&l.items[i], r, i);
 		l.items[i].dest = find_dest(&l, r, i);
@@ -370,9 +414,7 @@ int config_load_destinations(sync_list *out, PGconn *conn, const char *name,
 	if (!r)
 		return -1;
 	l.ndests = PQntuples(r);
-	l.dests = calloc((size_t)l.ndests + 1, sizeof(*l.dests));
-	if (!l.dests)
-		abort();
+	l.dests = alloc_calloc((size_t)l.ndests + 1, sizeof(*l.dests));
 	for (i = 0; i < l.ndests; i++)
 		load_dest(&l.dests[i], r, i, 0);
 	PQclear(r);
@@ -408,6 +450,8 @@ void config_free(sync_list *l)
 		free(s->definition_sql);
 		free(s->as_of);
 		free(s->window_start);
+		free(s->lookback);
+		free(s->last_as_of);
 	}
 	for (i = 0; l && i < l->ndests; i++)
 		free_dest(&l->dests[i]);
@@ -435,7 +479,16 @@ void config_mp_destination(mp_destination *out, const dest_def *d)
 
 const char *config_sync_problem(const sync_def *s, char *buf, size_t len)
 {
-	if (s->dest->problem)
+	const char *key_why = naming_key_problem(s->key);
+
+	if (key_why)
+		snprintf(buf, len, "computation %s: %s", s->key, key_why);
+	else if (s->has_lookback && !s->window_start)
+		snprintf(buf, len,
+			 "computation %s: lookback %s must be positive and "
+			 "at most " LOOKBACK_MAX,
+			 s->key, s->lookback ? s->lookback : "");
+	else if (s->dest->problem)
 		snprintf(buf, len, "%s", s->dest->problem);
 	else if (s->mode == SYNC_MODE_IDENTIFY && !s->dest->use_people)
 		snprintf(buf, len,
@@ -446,5 +499,13 @@ const char *config_sync_problem(const sync_def *s, char *buf, size_t len)
 			 s->dest->name, s->dest->name);
 	else
 		return NULL;
+	config_one_line(buf);
 	return buf;
+}
+
+void config_one_line(char *s)
+{
+	for (; s && *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = '?';
 }

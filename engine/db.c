@@ -1,9 +1,11 @@
 /* db.c - PostgreSQL connections and one way to report their errors */
 #include "audsync/db.h"
 
+#include "audsync/buf.h"
 #include "audsync/log.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Copies s into a one-line field: newlines become spaces, trailing space
@@ -59,18 +61,44 @@ static void notice_to_log(void *arg, const char *message)
 	log_debug("postgresql notice", "notice", line);
 }
 
+/* The operator's server options (options= of conninfo, else PGOPTIONS)
+ * with the engine's after them: appended to, never replaced. Caller
+ * frees. */
+static char *server_options(const char *conninfo)
+{
+	static const char ours[] = "-c TimeZone=UTC -c lock_timeout=30000";
+	PQconninfoOption *opts = NULL, *o;
+	const char *theirs = getenv("PGOPTIONS");
+	buf b;
+
+	if (conninfo && *conninfo)
+		opts = PQconninfoParse(conninfo, NULL);
+	for (o = opts; o && o->keyword; o++)
+		if (strcmp(o->keyword, "options") == 0 && o->val && *o->val)
+			theirs = o->val;
+	buf_init(&b);
+	if (theirs && *theirs)
+		buf_printf(&b, "%s ", theirs);
+	buf_puts(&b, ours);
+	PQconninfoFree(opts);
+	return buf_steal(&b);
+}
+
 PGconn *db_connect(const char *conninfo, char *err, size_t errlen)
 {
+	char *options = server_options(conninfo);
+	/* client_encoding: JSON text is UTF-8 whatever the database's
+	 * encoding; the server converts. */
 	const char *keys[] = { "dbname", "fallback_application_name", "options",
-			       NULL };
+			       "client_encoding", NULL };
 	const char *vals[] = { conninfo && *conninfo ? conninfo : NULL,
-			       "audsync",
-			       "-c TimeZone=UTC -c lock_timeout=30000", NULL };
+			       "audsync", options, "UTF8", NULL };
 	const char *tz;
 	PGconn *conn;
 
 	/* expand_dbname: conninfo may be a full connection string or URI. */
 	conn = PQconnectdbParams(keys, vals, 1);
+	free(options);
 	if (!conn) {
 		snprintf(err, errlen, "database: out of memory");
 		return NULL;

@@ -1,6 +1,8 @@
 /* diff.c - what changed since Mixpanel was last told, and the calls */
 #include "audsync/diff.h"
 
+#include "audsync/alloc.h"
+
 #include "audsync/buf.h"
 #include "audsync/db.h"
 #include "audsync/mp_payload.h"
@@ -228,10 +230,11 @@ static const char state_sql[] =
 
 /* What a run carries from finding changes to saving its state. */
 typedef struct diff_marks {
-	char snapshot[4096]; /* taken before new identifiers were looked
-			      * for; "" on a first sync or a resync */
-	char removed_n[24];  /* snapshot rows removed */
-	int whole;	     /* the stage holds every member */
+	char *snapshot;	    /* taken before new identifiers were looked
+			      * for (owned; a busy server's is long), or
+			      * NULL on a first sync or a resync */
+	char removed_n[24]; /* snapshot rows removed */
+	int whole;	    /* the stage holds every member */
 } diff_marks;
 
 /* The identifier types a sync sends to, as a SQL array literal. */
@@ -343,39 +346,63 @@ static void emit_audience_event(emitter *e, int exit, const char *distinct_id,
 		   e->val.data);
 }
 
-/* One trait event per key in value (a JSON object), each queued. */
+/* The name of a member's quoted key token (caller frees), or NULL. */
+static char *member_key(const mp_json_member *m)
+{
+	json_object *o;
+	char *tok = alloc_calloc(1, m->keylen + 1), *k = NULL;
+
+	memcpy(tok, m->key, m->keylen);
+	o = json_tokener_parse(tok);
+	if (o && json_object_is_type(o, json_type_string))
+		k = alloc_strdup(json_object_get_string(o));
+	json_object_put(o);
+	free(tok);
+	return k;
+}
+
+/* One trait event per key in value (a JSON object), each queued. The
+ * values go as PostgreSQL wrote them: a number past 64 bits keeps its
+ * digits, and nesting has no depth limit here (Mixpanel's own limits
+ * apply when it answers). */
 static int emit_trait_events(emitter *e, const char *distinct_id,
 			     const char *time_ms, const char *value, char *err,
 			     size_t errlen)
 {
-	json_object *o = json_tokener_parse(value);
-	int rc = 0;
+	const char *pos = value;
+	mp_json_member m;
+	buf v;
+	int more, rc = 0;
 
-	if (!o) {
-		snprintf(err, errlen, "computation %s: unreadable value %s",
-			 e->s->key, value);
-		return -1;
-	}
-	json_object_object_foreach(o, k, v)
-	{
+	buf_init(&v);
+	while (rc == 0 && (more = mp_json_next_member(&m, &pos)) > 0) {
+		char *k = member_key(&m);
+
+		if (!k) {
+			more = -1;
+			break;
+		}
+		buf_reset(&v);
+		buf_append(&v, m.value, m.valuelen);
 		buf_reset(&e->val);
 		buf_putc(&e->val, '{');
 		put_string_member(&e->val, "trait_key", k);
-		put_member(&e->val, k,
-			   v ? json_object_to_json_string_ext(
-				       v, JSON_C_TO_STRING_PLAIN)
-			     : "null");
+		put_member(&e->val, k, v.data);
 		if (!e->s->dest->geolocate)
 			put_member(&e->val, "ip", "0");
 		buf_putc(&e->val, '}');
 		emit_event(e, e->s->dest->trait_event, "trait", distinct_id,
 			   time_ms, k, e->val.data);
+		free(k);
 		rc = outbox_writer_add(e->w, distinct_id, e->rec.data,
 				       e->rec.len, err, errlen);
-		if (rc != 0)
-			break;
 	}
-	json_object_put(o);
+	buf_free(&v);
+	if (rc == 0 && more < 0) {
+		snprintf(err, errlen, "computation %s: unreadable value %.200s",
+			 e->s->key, value);
+		return -1;
+	}
 	return rc;
 }
 
@@ -619,12 +646,8 @@ static void clear_profile(emitter *e)
 
 static char *dup_col(const PGresult *r, int row, int col)
 {
-	char *s =
-		strdup(PQgetisnull(r, row, col) ? "" : PQgetvalue(r, row, col));
-
-	if (!s)
-		abort();
-	return s;
+	return alloc_strdup(PQgetisnull(r, row, col) ? ""
+						     : PQgetvalue(r, row, col));
 }
 
 /* Adds the identifier in row of the ids cursor to the profile read. */
@@ -632,10 +655,10 @@ static void add_ident(emitter *e, const PGresult *r, int row)
 {
 	if (e->nids == e->capids) {
 		e->capids = e->capids ? e->capids * 2 : 16;
-		e->ids = realloc(e->ids, (size_t)e->capids * sizeof(ident));
-		e->sent = realloc(e->sent, (size_t)e->capids * sizeof(char *));
-		if (!e->ids || !e->sent)
-			abort();
+		e->ids = alloc_realloc(e->ids,
+				       (size_t)e->capids * sizeof(ident));
+		e->sent = alloc_realloc(e->sent,
+					(size_t)e->capids * sizeof(char *));
 	}
 	e->ids[e->nids].type = dup_col(r, row, ID_TYPE);
 	e->ids[e->nids].value = dup_col(r, row, ID_VALUE);
@@ -783,8 +806,8 @@ out:
  * mark is a parameter, not a subquery: with its value the planner sees
  * how few rows are new and looks them up by index. */
 static int find_new_identifiers(PGconn *conn, const sync_def *s,
-				const char *sync_id, char *snapshot,
-				size_t snaplen, char *err, size_t errlen)
+				const char *sync_id, char **snapshot, char *err,
+				size_t errlen)
 {
 	const char *p[4] = { sync_id, id_types(s), NULL, NULL };
 	PGresult *r = db_query(conn, "diff: new identifiers", mark_sql, 1, p,
@@ -796,7 +819,7 @@ static int find_new_identifiers(PGconn *conn, const sync_def *s,
 	if (PQntuples(r) > 0 && !PQgetisnull(r, 0, 0)) {
 		p[2] = PQgetvalue(r, 0, 0);
 		p[3] = PQgetvalue(r, 0, 1);
-		snprintf(snapshot, snaplen, "%s", PQgetvalue(r, 0, 2));
+		*snapshot = alloc_strdup(PQgetvalue(r, 0, 2));
 		rc = db_exec(conn, "diff: new identifiers", newid_sql, 4, p,
 			     err, errlen);
 	}
@@ -840,8 +863,8 @@ static int find_changes(PGconn *conn, const sync_def *s, diff_mode mode,
 	    member_changes(conn, s, mode, sync_id, mk, err, errlen) != 0)
 		return -1;
 	if (mode == DIFF_CHANGES &&
-	    find_new_identifiers(conn, s, sync_id, mk->snapshot,
-				 sizeof(mk->snapshot), err, errlen) != 0)
+	    find_new_identifiers(conn, s, sync_id, &mk->snapshot, err,
+				 errlen) != 0)
 		return -1;
 	if (db_exec(conn, "diff: analyze", "ANALYZE pg_temp.audsync_chg", 0,
 		    NULL, err, errlen) != 0)
@@ -876,8 +899,7 @@ static int save_state(diff_counts *out, PGconn *conn, const sync_def *s,
 		      size_t errlen)
 {
 	char sync_id[16], run[24];
-	const char *p[5] = { sync_id, s->as_of, run,
-			     mk->snapshot[0] ? mk->snapshot : NULL,
+	const char *p[5] = { sync_id, s->as_of, run, mk->snapshot,
 			     mk->removed_n };
 	PGresult *r;
 
@@ -900,13 +922,15 @@ int diff_apply(diff_counts *out, PGconn *conn, const sync_def *s, int whole,
 	       size_t errlen)
 {
 	diff_marks mk;
+	int rc = -1;
 
 	memset(&mk, 0, sizeof(mk));
 	mk.whole = whole;
-	if (find_changes(conn, s, mode, &mk, err, errlen) != 0 ||
-	    count_changes(out, conn, err, errlen) != 0 ||
-	    stream_calls(out, conn, s, run_id, dry_run, err, errlen) != 0 ||
-	    save_state(out, conn, s, run_id, &mk, err, errlen) != 0)
-		return -1;
-	return 0;
+	if (find_changes(conn, s, mode, &mk, err, errlen) == 0 &&
+	    count_changes(out, conn, err, errlen) == 0 &&
+	    stream_calls(out, conn, s, run_id, dry_run, err, errlen) == 0 &&
+	    save_state(out, conn, s, run_id, &mk, err, errlen) == 0)
+		rc = 0;
+	free(mk.snapshot);
+	return rc;
 }

@@ -1,11 +1,13 @@
 /* evaluate.c - running a computation's definition into the engine's stage */
 #include "audsync/evaluate.h"
 
+#include "audsync/alloc.h"
 #include "audsync/buf.h"
 #include "audsync/db.h"
 #include "audsync/diff.h"
 #include "audsync/naming.h"
 #include "audsync/rule_catalog.h"
+#include "audsync/settings.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,7 +72,7 @@ static const char duplicate_sql[] =
 typedef struct trait_cols {
 	int n;
 	int field[MAX_TRAIT_COLUMNS];
-	char key[MAX_TRAIT_COLUMNS][128];
+	char key[MAX_TRAIT_COLUMNS][NAMING_KEY_MAX + 1];
 } trait_cols;
 
 /* PostgreSQL values as Mixpanel wants them: timestamps as ISO-8601 text
@@ -135,16 +137,22 @@ static int trait_columns(trait_cols *tc, const PGresult *desc,
 		return 0;
 	}
 	for (i = 0; i < PQnfields(desc); i++) {
+		const char *why = NULL;
+
 		if (strcmp(PQfname(desc, i), "profile_id") == 0)
 			continue;
-		if (tc->n == MAX_TRAIT_COLUMNS ||
-		    naming_key(tc->key[tc->n], sizeof(tc->key[0]),
-			       PQfname(desc, i)) <= 0) {
+		if (tc->n == MAX_TRAIT_COLUMNS)
+			why = "more than 64 trait columns";
+		else if (naming_key(tc->key[tc->n], sizeof(tc->key[0]),
+				    PQfname(desc, i)) < 0)
+			why = "its key would be longer than 255 bytes";
+		else
+			why = naming_key_problem(tc->key[tc->n]);
+		if (why) {
 			snprintf(err, errlen,
-				 "computation %s: column \"%s\" "
-				 "cannot be a trait key (too many columns, or "
-				 "no letter or digit)",
-				 s->key, PQfname(desc, i));
+				 "computation %s: column \"%.300s\" "
+				 "cannot be a trait key: %s",
+				 s->key, PQfname(desc, i), why);
 			return -1;
 		}
 		for (j = 0; j < tc->n; j++) {
@@ -167,6 +175,43 @@ static int trait_columns(trait_cols *tc, const PGresult *desc,
 		return -1;
 	}
 	return 0;
+}
+
+/* Fails when a trait column's key is another computation's key: two
+ * computations would write one Mixpanel property. */
+static int check_other_keys(PGconn *conn, const trait_cols *tc,
+			    const sync_def *s, char *err, size_t errlen)
+{
+	char id[16];
+	const char *p[2] = { id, NULL };
+	PGresult *r;
+	buf keys;
+	int i, rc = 0;
+
+	if (tc->n == 1 && strcmp(tc->key[0], s->key) == 0)
+		return 0;
+	snprintf(id, sizeof(id), "%d", s->computation_id);
+	buf_init(&keys);
+	for (i = 0; i < tc->n; i++)
+		buf_printf(&keys, "%s%s", i ? "," : "", tc->key[i]);
+	p[1] = keys.data;
+	r = db_query(conn, "trait keys",
+		     "SELECT key FROM audsync.computations WHERE id <> $1"
+		     " AND key = ANY (string_to_array($2, ',')) LIMIT 1",
+		     2, p, err, errlen);
+	if (!r) {
+		rc = -1;
+	} else if (PQntuples(r) > 0) {
+		snprintf(err, errlen,
+			 "computation %s: a trait column gives the key %s, "
+			 "which is another computation's key: rename the "
+			 "column",
+			 s->key, PQgetvalue(r, 0, 0));
+		rc = -1;
+	}
+	PQclear(r);
+	buf_free(&keys);
+	return rc;
 }
 
 /* Builds the statement that runs the definition; params[3..] are a
@@ -192,7 +237,8 @@ static int build_insert(buf *b, const char **params, int *nparams, PGconn *conn,
 		*nparams = 3;
 		return 0;
 	}
-	if (trait_columns(tc, desc, s, err, errlen) != 0)
+	if (trait_columns(tc, desc, s, err, errlen) != 0 ||
+	    check_other_keys(conn, tc, s, err, errlen) != 0)
 		return -1;
 	buf_puts(b, "INSERT INTO pg_temp.audsync_stage"
 		    " (profile_id, value, h) SELECT d.profile_id::text, x.v,");
@@ -243,11 +289,9 @@ static void definition_error(char *err, size_t errlen, PGconn *conn,
 /* The types of n parameters: two times, then text. Caller frees. */
 static unsigned int *param_types(int n)
 {
-	unsigned int *types = calloc((size_t)n + 2, sizeof(*types));
+	unsigned int *types = alloc_calloc((size_t)n + 2, sizeof(*types));
 	int i;
 
-	if (!types)
-		abort();
 	for (i = 0; i < n; i++)
 		types[i] = i < 2 ? TIMESTAMPTZOID : TEXTOID;
 	return types;
@@ -310,11 +354,17 @@ static int check_duplicates(PGconn *conn, const sync_def *s, char *err,
 	return rc;
 }
 
-static const char *statement_timeout(void)
+/* AUDSYNC_STATEMENT_TIMEOUT in milliseconds, as PostgreSQL reads it;
+ * main() refused a bad value before any run. */
+static int statement_timeout(char *out, size_t outlen, char *err, size_t errlen)
 {
-	const char *t = getenv("AUDSYNC_STATEMENT_TIMEOUT");
+	long ms;
 
-	return t && *t ? t : EVALUATE_DEFAULT_TIMEOUT;
+	if (settings_env_long(&ms, "AUDSYNC_STATEMENT_TIMEOUT", err, errlen) !=
+	    0)
+		return -1;
+	snprintf(out, outlen, "%ld", ms);
+	return 0;
 }
 
 /* Large objects are data a read-only transaction may still create
@@ -341,12 +391,16 @@ static int run_insert(PGconn *conn, const sync_def *s, const char *sql,
 		      int nparams, const char **params, char *err,
 		      size_t errlen)
 {
-	unsigned int *types = param_types(nparams);
-	const char *timeout = statement_timeout();
-	char lo_before[64], lo_after[64];
+	const char *timeout = settings_env("AUDSYNC_STATEMENT_TIMEOUT");
+	char ms[24], lo_before[64], lo_after[64];
+	const char *ms_p = ms;
+	unsigned int *types;
 	PGresult *res = NULL;
 	int rc = -1;
 
+	if (statement_timeout(ms, sizeof(ms), err, errlen) != 0)
+		return -1;
+	types = param_types(nparams);
 	if (db_exec(conn, "evaluate", "BEGIN READ ONLY", 0, NULL, err,
 		    errlen) != 0) {
 		free(types);
@@ -357,7 +411,7 @@ static int run_insert(PGconn *conn, const sync_def *s, const char *sql,
 	if (db_exec(conn, "statement timeout",
 		    "SELECT set_config('statement_timeout', $1, true),"
 		    " set_config('work_mem', '" DIFF_WORK_MEM "', true)",
-		    1, &timeout, err, errlen) != 0 ||
+		    1, &ms_p, err, errlen) != 0 ||
 	    lo_state(lo_before, sizeof(lo_before), conn, err, errlen) != 0)
 		goto out;
 	res = PQexecParams(conn, sql, nparams, types, params, NULL, NULL, 0);

@@ -37,10 +37,20 @@ int log_set_format_name(const char *name)
 	return 0;
 }
 
-/* logfmt quotes a value that is empty or holds a space, quote or '='. */
+/* 1 when v holds a byte a terminal or a log reader would act on. */
+static int has_control(const char *v)
+{
+	for (; *v; v++)
+		if ((unsigned char)*v < 0x20 || *v == 0x7f)
+			return 1;
+	return 0;
+}
+
+/* logfmt quotes a value that is empty or holds a space, quote, '=',
+ * backslash or control character; quoting escapes them all. */
 static void put_logfmt_value(buf *b, const char *v)
 {
-	if (*v && strpbrk(v, " \"=\t\n\\") == NULL)
+	if (*v && strpbrk(v, " \"=\\") == NULL && !has_control(v))
 		buf_puts(b, v);
 	else
 		buf_json_str(b, v);

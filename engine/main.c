@@ -1,6 +1,7 @@
 /* main.c - the audsync command line: options, help, dispatch */
 #include "audsync/commands.h"
 #include "audsync/log.h"
+#include "audsync/settings.h"
 
 #include <getopt.h>
 #include <signal.h>
@@ -239,6 +240,7 @@ static int dispatch(const command *c, int nargs, char **args, cli_opts *o,
 
 int main(int argc, char **argv)
 {
+	char err[300];
 	cli_opts o = { 0 };
 	const command *c;
 	unsigned used = 0;
@@ -252,6 +254,10 @@ int main(int argc, char **argv)
 			"audsync: AUDSYNC_LOG_LEVEL must be debug, "
 			"info, warn or error, not '%s'\n",
 			env);
+		return EXIT_USAGE;
+	}
+	if (settings_check_env(err, sizeof(err)) != 0) {
+		fprintf(stderr, "audsync: %s\n", err);
 		return EXIT_USAGE;
 	}
 	o.db = getenv("AUDSYNC_DB");

@@ -162,7 +162,7 @@ int mp_distinct_id_invalid(const char *s)
 {
 	size_t len, i;
 
-	if (!s)
+	if (!s || strlen(s) > MP_DISTINCT_ID_MAX)
 		return 1;
 	while (isspace((unsigned char)*s))
 		s++;
@@ -177,6 +177,76 @@ int mp_distinct_id_invalid(const char *s)
 			return 1;
 	}
 	return 0;
+}
+
+static const char *skip_ws(const char *p)
+{
+	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+		p++;
+	return p;
+}
+
+/* The end of the JSON string starting at p (its opening quote), just past
+ * the closing quote, or NULL. */
+static const char *string_end(const char *p)
+{
+	for (p++; *p && *p != '"'; p++)
+		if (*p == '\\' && *++p == '\0')
+			return NULL;
+	return *p == '"' ? p + 1 : NULL;
+}
+
+/* The end of the JSON value starting at p: at the ',' or '}' that follows
+ * it at depth 0, or NULL. */
+static const char *value_end(const char *p)
+{
+	int depth = 0;
+
+	while (*p) {
+		if (*p == '"') {
+			p = string_end(p);
+			if (!p)
+				return NULL;
+			continue;
+		}
+		if (*p == '{' || *p == '[')
+			depth++;
+		else if ((*p == '}' || *p == ']') && depth > 0)
+			depth--;
+		else if ((*p == ',' || *p == '}') && depth == 0)
+			return p;
+		p++;
+	}
+	return NULL;
+}
+
+int mp_json_next_member(mp_json_member *out, const char **pos)
+{
+	const char *p = skip_ws(*pos), *end;
+
+	if (*p == '{' || *p == ',')
+		p = skip_ws(p + 1);
+	if (*p == '}') {
+		*pos = p;
+		return 0;
+	}
+	if (*p != '"')
+		return -1;
+	end = string_end(p);
+	if (!end || *skip_ws(end) != ':')
+		return -1;
+	out->key = p;
+	out->keylen = (size_t)(end - p);
+	p = skip_ws(skip_ws(end) + 1);
+	end = value_end(p);
+	if (!end || end == p)
+		return -1;
+	*pos = end;
+	while (end > p && strchr(" \t\n\r", end[-1]))
+		end--;
+	out->value = p;
+	out->valuelen = (size_t)(end - p);
+	return 1;
 }
 
 /* The opening shared by every /engage update, up to the operation. */

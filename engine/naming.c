@@ -1,6 +1,8 @@
 /* naming.c - Mixpanel property keys from computation and column names */
 #include "audsync/naming.h"
 
+#include <string.h>
+
 int naming_key(char *out, size_t outlen, const char *name)
 {
 	size_t n = 0;
@@ -28,4 +30,28 @@ int naming_key(char *out, size_t outlen, const char *name)
 	}
 	out[n] = '\0';
 	return (int)n;
+}
+
+const char *naming_key_problem(const char *key)
+{
+	static const char *const reserved[] = {
+		"time",		 "distinct_id", "ip",
+		"token",	 "insert_id",	"audience_key",
+		"audience_name", "trait_key"
+	};
+	size_t i;
+
+	if (!key || !*key)
+		return "a key may not be empty";
+	if (strlen(key) > NAMING_KEY_MAX)
+		return "a key is at most 255 bytes (Mixpanel cuts longer "
+		       "property names)";
+	if (key[0] == '$' || strncmp(key, "mp_", 3) == 0)
+		return "keys starting with $ or mp_ are Mixpanel's own";
+	for (i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
+		if (strcmp(key, reserved[i]) == 0)
+			return "the key is reserved: Mixpanel or audsync's own "
+			       "records already carry a property of that "
+			       "name";
+	return NULL;
 }

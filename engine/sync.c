@@ -7,6 +7,7 @@
 #include "audsync/buf.h"
 #include "audsync/mp_payload.h"
 #include "audsync/log.h"
+#include "audsync/settings.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -303,23 +304,67 @@ static int selected(const sync_def *s, const run_request *rq)
 	return !rq->only_due || s->due;
 }
 
-int sync_run(run_totals *out, PGconn *conn, const run_request *rq, char *err,
-	     size_t errlen)
+/* Why the command line asks for nothing that may run, or NULL: it names
+ * no sync, only disabled ones, or an --as-of before a sync's last
+ * successful run (replaying history would tell Mixpanel an older truth;
+ * resync --reset forgets it first). */
+static const char *refusal(char *err, size_t errlen, const sync_list *l,
+			   const run_request *rq)
 {
-	sync_filter f = { rq->computation, rq->destination, rq->as_of };
-	sync_list l;
-	int i, rc = 0;
+	int i, enabled = 0;
 
-	if (config_load(&l, conn, &f, err, errlen) != 0)
-		return -1;
-	if (l.n == 0 && (rq->computation || rq->destination)) {
+	for (i = 0; i < l->n; i++) {
+		const sync_def *s = &l->items[i];
+
+		enabled += s->enabled;
+		if (rq->as_of && s->enabled && s->as_of_before_last) {
+			snprintf(err, errlen,
+				 "--as-of %.80s lies before the last "
+				 "successful run of computation %s to "
+				 "destination %s (as of %s): to replay "
+				 "history, run 'audsync resync --computation "
+				 "%s --reset' first",
+				 rq->as_of, s->key, s->dest->name,
+				 s->last_as_of, s->key);
+			return err;
+		}
+	}
+	if (!rq->computation && !rq->destination)
+		return NULL;
+	if (l->n > 0 && enabled == 0)
+		snprintf(err, errlen,
+			 "every sync that matches%s%s%s%s is disabled (the "
+			 "sync or its computation has enabled = false, or "
+			 "was retired): nothing to run",
+			 rq->computation ? " computation " : "",
+			 rq->computation ? rq->computation : "",
+			 rq->destination ? " destination " : "",
+			 rq->destination ? rq->destination : "");
+	else if (l->n == 0)
 		snprintf(err, errlen, "no sync matches%s%s%s%s",
 			 rq->computation ? " computation " : "",
 			 rq->computation ? rq->computation : "",
 			 rq->destination ? " destination " : "",
 			 rq->destination ? rq->destination : "");
+	else
+		return NULL;
+	return err;
+}
+
+int sync_run(run_totals *out, PGconn *conn, const run_request *rq, char *err,
+	     size_t errlen)
+{
+	sync_filter f = { rq->computation, rq->destination, rq->as_of };
+	sync_list l;
+	int i, rc;
+
+	rc = config_load(&l, conn, &f, err, errlen);
+	if (rc != 0)
+		return rc == CONFIG_EUSAGE ? SYNC_EUSAGE : -1;
+	if (refusal(err, errlen, &l, rq)) {
+		config_one_line(err);
 		config_free(&l);
-		return -1;
+		return SYNC_EUSAGE;
 	}
 	for (i = 0; i < l.n && rc == 0 && !sync_stop_requested; i++) {
 		int r;
@@ -337,24 +382,27 @@ int sync_run(run_totals *out, PGconn *conn, const run_request *rq, char *err,
 }
 
 /* Client options: Mixpanel's advice by default, tunable for operators
- * (and for tests, which cannot wait minutes for a backoff). */
-static long env_long(const char *name, long dflt)
-{
-	const char *v = getenv(name);
-
-	return v && *v ? atol(v) : dflt;
-}
-
+ * (and for tests, which cannot wait minutes for a backoff), parsed by
+ * their declarations in settings.c. */
 static mp_client *open_client(char *err, size_t errlen)
 {
 	mp_options o = { 0 };
+	long attempts;
 
-	o.connect_timeout_ms = env_long("AUDSYNC_CONNECT_TIMEOUT_MS", 0);
-	o.timeout_ms = env_long("AUDSYNC_TIMEOUT_MS", 0);
-	o.max_attempts = (int)env_long("AUDSYNC_MAX_ATTEMPTS", 0);
-	o.backoff_base_ms = env_long("AUDSYNC_RETRY_BASE_MS", 0);
-	o.backoff_cap_ms = env_long("AUDSYNC_RETRY_MAX_MS", 0);
-	o.jitter_ms = env_long("AUDSYNC_RETRY_JITTER_MS", 0);
+	if (settings_env_long(&o.connect_timeout_ms,
+			      "AUDSYNC_CONNECT_TIMEOUT_MS", err, errlen) != 0 ||
+	    settings_env_long(&o.timeout_ms, "AUDSYNC_TIMEOUT_MS", err,
+			      errlen) != 0 ||
+	    settings_env_long(&attempts, "AUDSYNC_MAX_ATTEMPTS", err, errlen) !=
+		    0 ||
+	    settings_env_long(&o.backoff_base_ms, "AUDSYNC_RETRY_BASE_MS", err,
+			      errlen) != 0 ||
+	    settings_env_long(&o.backoff_cap_ms, "AUDSYNC_RETRY_MAX_MS", err,
+			      errlen) != 0 ||
+	    settings_env_long(&o.jitter_ms, "AUDSYNC_RETRY_JITTER_MS", err,
+			      errlen) != 0)
+		return NULL;
+	o.max_attempts = (int)attempts;
 	return mp_client_open(&o, err, errlen);
 }
 

@@ -19,8 +19,8 @@ static const char *db;
 		"AUDSYNC_MAX_ATTEMPTS=3"
 
 static const char *const retry_env[] = { RETRY_ENV, NULL };
-static const char *const secret_env[] = { "MP_SECRET=test-secret", RETRY_ENV,
-					  NULL };
+static const char *const secret_env[] = { "MIXPANEL_TEST_SECRET=test-secret",
+					  RETRY_ENV, NULL };
 
 static void setup(void)
 {
@@ -917,11 +917,12 @@ END_TEST
 
 /* ---- track mode ------------------------------------------------------- */
 
-/* 'mp' authenticates /import with the API secret in $MP_SECRET. */
+/* 'mp' authenticates /import with the API secret in $MIXPANEL_TEST_SECRET. */
 static void use_secret(void)
 {
-	tl_sql(db, "UPDATE audsync.destinations SET secret_env = 'MP_SECRET'"
-		   " WHERE name = 'mp'");
+	tl_sql(db,
+	       "UPDATE audsync.destinations SET secret_env = 'MIXPANEL_TEST_SECRET'"
+	       " WHERE name = 'mp'");
 }
 
 START_TEST(track_mode_sends_one_event_per_person_and_resync_no_duplicates)
@@ -1421,14 +1422,14 @@ END_TEST
 
 START_TEST(a_secret_env_naming_an_unset_variable_is_reported)
 {
-	add_destination("vault", "secret_env = 'AUDSYNC_TEST_NO_SUCH_SECRET'");
+	add_destination("vault", "secret_env = 'MIXPANEL_TEST_NO_SUCH_SECRET'");
 	add_computation("Lost", "audience",
 			"SELECT profile_id FROM audsync.external_ids", "NULL",
 			0);
 	add_sync("lost", "vault", "track", "all");
 	add_good_audience();
-	unsetenv("AUDSYNC_TEST_NO_SUCH_SECRET");
-	assert_bad_input(NULL, "lost", "vault", "AUDSYNC_TEST_NO_SUCH_SECRET");
+	unsetenv("MIXPANEL_TEST_NO_SUCH_SECRET");
+	assert_bad_input(NULL, "lost", "vault", "MIXPANEL_TEST_NO_SUCH_SECRET");
 	ck_assert_int_eq(COUNTER("events_stored"), 0);
 }
 END_TEST
@@ -1599,8 +1600,9 @@ END_TEST
 
 START_TEST(wrong_credentials_stop_delivery_without_showing_the_secret)
 {
-	static const char *const wrong[] = { "MP_SECRET=hunter2-wrong-s3cret",
-					     RETRY_ENV, NULL };
+	static const char *const wrong[] = {
+		"MIXPANEL_TEST_SECRET=hunter2-wrong-s3cret", RETRY_ENV, NULL
+	};
 	json_object *st;
 	tl_result r;
 

@@ -55,9 +55,13 @@ typedef struct sync_def {
 	int has_lookback;
 	int include_anonymous;
 	char *as_of;	    /* the as-of time of this evaluation (UTC text) */
-	char *window_start; /* as_of - lookback, or "-infinity" */
+	char *window_start; /* as_of - lookback, "-infinity", or NULL when
+			     * the lookback is out of range */
 	int due;	    /* by the schedule at as_of */
-	dest_def *dest;	    /* shared by the syncs of one destination */
+	char *lookback;	    /* the interval as text, or NULL */
+	char *last_as_of;   /* of the last successful run, or NULL */
+	int as_of_before_last; /* as_of lies before last_as_of */
+	dest_def *dest;	       /* shared by the syncs of one destination */
 } sync_def;
 
 typedef struct sync_list {
@@ -74,14 +78,18 @@ typedef struct sync_filter {
 	const char *as_of; /* NULL: now */
 } sync_filter;
 
+/* config_load()'s return for an --as-of the user must change. */
+#define CONFIG_EUSAGE (-2)
+
 /*
  * Reads every sync matching f, in id order, with their computations and
  * destinations, evaluates the as-of time and window start in PostgreSQL
  * and decides which syncs are due. Problems with a destination (no token,
  * unknown region, unset secret variable, bad settings) are recorded in its
  * problem field, not returned: they fail only that destination's syncs.
- * Returns 0 and fills *out (free with config_free()), or -1 with err set
- * (database error, or an --as-of that is not a time or lies in the future).
+ * Returns 0 and fills *out (free with config_free()), -1 with err set on
+ * a database error, or CONFIG_EUSAGE with err set for an --as-of that is
+ * not a time, lies before 1971 or in the future.
  */
 int config_load(sync_list *out, PGconn *conn, const sync_filter *f, char *err,
 		size_t errlen) __attribute__((warn_unused_result));
@@ -103,9 +111,15 @@ void config_mp_destination(mp_destination *out, const dest_def *d);
  * Pure: reads nothing but text. */
 void config_parse_settings(dest_def *d, const char *text);
 
-/* The problem that stops sync s from running, or NULL: its destination's,
- * an identify sync on a destination without use_people. The text is one line naming the destination or
- * computation. Writes into buf and returns it, or NULL. */
+/* The problem that stops sync s from running, or NULL: a reserved key, a
+ * lookback out of range, its destination's, an identify sync on a
+ * destination without use_people. The text is one
+ * line naming the destination or computation. Writes into buf and returns
+ * it, or NULL. */
 const char *config_sync_problem(const sync_def *s, char *buf, size_t len);
+
+/* Replaces control characters of s in place by '?': a row's text goes
+ * into one-line messages. */
+void config_one_line(char *s);
 
 #endif

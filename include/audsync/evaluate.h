@@ -6,10 +6,6 @@
 
 #include <libpq-fe.h>
 
-/* Default statement timeout of a definition; AUDSYNC_STATEMENT_TIMEOUT
- * (any PostgreSQL duration, e.g. "30s") overrides it. */
-#define EVALUATE_DEFAULT_TIMEOUT "10min"
-
 /*
  * Runs s's definition_sql with $1 = s->as_of and $2 = s->window_start in a
  * read-only transaction with a statement timeout. *whole is set when

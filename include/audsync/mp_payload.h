@@ -19,8 +19,13 @@
 void mp_insert_id(char out[MP_INSERT_ID_LEN + 1], const char *const *parts,
 		  size_t n);
 
+/* The longest distinct_id, in bytes: Mixpanel cuts strings beyond 255,
+ * so two longer ids could become one profile. */
+#define MP_DISTINCT_ID_MAX 255
+
 /* 1 when Mixpanel refuses s as a distinct_id (NULL, "", "null", "0",
- * "anon", ... compared case-insensitively, after trimming spaces). */
+ * "anon", ... compared case-insensitively, after trimming spaces), or
+ * would cut it (longer than MP_DISTINCT_ID_MAX bytes). */
 int mp_distinct_id_invalid(const char *s);
 
 /* The fields every /engage update opens with. ip: "$ip" (an address to
@@ -35,6 +40,25 @@ typedef struct mp_update_head {
 /* Mixpanel's reserved name of a Segment special trait (created, email,
  * firstName, lastName, name, username, phone), or NULL for any other. */
 const char *mp_payload_trait_name(const char *trait);
+
+/* One member of a JSON object's text, as written: key is the quoted key
+ * token, value the value's text (numbers keep every digit, nesting any
+ * depth). Both point into the object's text. */
+typedef struct mp_json_member {
+	const char *key;
+	size_t keylen;
+	const char *value;
+	size_t valuelen;
+} mp_json_member;
+
+/*
+ * Steps through the members of the JSON object whose text starts at
+ * *pos (set *pos to the text before the first call). Returns 1 and fills
+ * *out for the next member, 0 at the object's end, -1 when the text is
+ * not a well-formed object's. Nothing is allocated: no parser's number
+ * range or depth limit touches the values.
+ */
+int mp_json_next_member(mp_json_member *out, const char **pos);
 
 /*
  * Maps the traits of a Segment-spec identify call to /engage updates, as

@@ -14,4 +14,17 @@
  */
 int naming_key(char *out, size_t outlen, const char *name);
 
+/* The longest key, in bytes: Mixpanel cuts property names beyond it. */
+#define NAMING_KEY_MAX 255
+
+/*
+ * Why key cannot be a Mixpanel property of audsync's, or NULL when it
+ * can: a name Mixpanel or audsync's own records already use (time,
+ * distinct_id, ip, token, insert_id, audience_key, audience_name,
+ * trait_key), one starting with '$' or "mp_", an empty one, or one longer
+ * than NAMING_KEY_MAX. The same rule is audsync.key_problem() in SQL.
+ * The text is static.
+ */
+const char *naming_key_problem(const char *key);
+
 #endif

@@ -48,10 +48,12 @@ int sync_mark_interrupted(PGconn *conn, char *err, size_t errlen);
  * Runs the syncs rq selects, each under its advisory lock (a sync locked
  * by another process is skipped, and said so), each with its run row.
  * A failing sync is recorded in its run row and the log; the others go
- * on. Adds to *out. Returns 0, or -1 with err set when the database
- * failed or rq is wrong (an --as-of in the future, nothing matched a
- * named computation).
+ * on. Adds to *out. Returns 0, -1 with err set when the database
+ * failed, or SYNC_EUSAGE with err set when rq is wrong: an --as-of that
+ * is no time, before 1971, in the future or before a sync's last
+ * successful run; nothing or only disabled syncs match what it names.
  */
+#define SYNC_EUSAGE (-2)
 int sync_run(run_totals *out, PGconn *conn, const run_request *rq, char *err,
 	     size_t errlen) __attribute__((warn_unused_result));
 
