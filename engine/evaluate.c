@@ -480,11 +480,9 @@ static const char **all_params(int *n, const rules_sql *rule)
 {
 	int total = rule->sql ? RULE_FIRST_PARAM - 1 + rule->nparams
 			      : MAX_TRAIT_COLUMNS + 3;
-	const char **p = calloc((size_t)total + 1, sizeof(*p));
+	const char **p = alloc_calloc((size_t)total + 1, sizeof(*p));
 	int i;
 
-	if (!p)
-		abort();
 	for (i = 0; rule->sql && i < rule->nparams; i++)
 		p[RULE_FIRST_PARAM - 1 + i] = rule->params[i];
 	if (rule->sql)

@@ -1,6 +1,7 @@
 /* outbox.c - calls decided but not yet accepted by Mixpanel */
 #include "audsync/outbox.h"
 
+#include "audsync/alloc.h"
 #include "audsync/buf.h"
 #include "audsync/db.h"
 #include "audsync/log.h"
@@ -51,11 +52,9 @@ outbox_writer *outbox_writer_open(PGconn *conn, int dest_id,
 				  long long run_id, mp_endpoint ep,
 				  FILE *dry_run)
 {
-	outbox_writer *w = calloc(1, sizeof(*w));
+	outbox_writer *w = alloc_calloc(1, sizeof(*w));
 	int i;
 
-	if (!w)
-		abort();
 	w->conn = conn;
 	w->dry_run = dry_run;
 	w->dest_name = dest_name;
@@ -225,7 +224,7 @@ static void on_result(void *ud, uint64_t tag, mp_outcome outcome,
 
 	p->outcome[i] = (unsigned char)outcome;
 	free(p->msg[i]);
-	p->msg[i] = message ? strdup(message) : NULL;
+	p->msg[i] = alloc_strdup(message);
 }
 
 /* Splits a page into its records; a page's count is what it holds. */
@@ -240,15 +239,13 @@ static void load_page(page *p, const PGresult *res, int row)
 		 PQgetvalue(res, row, 2));
 	snprintf(p->sync_id, sizeof(p->sync_id), "%s", PQgetvalue(res, row, 4));
 	snprintf(p->run_id, sizeof(p->run_id), "%s", PQgetvalue(res, row, 5));
-	p->text = strdup(PQgetvalue(res, row, 3));
+	p->text = alloc_strdup(PQgetvalue(res, row, 3));
 	p->n = 1;
 	for (s = p->text; *s; s++)
 		p->n += *s == '\n';
-	p->rec = calloc((size_t)p->n, sizeof(*p->rec));
-	p->outcome = calloc((size_t)p->n, 1);
-	p->msg = calloc((size_t)p->n, sizeof(*p->msg));
-	if (!p->text || !p->rec || !p->outcome || !p->msg)
-		abort();
+	p->rec = alloc_calloc((size_t)p->n, sizeof(*p->rec));
+	p->outcome = alloc_calloc((size_t)p->n, 1);
+	p->msg = alloc_calloc((size_t)p->n, sizeof(*p->msg));
 	p->rec[0] = p->text;
 	for (i = 1, s = p->text; *s; s++) {
 		if (*s == '\n') {
@@ -347,9 +344,7 @@ static int read_pages(round *r, PGconn *conn, const char *dest_id, char *err,
 	if (!res)
 		return -1;
 	r->n = PQntuples(res);
-	r->pages = calloc((size_t)r->n + 1, sizeof(*r->pages));
-	if (!r->pages)
-		abort();
+	r->pages = alloc_calloc((size_t)r->n + 1, sizeof(*r->pages));
 	for (i = 0; i < r->n; i++)
 		load_page(&r->pages[i], res, i);
 	PQclear(res);
@@ -373,8 +368,9 @@ static int submit_round(round *r, mp_client *c, int mp_dest, char *err,
 				continue;
 			/* Larger than any request may be: reject it. */
 			p->outcome[j] = MP_OUT_REJECTED;
-			p->msg[j] = strdup("record larger than the request "
-					   "byte cap");
+			p->msg[j] =
+				alloc_strdup("record larger than the request "
+					     "byte cap");
 		}
 	}
 	if (mp_client_flush(c, on_result, r) < 0) {

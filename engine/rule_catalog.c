@@ -2,6 +2,7 @@
  * names, read from the database */
 #include "audsync/rule_catalog.h"
 
+#include "audsync/alloc.h"
 #include "audsync/buf.h"
 #include "audsync/db.h"
 
@@ -34,9 +35,7 @@ static rules_target *read_catalog(PGresult **res, int *n,
 	if (!*res)
 		return NULL;
 	*n = PQntuples(*res);
-	t = calloc((size_t)*n + 1, sizeof(*t));
-	if (!t)
-		abort();
+	t = alloc_calloc((size_t)*n + 1, sizeof(*t));
 	*own = NULL;
 	for (i = 0; i < *n; i++) {
 		t[i].key = PQgetvalue(*res, i, CAT_KEY);

@@ -2,6 +2,7 @@
  * statement with every value bound as a parameter */
 #include "audsync/rules.h"
 
+#include "audsync/alloc.h"
 #include "audsync/buf.h"
 
 #include <ctype.h>
@@ -105,11 +106,10 @@ static int param(compiler *c, const char *text)
 			    RULES_MAX_PARAMS);
 	if (c->nparams == c->cap) {
 		c->cap = c->cap ? 2 * c->cap : 16;
-		c->params = realloc(c->params, (size_t)c->cap * sizeof(char *));
-		if (!c->params)
-			abort();
+		c->params = alloc_realloc(c->params,
+					  (size_t)c->cap * sizeof(char *));
 	}
-	c->params[c->nparams] = strdup(text);
+	c->params[c->nparams] = alloc_strdup(text);
 	if (!c->params[c->nparams])
 		abort();
 	return c->first + c->nparams++;
@@ -117,9 +117,7 @@ static int param(compiler *c, const char *text)
 
 static void list_add(char ***list, int *n, char *item)
 {
-	*list = realloc(*list, (size_t)(*n + 1) * sizeof(char *));
-	if (!*list)
-		abort();
+	*list = alloc_realloc(*list, (size_t)(*n + 1) * sizeof(char *));
 	(*list)[(*n)++] = item;
 }
 

@@ -7,6 +7,7 @@
  */
 #include "audsync/segment_map.h"
 
+#include "audsync/alloc.h"
 #include "audsync/mp_payload.h"
 
 #include <ctype.h>
@@ -73,9 +74,7 @@ static char **parse_list(json_object *v)
 	if (!json_object_is_type(v, json_type_array))
 		return NULL;
 	n = json_object_array_length(v);
-	l = calloc(n + 1, sizeof(*l));
-	if (!l)
-		abort();
+	l = alloc_calloc(n + 1, sizeof(*l));
 	for (i = 0; i < n; i++) {
 		json_object *e = json_object_array_get_idx(v, i);
 
@@ -86,7 +85,7 @@ static char **parse_list(json_object *v)
 			free(l);
 			return NULL;
 		}
-		l[i] = strdup(json_object_get_string(e));
+		l[i] = alloc_strdup(json_object_get_string(e));
 	}
 	return l;
 }
@@ -155,7 +154,7 @@ int segment_settings_parse(segment_settings *out, json_object *settings,
 	segment_settings s;
 
 	memset(&s, 0, sizeof(s));
-	s.token = strdup(token ? token : "");
+	s.token = alloc_strdup(token ? token : "");
 	s.use_people = use_people;
 	s.consolidated_page_calls = 1;
 	s.set_all_traits_by_default = 1;

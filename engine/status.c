@@ -184,8 +184,9 @@ int status_validate(int *out, FILE *f, PGconn *conn, char *err, size_t errlen)
 	for (i = 0; i < l.n; i++) {
 		const sync_def *s = &l.items[i];
 
+		/* A destination's problem was printed once above. */
 		if ((config_sync_problem(s, why, sizeof(why)) &&
-		     !s->dest->problem) ||
+		     (!s->dest->problem || strcmp(why, s->dest->problem))) ||
 		    evaluate_check(conn, s, why, sizeof(why)) != 0) {
 			fprintf(f, "problem: %s\n", why);
 			problems++;

@@ -275,12 +275,14 @@ static void check_canary(void)
 
 static void no_sink_file(const char *out, const char *err)
 {
+	char *path = with_tmp("@TMP@/never.txt");
 	struct stat st;
 
 	(void)out;
 	(void)err;
-	ck_assert_msg(stat("/tmp/audsync-badinput-never.txt", &st) != 0,
+	ck_assert_msg(stat(path, &st) != 0,
 		      "a file: sink the operator did not allow was written");
+	free(path);
 }
 
 static void sink_file_written(const char *out, const char *err)
@@ -374,6 +376,18 @@ static void utf8_sent(const char *out, const char *err)
 		      "the value is not UTF-8: %s", out);
 }
 
+/* A key of 200 bytes: longer than 127, within Mixpanel's 255. */
+#define K10  "kkkkkkkkkk"
+#define K50  K10 K10 K10 K10 K10
+#define K200 K50 K50 K50 K50
+
+static void long_key_whole(const char *out, const char *err)
+{
+	(void)err;
+	ck_assert_msg(tl_contains(out, "\"trait_key\":\"" K200 "\""),
+		      "the 200-byte trait key was cut: %s", out);
+}
+
 /* ---- the catalogue ------------------------------------------------------- */
 
 #define RUN_ALL                                                                \
@@ -392,7 +406,7 @@ static void utf8_sent(const char *out, const char *err)
 static const bad_case cases[] = {
 	/* 2: file: sinks only where the operator allows */
 	{ "file: sink outside any allowed directory",
-	  DEST("sinkdest", "api_base = 'file:/tmp/audsync-badinput-never.txt'")
+	  DEST("sinkdest", "api_base = 'file:@TMP@/never.txt'")
 		  BAD_PROFILE BAD_AUDIENCE("bad", "sinkdest", ) ");" BAD_SYNC(
 			  "bad", "sinkdest"),
 	  NULL,
@@ -790,6 +804,16 @@ static const bad_case cases[] = {
 	  "dry run",
 	  deep_value_sent },
 	/* 13: smaller ones */
+	{ "a 200-byte trait key is not cut at 127",
+	  BAD_PROFILE TRACK_TRAIT(K200, "SELECT profile_id, 1 AS value FROM"
+					" audsync.external_ids WHERE"
+					" profile_id = 'b1'"),
+	  NULL,
+	  { NULL },
+	  DRY_TRAIT(K200),
+	  0,
+	  "dry run",
+	  long_key_whole },
 	{ "a 512-byte distinct_id is skipped and counted",
 	  "INSERT INTO audsync.external_ids VALUES ('long', 'user_id',"
 	  " repeat('x', 512));" BAD_AUDIENCE(
