@@ -7,6 +7,7 @@
  */
 #include "audsync/forward.h"
 
+#include "audsync/alloc.h"
 #include "audsync/config.h"
 #include "audsync/db.h"
 #include "audsync/log.h"
@@ -69,9 +70,7 @@ static void *grow(void *p, int *cap, int need, size_t size)
 	*cap = *cap ? *cap * 2 : 256;
 	if (*cap < need)
 		*cap = need;
-	p = realloc(p, (size_t)*cap * size);
-	if (!p)
-		abort();
+	p = alloc_realloc(p, (size_t)*cap * size);
 	return p;
 }
 
@@ -164,9 +163,7 @@ static int mark_fresh(batch *b, PGconn *conn, const fw_dest *d, char *err,
 	int i, n;
 
 	free(b->fresh);
-	b->fresh = calloc((size_t)b->nmsgs + 1, 1);
-	if (!b->fresh)
-		abort();
+	b->fresh = alloc_calloc((size_t)b->nmsgs + 1, 1);
 	snprintf(id, sizeof(id), "%d", d->id);
 	buf_init(&ids);
 	id_array(&ids, b);
@@ -284,7 +281,7 @@ static int dest_from_def(fw_dest *d, const dest_def *def, char *err,
 	if (rc != 0)
 		return -1;
 	d->id = def->id;
-	d->name = strdup(def->name);
+	d->name = alloc_strdup(def->name);
 	return 0;
 }
 

@@ -1,6 +1,8 @@
 /* mp_payload.c - Mixpanel record shapes: identify mapping, $insert_id */
 #include "audsync/mp_payload.h"
 
+#include "audsync/alloc.h"
+
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,9 +118,7 @@ void mp_insert_id(char out[MP_INSERT_ID_LEN + 1], const char *const *parts,
 	for (i = 0; i < n; i++)
 		total += 8 + (parts[i] ? strlen(parts[i]) : 0);
 	if (total > sizeof(small)) {
-		in = malloc(total);
-		if (!in)
-			abort();
+		in = alloc_calloc(1, total);
 	}
 	total = 0;
 	for (i = 0; i < n; i++) {

@@ -23,7 +23,7 @@ static const char *db;
 		"AUDSYNC_MAX_ATTEMPTS=1"
 
 /* A legacy row: written before the database refused it (triggers off,
- * as a row from before migration 009). */
+ * as a row from before migration 010). */
 #define LEGACY "SET session_replication_role = replica; "
 
 /* A trait computation with a track sync to the fake, its definition

@@ -1,4 +1,4 @@
--- 009_refuse_bad_rows.sql: a computation row that would harm Mixpanel's
+-- 010_refuse_bad_rows.sql: a computation row that would harm Mixpanel's
 -- data or other syncs is refused when it is written (DESIGN.md section 8).
 -- The engine checks the same rules at run time, for rows written before
 -- this migration: such a row fails only its own sync.
