@@ -1,6 +1,8 @@
 /* mp_redact.c - keeps a destination's credentials out of every text */
 #include "audsync/mp_redact.h"
 
+#include "audsync/alloc.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,13 +88,9 @@ char *mp_redact_basic_form(const char *user, const char *password)
 		"uvwxyz0123456789+/";
 	size_t ul = strlen(user), pl = strlen(password), n = ul + 1 + pl, i,
 	       o = 0;
-	unsigned char *in = malloc(n + 1);
-	char *out = malloc(4 * ((n + 2) / 3) + 1);
+	unsigned char *in = alloc_calloc(1, n + 1);
+	char *out = alloc_calloc(1, 4 * ((n + 2) / 3) + 1);
 
-	if (!in || !out) {
-		fputs("audsync: out of memory\n", stderr);
-		abort();
-	}
 	memcpy(in, user, ul);
 	in[ul] = ':';
 	memcpy(in + ul + 1, password, pl);

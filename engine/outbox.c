@@ -310,9 +310,7 @@ static int claim_lanes(round *r, PGconn *conn, const char *dest_id, char *err,
 	if (!res)
 		return -1;
 	if (!PQgetisnull(res, 0, 0)) {
-		r->lanes = strdup(PQgetvalue(res, 0, 0));
-		if (!r->lanes)
-			abort();
+		r->lanes = alloc_strdup(PQgetvalue(res, 0, 0));
 	}
 	PQclear(res);
 	return 0;
