@@ -6,25 +6,52 @@
 #include "audsync/log.h"
 #include "audsync/metrics.h"
 #include "audsync/migrate.h"
+#include "audsync/notify.h"
 #include "audsync/rule_catalog.h"
 #include "audsync/status.h"
 #include "audsync/sync.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-/* First SIGTERM/SIGINT: finish what is in hand and stop. Second: now. */
+/* A byte is written here by every signal handled, so that the daemon's
+ * wait wakes up without a race between its flag test and poll. */
+static int wake_pipe[2] = { -1, -1 };
+static volatile sig_atomic_t reload_requested;
+
+static void wake_up(void)
+{
+	int saved = errno;
+
+	if (wake_pipe[1] >= 0)
+		(void)!write(wake_pipe[1], "", 1);
+	errno = saved;
+}
+
+/* First SIGTERM/SIGINT: cancel the evaluation running, leave what is in
+ * flight queued, and stop. Second: exit now. */
 static void on_signal(int sig)
 {
 	(void)sig;
 	if (sync_stop_requested)
 		_exit(EXIT_FAILED);
 	sync_stop_requested = 1;
+	db_interrupt();
+	wake_up();
+}
+
+static void on_hangup(int sig)
+{
+	(void)sig;
+	reload_requested = 1;
+	wake_up();
 }
 
 static void install_signals(void)
@@ -199,18 +226,17 @@ int cmd_deliver(const cli_opts *o)
 	return rc;
 }
 
-/* Waits until timeout_ms pass, a NOTIFY arrives (returns 1) or a signal
- * asks to stop. */
-static int wait_for_events(PGconn *conn, int timeout_ms)
+/* Drains the wake pipe and the notifications; returns 1 when a NOTIFY
+ * came. */
+static int take_events(PGconn *conn, const struct pollfd *pfd)
 {
-	struct pollfd pfd;
+	char sink[64];
 	PGnotify *n;
 	int woke = 0;
 
-	pfd.fd = PQsocket(conn);
-	pfd.events = POLLIN;
-	if (poll(&pfd, 1, timeout_ms) < 0 && errno != EINTR)
-		return 0;
+	if (pfd[1].revents & POLLIN)
+		while (read(wake_pipe[0], sink, sizeof(sink)) > 0)
+			;
 	PQconsumeInput(conn);
 	for (n = PQnotifies(conn); n; n = PQnotifies(conn)) {
 		woke = 1;
@@ -317,6 +343,33 @@ int cmd_forward(const cli_opts *o)
 	return f.failed && rc == EXIT_OK ? EXIT_FAILED : rc;
 }
 
+/* Waits until timeout_ms pass, a NOTIFY arrives (returns 1) or a signal
+ * asks to stop or reload; pings the watchdog meanwhile. conn may be NULL
+ * (the database is unreachable: only time and signals wake it). */
+static int wait_for_events(PGconn *conn, int timeout_ms)
+{
+	struct pollfd pfd[2];
+	long dog = notify_watchdog_ms();
+	int slice, woke = 0;
+
+	pfd[0].fd = conn ? PQsocket(conn) : -1;
+	pfd[0].events = POLLIN;
+	pfd[1].fd = wake_pipe[0];
+	pfd[1].events = POLLIN;
+	while (timeout_ms > 0 && !woke && !sync_stop_requested &&
+	       !reload_requested) {
+		notify_watchdog();
+		slice = dog > 0 && dog / 2 < timeout_ms ? (int)(dog / 2)
+							: timeout_ms;
+		timeout_ms -= slice;
+		if (poll(pfd, 2, slice) < 0 && errno != EINTR)
+			break;
+		if (conn)
+			woke = take_events(conn, pfd);
+	}
+	return woke;
+}
+
 /* One pass of the daemon: due syncs (or, woken by new events, the
  * real-time ones), then delivery. */
 static void daemon_pass(PGconn *conn, const cli_opts *o, int woke)
@@ -337,15 +390,126 @@ static void daemon_pass(PGconn *conn, const cli_opts *o, int woke)
 	write_metrics(conn, o);
 }
 
+/* Applies the KEY=value lines of path to the environment; blank lines
+ * and '#' comments are skipped, one pair of quotes around a value goes. */
+static int load_env_file(const char *path, char *err, size_t errlen)
+{
+	char line[4096];
+	FILE *f = fopen(path, "r");
+	int n = 0;
+
+	if (!f) {
+		snprintf(err, errlen, "cannot read %s: %s", path,
+			 strerror(errno));
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char *k = line + strspn(line, " \t"), *eq = strchr(k, '='), *v;
+		size_t len;
+
+		n++;
+		if (*k == '#' || *k == '\n' || *k == '\0')
+			continue;
+		if (!eq) {
+			snprintf(err, errlen, "%s:%d: not KEY=value", path, n);
+			fclose(f);
+			return -1;
+		}
+		*eq = '\0';
+		v = eq + 1;
+		len = strcspn(v, "\r\n");
+		v[len] = '\0';
+		if (len >= 2 && (v[0] == '"' || v[0] == '\'') &&
+		    v[len - 1] == v[0]) {
+			v[len - 1] = '\0';
+			v++;
+		}
+		setenv(k, v, 1);
+	}
+	fclose(f);
+	return 0;
+}
+
+/* The settings the daemon reads again on SIGHUP: AUDSYNC_ENV_FILE's
+ * lines, then the log settings (the command line's still win). The
+ * others are read afresh by every pass. A bad reload keeps the old. */
+static void daemon_reload(const cli_opts *o)
+{
+	char err[600];
+	const char *file = getenv("AUDSYNC_ENV_FILE");
+
+	reload_requested = 0;
+	notify_send("RELOADING=1");
+	if (file && *file && load_env_file(file, err, sizeof(err)) != 0)
+		log_error("reload failed: settings kept", "error", err);
+	else if (log_setup(o->log_level, o->log_format, err, sizeof(err)) != 0)
+		log_error("reload failed: log settings kept", "error", err);
+	else
+		log_info("reloaded: settings read again", "env_file",
+			 file && *file ? file : "-");
+	notify_send("READY=1");
+}
+
+/* Connects again after the connection broke. 0, or -1 after a wait. */
+static int daemon_reconnect(PGconn *conn)
+{
+	char err[1024];
+
+	PQreset(conn);
+	if (PQstatus(conn) == CONNECTION_OK &&
+	    db_exec(conn, "daemon", "LISTEN audsync_events", 0, NULL, err,
+		    sizeof(err)) == 0)
+		return 0;
+	log_error("database unreachable; retrying in 10 s");
+	wait_for_events(NULL, 10000);
+	return -1;
+}
+
+static void daemon_loop(PGconn *conn, const cli_opts *o)
+{
+	int woke = 0;
+
+	while (!sync_stop_requested) {
+		if (reload_requested)
+			daemon_reload(o);
+		if (PQstatus(conn) != CONNECTION_OK && daemon_reconnect(conn))
+			continue;
+		daemon_pass(conn, o, woke);
+		/* A burst of events wakes once: wait a second, then drain. */
+		woke = wait_for_events(conn, 60000);
+		if (woke)
+			wait_for_events(conn, 1000);
+	}
+}
+
 int cmd_daemon(const cli_opts *o)
 {
 	char err[1024];
-	PGconn *conn = open_db(o, 1);
-	int woke = 0;
+	const char *file = getenv("AUDSYNC_ENV_FILE");
+	PGconn *conn;
+	struct sigaction sa;
 
+	if (file && *file &&
+	    (load_env_file(file, err, sizeof(err)) != 0 ||
+	     log_setup(o->log_level, o->log_format, err, sizeof(err)) != 0)) {
+		log_error(err);
+		return EXIT_CONFIG;
+	}
+	conn = open_db(o, 1);
 	if (!conn)
 		return EXIT_CONFIG;
+	if (pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+		log_error("daemon: cannot create a pipe", "error",
+			  strerror(errno));
+		PQfinish(conn);
+		return EXIT_CONFIG;
+	}
 	install_signals();
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_hangup;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGHUP, &sa, NULL);
 	if (db_exec(conn, "daemon", "LISTEN audsync_events", 0, NULL, err,
 		    sizeof(err)) != 0 ||
 	    sync_mark_interrupted(conn, err, sizeof(err)) < 0) {
@@ -354,24 +518,9 @@ int cmd_daemon(const cli_opts *o)
 		return EXIT_CONFIG;
 	}
 	log_info("daemon started");
-	while (!sync_stop_requested) {
-		if (PQstatus(conn) != CONNECTION_OK) {
-			PQreset(conn);
-			if (PQstatus(conn) != CONNECTION_OK ||
-			    db_exec(conn, "daemon", "LISTEN audsync_events", 0,
-				    NULL, err, sizeof(err)) != 0) {
-				log_error("database unreachable; retrying in "
-					  "10 s");
-				sleep(10);
-				continue;
-			}
-		}
-		daemon_pass(conn, o, woke);
-		/* A burst of events wakes once: wait a second, then drain. */
-		woke = wait_for_events(conn, 60000);
-		if (woke)
-			wait_for_events(conn, 1000);
-	}
+	notify_send("READY=1");
+	daemon_loop(conn, o);
+	notify_send("STOPPING=1");
 	log_info("daemon stopped");
 	PQfinish(conn);
 	return EXIT_OK;

@@ -4,9 +4,16 @@
 #include "audsync/buf.h"
 #include "audsync/log.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The connection a signal may interrupt (see db_interrupt_arm), and
+ * whether one asked to. The handler runs on the thread it interrupts, so
+ * it never sees a cancel object half freed. */
+static PGcancel *volatile interrupt_target;
+static volatile sig_atomic_t interrupted;
 
 /* Copies s into a one-line field: newlines become spaces, trailing space
  * goes. libpq messages end in '\n' and may span lines. */
@@ -128,12 +135,47 @@ PGconn *db_connect(const char *conninfo, char *err, size_t errlen)
 	return conn;
 }
 
+void db_interrupt_arm(PGconn *conn)
+{
+	db_interrupt_disarm();
+	interrupt_target = PQgetCancel(conn);
+}
+
+void db_interrupt_disarm(void)
+{
+	PGcancel *c = interrupt_target;
+
+	interrupt_target = NULL;
+	PQfreeCancel(c);
+}
+
+void db_interrupt(void)
+{
+	char errbuf[256]; /* PQcancel is signal-safe with a local buffer */
+	PGcancel *c = interrupt_target;
+
+	interrupted = 1;
+	if (c)
+		(void)PQcancel(c, errbuf, sizeof(errbuf));
+}
+
+/* 1, with err set, when an armed stretch was interrupted. */
+static int stopped(const char *what, char *err, size_t errlen)
+{
+	if (!interrupted || !interrupt_target)
+		return 0;
+	snprintf(err, errlen, "%s: stopped by a signal", what);
+	return 1;
+}
+
 PGresult *db_query(PGconn *conn, const char *what, const char *sql, int nparams,
 		   const char *const *params, char *err, size_t errlen)
 {
 	PGresult *res;
 	ExecStatusType st;
 
+	if (stopped(what, err, errlen))
+		return NULL;
 	res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
 	st = PQresultStatus(res);
 	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
@@ -164,9 +206,12 @@ const char *db_sqlstate(const PGresult *res)
 int db_copy_in(PGconn *conn, const char *what, const char *copy_sql,
 	       const char *data, size_t len, char *err, size_t errlen)
 {
-	PGresult *res = PQexec(conn, copy_sql);
+	PGresult *res;
 	int rc = -1;
 
+	if (stopped(what, err, errlen))
+		return -1;
+	res = PQexec(conn, copy_sql);
 	if (PQresultStatus(res) != PGRES_COPY_IN) {
 		db_error(err, errlen, conn, res, what);
 		PQclear(res);

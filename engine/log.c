@@ -5,6 +5,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -43,6 +44,34 @@ static int has_control(const char *v)
 	for (; *v; v++)
 		if ((unsigned char)*v < 0x20 || *v == 0x7f)
 			return 1;
+	return 0;
+}
+
+/* The first of a, b that is set (non-empty). */
+static const char *first_set(const char *a, const char *b)
+{
+	return a && *a ? a : b && *b ? b : NULL;
+}
+
+int log_setup(const char *level, const char *format, char *err, size_t errlen)
+{
+	const char *lv = first_set(level, getenv("AUDSYNC_LOG_LEVEL"));
+	const char *fm = first_set(format, getenv("AUDSYNC_LOG_FORMAT"));
+	log_level old_level = log_min_level;
+
+	if (lv && log_set_level_name(lv) != 0) {
+		snprintf(err, errlen,
+			 "%s must be debug, info, warn or error, not '%s'",
+			 lv == level ? "--log-level" : "AUDSYNC_LOG_LEVEL", lv);
+		return -1;
+	}
+	if (fm && log_set_format_name(fm) != 0) {
+		log_min_level = old_level;
+		snprintf(err, errlen, "%s must be logfmt or json, not '%s'",
+			 fm == format ? "--log-format" : "AUDSYNC_LOG_FORMAT",
+			 fm);
+		return -1;
+	}
 	return 0;
 }
 

@@ -84,6 +84,7 @@ static const char global_help[] =
 	"  --db CONNINFO         database (else AUDSYNC_DB, else libpq's\n"
 	"                        PGHOST, PGDATABASE, service files)\n"
 	"  --log-format FORMAT   logfmt (default) or json\n"
+	"                        (also AUDSYNC_LOG_FORMAT)\n"
 	"  --log-level LEVEL     debug, info (default), warn, error\n"
 	"                        (also AUDSYNC_LOG_LEVEL)\n"
 	"  --metrics-file PATH   write Prometheus text after each run\n"
@@ -178,22 +179,8 @@ static int take_option(int ch, cli_opts *o, unsigned *used, int *help)
 		*used |= OPT_FROM_TABLE;
 		return 0;
 	case 'h': *help = 1; return 0;
-	case 'F':
-		if (log_set_format_name(optarg) == 0)
-			return 0;
-		fprintf(stderr,
-			"audsync: --log-format must be logfmt or json,"
-			" not '%s'\n",
-			optarg);
-		return EXIT_USAGE;
-	case 'L':
-		if (log_set_level_name(optarg) == 0)
-			return 0;
-		fprintf(stderr,
-			"audsync: --log-level must be debug, info, "
-			"warn or error, not '%s'\n",
-			optarg);
-		return EXIT_USAGE;
+	case 'F': o->log_format = optarg; return 0;
+	case 'L': o->log_level = optarg; return 0;
 	default: return EXIT_USAGE;
 	}
 }
@@ -246,16 +233,8 @@ int main(int argc, char **argv)
 	unsigned used = 0;
 	int ch, help = 0, rc;
 	const char *name;
-	const char *env = getenv("AUDSYNC_LOG_LEVEL");
 
 	signal(SIGPIPE, SIG_IGN);
-	if (env && *env && log_set_level_name(env) != 0) {
-		fprintf(stderr,
-			"audsync: AUDSYNC_LOG_LEVEL must be debug, "
-			"info, warn or error, not '%s'\n",
-			env);
-		return EXIT_USAGE;
-	}
 	if (settings_check_env(err, sizeof(err)) != 0) {
 		fprintf(stderr, "audsync: %s\n", err);
 		return EXIT_USAGE;
@@ -275,6 +254,11 @@ int main(int argc, char **argv)
 			usage(stderr);
 			return rc;
 		}
+	}
+	if (log_setup(o.log_level, o.log_format, err, sizeof(err)) != 0) {
+		fprintf(stderr, "audsync: %s\n", err);
+		usage(stderr);
+		return EXIT_USAGE;
 	}
 	if (optind >= argc) {
 		usage(help ? stdout : stderr);

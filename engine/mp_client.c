@@ -36,7 +36,7 @@
 
 #define EP_COUNT	3
 #define SPLIT_DEPTH	32	      /* 413 halvings: log2(2000) < 12 */
-#define STOP_GRACE_MS	2000	      /* in-flight requests after a stop */
+#define STOP_GRACE_MS	1000	      /* in flight after a stop (exit in 2 s) */
 #define POLL_MAX_MS	250	      /* how late a stop flag is noticed */
 #define RESP_CAP	(1024 * 1024) /* answer bytes kept for parsing */
 #define SHRINK_BYTES	(16u << 20)   /* slot buffers freed above this */

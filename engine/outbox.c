@@ -5,6 +5,7 @@
 #include "audsync/buf.h"
 #include "audsync/db.h"
 #include "audsync/log.h"
+#include "audsync/notify.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -524,6 +525,7 @@ int outbox_deliver(outbox_stats *out, PGconn *conn, mp_client *c, int mp_dest,
 		round r = { 0 };
 		int rc, pages, progress;
 
+		notify_watchdog();
 		rc = deliver_round(&r, conn, c, mp_dest, dest_s, err, errlen);
 		out->delivered += r.st.delivered;
 		out->rejected += r.st.rejected;

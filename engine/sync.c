@@ -8,6 +8,7 @@
 #include "audsync/mp_payload.h"
 #include "audsync/log.h"
 #include "audsync/settings.h"
+#include "audsync/notify.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -273,6 +274,9 @@ static int run_one(run_totals *t, PGconn *conn, const sync_def *s,
 	/* Statistics first: the evaluation joins with the snapshot. */
 	if (!rq->dry_run)
 		refresh_snapshot_stats(conn);
+	/* A stop request cancels the evaluation and the decision: nothing
+	 * of them commits, and the next run decides again. */
+	db_interrupt_arm(conn);
 	if (config_sync_problem(s, why, sizeof(why)) ||
 	    evaluate_sync(&whole, conn, s, rq->kind == RUN_FULL || rq->reset,
 			  why, sizeof(why)) != 0)
@@ -280,11 +284,17 @@ static int run_one(run_totals *t, PGconn *conn, const sync_def *s,
 	c.evaluated = now_seconds();
 	if (decide(&c, conn, s, whole, run_id, rq, why, sizeof(why)) != 0)
 		goto failed;
+	db_interrupt_disarm();
 	log_run(s, &c, rq->dry_run != NULL);
 	t->calls += c.calls;
 	rc = 0;
 	goto out;
 failed:
+	db_interrupt_disarm();
+	if (sync_stop_requested)
+		snprintf(why, sizeof(why),
+			 "stopped by a signal before it finished: nothing of "
+			 "it was committed and the next run decides again");
 	log_error("sync run failed", "computation", s->key, "destination",
 		  s->dest->name, "error", why);
 	if (!rq->dry_run)
@@ -371,6 +381,7 @@ int sync_run(run_totals *out, PGconn *conn, const run_request *rq, char *err,
 
 		if (!selected(&l.items[i], rq))
 			continue;
+		notify_watchdog();
 		r = run_one(out, conn, &l.items[i], rq, err, errlen);
 		out->runs += r == 0 || r == 1;
 		out->failed += r == 1;

@@ -213,13 +213,22 @@ void tl_result_free(tl_result *r)
 pid_t tl_audsync_spawn(const char *conninfo, const char *const *env,
 		       const char *const *args)
 {
+	return tl_audsync_spawn_log(conninfo, env, args, NULL);
+}
+
+pid_t tl_audsync_spawn_log(const char *conninfo, const char *const *env,
+			   const char *const *args, const char *log_path)
+{
 	pid_t pid = fork();
 
 	if (pid == 0) {
 		int null = open("/dev/null", O_WRONLY);
+		int log = log_path ? open(log_path,
+					  O_WRONLY | O_CREAT | O_TRUNC, 0600)
+				   : null;
 
 		dup2(null, 1);
-		dup2(null, 2);
+		dup2(log, 2);
 		exec_child(conninfo, env, args);
 	}
 	return pid;

@@ -52,6 +52,9 @@ void tl_result_free(tl_result *r);
 /* Starts audsync without waiting; output goes to /dev/null. */
 pid_t tl_audsync_spawn(const char *conninfo, const char *const *env,
 		       const char *const *args);
+/* The same, with stderr (the log) going to the file log_path. */
+pid_t tl_audsync_spawn_log(const char *conninfo, const char *const *env,
+			   const char *const *args, const char *log_path);
 
 /* Runs the suite (and frees it) as every test binary's main does:
  * returns EXIT_SUCCESS when no test failed. */

@@ -14,6 +14,8 @@ enum {
 typedef struct cli_opts {
 	const char *db;
 	const char *metrics_file;
+	const char *log_level;	/* --log-level, NULL when not given */
+	const char *log_format; /* --log-format, NULL when not given */
 	const char *computation;
 	const char *destination;
 	const char *as_of;

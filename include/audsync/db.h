@@ -40,6 +40,18 @@ int db_copy_in(PGconn *conn, const char *what, const char *copy_sql,
 	__attribute__((warn_unused_result));
 
 /* The SQLSTATE of res, or "" when it has none. Borrowed. */
+/*
+ * Stopping a long statement. db_interrupt_arm(conn) makes conn's
+ * statements interruptible until db_interrupt_disarm(): db_interrupt(),
+ * safe to call from a signal handler, cancels the statement running on
+ * conn, and every db_query, db_exec or db_copy_in on it fails at once
+ * afterwards ("stopped by a signal"), so that a loop of statements ends
+ * too. Outside an armed stretch db_interrupt() only takes note.
+ */
+void db_interrupt_arm(PGconn *conn);
+void db_interrupt_disarm(void);
+void db_interrupt(void);
+
 const char *db_sqlstate(const PGresult *res);
 
 #endif

@@ -2,6 +2,8 @@
 #ifndef AUDSYNC_LOG_H
 #define AUDSYNC_LOG_H
 
+#include <stddef.h>
+
 typedef enum log_level {
 	LOG_LEVEL_DEBUG = 0,
 	LOG_LEVEL_INFO = 1,
@@ -20,6 +22,14 @@ extern log_level log_min_level;
 int log_set_level_name(const char *name) __attribute__((warn_unused_result));
 /* Returns 0, or -1 when name is not "logfmt" or "json". */
 int log_set_format_name(const char *name) __attribute__((warn_unused_result));
+
+/*
+ * Sets the level and format from AUDSYNC_LOG_LEVEL and AUDSYNC_LOG_FORMAT,
+ * then from level and format (the command line's, NULL when not given),
+ * which win. Returns 0, or -1 with err set and nothing changed.
+ */
+int log_setup(const char *level, const char *format, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 
 /*
  * Writes one event: msg, then the key/value pairs of fields given as
