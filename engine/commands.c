@@ -7,6 +7,7 @@
 #include "audsync/metrics.h"
 #include "audsync/migrate.h"
 #include "audsync/notify.h"
+#include "audsync/progress.h"
 #include "audsync/rule_catalog.h"
 #include "audsync/status.h"
 #include "audsync/sync.h"
@@ -157,14 +158,16 @@ static int run_and_deliver(PGconn *conn, const cli_opts *o,
 		log_error(err);
 		return EXIT_CONFIG;
 	}
+	progress_begin(rq->kind == RUN_FULL ? "resync" : "run");
 	rc = sync_run(&t, conn, rq, err, sizeof(err));
 	if (rc != 0) {
+		progress_end();
 		log_error(err);
 		return rc == SYNC_EUSAGE ? EXIT_USAGE : EXIT_CONFIG;
 	}
-	if (rq->dry_run)
-		return totals_status(&t);
-	return deliver_and_report(conn, o, &t);
+	rc = rq->dry_run ? totals_status(&t) : deliver_and_report(conn, o, &t);
+	progress_end();
+	return rc;
 }
 
 int cmd_run(const cli_opts *o)
@@ -221,7 +224,9 @@ int cmd_deliver(const cli_opts *o)
 	if (!conn)
 		return EXIT_CONFIG;
 	install_signals();
+	progress_begin("deliver");
 	rc = deliver_and_report(conn, o, &t);
+	progress_end();
 	PQfinish(conn);
 	return rc;
 }
@@ -378,6 +383,8 @@ static void daemon_pass(PGconn *conn, const cli_opts *o, int woke)
 	run_request rq = { 0 };
 	run_totals t = { 0 };
 
+	log_new_run_id();
+	progress_begin("pass");
 	rq.only_due = !woke;
 	rq.only_realtime = woke;
 	rq.kind = RUN_SCHEDULED;
@@ -388,6 +395,7 @@ static void daemon_pass(PGconn *conn, const cli_opts *o, int woke)
 	if (sync_deliver(&t, conn, NULL, err, sizeof(err)) != 0)
 		log_error(err);
 	write_metrics(conn, o);
+	progress_end();
 }
 
 /* Applies the KEY=value lines of path to the environment; blank lines
@@ -526,15 +534,54 @@ int cmd_daemon(const cli_opts *o)
 	return EXIT_OK;
 }
 
+/* A threshold of status --check, in seconds, from the environment. */
+static long check_age(const char *name, long dflt)
+{
+	const char *v = getenv(name);
+	char *end;
+	long n;
+
+	if (!v || !*v)
+		return dflt;
+	n = strtol(v, &end, 10);
+	return *end || n < 0 ? dflt : n;
+}
+
+/* status --check: a Nagios plugin's line and exit status; 3 (UNKNOWN)
+ * when the database cannot tell. */
+static int status_nagios(PGconn *conn)
+{
+	char err[1024];
+	status_level lv;
+
+	if (status_check(&lv, stdout, conn,
+			 check_age("AUDSYNC_CHECK_WARN_AGE", 900),
+			 check_age("AUDSYNC_CHECK_CRIT_AGE", 3600), err,
+			 sizeof(err)) != 0) {
+		printf("AUDSYNC UNKNOWN - %s\n", err);
+		return STATUS_UNKNOWN;
+	}
+	return (int)lv;
+}
+
 int cmd_status(const cli_opts *o)
 {
 	char err[1024];
 	PGconn *conn = open_db(o, 1);
 	int rc = EXIT_OK;
 
-	if (!conn)
-		return EXIT_CONFIG;
-	if (status_print(stdout, conn, o->json, err, sizeof(err)) != 0) {
+	if (!conn) {
+		if (o->check)
+			printf("AUDSYNC UNKNOWN - the database cannot be read\n");
+		return o->check ? STATUS_UNKNOWN : EXIT_CONFIG;
+	}
+	if (o->check)
+		rc = status_nagios(conn);
+	else if ((o->dead_letters
+			  ? status_dead_letters(stdout, conn, o->destination,
+						o->json, err, sizeof(err))
+			  : status_print(stdout, conn, o->json, err,
+					 sizeof(err))) != 0) {
 		log_error(err);
 		rc = EXIT_CONFIG;
 	}

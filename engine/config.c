@@ -223,10 +223,38 @@ void config_parse_settings(dest_def *d, const char *text)
 	json_object_put(o);
 }
 
-/* Secrets come from the environment variable the destination names. */
+/*
+ * The credential name of systemd's LoadCredential= from
+ * $CREDENTIALS_DIRECTORY, without its trailing newline, into out
+ * (outlen > 1). Returns 0, or -1 when there is none.
+ */
+static int read_credential(char *out, size_t outlen, const char *name)
+{
+	const char *dir = getenv("CREDENTIALS_DIRECTORY");
+	char path[4096];
+	size_t n;
+	FILE *f;
+
+	if (!dir || !*dir || strchr(name, '/') || name[0] == '.')
+		return -1;
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	n = fread(out, 1, outlen - 1, f);
+	fclose(f);
+	while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r'))
+		n--;
+	out[n] = '\0';
+	return n > 0 ? 0 : -1;
+}
+
+/* Secrets come from the environment variable the destination names, or
+ * else from the systemd credential of that name. */
 static void resolve_secret(dest_def *d)
 {
 	char why[300];
+	char cred[4096];
 	const char *v;
 
 	if (!d->secret_env || !*d->secret_env)
@@ -236,10 +264,14 @@ static void resolve_secret(dest_def *d)
 		return;
 	}
 	v = getenv(d->secret_env);
+	if ((!v || !*v) &&
+	    read_credential(cred, sizeof(cred), d->secret_env) == 0)
+		v = cred;
 	if (!v || !*v) {
 		set_problem(d,
 			    "destination %s: environment variable %s "
-			    "(its secret_env) is not set",
+			    "(its secret_env) is not set, nor a credential "
+			    "of that name",
 			    d->name, d->secret_env);
 		return;
 	}

@@ -7,12 +7,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 log_level log_min_level = LOG_LEVEL_INFO;
 static log_format log_fmt = LOG_FORMAT_LOGFMT;
+static int log_prefix;	/* "<N>" before each line: syslog's priority */
+static char run_id[16]; /* on every line: which run (pass) wrote it */
+static unsigned long long run_counter;
+static int status_shown; /* a status line is on the terminal */
 
 static const char *const level_names[] = { "debug", "info", "warn", "error" };
+static const int level_priorities[] = { 7, 6, 4, 3 }; /* syslog(3) */
 
 int log_set_level_name(const char *name)
 {
@@ -53,6 +60,26 @@ static const char *first_set(const char *a, const char *b)
 	return a && *a ? a : b && *b ? b : NULL;
 }
 
+/* Whether stderr is the journal's stream (JOURNAL_STREAM names its
+ * device and inode; a child whose stderr went elsewhere inherits the
+ * variable but not the stream), or syslog through logger --prio-prefix
+ * was asked for. */
+static int wants_priority_prefix(void)
+{
+	const char *js = getenv("JOURNAL_STREAM");
+	const char *forced = getenv("AUDSYNC_LOG_PRIORITY_PREFIX");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	if (forced && strcmp(forced, "1") == 0)
+		return 1;
+	if (!js || sscanf(js, "%llu:%llu", &dev, &ino) != 2)
+		return 0;
+	return fstat(STDERR_FILENO, &st) == 0 &&
+	       (unsigned long long)st.st_dev == dev &&
+	       (unsigned long long)st.st_ino == ino;
+}
+
 int log_setup(const char *level, const char *format, char *err, size_t errlen)
 {
 	const char *lv = first_set(level, getenv("AUDSYNC_LOG_LEVEL"));
@@ -72,6 +99,7 @@ int log_setup(const char *level, const char *format, char *err, size_t errlen)
 			 fm);
 		return -1;
 	}
+	log_prefix = wants_priority_prefix();
 	return 0;
 }
 
@@ -85,13 +113,52 @@ static void put_logfmt_value(buf *b, const char *v)
 		buf_json_str(b, v);
 }
 
+/* Whether v is a JSON number (what log callers format with %lld or
+ * %.3f), so that JSON logs carry it as one. */
+static int is_json_number(const char *v)
+{
+	if (*v == '-')
+		v++;
+	if (*v == '0')
+		v++;
+	else if (*v >= '1' && *v <= '9')
+		v += strspn(v, "0123456789");
+	else
+		return 0;
+	if (*v == '.') {
+		v++;
+		if (!(*v >= '0' && *v <= '9'))
+			return 0;
+		v += strspn(v, "0123456789");
+	}
+	return *v == '\0';
+}
+
+/* Fields that hold names, which stay strings even when they look like
+ * numbers. */
+static int is_name_field(const char *key)
+{
+	static const char *const names[] = { "computation", "destination",
+					     "run_id",	    "key",
+					     "distinct_id", "version" };
+	size_t i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(key, names[i]) == 0)
+			return 1;
+	return 0;
+}
+
 static void put_field(buf *b, const char *key, const char *val)
 {
 	if (log_fmt == LOG_FORMAT_JSON) {
 		buf_putc(b, ',');
 		buf_json_str(b, key);
 		buf_putc(b, ':');
-		buf_json_str(b, val);
+		if (is_json_number(val) && !is_name_field(key))
+			buf_puts(b, val);
+		else
+			buf_json_str(b, val);
 	} else {
 		buf_putc(b, ' ');
 		buf_puts(b, key);
@@ -100,26 +167,66 @@ static void put_field(buf *b, const char *key, const char *val)
 	}
 }
 
-void log_event(log_level level, const char *msg, ...)
+void log_new_run_id(void)
 {
-	char ts[32];
+	struct timespec now;
+	unsigned long long x;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	/* Unique enough to tell runs apart in a log: time, pid, a counter. */
+	x = ((unsigned long long)now.tv_sec * 1000003u) ^
+	    ((unsigned long long)now.tv_nsec << 20) ^
+	    ((unsigned long long)getpid() << 40) ^ ++run_counter;
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	snprintf(run_id, sizeof(run_id), "%012llx", x & 0xffffffffffffULL);
+}
+
+void log_status_line(const char *text)
+{
+	fputs("\r\033[K", stderr);
+	if (text)
+		fputs(text, stderr);
+	fflush(stderr);
+	status_shown = text != NULL;
+}
+
+/* RFC 3339 in UTC with milliseconds: 2026-12-01T01:02:03.456Z. */
+static void format_ts(char *out, size_t len)
+{
 	struct timespec now;
 	struct tm tm;
+	char sec[24];
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	gmtime_r(&now.tv_sec, &tm);
+	strftime(sec, sizeof(sec), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out, len, "%s.%03ldZ", sec, now.tv_nsec / 1000000);
+}
+
+void log_event(log_level level, const char *msg, ...)
+{
+	char ts[40];
 	const char *key;
 	va_list ap;
 	buf b;
 
-	clock_gettime(CLOCK_REALTIME, &now);
-	gmtime_r(&now.tv_sec, &tm);
-	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	format_ts(ts, sizeof(ts));
+	if (!run_id[0])
+		log_new_run_id();
 	buf_init(&b);
+	if (log_prefix)
+		buf_printf(&b, "<%d>", level_priorities[level]);
 	if (log_fmt == LOG_FORMAT_JSON) {
 		buf_puts(&b, "{\"ts\":");
 		buf_json_str(&b, ts);
 		put_field(&b, "level", level_names[level]);
+		put_field(&b, "run_id", run_id);
 		put_field(&b, "msg", msg);
 	} else {
-		buf_printf(&b, "ts=%s level=%s msg=", ts, level_names[level]);
+		buf_printf(&b, "ts=%s level=%s run_id=%s msg=", ts,
+			   level_names[level], run_id);
 		put_logfmt_value(&b, msg);
 	}
 	va_start(ap, msg);
@@ -131,6 +238,8 @@ void log_event(log_level level, const char *msg, ...)
 	}
 	va_end(ap);
 	buf_puts(&b, log_fmt == LOG_FORMAT_JSON ? "}\n" : "\n");
+	if (status_shown)
+		log_status_line(NULL);
 	fwrite(b.data, 1, b.len, stderr);
 	buf_free(&b);
 }

@@ -19,7 +19,9 @@ enum {
 	OPT_RESET = 1 << 5,
 	OPT_JSON = 1 << 6,
 	OPT_UNSET = 1 << 7,
-	OPT_FROM_TABLE = 1 << 8
+	OPT_FROM_TABLE = 1 << 8,
+	OPT_CHECK = 1 << 9,
+	OPT_DEAD = 1 << 10
 };
 
 typedef struct command {
@@ -55,8 +57,17 @@ static const command commands[] = {
 	{ "daemon", cmd_daemon, 0, 0, "daemon",
 	  "Schedule and deliver until SIGTERM (a second SIGTERM exits at\n"
 	  "once). Wakes on NOTIFY audsync_events." },
-	{ "status", cmd_status, OPT_JSON, 0, "status [--json]",
-	  "Syncs, last runs, queue, dead letters, errors." },
+	{ "status", cmd_status,
+	  OPT_JSON | OPT_CHECK | OPT_DEAD | OPT_DESTINATION, 0,
+	  "status [--json] [--check] [--dead-letters [--destination NAME]]",
+	  "Syncs: last run, last success, duration, next due, counts,\n"
+	  "queue, dead letters, errors. --json prints one JSON document\n"
+	  "(schema_version 1, see audsync(1)). --check prints one line and\n"
+	  "exits 0 OK, 1 WARNING (dead letters, a queue older than\n"
+	  "AUDSYNC_CHECK_WARN_AGE seconds, 900), 2 CRITICAL (a failed sync,\n"
+	  "a stopped destination, a queue older than AUDSYNC_CHECK_CRIT_AGE,\n"
+	  "3600), 3 UNKNOWN, for Nagios and the like. --dead-letters lists\n"
+	  "the dead letters (of one destination) with Mixpanel's reason." },
 	{ "validate", cmd_validate, 0, 0, "validate",
 	  "Check every definition and destination." },
 	{ "explain", cmd_explain, 0, 1, "explain KEY",
@@ -131,6 +142,8 @@ static const struct option long_opts[] = {
 	{ "json", no_argument, NULL, 'j' },
 	{ "unset", no_argument, NULL, 'u' },
 	{ "from-table", no_argument, NULL, 'T' },
+	{ "check", no_argument, NULL, 'k' },
+	{ "dead-letters", no_argument, NULL, 'l' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 }
@@ -178,6 +191,14 @@ static int take_option(int ch, cli_opts *o, unsigned *used, int *help)
 		o->from_table = 1;
 		*used |= OPT_FROM_TABLE;
 		return 0;
+	case 'k':
+		o->check = 1;
+		*used |= OPT_CHECK;
+		return 0;
+	case 'l':
+		o->dead_letters = 1;
+		*used |= OPT_DEAD;
+		return 0;
 	case 'h': *help = 1; return 0;
 	case 'F': o->log_format = optarg; return 0;
 	case 'L': o->log_level = optarg; return 0;
@@ -188,15 +209,15 @@ static int take_option(int ch, cli_opts *o, unsigned *used, int *help)
 /* Names the first option in used that c does not take, or NULL. */
 static const char *misplaced_option(const command *c, unsigned used)
 {
-	static const char *const names[] = { "--computation", "--destination",
-					     "--all",	      "--as-of",
-					     "--dry-run",     "--reset",
-					     "--json",	      "--unset",
-					     "--from-table" };
+	static const char *const names[] = {
+		"--computation", "--destination", "--all",	   "--as-of",
+		"--dry-run",	 "--reset",	  "--json",	   "--unset",
+		"--from-table",	 "--check",	  "--dead-letters"
+	};
 	unsigned bad = used & ~c->opts;
-	int i;
+	size_t i;
 
-	for (i = 0; i < (int)(sizeof(names) / sizeof(names[0])); i++)
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (bad & (1u << i))
 			return names[i];
 	return NULL;

@@ -30,6 +30,14 @@ static int applied_version(PGconn *conn, char *err, size_t errlen)
 		return -1;
 	v = atoi(PQgetvalue(res, 0, 0));
 	PQclear(res);
+	if (v > migrations[migration_count - 1].version) {
+		snprintf(err, errlen,
+			 "the audsync schema is at version %d, newer than this "
+			 "audsync " AUDSYNC_VERSION " knows (%d): run the "
+			 "audsync that migrated it, or a newer one",
+			 v, migrations[migration_count - 1].version);
+		return -1;
+	}
 	return v;
 }
 

@@ -5,6 +5,8 @@
 #include "audsync/log.h"
 #include "audsync/mp_client_internal.h"
 #include "audsync/mp_redact.h"
+#include "audsync/notify.h"
+#include "audsync/progress.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
@@ -881,6 +883,8 @@ static int run_loop(mp_client *c)
 	int64_t now, wake;
 
 	for (;;) {
+		notify_watchdog(); /* a long flush is progress too */
+		progress_tick();
 		now = now_ms();
 		wake = now + POLL_MAX_MS;
 		check_stop(c, now, &wake);
@@ -1345,4 +1349,9 @@ void mp_client_get_stats(const mp_client *c, mp_stats *out)
 void mp_client_set_stop_flag(mp_client *c, volatile int *flag)
 {
 	c->stop = flag;
+}
+
+int mp_client_stopped(const mp_client *c, int dest)
+{
+	return dest >= 0 && dest < c->ndests && c->dests[dest]->stopped;
 }

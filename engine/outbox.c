@@ -6,6 +6,7 @@
 #include "audsync/db.h"
 #include "audsync/log.h"
 #include "audsync/notify.h"
+#include "audsync/progress.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -224,6 +225,8 @@ static void on_result(void *ud, uint64_t tag, mp_outcome outcome,
 	uint32_t i = (uint32_t)tag;
 
 	p->outcome[i] = (unsigned char)outcome;
+	if (outcome != MP_OUT_NOT_DELIVERED)
+		progress_delivered(1);
 	free(p->msg[i]);
 	p->msg[i] = alloc_strdup(message);
 }
@@ -526,6 +529,7 @@ int outbox_deliver(outbox_stats *out, PGconn *conn, mp_client *c, int mp_dest,
 		int rc, pages, progress;
 
 		notify_watchdog();
+		progress_tick();
 		rc = deliver_round(&r, conn, c, mp_dest, dest_s, err, errlen);
 		out->delivered += r.st.delivered;
 		out->rejected += r.st.rejected;

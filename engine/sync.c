@@ -9,6 +9,7 @@
 #include "audsync/log.h"
 #include "audsync/settings.h"
 #include "audsync/notify.h"
+#include "audsync/progress.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -186,8 +187,16 @@ fail:
 
 static void log_run(const sync_def *s, const diff_counts *c, int dry_run)
 {
+	/* A run that changed nothing is the common case, every minute:
+	 * debug, not info. */
+	log_level level =
+		dry_run || c->entered || c->exited || c->changed || c->calls
+			? LOG_LEVEL_INFO
+			: LOG_LEVEL_DEBUG;
 	char v[8][24];
 
+	if (log_min_level > level)
+		return;
 	snprintf(v[0], sizeof(v[0]), "%lld", c->members);
 	snprintf(v[1], sizeof(v[1]), "%lld", c->entered);
 	snprintf(v[2], sizeof(v[2]), "%lld", c->exited);
@@ -196,13 +205,14 @@ static void log_run(const sync_def *s, const diff_counts *c, int dry_run)
 	snprintf(v[5], sizeof(v[5]), "%lld", c->calls);
 	snprintf(v[6], sizeof(v[6]), "%.3f", c->evaluated - c->started);
 	snprintf(v[7], sizeof(v[7]), "%.3f", now_seconds() - c->evaluated);
-	log_info(dry_run ? "sync evaluated (dry run: nothing changed)"
-			 : "sync run succeeded",
-		 "computation", s->key, "destination", s->dest->name, "mode",
-		 s->mode == SYNC_MODE_TRACK ? "track" : "identify", "as_of",
-		 s->as_of, "members", v[0], "entered", v[1], "exited", v[2],
-		 "changed", v[3], "skipped", v[4], "calls", v[5], "evaluate_s",
-		 v[6], "diff_s", v[7]);
+	log_event(level,
+		  dry_run ? "sync evaluated (dry run: nothing changed)"
+			  : "sync run succeeded",
+		  "computation", s->key, "destination", s->dest->name, "mode",
+		  s->mode == SYNC_MODE_TRACK ? "track" : "identify", "as_of",
+		  s->as_of, "members", v[0], "entered", v[1], "exited", v[2],
+		  "changed", v[3], "skipped", v[4], "calls", v[5], "evaluate_s",
+		  v[6], "diff_s", v[7], (const char *)NULL);
 }
 
 /* Whether a tenth of the snapshot, and at least 10 000 rows, changed
@@ -285,6 +295,7 @@ static int run_one(run_totals *t, PGconn *conn, const sync_def *s,
 	if (decide(&c, conn, s, whole, run_id, rq, why, sizeof(why)) != 0)
 		goto failed;
 	db_interrupt_disarm();
+	progress_decided(c.calls);
 	log_run(s, &c, rq->dry_run != NULL);
 	t->calls += c.calls;
 	rc = 0;
@@ -382,6 +393,7 @@ int sync_run(run_totals *out, PGconn *conn, const run_request *rq, char *err,
 		if (!selected(&l.items[i], rq))
 			continue;
 		notify_watchdog();
+		progress_tick();
 		r = run_one(out, conn, &l.items[i], rq, err, errlen);
 		out->runs += r == 0 || r == 1;
 		out->failed += r == 1;
@@ -473,6 +485,32 @@ static int hold_dest(run_totals *t, PGconn *conn, const dest_def *d,
 	return 0;
 }
 
+/* Records how a delivery of d went in audsync.delivery_state: failed
+ * (records left queued or rejected), stopped (held: misconfigured or its
+ * credentials refused), and why. A failure to record it is only logged:
+ * the delivery itself went as it went. */
+static void record_delivery(PGconn *conn, const dest_def *d, int failed,
+			    int stopped, const char *why)
+{
+	char id[16], e[512];
+	const char *p[4] = { id, failed ? "t" : "f", stopped ? "t" : "f",
+			     failed || stopped ? why : NULL };
+
+	snprintf(id, sizeof(id), "%d", d->id);
+	if (db_exec(conn, "delivery state",
+		    "INSERT INTO audsync.delivery_state AS s (destination_id,"
+		    " failures, last_delivery_at, last_failure_at, stopped,"
+		    " last_error) VALUES ($1, $2::boolean::int, now(),"
+		    " CASE WHEN $2 THEN now() END, $3, $4)"
+		    " ON CONFLICT (destination_id) DO UPDATE SET"
+		    " failures = s.failures + $2::boolean::int,"
+		    " last_delivery_at = now(), last_failure_at ="
+		    " CASE WHEN $2 THEN now() ELSE s.last_failure_at END,"
+		    " stopped = $3, last_error = coalesce($4, s.last_error)",
+		    4, p, e, sizeof(e)) != 0)
+		log_warn("delivery state not recorded", "error", e);
+}
+
 static int deliver_dest(run_totals *t, PGconn *conn, mp_client *c,
 			const dest_def *d, char *err, size_t errlen)
 {
@@ -480,20 +518,47 @@ static int deliver_dest(run_totals *t, PGconn *conn, mp_client *c,
 	outbox_stats st = { 0 };
 	int h;
 
-	if (d->problem)
+	if (d->problem) {
+		record_delivery(conn, d, 0, 1, d->problem);
 		return hold_dest(t, conn, d, d->problem, err, errlen);
+	}
 	config_mp_destination(&md, d);
-	if (mp_client_add_destination(c, &h, &md) != 0)
+	if (mp_client_add_destination(c, &h, &md) != 0) {
+		record_delivery(conn, d, 1, 1, mp_client_error(c));
 		return hold_dest(t, conn, d, mp_client_error(c), err, errlen);
+	}
 	if (outbox_deliver(&st, conn, c, h, d->id,
 			   (volatile int *)&sync_stop_requested, err,
 			   errlen) != 0)
 		return -1;
 	log_delivery(d, &st);
+	/* Records left by a stop request are no failure of the delivery. */
+	record_delivery(conn, d,
+			st.rejected > 0 ||
+				(st.not_delivered > 0 && !sync_stop_requested),
+			mp_client_stopped(c, h), mp_client_error(c));
 	t->delivery.delivered += st.delivered;
 	t->delivery.rejected += st.rejected;
 	t->delivery.not_delivered += st.not_delivered;
 	return 0;
+}
+
+/* Tells the progress display how much is queued (for its ETA). */
+static void count_queued(PGconn *conn, const char *destination)
+{
+	char err[256];
+	const char *p[1] = { destination };
+	PGresult *r =
+		db_query(conn, "queue size",
+			 "SELECT coalesce(sum(o.n), 0) FROM audsync.outbox o"
+			 " JOIN audsync.destinations d"
+			 " ON d.id = o.destination_id"
+			 " WHERE $1::text IS NULL OR d.name = $1",
+			 1, p, err, sizeof(err));
+
+	if (r)
+		progress_queued(atoll(PQgetvalue(r, 0, 0)));
+	PQclear(r);
 }
 
 int sync_deliver(run_totals *out, PGconn *conn, const char *destination,
@@ -505,6 +570,7 @@ int sync_deliver(run_totals *out, PGconn *conn, const char *destination,
 
 	if (config_load_destinations(&l, conn, destination, err, errlen) != 0)
 		return -1;
+	count_queued(conn, destination);
 	c = open_client(err, errlen);
 	if (!c) {
 		config_free(&l);

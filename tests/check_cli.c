@@ -576,6 +576,27 @@ START_TEST(commands_on_an_unmigrated_database_say_to_run_migrate)
 }
 END_TEST
 
+START_TEST(every_command_refuses_a_schema_newer_than_the_binary)
+{
+	static const char *const cmds[] = { "migrate", "run",	   "status",
+					    "deliver", "validate", "daemon" };
+	const char *db = tl_new_db();
+	size_t i;
+
+	tl_sql(db, "INSERT INTO audsync.schema_migrations (version, name)"
+		   " VALUES (9999, '9999_from_the_future.sql')");
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		tl_result r = tl_audsync(db, NULL, cmds[i], NULL);
+
+		ASSERT_EXIT(r, 3);
+		ck_assert_msg(tl_contains(r.err, "is at version 9999, newer "
+						 "than this audsync"),
+			      "%s: %s", cmds[i], r.err);
+		tl_result_free(&r);
+	}
+}
+END_TEST
+
 /* ---- with a sync to the fake Mixpanel ---------------------------------- */
 
 static mpctl *fake;
@@ -697,7 +718,12 @@ START_TEST(log_level_error_silences_info_lines)
 	ck_assert_msg(tl_contains(r.err, "level=error"), "%s", r.err);
 	tl_result_free(&r);
 
-	/* And the default does log info, so the above means something. */
+	/* And the default does log info, so the above means something (a
+	 * run that changes something: an unchanged one logs at debug). */
+	tl_sql(db, "INSERT INTO audsync.external_ids VALUES"
+		   " ('p3', 'user_id', 'u3', now() - interval '3 days');"
+		   "INSERT INTO audsync.events VALUES ('p3', 'Order Completed',"
+		   " '{}', now() - interval '1 day')");
 	r = tl_audsync(db, NULL, "run", "--all", NULL);
 	ck_assert_msg(tl_contains(r.err, "level=info"), "%s", r.err);
 	tl_result_free(&r);
@@ -725,7 +751,7 @@ END_TEST
 
 START_TEST(status_json_is_one_json_object_per_sync)
 {
-	json_object *a, *o, *v;
+	json_object *doc, *a, *o, *v;
 	tl_result r;
 
 	add_broken_sync();
@@ -733,9 +759,10 @@ START_TEST(status_json_is_one_json_object_per_sync)
 	tl_result_free(&r);
 	r = tl_audsync(db, NULL, "status", "--json", NULL);
 	ASSERT_EXIT(r, 0);
-	a = json_tokener_parse(r.out);
-	ck_assert_msg(a && json_object_is_type(a, json_type_array), "%s",
-		      r.out);
+	doc = json_tokener_parse(r.out);
+	ck_assert_msg(doc && json_object_object_get_ex(doc, "syncs", &a) &&
+			      json_object_is_type(a, json_type_array),
+		      "%s", r.out);
 	ck_assert_int_eq(json_object_array_length(a), 2);
 	o = json_object_array_get_idx(a, 0);
 	ck_assert(json_object_object_get_ex(o, "computation", &v));
@@ -748,7 +775,7 @@ START_TEST(status_json_is_one_json_object_per_sync)
 	o = json_object_array_get_idx(a, 1);
 	ck_assert(json_object_object_get_ex(o, "error", &v));
 	ck_assert(tl_contains(json_object_get_string(v), "SELEC"));
-	json_object_put(a);
+	json_object_put(doc);
 	tl_result_free(&r);
 }
 END_TEST
@@ -935,6 +962,8 @@ static Suite *cli_suite(void)
 		migrate_without_the_right_to_create_says_permission_denied);
 	tcase_add_test(dbs,
 		       commands_on_an_unmigrated_database_say_to_run_migrate);
+	tcase_add_test(dbs,
+		       every_command_refuses_a_schema_newer_than_the_binary);
 	suite_add_tcase(s, dbs);
 
 	tcase_add_checked_fixture(sync, setup, teardown);

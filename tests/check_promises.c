@@ -295,7 +295,7 @@ static void berlin_server(void)
 
 START_TEST(timestamps_go_out_in_utc_from_a_berlin_server_and_session)
 {
-	json_object *events, *st, *v, *e;
+	json_object *events, *st, *v, *e, *syncs;
 	tl_result r;
 	size_t i;
 	int seen = 0;
@@ -328,9 +328,10 @@ START_TEST(timestamps_go_out_in_utc_from_a_berlin_server_and_session)
 	r = tl_audsync(db, env_berlin, "status", "--json", NULL);
 	ck_assert_msg(r.status == 0, "status exited %d: %s", r.status, r.err);
 	st = json_tokener_parse(r.out);
-	ck_assert_msg(st && json_object_array_length(st) == 2,
+	ck_assert_msg(st && json_object_object_get_ex(st, "syncs", &syncs) &&
+			      json_object_array_length(syncs) == 2,
 		      "status --json: %s", r.out);
-	ck_assert(json_object_object_get_ex(json_object_array_get_idx(st, 0),
+	ck_assert(json_object_object_get_ex(json_object_array_get_idx(syncs, 0),
 					    "as_of", &v));
 	ck_assert_msg(
 		strcmp(json_object_get_string(v), "2025-06-01T10:00:00Z") == 0,

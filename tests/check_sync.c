@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static mpctl *fake;
 static const char *db;
@@ -381,21 +382,22 @@ static int insert_id_ok(const char *s)
 static json_object *status_of(const char *key)
 {
 	tl_result r = tl_audsync(db, NULL, "status", "--json", NULL);
-	json_object *all, *e, *c, *found = NULL;
+	json_object *doc, *all, *e, *c, *found = NULL;
 	size_t i;
 
 	ck_assert_msg(r.status == 0, "audsync status exited %d: %s", r.status,
 		      r.err);
-	all = json_tokener_parse(r.out);
-	ck_assert_msg(all && json_object_is_type(all, json_type_array),
-		      "audsync status --json is not a JSON array: %s", r.out);
+	doc = json_tokener_parse(r.out);
+	ck_assert_msg(doc && json_object_object_get_ex(doc, "syncs", &all) &&
+			      json_object_is_type(all, json_type_array),
+		      "audsync status --json has no syncs array: %s", r.out);
 	for (i = 0; i < json_object_array_length(all); i++) {
 		e = json_object_array_get_idx(all, i);
 		if (json_object_object_get_ex(e, "computation", &c) &&
 		    strcmp(json_object_get_string(c), key) == 0)
 			found = json_object_get(e);
 	}
-	json_object_put(all);
+	json_object_put(doc);
 	tl_result_free(&r);
 	ck_assert_msg(found, "audsync status --json has no entry for %s", key);
 	return found;
@@ -924,6 +926,35 @@ static void use_secret(void)
 	       "UPDATE audsync.destinations SET secret_env = 'MIXPANEL_TEST_SECRET'"
 	       " WHERE name = 'mp'");
 }
+
+/* Under systemd the secret comes through LoadCredential=: a file named as
+ * secret_env in $CREDENTIALS_DIRECTORY. */
+START_TEST(a_secret_comes_from_a_systemd_credential)
+{
+	char dir[] = "/tmp/audsync-cred-XXXXXX", path[64], envv[64];
+	const char *const env[] = { envv, RETRY_ENV, NULL };
+	FILE *f;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/MP_SECRET", dir);
+	snprintf(envv, sizeof(envv), "CREDENTIALS_DIRECTORY=%s", dir);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("test-secret\n", f);
+	ck_assert_int_eq(fclose(f), 0);
+	use_secret();
+	unsetenv("MP_SECRET");
+	add_two_people();
+	add_computation("Everyone", "audience",
+			"SELECT profile_id FROM audsync.external_ids", "NULL",
+			0);
+	add_sync("everyone", "mp", "track", "all");
+	run_ok_env(env, NULL);
+	ck_assert_int_eq(COUNTER("events_stored"), 2);
+	unlink(path);
+	rmdir(dir);
+}
+END_TEST
 
 START_TEST(track_mode_sends_one_event_per_person_and_resync_no_duplicates)
 {
@@ -1920,6 +1951,7 @@ static Suite *sync_suite(void)
 		a_destination_without_a_token_is_reported,
 		a_destination_in_an_unknown_region_is_reported,
 		a_secret_env_naming_an_unset_variable_is_reported,
+		a_secret_comes_from_a_systemd_credential,
 		an_identify_sync_without_people_asks_to_turn_it_on,
 		status_json_shows_each_sync_its_last_run_and_its_problem,
 		a_wrong_rule_definition_fails_only_its_sync_naming_its_path,

@@ -28,6 +28,20 @@ static PGconn *connect_or_abort(const char *conninfo)
 	return c;
 }
 
+void tl_add_everyone_sync(const char *conninfo)
+{
+	tl_sql(conninfo,
+	       "INSERT INTO audsync.external_ids VALUES"
+	       " ('p1', 'user_id', 'u1', now() - interval '3 days'),"
+	       " ('p2', 'user_id', 'u2', now() - interval '3 days');"
+	       "INSERT INTO audsync.computations (name, kind, definition_sql)"
+	       " VALUES ('Everyone', 'audience',"
+	       " 'SELECT profile_id FROM audsync.external_ids');"
+	       "INSERT INTO audsync.syncs (computation_id, destination_id,"
+	       " mode) SELECT c.id, d.id, 'identify'"
+	       " FROM audsync.computations c, audsync.destinations d");
+}
+
 void tl_sql(const char *conninfo, const char *sql)
 {
 	PGconn *c = connect_or_abort(conninfo);

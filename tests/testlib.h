@@ -21,6 +21,10 @@ const char *tl_new_db(void);
 void tl_add_destination(const char *conninfo, const char *name,
 			const char *base_url);
 
+/* Two people (p1/u1, p2/u2) and the audience "Everyone" of them, synced
+ * by identify to every destination: the smallest sync there is. */
+void tl_add_everyone_sync(const char *conninfo);
+
 /* Runs SQL (several statements allowed) on conninfo. */
 void tl_sql(const char *conninfo, const char *sql);
 

@@ -26,6 +26,8 @@ typedef struct cli_opts {
 	int json;
 	int unset;
 	int from_table;
+	int check;	  /* status --check */
+	int dead_letters; /* status --dead-letters */
 } cli_opts;
 
 /* Each returns an exit status. */

@@ -31,6 +31,14 @@ int log_set_format_name(const char *name) __attribute__((warn_unused_result));
 int log_setup(const char *level, const char *format, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
+/* Starts a new run id, the run_id field of every line from now on: each
+ * command is one run, and each pass of the daemon another. */
+void log_new_run_id(void);
+
+/* On a terminal: shows text as the one status line under the log, in
+ * place of the last (NULL clears it). Log lines clear it first. */
+void log_status_line(const char *text);
+
 /*
  * Writes one event: msg, then the key/value pairs of fields given as
  * alternating const char * key, const char * value, ended by NULL.

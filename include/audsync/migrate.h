@@ -26,7 +26,9 @@ int migrate_apply(PGconn *conn, int *out, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
 /* Sets *out to 1 when every migration is applied, else 0. Returns 0, or -1
- * with err set when the database cannot be read. */
+ * with err set when the database cannot be read or its schema is newer
+ * than this binary (a migration it does not know was applied: a newer
+ * audsync migrated it, and this one could misread its tables). */
 int migrate_is_current(PGconn *conn, int *out, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 

@@ -117,6 +117,10 @@ const char *mp_client_error(const mp_client *c);
 
 void mp_client_get_stats(const mp_client *c, mp_stats *out);
 
+/* 1 when destination dest refused its credentials (401/403) during the
+ * last flush, so that its records stayed queued; else 0. */
+int mp_client_stopped(const mp_client *c, int dest);
+
 /* Sets a request flag when the process should stop: flush stops waiting
  * for backoff and reports what is left as MP_OUT_NOT_DELIVERED. */
 void mp_client_set_stop_flag(mp_client *c, volatile int *flag);

@@ -1,0 +1,104 @@
+/* progress.c - how far a long run, resync or delivery has come */
+#include "audsync/progress.h"
+
+#include "audsync/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SHOW_AFTER_S	  2.0  /* an operation shorter than this is silent */
+#define TTY_INTERVAL_S	  0.25 /* how often the terminal line is redrawn */
+#define LOG_INTERVAL_MS_D 10000
+
+static struct {
+	const char *what; /* NULL: no operation */
+	double start, last;
+	long long decided, delivered, queued;
+	int tty;
+	double log_interval;
+} pg;
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void progress_begin(const char *what)
+{
+	const char *v = getenv("AUDSYNC_PROGRESS_INTERVAL_MS");
+	long ms = v && *v ? strtol(v, NULL, 10) : LOG_INTERVAL_MS_D;
+
+	pg.what = what;
+	pg.start = pg.last = now_s();
+	pg.decided = pg.delivered = pg.queued = 0;
+	pg.tty = isatty(STDERR_FILENO);
+	pg.log_interval = (ms > 0 ? ms : LOG_INTERVAL_MS_D) / 1000.0;
+}
+
+void progress_decided(long long n)
+{
+	pg.decided += n;
+}
+
+void progress_delivered(long long n)
+{
+	pg.delivered += n;
+}
+
+void progress_queued(long long n)
+{
+	pg.queued = n;
+}
+
+/* The rate and ETA as text: "rate=N/s eta=Ns" or "rate=N/s". */
+static void rate_eta(char *rate, size_t rlen, char *eta, size_t elen,
+		     double elapsed)
+{
+	double r = elapsed > 0 ? (double)pg.delivered / elapsed : 0;
+	long long left = pg.queued - pg.delivered;
+
+	snprintf(rate, rlen, "%.0f", r);
+	if (pg.queued > 0 && left > 0 && r > 0)
+		snprintf(eta, elen, "%.0f", (double)left / r);
+	else
+		snprintf(eta, elen, "%s", "-");
+}
+
+void progress_tick(void)
+{
+	char dec[24], del[24], rate[24], eta[24], line[200];
+	double now, elapsed;
+
+	if (!pg.what)
+		return;
+	now = now_s();
+	elapsed = now - pg.start;
+	if (elapsed < SHOW_AFTER_S ||
+	    now - pg.last < (pg.tty ? TTY_INTERVAL_S : pg.log_interval))
+		return;
+	pg.last = now;
+	snprintf(dec, sizeof(dec), "%lld", pg.decided);
+	snprintf(del, sizeof(del), "%lld", pg.delivered);
+	rate_eta(rate, sizeof(rate), eta, sizeof(eta), elapsed);
+	if (!pg.tty) {
+		log_info("progress", "operation", pg.what, "decided", dec,
+			 "delivered", del, "rate_per_s", rate, "eta_s", eta);
+		return;
+	}
+	snprintf(line, sizeof(line),
+		 "%s: %s decided, %s delivered, %s/s, ETA %s%s", pg.what, dec,
+		 del, rate, eta, eta[0] == '-' ? "" : " s");
+	log_status_line(line);
+}
+
+void progress_end(void)
+{
+	if (pg.what && pg.tty)
+		log_status_line(NULL);
+	pg.what = NULL;
+}
