@@ -5,7 +5,7 @@
 #   make demo            throwaway PostgreSQL, sample data, one sync to stdout:
 #   make bench           throughput and memory figures (not part of test)
 #   make mutation        kill ratio of tests/mutations.txt (MUTATIONS=PATTERN)
-#   make install         PREFIX=/usr/local DESTDIR=
+#   make install         PREFIX=/usr/local DESTDIR= (make uninstall undoes it)
 #   make SANITIZER=address,undefined test   sanitized build and test run
 #   make fuzz            each libFuzzer target for FUZZ_SECONDS (30) seconds
 #   make valgrind        the unit tests that need no database, under valgrind
@@ -14,6 +14,10 @@
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
 DATADIR ?= $(PREFIX)/share/audsync
+MANDIR ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+# systemd reads units from /usr/local/lib/systemd/system as well as /lib.
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 CC ?= cc
 CFLAGS ?= -O2 -g
 PKG_CONFIG ?= pkg-config
@@ -72,8 +76,9 @@ BENCH_SRC := $(wildcard tests/bench_*.c)
 BENCH_BIN := $(BENCH_SRC:tests/%.c=$(BUILD)/tests/%)
 
 .PHONY: all test test-run unit-test demo demo-run demo-clean bench bench-run \
-	install format format-check deps clean lint fuzz fuzz-deps fuzz-run \
-	valgrind valgrind-run chaos chaos-run mutation mutation-run
+	install uninstall units check-deploy format format-check deps clean lint \
+	fuzz fuzz-deps fuzz-run valgrind valgrind-run chaos chaos-run mutation \
+	mutation-run
 all: $(BIN)
 
 $(BUILD)/engine/%.o: engine/%.c $(wildcard include/audsync/*.h)
@@ -198,12 +203,43 @@ mutation: deps
 mutation-run:
 	@nice -n 15 sh tests/mutation.sh "$(MUTATIONS)"
 
-install: $(BIN)
+# The units and the cron file name the paths of this installation: they
+# are made from deploy/*.in for the PREFIX (and SYSCONFDIR) given.
+DEPLOY_IN := $(wildcard deploy/*.in)
+DEPLOY_PLAIN := $(filter-out $(DEPLOY_IN),$(wildcard deploy/*))
+UNITS := $(notdir $(basename $(filter %.service.in,$(DEPLOY_IN)))) \
+	audsync.timer
+subst_paths = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@DATADIR@|$(DATADIR)|g' \
+	-e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g'
+
+# make units: the files for this PREFIX in $(BUILD)/deploy (CI scores them).
+units:
+	@mkdir -p $(BUILD)/deploy
+	@for f in $(DEPLOY_IN); do \
+		$(subst_paths) $$f > $(BUILD)/deploy/$$(basename $$f .in); done
+	@cp $(DEPLOY_PLAIN) $(BUILD)/deploy/
+
+# The unit scores, the man page's lint, the cron line (CI runs it).
+check-deploy: units
+	@sh scripts/check-deploy.sh $(BUILD)/deploy doc/audsync.1
+
+install: $(BIN) units
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/sql \
-		$(DESTDIR)$(DATADIR)/deploy
+		$(DESTDIR)$(DATADIR)/deploy $(DESTDIR)$(MANDIR)/man1 \
+		$(DESTDIR)$(UNITDIR)
 	install -m 755 $(BIN) $(DESTDIR)$(BINDIR)/audsync
 	install -m 644 sql/*.sql $(DESTDIR)$(DATADIR)/sql/
-	install -m 644 deploy/* $(DESTDIR)$(DATADIR)/deploy/
+	install -m 644 $(BUILD)/deploy/* $(DESTDIR)$(DATADIR)/deploy/
+	install -m 644 doc/audsync.1 $(DESTDIR)$(MANDIR)/man1/audsync.1
+	install -m 644 $(addprefix $(BUILD)/deploy/,$(UNITS)) \
+		$(DESTDIR)$(UNITDIR)/
+
+# Removes what install put there; never the configuration in
+# $(SYSCONFDIR)/audsync, nor the database.
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/audsync $(DESTDIR)$(MANDIR)/man1/audsync.1
+	rm -f $(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS))
+	rm -rf $(DESTDIR)$(DATADIR)
 
 FORMAT_FILES := $(wildcard engine/*.c include/audsync/*.h tests/*.c tests/*.h \
 	tests/fuzz/*.c)

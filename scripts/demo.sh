@@ -54,18 +54,64 @@ hint() {
 	echo "Clean up:     make demo-clean"
 }
 
-# One `audsync run --all`: the requests go to stdout, the log after them.
+# One `audsync run --all`, the Nth: the requests (one JSON line each, from
+# the 'stdout:' destination) go to .demo/requests-N.jsonl, the log to
+# .demo/run-N.log; what is shown is a summary per computation and three
+# sample requests.
 sync_all() {
-	"$bin" --db "$db" run --all 2>"$demo/run.log"
+	n=$1
+	out="$demo/requests-$n.jsonl"
+	log="$demo/run-$n.log"
+	first=$(sql -At -c "SELECT coalesce(max(id), 0) FROM audsync.runs") ||
+		exit 1
+	"$bin" --db "$db" run --all >"$out" 2>"$log"
 	rc=$?
-	if grep -q "not available yet" "$demo/run.log"; then
+	if grep -q "not available yet" "$log"; then
 		echo "demo: the sync engine is not built yet;" \
 			"sample data is loaded in .demo"
 		hint
 		exit 0
 	fi
-	cat "$demo/run.log" >&2
-	[ "$rc" = 0 ] || die "audsync run failed (exit $rc); see above"
+	if [ "$rc" != 0 ]; then
+		cat "$log" >&2
+		die "audsync run failed (exit $rc); see above"
+	fi
+	sql -c "SELECT c.key AS computation, s.mode, r.members, r.entered,
+			r.exited, r.changed, r.calls
+		FROM audsync.runs r
+		JOIN audsync.syncs s ON s.id = r.sync_id
+		JOIN audsync.computations c ON c.id = s.computation_id
+		WHERE r.id > $first ORDER BY r.id"
+	requests=$(wc -l <"$out" | tr -d ' ')
+	if [ "$requests" = 0 ]; then
+		echo "No request: nothing changed."
+	else
+		echo "Three sample calls, of different computations (a request"
+		echo "carries up to 2000 of them):"
+		samples "$out"
+	fi
+	echo "All $requests requests, as Mixpanel would receive them:" \
+		".demo/requests-$n.jsonl; the log: .demo/run-$n.log"
+}
+
+# Three calls of requests file $1, one per computation, read with
+# PostgreSQL's JSON functions (the demo needs no jq): the endpoint and the
+# first call of a request.
+samples() {
+	sql -At -F ' ' -c "CREATE TEMP TABLE demo_req (line text);" \
+		-c "\\copy demo_req FROM '$1' WITH (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')" \
+		-c "SELECT '  POST ' || r.endpoint || '  ' || r.call FROM (
+			SELECT DISTINCT ON (coalesce(c->>'event',
+				(SELECT min(k) FROM jsonb_object_keys(c->'\$set') k
+				 WHERE k NOT LIKE '\$%')))
+				j->>'endpoint' AS endpoint, c::text AS call,
+				row_number() OVER () AS n
+			FROM demo_req, LATERAL (SELECT line::jsonb AS j) x,
+				LATERAL (SELECT j->'body'->0 AS c) y
+			ORDER BY coalesce(c->>'event',
+				(SELECT min(k) FROM jsonb_object_keys(c->'\$set') k
+				 WHERE k NOT LIKE '\$%')), n) r
+		ORDER BY r.n LIMIT 3"
 }
 
 have=$(psql -X -At -d "host='$PGHOST' port=$PGPORT user=postgres dbname=postgres" \
@@ -102,7 +148,7 @@ else
 	echo "== sync again: the demo ran before, so only what changed since" \
 		"then is sent (make demo-clean starts over)"
 fi
-sync_all
+sync_all 1
 
 echo
 echo "== new events: two profiles place an order, one views shoes again"
@@ -136,11 +182,5 @@ FROM browsers
 RETURNING profile_id, event, properties" || die "inserting events failed"
 
 echo "== second run: only the change"
-sync_all
-sql -c "SELECT r.id, c.key, r.status, r.members, r.entered, r.exited,
-		r.changed, r.skipped, r.calls
-	FROM audsync.runs r
-	JOIN audsync.syncs s ON s.id = r.sync_id
-	JOIN audsync.computations c ON c.id = s.computation_id
-	ORDER BY r.id DESC LIMIT 10"
+sync_all 2
 hint
