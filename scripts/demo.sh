@@ -123,7 +123,7 @@ if [ -z "$have" ]; then
 fi
 
 echo "== migrate: create the audsync schema"
-"$bin" --db "$db" migrate || die "audsync migrate failed"
+"$bin" --db "$db" --log-level warn migrate || die "audsync migrate failed"
 
 loaded=$(sql -At -c "SELECT count(*) FROM audsync.destinations
 	WHERE name = 'demo'") || exit 1
