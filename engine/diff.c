@@ -5,6 +5,7 @@
 
 #include "audsync/buf.h"
 #include "audsync/db.h"
+#include "audsync/decide.h"
 #include "audsync/mp_payload.h"
 #include "audsync/outbox.h"
 
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define FETCH_ROWS "20000"
 
@@ -30,17 +32,20 @@
  * snapshot row's address, for forgetting it. */
 #define FULL_SQL(stage)                                                        \
 	" SELECT d.profile_id, d.old, d.new, m.since,"                         \
-	"  m.targets AS old_targets, d.kind, m.ctid AS old_t"                  \
+	"  m.targets AS old_targets, d.kind, m.ctid AS old_t, d.old_member"    \
 	" FROM (SELECT coalesce(s.profile_id, m.profile_id) AS profile_id,"    \
-	"  m.value AS old, s.value AS new,"                                    \
-	"  CASE WHEN m.profile_id IS NULL THEN 'enter'"                        \
-	"   WHEN s.profile_id IS NULL THEN 'exit'"                             \
+	"  m.value AS old, s.value AS new, m.member AS old_member,"            \
+	"  CASE WHEN s.profile_id IS NULL THEN 'exit'"                         \
+	"   WHEN m.profile_id IS NULL OR NOT m.member THEN 'enter'"            \
 	"   WHEN m.value <> s.value THEN 'change' ELSE 'resend' END AS kind"   \
 	"  FROM (SELECT " stage " profile_id, coalesce(value,"                 \
 	"   " AUDIENCE_VALUE ") AS value FROM pg_temp.audsync_stage) s"        \
-	"  FULL JOIN (SELECT profile_id, value FROM audsync.snapshot_members"  \
+	"  FULL JOIN (SELECT profile_id, value, member"                        \
+	"   FROM audsync.snapshot_members"                                     \
 	"   WHERE sync_id = $1) m ON m.profile_id = s.profile_id"              \
-	"  WHERE $3::boolean OR m.value IS DISTINCT FROM s.value) d"           \
+	"  WHERE (s.profile_id IS NOT NULL OR m.member)"                       \
+	"   AND ($3::boolean OR NOT coalesce(m.member, false)"                 \
+	"   OR m.value IS DISTINCT FROM s.value)) d"                           \
 	" LEFT JOIN audsync.snapshot_members m ON d.old IS NOT NULL"           \
 	"  AND m.sync_id = $1 AND m.profile_id = d.profile_id"
 
@@ -58,7 +63,7 @@ static const char differ_sql[] =
 	"INSERT INTO pg_temp.audsync_d (new_p, new, old_p, old_t)"
 	" SELECT s.profile_id, s.value, m.profile_id, m.ctid"
 	" FROM pg_temp.audsync_stage s FULL JOIN (SELECT ctid, profile_id, h"
-	"  FROM audsync.snapshot_members WHERE sync_id = $1) m"
+	"  FROM audsync.snapshot_members WHERE sync_id = $1 AND member) m"
 	"  ON m.h = s.h AND m.profile_id = s.profile_id"
 	" WHERE s.h IS NULL OR m.h IS NULL";
 
@@ -66,7 +71,13 @@ static const char differ_sql[] =
  * those few by the row's address (nothing moves them in between; the
  * key is checked all the same). */
 static const char chg_sql[] = CHG_TABLE
-	" SELECT coalesce(n.profile_id, o.profile_id) AS profile_id,"
+	" SELECT c.profile_id, coalesce(c.old, x.value) AS old, c.new,"
+	"  coalesce(c.since, x.since) AS since,"
+	"  coalesce(c.old_targets, x.targets) AS old_targets, c.kind,"
+	"  coalesce(c.old_t, x.ctid) AS old_t,"
+	"  CASE WHEN c.old IS NOT NULL THEN true"
+	"   WHEN x.profile_id IS NOT NULL THEN false END AS old_member"
+	" FROM (SELECT coalesce(n.profile_id, o.profile_id) AS profile_id,"
 	"  o.value AS old, n.value AS new, o.since, o.targets AS old_targets,"
 	"  CASE WHEN o.profile_id IS NULL THEN 'enter'"
 	"   WHEN n.profile_id IS NULL THEN 'exit' ELSE 'change' END AS kind,"
@@ -80,21 +91,25 @@ static const char chg_sql[] = CHG_TABLE
 	"   AND m.sync_id = $1 AND m.profile_id = d.old_p) m"
 	"  WHERE d.old_p IS NOT NULL) o ON o.profile_id = n.profile_id"
 	/* Equal values differ only if checksums were computed apart. */
-	" WHERE n.value IS DISTINCT FROM o.value";
+	" WHERE n.value IS DISTINCT FROM o.value) c"
+	/* An entering profile's ledger of its last exit. */
+	" LEFT JOIN audsync.snapshot_members x ON c.kind = 'enter'"
+	"  AND x.sync_id = $1 AND x.profile_id = c.profile_id"
+	"  AND NOT x.member";
 
 /* Unchanged members with identifiers added since the last run: by
  * created_at, or by load time for rows backfilled with older dates. */
 static const char newid_sql[] =
 	"INSERT INTO audsync_chg"
 	" SELECT m.profile_id, m.value, m.value, m.since, m.targets, 'newid',"
-	"  m.ctid"
+	"  m.ctid, true"
 	" FROM (SELECT profile_id FROM audsync.external_ids"
 	"  WHERE id_type = ANY ($2::text[]) AND created_at > $3::timestamptz"
 	"  UNION SELECT profile_id FROM audsync.identifier_log"
 	"  WHERE xact >= pg_snapshot_xmin($4::pg_snapshot)"
 	"  AND NOT pg_visible_in_snapshot(xact, $4::pg_snapshot)) e"
 	" JOIN audsync.snapshot_members m ON m.sync_id = $1"
-	"  AND m.profile_id = e.profile_id"
+	"  AND m.profile_id = e.profile_id AND m.member"
 	" WHERE NOT EXISTS (SELECT 1 FROM audsync_chg c"
 	"  WHERE c.profile_id = e.profile_id)";
 
@@ -147,28 +162,14 @@ static const char ids_sql[] =
  * The changed profiles, one row each, and their current identifiers (from
  * ids: the table, or the few looked up above), through two cursors in the
  * same order, which the engine merges (fetch_loop()): the profiles' wide
- * columns are not copied and sorted once per identifier. The engine puts
- * a profile's identifiers in created_at order itself and picks targets
- * and distinct_ids from them (emit_profile()). The value column is {key:
- * bool} for an audience; for a trait the whole value, or on a change or
- * exit only the keys that changed (null when gone). time: the
- * transition's as-of time, or for a re-send the original one.
+ * columns are not copied and sorted once per identifier. decide.c picks
+ * targets, distinct_ids and calls from them and the profile's ledger row.
  */
 static const char calls_sql[] =
 	"DECLARE audsync_out NO SCROLL CURSOR FOR"
-	" SELECT profile_id, kind,"
-	"  (CASE WHEN NOT $3::boolean"
-	"    THEN jsonb_build_object($2::text, kind <> 'exit')"
-	"   WHEN kind IN ('change', 'exit') THEN (SELECT"
-	"    jsonb_object_agg(k, new -> k) FROM (SELECT jsonb_object_keys("
-	"    new) UNION SELECT jsonb_object_keys(old)) AS ks (k)"
-	"    WHERE new -> k IS DISTINCT FROM old -> k)"
-	"   ELSE new END)::text AS delta,"
-	"  (extract(epoch FROM CASE WHEN kind IN ('resend', 'newid')"
-	"   THEN since ELSE $1::timestamptz END) * 1000)::bigint AS time_ms,"
-	"  CASE WHEN kind IN ('resend', 'newid') THEN since"
-	"   ELSE $1::timestamptz END AS snap_since,"
-	"  old_targets, new::text AS new_text"
+	" SELECT profile_id, kind, old::text, new::text,"
+	"  (extract(epoch FROM since) * 1000)::bigint, old_targets,"
+	"  old_member, (extract(epoch FROM $1::timestamptz) * 1000)::bigint"
 	" FROM audsync_chg ORDER BY profile_id COLLATE \"C\"";
 
 #define IDS_SQL(ids)                                                           \
@@ -187,11 +188,12 @@ static const char ids_list_sql[] = IDS_SQL("pg_temp.audsync_ids");
 enum {
 	OUT_PROFILE,
 	OUT_KIND,
-	OUT_VALUE,
-	OUT_TIME,
+	OUT_OLD_VALUE,
+	OUT_NEW,
 	OUT_SINCE,
 	OUT_OLD,
-	OUT_NEW,
+	OUT_OLD_MEMBER,
+	OUT_AS_OF,
 	OUT_COLUMNS
 };
 enum { ID_PROFILE, ID_TYPE, ID_VALUE, ID_CREATED };
@@ -203,16 +205,16 @@ enum { ID_PROFILE, ID_TYPE, ID_VALUE, ID_CREATED };
 static const char forget_sql[] =
 	"WITH gone AS (DELETE FROM audsync.snapshot_members m"
 	" WHERE m.ctid = ANY (ARRAY(SELECT old_t FROM audsync_chg"
-	"  WHERE old_t IS NOT NULL)) AND m.sync_id = $1 RETURNING 1)"
-	" SELECT count(*) FROM gone";
+	"  WHERE old_t IS NOT NULL)) AND m.sync_id = $1 RETURNING m.member)"
+	" SELECT count(*) FILTER (WHERE member) FROM gone";
 
 static const char copy_sql[] =
 	"COPY audsync.snapshot_members"
-	" (sync_id, profile_id, value, since, targets) FROM STDIN";
+	" (sync_id, profile_id, value, since, targets, member) FROM STDIN";
 
-/* The state: the snapshot's size moved by what this run removed ($5) and
- * wrote back (every profile of the changes but the exits). Returns the
- * members. */
+/* The state: the snapshot's members moved by the members this run
+ * removed ($5) and wrote back (every profile of the changes but the
+ * exits, which stay as former members). Returns the members. */
 static const char state_sql[] =
 	"INSERT INTO audsync.sync_state (sync_id, last_as_of, ids_seen_upto,"
 	"  last_run_id, ids_snapshot, snap_count)"
@@ -244,55 +246,22 @@ static const char *id_types(const sync_def *s)
 				    : "{user_id,email}";
 }
 
-/* One identifier of the profile being read. */
-typedef struct ident {
-	char *type; /* owned, as value */
-	char *value;
-	long long created; /* created_at, microseconds */
-	int valid;
-	int chosen;	 /* a target under the id_sync rule */
-	const char *did; /* its distinct_id when chosen */
-} ident;
-
 /* What turns rows into records: the sync, its writer, scratch space. */
 typedef struct emitter {
 	const sync_def *s;
+	decide_sync ds;
 	outbox_writer *w;
 	PGconn *conn;
 	char sync_id[16];
-	buf rec, val, targets, copy;
+	buf rec, val, copy;
 	long long skipped;
 	const char *cur[OUT_COLUMNS]; /* the profile being read: its row
 				       * of the calls cursor, as read */
-	ident *ids;
+	decide_id *ids;		      /* its identifiers, strings owned */
 	int nids, capids;
-	const char **sent; /* track mode: distinct_ids with an event */
-	int nsent;
+	decision d;
+	int full; /* a resync: every current target again */
 } emitter;
-
-/* One /engage $set per target; an email target sets $email too, and
- * since a profile's targets come in created_at order, its newest email
- * is the address of record. */
-static void emit_identify(emitter *e, const char *id_type, const char *id_value,
-			  const char *distinct_id, const char *value)
-{
-	const char *set = value;
-
-	if (strcmp(id_type, "email") == 0) {
-		const char *end = strrchr(value, '}');
-
-		buf_reset(&e->val);
-		buf_append(&e->val, value, (size_t)(end - value));
-		buf_puts(&e->val,
-			 end - value > 1 ? ", \"$email\": " : "\"$email\": ");
-		buf_json_str(&e->val, id_value);
-		buf_putc(&e->val, '}');
-		set = e->val.data;
-	}
-	buf_reset(&e->rec);
-	mp_payload_engage(&e->rec, e->s->dest->project_token, distinct_id,
-			  e->s->dest->ignore_time, "$set", set);
-}
 
 /* Appends "name": value to an object being built: value is JSON text,
  * or with quote set a string to quote. */
@@ -311,268 +280,109 @@ static void put_field(buf *b, const char *name, const char *value, int quote)
 #define put_member(b, name, value)	  put_field(b, name, value, 0)
 #define put_string_member(b, name, value) put_field(b, name, value, 1)
 
-/* The event record, with a $insert_id derived from what makes it this
- * transition: the same re-send is a duplicate Mixpanel drops. */
-static void emit_event(emitter *e, const char *event, const char *transition,
-		       const char *distinct_id, const char *time_ms,
-		       const char *key, const char *props)
+static const char *json_text(json_object *v)
 {
-	const char *parts[5] = { e->sync_id, distinct_id, transition, time_ms,
-				 key };
-	char insert_id[MP_INSERT_ID_LEN + 1];
-
-	mp_insert_id(insert_id, parts, 5);
-	buf_reset(&e->rec);
-	mp_payload_event(&e->rec, event, distinct_id, atoll(time_ms), insert_id,
-			 props);
+	return v ? json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN)
+		 : "null";
 }
 
-/* Audience Entered / Exited, with the audience's key and name. */
-static void emit_audience_event(emitter *e, int exit, const char *distinct_id,
-				const char *time_ms)
+/* One /engage $set of the call's keys; with an email, $email too. */
+static void emit_identify(emitter *e, const decide_call *c)
 {
-	const dest_def *d = e->s->dest;
+	int i;
 
 	buf_reset(&e->val);
 	buf_putc(&e->val, '{');
-	put_string_member(&e->val, "audience_key", e->s->key);
-	put_member(&e->val, e->s->key, exit ? "false" : "true");
-	put_string_member(&e->val, "audience_name", e->s->name);
+	for (i = 0; i < c->nkeys; i++) {
+		const decide_key *k = &e->d.keys[c->first_key + i];
+
+		put_member(&e->val, k->key, json_text(k->value));
+	}
+	if (c->email)
+		put_string_member(&e->val, "$email", c->email);
+	buf_putc(&e->val, '}');
+	buf_reset(&e->rec);
+	mp_payload_engage(&e->rec, e->s->dest->project_token, c->did,
+			  e->s->dest->ignore_time, "$set", e->val.data);
+}
+
+/* The event record, with a $insert_id derived from what makes it this
+ * transition: the same re-send is a duplicate Mixpanel drops. */
+static void emit_event(emitter *e, const char *event, const char *transition,
+		       const char *distinct_id, long long time_ms,
+		       const char *key, const char *props)
+{
+	char ms[24];
+	const char *parts[5] = { e->sync_id, distinct_id, transition, ms, key };
+	char insert_id[MP_INSERT_ID_LEN + 1];
+
+	snprintf(ms, sizeof(ms), "%lld", time_ms);
+	mp_insert_id(insert_id, parts, 5);
+	buf_reset(&e->rec);
+	mp_payload_event(&e->rec, event, distinct_id, time_ms, insert_id,
+			 props);
+}
+
+/* Audience Entered / Exited, or Trait Computed, for one key. */
+static void emit_key_event(emitter *e, const char *did, const decide_key *k)
+{
+	const dest_def *d = e->s->dest;
+	int exit = !e->s->is_trait && !json_object_get_boolean(k->value);
+
+	buf_reset(&e->val);
+	buf_putc(&e->val, '{');
+	if (e->s->is_trait) {
+		put_string_member(&e->val, "trait_key", k->key);
+		put_member(&e->val, k->key, json_text(k->value));
+	} else {
+		put_string_member(&e->val, "audience_key", e->s->key);
+		put_member(&e->val, e->s->key, exit ? "false" : "true");
+		put_string_member(&e->val, "audience_name", e->s->name);
+	}
 	if (!d->geolocate)
 		put_member(&e->val, "ip", "0");
 	buf_putc(&e->val, '}');
-	emit_event(e, exit ? d->exit_event : d->enter_event,
-		   exit ? "exit" : "enter", distinct_id, time_ms, e->s->key,
-		   e->val.data);
+	if (e->s->is_trait)
+		emit_event(e, d->trait_event, "trait", did, k->time_ms, k->key,
+			   e->val.data);
+	else
+		emit_event(e, exit ? d->exit_event : d->enter_event,
+			   exit ? "exit" : "enter", did, k->time_ms, e->s->key,
+			   e->val.data);
 }
 
-/* The name of a member's quoted key token (caller frees), or NULL. */
-static char *member_key(const mp_json_member *m)
-{
-	json_object *o;
-	char *tok = alloc_calloc(1, m->keylen + 1), *k = NULL;
-
-	memcpy(tok, m->key, m->keylen);
-	o = json_tokener_parse(tok);
-	if (o && json_object_is_type(o, json_type_string))
-		k = alloc_strdup(json_object_get_string(o));
-	json_object_put(o);
-	free(tok);
-	return k;
-}
-
-/* One trait event per key in value (a JSON object), each queued. The
- * values go as PostgreSQL wrote them: a number past 64 bits keeps its
- * digits, and nesting has no depth limit here (Mixpanel's own limits
- * apply when it answers). */
-static int emit_trait_events(emitter *e, const char *distinct_id,
-			     const char *time_ms, const char *value, char *err,
-			     size_t errlen)
-{
-	const char *pos = value;
-	mp_json_member m;
-	buf v;
-	int more, rc = 0;
-
-	buf_init(&v);
-	while (rc == 0 && (more = mp_json_next_member(&m, &pos)) > 0) {
-		char *k = member_key(&m);
-
-		if (!k) {
-			more = -1;
-			break;
-		}
-		buf_reset(&v);
-		buf_append(&v, m.value, m.valuelen);
-		buf_reset(&e->val);
-		buf_putc(&e->val, '{');
-		put_string_member(&e->val, "trait_key", k);
-		put_member(&e->val, k, v.data);
-		if (!e->s->dest->geolocate)
-			put_member(&e->val, "ip", "0");
-		buf_putc(&e->val, '}');
-		emit_event(e, e->s->dest->trait_event, "trait", distinct_id,
-			   time_ms, k, e->val.data);
-		free(k);
-		rc = outbox_writer_add(e->w, distinct_id, e->rec.data,
-				       e->rec.len, err, errlen);
-	}
-	buf_free(&v);
-	if (rc == 0 && more < 0) {
-		snprintf(err, errlen, "computation %s: unreadable value %.200s",
-			 e->s->key, value);
-		return -1;
-	}
-	return rc;
-}
-
-/* Track mode sends one event per distinct_id of a profile: 1 if this
- * distinct_id already had one. */
-static int already_sent(emitter *e, const char *distinct_id)
+/* Queues the record(s) of one decided call. */
+static int send_call(emitter *e, const decide_call *c, char *err, size_t errlen)
 {
 	int i;
-
-	for (i = 0; i < e->nsent; i++)
-		if (strcmp(e->sent[i], distinct_id) == 0)
-			return 1;
-	e->sent[e->nsent++] = distinct_id;
-	return 0;
-}
-
-/* Queues the call(s) of one target. */
-static int send_target(emitter *e, const char *type, const char *value,
-		       const char *did, char *err, size_t errlen)
-{
-	const char *kind = e->cur[OUT_KIND];
-	const char *delta = e->cur[OUT_VALUE];
-	const char *time_ms = e->cur[OUT_TIME];
 
 	if (e->s->mode == SYNC_MODE_IDENTIFY) {
-		emit_identify(e, type, value, did, delta);
-	} else if (already_sent(e, did)) {
-		return 0;
-	} else if (e->s->is_trait) {
-		return emit_trait_events(e, did, time_ms, delta, err, errlen);
-	} else {
-		emit_audience_event(e, strcmp(kind, "exit") == 0, did, time_ms);
+		emit_identify(e, c);
+		return outbox_writer_add(e->w, c->did, e->rec.data, e->rec.len,
+					 err, errlen);
 	}
-	return outbox_writer_add(e->w, did, e->rec.data, e->rec.len, err,
-				 errlen);
-}
-
-/* Identifier values with a tab or newline cannot be kept in the snapshot's
- * line format; Mixpanel would not take them as ids either. */
-static int id_valid(const char *v)
-{
-	return !mp_distinct_id_invalid(v) && !strpbrk(v, "\t\n\r");
-}
-
-/* Identifier order: created_at, then type and value for equal times. */
-static int ident_cmp(const void *a, const void *b)
-{
-	const ident *x = a, *y = b;
-	int c;
-
-	if (x->created != y->created)
-		return x->created < y->created ? -1 : 1;
-	c = strcmp(x->type, y->type);
-	return c ? c : strcmp(x->value, y->value);
-}
-
-/*
- * Picks the targets: one per identifier (anonymous ids only when the
- * computation includes them: the query selected the types), id_sync
- * first/last keeping the oldest/newest of each type. The distinct_id is
- * the newest valid user_id; without one, an anonymous id stands for
- * itself and the newest one for the rest; else the target is skipped.
- */
-static void choose_targets(emitter *e)
-{
-	const char *user = NULL, *anon = NULL;
-	int i, j;
-
-	for (i = 0; i < e->nids; i++) {
-		ident *id = &e->ids[i];
-
-		id->valid = id_valid(id->value);
-		id->chosen = id->valid;
-		e->skipped += !id->valid;
-		if (id->valid && strcmp(id->type, "user_id") == 0)
-			user = id->value;
-		if (id->valid && strcmp(id->type, "anonymous_id") == 0)
-			anon = id->value;
-	}
-	for (i = 0; i < e->nids && e->s->id_sync != ID_SYNC_ALL; i++) {
-		for (j = 0; j < e->nids && e->ids[i].chosen; j++) {
-			int later =
-				e->s->id_sync == ID_SYNC_FIRST ? j < i : j > i;
-
-			if (later && e->ids[j].valid &&
-			    strcmp(e->ids[j].type, e->ids[i].type) == 0)
-				e->ids[i].chosen = 0;
-		}
-	}
-	for (i = 0; i < e->nids; i++) {
-		ident *id = &e->ids[i];
-
-		if (!id->chosen)
-			continue;
-		id->did = user					  ? user
-			  : strcmp(id->type, "anonymous_id") == 0 ? id->value
-								  : anon;
-		if (!id->did) {
-			id->chosen = 0;
-			e->skipped++;
-		}
-	}
-}
-
-/* Writes target lines "type\tvalue\tdistinct_id" to b. */
-static void put_target(buf *b, const char *type, const char *value,
-		       const char *did)
-{
-	if (b->len)
-		buf_putc(b, '\n');
-	buf_printf(b, "%s\t%s\t%s", type, value, did);
-}
-
-/* 1 when old (target lines) holds the line for type/value[/did]. */
-static int old_has(const char *old, const char *type, const char *value,
-		   const char *did, const char **out_did)
-{
-	size_t tl = strlen(type), vl = strlen(value);
-	const char *p = old;
-
-	while (p && *p) {
-		const char *end = strchr(p, '\n');
-		size_t len = end ? (size_t)(end - p) : strlen(p);
-
-		if (len > tl + vl + 1 && strncmp(p, type, tl) == 0 &&
-		    p[tl] == '\t' && strncmp(p + tl + 1, value, vl) == 0 &&
-		    p[tl + 1 + vl] == '\t') {
-			const char *d = p + tl + vl + 2;
-			size_t dl = len - tl - vl - 2;
-
-			if (out_did)
-				*out_did = d;
-			if (!did ||
-			    (strlen(did) == dl && strncmp(did, d, dl) == 0))
-				return 1;
-		}
-		p = end ? end + 1 : NULL;
-	}
-	return 0;
-}
-
-/* An exit goes to the identifiers synced before that the profile still
- * has, at the distinct_id they were sent to (id_sync does not apply). */
-static int send_exit(emitter *e, char *err, size_t errlen)
-{
-	const char *old = e->cur[OUT_OLD];
-	char did[512];
-	int i;
-
-	for (i = 0; i < e->nids; i++) {
-		const char *d = NULL;
-		size_t n;
-
-		if (!old_has(old, e->ids[i].type, e->ids[i].value, NULL, &d))
-			continue;
-		n = strcspn(d, "\n");
-		if (n >= sizeof(did)) {
-			e->skipped++; /* no Mixpanel id is this long */
-			continue;
-		}
-		memcpy(did, d, n);
-		did[n] = '\0';
-		if (send_target(e, e->ids[i].type, e->ids[i].value, did, err,
-				errlen) != 0)
+	for (i = 0; i < c->nkeys; i++) {
+		emit_key_event(e, c->did, &e->d.keys[c->first_key + i]);
+		if (outbox_writer_add(e->w, c->did, e->rec.data, e->rec.len,
+				      err, errlen) != 0)
 			return -1;
 	}
 	return 0;
 }
 
-/* The snapshot row of a member: what this run leaves Mixpanel knowing. */
+/* A timestamp in milliseconds as COPY text (UTC). */
+static void put_ms(buf *b, long long ms)
+{
+	time_t t = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	buf_printf(b, "%04d-%02d-%02d %02d:%02d:%02d.%03lld+00",
+		   tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+		   tm.tm_min, tm.tm_sec, ms - (long long)t * 1000);
+}
+
+/* The ledger row of the profile: what this run leaves Mixpanel knowing. */
 static void remember(emitter *e)
 {
 	buf *b = &e->copy;
@@ -580,46 +390,49 @@ static void remember(emitter *e)
 	buf_printf(b, "%s\t", e->sync_id);
 	buf_copy_text(b, e->cur[OUT_PROFILE]);
 	buf_putc(b, '\t');
-	buf_copy_text(b, e->cur[OUT_NEW]);
+	buf_copy_text(b, e->d.value.data ? e->d.value.data : "{}");
 	buf_putc(b, '\t');
-	buf_copy_text(b, e->cur[OUT_SINCE]);
+	put_ms(b, e->d.since_ms);
 	buf_putc(b, '\t');
-	buf_copy_text(b, e->targets.data ? e->targets.data : "");
-	buf_putc(b, '\n');
+	buf_copy_text(b, e->d.lines.data ? e->d.lines.data : "");
+	buf_puts(b, e->d.member ? "\tt\n" : "\tf\n");
 }
 
-/* All rows of one profile are read: decide its calls and snapshot row. */
+static const char *col(emitter *e, int c)
+{
+	return e->cur[c][0] ? e->cur[c] : NULL;
+}
+
+/* All rows of one profile are read: decide its calls and ledger row. */
 static int emit_profile(emitter *e, char *err, size_t errlen)
 {
 	const char *kind = e->cur[OUT_KIND];
-	const char *old = e->cur[OUT_OLD];
-	int i, newid = strcmp(kind, "newid") == 0;
+	decide_in in;
+	int i;
 
-	e->nsent = 0;
-	qsort(e->ids, (size_t)e->nids, sizeof(ident), ident_cmp);
-	if (strcmp(kind, "exit") == 0)
-		return send_exit(e, err, errlen);
-	if (e->nids == 0)
-		e->skipped++; /* a member with no identifier at all */
-	choose_targets(e);
-	buf_reset(&e->targets);
-	for (i = 0; i < e->nids; i++) {
-		ident *id = &e->ids[i];
-
-		if (!id->chosen)
-			continue;
-		put_target(&e->targets, id->type, id->value, id->did);
-		if (newid && old_has(old, id->type, id->value, id->did, NULL))
-			continue;
-		if (send_target(e, id->type, id->value, id->did, err, errlen) !=
-		    0)
+	memset(&in, 0, sizeof(in));
+	in.member = strcmp(kind, "exit") != 0;
+	in.full = e->full;
+	in.value = col(e, OUT_NEW);
+	in.as_of_ms = atoll(e->cur[OUT_AS_OF]);
+	in.old_value = col(e, OUT_OLD_VALUE);
+	in.old_since_ms = atoll(e->cur[OUT_SINCE]);
+	in.old_member = e->cur[OUT_OLD_MEMBER][0] == 't';
+	in.old_lines = e->cur[OUT_OLD];
+	in.ids = e->ids;
+	in.nids = e->nids;
+	if (decide_profile(&e->d, &e->ds, &in, err, errlen) != 0)
+		return -1;
+	e->skipped += e->d.skipped;
+	for (i = 0; i < e->d.ncalls; i++)
+		if (send_call(e, &e->d.calls[i], err, errlen) != 0)
 			return -1;
-	}
-	remember(e);
+	if (e->d.keep)
+		remember(e);
 	return 0;
 }
 
-/* Sends the snapshot rows gathered so far (between two FETCHes). */
+/* Sends the ledger rows gathered so far (between two FETCHes). */
 static int flush_copy(emitter *e, char *err, size_t errlen)
 {
 	int rc;
@@ -638,8 +451,8 @@ static void clear_profile(emitter *e)
 	int i;
 
 	for (i = 0; i < e->nids; i++) {
-		free(e->ids[i].type);
-		free(e->ids[i].value);
+		free((char *)e->ids[i].type);
+		free((char *)e->ids[i].value);
 	}
 	e->nids = 0;
 }
@@ -656,9 +469,7 @@ static void add_ident(emitter *e, const PGresult *r, int row)
 	if (e->nids == e->capids) {
 		e->capids = e->capids ? e->capids * 2 : 16;
 		e->ids = alloc_realloc(e->ids,
-				       (size_t)e->capids * sizeof(ident));
-		e->sent = alloc_realloc(e->sent,
-					(size_t)e->capids * sizeof(char *));
+				       (size_t)e->capids * sizeof(decide_id));
 	}
 	e->ids[e->nids].type = dup_col(r, row, ID_TYPE);
 	e->ids[e->nids].value = dup_col(r, row, ID_VALUE);
@@ -670,10 +481,9 @@ static void emitter_free(emitter *e)
 {
 	clear_profile(e);
 	free(e->ids);
-	free(e->sent);
+	decision_free(&e->d);
 	buf_free(&e->rec);
 	buf_free(&e->val);
-	buf_free(&e->targets);
 	buf_free(&e->copy);
 	outbox_writer_close(e->w);
 }
@@ -767,20 +577,27 @@ static int open_calls(PGconn *conn, const sync_def *s, const char **p,
 	if (rc != 0 || db_exec(conn, "diff: identifiers", ids_out, 1, ids + 1,
 			       err, errlen) != 0)
 		return -1;
-	return db_exec(conn, "diff: calls", calls_sql, 3, p, err, errlen);
+	return db_exec(conn, "diff: calls", calls_sql, 1, p, err, errlen);
 }
 
 /* Streams the calls and the new snapshot rows of every changed profile. */
 static int stream_calls(diff_counts *out, PGconn *conn, const sync_def *s,
-			long long run_id, FILE *dry_run, char *err,
-			size_t errlen)
+			long long run_id, diff_mode mode, FILE *dry_run,
+			char *err, size_t errlen)
 {
-	const char *p[3] = { s->as_of, s->key, s->is_trait ? "t" : "f" };
+	const char *p[1] = { s->as_of };
 	emitter e;
 	int rc = -1;
 
 	memset(&e, 0, sizeof(e));
+	decision_init(&e.d);
 	e.s = s;
+	e.full = mode == DIFF_FULL;
+	e.ds.track = s->mode == SYNC_MODE_TRACK;
+	e.ds.is_trait = s->is_trait;
+	e.ds.id_sync = s->id_sync == ID_SYNC_FIRST  ? DECIDE_ID_FIRST
+		       : s->id_sync == ID_SYNC_LAST ? DECIDE_ID_LAST
+						    : DECIDE_ID_ALL;
 	e.conn = conn;
 	snprintf(e.sync_id, sizeof(e.sync_id), "%d", s->id);
 	e.w = outbox_writer_open(
@@ -926,10 +743,13 @@ int diff_apply(diff_counts *out, PGconn *conn, const sync_def *s, int whole,
 
 	memset(&mk, 0, sizeof(mk));
 	mk.whole = whole;
-	if (find_changes(conn, s, mode, &mk, err, errlen) == 0 &&
-	    count_changes(out, conn, err, errlen) == 0 &&
-	    stream_calls(out, conn, s, run_id, dry_run, err, errlen) == 0 &&
-	    save_state(out, conn, s, run_id, &mk, err, errlen) == 0)
+	if (find_changes(conn, s, mode, &mk, err, errlen) != 0 ||
+	    count_changes(out, conn, err, errlen) != 0 ||
+	    stream_calls(out, conn, s, run_id, mode, dry_run, err, errlen) !=
+		    0 ||
+	    save_state(out, conn, s, run_id, &mk, err, errlen) != 0)
+		rc = -1;
+	else
 		rc = 0;
 	free(mk.snapshot);
 	return rc;

@@ -58,7 +58,7 @@ static const char audience_diff_sql[] =
 static const char audience_snapshot_sql[] =
 	" WHERE d.profile_id IS NOT NULL) s"
 	" FULL JOIN (SELECT ctid, profile_id FROM audsync.snapshot_members"
-	"  WHERE sync_id = $3::integer) m"
+	"  WHERE sync_id = $3::integer AND member) m"
 	" ON m.profile_id = s.profile_id"
 	" WHERE s.profile_id IS NULL OR m.profile_id IS NULL";
 

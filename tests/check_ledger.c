@@ -1,0 +1,342 @@
+/* check_ledger.c - the ledger of what each distinct_id was told, end to
+ * end: one test per case of the identity edges it fixes */
+#include "mixpanel_ctl.h"
+#include "testlib.h"
+
+#include <check.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static mpctl *fake;
+static const char *db;
+static const char *const env[] = { "MP_SECRET=test-secret",
+				   "AUDSYNC_RETRY_BASE_MS=20",
+				   "AUDSYNC_RETRY_JITTER_MS=5",
+				   "AUDSYNC_MAX_ATTEMPTS=2", NULL };
+
+/* Members: profiles whose latest "Set" event (at or before the as-of)
+ * has a property v; a trait's value is v. */
+#define LATEST                                                                 \
+	" FROM (SELECT DISTINCT ON (profile_id) profile_id, properties"        \
+	" FROM audsync.events WHERE event = 'Set' AND ts <= $1"                \
+	" ORDER BY profile_id, ts DESC) x WHERE properties ? 'v'"
+#define AUDIENCE_SQL "SELECT profile_id" LATEST
+#define TRAIT_SQL    "SELECT profile_id, (properties->>'v')::int AS value" LATEST
+#define TWO_SQL                                                                \
+	"SELECT profile_id, (properties->>'v')::int AS score,"                 \
+	" (properties->>'w')::int AS tier" LATEST
+
+static void setup(void)
+{
+	ck_assert_int_eq(mpctl_start(&fake, NULL), 0);
+	db = tl_new_db();
+	tl_add_destination(db, "mp", mpctl_base_url(fake));
+	tl_sql(db, "UPDATE audsync.destinations SET secret_env = 'MP_SECRET'");
+}
+
+static void teardown(void)
+{
+	mpctl_stop(fake);
+	fake = NULL;
+}
+
+static void sqlf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void sqlf(const char *fmt, ...)
+{
+	char sql[4096];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(sql, sizeof(sql), fmt, ap);
+	va_end(ap);
+	tl_sql(db, sql);
+}
+
+/* A computation "Model" (key model) and its sync to mp. */
+static void add_sync(const char *kind, const char *sql, int anon,
+		     const char *mode, const char *id_sync)
+{
+	sqlf("INSERT INTO audsync.computations (name, kind, definition_sql,"
+	     " include_anonymous) VALUES ('Model', '%s', $d$%s$d$, %s)",
+	     kind, sql, anon ? "true" : "false");
+	sqlf("INSERT INTO audsync.syncs (computation_id, destination_id, mode,"
+	     " id_sync) SELECT c.id, d.id, '%s', '%s'"
+	     " FROM audsync.computations c, audsync.destinations d",
+	     mode, id_sync);
+}
+
+/* An identifier created `ago` before now. */
+static void add_id(const char *profile, const char *type, const char *value,
+		   const char *ago)
+{
+	sqlf("INSERT INTO audsync.external_ids VALUES ('%s', '%s', '%s',"
+	     " now() - interval '%s')",
+	     profile, type, value, ago);
+}
+
+/* A "Set" event `ago` before now: props '{}' makes a non-member. */
+static void set(const char *profile, const char *props, const char *ago)
+{
+	sqlf("INSERT INTO audsync.events VALUES ('%s', 'Set', '%s',"
+	     " now() - interval '%s')",
+	     profile, props, ago);
+}
+
+static void audsync_ok(const char *const *args)
+{
+	tl_result r = tl_audsync_argv(db, env, args);
+
+	ck_assert_msg(r.status == 0, "audsync %s exited %d: %s", args[0],
+		      r.status, r.err);
+	tl_result_free(&r);
+}
+
+/* audsync run at now - ago. */
+static void run_ago(const char *ago)
+{
+	char sql[200], *ts;
+	const char *args[] = { "run", "--all", "--as-of", NULL, NULL };
+
+	snprintf(sql, sizeof(sql),
+		 "SELECT date_trunc('second', now() - interval '%s')::text",
+		 ago);
+	ts = tl_sql_value(db, sql);
+	args[3] = ts;
+	audsync_ok(args);
+	free(ts);
+}
+
+/* A profile property's JSON text in the fake (caller frees), NULL when
+ * absent. */
+static char *prop(const char *did, const char *name)
+{
+	json_object *state, *profiles, *p, *v;
+	char *out = NULL;
+
+	ck_assert_int_eq(mpctl_state(&state, fake), 0);
+	if (json_object_object_get_ex(state, "profiles", &profiles) &&
+	    json_object_object_get_ex(profiles, did, &p) &&
+	    json_object_object_get_ex(p, name, &v))
+		out = strdup(json_object_to_json_string_ext(
+			v, JSON_C_TO_STRING_PLAIN));
+	json_object_put(state);
+	return out;
+}
+
+#define assert_prop(did, name, want) check_prop(__LINE__, did, name, want)
+static void check_prop(int line, const char *did, const char *name,
+		       const char *want)
+{
+	char *v = prop(did, name);
+	int ok = want ? v && strcmp(v, want) == 0 : v == NULL;
+
+	ck_assert_msg(ok, "line %d: profile %s has %s = %s, expected %s", line,
+		      did, name, v ? v : "(absent)", want ? want : "(absent)");
+	free(v);
+}
+
+/* The events stored for did named event. */
+static int events(const char *event, const char *did)
+{
+	json_object *state, *evs, *e, *p;
+	size_t i;
+	int n = 0;
+
+	ck_assert_int_eq(mpctl_state(&state, fake), 0);
+	ck_assert(json_object_object_get_ex(state, "events", &evs));
+	for (i = 0; i < json_object_array_length(evs); i++) {
+		e = json_object_array_get_idx(evs, i);
+		p = json_object_object_get(e, "properties");
+		if (strcmp(json_object_get_string(
+				   json_object_object_get(e, "event")),
+			   event) == 0 &&
+		    strcmp(json_object_get_string(
+				   json_object_object_get(p, "distinct_id")),
+			   did) == 0)
+			n++;
+	}
+	json_object_put(state);
+	return n;
+}
+
+#define COUNTER(name) ((long long)mpctl_counter(fake, name))
+
+/* Issue case 1: an anonymous-only member with two anonymous ids and an
+ * email gets its exit on every distinct_id it entered on. */
+START_TEST(an_exit_reaches_every_anonymous_distinct_id)
+{
+	add_sync("audience", AUDIENCE_SQL, 1, "track", "all");
+	add_id("p1", "anonymous_id", "anon-1", "30 days");
+	add_id("p1", "anonymous_id", "anon-2", "20 days");
+	add_id("p1", "email", "p1@x.io", "10 days");
+	set("p1", "{\"v\": 1}", "5 days");
+	run_ago("4 days");
+	ck_assert_int_eq(events("Audience Entered", "anon-1"), 1);
+	ck_assert_int_eq(events("Audience Entered", "anon-2"), 1);
+	set("p1", "{}", "3 days");
+	run_ago("2 days");
+	ck_assert_int_eq(events("Audience Exited", "anon-1"), 1);
+	ck_assert_int_eq(events("Audience Exited", "anon-2"), 1);
+}
+END_TEST
+
+/* Issue case 2: id_sync last; the anonymous id no longer chosen gets the
+ * exit value. */
+START_TEST(the_distinct_id_id_sync_stops_choosing_gets_the_exit)
+{
+	add_sync("audience", AUDIENCE_SQL, 1, "identify", "last");
+	add_id("p1", "anonymous_id", "anon-1", "30 days");
+	set("p1", "{\"v\": 1}", "5 days");
+	run_ago("4 days");
+	assert_prop("anon-1", "model", "true");
+	add_id("p1", "anonymous_id", "anon-2", "3 days");
+	run_ago("2 days");
+	assert_prop("anon-2", "model", "true");
+	assert_prop("anon-1", "model", "false");
+}
+END_TEST
+
+/* Issue case 3: retire --unset reaches former members and profiles whose
+ * trait went null, not only current members. */
+START_TEST(retire_unset_reaches_former_members_and_null_traits)
+{
+	const char *retire[] = { "retire", "model", "--unset", NULL };
+
+	add_sync("trait", TRAIT_SQL, 0, "identify", "all");
+	add_id("p1", "user_id", "u1", "30 days");
+	add_id("p2", "user_id", "u2", "30 days");
+	set("p1", "{\"v\": 1}", "5 days");
+	set("p2", "{\"v\": 2}", "5 days");
+	run_ago("4 days");
+	set("p2", "{}", "3 days");
+	run_ago("2 days");
+	assert_prop("u2", "model", "null");
+	audsync_ok(retire);
+	assert_prop("u1", "model", NULL);
+	assert_prop("u2", "model", NULL);
+}
+END_TEST
+
+/* Issue case 4: an email backfilled with an old created_at does not
+ * become the address of record over the newer one. */
+START_TEST(a_backfilled_email_does_not_become_the_address)
+{
+	add_sync("audience", AUDIENCE_SQL, 0, "identify", "all");
+	add_id("p1", "user_id", "u1", "30 days");
+	add_id("p1", "email", "new@x.io", "10 days");
+	set("p1", "{\"v\": 1}", "5 days");
+	run_ago("4 days");
+	assert_prop("u1", "$email", "\"new@x.io\"");
+	add_id("p1", "email", "old@x.io", "100 days");
+	run_ago("2 days");
+	assert_prop("u1", "$email", "\"new@x.io\"");
+	assert_prop("u1", "model", "true");
+}
+END_TEST
+
+/* Issue case 6: a dead-lettered true does not land after the newer
+ * false when the dead letters are retried. The dead letter is the
+ * first run's update, as a rejection would have left it. */
+START_TEST(retry_failed_does_not_resend_a_superseded_update)
+{
+	const char *retry[] = { "retry-failed", NULL };
+
+	add_sync("audience", AUDIENCE_SQL, 0, "identify", "all");
+	add_id("p1", "user_id", "u1", "30 days");
+	add_id("p2", "user_id", "u2", "30 days");
+	set("p1", "{\"v\": 1}", "5 days");
+	set("p2", "{\"v\": 1}", "5 days");
+	run_ago("4 days");
+	set("p1", "{}", "3 days");
+	run_ago("2 days");
+	assert_prop("u1", "model", "false");
+	tl_sql(db, "INSERT INTO audsync.dead_letters (destination_id,"
+		   " sync_id, run_id, lane, endpoint, record, reason)"
+		   " SELECT s.destination_id, s.id, 1, 0, 0, r, 'rejected'"
+		   " FROM audsync.syncs s, unnest(ARRAY["
+		   " '{\"$token\":\"test-token\",\"$distinct_id\":\"u1\","
+		   "\"$ignore_time\":true,\"$set\":{\"model\":true}}',"
+		   " '{\"$token\":\"test-token\",\"$distinct_id\":\"u9\","
+		   "\"$ignore_time\":true,\"$set\":{\"model\":true}}']) r");
+	audsync_ok(retry);
+	{
+		const char *deliver[] = { "deliver", NULL };
+
+		audsync_ok(deliver);
+	}
+	assert_prop("u1", "model", "false");
+	/* a letter the ledger knows nothing of goes as it was */
+	assert_prop("u9", "model", "true");
+}
+END_TEST
+
+/* Issue case 7: a resync of a two-column trait in track mode re-sends
+ * each key with the time it was told at: only duplicates. */
+START_TEST(resync_of_a_two_column_trait_in_track_mode_sends_duplicates)
+{
+	const char *resync[] = { "resync", "--computation", "model", NULL };
+	long long stored;
+
+	add_sync("trait", TWO_SQL, 0, "track", "all");
+	add_id("p1", "user_id", "u1", "30 days");
+	set("p1", "{\"v\": 1, \"w\": 1}", "5 days");
+	run_ago("4 days");
+	set("p1", "{\"v\": 2, \"w\": 1}", "3 days");
+	run_ago("2 days");
+	stored = COUNTER("events_stored");
+	ck_assert_int_eq(stored, 3);
+	audsync_ok(resync);
+	ck_assert_int_eq(COUNTER("events_stored"), stored);
+}
+END_TEST
+
+/* An upgrade sends nothing: a ledger written before 009 (three-field
+ * lines) reads as what it told. */
+START_TEST(a_ledger_of_the_old_format_sends_nothing_new)
+{
+	long long received;
+
+	add_sync("audience", AUDIENCE_SQL, 0, "identify", "all");
+	add_id("p1", "user_id", "u1", "30 days");
+	add_id("p1", "email", "p1@x.io", "20 days");
+	set("p1", "{\"v\": 1}", "5 days");
+	run_ago("4 days");
+	/* what a run before 009 wrote */
+	tl_sql(db, "UPDATE audsync.snapshot_members SET targets ="
+		   " E'user_id\\tu1\\tu1\\nemail\\tp1@x.io\\tu1'");
+	received = COUNTER("records_received");
+	add_id("p1", "anonymous_id", "anon-1", "1 day");
+	run_ago("2 days");
+	ck_assert_int_eq(COUNTER("records_received"), received);
+	set("p1", "{}", "1 day");
+	run_ago("1 hour");
+	assert_prop("u1", "model", "false");
+}
+END_TEST
+
+static Suite *ledger_suite(void)
+{
+	Suite *s = suite_create("ledger");
+	TCase *tc = tcase_create("ledger");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, an_exit_reaches_every_anonymous_distinct_id);
+	tcase_add_test(tc,
+		       the_distinct_id_id_sync_stops_choosing_gets_the_exit);
+	tcase_add_test(tc, retire_unset_reaches_former_members_and_null_traits);
+	tcase_add_test(tc, a_backfilled_email_does_not_become_the_address);
+	tcase_add_test(tc, retry_failed_does_not_resend_a_superseded_update);
+	tcase_add_test(
+		tc,
+		resync_of_a_two_column_trait_in_track_mode_sends_duplicates);
+	tcase_add_test(tc, a_ledger_of_the_old_format_sends_nothing_new);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return tl_run_suite(ledger_suite());
+}
