@@ -314,17 +314,24 @@ static void choose_targets(decision *d, priv *p, const decide_sync *s,
 
 /* ---- calls -------------------------------------------------------------- */
 
+/* Room for one more of n items in *p (capacity *cap): the array, moved
+ * when it grew. */
+static void *grow(void *p, int n, int *cap, size_t size)
+{
+	if (n < *cap)
+		return p;
+	*cap = *cap ? *cap * 2 : 16;
+	p = realloc(p, (size_t)*cap * size);
+	if (!p)
+		abort();
+	return p;
+}
+
 static decide_call *new_call(decision *d, const char *did, const char *email)
 {
 	decide_call *c;
 
-	if (d->ncalls == d->capcalls) {
-		d->capcalls = d->capcalls ? d->capcalls * 2 : 16;
-		d->calls = realloc(d->calls,
-				   (size_t)d->capcalls * sizeof(decide_call));
-		if (!d->calls)
-			abort();
-	}
+	d->calls = grow(d->calls, d->ncalls, &d->capcalls, sizeof(*d->calls));
 	c = &d->calls[d->ncalls++];
 	c->did = did;
 	c->email = email;
@@ -341,13 +348,7 @@ static const char *intern(priv *p, const char *key)
 	for (i = 0; i < p->nnames; i++)
 		if (strcmp(p->names[i], key) == 0)
 			return p->names[i];
-	if (p->nnames == p->capnames) {
-		p->capnames = p->capnames ? p->capnames * 2 : 8;
-		p->names =
-			realloc(p->names, (size_t)p->capnames * sizeof(char *));
-		if (!p->names)
-			abort();
-	}
+	p->names = grow(p->names, p->nnames, &p->capnames, sizeof(char *));
 	p->names[p->nnames] = xstrdup(key);
 	return p->names[p->nnames++];
 }
@@ -362,13 +363,7 @@ static void add_key(decision *d, decide_call *c, dstate *s, const char *key,
 	json_object_array_add(a, json_object_get(value));
 	json_object_array_add(a, json_object_new_int64(ms));
 	json_object_object_add(s->told, key, a);
-	if (d->nkeys == d->capkeys) {
-		d->capkeys = d->capkeys ? d->capkeys * 2 : 32;
-		d->keys = realloc(d->keys,
-				  (size_t)d->capkeys * sizeof(decide_key));
-		if (!d->keys)
-			abort();
-	}
+	d->keys = grow(d->keys, d->nkeys, &d->capkeys, sizeof(*d->keys));
 	/* borrowed from s->told, which lives until decision_reset() */
 	json_object_object_get_ex(s->told, key, &a);
 	k = &d->keys[d->nkeys++];
@@ -477,13 +472,8 @@ static decide_call *copy_call(decision *d, int i)
 	int j, first = d->calls[i].first_key, n = d->calls[i].nkeys;
 
 	for (j = 0; j < n; j++) {
-		if (d->nkeys == d->capkeys) {
-			d->capkeys *= 2;
-			d->keys = realloc(d->keys, (size_t)d->capkeys *
-							   sizeof(decide_key));
-			if (!d->keys)
-				abort();
-		}
+		d->keys =
+			grow(d->keys, d->nkeys, &d->capkeys, sizeof(*d->keys));
 		d->keys[d->nkeys++] = d->keys[first + j];
 	}
 	c->nkeys = n;
