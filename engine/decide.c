@@ -337,6 +337,7 @@ static decide_call *new_call(decision *d, const char *did, const char *email)
 	c->email = email;
 	c->first_key = d->nkeys;
 	c->nkeys = 0;
+	c->raw = NULL;
 	return c;
 }
 
@@ -571,14 +572,31 @@ static int implicit(const dstate *st, json_object *value, long long since)
 	return json_object_object_length(st->told) == n;
 }
 
+/* A line's first five fields and its tab; the told field follows. */
+static void put_head(buf *b, const char *type, const char *value,
+		     const char *did, long long created, int current, int anon)
+{
+	if (b->len)
+		buf_putc(b, '\n');
+	buf_puts(b, type);
+	buf_putc(b, '\t');
+	buf_puts(b, value);
+	buf_putc(b, '\t');
+	buf_puts(b, did);
+	buf_putc(b, '\t');
+	buf_int(b, created);
+	buf_putc(b, '\t');
+	buf_putc(b, current ? 'c' : 'h');
+	if (anon)
+		buf_putc(b, 'a');
+	buf_putc(b, '\t');
+}
+
 static void put_line(decision *d, const char *type, const char *value,
 		     const dstate *st, long long created, int current,
 		     json_object *rowv)
 {
-	if (d->lines.len)
-		buf_putc(&d->lines, '\n');
-	buf_printf(&d->lines, "%s\t%s\t%s\t%lld\t%c%s\t", type, value, st->did,
-		   created, current ? 'c' : 'h', st->anon ? "a" : "");
+	put_head(&d->lines, type, value, st->did, created, current, st->anon);
 	if (!implicit(st, rowv, d->since_ms))
 		buf_puts(&d->lines, json_object_to_json_string_ext(
 					    st->told, JSON_C_TO_STRING_PLAIN));
@@ -659,6 +677,45 @@ static void write_row(decision *d, priv *p, const decide_sync *s,
 	json_object_put(rowv);
 }
 
+/*
+ * A member the ledger has never seen (a first sync, a newcomer) in
+ * identify mode, or in track mode of an audience: every target is new and
+ * every distinct_id untold, so each target gets the whole value (an email
+ * target in created_at order, so each may set $email), each distinct_id
+ * holds the value at the as-of, and no line needs a told field. This is
+ * most of a first sync, and needs no JSON.
+ */
+static int decide_new_member(decision *d, priv *p, const decide_sync *s,
+			     const decide_in *in)
+{
+	int i;
+
+	if (in->nids == 0)
+		d->skipped++;
+	choose_targets(d, p, s, in);
+	for (i = 0; i < p->ntg; i++) {
+		const target *t = &p->tg[i];
+
+		put_head(&d->lines, t->id->type, t->id->value, t->did,
+			 t->id->created, 1, !p->known);
+		/* track mode: one event per distinct_id */
+		if (!s->track || !find_did(p, t->did)) {
+			decide_call *c = new_call(d, t->did, NULL);
+
+			c->raw = in->value;
+			if (!s->track && strcmp(t->id->type, "email") == 0)
+				c->email = t->id->value;
+			if (s->track)
+				did_state(p, t->did);
+		}
+	}
+	buf_puts(&d->value, in->value);
+	d->since_ms = in->as_of_ms;
+	d->member = 1;
+	d->keep = 1;
+	return 0;
+}
+
 int decide_profile(decision *d, const decide_sync *s, const decide_in *in,
 		   char *err, size_t errlen)
 {
@@ -667,6 +724,12 @@ int decide_profile(decision *d, const decide_sync *s, const decide_in *in,
 	decision_reset(d);
 	p = xcalloc(1, sizeof(priv));
 	d->priv = p;
+	if (in->member && !in->old_value &&
+	    (!in->old_lines || !*in->old_lines) &&
+	    (!s->track || !s->is_trait)) {
+		p->ds = xcalloc((size_t)in->nids + 1, sizeof(dstate));
+		return decide_new_member(d, p, s, in);
+	}
 	if (in->old_value) {
 		p->old_value = json_tokener_parse(in->old_value);
 		if (!p->old_value) {

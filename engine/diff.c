@@ -261,6 +261,7 @@ typedef struct emitter {
 	int nids, capids;
 	decision d;
 	int full; /* a resync: every current target again */
+	json_object *true_value;
 } emitter;
 
 /* Appends "name": value to an object being built: value is JSON text,
@@ -292,7 +293,11 @@ static void emit_identify(emitter *e, const decide_call *c)
 	int i;
 
 	buf_reset(&e->val);
-	buf_putc(&e->val, '{');
+	if (c->raw) /* the whole value: its text without the closing } */
+		buf_append(&e->val, c->raw,
+			   (size_t)(strrchr(c->raw, '}') - c->raw));
+	else
+		buf_putc(&e->val, '{');
 	for (i = 0; i < c->nkeys; i++) {
 		const decide_key *k = &e->d.keys[c->first_key + i];
 
@@ -358,6 +363,14 @@ static int send_call(emitter *e, const decide_call *c, char *err, size_t errlen)
 
 	if (e->s->mode == SYNC_MODE_IDENTIFY) {
 		emit_identify(e, c);
+		return outbox_writer_add(e->w, c->did, e->rec.data, e->rec.len,
+					 err, errlen);
+	}
+	if (c->raw) { /* an audience's entry (decide.h) */
+		decide_key k = { e->s->key, e->true_value,
+				 atoll(e->cur[OUT_AS_OF]) };
+
+		emit_key_event(e, c->did, &k);
 		return outbox_writer_add(e->w, c->did, e->rec.data, e->rec.len,
 					 err, errlen);
 	}
@@ -482,6 +495,7 @@ static void emitter_free(emitter *e)
 	clear_profile(e);
 	free(e->ids);
 	decision_free(&e->d);
+	json_object_put(e->true_value);
 	buf_free(&e->rec);
 	buf_free(&e->val);
 	buf_free(&e->copy);
@@ -591,6 +605,7 @@ static int stream_calls(diff_counts *out, PGconn *conn, const sync_def *s,
 
 	memset(&e, 0, sizeof(e));
 	decision_init(&e.d);
+	e.true_value = json_object_new_boolean(1);
 	e.s = s;
 	e.full = mode == DIFF_FULL;
 	e.ds.track = s->mode == SYNC_MODE_TRACK;

@@ -32,7 +32,7 @@ typedef struct row {
 static const row rows[] = {
 	{ "first sync: every target is sent", 0, 0, 0, 1, 0, AUD, NULL, 0, "",
 	  "user_id u1 10;email a@x 20",
-	  "u1: k=true@2000\nu1 $email=a@x: k=true@2000\n", NULL },
+	  "u1: " AUD "@2000\nu1 $email=a@x: " AUD "@2000\n", NULL },
 	{ "entered: sent to every current target (after an exit)", 0, 0, 0, 1,
 	  0, AUD, OUT, 0, L("user_id", "u1", "u1", 10, "c", ""),
 	  "user_id u1 10", "u1: k=true@2000\n", "\tc\t" },
@@ -52,7 +52,7 @@ static const row rows[] = {
 	  "user_id u1 10;email b@x 30", "", "email\tb@x\tu1" },
 	{ "track: targets of one distinct_id make one event", 1, 0, 0, 1, 0,
 	  AUD, NULL, 0, "", "user_id u1 10;email a@x 20;email b@x 30",
-	  "u1: k=true@2000\n", NULL },
+	  "u1: " AUD "@2000\n", "email\tb@x\tu1\t30\tc\t" },
 	{ "exited: the exit value to every distinct_id told (issue 1)", 1, 0, 0,
 	  0, 0, NULL, AUD, 1,
 	  L("anonymous_id", "a1", "a1", 10, "ca",
@@ -115,7 +115,8 @@ static const row rows[] = {
 	{ "without a user_id, anonymous ids stand for the rest", 0, 0, 0, 1, 0,
 	  AUD, NULL, 0, "",
 	  "anonymous_id a1 10;anonymous_id a2 20;email e@x 30",
-	  "a1: k=true@2000\na2: k=true@2000\na2 $email=e@x: k=true@2000\n",
+	  "a1: " AUD "@2000\na2: " AUD "@2000\na2 $email=e@x: " AUD
+	  "@2000\n",
 	  NULL },
 	{ "a ledger of three fields (before 009) sends nothing new", 1, 0, 0, 1,
 	  0, AUD, AUD, 1, "user_id\tu1\tu1\nemail\ta@x\tu1",
@@ -153,6 +154,9 @@ static void render(char *out, size_t len, const decision *d)
 		n += (size_t)snprintf(out + n, len - n, "%s%s%s:", c->did,
 				      c->email ? " $email=" : "",
 				      c->email ? c->email : "");
+		if (c->raw) /* the whole value, at the as-of */
+			n += (size_t)snprintf(out + n, len - n, " %s@2000",
+					      c->raw);
 		for (j = 0; j < c->nkeys; j++) {
 			const decide_key *k = &d->keys[c->first_key + j];
 

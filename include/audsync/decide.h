@@ -68,6 +68,9 @@ typedef struct decide_call {
 	const char *did; /* borrowed from the decision */
 	const char *email;
 	int first_key, nkeys; /* into decision.keys */
+	const char *raw;      /* or the whole value, JSON object text (borrowed
+			  * from decide_in), at decide_in.as_of_ms: an
+			  * audience's {key: true} in track mode */
 } decide_call;
 
 typedef struct decision {
