@@ -115,10 +115,9 @@ static const row rows[] = {
 	{ "without a user_id, anonymous ids stand for the rest", 0, 0, 0, 1, 0,
 	  AUD, NULL, 0, "",
 	  "anonymous_id a1 10;anonymous_id a2 20;email e@x 30",
-	  "a1: " AUD "@2000\na2: " AUD "@2000\na2 $email=e@x: " AUD
-	  "@2000\n",
+	  "a1: " AUD "@2000\na2: " AUD "@2000\na2 $email=e@x: " AUD "@2000\n",
 	  NULL },
-	{ "a ledger of three fields (before 009) sends nothing new", 1, 0, 0, 1,
+	{ "a ledger of three fields (before 010) sends nothing new", 1, 0, 0, 1,
 	  0, AUD, AUD, 1, "user_id\tu1\tu1\nemail\ta@x\tu1",
 	  "user_id u1 10;email a@x 20", "", NULL },
 };

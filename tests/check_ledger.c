@@ -292,7 +292,7 @@ START_TEST(resync_of_a_two_column_trait_in_track_mode_sends_duplicates)
 }
 END_TEST
 
-/* An upgrade sends nothing: a ledger written before 009 (three-field
+/* An upgrade sends nothing: a ledger written before 010 (three-field
  * lines) reads as what it told. */
 START_TEST(a_ledger_of_the_old_format_sends_nothing_new)
 {
@@ -303,7 +303,7 @@ START_TEST(a_ledger_of_the_old_format_sends_nothing_new)
 	add_id("p1", "email", "p1@x.io", "20 days");
 	set("p1", "{\"v\": 1}", "5 days");
 	run_ago("4 days");
-	/* what a run before 009 wrote */
+	/* what a run before 010 wrote */
 	tl_sql(db, "UPDATE audsync.snapshot_members SET targets ="
 		   " E'user_id\\tu1\\tu1\\nemail\\tp1@x.io\\tu1'");
 	received = COUNTER("records_received");
