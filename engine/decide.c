@@ -191,7 +191,7 @@ static int read_line(priv *p, char *text, long long since, char *err,
 	if (!s) {
 		s = did_state(p, l->did);
 		json_object_put(s->told);
-		s->told = n == 6 && f[5][0] ? json_tokener_parse(f[5])
+		s->told = n == 6 && f[5][0] ? mp_json_parse_exact(f[5])
 			  : p->old_value    ? told_all(p->old_value, since)
 					    : json_object_new_object();
 		if (!s->told) {
@@ -731,7 +731,7 @@ int decide_profile(decision *d, const decide_sync *s, const decide_in *in,
 		return decide_new_member(d, p, s, in);
 	}
 	if (in->old_value) {
-		p->old_value = json_tokener_parse(in->old_value);
+		p->old_value = mp_json_parse_exact(in->old_value);
 		if (!p->old_value) {
 			snprintf(err, errlen, "ledger: unreadable value %s",
 				 in->old_value);
@@ -739,7 +739,7 @@ int decide_profile(decision *d, const decide_sync *s, const decide_in *in,
 		}
 	}
 	if (in->member) {
-		p->value = json_tokener_parse(in->value);
+		p->value = mp_json_parse_exact(in->value);
 		if (!p->value) {
 			snprintf(err, errlen, "unreadable value %s", in->value);
 			return -1;

@@ -2,8 +2,10 @@
 #include "audsync/mp_payload.h"
 
 #include "audsync/alloc.h"
+#include "audsync/buf.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -397,4 +399,109 @@ void mp_payload_event(buf *out, const char *event, const char *distinct_id,
 	if (extra_props)
 		splice_members(out, extra_props);
 	buf_puts(out, "}}");
+}
+
+/* 1 when text holds n digits in a row. */
+static int has_digit_run(const char *text, size_t n)
+{
+	size_t run = 0;
+
+	for (; *text; text++) {
+		run = (*text >= '0' && *text <= '9') ? run + 1 : 0;
+		if (run >= n)
+			return 1;
+	}
+	return 0;
+}
+
+/* The end of the number token that starts at p (a '-' or a digit). */
+static const char *number_end(const char *p)
+{
+	if (*p == '-')
+		p++;
+	while (*p && strchr("0123456789.eE+-", *p))
+		p++;
+	return p;
+}
+
+/* 1 when the integer token [p, end) lies outside json-c's 64-bit range. */
+static int integer_too_wide(const char *p, const char *end)
+{
+	size_t n = (size_t)(end - p), digits = n - (*p == '-');
+	char tok[64];
+
+	if (digits < 19 || memchr(p, '.', n) || memchr(p, 'e', n) ||
+	    memchr(p, 'E', n))
+		return 0;
+	if (n >= sizeof(tok))
+		return 1;
+	memcpy(tok, p, n);
+	tok[n] = '\0';
+	errno = 0;
+	if (*p == '-')
+		(void)strtoll(tok, NULL, 10);
+	else
+		(void)strtoull(tok, NULL, 10);
+	return errno == ERANGE;
+}
+
+/* text with ".0" after every integer too wide for 64 bits (caller frees),
+ * or NULL when it has none. Strings are copied as they are. */
+static char *widen_integers(const char *text)
+{
+	const char *p = text, *end;
+	int in_string = 0, changed = 0;
+	buf b;
+
+	buf_init(&b);
+	while (*p) {
+		if (in_string) {
+			if (*p == '\\' && p[1]) {
+				buf_append(&b, p, 2);
+				p += 2;
+				continue;
+			}
+			in_string = *p != '"';
+		} else if (*p == '"') {
+			in_string = 1;
+		} else if (*p == '-' || (*p >= '0' && *p <= '9')) {
+			end = number_end(p);
+			buf_append(&b, p, (size_t)(end - p));
+			if (integer_too_wide(p, end)) {
+				buf_puts(&b, ".0");
+				changed = 1;
+			}
+			p = end;
+			continue;
+		}
+		buf_putc(&b, *p++);
+	}
+	if (!changed) {
+		buf_free(&b);
+		return NULL;
+	}
+	return buf_steal(&b);
+}
+
+json_object *mp_json_parse_exact(const char *text)
+{
+	json_tokener *tok;
+	json_object *o;
+	char *wide = NULL;
+
+	/* A run of 19 digits is the only sign of a too-wide integer; most
+	 * values ("true", short numbers and strings) go the fast way. */
+	if (has_digit_run(text, 19))
+		wide = widen_integers(text);
+	o = json_tokener_parse(wide ? wide : text);
+	if (!o && (tok = json_tokener_new_ex(MP_JSON_MAX_DEPTH)) != NULL) {
+		o = json_tokener_parse_ex(tok, wide ? wide : text, -1);
+		if (json_tokener_get_error(tok) != json_tokener_success) {
+			json_object_put(o);
+			o = NULL;
+		}
+		json_tokener_free(tok);
+	}
+	free(wide);
+	return o;
 }

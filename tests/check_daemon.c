@@ -224,7 +224,7 @@ START_TEST(sigterm_during_a_retry_backoff_leaves_it_queued)
 {
 	const char *const env[] = { "AUDSYNC_RETRY_BASE_MS=60000",
 				    "AUDSYNC_RETRY_MAX_MS=60000",
-				    "AUDSYNC_RETRY_JITTER_MS=0", NULL };
+				    "AUDSYNC_RETRY_JITTER_MS=1", NULL };
 	const char *args[] = { "daemon", NULL };
 	pid_t pid;
 

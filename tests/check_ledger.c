@@ -11,7 +11,7 @@
 
 static mpctl *fake;
 static const char *db;
-static const char *const env[] = { "MP_SECRET=test-secret",
+static const char *const env[] = { "MIXPANEL_MP_SECRET=test-secret",
 				   "AUDSYNC_RETRY_BASE_MS=20",
 				   "AUDSYNC_RETRY_JITTER_MS=5",
 				   "AUDSYNC_MAX_ATTEMPTS=2", NULL };
@@ -33,7 +33,8 @@ static void setup(void)
 	ck_assert_int_eq(mpctl_start(&fake, NULL), 0);
 	db = tl_new_db();
 	tl_add_destination(db, "mp", mpctl_base_url(fake));
-	tl_sql(db, "UPDATE audsync.destinations SET secret_env = 'MP_SECRET'");
+	tl_sql(db,
+	       "UPDATE audsync.destinations SET secret_env = 'MIXPANEL_MP_SECRET'");
 }
 
 static void teardown(void)

@@ -26,7 +26,7 @@
 #define DAY	86400LL
 
 static mpctl *fake;
-static const char *const env[] = { "MP_SECRET=test-secret",
+static const char *const env[] = { "MIXPANEL_MP_SECRET=test-secret",
 				   "AUDSYNC_RETRY_BASE_MS=20",
 				   "AUDSYNC_RETRY_JITTER_MS=5", NULL };
 
@@ -798,7 +798,8 @@ START_TEST(mixpanel_holds_what_the_model_says_after_every_step)
 	ck_assert_int_eq(mpctl_start(&fake, NULL), 0);
 	db = tl_new_db();
 	tl_add_destination(db, "mp", mpctl_base_url(fake));
-	tl_sql(db, "UPDATE audsync.destinations SET secret_env = 'MP_SECRET'");
+	tl_sql(db,
+	       "UPDATE audsync.destinations SET secret_env = 'MIXPANEL_MP_SECRET'");
 	fprintf(stderr,
 		"check_model: seeds %d..%d (AUDSYNC_MODEL_SEED,"
 		" AUDSYNC_MODEL_SEEDS)\n",

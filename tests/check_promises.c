@@ -16,7 +16,7 @@ static mpctl *fake;
 static const char *db;
 
 /* Fast retries, so that fault tests take milliseconds, not minutes. */
-static const char *const env_fast[] = { "MP_SECRET=test-secret",
+static const char *const env_fast[] = { "MIXPANEL_MP_SECRET=test-secret",
 					"AUDSYNC_RETRY_BASE_MS=20",
 					"AUDSYNC_RETRY_JITTER_MS=5",
 					"AUDSYNC_MAX_ATTEMPTS=3", NULL };
@@ -26,7 +26,8 @@ static void setup(void)
 	ck_assert_int_eq(mpctl_start(&fake, NULL), 0);
 	db = tl_new_db();
 	tl_add_destination(db, "mp", mpctl_base_url(fake));
-	tl_sql(db, "UPDATE audsync.destinations SET secret_env = 'MP_SECRET'");
+	tl_sql(db,
+	       "UPDATE audsync.destinations SET secret_env = 'MIXPANEL_MP_SECRET'");
 }
 
 static void teardown(void)
@@ -274,7 +275,7 @@ static void fault(const char *json)
 /* The server's default zone for this database and the session's zone
  * that libpq asks for (PGTZ) are both Europe/Berlin, an hour or two off
  * UTC: a timestamp formatted in either would show it. */
-static const char *const env_berlin[] = { "MP_SECRET=test-secret",
+static const char *const env_berlin[] = { "MIXPANEL_MP_SECRET=test-secret",
 					  "PGTZ=Europe/Berlin", NULL };
 
 static void berlin_server(void)
@@ -469,7 +470,7 @@ END_TEST
 
 /* Slow answers hold the first requests open, so that every connection
  * audsync may open at once is open at once. */
-static const char *const env_patient[] = { "MP_SECRET=test-secret",
+static const char *const env_patient[] = { "MIXPANEL_MP_SECRET=test-secret",
 					   "AUDSYNC_RETRY_BASE_MS=20",
 					   "AUDSYNC_RETRY_JITTER_MS=5",
 					   "AUDSYNC_MAX_ATTEMPTS=5", NULL };

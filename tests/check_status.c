@@ -14,7 +14,7 @@
 static const char *const fast[] = { "AUDSYNC_MAX_ATTEMPTS=2",
 				    "AUDSYNC_RETRY_BASE_MS=1",
 				    "AUDSYNC_RETRY_MAX_MS=1",
-				    "AUDSYNC_RETRY_JITTER_MS=0", NULL };
+				    "AUDSYNC_RETRY_JITTER_MS=1", NULL };
 
 static mpctl *fake;
 static const char *db;

@@ -937,14 +937,14 @@ START_TEST(a_secret_comes_from_a_systemd_credential)
 	FILE *f;
 
 	ck_assert_ptr_nonnull(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/MP_SECRET", dir);
+	snprintf(path, sizeof(path), "%s/MIXPANEL_TEST_SECRET", dir);
 	snprintf(envv, sizeof(envv), "CREDENTIALS_DIRECTORY=%s", dir);
 	f = fopen(path, "w");
 	ck_assert_ptr_nonnull(f);
 	fputs("test-secret\n", f);
 	ck_assert_int_eq(fclose(f), 0);
 	use_secret();
-	unsetenv("MP_SECRET");
+	unsetenv("MIXPANEL_TEST_SECRET");
 	add_two_people();
 	add_computation("Everyone", "audience",
 			"SELECT profile_id FROM audsync.external_ids", "NULL",

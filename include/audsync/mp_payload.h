@@ -61,6 +61,17 @@ typedef struct mp_json_member {
 int mp_json_next_member(mp_json_member *out, const char **pos);
 
 /*
+ * Parses JSON text as PostgreSQL wrote it, keeping what json-c's own
+ * parser would lose: nesting deeper than its default 32 levels (up to
+ * MP_JSON_MAX_DEPTH), and integers past 64 bits, which json-c clamps to
+ * 18446744073709551615: those become doubles that print their own digits
+ * followed by ".0", the same number. Returns a new reference (the caller
+ * puts it), or NULL when text is not JSON.
+ */
+#define MP_JSON_MAX_DEPTH 1024
+json_object *mp_json_parse_exact(const char *text);
+
+/*
  * Maps the traits of a Segment-spec identify call to /engage updates, as
  * the Segment Mixpanel destination does: created, email, firstName,
  * lastName, name, username, phone become $created, $email, $first_name,
