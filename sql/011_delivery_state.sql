@@ -1,4 +1,4 @@
--- 010_delivery_state.sql: how each destination's deliveries went, for the
+-- 011_delivery_state.sql: how each destination's deliveries went, for the
 -- metrics file and `audsync status --check`: deliveries that ended with
 -- records left queued or rejected (a counter that only grows), when the
 -- last one ended and the last that failed, and whether Mixpanel refused

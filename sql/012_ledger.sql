@@ -1,4 +1,4 @@
--- 010_ledger.sql: the snapshot becomes the ledger of what each
+-- 012_ledger.sql: the snapshot becomes the ledger of what each
 -- distinct_id was told (DESIGN.md sections 1 and 6; engine/decide.c).
 --
 -- A profile that exits keeps its row, as a former member (member false,
