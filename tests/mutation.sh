@@ -19,8 +19,16 @@
 # I invalid of N (P% killed)". Exits 1 when anything survived or was
 # invalid.
 #
+# The copy builds only the program, the fake Mixpanel and the row's test
+# binaries, each test source compiled once; a mutant that does not build
+# is reported with the compiler's first error, and the copy must build
+# again once it is undone (else the run stops: every row after would be
+# "invalid" for a reason of the copy, not of the row). The make that runs
+# this script passes nothing down (no WERROR, SANITIZER or jobserver).
+#
 # Environment: MUTATION_TIMEOUT (seconds per test binary, 900),
-# MUTATION_KEEP=1 keeps the copy and the logs (their path is printed).
+# MUTATION_JOBS (make -j of the copy, 2), MUTATION_KEEP=1 keeps the copy
+# and the logs (their path is printed).
 # The machine may be shared: make mutation runs it under nice -n 15.
 set -u
 
@@ -88,6 +96,18 @@ parse_row() {
 		why="text found $_n times in $file"
 		return 1
 	fi
+	if [ "$orig" = "$repl" ]; then
+		why="the replacement is the original"
+		return 1
+	fi
+	if [ "$tests" != all ]; then
+		for _t in $(printf '%s\n' "$tests" | tr ',' '\n' | sed 's/:.*//'); do
+			if [ ! -f "$2/tests/$_t.c" ]; then
+				why="no test tests/$_t.c"
+				return 1
+			fi
+		done
+	fi
 	return 0
 }
 
@@ -131,20 +151,54 @@ fi
 	echo "mutation: cannot copy the tree" >&2
 	exit 1
 }
-# One target for everything the tests need.
+# The copy's own rules: each test source and test support file compiled
+# once to an object (the Makefile's rule compiles them all again for every
+# binary, and the engine's library changes with every mutation), and one
+# target for everything. Static pattern rules are explicit, so they win over
+# the Makefile's pattern rule.
 cat >>"$work/Makefile" <<'EOF'
+
+MUT_TEST_OBJ := $(TEST_SUPPORT:tests/%.c=$(BUILD)/tests/%.o)
+$(TEST_BIN): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(MUT_TEST_OBJ) $(LIB)
+	$(CC) $(AS_CFLAGS) -o $@ $^ $(LDFLAGS) $(AS_LDLIBS) $(CHECK_LIBS)
+$(TEST_BIN:=.o) $(MUT_TEST_OBJ): $(BUILD)/tests/%.o: tests/%.c \
+		$(wildcard tests/*.h include/audsync/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(AS_CPPFLAGS) -Itests $(AS_CFLAGS) -c -o $@ $<
 
 .PHONY: mutation-build
 mutation-build: $(BIN) $(TEST_BIN) $(FAKE_MIXPANEL)
 EOF
 
-# Builds the product and every test binary in the copy; 0 on success.
+# Builds targets $2... in the copy, the log in $1; 0 on success. The make
+# that started this script must not reach the copy's: its MAKEFLAGS would
+# carry WERROR=1 (a mutant that leaves a variable unused is still a
+# mutant), SANITIZER (the binaries would go to build-san/) or a jobserver.
 build() {
-	make -C "$work" --no-print-directory mutation-build \
-		</dev/null >"$tmp/logs/build.log" 2>&1
+	_log=$1
+	shift
+	env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u MAKEOVERRIDES \
+		make -C "$work" --no-print-directory -j"${MUTATION_JOBS:-2}" \
+		WERROR= SANITIZER= FUZZ= "$@" </dev/null >"$_log" 2>&1
 }
 
-if ! build; then
+# The targets a row's tests ($1) need: the program, the fake Mixpanel and
+# the named test binaries (or all of them).
+targets() {
+	if [ "$1" = all ]; then
+		echo mutation-build
+		return
+	fi
+	echo audsync tests/fake_mixpanel
+	printf '%s\n' "$1" | tr ',' '\n' | sed 's/:.*//; s|^|build/tests/|'
+}
+
+# The first line of build log $1 that says what went wrong.
+build_error() {
+	grep -m 1 -E 'error|Error|No rule' "$1" || tail -n 1 "$1"
+}
+
+if ! build "$tmp/logs/build.log" mutation-build; then
 	tail -n 30 "$tmp/logs/build.log" >&2
 	echo "mutation: the unmutated tree does not build" >&2
 	exit 1
@@ -161,7 +215,8 @@ export AUDSYNC_BIN FAKE_MIXPANEL CK_FORK CK_DEFAULT_TIMEOUT CK_VERBOSITY
 # missing.
 run_tests() {
 	if [ "$1" = all ]; then
-		_ts=$(cd "$work/build/tests" && ls check_* | tr '\n' ',')
+		_ts=$(cd "$work/tests" && ls check_*.c | sed 's/[.]c$//' |
+			tr '\n' ',')
 	else
 		_ts=$1,
 	fi
@@ -209,10 +264,14 @@ while IFS= read -r line; do
 	name="line $lineno $file: $desc"
 	cp -p "$work/$file" "$tmp/orig"
 	substitute "$work/$file" "$orig" "$repl"
-	if ! build; then
-		echo "INVALID  $name (does not build)"
+	# shellcheck disable=SC2046 # the targets are words
+	if ! build "$tmp/logs/build-$lineno.log" $(targets "$tests"); then
+		echo "INVALID  $name (does not build:" \
+			"$(build_error "$tmp/logs/build-$lineno.log"))"
 		invalid=$((invalid + 1))
+		build_failed=1
 	else
+		build_failed=
 		run_tests "$tests"
 		case $? in
 		0)
@@ -234,6 +293,15 @@ while IFS= read -r line; do
 	# The original back, newer than its object, so make rebuilds it.
 	cat "$tmp/orig" >"$work/$file"
 	touch "$work/$file"
+	# A mutant that did not build must not leave the copy broken for the
+	# rows after it: the restored tree must build again, or nothing after
+	# this row would mean anything.
+	if [ -n "$build_failed" ] &&
+		! build "$tmp/logs/rebuild-$lineno.log" mutation-build; then
+		echo "mutation: the copy does not build after line $lineno was" \
+			"undone: $(build_error "$tmp/logs/rebuild-$lineno.log")" >&2
+		exit 2
+	fi
 done <<EOF
 $(rows)
 EOF
