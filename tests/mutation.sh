@@ -1,15 +1,16 @@
 #!/bin/sh
 # mutation.sh - how many deliberate bugs the tests catch.
 #
-#   sh tests/mutation.sh [PATTERN]      (make mutation [MUTATIONS=PATTERN])
+#   sh tests/mutation.sh [REGEX]        (make mutation [MUTATIONS=REGEX])
 #   sh tests/mutation.sh --check        validates the rows only (no build)
 #
 # Reads tests/mutations.txt (its header says the row format). Copies the
 # tree once to a temporary directory (the tree it was started from is never
 # touched), builds it there, starts one throwaway PostgreSQL
-# (tests/harness.sh), then for each row (or each row whose line contains
-# PATTERN, grep -F): puts the mutation in the copy, rebuilds, runs the
-# row's test binaries, and puts the original file back. A mutation is
+# (tests/harness.sh), then for each row (or each row whose line matches
+# REGEX, grep -E; MUTATIONS='check_decide|outbox' picks by test or file):
+# puts the mutation in the copy, rebuilds, runs the row's test binaries,
+# and puts the original file back. A mutation is
 #   killed     when a named test binary fails (or times out, or crashes),
 #   survived   when every named binary passes,
 #   invalid    when its text is not found exactly once in its file, the
@@ -114,7 +115,7 @@ parse_row() {
 # The rows to run, as "LINENO<tab>ROW" lines.
 rows() {
 	awk -v OFS="$tab" '!/^#/ && !/^[ \t]*$/ { print NR, $0 }' "$list" |
-		if [ -n "$pattern" ]; then grep -F -- "$pattern"; else cat; fi
+		if [ -n "$pattern" ]; then grep -E -- "$pattern"; else cat; fi
 }
 
 if [ -n "$check_only" ]; then
