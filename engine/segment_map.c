@@ -353,6 +353,8 @@ static int parse_offset(const char *p, int64_t *out)
 		return -1;
 	sign = *p == '-' ? -1 : 1;
 	h = digits(p + 1, 2);
+	if (h < 0) /* not two digits: p + 3 may lie past the text */
+		return -1;
 	p += 3;
 	if (*p == ':')
 		p++;

@@ -382,6 +382,16 @@ static const row rows[] = {
 	  "{'messageId':'m1','timestamp':'yesterday','type':'track',"
 	  "'userId':'u1','event':'E'}",
 	  SEGMENT_INVALID, "not an ISO-8601" },
+	/* The offset's hours are cut short: nothing past the text is read
+	 * (ASan saw the read beyond it). */
+	{ "a timestamp whose offset ends after its sign", 1, NULL,
+	  "{'messageId':'m1','timestamp':'2026-01-15T10:00:00.000-Z',"
+	  "'type':'track','userId':'u1','event':'E'}",
+	  SEGMENT_INVALID, "not an ISO-8601" },
+	{ "a timestamp whose offset has one digit", 1, NULL,
+	  "{'messageId':'m1','timestamp':'2026-01-15T10:00:00+1',"
+	  "'type':'track','userId':'u1','event':'E'}",
+	  SEGMENT_INVALID, "not an ISO-8601" },
 	{ "a timestamp before 1971", 1, NULL,
 	  "{'messageId':'m1','timestamp':'1970-06-01T00:00:00Z',"
 	  "'type':'track','userId':'u1','event':'E'}",
