@@ -11,6 +11,7 @@
 #include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <json-c/json.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1097,6 +1098,8 @@ static int dest_auth(mp_client *c, dest *d, const mp_destination *in)
  * when base names none, -1 with c->err set. */
 static int dest_sink(mp_client *c, dest *d, const char *base)
 {
+	int fd;
+
 	if (!base)
 		return 0;
 	if (strcmp(base, "stdout:") == 0) {
@@ -1108,10 +1111,21 @@ static int dest_sink(mp_client *c, dest *d, const char *base)
 		return 0;
 	d->sink = SINK_FILE;
 	d->path = xstrdup(base + 5);
-	d->out = fopen(d->path, "a");
+	/* Never through a symbolic link planted at the path: it would send
+	 * the records into whatever file it points at. */
+	fd = open(d->path,
+		  O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	d->out = fd >= 0 ? fdopen(fd, "a") : NULL;
 	if (!d->out) {
+		int e = errno;
+
+		if (fd >= 0)
+			close(fd);
 		set_error(c, d, "destination %s: cannot open %s: %s", d->name,
-			  d->path, strerror(errno));
+			  d->path,
+			  e == ELOOP ? "it is a symbolic link, which a file: "
+				       "sink never follows"
+				     : strerror(e));
 		return -1;
 	}
 	return 1;
