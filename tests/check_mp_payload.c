@@ -314,6 +314,34 @@ START_TEST(event_shape)
 }
 END_TEST
 
+/* What Mixpanel parses is the text audsync was given: quotes,
+ * backslashes (a Windows path, a JSON escape written as text) and control
+ * characters survive the trip. */
+START_TEST(text_with_quotes_and_backslashes_arrives_intact)
+{
+	static const char *const texts[] = { "C:\\temp\\new", "say \"hi\"",
+					     "a\\\"b",	      "\\u0041",
+					     "tab\there",     "bell\x07" };
+	json_object *o, *props, *v;
+	size_t i;
+	buf b;
+
+	buf_init(&b);
+	for (i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		buf_reset(&b);
+		mp_payload_event(&b, texts[i], texts[i], 5, "id", NULL);
+		o = parse(b.data);
+		ck_assert(json_object_object_get_ex(o, "event", &v));
+		ck_assert_str_eq(json_object_get_string(v), texts[i]);
+		ck_assert(json_object_object_get_ex(o, "properties", &props));
+		ck_assert(json_object_object_get_ex(props, "distinct_id", &v));
+		ck_assert_str_eq(json_object_get_string(v), texts[i]);
+		json_object_put(o);
+	}
+	buf_free(&b);
+}
+END_TEST
+
 static Suite *payload_suite(void)
 {
 	Suite *s = suite_create("mp_payload");
@@ -327,6 +355,7 @@ static Suite *payload_suite(void)
 	tcase_add_test(tc, identify_edges);
 	tcase_add_test(tc, engage_shape);
 	tcase_add_test(tc, event_shape);
+	tcase_add_test(tc, text_with_quotes_and_backslashes_arrives_intact);
 	suite_add_tcase(s, tc);
 	return s;
 }
