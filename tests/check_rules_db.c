@@ -110,6 +110,16 @@ static void load_random(unsigned seed)
 	     "    [1 + floor(random() * 6)::int],"
 	     "  " BASE " - random() * interval '100 days'"
 	     " FROM generate_series(1, 1500) g;"
+	     /* Profiles whose only events lie exactly on the edges of the
+	      * cases' between windows: the start is in, the end is out. */
+	     "INSERT INTO audsync.external_ids"
+	     " SELECT 'edge' || e || t, 'user_id', 'u_edge' || e || t, " BASE
+	     " FROM unnest(ARRAY['B', 'C']) e, generate_series(1, 4) t;"
+	     "INSERT INTO audsync.events SELECT 'edge' || e || t, e,"
+	     " '{\"category\": \"edge\"}',"
+	     " (ARRAY[timestamptz '2026-04-01+00', '2026-05-01+00',"
+	     "  '2026-03-01+00', '2026-05-15+00'])[t]"
+	     " FROM unnest(ARRAY['B', 'C']) e, generate_series(1, 4) t;"
 	     /* Ties in time, another value: first/last break them. */
 	     "INSERT INTO audsync.events SELECT profile_id, event,"
 	     " properties || '{\"category\": \"aaa\"}', ts"
