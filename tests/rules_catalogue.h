@@ -37,6 +37,11 @@ static const bad_rule bad_rules[] = {
 	  "{\"performed\": {" EV
 	  ", \"count\": {\"op\": \">\", \"value\": -1}}}",
 	  "definition.performed.count.value: must be a whole number" },
+	{ "bad_count_too_large", 0,
+	  "{\"performed\": {" EV
+	  ", \"count\": {\"op\": \">\", \"value\": 1000000001}}}",
+	  "definition.performed.count.value: must be a whole number from 0 "
+	  "to 1000000000" },
 	{ "bad_count_string", 0,
 	  "{\"performed\": {" EV
 	  ", \"count\": {\"op\": \">\", \"value\": \"2\"}}}",
