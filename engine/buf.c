@@ -4,6 +4,7 @@
 #include "audsync/alloc.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,23 +82,76 @@ void buf_printf(buf *b, const char *fmt, ...)
 	b->len += (size_t)n;
 }
 
+#define ONES  0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+/* The bytes of x equal to zero, as their high bits (exact for the lowest
+ * one, which is all that is read). */
+static uint64_t zero_bytes(uint64_t x)
+{
+	return (x - ONES) & ~x & HIGHS;
+}
+
+/* The first byte of the 8 in x that a JSON string cannot hold as it is,
+ * or 8. */
+static size_t first_special(uint64_t x, int ascii)
+{
+	uint64_t hit = ((x - 0x20 * ONES) & ~x & HIGHS) |
+		       zero_bytes(x ^ ('"' * ONES)) |
+		       zero_bytes(x ^ ('\\' * ONES)) | (ascii ? x & HIGHS : 0);
+
+	/* the lowest hit is the first byte (little-endian) */
+	return hit ? (size_t)__builtin_ctzll(hit) / 8 : 8;
+}
+
+size_t buf_json_plain(const char *s, size_t n, int ascii)
+{
+	size_t i = 0, at;
+	uint64_t x;
+
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+	for (; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c < 0x20 || c == '"' || c == '\\' || (ascii && c > 0x7f))
+			return i;
+	}
+	return n;
+#endif
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&x, s + i, 8);
+		at = first_special(x, ascii);
+		if (at < 8)
+			return i + at;
+	}
+	if (i == n)
+		return n;
+	/* The last few bytes, padded with a plain one. */
+	x = 'a' * ONES;
+	memcpy(&x, s + i, n - i);
+	at = first_special(x, ascii);
+	return i + at < n ? i + at : n;
+}
+
 void buf_json_strn(buf *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
-	size_t i, start = 0;
+	size_t i = 0;
 
 	/* Worst case every byte becomes \u00XX: reserve once, copy runs. */
 	buf_reserve(b, n * 6 + 2);
 	b->data[b->len++] = '"';
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
+	for (;;) {
+		size_t run = buf_json_plain(s + i, n - i, 0);
+		unsigned char c;
 		char *o;
 
-		if (c >= 0x20 && c != '"' && c != '\\')
-			continue;
-		memcpy(b->data + b->len, s + start, i - start);
-		b->len += i - start;
-		start = i + 1;
+		memcpy(b->data + b->len, s + i, run);
+		b->len += run;
+		i += run;
+		if (i == n)
+			break;
+		c = (unsigned char)s[i++];
 		o = b->data + b->len;
 		o[0] = '\\';
 		if (c == '"' || c == '\\') {
@@ -113,8 +167,6 @@ void buf_json_strn(buf *b, const char *s, size_t n)
 			b->len += 6;
 		}
 	}
-	memcpy(b->data + b->len, s + start, n - start);
-	b->len += n - start;
 	b->data[b->len++] = '"';
 	b->data[b->len] = '\0';
 }
@@ -151,10 +203,16 @@ void buf_copy_text(buf *b, const char *s)
 
 void buf_int(buf *b, int64_t v)
 {
-	char tmp[24];
-	int n = snprintf(tmp, sizeof(tmp), "%lld", (long long)v);
+	char tmp[24], *p = tmp + sizeof(tmp);
+	uint64_t m = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
 
-	buf_append(b, tmp, (size_t)n);
+	do {
+		*--p = (char)('0' + m % 10);
+		m /= 10;
+	} while (m);
+	if (v < 0)
+		*--p = '-';
+	buf_append(b, p, (size_t)(tmp + sizeof(tmp) - p));
 }
 
 char *buf_steal(buf *b)

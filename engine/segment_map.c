@@ -8,6 +8,7 @@
 #include "audsync/segment_map.h"
 
 #include "audsync/alloc.h"
+#include "audsync/json_doc.h"
 #include "audsync/mp_payload.h"
 
 #include <ctype.h>
@@ -191,15 +192,18 @@ void segment_calls_init(segment_calls *c)
 	memset(c, 0, sizeof(*c));
 	buf_init(&c->data);
 	buf_init(&c->keys);
+	jdoc_init(&c->doc);
 }
 
 void segment_calls_free(segment_calls *c)
 {
+	int i;
+
 	buf_free(&c->data);
 	buf_free(&c->keys);
-	if (c->tok)
-		json_tokener_free(c->tok);
-	c->tok = NULL;
+	for (i = 0; i < SEGMENT_SCRATCH; i++)
+		buf_free(&c->scratch[i]);
+	jdoc_free(&c->doc);
 }
 
 const char *segment_calls_message_id(const segment_calls *c)
@@ -244,7 +248,7 @@ static void add_call(segment_calls *c, mp_endpoint ep, size_t off,
 
 /* What every call of one message shares. */
 typedef struct msg_ctx {
-	json_object *msg;
+	const jdoc_val *msg;
 	const segment_settings *s;
 	segment_calls *out;
 	const char *type;
@@ -278,38 +282,36 @@ static segment_result skipped(msg_ctx *m, const char *why)
 	return SEGMENT_SKIPPED;
 }
 
-static json_object *member(json_object *o, const char *key)
+static const jdoc_val *member(const jdoc_val *o, const char *key)
 {
-	json_object *v = NULL;
-
-	if (!json_object_is_type(o, json_type_object) ||
-	    !json_object_object_get_ex(o, key, &v))
-		return NULL;
-	return v;
+	return jdoc_get(o, key);
 }
 
 /* o.a.b, or NULL. */
-static json_object *path(json_object *o, const char *a, const char *b)
+static const jdoc_val *path(const jdoc_val *o, const char *a, const char *b)
 {
-	json_object *v = member(o, a);
+	const jdoc_val *v = member(o, a);
 
 	return b ? member(v, b) : v;
 }
 
 /* The string at key, or NULL when absent, null or not a string. */
-static const char *str_member(json_object *o, const char *key)
+static const char *str_member(const jdoc_val *o, const char *key)
 {
-	json_object *v = member(o, key);
+	const jdoc_val *v = member(o, key);
 
-	return json_object_is_type(v, json_type_string)
-		       ? json_object_get_string(v)
-		       : NULL;
+	return jdoc_is(v, JDOC_STRING) ? v->s : NULL;
 }
 
-static int is_number(json_object *v)
+static int is_number(const jdoc_val *v)
 {
-	return json_object_is_type(v, json_type_int) ||
-	       json_object_is_type(v, json_type_double);
+	return jdoc_is(v, JDOC_NUMBER);
+}
+
+/* Present and neither an object nor null. */
+static int not_object(const jdoc_val *v)
+{
+	return v && !jdoc_is(v, JDOC_OBJECT) && !jdoc_is(v, JDOC_NULL);
 }
 
 /* Days since 1970-01-01 of a proleptic Gregorian date. */
@@ -429,7 +431,7 @@ static void format_date(char out[32], int64_t ms)
 }
 
 /* A Segment id usable as a distinct_id, or NULL. */
-static const char *valid_id(json_object *msg, const char *key)
+static const char *valid_id(const jdoc_val *msg, const char *key)
 {
 	const char *v = str_member(msg, key);
 
@@ -437,7 +439,7 @@ static const char *valid_id(json_object *msg, const char *key)
 }
 
 /* context.ip when it names an address; 0, "0" or absent: none. */
-static const char *context_ip(json_object *msg)
+static const char *context_ip(const jdoc_val *msg)
 {
 	const char *ip = str_member(member(msg, "context"), "ip");
 
@@ -446,7 +448,7 @@ static const char *context_ip(json_object *msg)
 
 static segment_result read_common(msg_ctx *m)
 {
-	json_object *active = path(m->msg, "context", "active");
+	const jdoc_val *active = path(m->msg, "context", "active");
 	const char *ts = str_member(m->msg, "timestamp");
 
 	m->type = str_member(m->msg, "type");
@@ -468,8 +470,7 @@ static segment_result read_common(msg_ctx *m)
 	m->anon_id = valid_id(m->msg, "anonymousId");
 	m->distinct_id = m->user_id ? m->user_id : m->anon_id;
 	m->ip = context_ip(m->msg);
-	m->ignore_time = json_object_is_type(active, json_type_boolean) &&
-			 !json_object_get_boolean(active);
+	m->ignore_time = jdoc_is(active, JDOC_FALSE);
 	return SEGMENT_MAPPED;
 }
 
@@ -495,49 +496,64 @@ static void add_update(msg_ctx *m, const char *op, const char *value,
 	add_call(m->out, MP_EP_ENGAGE, off, m->distinct_id, repeatable);
 }
 
-static void put(json_object *o, const char *key, json_object *v)
-{
-	json_object_object_add(o, key, json_object_get(v));
-}
-
 /* ---- identify ------------------------------------------------------------ */
+
+/* One trait into the members of $set or of $union (a non-empty list is
+ * merged; an empty one clears the trait), under its Mixpanel name; with
+ * token, the device token as a list of one. */
+static void put_trait(buf *set, buf *uni, const char *key, const jdoc_val *v,
+		      const char *token)
+{
+	buf *b = token || (jdoc_is(v, JDOC_ARRAY) && v->len > 0) ? uni : set;
+	const char *name = mp_payload_trait_name(key);
+
+	buf_putc(b, b->len > 0 ? ',' : '{');
+	buf_json_str(b, name ? name : key);
+	buf_putc(b, ':');
+	if (!token) {
+		jdoc_write(b, v);
+		return;
+	}
+	buf_putc(b, '[');
+	buf_json_str(b, token);
+	buf_putc(b, ']');
+}
 
 /* The traits that go to People: all (set_all_traits_by_default), or the
  * special traits and those named in people_properties; plus the device
- * token as $ios_devices. A new object the caller puts. */
-static json_object *people_traits(const msg_ctx *m, json_object *traits)
+ * token as $ios_devices (in the place of a trait so named). Into the
+ * members of $set and $union. */
+static void people_traits(buf *set, buf *uni, const msg_ctx *m,
+			  const jdoc_val *traits)
 {
-	json_object *out = json_object_new_object();
 	const char *token =
 		str_member(path(m->msg, "context", "device"), "token");
+	size_t i;
 
-	if (traits) {
-		json_object_object_foreach(traits, key, val)
-		{
-			if (m->s->set_all_traits_by_default ||
-			    mp_payload_trait_name(key) ||
-			    in_list(m->s->people_properties, key, 0))
-				put(out, key, val);
-		}
-	}
-	if (token && *token) {
-		json_object *l = json_object_new_array();
+	if (token && !*token)
+		token = NULL;
+	for (i = 0; traits && i < traits->len; i++) {
+		const jdoc_val *v = &traits->kids[i];
+		int device = token && strcmp(v->key, "$ios_devices") == 0;
 
-		json_object_array_add(l, json_object_new_string(token));
-		json_object_object_add(out, "$ios_devices", l);
+		if (!m->s->set_all_traits_by_default &&
+		    !mp_payload_trait_name(v->key) &&
+		    !in_list(m->s->people_properties, v->key, 0))
+			continue;
+		put_trait(set, uni, v->key, v, device ? token : NULL);
+		if (device)
+			token = NULL;
 	}
-	return out;
+	if (token)
+		put_trait(set, uni, "$ios_devices", NULL, token);
 }
 
 static segment_result map_identify(msg_ctx *m)
 {
-	json_object *traits = member(m->msg, "traits"), *people;
-	mp_update_head h;
-	size_t off = m->out->data.len, end;
-	int n;
+	const jdoc_val *traits = member(m->msg, "traits");
+	buf *set = &m->out->scratch[0], *uni = &m->out->scratch[1];
 
-	if (traits && !json_object_is_type(traits, json_type_object) &&
-	    !json_object_is_type(traits, json_type_null))
+	if (not_object(traits))
 		return invalid(m, "traits is not an object");
 	if (!m->distinct_id)
 		return invalid(m,
@@ -545,27 +561,20 @@ static segment_result map_identify(msg_ctx *m)
 	if (!m->s->use_people)
 		return skipped(m, "identify goes to Mixpanel People, and "
 				  "use_people is off for this destination");
-	people = people_traits(m, json_object_is_type(traits, json_type_object)
-					  ? traits
-					  : NULL);
-	h = update_head(m, m->distinct_id);
-	n = mp_payload_identify(&m->out->data, &h, people);
-	json_object_put(people);
-	if (n <= 0)
+	buf_reset(set);
+	buf_reset(uni);
+	people_traits(set, uni, m,
+		      jdoc_is(traits, JDOC_OBJECT) ? traits : NULL);
+	if (set->len == 0 && uni->len == 0)
 		return skipped(m, "identify has no traits to set");
-	/* One update a line: each becomes a call of its own. */
-	end = m->out->data.len;
-	while (off < end) {
-		char *nl = memchr(m->out->data.data + off, '\n', end - off);
-		size_t stop = (size_t)(nl - m->out->data.data);
-		segment_call *k = &m->out->call[m->out->n++];
-
-		k->ep = MP_EP_ENGAGE;
-		k->off = off;
-		k->len = stop - off;
-		k->key = keep_key(m->out, m->distinct_id);
-		k->repeatable = 1; /* $set and $union */
-		off = stop + 1;
+	/* $set and $union: both safe to repeat. */
+	if (set->len > 0) {
+		buf_putc(set, '}');
+		add_update(m, "$set", set->data, 1);
+	}
+	if (uni->len > 0) {
+		buf_putc(uni, '}');
+		add_update(m, "$union", uni->data, 1);
 	}
 	return SEGMENT_MAPPED;
 }
@@ -606,6 +615,9 @@ static int reserved_property(const char *key)
 					 "$device_id",	"$user_id" };
 	size_t i;
 
+	/* Most keys end here, at their first letter. */
+	if (!key[0] || !strchr("dt$im", key[0]))
+		return 0;
 	for (i = 0; i < sizeof(r) / sizeof(r[0]); i++)
 		if (strcmp(r[i], key) == 0)
 			return 1;
@@ -626,9 +638,9 @@ static void insert_id(char out[MP_INSERT_ID_LEN + 1], const msg_ctx *m)
 typedef struct props_writer {
 	buf *b;
 	int n;
-	json_object *own;   /* the message's properties, or NULL */
-	json_object *extra; /* a page's name and category, or NULL */
-	json_object *msg;
+	const jdoc_val *own;   /* the message's properties, or NULL */
+	const jdoc_val *extra; /* a page's name and category, or NULL */
+	const jdoc_val *msg;
 } props_writer;
 
 static void put_key(props_writer *w, const char *key)
@@ -639,41 +651,20 @@ static void put_key(props_writer *w, const char *key)
 	buf_putc(w->b, ':');
 }
 
-/* The JSON text of v; the common scalars without json-c's printer. */
-static void put_value(buf *b, json_object *v)
-{
-	switch (json_object_get_type(v)) {
-	case json_type_null: buf_puts(b, "null"); return;
-	case json_type_boolean:
-		buf_puts(b, json_object_get_boolean(v) ? "true" : "false");
-		return;
-	case json_type_string:
-		buf_json_strn(b, json_object_get_string(v),
-			      (size_t)json_object_get_string_len(v));
-		return;
-	case json_type_int:
-		if (json_object_get_int64(v) != INT64_MAX) {
-			buf_int(b, json_object_get_int64(v));
-			return;
-		}
-		break;
-	default: break;
-	}
-	buf_puts(b, json_object_to_json_string_ext(v, JSON_FLAGS));
-}
-
-static void put_member(props_writer *w, const char *key, json_object *v)
+static void put_member(props_writer *w, const char *key, const jdoc_val *v)
 {
 	put_key(w, key);
-	put_value(w->b, v);
+	jdoc_write(w->b, v);
 }
 
 /* The name the message's own property key is sent as, or NULL when it
  * is not sent (seed: "Reserved Properties"; audsync's own fields). */
-static const char *own_name(json_object *own, const char *key)
+static const char *own_name(const jdoc_val *own, const char *key)
 {
 	if (reserved_property(key))
 		return NULL;
+	if (key[0] != 'l' && key[0] != 'b' && key[0] != 's')
+		return key;
 	if (strcmp(key, "length") == 0)
 		return "segment_length";
 	if (strcmp(key, "bucket") == 0)
@@ -686,7 +677,7 @@ static const char *own_name(json_object *own, const char *key)
 }
 
 /* 1 when the message's own properties send name. */
-static int own_sends(json_object *own, const char *name)
+static int own_sends(const jdoc_val *own, const char *name)
 {
 	if (member(own, name) && own_name(own, name))
 		return 1;
@@ -705,23 +696,24 @@ static int above_context(const props_writer *w, const char *name)
 }
 
 /* A context field or campaign value: present and not null. */
-static json_object *context_value(json_object *msg, size_t i, int campaign)
+static const jdoc_val *context_value(const jdoc_val *msg, size_t i,
+				     int campaign)
 {
-	json_object *ctx = member(msg, "context"), *v;
+	const jdoc_val *ctx = member(msg, "context"), *v;
 
 	if (campaign)
 		v = path(ctx, "campaign", campaign_props[i][0]);
 	else
 		v = path(ctx, context_props[i][0], context_props[i][1]);
-	return v && !json_object_is_type(v, json_type_null) ? v : NULL;
+	return v && !jdoc_is(v, JDOC_NULL) ? v : NULL;
 }
 
 /* The value of field i of section sec (looked up once per section). */
-static json_object *section_value(json_object *sec, const char *field)
+static const jdoc_val *section_value(const jdoc_val *sec, const char *field)
 {
-	json_object *v = member(sec, field);
+	const jdoc_val *v = member(sec, field);
 
-	return v && !json_object_is_type(v, json_type_null) ? v : NULL;
+	return v && !jdoc_is(v, JDOC_NULL) ? v : NULL;
 }
 
 #define N_CONTEXT  (sizeof(context_props) / sizeof(context_props[0]))
@@ -729,7 +721,7 @@ static json_object *section_value(json_object *sec, const char *field)
 
 static void put_context(props_writer *w)
 {
-	json_object *ctx = member(w->msg, "context"), *sec = NULL, *v;
+	const jdoc_val *ctx = member(w->msg, "context"), *sec = NULL, *v;
 	const char *last = NULL;
 	size_t i;
 
@@ -771,11 +763,11 @@ static int context_sends(const props_writer *w, const char *name)
  * super_properties names, under their Mixpanel names. */
 static void put_super(props_writer *w, const segment_settings *s)
 {
-	json_object *traits = path(w->msg, "context", "traits");
+	const jdoc_val *traits = path(w->msg, "context", "traits");
 	char *const *l, *const *k;
 
 	for (l = s->super_properties; l && *l; l++) {
-		json_object *v = member(traits, *l);
+		const jdoc_val *v = member(traits, *l);
 		const char *name = mp_payload_trait_name(*l);
 		int repeated = 0;
 
@@ -793,16 +785,16 @@ static void put_super(props_writer *w, const segment_settings *s)
 	}
 }
 
-static void put_object(props_writer *w, json_object *o, json_object *above)
+static void put_object(props_writer *w, const jdoc_val *o,
+		       const jdoc_val *above)
 {
-	if (!json_object_is_type(o, json_type_object))
-		return;
-	json_object_object_foreach(o, key, val)
-	{
-		const char *name = own_name(o, key);
+	size_t i;
+
+	for (i = 0; jdoc_is(o, JDOC_OBJECT) && i < o->len; i++) {
+		const char *name = own_name(o, o->kids[i].key);
 
 		if (name && !member(above, name))
-			put_member(w, name, val);
+			put_member(w, name, &o->kids[i]);
 	}
 }
 
@@ -833,8 +825,8 @@ static void put_fixed(props_writer *w, const msg_ctx *m, const char *iid)
 }
 
 /* Appends the event of a track, page or screen call as a call. */
-static void put_event(msg_ctx *m, const char *event, json_object *own,
-		      json_object *extra)
+static void put_event(msg_ctx *m, const char *event, const jdoc_val *own,
+		      const jdoc_val *extra)
 {
 	props_writer w = { &m->out->data, 0, own, extra, m->msg };
 	char iid[MP_INSERT_ID_LEN + 1];
@@ -853,122 +845,99 @@ static void put_event(msg_ctx *m, const char *event, json_object *own,
 	add_call(m->out, MP_EP_IMPORT, off, m->distinct_id, 1);
 }
 
-/* Appends {"event":E,"properties":props} to import, as a call. */
-static void add_event(msg_ctx *m, const char *event, json_object *props,
-		      const char *key)
-{
-	size_t off = m->out->data.len;
-
-	buf_puts(&m->out->data, "{\"event\":");
-	buf_json_str(&m->out->data, event);
-	buf_puts(&m->out->data, ",\"properties\":");
-	buf_puts(&m->out->data,
-		 json_object_to_json_string_ext(props, JSON_FLAGS));
-	buf_putc(&m->out->data, '}');
-	add_call(m->out, MP_EP_IMPORT, off, key, 1);
-}
-
 /* properties.revenue as a number: *has is 0 without one. -1 when it is
  * there and not a number (a numeric string counts, as Segment's does). */
-static int read_revenue(double *out, int *has, json_object *props)
+static int read_revenue(double *out, int *has, const jdoc_val *props)
 {
-	json_object *v = member(props, "revenue");
-	const char *s;
+	const jdoc_val *v = member(props, "revenue");
 	char *end;
 
 	*has = 0;
-	if (!v || json_object_is_type(v, json_type_null))
+	if (!v || jdoc_is(v, JDOC_NULL))
 		return 0;
 	if (is_number(v)) {
-		*out = json_object_get_double(v);
+		*out = jdoc_double(v);
 		*has = 1;
 		return 0;
 	}
-	if (!json_object_is_type(v, json_type_string))
+	if (!jdoc_is(v, JDOC_STRING))
 		return -1;
-	s = json_object_get_string(v);
-	*out = strtod(s, &end);
-	if (end == s || *end || !isfinite(*out))
+	*out = strtod(v->s, &end);
+	if (end == v->s || end != v->s + v->len || !isfinite(*out))
 		return -1;
 	*has = 1;
 	return 0;
 }
 
 /* A charge appended to $transactions (Mixpanel's track_charge). */
-static void add_charge(msg_ctx *m, json_object *props, double amount)
+static void add_charge(msg_ctx *m, const jdoc_val *props, double amount)
 {
-	json_object *v = member(props, "revenue");
-	buf value;
+	const jdoc_val *v = member(props, "revenue");
+	buf *value = &m->out->scratch[1];
 
-	buf_init(&value);
-	buf_puts(&value, "{\"$transactions\":{\"$time\":");
-	buf_json_str(&value, m->date);
-	buf_puts(&value, ",\"$amount\":");
+	buf_reset(value);
+	buf_puts(value, "{\"$transactions\":{\"$time\":");
+	buf_json_str(value, m->date);
+	buf_puts(value, ",\"$amount\":");
 	if (is_number(v))
-		put_value(&value, v);
+		jdoc_write(value, v);
 	else
-		buf_printf(&value, "%.17g", amount);
-	buf_puts(&value, "}}");
-	add_update(m, "$append", value.data, 0);
-	buf_free(&value);
+		buf_printf(value, "%.17g", amount);
+	buf_puts(value, "}}");
+	add_update(m, "$append", value->data, 0);
 }
 
 /* event_increments and prop_increments: $add, and "Last <event>". */
-static void add_increments(msg_ctx *m, const char *event, json_object *props)
+static void add_increments(msg_ctx *m, const char *event, const jdoc_val *props)
 {
 	int counted = in_list(m->s->event_increments, event, 1);
+	buf *value = &m->out->scratch[1], *last = &m->out->scratch[2];
 	char *const *l;
-	buf value;
 
-	buf_init(&value);
+	buf_reset(value);
 	if (counted) {
-		buf_putc(&value, '{');
-		buf_json_str(&value, event);
-		buf_puts(&value, ":1");
+		buf_putc(value, '{');
+		buf_json_str(value, event);
+		buf_puts(value, ":1");
 	}
 	for (l = m->s->prop_increments; l && *l; l++) {
-		json_object *v = member(props, *l);
+		const jdoc_val *v = member(props, *l);
 
 		if (!is_number(v) || (counted && strcmp(*l, event) == 0))
 			continue;
-		buf_putc(&value, value.len ? ',' : '{');
-		buf_json_str(&value, *l);
-		buf_putc(&value, ':');
-		put_value(&value, v);
+		buf_putc(value, value->len ? ',' : '{');
+		buf_json_str(value, *l);
+		buf_putc(value, ':');
+		jdoc_write(value, v);
 	}
-	if (value.len > 0) {
-		buf_putc(&value, '}');
-		add_update(m, "$add", value.data, 0);
+	if (value->len > 0) {
+		buf_putc(value, '}');
+		add_update(m, "$add", value->data, 0);
 	}
 	if (counted) {
-		buf last;
-
-		buf_init(&last);
-		buf_puts(&last, "Last ");
-		buf_puts(&last, event);
-		buf_reset(&value);
-		buf_putc(&value, '{');
-		buf_json_str(&value, last.data);
-		buf_putc(&value, ':');
-		buf_json_str(&value, m->date);
-		buf_putc(&value, '}');
-		buf_free(&last);
-		add_update(m, "$set", value.data, 1);
+		buf_reset(last);
+		buf_puts(last, "Last ");
+		buf_puts(last, event);
+		buf_reset(value);
+		buf_putc(value, '{');
+		buf_json_str(value, last->data);
+		buf_putc(value, ':');
+		buf_json_str(value, m->date);
+		buf_putc(value, '}');
+		add_update(m, "$set", value->data, 1);
 	}
-	buf_free(&value);
 }
 
 /* One event, and with People on its charge and increments. extra: the
  * page's name and category (or NULL). */
 static segment_result map_event(msg_ctx *m, const char *event,
-				json_object *extra)
+				const jdoc_val *extra)
 {
-	json_object *own = member(m->msg, "properties");
+	const jdoc_val *own = member(m->msg, "properties");
 	double revenue = 0;
 	int has_revenue;
 
-	if (own && !json_object_is_type(own, json_type_object) &&
-	    !json_object_is_type(own, json_type_null))
+	if (not_object(own))
 		return invalid(m, "properties is not an object");
 	if (!m->distinct_id)
 		return invalid_arg(m, "no valid userId or anonymousId in",
@@ -1019,14 +988,24 @@ static int page_event(buf *out, const segment_settings *s, const char *noun,
 	return -1;
 }
 
+/* A string member of an object made here. */
+static void string_member(jdoc_val *v, const char *key, const char *s)
+{
+	memset(v, 0, sizeof(*v));
+	v->type = JDOC_STRING;
+	v->key = key;
+	v->keylen = strlen(key);
+	v->s = s;
+	v->len = strlen(s);
+}
+
 static segment_result map_page(msg_ctx *m, const char *noun)
 {
-	json_object *props = member(m->msg, "properties");
+	const jdoc_val *props = member(m->msg, "properties");
 	const char *name = str_member(m->msg, "name");
 	const char *category = str_member(m->msg, "category");
-	json_object *extra;
-	segment_result r;
-	buf event;
+	buf *event = &m->out->scratch[0];
+	jdoc_val extra, kids[2];
 
 	if (!name)
 		name = str_member(props, "name");
@@ -1034,68 +1013,71 @@ static segment_result map_page(msg_ctx *m, const char *noun)
 		category = str_member(props, "category");
 	name = name && *name ? name : NULL;
 	category = category && *category ? category : NULL;
-	buf_init(&event);
-	if (page_event(&event, m->s, noun, name, category) != 0) {
-		buf_free(&event);
+	buf_reset(event);
+	if (page_event(event, m->s, noun, name, category) != 0)
 		return skipped(m, "no page setting sends this call "
 				  "(consolidated_page_calls is off and "
 				  "no other applies)");
-	}
 	/* Segment's page properties carry the call's name and category. */
-	extra = json_object_new_object();
+	memset(&extra, 0, sizeof(extra));
+	extra.type = JDOC_OBJECT;
+	extra.kids = kids;
 	if (name)
-		json_object_object_add(extra, "name",
-				       json_object_new_string(name));
+		string_member(&kids[extra.len++], "name", name);
 	if (category)
-		json_object_object_add(extra, "category",
-				       json_object_new_string(category));
-	r = map_event(m, event.data, extra);
-	json_object_put(extra);
-	buf_free(&event);
-	return r;
+		string_member(&kids[extra.len++], "category", category);
+	return map_event(m, event->data, &extra);
 }
 
 /* ---- group, alias --------------------------------------------------------- */
 
-static segment_result map_group(msg_ctx *m)
+/* The first trait named in group_identifier_traits that holds an id (a
+ * non-empty string or an integer), or NULL; its name in *key. */
+static const jdoc_val *group_id(const char **key, const msg_ctx *m,
+				const jdoc_val *traits)
 {
-	json_object *traits = member(m->msg, "traits"), *id = NULL;
-	const char *key = NULL;
 	char *const *l;
-	size_t off;
-	buf lane;
 
-	if (traits && !json_object_is_type(traits, json_type_object) &&
-	    !json_object_is_type(traits, json_type_null))
-		return invalid(m, "traits is not an object");
-	for (l = m->s->group_identifier_traits; l && *l && !key; l++) {
-		json_object *v = member(traits, *l);
+	for (l = m->s->group_identifier_traits; l && *l; l++) {
+		const jdoc_val *v = member(traits, *l);
 
-		if ((json_object_is_type(v, json_type_string) &&
-		     json_object_get_string_len(v) > 0) ||
-		    json_object_is_type(v, json_type_int)) {
-			key = *l;
-			id = v;
+		if ((jdoc_is(v, JDOC_STRING) && v->len > 0) ||
+		    (jdoc_is(v, JDOC_NUMBER) && v->is_int)) {
+			*key = *l;
+			return v;
 		}
 	}
-	if (!key)
+	return NULL;
+}
+
+static segment_result map_group(msg_ctx *m)
+{
+	const jdoc_val *traits = member(m->msg, "traits"), *id;
+	buf *data = &m->out->data, *lane = &m->out->scratch[2];
+	const char *key = NULL;
+	size_t off;
+
+	if (not_object(traits))
+		return invalid(m, "traits is not an object");
+	id = group_id(&key, m, traits);
+	if (!id)
 		return skipped(m, "group has no trait named in "
 				  "group_identifier_traits");
-	off = m->out->data.len;
-	buf_puts(&m->out->data, "{\"$token\":");
-	buf_json_str(&m->out->data, m->s->token);
-	buf_puts(&m->out->data, ",\"$group_key\":");
-	buf_json_str(&m->out->data, key);
-	buf_puts(&m->out->data, ",\"$group_id\":");
-	buf_json_str(&m->out->data, json_object_get_string(id));
-	buf_puts(&m->out->data, ",\"$set\":");
-	buf_puts(&m->out->data,
-		 json_object_to_json_string_ext(traits, JSON_FLAGS));
-	buf_putc(&m->out->data, '}');
-	buf_init(&lane);
-	buf_printf(&lane, "%s/%s", key, json_object_get_string(id));
-	add_call(m->out, MP_EP_GROUPS, off, lane.data, 1);
-	buf_free(&lane);
+	off = data->len;
+	buf_puts(data, "{\"$token\":");
+	buf_json_str(data, m->s->token);
+	buf_puts(data, ",\"$group_key\":");
+	buf_json_str(data, key);
+	buf_puts(data, ",\"$group_id\":");
+	buf_json_str(data, id->s);
+	buf_puts(data, ",\"$set\":");
+	jdoc_write(data, traits);
+	buf_putc(data, '}');
+	buf_reset(lane);
+	buf_puts(lane, key);
+	buf_putc(lane, '/');
+	buf_puts(lane, id->s);
+	add_call(m->out, MP_EP_GROUPS, off, lane->data, 1);
 	return SEGMENT_MAPPED;
 }
 
@@ -1103,32 +1085,35 @@ static segment_result map_alias(msg_ctx *m)
 {
 	const char *previous = valid_id(m->msg, "previousId");
 	char iid[MP_INSERT_ID_LEN + 1];
-	json_object *props;
+	buf *data = &m->out->data;
+	size_t off = data->len;
 
 	if (!previous || !m->user_id)
 		return invalid(m, "alias needs a valid previousId and userId");
 	insert_id(iid, m);
-	props = json_object_new_object();
-	json_object_object_add(props, "distinct_id",
-			       json_object_new_string(previous));
-	json_object_object_add(props, "alias",
-			       json_object_new_string(m->user_id));
-	json_object_object_add(props, "time",
-			       json_object_new_int64(m->time_ms));
-	json_object_object_add(props, "$insert_id",
-			       json_object_new_string(iid));
-	json_object_object_add(props, "ip",
-			       m->ip ? json_object_new_string(m->ip)
-				     : json_object_new_int(0));
-	add_event(m, "$create_alias", props, previous);
-	json_object_put(props);
+	buf_puts(data, "{\"event\":\"$create_alias\",\"properties\":{"
+		       "\"distinct_id\":");
+	buf_json_str(data, previous);
+	buf_puts(data, ",\"alias\":");
+	buf_json_str(data, m->user_id);
+	buf_puts(data, ",\"time\":");
+	buf_int(data, m->time_ms);
+	buf_puts(data, ",\"$insert_id\":");
+	buf_json_str(data, iid);
+	buf_puts(data, ",\"ip\":");
+	if (m->ip)
+		buf_json_str(data, m->ip);
+	else
+		buf_putc(data, '0');
+	buf_puts(data, "}}");
+	add_call(m->out, MP_EP_IMPORT, off, previous, 1);
 	return SEGMENT_MAPPED;
 }
 
 /* ---- entry points --------------------------------------------------------- */
 
-segment_result segment_map(segment_calls *out, json_object *msg,
-			   const segment_settings *s)
+static segment_result map_doc(segment_calls *out, const jdoc_val *msg,
+			      const segment_settings *s)
 {
 	msg_ctx m;
 	segment_result r;
@@ -1142,7 +1127,7 @@ segment_result segment_map(segment_calls *out, json_object *msg,
 	m.msg = msg;
 	m.s = s;
 	m.out = out;
-	if (!json_object_is_type(msg, json_type_object))
+	if (!jdoc_is(msg, JDOC_OBJECT))
 		return invalid(&m, "not a JSON object");
 	r = read_common(&m);
 	if (r != SEGMENT_MAPPED)
@@ -1167,12 +1152,20 @@ segment_result segment_map(segment_calls *out, json_object *msg,
 	return r;
 }
 
+segment_result segment_map(segment_calls *out, json_object *msg,
+			   const segment_settings *s)
+{
+	size_t len;
+	const char *text =
+		json_object_to_json_string_length(msg, JSON_FLAGS, &len);
+
+	return segment_map_text(out, text, len, s);
+}
+
 segment_result segment_map_text(segment_calls *out, const char *text,
 				size_t len, const segment_settings *s)
 {
-	json_tokener *tok;
-	json_object *msg;
-	segment_result r;
+	const jdoc_val *msg;
 
 	out->n = 0;
 	if (len > SEGMENT_MAX_MESSAGE) {
@@ -1182,31 +1175,10 @@ segment_result segment_map_text(segment_calls *out, const char *text,
 			 len, SEGMENT_MAX_MESSAGE);
 		return SEGMENT_INVALID;
 	}
-	if (!out->tok) {
-		out->tok = json_tokener_new();
-		if (!out->tok)
-			abort();
+	if (jdoc_parse(&msg, &out->doc, text, len) != 0) {
+		snprintf(out->reason, sizeof(out->reason), "not valid JSON: %s",
+			 out->doc.err);
+		return SEGMENT_INVALID;
 	}
-	tok = out->tok;
-	json_tokener_reset(tok);
-	msg = json_tokener_parse_ex(tok, text, (int)len);
-	if (!msg || json_tokener_get_parse_end(tok) != len) {
-		/* Trailing white space after the object is fine. */
-		size_t end = json_tokener_get_parse_end(tok);
-
-		while (msg && end < len && isspace((unsigned char)text[end]))
-			end++;
-		if (!msg || end != len) {
-			snprintf(out->reason, sizeof(out->reason),
-				 "not valid JSON: %s",
-				 msg ? "text after the object"
-				     : json_tokener_error_desc(
-					       json_tokener_get_error(tok)));
-			json_object_put(msg);
-			return SEGMENT_INVALID;
-		}
-	}
-	r = segment_map(out, msg, s);
-	json_object_put(msg);
-	return r;
+	return map_doc(out, msg, s);
 }

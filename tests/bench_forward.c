@@ -3,8 +3,11 @@
  * with the process's peak RSS at two stream lengths (flat means it does
  * not grow with the stream). Prints figures; judges nothing.
  *
- * BENCH_FORWARD_MESSAGES scales the stream (default 10000000); the
- * mapping loop maps BENCH_FORWARD_MAP messages (default 1000000). */
+ * BENCH_FORWARD_MESSAGES scales the stream (default 50000, about a
+ * minute: the stream goes through PostgreSQL and the fake; the goal's
+ * 10000000 is a run of its own), which prints the process's resident and
+ * peak memory at each tenth of it; the mapping loops map
+ * BENCH_FORWARD_MAP messages (default 300000). */
 #include "audsync/mp_client.h"
 #include "audsync/outbox.h"
 #include "audsync/segment_map.h"
@@ -135,7 +138,7 @@ static void bench_map_client(mpctl *fake, long n)
 	mp_stats st;
 	char err[256];
 	long i, queued = 0;
-	double t0, c0, wall, cpu;
+	double t0, c0, f0, wall, cpu, flush_cpu = 0;
 	int dest, j, rc = 0;
 
 	c = mp_client_open(NULL, err, sizeof(err));
@@ -171,20 +174,25 @@ static void bench_map_client(mpctl *fake, long n)
 			queued++;
 		}
 		if (queued >= FLUSH_EVERY) {
+			f0 = cpu_s();
 			rc = mp_client_flush(c, NULL, NULL);
+			flush_cpu += cpu_s() - f0;
 			queued = 0;
 		}
 	}
+	f0 = cpu_s();
 	if (rc >= 0)
 		rc = mp_client_flush(c, NULL, NULL);
+	flush_cpu += cpu_s() - f0;
 	wall = now_s() - t0;
 	cpu = cpu_s() - c0;
 	mp_client_get_stats(c, &st);
 	printf("bench_forward: mapping and client, one process: %ld messages "
-	       "in %.2f s wall, %.2f s CPU: %.0f messages per CPU second; "
-	       "%llu records delivered in %llu requests%s\n",
-	       n, wall, cpu, (double)n / cpu,
-	       (unsigned long long)st.records_delivered,
+	       "in %.2f s wall, %.2f s CPU: %.0f messages per CPU second "
+	       "(mapping and submit %.2f us, flush: gzip, HTTP %.2f us CPU "
+	       "per message); %llu records delivered in %llu requests%s\n",
+	       n, wall, cpu, (double)n / cpu, (cpu - flush_cpu) / n * 1e6,
+	       flush_cpu / n * 1e6, (unsigned long long)st.records_delivered,
 	       (unsigned long long)st.requests,
 	       rc < 0 ? " (client error)" : "");
 	fflush(stdout);
@@ -194,8 +202,30 @@ static void bench_map_client(mpctl *fake, long n)
 	mp_client_close(c);
 }
 
+/* The resident and peak resident memory of process pid, in MiB (-1 when
+ * /proc does not say). */
+static void rss_of(double *rss, double *peak, pid_t pid)
+{
+	char path[64], line[256];
+	FILE *f;
+
+	*rss = *peak = -1;
+	snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "VmRSS:", 6) == 0)
+			*rss = atof(line + 6) / 1024.0;
+		else if (strncmp(line, "VmHWM:", 6) == 0)
+			*peak = atof(line + 6) / 1024.0;
+	}
+	fclose(f);
+}
+
 /* Streams n messages (from first) into audsync forward's stdin; prints
- * its wall time, the records the fake received and its peak RSS. */
+ * its memory at each tenth of the stream, its wall time, the records the
+ * fake received and its peak RSS. */
 static void bench_stream(const char *db, mpctl *fake, long first, long n)
 {
 	const char *bin =
@@ -227,6 +257,16 @@ static void bench_stream(const char *db, mpctl *fake, long first, long n)
 		int len = message(line, sizeof(line), i);
 
 		fwrite(line, 1, (size_t)len, in);
+		if (n >= 100000 && (i - first + 1) % (n / 10) == 0) {
+			double rss, peak;
+
+			fflush(in);
+			rss_of(&rss, &peak, pid);
+			printf("bench_forward: %ld of %ld messages written: rss "
+			       "%.1f MiB, peak %.1f MiB, %.0f s\n",
+			       i - first + 1, n, rss, peak, now_s() - t0);
+			fflush(stdout);
+		}
 	}
 	fclose(in);
 	wait4(pid, &st, 0, &ru);
@@ -245,8 +285,8 @@ int main(void)
 {
 	const char *env = getenv("BENCH_FORWARD_MESSAGES");
 	const char *menv = getenv("BENCH_FORWARD_MAP");
-	long n = env ? atol(env) : 10000000;
-	long m = menv ? atol(menv) : 1000000;
+	long n = env ? atol(env) : 50000;
+	long m = menv ? atol(menv) : 300000;
 	char sql[512];
 	const char *db;
 	mpctl *fake;

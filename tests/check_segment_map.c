@@ -402,6 +402,24 @@ static const row rows[] = {
 	  "not a JSON object" },
 	{ "two objects on one line", 1, NULL, "{} {}", SEGMENT_INVALID,
 	  "not valid JSON" },
+	/* What goes out is strict JSON: what is not comes back here, with
+	 * its line, instead of failing a whole batch at Mixpanel. */
+	{ "a property that is not UTF-8", 0, NULL,
+	  "{" HDR "'type':'track','userId':'u1','event':'E',"
+	  "'properties':{'name':'caf\xe9'}}",
+	  SEGMENT_INVALID, "a string is not valid UTF-8" },
+	{ "a lone UTF-16 surrogate", 0, NULL,
+	  "{" HDR "'type':'track','userId':'u1','event':'E\\ud83d'}",
+	  SEGMENT_INVALID, "a lone UTF-16 surrogate" },
+	{ "a comment (json-c's lenient mode took it)", 0, NULL,
+	  "{" HDR "'type':'track',/* c */'userId':'u1','event':'E'}",
+	  SEGMENT_INVALID, "not valid JSON" },
+	{ "escapes are decoded, and written back as JSON", 0, NULL,
+	  "{" HDR "'type':'track','userId':'u1','event':'Caf\\u00e9 \\ud83d"
+	  "\\ude00','properties':{'q':'a\\'b\\\\c\\/'}}",
+	  SEGMENT_MAPPED,
+	  "/import {'event':'Caf\xc3\xa9 \xf0\x9f\x98\x80','properties':{" EV(
+		  "u1") ",'q':'a\\'b\\\\c/'}}" },
 };
 #define N_ROWS (sizeof(rows) / sizeof(rows[0]))
 

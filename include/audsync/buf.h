@@ -30,6 +30,10 @@ void buf_printf(buf *b, const char *fmt, ...)
 /* Appends s as a quoted JSON string (escapes control chars, ", \). */
 void buf_json_str(buf *b, const char *s);
 void buf_json_strn(buf *b, const char *s, size_t n);
+/* How many of the n bytes at s a JSON string holds as they are: none of
+ * ", \ or a control character, nor (with ascii) a byte over 0x7f. Eight
+ * bytes at a time: the parser and the writer spend their time here. */
+size_t buf_json_plain(const char *s, size_t n, int ascii);
 /* Appends s as a field of PostgreSQL's COPY text format: backslash, tab,
  * newline and carriage return escaped. */
 void buf_copy_text(buf *b, const char *s);

@@ -3,6 +3,7 @@
 #define AUDSYNC_SEGMENT_MAP_H
 
 #include "audsync/buf.h"
+#include "audsync/json_doc.h"
 #include "audsync/mp_client.h"
 
 #include <json-c/json.h>
@@ -14,6 +15,7 @@
  * increment and a property increment makes four). */
 #define SEGMENT_MAX_CALLS  6
 #define SEGMENT_REASON_LEN 256
+#define SEGMENT_SCRATCH	   3
 
 /* The forwarding settings of a destination (DESIGN.md section 7a): the
  * seed's settings, snake_cased keys of the destination's settings. */
@@ -63,7 +65,8 @@ typedef struct segment_calls {
 	int n;
 	size_t message_id; /* keys.data + message_id */
 	char reason[SEGMENT_REASON_LEN];
-	json_tokener *tok; /* kept across messages by segment_map_text() */
+	jdoc doc;		      /* the message, parsed */
+	buf scratch[SEGMENT_SCRATCH]; /* kept across messages */
 } segment_calls;
 
 void segment_calls_init(segment_calls *c);
