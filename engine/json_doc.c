@@ -60,7 +60,7 @@ static void grow(void **p, size_t *cap, size_t need, size_t size)
 }
 
 /* A new value on the stack, named key (or not); its index. */
-static size_t push(jdoc *d, jdoc_type t, const char *key, size_t keylen)
+static size_t push(jdoc *d, jdoc_type t, const char *key, uint32_t keylen)
 {
 	jdoc_val *v;
 
@@ -68,7 +68,7 @@ static size_t push(jdoc *d, jdoc_type t, const char *key, size_t keylen)
 	     sizeof(*d->stack));
 	v = &d->stack[d->nstack];
 	memset(v, 0, sizeof(*v));
-	v->type = t;
+	v->type = (unsigned char)t;
 	v->key = key;
 	v->keylen = keylen;
 	return d->nstack++;
@@ -237,6 +237,19 @@ static int string(jdoc *d, const char **s, size_t *len)
 	return 0;
 }
 
+static int string_value(jdoc *d, jdoc_val *v)
+{
+	const char *s;
+	size_t n;
+
+	if (string(d, &s, &n) != 0)
+		return -1;
+	v->type = JDOC_STRING;
+	v->s = s;
+	v->len = (uint32_t)n;
+	return 0;
+}
+
 static const char *digits(const char *p, const char *end)
 {
 	while (p < end && *p >= '0' && *p <= '9')
@@ -278,10 +291,8 @@ static int number(jdoc *d, jdoc_val *v)
 	}
 	if (v->is_int && mag > (uint64_t)INT64_MAX + (uint64_t)neg)
 		v->is_int = 0;
-	if (v->is_int)
-		v->i = neg ? (int64_t)(0 - mag) : (int64_t)mag;
 	o = d->text + d->used;
-	v->len = (size_t)(p - d->p);
+	v->len = (uint32_t)(p - d->p);
 	memcpy(o, d->p, v->len);
 	o[v->len] = '\0';
 	v->s = o;
@@ -399,7 +410,7 @@ static void close_container(jdoc *d, size_t at)
 	     sizeof(*d->nodes));
 	memcpy(d->nodes + d->nnodes, d->stack + base, n * sizeof(*d->nodes));
 	d->stack[at].first = d->nnodes;
-	d->stack[at].len = n;
+	d->stack[at].len = (uint32_t)n;
 	d->nnodes += n;
 	d->nstack = base;
 	d->depth--;
@@ -463,7 +474,7 @@ static int value(jdoc *d, const char *key, size_t keylen)
 	skip_ws(d);
 	if (d->p >= d->end)
 		return fail(d, "the text ends where a value should be");
-	at = push(d, JDOC_NULL, key, keylen);
+	at = push(d, JDOC_NULL, key, (uint32_t)keylen);
 	switch (*d->p) {
 	case '{':
 		d->stack[at].type = JDOC_OBJECT;
@@ -473,9 +484,7 @@ static int value(jdoc *d, const char *key, size_t keylen)
 		d->stack[at].type = JDOC_ARRAY;
 		d->p++;
 		return items(d, at, ']');
-	case '"':
-		d->stack[at].type = JDOC_STRING;
-		return string(d, &d->stack[at].s, &d->stack[at].len);
+	case '"': return string_value(d, &d->stack[at]);
 	case '-':
 	case '0':
 	case '1':
@@ -527,6 +536,8 @@ int jdoc_parse(const jdoc_val **out, jdoc *d, const char *text, size_t len)
 
 	prepare(d, len);
 	d->start = d->p = text;
+	if (len > INT32_MAX)
+		return fail(d, "a text of 2 GiB or more");
 	d->end = text + len;
 	if (value(d, NULL, 0) != 0)
 		return -1;
@@ -570,8 +581,6 @@ double jdoc_double(const jdoc_val *v)
 {
 	if (!v || v->type != JDOC_NUMBER)
 		return 0;
-	if (v->is_int)
-		return (double)v->i;
 	return strtod(v->s, NULL);
 }
 

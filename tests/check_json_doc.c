@@ -157,7 +157,8 @@ START_TEST(members_numbers_and_lookups)
 	ck_assert(jdoc_is(v, JDOC_OBJECT));
 	ck_assert_uint_eq(v->len, 6);
 	m = jdoc_get(v, "i");
-	ck_assert(m->is_int && m->i == INT64_MIN);
+	ck_assert(m->is_int && jdoc_double(m) == (double)INT64_MIN);
+	ck_assert_uint_eq(sizeof(jdoc_val), 32);
 	m = jdoc_get(v, "big");
 	ck_assert(jdoc_is(m, JDOC_NUMBER) && !m->is_int);
 	ck_assert_str_eq(m->s, "9223372036854775808");

@@ -34,18 +34,20 @@ typedef enum jdoc_type {
 
 typedef struct jdoc_val jdoc_val;
 
-/* A value. Members of an object carry their name in key. */
+/* A value (32 bytes: a message of 1 MiB may hold half a million). Members
+ * of an object carry their name in key. */
 struct jdoc_val {
-	jdoc_type type;
-	int is_int;	 /* NUMBER: an integer that fits int64 (in i) */
+	unsigned char type;   /* jdoc_type */
+	unsigned char is_int; /* NUMBER: an integer that fits int64 */
+	uint32_t keylen;
+	uint32_t len;	 /* STRING, NUMBER: bytes of s; ARRAY, OBJECT: items */
 	const char *key; /* as an object's member: its name, NUL-terminated */
-	size_t keylen;
-	const char *s; /* STRING: decoded, NUL-terminated (may hold NULs);
-			  NUMBER: its text as written, NUL-terminated */
-	size_t len;    /* STRING, NUMBER: bytes of s; ARRAY, OBJECT: items */
-	const jdoc_val *kids; /* ARRAY, OBJECT: its len items, in order */
-	int64_t i;
-	size_t first; /* (where kids lie while parsing) */
+	union {
+		const char *s; /* STRING: decoded, NUL-terminated (may hold
+				  NULs); NUMBER: its text as written */
+		const jdoc_val *kids; /* ARRAY, OBJECT: its len items */
+		size_t first;	      /* (where kids lie while parsing) */
+	};
 };
 
 /* A parsed document and the memory it keeps. Zero it, or jdoc_init(). */
@@ -66,7 +68,8 @@ void jdoc_init(jdoc *d);
 void jdoc_free(jdoc *d); /* accepts a zeroed or freed one */
 
 /*
- * Parses len bytes of text (need not be NUL-terminated) as one JSON value,
+ * Parses len bytes of text (need not be NUL-terminated; under 2 GiB) as
+ * one JSON value,
  * white space around it allowed. Returns 0 and sets *out to the root,
  * valid until the next jdoc_parse() or jdoc_free() of d; or -1 with a
  * one-line reason in d->err ("at byte N: ..."). Memory of a large text is
