@@ -408,7 +408,9 @@ static void close_container(jdoc *d, size_t at)
 		n = fold_repeated(d, d->stack + base, n);
 	grow((void **)&d->nodes, &d->capnodes, d->nnodes + n,
 	     sizeof(*d->nodes));
-	memcpy(d->nodes + d->nnodes, d->stack + base, n * sizeof(*d->nodes));
+	if (n > 0) /* (nodes may be NULL yet) */
+		memcpy(d->nodes + d->nnodes, d->stack + base,
+		       n * sizeof(*d->nodes));
 	d->stack[at].first = d->nnodes;
 	d->stack[at].len = (uint32_t)n;
 	d->nnodes += n;

@@ -858,7 +858,7 @@ static int read_revenue(double *out, int *has, const jdoc_val *props)
 	if (is_number(v)) {
 		*out = jdoc_double(v);
 		*has = 1;
-		return 0;
+		return isfinite(*out) ? 0 : -1; /* 1e400 is valid JSON */
 	}
 	if (!jdoc_is(v, JDOC_STRING))
 		return -1;

@@ -159,6 +159,10 @@ static const row rows[] = {
 	  "{" HDR "'type':'track','userId':'u1','event':'Paid',"
 	  "'properties':{'revenue':'lots'}}",
 	  SEGMENT_INVALID, "revenue is not a number" },
+	{ "track: a revenue beyond a double", 1, NULL,
+	  "{" HDR "'type':'track','userId':'u1','event':'Paid',"
+	  "'properties':{'revenue':1e400}}",
+	  SEGMENT_INVALID, "revenue is not a number" },
 	{ "track: a revenue that is an object", 0, NULL,
 	  "{" HDR "'type':'track','userId':'u1','event':'Paid',"
 	  "'properties':{'revenue':{'v':1}}}",
