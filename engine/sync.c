@@ -584,34 +584,60 @@ int sync_deliver(run_totals *out, PGconn *conn, const char *destination,
 	return rc;
 }
 
-/* $unset of the keys a sync set, to every distinct_id of its ledger:
+/*
+ * $unset of the keys a sync set, to every distinct_id of its ledger:
  * members, former members, and distinct_ids no longer targets (a line's
- * sixth field holds what such a one was told, decide.h). */
+ * sixth field holds what such a one was told, decide.h). A sync that ran
+ * before the ledger (013_told_before_ledger.sql) may have told others,
+ * whose rows went when they exited: every valid user_id, and anonymous id
+ * when the computation includes them, gets the sync's keys ($2 for an
+ * audience, else every key of its ledger) too.
+ */
 static const char unset_sql[] =
 	"DECLARE audsync_unset NO SCROLL CURSOR FOR"
-	" SELECT DISTINCT split_part(t, E'\\t', 3), (SELECT"
-	"  jsonb_agg(k ORDER BY k) FROM (SELECT jsonb_object_keys(m.value)"
-	"  UNION SELECT jsonb_object_keys(nullif(split_part(t, E'\\t', 6),"
-	"  '')::jsonb)) ks (k))::text"
+	" WITH told AS (SELECT DISTINCT split_part(t, E'\\t', 3) AS did,"
+	"  (SELECT jsonb_agg(k ORDER BY k) FROM (SELECT"
+	"  jsonb_object_keys(m.value) UNION SELECT jsonb_object_keys("
+	"  nullif(split_part(t, E'\\t', 6), '')::jsonb)) ks (k))::text AS keys"
 	" FROM audsync.snapshot_members m,"
 	"  unnest(string_to_array(m.targets, E'\\n')) t"
-	" WHERE m.sync_id = $1 AND m.targets <> ''";
+	" WHERE m.sync_id = $1 AND m.targets <> ''),"
+	" sync_keys AS (SELECT coalesce($2::jsonb, (SELECT"
+	"  jsonb_agg(DISTINCT k ORDER BY k) FROM told,"
+	"  jsonb_array_elements_text(told.keys::jsonb) k))::text AS keys)"
+	" SELECT did, keys FROM told"
+	" UNION ALL SELECT DISTINCT e.id_value, sk.keys"
+	" FROM audsync.external_ids e, sync_keys sk"
+	" WHERE sk.keys IS NOT NULL AND (SELECT told_before_ledger"
+	"  FROM audsync.sync_state WHERE sync_id = $1)"
+	"  AND (e.id_type = 'user_id' OR ($3::boolean"
+	"  AND e.id_type = 'anonymous_id'))"
+	"  AND NOT audsync.invalid_distinct_id(e.id_value)"
+	"  AND e.id_value !~ E'[\\t\\n\\r]'"
+	"  AND e.id_value NOT IN (SELECT did FROM told)";
 
 static int queue_unsets(long long *calls, PGconn *conn, const sync_def *s,
 			char *err, size_t errlen)
 {
 	char id[16];
-	const char *p[1] = { id };
+	buf rec, keys;
+	const char *p[3];
 	outbox_writer *w;
 	PGresult *r = NULL;
-	buf rec;
 	int i, n, rc = -1;
 
 	snprintf(id, sizeof(id), "%d", s->id);
 	buf_init(&rec);
+	buf_init(&keys);
+	buf_putc(&keys, '[');
+	buf_json_str(&keys, s->key);
+	buf_putc(&keys, ']');
+	p[0] = id;
+	p[1] = s->is_trait ? NULL : keys.data;
+	p[2] = s->include_anonymous ? "t" : "f";
 	w = outbox_writer_open(conn, s->dest->id, s->dest->name, s->id, 0,
 			       MP_EP_ENGAGE, NULL);
-	if (db_exec(conn, "retire", unset_sql, 1, p, err, errlen) != 0)
+	if (db_exec(conn, "retire", unset_sql, 3, p, err, errlen) != 0)
 		goto out;
 	do {
 		PQclear(r);
@@ -640,6 +666,7 @@ static int queue_unsets(long long *calls, PGconn *conn, const sync_def *s,
 out:
 	PQclear(r);
 	buf_free(&rec);
+	buf_free(&keys);
 	outbox_writer_close(w);
 	return rc;
 }

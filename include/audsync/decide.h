@@ -20,7 +20,7 @@
  * user_id). told is empty when the distinct_id
  * holds the row's value, every key at the row's since; else a JSON
  * object {key: [value, time_ms]}. Lines of three fields (before
- * sql/010_ledger.sql) read as current targets told the row's value.
+ * sql/012_ledger.sql) read as current targets told the row's value.
  */
 
 typedef enum decide_id_sync {
