@@ -160,6 +160,26 @@ static void run_once(const char *db, const char *label, mpctl *fake)
 	fflush(stdout);
 }
 
+/* The ledger's size on disk (table, TOAST and indexes) per million
+ * targets (its lines: one per identifier and distinct_id). */
+static void ledger_size(const char *db)
+{
+	long long bytes = tl_sql_int(
+		db,
+		"SELECT pg_total_relation_size('audsync.snapshot_members')");
+	long long targets = tl_sql_int(
+		db, "SELECT coalesce(sum(cardinality(string_to_array(targets,"
+		    " E'\\n'))), 0) FROM audsync.snapshot_members"
+		    " WHERE targets <> ''");
+
+	printf("bench_sync: ledger %.1f MiB on disk for %lld targets, %.1f "
+	       "MiB per million targets\n",
+	       (double)bytes / 1048576.0, targets,
+	       targets ? (double)bytes / 1048576.0 * 1e6 / (double)targets
+		       : 0.0);
+	fflush(stdout);
+}
+
 /* 1 % of members change: half of them leave, as many others enter. */
 static void churn(const char *db, long n)
 {
@@ -201,6 +221,7 @@ int main(void)
 			      "audsync.events WHERE event = 'Purchase' AND "
 			      "ts >= now() - interval '30 days'"));
 	run_once(db, "first sync", fake);
+	ledger_size(db);
 	run_once(db, "unchanged run", fake);
 	churn(db, n);
 	run_once(db, "1% churn run", fake);
