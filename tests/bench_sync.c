@@ -105,6 +105,45 @@ static double definition_seconds(const char *db)
 	return ms / 1000.0;
 }
 
+/*
+ * CPU seconds of the server's exited processes (its backends, parallel
+ * workers and autovacuum workers), from the postmaster's children times,
+ * or -1 when they cannot be read. Unlike wall time, this holds on a
+ * machine that others share.
+ */
+static double server_cpu_seconds(void)
+{
+	const char *dir = getenv("AUDSYNC_TEST_PGDIR");
+	char path[512], stat[1024], *p;
+	unsigned long long cutime, cstime;
+	long pm = 0;
+	FILE *f;
+	size_t n;
+
+	if (!dir)
+		return -1.0;
+	snprintf(path, sizeof(path), "%s/data/postmaster.pid", dir);
+	if (!(f = fopen(path, "r")))
+		return -1.0;
+	if (fscanf(f, "%ld", &pm) != 1)
+		pm = 0;
+	fclose(f);
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pm);
+	if (pm <= 0 || !(f = fopen(path, "r")))
+		return -1.0;
+	n = fread(stat, 1, sizeof(stat) - 1, f);
+	fclose(f);
+	stat[n] = '\0';
+	/* after "(comm) ": fields 3.. ; cutime and cstime are 16 and 17 */
+	p = strrchr(stat, ')');
+	if (!p || sscanf(p + 2,
+			 "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u "
+			 "%*u %llu %llu",
+			 &cutime, &cstime) != 2)
+		return -1.0;
+	return (double)(cutime + cstime) / (double)sysconf(_SC_CLK_TCK);
+}
+
 /* Reads "name=value" from audsync's log line, or -1. */
 static double log_seconds(const char *log, const char *name)
 {
@@ -132,7 +171,7 @@ static void run_once(const char *db, const char *label, mpctl *fake)
 	FILE *log = tmpfile();
 	char text[65536];
 	struct rusage ru;
-	double t0 = now_s(), wall, eval, def;
+	double t0 = now_s(), wall, eval, def, cpu0 = server_cpu_seconds(), cpu;
 	size_t n;
 	int st;
 	pid_t pid = fork();
@@ -144,6 +183,8 @@ static void run_once(const char *db, const char *label, mpctl *fake)
 	}
 	wait4(pid, &st, 0, &ru);
 	wall = now_s() - t0;
+	usleep(300000); /* the backend has gone and been reaped */
+	cpu = server_cpu_seconds() - cpu0;
 	rewind(log);
 	n = fread(text, 1, sizeof(text) - 1, log);
 	text[n] = '\0';
@@ -157,6 +198,12 @@ static void run_once(const char *db, const char *label, mpctl *fake)
 	       label, wall, def, wall - def, eval, calls,
 	       (double)ru.ru_maxrss / 1024.0,
 	       WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+	printf("bench_sync: %-14s cpu: audsync %.2f s, PostgreSQL %.2f s\n",
+	       label,
+	       (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+		       (double)ru.ru_stime.tv_sec +
+		       (double)ru.ru_stime.tv_usec / 1e6,
+	       cpu0 < 0 ? -1.0 : cpu);
 	fflush(stdout);
 }
 
