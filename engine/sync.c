@@ -614,7 +614,7 @@ static const char unset_sql[] =
 	"  AND e.id_type = 'anonymous_id'))"
 	"  AND NOT audsync.invalid_distinct_id(e.id_value)"
 	"  AND e.id_value !~ E'[\\t\\n\\r]'"
-	"  AND e.id_value NOT IN (SELECT did FROM told)";
+	"  AND NOT EXISTS (SELECT 1 FROM told t WHERE t.did = e.id_value)";
 
 static int queue_unsets(long long *calls, PGconn *conn, const sync_def *s,
 			char *err, size_t errlen)
