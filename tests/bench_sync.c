@@ -144,6 +144,30 @@ static double server_cpu_seconds(void)
 	return (double)(cutime + cstime) / (double)sysconf(_SC_CLK_TCK);
 }
 
+/* Waits (up to 15 s) until audsync's backends have ended and the
+ * postmaster has reaped them, so that their CPU is in its children's. */
+static void server_settle(const char *db)
+{
+	double v, w;
+	int i;
+
+	for (i = 0; i < 100; i++) {
+		if (tl_sql_int(db, "SELECT count(*) FROM pg_stat_activity"
+				   " WHERE datname = current_database()"
+				   " AND pid <> pg_backend_pid()") == 0)
+			break;
+		usleep(100000);
+	}
+	v = server_cpu_seconds();
+	for (i = 0; i < 50; i++) {
+		usleep(100000);
+		w = server_cpu_seconds();
+		if (w == v)
+			return;
+		v = w;
+	}
+}
+
 /* Reads "name=value" from audsync's log line, or -1. */
 static double log_seconds(const char *log, const char *name)
 {
@@ -183,7 +207,7 @@ static void run_once(const char *db, const char *label, mpctl *fake)
 	}
 	wait4(pid, &st, 0, &ru);
 	wall = now_s() - t0;
-	usleep(300000); /* the backend has gone and been reaped */
+	server_settle(db);
 	cpu = server_cpu_seconds() - cpu0;
 	rewind(log);
 	n = fread(text, 1, sizeof(text) - 1, log);
