@@ -45,30 +45,12 @@ static int migration_files(char names[][256], int max)
 	return count;
 }
 
-static char *read_file(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *s;
-	long len;
-
-	ck_assert_msg(f != NULL, "cannot open %s", path);
-	ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
-	len = ftell(f);
-	rewind(f);
-	s = malloc((size_t)len + 1);
-	ck_assert_ptr_nonnull(s);
-	ck_assert_int_eq(fread(s, 1, (size_t)len, f), (size_t)len);
-	s[len] = '\0';
-	fclose(f);
-	return s;
-}
-
 /* Applies one migration file as `audsync migrate` does: the file and its
  * ledger row in one transaction. */
 static void apply(const char *db, const char *path)
 {
 	const char *base = strrchr(path, '/') + 1;
-	char *sql = read_file(path), *all, name[128];
+	char *sql = tl_read_file(path), *all, name[128];
 	size_t len;
 
 	snprintf(name, sizeof(name), "%.*s", (int)(strlen(base) - 4), base);

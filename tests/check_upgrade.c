@@ -24,24 +24,6 @@ static const char *const env[] = { "MIXPANEL_API_SECRET=test-secret",
 				   "AUDSYNC_RETRY_JITTER_MS=5",
 				   "AUDSYNC_MAX_ATTEMPTS=2", NULL };
 
-static char *read_file(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *s;
-	long n;
-
-	ck_assert_msg(f != NULL,
-		      "cannot open %s (run from the repository root)", path);
-	ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
-	n = ftell(f);
-	rewind(f);
-	s = malloc((size_t)n + 1);
-	ck_assert_int_eq(fread(s, 1, (size_t)n, f), (size_t)n);
-	s[n] = '\0';
-	fclose(f);
-	return s;
-}
-
 static size_t discard(char *p, size_t size, size_t n, void *ud)
 {
 	(void)p;
@@ -103,7 +85,7 @@ static void setup(void)
 	snprintf(db, sizeof(db), "dbname=up%d_%d", (int)getpid(), ++counter);
 	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", db + 7);
 	tl_sql("dbname=postgres", sql);
-	dump = read_file(FIXTURE);
+	dump = tl_read_file(FIXTURE);
 	tl_sql(db, dump);
 	free(dump);
 	snprintf(sql, sizeof(sql),

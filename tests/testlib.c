@@ -263,3 +263,21 @@ int tl_run_suite(Suite *s)
 	srunner_free(sr);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
+
+char *tl_read_file(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *s;
+	long len;
+
+	ck_assert_msg(f != NULL, "cannot open %s", path);
+	ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
+	len = ftell(f);
+	rewind(f);
+	s = malloc((size_t)len + 1);
+	ck_assert_ptr_nonnull(s);
+	ck_assert_int_eq(fread(s, 1, (size_t)len, f), (size_t)len);
+	s[len] = '\0';
+	fclose(f);
+	return s;
+}

@@ -64,6 +64,10 @@ pid_t tl_audsync_spawn_log(const char *conninfo, const char *const *env,
  * returns EXIT_SUCCESS when no test failed. */
 int tl_run_suite(Suite *s);
 
+/* The whole of a file as a new string (caller frees); aborts the test
+ * when it cannot be read. */
+char *tl_read_file(const char *path);
+
 /* 1 when haystack contains needle (NULL haystack: 0). */
 int tl_contains(const char *haystack, const char *needle);
 

@@ -433,7 +433,6 @@ CREATE TABLE audsync.outbox (
     last_error text,
     created_at timestamp with time zone DEFAULT now() NOT NULL
 );
-ALTER TABLE ONLY audsync.outbox ALTER COLUMN records SET COMPRESSION lz4;
 
 
 --
@@ -653,12 +652,12 @@ ALTER TABLE ONLY audsync.syncs ALTER COLUMN id SET DEFAULT nextval('audsync.sync
 -- Data for Name: computations; Type: TABLE DATA; Schema: audsync; Owner: -
 --
 
-INSERT INTO audsync.computations VALUES (1, 'vip', 'VIP', 'audience', 'SELECT profile_id FROM (SELECT DISTINCT ON (profile_id) profile_id, properties FROM audsync.events WHERE event = ''Set'' AND ts <= $1 ORDER BY profile_id, ts DESC) x WHERE properties ? ''v''', NULL, NULL, false, true, '2026-12-01 03:57:38.327276+00', '2026-12-01 03:57:38.327276+00');
-INSERT INTO audsync.computations VALUES (2, 'vip_track', 'VIP Track', 'audience', 'SELECT profile_id FROM (SELECT DISTINCT ON (profile_id) profile_id, properties FROM audsync.events WHERE event = ''Set'' AND ts <= $1 ORDER BY profile_id, ts DESC) x WHERE properties ? ''v''', NULL, NULL, true, true, '2026-12-01 03:57:38.327276+00', '2026-12-01 03:57:38.327276+00');
-INSERT INTO audsync.computations VALUES (3, 'vip_first', 'VIP First', 'audience', 'SELECT profile_id FROM (SELECT DISTINCT ON (profile_id) profile_id, properties FROM audsync.events WHERE event = ''Set'' AND ts <= $1 ORDER BY profile_id, ts DESC) x WHERE properties ? ''v''', NULL, NULL, true, true, '2026-12-01 03:57:38.327276+00', '2026-12-01 03:57:38.327276+00');
-INSERT INTO audsync.computations VALUES (4, 'scoring', 'Scoring', 'trait', 'SELECT profile_id, (properties->>''s'')::int AS score, (properties->>''t'')::text AS tier FROM (SELECT DISTINCT ON (profile_id) profile_id, properties FROM audsync.events WHERE event = ''Score'' AND ts <= $1 ORDER BY profile_id, ts DESC) x WHERE properties ? ''s''', NULL, NULL, true, true, '2026-12-01 03:57:38.327276+00', '2026-12-01 03:57:38.327276+00');
-INSERT INTO audsync.computations VALUES (5, 'points', 'Points', 'trait', 'SELECT profile_id, (properties->>''s'')::int AS pts, (properties->>''t'')::text AS level FROM (SELECT DISTINCT ON (profile_id) profile_id, properties FROM audsync.events WHERE event = ''Score'' AND ts <= $1 ORDER BY profile_id, ts DESC) x WHERE properties ? ''s''', NULL, NULL, false, true, '2026-12-01 03:57:38.327276+00', '2026-12-01 03:57:38.327276+00');
-INSERT INTO audsync.computations VALUES (6, 'ranking', 'Ranking', 'trait', 'SELECT profile_id, (properties->>''s'')::int AS rank, (properties->>''t'')::text AS grade FROM (SELECT DISTINCT ON (profile_id) profile_id, properties FROM audsync.events WHERE event = ''Score'' AND ts <= $1 ORDER BY profile_id, ts DESC) x WHERE properties ? ''s''', NULL, NULL, true, true, '2026-12-01 03:57:38.327276+00', '2026-12-01 03:57:38.327276+00');
+INSERT INTO audsync.computations VALUES (1, 'vip', 'VIP', 'audience', 'SELECT profile_id FROM (SELECT DISTINCT ON (profile_id) profile_id, properties FROM audsync.events WHERE event = ''Set'' AND ts <= $1 ORDER BY profile_id, ts DESC) x WHERE properties ? ''v''', NULL, NULL, false, true, '2026-12-01 05:06:53.886876+00', '2026-12-01 05:06:53.886876+00');
+INSERT INTO audsync.computations VALUES (2, 'vip_track', 'VIP Track', 'audience', 'SELECT profile_id FROM (SELECT DISTINCT ON (profile_id) profile_id, properties FROM audsync.events WHERE event = ''Set'' AND ts <= $1 ORDER BY profile_id, ts DESC) x WHERE properties ? ''v''', NULL, NULL, true, true, '2026-12-01 05:06:53.886876+00', '2026-12-01 05:06:53.886876+00');
+INSERT INTO audsync.computations VALUES (3, 'vip_first', 'VIP First', 'audience', 'SELECT profile_id FROM (SELECT DISTINCT ON (profile_id) profile_id, properties FROM audsync.events WHERE event = ''Set'' AND ts <= $1 ORDER BY profile_id, ts DESC) x WHERE properties ? ''v''', NULL, NULL, true, true, '2026-12-01 05:06:53.886876+00', '2026-12-01 05:06:53.886876+00');
+INSERT INTO audsync.computations VALUES (4, 'scoring', 'Scoring', 'trait', 'SELECT profile_id, (properties->>''s'')::int AS score, (properties->>''t'')::text AS tier FROM (SELECT DISTINCT ON (profile_id) profile_id, properties FROM audsync.events WHERE event = ''Score'' AND ts <= $1 ORDER BY profile_id, ts DESC) x WHERE properties ? ''s''', NULL, NULL, true, true, '2026-12-01 05:06:53.886876+00', '2026-12-01 05:06:53.886876+00');
+INSERT INTO audsync.computations VALUES (5, 'points', 'Points', 'trait', 'SELECT profile_id, (properties->>''s'')::int AS pts, (properties->>''t'')::text AS level FROM (SELECT DISTINCT ON (profile_id) profile_id, properties FROM audsync.events WHERE event = ''Score'' AND ts <= $1 ORDER BY profile_id, ts DESC) x WHERE properties ? ''s''', NULL, NULL, false, true, '2026-12-01 05:06:53.886876+00', '2026-12-01 05:06:53.886876+00');
+INSERT INTO audsync.computations VALUES (6, 'ranking', 'Ranking', 'trait', 'SELECT profile_id, (properties->>''s'')::int AS rank, (properties->>''t'')::text AS grade FROM (SELECT DISTINCT ON (profile_id) profile_id, properties FROM audsync.events WHERE event = ''Score'' AND ts <= $1 ORDER BY profile_id, ts DESC) x WHERE properties ? ''s''', NULL, NULL, true, true, '2026-12-01 05:06:53.886876+00', '2026-12-01 05:06:53.886876+00');
 
 
 --
@@ -671,7 +670,7 @@ INSERT INTO audsync.computations VALUES (6, 'ranking', 'Ranking', 'trait', 'SELE
 -- Data for Name: delivery_state; Type: TABLE DATA; Schema: audsync; Owner: -
 --
 
-INSERT INTO audsync.delivery_state VALUES (1, 0, '2026-12-01 03:57:46.577788+00', NULL, false, NULL);
+INSERT INTO audsync.delivery_state VALUES (1, 0, '2026-12-01 05:08:05.227041+00', NULL, false, NULL);
 
 
 --
@@ -763,7 +762,7 @@ INSERT INTO audsync.identifier_log VALUES ('p8', '777');
 INSERT INTO audsync.identifier_log VALUES ('p6', '777');
 INSERT INTO audsync.identifier_log VALUES ('p4', '777');
 INSERT INTO audsync.identifier_log VALUES ('p9', '810');
-INSERT INTO audsync.identifier_log VALUES ('p1', '868');
+INSERT INTO audsync.identifier_log VALUES ('p1', '878');
 
 
 --
@@ -864,53 +863,53 @@ INSERT INTO audsync.outbox_lanes VALUES (1, 63);
 -- Data for Name: runs; Type: TABLE DATA; Schema: audsync; Owner: -
 --
 
-INSERT INTO audsync.runs VALUES (1, 1, 'manual', '2026-06-01 00:00:00+00', '2026-12-01 03:57:39.185063+00', '2026-12-01 03:57:39.416741+00', 'succeeded', 9, 9, 0, 0, 4, 12, NULL);
-INSERT INTO audsync.runs VALUES (2, 2, 'manual', '2026-06-01 00:00:00+00', '2026-12-01 03:57:39.425852+00', '2026-12-01 03:57:39.556465+00', 'succeeded', 9, 9, 0, 0, 2, 8, NULL);
-INSERT INTO audsync.runs VALUES (3, 3, 'manual', '2026-06-01 00:00:00+00', '2026-12-01 03:57:39.561481+00', '2026-12-01 03:57:39.669679+00', 'succeeded', 9, 9, 0, 0, 2, 16, NULL);
-INSERT INTO audsync.runs VALUES (4, 4, 'manual', '2026-06-01 00:00:00+00', '2026-12-01 03:57:39.674483+00', '2026-12-01 03:57:39.750812+00', 'succeeded', 6, 6, 0, 0, 1, 12, NULL);
-INSERT INTO audsync.runs VALUES (5, 5, 'manual', '2026-06-01 00:00:00+00', '2026-12-01 03:57:39.771337+00', '2026-12-01 03:57:39.91698+00', 'succeeded', 6, 6, 0, 0, 2, 9, NULL);
-INSERT INTO audsync.runs VALUES (6, 6, 'manual', '2026-06-01 00:00:00+00', '2026-12-01 03:57:39.939415+00', '2026-12-01 03:57:40.063484+00', 'succeeded', 6, 6, 0, 0, 1, 12, NULL);
-INSERT INTO audsync.runs VALUES (7, 1, 'manual', '2026-06-02 00:00:00+00', '2026-12-01 03:57:41.475465+00', '2026-12-01 03:57:41.587261+00', 'succeeded', 9, 1, 1, 0, 0, 5, NULL);
-INSERT INTO audsync.runs VALUES (8, 2, 'manual', '2026-06-02 00:00:00+00', '2026-12-01 03:57:41.595409+00', '2026-12-01 03:57:41.650532+00', 'succeeded', 9, 1, 1, 0, 0, 4, NULL);
-INSERT INTO audsync.runs VALUES (9, 3, 'manual', '2026-06-02 00:00:00+00', '2026-12-01 03:57:41.655203+00', '2026-12-01 03:57:41.697641+00', 'succeeded', 9, 1, 1, 0, 0, 6, NULL);
-INSERT INTO audsync.runs VALUES (10, 4, 'manual', '2026-06-02 00:00:00+00', '2026-12-01 03:57:41.705512+00', '2026-12-01 03:57:41.767367+00', 'succeeded', 7, 1, 0, 2, 1, 5, NULL);
-INSERT INTO audsync.runs VALUES (11, 5, 'manual', '2026-06-02 00:00:00+00', '2026-12-01 03:57:41.768682+00', '2026-12-01 03:57:41.790847+00', 'succeeded', 7, 1, 0, 2, 1, 5, NULL);
-INSERT INTO audsync.runs VALUES (12, 6, 'manual', '2026-06-02 00:00:00+00', '2026-12-01 03:57:41.794201+00', '2026-12-01 03:57:41.835725+00', 'succeeded', 7, 1, 0, 2, 1, 6, NULL);
-INSERT INTO audsync.runs VALUES (13, 1, 'manual', '2026-06-03 00:00:00+00', '2026-12-01 03:57:43.00436+00', '2026-12-01 03:57:43.117882+00', 'succeeded', 9, 2, 2, 0, 0, 8, NULL);
-INSERT INTO audsync.runs VALUES (14, 2, 'manual', '2026-06-03 00:00:00+00', '2026-12-01 03:57:43.13211+00', '2026-12-01 03:57:43.177745+00', 'succeeded', 9, 2, 2, 0, 0, 4, NULL);
-INSERT INTO audsync.runs VALUES (15, 3, 'manual', '2026-06-03 00:00:00+00', '2026-12-01 03:57:43.187415+00', '2026-12-01 03:57:43.240034+00', 'succeeded', 9, 2, 2, 0, 0, 9, NULL);
-INSERT INTO audsync.runs VALUES (16, 4, 'manual', '2026-06-03 00:00:00+00', '2026-12-01 03:57:43.244677+00', '2026-12-01 03:57:43.364759+00', 'succeeded', 6, 1, 2, 0, 0, 7, NULL);
-INSERT INTO audsync.runs VALUES (17, 5, 'manual', '2026-06-03 00:00:00+00', '2026-12-01 03:57:43.379469+00', '2026-12-01 03:57:43.450689+00', 'succeeded', 6, 1, 2, 0, 0, 4, NULL);
-INSERT INTO audsync.runs VALUES (18, 6, 'manual', '2026-06-03 00:00:00+00', '2026-12-01 03:57:43.467304+00', '2026-12-01 03:57:43.533251+00', 'succeeded', 6, 1, 2, 0, 0, 7, NULL);
-INSERT INTO audsync.runs VALUES (19, 1, 'manual', '2026-06-04 00:00:00+00', '2026-12-01 03:57:44.361925+00', '2026-12-01 03:57:44.422045+00', 'succeeded', 9, 0, 0, 0, 0, 0, NULL);
-INSERT INTO audsync.runs VALUES (20, 2, 'manual', '2026-06-04 00:00:00+00', '2026-12-01 03:57:44.430217+00', '2026-12-01 03:57:44.463717+00', 'succeeded', 9, 0, 0, 0, 0, 0, NULL);
-INSERT INTO audsync.runs VALUES (21, 3, 'manual', '2026-06-04 00:00:00+00', '2026-12-01 03:57:44.464476+00', '2026-12-01 03:57:44.491772+00', 'succeeded', 9, 0, 0, 0, 0, 0, NULL);
-INSERT INTO audsync.runs VALUES (22, 4, 'manual', '2026-06-04 00:00:00+00', '2026-12-01 03:57:44.492574+00', '2026-12-01 03:57:44.52183+00', 'succeeded', 6, 0, 0, 0, 0, 0, NULL);
-INSERT INTO audsync.runs VALUES (23, 5, 'manual', '2026-06-04 00:00:00+00', '2026-12-01 03:57:44.522717+00', '2026-12-01 03:57:44.553049+00', 'succeeded', 6, 0, 0, 0, 0, 0, NULL);
-INSERT INTO audsync.runs VALUES (24, 6, 'manual', '2026-06-04 00:00:00+00', '2026-12-01 03:57:44.5554+00', '2026-12-01 03:57:44.616427+00', 'succeeded', 6, 0, 0, 0, 0, 0, NULL);
-INSERT INTO audsync.runs VALUES (25, 1, 'manual', '2026-06-05 00:00:00+00', '2026-12-01 03:57:45.81638+00', '2026-12-01 03:57:45.961038+00', 'succeeded', 9, 0, 0, 0, 0, 1, NULL);
-INSERT INTO audsync.runs VALUES (26, 2, 'manual', '2026-06-05 00:00:00+00', '2026-12-01 03:57:45.971393+00', '2026-12-01 03:57:46.028506+00', 'succeeded', 9, 0, 0, 0, 0, 1, NULL);
-INSERT INTO audsync.runs VALUES (27, 3, 'manual', '2026-06-05 00:00:00+00', '2026-12-01 03:57:46.038394+00', '2026-12-01 03:57:46.102251+00', 'succeeded', 9, 0, 0, 0, 0, 0, NULL);
-INSERT INTO audsync.runs VALUES (28, 4, 'manual', '2026-06-05 00:00:00+00', '2026-12-01 03:57:46.11746+00', '2026-12-01 03:57:46.287321+00', 'succeeded', 6, 0, 0, 0, 0, 0, NULL);
-INSERT INTO audsync.runs VALUES (29, 5, 'manual', '2026-06-05 00:00:00+00', '2026-12-01 03:57:46.290789+00', '2026-12-01 03:57:46.393633+00', 'succeeded', 6, 0, 0, 0, 0, 2, NULL);
-INSERT INTO audsync.runs VALUES (30, 6, 'manual', '2026-06-05 00:00:00+00', '2026-12-01 03:57:46.411393+00', '2026-12-01 03:57:46.509706+00', 'succeeded', 6, 0, 0, 0, 0, 1, NULL);
+INSERT INTO audsync.runs VALUES (1, 1, 'manual', '2026-06-01 00:00:00+00', '2026-12-01 05:06:58.045307+00', '2026-12-01 05:06:58.953894+00', 'succeeded', 9, 9, 0, 0, 4, 12, NULL);
+INSERT INTO audsync.runs VALUES (2, 2, 'manual', '2026-06-01 00:00:00+00', '2026-12-01 05:06:59.023413+00', '2026-12-01 05:06:59.727478+00', 'succeeded', 9, 9, 0, 0, 2, 8, NULL);
+INSERT INTO audsync.runs VALUES (3, 3, 'manual', '2026-06-01 00:00:00+00', '2026-12-01 05:06:59.848266+00', '2026-12-01 05:07:00.737797+00', 'succeeded', 9, 9, 0, 0, 2, 16, NULL);
+INSERT INTO audsync.runs VALUES (4, 4, 'manual', '2026-06-01 00:00:00+00', '2026-12-01 05:07:00.815765+00', '2026-12-01 05:07:02.272333+00', 'succeeded', 6, 6, 0, 0, 1, 12, NULL);
+INSERT INTO audsync.runs VALUES (5, 5, 'manual', '2026-06-01 00:00:00+00', '2026-12-01 05:07:02.363405+00', '2026-12-01 05:07:03.079938+00', 'succeeded', 6, 6, 0, 0, 2, 9, NULL);
+INSERT INTO audsync.runs VALUES (6, 6, 'manual', '2026-06-01 00:00:00+00', '2026-12-01 05:07:03.156286+00', '2026-12-01 05:07:03.759552+00', 'succeeded', 6, 6, 0, 0, 1, 12, NULL);
+INSERT INTO audsync.runs VALUES (7, 1, 'manual', '2026-06-02 00:00:00+00', '2026-12-01 05:07:15.567581+00', '2026-12-01 05:07:16.49397+00', 'succeeded', 9, 1, 1, 0, 0, 5, NULL);
+INSERT INTO audsync.runs VALUES (8, 2, 'manual', '2026-06-02 00:00:00+00', '2026-12-01 05:07:16.52321+00', '2026-12-01 05:07:16.79715+00', 'succeeded', 9, 1, 1, 0, 0, 4, NULL);
+INSERT INTO audsync.runs VALUES (9, 3, 'manual', '2026-06-02 00:00:00+00', '2026-12-01 05:07:16.837762+00', '2026-12-01 05:07:17.555715+00', 'succeeded', 9, 1, 1, 0, 0, 6, NULL);
+INSERT INTO audsync.runs VALUES (10, 4, 'manual', '2026-06-02 00:00:00+00', '2026-12-01 05:07:17.742868+00', '2026-12-01 05:07:18.750614+00', 'succeeded', 7, 1, 0, 2, 1, 5, NULL);
+INSERT INTO audsync.runs VALUES (11, 5, 'manual', '2026-06-02 00:00:00+00', '2026-12-01 05:07:18.86324+00', '2026-12-01 05:07:19.27596+00', 'succeeded', 7, 1, 0, 2, 1, 5, NULL);
+INSERT INTO audsync.runs VALUES (12, 6, 'manual', '2026-06-02 00:00:00+00', '2026-12-01 05:07:19.432692+00', '2026-12-01 05:07:20.596118+00', 'succeeded', 7, 1, 0, 2, 1, 6, NULL);
+INSERT INTO audsync.runs VALUES (13, 1, 'manual', '2026-06-03 00:00:00+00', '2026-12-01 05:07:34.327936+00', '2026-12-01 05:07:35.191321+00', 'succeeded', 9, 2, 2, 0, 0, 8, NULL);
+INSERT INTO audsync.runs VALUES (14, 2, 'manual', '2026-06-03 00:00:00+00', '2026-12-01 05:07:35.283308+00', '2026-12-01 05:07:35.987506+00', 'succeeded', 9, 2, 2, 0, 0, 4, NULL);
+INSERT INTO audsync.runs VALUES (15, 3, 'manual', '2026-06-03 00:00:00+00', '2026-12-01 05:07:36.123513+00', '2026-12-01 05:07:37.10497+00', 'succeeded', 9, 2, 2, 0, 0, 9, NULL);
+INSERT INTO audsync.runs VALUES (16, 4, 'manual', '2026-06-03 00:00:00+00', '2026-12-01 05:07:37.167408+00', '2026-12-01 05:07:37.631519+00', 'succeeded', 6, 1, 2, 0, 0, 7, NULL);
+INSERT INTO audsync.runs VALUES (17, 5, 'manual', '2026-06-03 00:00:00+00', '2026-12-01 05:07:37.670614+00', '2026-12-01 05:07:38.373422+00', 'succeeded', 6, 1, 2, 0, 0, 4, NULL);
+INSERT INTO audsync.runs VALUES (18, 6, 'manual', '2026-06-03 00:00:00+00', '2026-12-01 05:07:38.431296+00', '2026-12-01 05:07:39.307325+00', 'succeeded', 6, 1, 2, 0, 0, 7, NULL);
+INSERT INTO audsync.runs VALUES (19, 1, 'manual', '2026-06-04 00:00:00+00', '2026-12-01 05:07:44.967502+00', '2026-12-01 05:07:46.071487+00', 'succeeded', 9, 0, 0, 0, 0, 0, NULL);
+INSERT INTO audsync.runs VALUES (20, 2, 'manual', '2026-06-04 00:00:00+00', '2026-12-01 05:07:46.127355+00', '2026-12-01 05:07:46.626339+00', 'succeeded', 9, 0, 0, 0, 0, 0, NULL);
+INSERT INTO audsync.runs VALUES (21, 3, 'manual', '2026-06-04 00:00:00+00', '2026-12-01 05:07:46.691639+00', '2026-12-01 05:07:47.563696+00', 'succeeded', 9, 0, 0, 0, 0, 0, NULL);
+INSERT INTO audsync.runs VALUES (22, 4, 'manual', '2026-06-04 00:00:00+00', '2026-12-01 05:07:47.720916+00', '2026-12-01 05:07:49.334031+00', 'succeeded', 6, 0, 0, 0, 0, 0, NULL);
+INSERT INTO audsync.runs VALUES (23, 5, 'manual', '2026-06-04 00:00:00+00', '2026-12-01 05:07:49.483461+00', '2026-12-01 05:07:50.771494+00', 'succeeded', 6, 0, 0, 0, 0, 0, NULL);
+INSERT INTO audsync.runs VALUES (24, 6, 'manual', '2026-06-04 00:00:00+00', '2026-12-01 05:07:50.881401+00', '2026-12-01 05:07:52.088014+00', 'succeeded', 6, 0, 0, 0, 0, 0, NULL);
+INSERT INTO audsync.runs VALUES (25, 1, 'manual', '2026-06-05 00:00:00+00', '2026-12-01 05:07:58.961784+00', '2026-12-01 05:07:59.885643+00', 'succeeded', 9, 0, 0, 0, 0, 1, NULL);
+INSERT INTO audsync.runs VALUES (26, 2, 'manual', '2026-06-05 00:00:00+00', '2026-12-01 05:07:59.978448+00', '2026-12-01 05:08:00.646356+00', 'succeeded', 9, 0, 0, 0, 0, 1, NULL);
+INSERT INTO audsync.runs VALUES (27, 3, 'manual', '2026-06-05 00:00:00+00', '2026-12-01 05:08:00.731134+00', '2026-12-01 05:08:01.567941+00', 'succeeded', 9, 0, 0, 0, 0, 0, NULL);
+INSERT INTO audsync.runs VALUES (28, 4, 'manual', '2026-06-05 00:00:00+00', '2026-12-01 05:08:01.645681+00', '2026-12-01 05:08:02.263639+00', 'succeeded', 6, 0, 0, 0, 0, 0, NULL);
+INSERT INTO audsync.runs VALUES (29, 5, 'manual', '2026-06-05 00:00:00+00', '2026-12-01 05:08:02.299659+00', '2026-12-01 05:08:03.35664+00', 'succeeded', 6, 0, 0, 0, 0, 2, NULL);
+INSERT INTO audsync.runs VALUES (30, 6, 'manual', '2026-06-05 00:00:00+00', '2026-12-01 05:08:03.41938+00', '2026-12-01 05:08:04.427957+00', 'succeeded', 6, 0, 0, 0, 0, 1, NULL);
 
 
 --
 -- Data for Name: schema_migrations; Type: TABLE DATA; Schema: audsync; Owner: -
 --
 
-INSERT INTO audsync.schema_migrations VALUES (1, '001_schema.sql', '2026-12-01 03:57:37.322572+00');
-INSERT INTO audsync.schema_migrations VALUES (2, '002_engine_state.sql', '2026-12-01 03:57:37.638334+00');
-INSERT INTO audsync.schema_migrations VALUES (3, '003_identifier_log.sql', '2026-12-01 03:57:37.748521+00');
-INSERT INTO audsync.schema_migrations VALUES (4, '004_rows_checksum.sql', '2026-12-01 03:57:37.779522+00');
-INSERT INTO audsync.schema_migrations VALUES (5, '005_audience_join.sql', '2026-12-01 03:57:37.790241+00');
-INSERT INTO audsync.schema_migrations VALUES (6, '006_snapshot_statistics.sql', '2026-12-01 03:57:37.803111+00');
-INSERT INTO audsync.schema_migrations VALUES (7, '007_outbox_lz4.sql', '2026-12-01 03:57:37.804198+00');
-INSERT INTO audsync.schema_migrations VALUES (8, '008_rule_functions.sql', '2026-12-01 03:57:37.805285+00');
-INSERT INTO audsync.schema_migrations VALUES (9, '009_forward.sql', '2026-12-01 03:57:37.823082+00');
-INSERT INTO audsync.schema_migrations VALUES (10, '010_refuse_bad_rows.sql', '2026-12-01 03:57:37.863404+00');
-INSERT INTO audsync.schema_migrations VALUES (11, '011_delivery_state.sql', '2026-12-01 03:57:37.879322+00');
+INSERT INTO audsync.schema_migrations VALUES (1, '001_schema.sql', '2026-12-01 05:06:48.895187+00');
+INSERT INTO audsync.schema_migrations VALUES (2, '002_engine_state.sql', '2026-12-01 05:06:49.419416+00');
+INSERT INTO audsync.schema_migrations VALUES (3, '003_identifier_log.sql', '2026-12-01 05:06:49.668653+00');
+INSERT INTO audsync.schema_migrations VALUES (4, '004_rows_checksum.sql', '2026-12-01 05:06:49.84488+00');
+INSERT INTO audsync.schema_migrations VALUES (5, '005_audience_join.sql', '2026-12-01 05:06:49.958276+00');
+INSERT INTO audsync.schema_migrations VALUES (6, '006_snapshot_statistics.sql', '2026-12-01 05:06:50.504639+00');
+INSERT INTO audsync.schema_migrations VALUES (7, '007_outbox_lz4.sql', '2026-12-01 05:06:50.544229+00');
+INSERT INTO audsync.schema_migrations VALUES (8, '008_rule_functions.sql', '2026-12-01 05:06:50.692858+00');
+INSERT INTO audsync.schema_migrations VALUES (9, '009_forward.sql', '2026-12-01 05:06:50.791704+00');
+INSERT INTO audsync.schema_migrations VALUES (10, '010_refuse_bad_rows.sql', '2026-12-01 05:06:50.899085+00');
+INSERT INTO audsync.schema_migrations VALUES (11, '011_delivery_state.sql', '2026-12-01 05:06:51.019041+00');
 
 
 --
@@ -1007,12 +1006,12 @@ email	p1new@x.io	u1', DEFAULT);
 -- Data for Name: sync_state; Type: TABLE DATA; Schema: audsync; Owner: -
 --
 
-INSERT INTO audsync.sync_state VALUES (1, '2026-06-05 00:00:00+00', '2026-12-01 03:57:45.902821+00', 25, 9, '873:873:');
-INSERT INTO audsync.sync_state VALUES (2, '2026-06-05 00:00:00+00', '2026-12-01 03:57:45.997362+00', 26, 9, '876:876:');
-INSERT INTO audsync.sync_state VALUES (3, '2026-06-05 00:00:00+00', '2026-12-01 03:57:46.064123+00', 27, 9, '879:879:');
-INSERT INTO audsync.sync_state VALUES (4, '2026-06-05 00:00:00+00', '2026-12-01 03:57:46.1784+00', 28, 6, '883:883:');
-INSERT INTO audsync.sync_state VALUES (5, '2026-06-05 00:00:00+00', '2026-12-01 03:57:46.3348+00', 29, 6, '887:887:');
-INSERT INTO audsync.sync_state VALUES (6, '2026-06-05 00:00:00+00', '2026-12-01 03:57:46.437991+00', 30, 6, '891:891:');
+INSERT INTO audsync.sync_state VALUES (1, '2026-06-05 00:00:00+00', '2026-12-01 05:07:59.443087+00', 25, 9, '883:883:');
+INSERT INTO audsync.sync_state VALUES (2, '2026-06-05 00:00:00+00', '2026-12-01 05:08:00.264722+00', 26, 9, '886:886:');
+INSERT INTO audsync.sync_state VALUES (3, '2026-06-05 00:00:00+00', '2026-12-01 05:08:01.087072+00', 27, 9, '889:889:');
+INSERT INTO audsync.sync_state VALUES (4, '2026-06-05 00:00:00+00', '2026-12-01 05:08:01.847307+00', 28, 6, '893:893:');
+INSERT INTO audsync.sync_state VALUES (5, '2026-06-05 00:00:00+00', '2026-12-01 05:08:02.630457+00', 29, 6, '897:897:');
+INSERT INTO audsync.sync_state VALUES (6, '2026-06-05 00:00:00+00', '2026-12-01 05:08:03.967272+00', 30, 6, '901:901:');
 
 
 --
