@@ -87,7 +87,7 @@ static PGconn *open_db(const cli_opts *o, int need_schema)
 	} else {
 		return conn;
 	}
-	PQfinish(conn);
+	db_close(conn);
 	return NULL;
 }
 
@@ -107,7 +107,7 @@ int cmd_migrate(const cli_opts *o)
 		log_info("schema is up to date");
 	rc = EXIT_OK;
 out:
-	PQfinish(conn);
+	db_close(conn);
 	return rc;
 }
 
@@ -186,7 +186,7 @@ int cmd_run(const cli_opts *o)
 	rq.kind = rq.only_due ? RUN_SCHEDULED : RUN_MANUAL;
 	rq.dry_run = o->dry_run ? stdout : NULL;
 	rc = run_and_deliver(conn, o, &rq);
-	PQfinish(conn);
+	db_close(conn);
 	return rc;
 }
 
@@ -211,7 +211,7 @@ int cmd_resync(const cli_opts *o)
 	rq.kind = RUN_FULL;
 	rq.reset = o->reset;
 	rc = run_and_deliver(conn, o, &rq);
-	PQfinish(conn);
+	db_close(conn);
 	return rc;
 }
 
@@ -227,7 +227,7 @@ int cmd_deliver(const cli_opts *o)
 	progress_begin("deliver");
 	rc = deliver_and_report(conn, o, &t);
 	progress_end();
-	PQfinish(conn);
+	db_close(conn);
 	return rc;
 }
 
@@ -340,11 +340,11 @@ int cmd_forward(const cli_opts *o)
 	rc = o->from_table ? forward_inbound(conn, &f, o->destination)
 			   : forward_file(conn, o, &f, &t);
 	if (rc != 0) {
-		PQfinish(conn);
+		db_close(conn);
 		return EXIT_CONFIG;
 	}
 	rc = deliver_and_report(conn, o, &t);
-	PQfinish(conn);
+	db_close(conn);
 	return f.failed && rc == EXIT_OK ? EXIT_FAILED : rc;
 }
 
@@ -389,6 +389,11 @@ static void daemon_pass(PGconn *conn, const cli_opts *o, int woke)
 	rq.only_realtime = woke;
 	rq.kind = RUN_SCHEDULED;
 	if (sync_run(&t, conn, &rq, err, sizeof(err)) != 0)
+		log_error(err);
+	/* A definition's function may have run UNLISTEN: a rollback
+	 * undoes that only when the definition failed. */
+	if (db_exec(conn, "daemon", "LISTEN audsync_events", 0, NULL, err,
+		    sizeof(err)) != 0)
 		log_error(err);
 	if (forward_inbound(conn, NULL, NULL) != 0)
 		t.failed++;
@@ -509,7 +514,7 @@ int cmd_daemon(const cli_opts *o)
 	if (pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
 		log_error("daemon: cannot create a pipe", "error",
 			  strerror(errno));
-		PQfinish(conn);
+		db_close(conn);
 		return EXIT_CONFIG;
 	}
 	install_signals();
@@ -522,7 +527,7 @@ int cmd_daemon(const cli_opts *o)
 		    sizeof(err)) != 0 ||
 	    sync_mark_interrupted(conn, err, sizeof(err)) < 0) {
 		log_error(err);
-		PQfinish(conn);
+		db_close(conn);
 		return EXIT_CONFIG;
 	}
 	log_info("daemon started");
@@ -530,7 +535,7 @@ int cmd_daemon(const cli_opts *o)
 	daemon_loop(conn, o);
 	notify_send("STOPPING=1");
 	log_info("daemon stopped");
-	PQfinish(conn);
+	db_close(conn);
 	return EXIT_OK;
 }
 
@@ -585,7 +590,7 @@ int cmd_status(const cli_opts *o)
 		log_error(err);
 		rc = EXIT_CONFIG;
 	}
-	PQfinish(conn);
+	db_close(conn);
 	return rc;
 }
 
@@ -601,7 +606,7 @@ int cmd_validate(const cli_opts *o)
 		log_error(err);
 		problems = 1;
 	}
-	PQfinish(conn);
+	db_close(conn);
 	return problems ? EXIT_CONFIG : EXIT_OK;
 }
 
@@ -617,7 +622,7 @@ int cmd_explain(const cli_opts *o)
 		log_error(err);
 		rc = EXIT_CONFIG;
 	}
-	PQfinish(conn);
+	db_close(conn);
 	return rc;
 }
 
@@ -633,13 +638,13 @@ int cmd_retire(const cli_opts *o)
 	install_signals();
 	if (sync_retire(&t, conn, o->arg, o->unset, err, sizeof(err)) != 0) {
 		log_error(err);
-		PQfinish(conn);
+		db_close(conn);
 		return EXIT_FAILED;
 	}
 	log_info("computation retired", "computation", o->arg, "unset",
 		 o->unset ? "queued" : "no");
 	rc = deliver_and_report(conn, o, &t);
-	PQfinish(conn);
+	db_close(conn);
 	return rc;
 }
 
@@ -657,12 +662,12 @@ int cmd_retry_failed(const cli_opts *o)
 	if (sync_requeue_dead(&n, conn, o->destination, err, sizeof(err)) !=
 	    0) {
 		log_error(err);
-		PQfinish(conn);
+		db_close(conn);
 		return EXIT_FAILED;
 	}
 	snprintf(n_s, sizeof(n_s), "%lld", n);
 	log_info("dead letters requeued", "records", n_s);
 	rc = deliver_and_report(conn, o, &t);
-	PQfinish(conn);
+	db_close(conn);
 	return rc;
 }

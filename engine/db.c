@@ -1,6 +1,7 @@
 /* db.c - PostgreSQL connections and one way to report their errors */
 #include "audsync/db.h"
 
+#include "audsync/alloc.h"
 #include "audsync/buf.h"
 #include "audsync/log.h"
 
@@ -133,6 +134,174 @@ PGconn *db_connect(const char *conninfo, char *err, size_t errlen)
 		return NULL;
 	}
 	return conn;
+}
+
+/* The lock connections (db_lock_conn), by the connection they serve. A
+ * process has one or two connections; a small table does. */
+#define DB_MAX_LOCK_CONNS 8
+static struct {
+	PGconn *owner;
+	PGconn *lock;
+} lock_conns[DB_MAX_LOCK_CONNS];
+
+/* A second connection with conn's parameters (its server, user,
+ * password, options, encoding), or NULL with err set. */
+static PGconn *connect_like(PGconn *conn, char *err, size_t errlen)
+{
+	PQconninfoOption *opts = PQconninfo(conn), *o;
+	const char **keys, **vals;
+	PGconn *c = NULL;
+	size_t n = 0;
+
+	if (!opts) {
+		snprintf(err, errlen, "lock connection: out of memory");
+		return NULL;
+	}
+	for (o = opts; o->keyword; o++)
+		n++;
+	keys = alloc_calloc(n + 1, sizeof(*keys));
+	vals = alloc_calloc(n + 1, sizeof(*vals));
+	n = 0;
+	for (o = opts; o->keyword; o++) {
+		if (!o->val)
+			continue;
+		keys[n] = o->keyword;
+		vals[n++] = o->val;
+	}
+	c = PQconnectdbParams(keys, vals, 0);
+	if (!c || PQstatus(c) != CONNECTION_OK) {
+		char msg[400];
+
+		one_line(msg, sizeof(msg),
+			 c ? PQerrorMessage(c) : "out of memory");
+		snprintf(err, errlen, "lock connection: %s", msg);
+		PQfinish(c);
+		c = NULL;
+	} else {
+		PQsetNoticeProcessor(c, notice_to_log, NULL);
+		/* It sits idle while a long definition runs on conn: a
+		 * server's idle_session_timeout (PostgreSQL 14 and later)
+		 * must not end it and free the locks it holds. */
+		PQclear(PQexec(c, "SELECT set_config('idle_session_timeout',"
+				  " '0', false) WHERE current_setting("
+				  "'server_version_num')::int >= 140000"));
+	}
+	free(keys);
+	free(vals);
+	PQconninfoFree(opts);
+	return c;
+}
+
+PGconn *db_lock_conn(PGconn *conn, char *err, size_t errlen)
+{
+	int i, free_slot = -1;
+
+	for (i = 0; i < DB_MAX_LOCK_CONNS; i++) {
+		if (lock_conns[i].owner == conn) {
+			PGconn *l = lock_conns[i].lock;
+
+			/* Broken (a server restart): its locks went with
+			 * it, as the main connection's session did. */
+			if (PQstatus(l) != CONNECTION_OK)
+				PQreset(l);
+			if (PQstatus(l) == CONNECTION_OK)
+				return l;
+			snprintf(err, errlen, "lock connection: %s",
+				 "cannot connect again");
+			return NULL;
+		}
+		if (!lock_conns[i].owner && free_slot < 0)
+			free_slot = i;
+	}
+	if (free_slot < 0) {
+		snprintf(err, errlen, "lock connection: too many connections");
+		return NULL;
+	}
+	lock_conns[free_slot].lock = connect_like(conn, err, errlen);
+	if (!lock_conns[free_slot].lock)
+		return NULL;
+	lock_conns[free_slot].owner = conn;
+	return lock_conns[free_slot].lock;
+}
+
+void db_close(PGconn *conn)
+{
+	int i;
+
+	for (i = 0; conn && i < DB_MAX_LOCK_CONNS; i++) {
+		if (lock_conns[i].owner == conn) {
+			PQfinish(lock_conns[i].lock);
+			lock_conns[i].owner = NULL;
+			lock_conns[i].lock = NULL;
+		}
+	}
+	PQfinish(conn);
+}
+
+/*
+ * What a definition may not change in its session, read with every name
+ * qualified (the definition may have changed search_path): the settings,
+ * the user and role, the session's advisory locks, LISTEN channels and
+ * prepared statements. One (name, value) row each, in a fixed order.
+ */
+static const char session_state_sql[] =
+	"SELECT 'current_user', current_user::pg_catalog.text"
+	" UNION ALL SELECT 'session_user', session_user::pg_catalog.text"
+	" UNION ALL SELECT 'advisory locks',"
+	"  pg_catalog.count(*)::pg_catalog.text"
+	"  FROM pg_catalog.pg_lock_status() l"
+	"  WHERE l.pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()"
+	"  AND l.locktype OPERATOR(pg_catalog.=) 'advisory'"
+	" UNION ALL SELECT 'LISTEN channels',"
+	"  pg_catalog.array_agg(c)::pg_catalog.text"
+	"  FROM pg_catalog.pg_listening_channels() c"
+	" UNION ALL SELECT 'prepared statements',"
+	"  pg_catalog.count(*)::pg_catalog.text"
+	"  FROM pg_catalog.pg_prepared_statement()"
+	" UNION ALL SELECT name, setting FROM pg_catalog.pg_show_all_settings()";
+
+PGresult *db_session_state(PGconn *conn, char *err, size_t errlen)
+{
+	return db_query(conn, "session state", session_state_sql, 0, NULL, err,
+			errlen);
+}
+
+const char *db_session_change(const PGresult *before, const PGresult *after)
+{
+	int i, n = PQntuples(before);
+
+	/* The user and role come first: another role may see other
+	 * settings. */
+	for (i = 0; i < n && i < PQntuples(after); i++)
+		if (strcmp(PQgetvalue(before, i, 0), PQgetvalue(after, i, 0)) !=
+			    0 ||
+		    strcmp(PQgetvalue(before, i, 1), PQgetvalue(after, i, 1)) !=
+			    0)
+			return PQgetvalue(before, i, 0);
+	return PQntuples(after) != n ? "its settings" : NULL;
+}
+
+/* The session as db_connect() left it. SET SESSION AUTHORIZATION and
+ * ROLE first: RESET ALL leaves them. The reset values are the
+ * connection's own (its options and encoding); UTC again, as libpq's
+ * PGTZ may have set another zone at connection. */
+static const char session_reset_sql[] =
+	"SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; RESET ALL;"
+	" SET TimeZone = 'UTC'; SET client_encoding = 'UTF8';"
+	" SELECT pg_catalog.pg_advisory_unlock_all()";
+
+int db_session_reset(PGconn *conn, char *err, size_t errlen)
+{
+	PGresult *res = PQexec(conn, session_reset_sql);
+	int rc = 0;
+
+	/* Several statements: the last one's result, or the first error. */
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		db_error(err, errlen, conn, res, "session reset");
+		rc = -1;
+	}
+	PQclear(res);
+	return rc;
 }
 
 void db_interrupt_arm(PGconn *conn)

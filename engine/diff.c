@@ -100,7 +100,7 @@ static const char chg_sql[] = CHG_TABLE
 /* Unchanged members with identifiers added since the last run: by
  * created_at, or by load time for rows backfilled with older dates. */
 static const char newid_sql[] =
-	"INSERT INTO audsync_chg"
+	"INSERT INTO pg_temp.audsync_chg"
 	" SELECT m.profile_id, m.value, m.value, m.since, m.targets, 'newid',"
 	"  m.ctid, true"
 	" FROM (SELECT profile_id FROM audsync.external_ids"
@@ -110,7 +110,7 @@ static const char newid_sql[] =
 	"  AND NOT pg_visible_in_snapshot(xact, $4::pg_snapshot)) e"
 	" JOIN audsync.snapshot_members m ON m.sync_id = $1"
 	"  AND m.profile_id = e.profile_id AND m.member"
-	" WHERE NOT EXISTS (SELECT 1 FROM audsync_chg c"
+	" WHERE NOT EXISTS (SELECT 1 FROM pg_temp.audsync_chg c"
 	"  WHERE c.profile_id = e.profile_id)";
 
 /* Since when to look for new identifiers (created_at, less a margin for
@@ -136,7 +136,7 @@ static const char counts_sql[] =
 	"SELECT count(*) FILTER (WHERE kind = 'enter'),"
 	" count(*) FILTER (WHERE kind = 'exit'),"
 	" count(*) FILTER (WHERE kind = 'change')"
-	" FROM audsync_chg";
+	" FROM pg_temp.audsync_chg";
 
 /*
  * Up to ID_LIST_MAX changed profiles (a normal run's few) have their
@@ -150,7 +150,7 @@ static const char counts_sql[] =
 
 static const char id_list_sql[] =
 	"SELECT count(*), array_agg(profile_id)::text FROM (SELECT profile_id"
-	" FROM audsync_chg LIMIT " ID_LIST_MAX " + 1) c";
+	" FROM pg_temp.audsync_chg LIMIT " ID_LIST_MAX " + 1) c";
 
 static const char ids_sql[] =
 	"CREATE TEMP TABLE audsync_ids ON COMMIT DROP AS"
@@ -170,14 +170,14 @@ static const char calls_sql[] =
 	" SELECT profile_id, kind, old::text, new::text,"
 	"  (extract(epoch FROM since) * 1000)::bigint, old_targets,"
 	"  old_member, (extract(epoch FROM $1::timestamptz) * 1000)::bigint"
-	" FROM audsync_chg ORDER BY profile_id COLLATE \"C\"";
+	" FROM pg_temp.audsync_chg ORDER BY profile_id COLLATE \"C\"";
 
 #define IDS_SQL(ids)                                                           \
 	"DECLARE audsync_ids_out NO SCROLL CURSOR FOR"                         \
 	" SELECT e.profile_id, e.id_type, e.id_value,"                         \
 	"  (extract(epoch FROM e.created_at) * 1000000)::bigint FROM " ids     \
 	" e"                                                                   \
-	" WHERE e.profile_id IN (SELECT profile_id FROM audsync_chg)"          \
+	" WHERE e.profile_id IN (SELECT profile_id FROM pg_temp.audsync_chg)"  \
 	"  AND e.id_type = ANY ($1::text[])"                                   \
 	" ORDER BY e.profile_id COLLATE \"C\""
 
@@ -204,7 +204,7 @@ enum { ID_PROFILE, ID_TYPE, ID_VALUE, ID_CREATED };
  * names the row it named. */
 static const char forget_sql[] =
 	"WITH gone AS (DELETE FROM audsync.snapshot_members m"
-	" WHERE m.ctid = ANY (ARRAY(SELECT old_t FROM audsync_chg"
+	" WHERE m.ctid = ANY (ARRAY(SELECT old_t FROM pg_temp.audsync_chg"
 	"  WHERE old_t IS NOT NULL)) AND m.sync_id = $1 RETURNING m.member)"
 	" SELECT count(*) FILTER (WHERE member) FROM gone";
 
@@ -221,7 +221,7 @@ static const char state_sql[] =
 	" SELECT $1, $2, now(), $3,"
 	"  coalesce($4::pg_snapshot, pg_current_snapshot()),"
 	"  count(*) FILTER (WHERE kind <> 'exit') - $5::bigint"
-	" FROM audsync_chg"
+	" FROM pg_temp.audsync_chg"
 	" ON CONFLICT (sync_id) DO UPDATE SET"
 	"  last_as_of = EXCLUDED.last_as_of,"
 	"  ids_seen_upto = EXCLUDED.ids_seen_upto,"

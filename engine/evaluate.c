@@ -386,16 +386,40 @@ static int lo_state(char *out, size_t len, PGconn *conn, char *err,
 	return 0;
 }
 
-/* Runs the load in its own read-only transaction. */
+/* Fails when the definition changed its session (before: the state
+ * read before it ran): a setting, the role, an advisory lock... Rolled
+ * back, the settings are as they were; what a rollback keeps (advisory
+ * locks) goes with the reset that follows every definition. */
+static int check_session(PGconn *conn, const PGresult *before,
+			 const sync_def *s, char *err, size_t errlen)
+{
+	PGresult *after = db_session_state(conn, err, errlen);
+	const char *what;
+
+	if (!after)
+		return -1;
+	what = db_session_change(before, after);
+	if (what)
+		snprintf(err, errlen,
+			 "computation %s: the definition changed the engine's "
+			 "session (%.64s): definitions may only read, and "
+			 "the session is not theirs to change",
+			 s->key, what);
+	PQclear(after);
+	return what ? -1 : 0;
+}
+
+/* Runs the load in its own read-only transaction, then puts the session
+ * back as it was, whatever the definition did to it. */
 static int run_insert(PGconn *conn, const sync_def *s, const char *sql,
 		      int nparams, const char **params, char *err,
 		      size_t errlen)
 {
 	const char *timeout = settings_env("AUDSYNC_STATEMENT_TIMEOUT");
-	char ms[24], lo_before[64], lo_after[64];
+	char ms[24], lo_before[64], lo_after[64], why[512];
 	const char *ms_p = ms;
 	unsigned int *types;
-	PGresult *res = NULL;
+	PGresult *res = NULL, *state = NULL;
 	int rc = -1;
 
 	if (statement_timeout(ms, sizeof(ms), err, errlen) != 0)
@@ -414,6 +438,9 @@ static int run_insert(PGconn *conn, const sync_def *s, const char *sql,
 		    1, &ms_p, err, errlen) != 0 ||
 	    lo_state(lo_before, sizeof(lo_before), conn, err, errlen) != 0)
 		goto out;
+	state = db_session_state(conn, err, errlen);
+	if (!state)
+		goto out;
 	res = PQexecParams(conn, sql, nparams, types, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		definition_error(err, errlen, conn, res, s, timeout);
@@ -430,12 +457,21 @@ static int run_insert(PGconn *conn, const sync_def *s, const char *sql,
 	}
 	if (s->is_trait && check_duplicates(conn, s, err, errlen) != 0)
 		goto out;
+	/* Last: whatever ran in this transaction is seen. */
+	if (check_session(conn, state, s, err, errlen) != 0)
+		goto out;
 	rc = db_exec(conn, "evaluate", "COMMIT", 0, NULL, err, errlen);
 out:
 	PQclear(res);
+	PQclear(state);
 	free(types);
 	if (rc != 0)
 		PQclear(PQexec(conn, "ROLLBACK"));
+	if (db_session_reset(conn, why, sizeof(why)) != 0) {
+		if (rc == 0) /* else the definition's error says more */
+			snprintf(err, errlen, "%s", why);
+		rc = -1;
+	}
 	return rc;
 }
 

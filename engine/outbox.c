@@ -267,7 +267,8 @@ static void load_page(page *p, const PGresult *res, int row)
 
 /*
  * A lane is claimed with a session advisory lock, taken in one short
- * statement and held by the connection, not by a transaction: nothing
+ * statement and held by the lock connection (db_lock_conn(), which never
+ * runs a definition), not by a transaction: nothing
  * stays open while Mixpanel answers, several processes on several hosts
  * still never send one lane at once, and a process that dies (kill -9,
  * a lost connection, a server restart) lets its lanes go with its
@@ -307,9 +308,12 @@ static int claim_lanes(round *r, PGconn *conn, const char *dest_id, char *err,
 		       size_t errlen)
 {
 	const char *p[1] = { dest_id };
+	PGconn *lock = db_lock_conn(conn, err, errlen);
 	PGresult *res;
 
-	res = db_query(conn, "claim outbox lanes", claim_sql, 1, p, err,
+	if (!lock)
+		return -1;
+	res = db_query(lock, "claim outbox lanes", claim_sql, 1, p, err,
 		       errlen);
 	if (!res)
 		return -1;
@@ -326,11 +330,13 @@ static void release_lanes(round *r, PGconn *conn, const char *dest_id)
 {
 	const char *p[2] = { dest_id, r->lanes };
 	char err[256];
+	PGconn *lock;
 
-	if (!r->lanes || PQstatus(conn) != CONNECTION_OK)
+	if (!r->lanes)
 		return;
-	if (db_exec(conn, "release outbox lanes", release_sql, 2, p, err,
-		    sizeof(err)) != 0)
+	lock = db_lock_conn(conn, err, sizeof(err));
+	if (!lock || db_exec(lock, "release outbox lanes", release_sql, 2, p,
+			     err, sizeof(err)) != 0)
 		log_warn("outbox lanes not released", "error", err);
 }
 
@@ -497,6 +503,10 @@ static int count_queued(long long *out, PGconn *conn, const char *dest_id,
 	const char *p[1] = { dest_id };
 	PGresult *r;
 
+	/* On the lock connection: its own lanes are not another's. */
+	conn = db_lock_conn(conn, err, errlen);
+	if (!conn)
+		return -1;
 	r = db_query(
 		conn, "outbox size",
 		"SELECT coalesce(sum(o.n), 0) FROM audsync.outbox o"

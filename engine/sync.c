@@ -70,6 +70,11 @@ static int lock_sync(PGconn *conn, int sync_id, int lock, char *err,
 	PGresult *r;
 	int got;
 
+	/* On the lock connection: the definition runs on conn, and can
+	 * neither free this lock nor take it for itself. */
+	conn = db_lock_conn(conn, err, errlen);
+	if (!conn)
+		return -1;
 	snprintf(id, sizeof(id), "%d", sync_id);
 	r = db_query(conn, "sync lock",
 		     lock ? "SELECT pg_try_advisory_lock(" SYNC_LOCK_CLASS

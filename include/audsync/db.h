@@ -15,6 +15,31 @@
 PGconn *db_connect(const char *conninfo, char *err, size_t errlen);
 
 /*
+ * The connection that holds conn's advisory locks (one evaluator per
+ * sync, one deliverer per lane): opened with conn's parameters on first
+ * use, connected again when it broke, closed by db_close(conn). It never
+ * runs a definition, so nothing a definition does to its session frees
+ * or takes the engine's locks. Borrowed; NULL with err set when it cannot
+ * connect.
+ */
+PGconn *db_lock_conn(PGconn *conn, char *err, size_t errlen);
+/* Closes conn and its lock connection. Accepts NULL. */
+void db_close(PGconn *conn);
+/*
+ * A definition's hold on its session. db_session_state() reads what a
+ * definition may not change (settings, user and role, advisory locks,
+ * LISTEN channels, prepared statements; the caller PQclear()s it, NULL
+ * with err set); db_session_change() names the first thing that differs
+ * between two such states, or returns NULL (borrowed from before).
+ * db_session_reset() puts the session back as db_connect() left it and
+ * frees its advisory locks (the engine's are on the lock connection);
+ * outside a transaction. 0, or -1 with err set.
+ */
+PGresult *db_session_state(PGconn *conn, char *err, size_t errlen);
+const char *db_session_change(const PGresult *before, const PGresult *after);
+int db_session_reset(PGconn *conn, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+/*
  * Formats PostgreSQL's error for what (a short name of the statement) as
  * one line: "WHAT: MESSAGE (DETAIL; HINT)". res may be NULL (the
  * connection's error is used).
