@@ -149,24 +149,9 @@ static tl_result run_env(const char *const *extra, const char *const *args)
 	return tl_audsync_argv(db, env, args);
 }
 
-/* A profile's property in the fake as JSON text (caller frees), or NULL. */
-static char *prop(const char *did, const char *name)
-{
-	json_object *st, *profiles, *p, *v;
-	char *out = NULL;
-
-	ck_assert_int_eq(mpctl_state(&st, fake), 0);
-	if (json_object_object_get_ex(st, "profiles", &profiles) &&
-	    json_object_object_get_ex(profiles, did, &p) &&
-	    json_object_object_get_ex(p, name, &v))
-		out = strdup(json_object_to_json_string(v));
-	json_object_put(st);
-	return out;
-}
-
 static void assert_canary(const char *did)
 {
-	char *v = prop(did, "canary");
+	char *v = mpctl_prop(fake, did, "canary");
 
 	ck_assert_msg(v && strcmp(v, "true") == 0,
 		      "canary profile %s has canary = %s", did, v ? v : "-");
@@ -357,7 +342,7 @@ static void nothing_written_through_link(const char *out, const char *err)
 
 static void nothing_sent_to_bad(const char *out, const char *err)
 {
-	char *v = prop("bu1", "bad");
+	char *v = mpctl_prop(fake, "bu1", "bad");
 
 	(void)out;
 	(void)err;

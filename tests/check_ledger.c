@@ -109,28 +109,11 @@ static void run_ago(const char *ago)
 	free(ts);
 }
 
-/* A profile property's JSON text in the fake (caller frees), NULL when
- * absent. */
-static char *prop(const char *did, const char *name)
-{
-	json_object *state, *profiles, *p, *v;
-	char *out = NULL;
-
-	ck_assert_int_eq(mpctl_state(&state, fake), 0);
-	if (json_object_object_get_ex(state, "profiles", &profiles) &&
-	    json_object_object_get_ex(profiles, did, &p) &&
-	    json_object_object_get_ex(p, name, &v))
-		out = strdup(json_object_to_json_string_ext(
-			v, JSON_C_TO_STRING_PLAIN));
-	json_object_put(state);
-	return out;
-}
-
 #define assert_prop(did, name, want) check_prop(__LINE__, did, name, want)
 static void check_prop(int line, const char *did, const char *name,
 		       const char *want)
 {
-	char *v = prop(did, name);
+	char *v = mpctl_prop(fake, did, name);
 	int ok = want ? v && strcmp(v, want) == 0 : v == NULL;
 
 	ck_assert_msg(ok, "line %d: profile %s has %s = %s, expected %s", line,

@@ -124,25 +124,9 @@ static long long queued(void)
 
 /* ---- the fake Mixpanel ------------------------------------------------ */
 
-/* A profile property as JSON text (caller frees), NULL when absent. */
-static char *prop(const char *did, const char *name)
-{
-	json_object *st, *all, *p, *v;
-	char *out = NULL;
-
-	ck_assert_int_eq(mpctl_state(&st, fake), 0);
-	if (json_object_object_get_ex(st, "profiles", &all) &&
-	    json_object_object_get_ex(all, did, &p) &&
-	    json_object_object_get_ex(p, name, &v))
-		out = strdup(json_object_to_json_string_ext(
-			v, JSON_C_TO_STRING_PLAIN));
-	json_object_put(st);
-	return out;
-}
-
 static int has_prop(const char *did, const char *name)
 {
-	char *v = prop(did, name);
+	char *v = mpctl_prop(fake, did, name);
 
 	free(v);
 	return v != NULL;
@@ -152,7 +136,7 @@ static int has_prop(const char *did, const char *name)
 static void check_prop(int line, const char *did, const char *name,
 		       const char *want)
 {
-	char *v = prop(did, name);
+	char *v = mpctl_prop(fake, did, name);
 
 	ck_assert_msg(
 		want ? v && strcmp(v, want) == 0 : !v,

@@ -89,27 +89,10 @@ static void add_syncs(const char *bad_sql)
 		   " FROM audsync.external_ids");
 }
 
-/* A profile's property in the fake as JSON text (caller frees), or NULL. */
-static char *prop(const char *did, const char *name)
-{
-	json_object *st, *profiles, *p, *v;
-	char *out = NULL;
-
-	ck_assert_int_eq(mpctl_state(&st, fake), 0);
-	if (json_object_object_get_ex(st, "profiles", &profiles) &&
-	    json_object_object_get_ex(profiles, did, &p) &&
-	    json_object_object_get_ex(p, name, &v))
-		out = strdup(json_object_to_json_string_ext(
-			v, JSON_C_TO_STRING_PLAIN |
-				   JSON_C_TO_STRING_NOSLASHESCAPE));
-	json_object_put(st);
-	return out;
-}
-
 static void assert_prop(const char *did, const char *name, const char *want,
 			const char *what)
 {
-	char *v = prop(did, name);
+	char *v = mpctl_prop(fake, did, name);
 
 	ck_assert_msg(v && strcmp(v, want) == 0,
 		      "%s: %s has %s = %s, expected %s", what, did, name,
@@ -313,7 +296,7 @@ START_TEST(a_definition_cannot_keep_engine_locks)
 	r = tl_audsync_argv(db, env_fast, run);
 	ck_assert_msg(!tl_contains(r.err, "another process is evaluating it"),
 		      "the definition's lock outlived it: %s", r.err);
-	v = prop("u3", "healthy");
+	v = mpctl_prop(fake, "u3", "healthy");
 	ck_assert_msg(v && strcmp(v, "true") == 0,
 		      "u3 did not get healthy = true through a lane the "
 		      "definition locked (%s): %s",

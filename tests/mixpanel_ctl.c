@@ -218,6 +218,22 @@ int mpctl_state(json_object **out, mpctl *m)
 	return get_json(out, m, "/_fake/state");
 }
 
+char *mpctl_prop(mpctl *m, const char *distinct_id, const char *name)
+{
+	json_object *st, *all, *p, *v;
+	char *out = NULL;
+
+	if (mpctl_state(&st, m) != 0)
+		return NULL;
+	if (json_object_object_get_ex(st, "profiles", &all) &&
+	    json_object_object_get_ex(all, distinct_id, &p) &&
+	    json_object_object_get_ex(p, name, &v))
+		out = strdup(json_object_to_json_string_ext(
+			v, JSON_C_TO_STRING_PLAIN));
+	json_object_put(st);
+	return out;
+}
+
 int mpctl_summary(json_object **out, mpctl *m)
 {
 	return get_json(out, m, "/_fake/summary");

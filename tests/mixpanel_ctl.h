@@ -30,6 +30,11 @@ int mpctl_state(json_object **out, mpctl *m)
 int mpctl_summary(json_object **out, mpctl *m)
 	__attribute__((warn_unused_result));
 
+/* A profile's property in the fake as plain JSON text ("true",
+ * "\"x\""; the caller frees it), or NULL when the profile or property
+ * is absent or the state cannot be read. */
+char *mpctl_prop(mpctl *m, const char *distinct_id, const char *name);
+
 /* GET /_fake/requests: {"max_in_flight": N, "requests": [{"endpoint":
  * "engage", "t_ms": arrival in Unix milliseconds, "records": N or -1,
  * "status": the answer's or 0}, ...]} in order of arrival, since the
