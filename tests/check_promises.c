@@ -495,6 +495,29 @@ START_TEST(concurrency_one_keeps_one_request_in_flight)
 }
 END_TEST
 
+/* concurrency counts the destination's connections, whatever endpoint
+ * they go to: profile updates and events of one delivery share them. */
+START_TEST(concurrency_one_holds_across_endpoints)
+{
+	reqlog engage, import;
+
+	settings("{\"concurrency\": 1, \"batch_size\": 5}");
+	add_people(20);
+	add_synced("Everyone", "audience", EVERYONE_SQL, "identify");
+	add_synced("Everyone Tracked", "audience", EVERYONE_SQL, "track");
+	fault("{\"mode\":\"slow\",\"count\":6,\"slow_ms\":400}");
+	run_ok(env_patient, NULL);
+	engage = requests("engage");
+	import = requests("import");
+	ck_assert_int_eq(engage.records, 20);
+	ck_assert_int_eq(import.records, 20);
+	ck_assert_msg(engage.max_in_flight == 1,
+		      "concurrency 1: %d requests at once over /engage and "
+		      "/import",
+		      engage.max_in_flight);
+}
+END_TEST
+
 START_TEST(concurrency_four_keeps_four_requests_in_flight)
 {
 	reqlog l;
@@ -728,10 +751,12 @@ static Suite *promises_suite(void)
 	tc = promise(s, "settings");
 	tcase_add_test(tc, batch_size_caps_the_records_of_a_request);
 	tcase_add_test(tc, max_rate_spreads_the_requests_over_time);
-	tcase_add_test(tc, concurrency_one_keeps_one_request_in_flight);
-	tcase_add_test(tc, concurrency_four_keeps_four_requests_in_flight);
 	tcase_add_test(tc, geolocate_and_ignore_time_reach_mixpanel);
 	tcase_add_test(tc, the_destinations_event_names_reach_mixpanel);
+	tc = promise(s, "concurrency");
+	tcase_add_test(tc, concurrency_one_keeps_one_request_in_flight);
+	tcase_add_test(tc, concurrency_one_holds_across_endpoints);
+	tcase_add_test(tc, concurrency_four_keeps_four_requests_in_flight);
 	tc = promise(s, "retry");
 	tcase_add_test(tc, retry_after_is_waited_for);
 	tcase_add_test(tc, a_503_is_retried_within_the_run);

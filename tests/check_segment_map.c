@@ -172,6 +172,17 @@ static const row rows[] = {
 	  "'context':{'ip':0}}",
 	  SEGMENT_MAPPED,
 	  "/import {'event':'Ignore My IP','properties':{" EV("u1") "}}" },
+	{ "track: context.ip \"0\" as text turns geolocation off too", 0, NULL,
+	  "{" HDR "'type':'track','userId':'u1','event':'E',"
+	  "'context':{'ip':'0'}}",
+	  SEGMENT_MAPPED, "/import {'event':'E','properties':{" EV("u1") "}}" },
+	{ "track: a timestamp's milliseconds are kept", 0, NULL,
+	  "{'messageId':'m1','timestamp':'2026-01-15T10:00:00.789Z',"
+	  "'type':'track','userId':'u1','event':'E'}",
+	  SEGMENT_MAPPED,
+	  "/import {'event':'E','properties':{'distinct_id':'u1','time':"
+	  "1768471200789,'$insert_id':'@iid','ip':0,'$user_id':'u1',"
+	  "'mp_lib':'audsync'}}" },
 	{ "track: context.ip is the event's ip", 0, NULL,
 	  "{" HDR "'type':'track','userId':'u1','event':'E',"
 	  "'context':{'ip':'198.51.100.4'}}",
