@@ -115,6 +115,7 @@ static const row rows[] = {
 	{ MP_EP_ENGAGE, 400, "{\"status\":1}", 2, MP_ACT_RETRY },
 	{ MP_EP_ENGAGE, 200, "{\"status\":2}", 2, MP_ACT_RETRY },
 	{ MP_EP_ENGAGE, 200, "{\"status\":true}", 2, MP_ACT_RETRY },
+	{ MP_EP_ENGAGE, 200, "{\"status\":\"x\"}", 2, MP_ACT_RETRY },
 	{ MP_EP_ENGAGE, 200, "{\"error\":null}", 2, MP_ACT_RETRY },
 	{ MP_EP_ENGAGE, 200, "1", 2, MP_ACT_RETRY },
 	{ MP_EP_ENGAGE, 200, "<html>", 1, MP_ACT_RETRY },

@@ -379,6 +379,9 @@ static const row rows[] = {
 	{ "alias: without a previousId", 0, NULL,
 	  "{" HDR "'type':'alias','userId':'12345'}", SEGMENT_INVALID,
 	  "previousId" },
+	{ "alias: an anonymousId is no userId", 0, NULL,
+	  "{" HDR "'type':'alias','previousId':'p1','anonymousId':'a1'}",
+	  SEGMENT_INVALID, "userId" },
 
 	/* ---- Bad input ---- */
 	{ "an unknown type", 1, NULL,
