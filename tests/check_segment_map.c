@@ -146,6 +146,12 @@ static const row rows[] = {
 			"/engage {" UPD("u1") "'$append':{'$transactions':{"
 					      "'$time':'" DATE "',"
 					      "'$amount':39.95}}}" },
+	{ "track: a revenue of 0 is no charge", 1, NULL,
+	  "{" HDR "'type':'track','userId':'u1','event':'Refund Check',"
+	  "'properties':{'revenue':0}}",
+	  SEGMENT_MAPPED,
+	  "/import {'event':'Refund Check','properties':{'revenue':0," EV(
+		  "u1") "}}" },
 	{ "track: revenue as a numeric string", 1, NULL,
 	  "{" HDR "'type':'track','userId':'u1','event':'Paid',"
 	  "'properties':{'revenue':'12.5'}}",
@@ -574,11 +580,12 @@ END_TEST
 
 START_TEST(a_message_over_the_record_limit_is_refused)
 {
-	size_t n = 2 * 1024 * 1024, i;
-	char *msg = malloc(n + 1);
+	/* one byte over the limit */
+	size_t n = SEGMENT_MAX_MESSAGE + 1, i;
+	char *msg = malloc(n + 1), want[32];
 	segment_settings s;
 	segment_calls c;
-	row r = { "2 MB", 1, NULL, "", SEGMENT_INVALID, "" };
+	row r = { "1 MB + 1", 1, NULL, "", SEGMENT_INVALID, "" };
 	const char *head = "{\"messageId\":\"m1\",\"timestamp\":"
 			   "\"2026-01-15T10:00:00Z\",\"type\":\"track\","
 			   "\"userId\":\"u1\",\"event\":\"E\",\"properties\":"
@@ -591,7 +598,8 @@ START_TEST(a_message_over_the_record_limit_is_refused)
 	settings_of(&s, &r);
 	segment_calls_init(&c);
 	ck_assert_int_eq(segment_map_text(&c, msg, n, &s), SEGMENT_INVALID);
-	ck_assert_msg(strstr(c.reason, "2097152 bytes"), "%s", c.reason);
+	snprintf(want, sizeof(want), "%zu bytes", n);
+	ck_assert_msg(strstr(c.reason, want), "%s", c.reason);
 	ck_assert_int_eq(c.n, 0);
 	segment_calls_free(&c);
 	segment_settings_free(&s);
