@@ -249,6 +249,13 @@ START_TEST(bucket_rate)
 	ck_assert_int_ge(next, 199000);
 	ck_assert_int_le(next, 199002);
 	ck_assert_int_eq(mp_policy_bucket_take(&b, 2000, next), 0);
+	/* a long pause saves no more than the burst: after 100 s idle at
+	 * 10/s (burst 10), 10 records go, 10 more overdraw, then a wait */
+	mp_policy_bucket_init(&b, 10, 10, 0);
+	ck_assert_int_eq(mp_policy_bucket_take(&b, 10, 0), 0);
+	ck_assert_int_eq(mp_policy_bucket_take(&b, 10, 100000), 0);
+	ck_assert_int_eq(mp_policy_bucket_take(&b, 10, 100000), 0);
+	ck_assert_int_gt(mp_policy_bucket_take(&b, 10, 100000), 100000);
 }
 END_TEST
 
@@ -278,6 +285,15 @@ START_TEST(redact_text)
 	buf_reset(&b);
 	mp_redact(&b, "abc", 3, NULL);
 	ck_assert_str_eq(b.data, "abc");
+	/* of two secrets where one starts the other, the longer is cut
+	 * whole, though the shorter is listed after it */
+	{
+		const char *const nested[] = { "tok-secret", "tok", NULL };
+
+		buf_reset(&b);
+		mp_redact(&b, "a tok-secret b", 14, nested);
+		ck_assert_str_eq(b.data, "a [redacted] b");
+	}
 	buf_free(&b);
 }
 END_TEST
