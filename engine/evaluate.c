@@ -387,9 +387,9 @@ static int lo_state(char *out, size_t len, PGconn *conn, char *err,
 }
 
 /* Fails when the definition changed its session (before: the state
- * read before it ran): a setting, the role, an advisory lock... Rolled
- * back, the settings are as they were; what a rollback keeps (advisory
- * locks) goes with the reset that follows every definition. */
+ * read before its transaction, compared after it): a setting, the role,
+ * an advisory lock... The reset that follows every definition puts them
+ * back. */
 static int check_session(PGconn *conn, const PGresult *before,
 			 const sync_def *s, char *err, size_t errlen)
 {
@@ -424,10 +424,17 @@ static int run_insert(PGconn *conn, const sync_def *s, const char *sql,
 
 	if (statement_timeout(ms, sizeof(ms), err, errlen) != 0)
 		return -1;
+	/* Outside the transaction: a definition may change a setting for
+	 * its own transaction (set_config(..., true)), not for the
+	 * session. */
+	state = db_session_state(conn, err, errlen);
+	if (!state)
+		return -1;
 	types = param_types(nparams);
 	if (db_exec(conn, "evaluate", "BEGIN READ ONLY", 0, NULL, err,
 		    errlen) != 0) {
 		free(types);
+		PQclear(state);
 		return -1;
 	}
 	/* The hash join of an audience's rows with the snapshot, in memory
@@ -437,9 +444,6 @@ static int run_insert(PGconn *conn, const sync_def *s, const char *sql,
 		    " set_config('work_mem', '" DIFF_WORK_MEM "', true)",
 		    1, &ms_p, err, errlen) != 0 ||
 	    lo_state(lo_before, sizeof(lo_before), conn, err, errlen) != 0)
-		goto out;
-	state = db_session_state(conn, err, errlen);
-	if (!state)
 		goto out;
 	res = PQexecParams(conn, sql, nparams, types, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
@@ -457,10 +461,11 @@ static int run_insert(PGconn *conn, const sync_def *s, const char *sql,
 	}
 	if (s->is_trait && check_duplicates(conn, s, err, errlen) != 0)
 		goto out;
-	/* Last: whatever ran in this transaction is seen. */
-	if (check_session(conn, state, s, err, errlen) != 0)
-		goto out;
 	rc = db_exec(conn, "evaluate", "COMMIT", 0, NULL, err, errlen);
+	/* After the commit: what the definition changed for its session
+	 * outlives its transaction. */
+	if (rc == 0)
+		rc = check_session(conn, state, s, err, errlen);
 out:
 	PQclear(res);
 	PQclear(state);
