@@ -262,7 +262,10 @@ format:
 format-check:
 	clang-format --dry-run --Werror $(FORMAT_FILES)
 
+# The house rules a script can check (doc/HOUSE-RULES.md), then cppcheck.
 lint:
+	@sh scripts/deps.sh lint
+	sh scripts/lint.sh
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
 		--inline-suppr --suppress=missingIncludeSystem -Iinclude \
 		--library=scripts/cppcheck-json-c.cfg \

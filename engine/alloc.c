@@ -28,3 +28,8 @@ char *alloc_strdup(const char *s)
 {
 	return s ? must(strdup(s)) : NULL;
 }
+
+char *alloc_strndup(const char *s, size_t n)
+{
+	return must(strndup(s, n));
+}

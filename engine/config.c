@@ -304,7 +304,7 @@ static void check_dest(dest_def *d)
 static void load_dest(dest_def *d, const PGresult *r, int row, int base)
 {
 	memset(d, 0, sizeof(*d));
-	d->id = atoi(PQgetvalue(r, row, base + DCOL_ID));
+	d->id = (int)db_int(PQgetvalue(r, row, base + DCOL_ID));
 	d->name = alloc_strdup(PQgetvalue(r, row, base + DCOL_NAME));
 	d->region = dup_or_null(col(r, row, base + DCOL_REGION));
 	d->api_base = dup_or_null(col(r, row, base + DCOL_API_BASE));
@@ -324,7 +324,7 @@ static void load_dest(dest_def *d, const PGresult *r, int row, int base)
 /* The destination of row, loaded once and shared by its syncs. */
 static dest_def *find_dest(sync_list *l, const PGresult *r, int row)
 {
-	int id = atoi(PQgetvalue(r, row, COL_DEST + DCOL_ID));
+	int id = (int)db_int(PQgetvalue(r, row, COL_DEST + DCOL_ID));
 	int i;
 
 	for (i = 0; i < l->ndests; i++)
@@ -338,7 +338,7 @@ static void load_sync(sync_def *s, const PGresult *r, int row)
 {
 	const char *idsync = PQgetvalue(r, row, COL_ID_SYNC);
 
-	s->id = atoi(PQgetvalue(r, row, COL_SYNC_ID));
+	s->id = (int)db_int(PQgetvalue(r, row, COL_SYNC_ID));
 	s->mode = strcmp(PQgetvalue(r, row, COL_MODE), "track") == 0
 			  ? SYNC_MODE_TRACK
 			  : SYNC_MODE_IDENTIFY;
@@ -346,7 +346,7 @@ static void load_sync(sync_def *s, const PGresult *r, int row)
 		     : strcmp(idsync, "last") == 0 ? ID_SYNC_LAST
 						   : ID_SYNC_ALL;
 	s->enabled = col_bool(r, row, COL_ENABLED);
-	s->computation_id = atoi(PQgetvalue(r, row, COL_COMP_ID));
+	s->computation_id = (int)db_int(PQgetvalue(r, row, COL_COMP_ID));
 	s->key = alloc_strdup(PQgetvalue(r, row, COL_KEY));
 	s->name = alloc_strdup(PQgetvalue(r, row, COL_NAME));
 	s->is_trait = col_bool(r, row, COL_IS_TRAIT);

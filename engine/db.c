@@ -5,6 +5,7 @@
 #include "audsync/buf.h"
 #include "audsync/log.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -399,4 +400,16 @@ int db_copy_in(PGconn *conn, const char *what, const char *copy_sql,
 	for (; res; res = PQgetResult(conn))
 		PQclear(res);
 	return rc;
+}
+
+long long db_int(const char *text)
+{
+	char *end;
+	long long v;
+
+	if (!text || !*text)
+		return 0;
+	errno = 0;
+	v = strtoll(text, &end, 10);
+	return errno || *end ? 0 : v;
 }

@@ -1,6 +1,8 @@
 /* decide.c - what one changed profile's distinct_ids are told (pure) */
 #include "audsync/decide.h"
 
+#include "audsync/alloc.h"
+
 #include "audsync/mp_payload.h"
 
 #include <stdio.h>
@@ -45,24 +47,6 @@ typedef struct priv {
 	int nnames, capnames;
 	int known; /* a valid user_id */
 } priv;
-
-static void *xcalloc(size_t n, size_t size)
-{
-	void *p = calloc(n ? n : 1, size);
-
-	if (!p)
-		abort();
-	return p;
-}
-
-static char *xstrdup(const char *s)
-{
-	char *p = strdup(s);
-
-	if (!p)
-		abort();
-	return p;
-}
 
 void decision_init(decision *d)
 {
@@ -133,7 +117,7 @@ static dstate *did_state(priv *p, const char *did)
 		return s;
 	s = &p->ds[p->nds++];
 	memset(s, 0, sizeof(*s));
-	s->did = xstrdup(did);
+	s->did = alloc_strdup(did);
 	s->change_call = -1;
 	s->told = json_object_new_object();
 	return s;
@@ -184,7 +168,7 @@ static int read_line(priv *p, char *text, long long since, char *err,
 	l->type = f[0];
 	l->value = f[1];
 	l->did = f[2];
-	l->created = n == 6 ? atoll(f[3]) : 0;
+	l->created = n == 6 ? strtoll(f[3], NULL, 10) : 0;
 	l->current = n == 3 || f[4][0] == 'c';
 	p->nold++;
 	s = find_did(p, l->did);
@@ -215,10 +199,10 @@ static int read_ledger(priv *p, const decide_in *in, char *err, size_t errlen)
 
 	if (!in->old_lines || !in->old_lines[0])
 		return 0;
-	p->text = xstrdup(in->old_lines);
+	p->text = alloc_strdup(in->old_lines);
 	for (s = p->text; *s; s++)
 		n += *s == '\n';
-	p->old = xcalloc((size_t)n, sizeof(line));
+	p->old = alloc_calloc((size_t)n, sizeof(line));
 	for (s = p->text; s; s = next) {
 		next = strchr(s, '\n');
 		if (next)
@@ -274,7 +258,7 @@ static int outranked(const decide_sync *s, const decide_id **ids, int n, int i)
 static void choose_targets(decision *d, priv *p, const decide_sync *s,
 			   const decide_in *in)
 {
-	const decide_id **ids = xcalloc((size_t)in->nids, sizeof(*ids));
+	const decide_id **ids = alloc_calloc((size_t)in->nids, sizeof(*ids));
 	const char *user = NULL, *anon = NULL;
 	int i;
 
@@ -292,7 +276,7 @@ static void choose_targets(decision *d, priv *p, const decide_sync *s,
 			anon = ids[i]->value;
 	}
 	p->known = user != NULL;
-	p->tg = xcalloc((size_t)in->nids, sizeof(target));
+	p->tg = alloc_calloc((size_t)in->nids, sizeof(target));
 	for (i = 0; i < in->nids; i++) {
 		const char *did;
 
@@ -321,10 +305,7 @@ static void *grow(void *p, int n, int *cap, size_t size)
 	if (n < *cap)
 		return p;
 	*cap = *cap ? *cap * 2 : 16;
-	p = realloc(p, (size_t)*cap * size);
-	if (!p)
-		abort();
-	return p;
+	return alloc_realloc(p, (size_t)*cap * size);
 }
 
 static decide_call *new_call(decision *d, const char *did, const char *email)
@@ -350,7 +331,7 @@ static const char *intern(priv *p, const char *key)
 		if (strcmp(p->names[i], key) == 0)
 			return p->names[i];
 	p->names = grow(p->names, p->nnames, &p->capnames, sizeof(char *));
-	p->names[p->nnames] = xstrdup(key);
+	p->names[p->nnames] = alloc_strdup(key);
 	return p->names[p->nnames++];
 }
 
@@ -722,12 +703,12 @@ int decide_profile(decision *d, const decide_sync *s, const decide_in *in,
 	priv *p;
 
 	decision_reset(d);
-	p = xcalloc(1, sizeof(priv));
+	p = alloc_calloc(1, sizeof(priv));
 	d->priv = p;
 	if (in->member && !in->old_value &&
 	    (!in->old_lines || !*in->old_lines) &&
 	    (!s->track || !s->is_trait)) {
-		p->ds = xcalloc((size_t)in->nids + 1, sizeof(dstate));
+		p->ds = alloc_calloc((size_t)in->nids + 1, sizeof(dstate));
 		return decide_new_member(d, p, s, in);
 	}
 	if (in->old_value) {
@@ -752,7 +733,7 @@ int decide_profile(decision *d, const decide_sync *s, const decide_in *in,
 
 		for (t = in->old_lines; t && *t; t++)
 			n += *t == '\n';
-		p->ds = xcalloc((size_t)n, sizeof(dstate));
+		p->ds = alloc_calloc((size_t)n, sizeof(dstate));
 	}
 	if (read_ledger(p, in, err, errlen) != 0)
 		return -1;

@@ -368,7 +368,7 @@ static int send_call(emitter *e, const decide_call *c, char *err, size_t errlen)
 	}
 	if (c->raw) { /* an audience's entry (decide.h) */
 		decide_key k = { e->s->key, e->true_value,
-				 atoll(e->cur[OUT_AS_OF]) };
+				 db_int(e->cur[OUT_AS_OF]) };
 
 		emit_key_event(e, c->did, &k);
 		return outbox_writer_add(e->w, c->did, e->rec.data, e->rec.len,
@@ -427,9 +427,9 @@ static int emit_profile(emitter *e, char *err, size_t errlen)
 	in.member = strcmp(kind, "exit") != 0;
 	in.full = e->full;
 	in.value = col(e, OUT_NEW);
-	in.as_of_ms = atoll(e->cur[OUT_AS_OF]);
+	in.as_of_ms = db_int(e->cur[OUT_AS_OF]);
 	in.old_value = col(e, OUT_OLD_VALUE);
-	in.old_since_ms = atoll(e->cur[OUT_SINCE]);
+	in.old_since_ms = db_int(e->cur[OUT_SINCE]);
 	in.old_member = e->cur[OUT_OLD_MEMBER][0] == 't';
 	in.old_lines = e->cur[OUT_OLD];
 	in.ids = e->ids;
@@ -486,7 +486,7 @@ static void add_ident(emitter *e, const PGresult *r, int row)
 	}
 	e->ids[e->nids].type = dup_col(r, row, ID_TYPE);
 	e->ids[e->nids].value = dup_col(r, row, ID_VALUE);
-	e->ids[e->nids].created = atoll(PQgetvalue(r, row, ID_CREATED));
+	e->ids[e->nids].created = db_int(PQgetvalue(r, row, ID_CREATED));
 	e->nids++;
 }
 
@@ -580,7 +580,7 @@ static int open_calls(PGconn *conn, const sync_def *s, const char **p,
 
 	if (!r)
 		return -1;
-	if (atoll(PQgetvalue(r, 0, 0)) <= atoll(ID_LIST_MAX) &&
+	if (db_int(PQgetvalue(r, 0, 0)) <= db_int(ID_LIST_MAX) &&
 	    !PQgetisnull(r, 0, 1)) {
 		ids[0] = PQgetvalue(r, 0, 1);
 		rc = db_exec(conn, "diff: identifiers", ids_sql, 2, ids, err,
@@ -718,9 +718,9 @@ static int count_changes(diff_counts *out, PGconn *conn, char *err,
 
 	if (!r)
 		return -1;
-	out->entered = atoll(PQgetvalue(r, 0, 0));
-	out->exited = atoll(PQgetvalue(r, 0, 1));
-	out->changed = atoll(PQgetvalue(r, 0, 2));
+	out->entered = db_int(PQgetvalue(r, 0, 0));
+	out->exited = db_int(PQgetvalue(r, 0, 1));
+	out->changed = db_int(PQgetvalue(r, 0, 2));
 	PQclear(r);
 	return 0;
 }
@@ -744,7 +744,7 @@ static int save_state(diff_counts *out, PGconn *conn, const sync_def *s,
 	r = db_query(conn, "sync state", state_sql, 5, p, err, errlen);
 	if (!r)
 		return -1;
-	out->members = atoll(PQgetvalue(r, 0, 0));
+	out->members = db_int(PQgetvalue(r, 0, 0));
 	PQclear(r);
 	return 0;
 }

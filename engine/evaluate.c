@@ -271,9 +271,7 @@ static void definition_error(char *err, size_t errlen, PGconn *conn,
 			 "computation %s: the definition ran past "
 			 "its statement timeout (%s) and was cancelled",
 			 s->key, timeout);
-	} else if (strcmp(state, "25006") == 0 ||
-		   (strcmp(state, "0A000") == 0 && res &&
-		    strstr(PQresultErrorMessage(res), "data-modifying"))) {
+	} else if (strcmp(state, "25006") == 0) {
 		db_error(what, sizeof(what), conn, res, "write refused");
 		snprintf(err, errlen,
 			 "computation %s: the definition tried to "

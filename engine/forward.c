@@ -175,7 +175,7 @@ static int mark_fresh(batch *b, PGconn *conn, const fw_dest *d, char *err,
 		return -1;
 	n = PQntuples(r);
 	for (i = 0; i < n; i++) {
-		long long at = atoll(PQgetvalue(r, i, 0));
+		long long at = db_int(PQgetvalue(r, i, 0));
 
 		if (at >= 1 && at <= b->nmsgs)
 			b->fresh[at - 1] = 1;
@@ -471,7 +471,7 @@ static void take_rows(forward_totals *t, batch *b, claimed *k, segment_calls *c,
 
 		array_item(&k->all, id);
 		take(t, b, c, d, PQgetvalue(r, i, 1),
-		     (size_t)PQgetlength(r, i, 1), "inbound_id", atoll(id));
+		     (size_t)PQgetlength(r, i, 1), "inbound_id", db_int(id));
 		if (t->failed == failed)
 			continue;
 		array_item(&k->bad_ids, id);

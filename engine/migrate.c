@@ -28,7 +28,7 @@ static int applied_version(PGconn *conn, char *err, size_t errlen)
 		       0, NULL, err, errlen);
 	if (!res)
 		return -1;
-	v = atoi(PQgetvalue(res, 0, 0));
+	v = (int)db_int(PQgetvalue(res, 0, 0));
 	PQclear(res);
 	if (v > migrations[migration_count - 1].version) {
 		snprintf(err, errlen,

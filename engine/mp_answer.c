@@ -1,6 +1,8 @@
 /* mp_answer.c - what an answer to a Mixpanel request means for its batch */
 #include "audsync/mp_answer.h"
 
+#include "audsync/alloc.h"
+
 #include "audsync/buf.h"
 
 #include <ctype.h>
@@ -9,16 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Allocation failures abort, as buf.h explains. */
-static void *must(void *p)
-{
-	if (!p) {
-		fputs("audsync: out of memory\n", stderr);
-		abort();
-	}
-	return p;
-}
 
 void mp_answer_one_line(char *out, size_t outlen, const char *s, size_t n)
 {
@@ -135,7 +127,7 @@ static int add_failure(mp_answer *a, json_object *fr, size_t nrecords)
 /* The records a list of failures names, each counted once. */
 static size_t distinct_failed(const mp_answer *a, size_t nrecords)
 {
-	unsigned char *seen = must(calloc(nrecords, 1));
+	unsigned char *seen = alloc_calloc(nrecords, 1);
 	size_t i, n = 0;
 
 	for (i = 0; i < a->nfailures; i++) {
@@ -165,7 +157,7 @@ static int import_failures(mp_answer *a, json_object *root, size_t nrecords)
 	n = json_object_array_length(arr);
 	if (n == 0)
 		return 0;
-	a->failures = must(calloc(n, sizeof(*a->failures)));
+	a->failures = alloc_calloc(n, sizeof(*a->failures));
 	for (i = 0; i < n; i++)
 		if (add_failure(a, json_object_array_get_idx(arr, i),
 				nrecords) != 0)

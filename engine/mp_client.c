@@ -1,6 +1,7 @@
 /* mp_client.c - the one Mixpanel client every sync sends through */
 #include "audsync/mp_client.h"
 
+#include "audsync/alloc.h"
 #include "audsync/buf.h"
 #include "audsync/log.h"
 #include "audsync/mp_client_internal.h"
@@ -136,24 +137,14 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Allocation failures abort, as buf.h explains. */
-static void *must(void *p)
-{
-	if (!p) {
-		fputs("audsync: out of memory\n", stderr);
-		abort();
-	}
-	return p;
-}
-
 static char *xstrdup(const char *s)
 {
-	return must(strdup(s ? s : ""));
+	return alloc_strdup(s ? s : "");
 }
 
 static void *xcalloc(size_t n, size_t size)
 {
-	return must(calloc(n, size));
+	return alloc_calloc(n, size);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1070,7 +1061,7 @@ static int dest_auth(mp_client *c, dest *d, const mp_destination *in)
 			return -1;
 		}
 		d->username =
-			must(strndup(in->secret, (size_t)(colon - in->secret)));
+			alloc_strndup(in->secret, (size_t)(colon - in->secret));
 		d->password = xstrdup(colon + 1);
 		d->secret = xstrdup(colon + 1);
 		esc = curl_easy_escape(NULL, in->project_id, 0);
@@ -1243,11 +1234,8 @@ int mp_client_add_destination(mp_client *c, int *out, const mp_destination *in)
 		set_error(c, d, "destination %s: out of memory", d->name);
 		goto fail;
 	}
-	grown = realloc(c->dests, (size_t)(c->ndests + 1) * sizeof(*grown));
-	if (!grown) {
-		set_error(c, d, "destination %s: out of memory", d->name);
-		goto fail;
-	}
+	grown = alloc_realloc(c->dests,
+			      (size_t)(c->ndests + 1) * sizeof(*grown));
 	c->dests = grown;
 	c->dests[c->ndests] = d;
 	*out = c->ndests++;
@@ -1265,7 +1253,7 @@ static void slot_reserve(slot *s, size_t len)
 
 	if (s->nrecs == s->caprecs) {
 		cap = s->caprecs ? s->caprecs * 2 : 256;
-		grown = must(realloc(s->recs, cap * sizeof(*grown)));
+		grown = alloc_realloc(s->recs, cap * sizeof(*grown));
 		s->recs = grown;
 		s->caprecs = cap;
 	}

@@ -370,9 +370,10 @@ static int submit_round(round *r, mp_client *c, int mp_dest, char *err,
 		for (j = 0; j < p->n; j++) {
 			uint64_t tag = ((uint64_t)i << 32) | (uint32_t)j;
 
-			if (mp_client_submit(c, mp_dest, atoi(p->endpoint),
-					     (uint32_t)atoi(p->lane), p->rec[j],
-					     strlen(p->rec[j]), tag) == 0)
+			if (mp_client_submit(
+				    c, mp_dest, (int)db_int(p->endpoint),
+				    (uint32_t)db_int(p->lane), p->rec[j],
+				    strlen(p->rec[j]), tag) == 0)
 				continue;
 			/* Larger than any request may be: reject it. */
 			p->outcome[j] = MP_OUT_REJECTED;
@@ -521,7 +522,7 @@ static int count_queued(long long *out, PGconn *conn, const char *dest_id,
 		1, p, err, errlen);
 	if (!r)
 		return -1;
-	*out = atoll(PQgetvalue(r, 0, 0));
+	*out = db_int(PQgetvalue(r, 0, 0));
 	PQclear(r);
 	return 0;
 }

@@ -199,7 +199,7 @@ static void put_syncs(buf *b, const PGresult *r, const sync_list *l, int json)
 			   "NEXT DUE", "MEMBERS", "ENTERED", "EXITED", "QUEUED",
 			   "DEAD");
 	for (i = 0; i < PQntuples(r); i++) {
-		const char *p = problem_of(l, atoi(PQgetvalue(r, i, 0)),
+		const char *p = problem_of(l, (int)db_int(PQgetvalue(r, i, 0)),
 					   problem, sizeof(problem));
 
 		if (json && i)
@@ -271,7 +271,7 @@ static void count_syncs(check_counts *k, const PGresult *r, const sync_list *l)
 	int i;
 
 	for (i = 0; i < PQntuples(r); i++) {
-		const char *p = problem_of(l, atoi(PQgetvalue(r, i, 0)),
+		const char *p = problem_of(l, (int)db_int(PQgetvalue(r, i, 0)),
 					   problem, sizeof(problem));
 
 		if (PQgetvalue(r, i, ST_ENABLED)[0] != 't')
@@ -292,14 +292,14 @@ static void count_dests(check_counts *k, const PGresult *d)
 	for (i = 0; i < PQntuples(d); i++) {
 		long long age = PQgetisnull(d, i, SD_OLDEST_S)
 					? 0
-					: atoll(PQgetvalue(d, i, SD_OLDEST_S));
+					: db_int(PQgetvalue(d, i, SD_OLDEST_S));
 
 		if (PQgetvalue(d, i, SD_STOPPED)[0] == 't') {
 			k->stopped++;
 			note(k, "destination", PQgetvalue(d, i, SD_NAME),
 			     "stopped", PQgetvalue(d, i, SD_LAST_ERROR));
 		}
-		k->dead += atoi(PQgetvalue(d, i, SD_DEAD));
+		k->dead += (int)db_int(PQgetvalue(d, i, SD_DEAD));
 		if (age > k->oldest_s)
 			k->oldest_s = age;
 	}

@@ -52,7 +52,7 @@ int sync_mark_interrupted(PGconn *conn, char *err, size_t errlen)
 		     0, NULL, err, errlen);
 	if (!r)
 		return -1;
-	n = atoi(PQcmdTuples(r));
+	n = (int)db_int(PQcmdTuples(r));
 	PQclear(r);
 	if (n > 0)
 		log_warn("runs left running by a stopped process marked "
@@ -105,7 +105,7 @@ static long long start_run(PGconn *conn, const sync_def *s, run_kind kind,
 		     3, p, err, errlen);
 	if (!r)
 		return -1;
-	run_id = atoll(PQgetvalue(r, 0, 0));
+	run_id = db_int(PQgetvalue(r, 0, 0));
 	PQclear(r);
 	return run_id;
 }
@@ -466,7 +466,7 @@ static long long queued_for(PGconn *conn, int dest_id, char *err, size_t errlen)
 		     1, p, err, errlen);
 	if (!r)
 		return -1;
-	n = atoll(PQgetvalue(r, 0, 0));
+	n = db_int(PQgetvalue(r, 0, 0));
 	PQclear(r);
 	return n;
 }
@@ -562,7 +562,7 @@ static void count_queued(PGconn *conn, const char *destination)
 			 1, p, err, sizeof(err));
 
 	if (r)
-		progress_queued(atoll(PQgetvalue(r, 0, 0)));
+		progress_queued(db_int(PQgetvalue(r, 0, 0)));
 	PQclear(r);
 }
 
@@ -796,7 +796,7 @@ int sync_requeue_dead(long long *out, PGconn *conn, const char *destination,
 	r = db_query(conn, "retry failed", requeue_sql, 1, p, err, errlen);
 	if (!r)
 		return -1;
-	*out = atoll(PQgetvalue(r, 0, 0));
+	*out = db_int(PQgetvalue(r, 0, 0));
 	PQclear(r);
 	return 0;
 }

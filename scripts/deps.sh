@@ -3,7 +3,8 @@
 # need; as root, installs what is missing (Debian/Ubuntu, apt-get).
 # Quiet when everything is present. `make deps` runs it, and so do
 # `make test`, `make demo` and `make bench`. `deps.sh fuzz` checks and
-# installs what `make fuzz` needs instead: clang and its libFuzzer.
+# installs what `make fuzz` needs instead: clang and its libFuzzer;
+# `deps.sh lint` what `make lint` needs: cppcheck.
 set -u
 
 PACKAGES="build-essential pkg-config libpq-dev libjson-c-dev \
@@ -65,6 +66,13 @@ fuzz_missing() {
 if [ "${1:-}" = fuzz ]; then
 	PACKAGES="clang libclang-rt-14-dev"
 	missing() { fuzz_missing; }
+fi
+# `deps.sh lint`: cppcheck, for `make lint`.
+if [ "${1:-}" = lint ]; then
+	PACKAGES="cppcheck"
+	missing() {
+		command -v cppcheck >/dev/null 2>&1 || echo "command cppcheck"
+	}
 fi
 
 gone=$(missing)

@@ -14,5 +14,7 @@ void *alloc_calloc(size_t n, size_t size);
 void *alloc_realloc(void *p, size_t size);
 /* A copy of s; NULL stays NULL. */
 char *alloc_strdup(const char *s);
+/* A copy of at most the first n bytes of s, terminated. */
+char *alloc_strndup(const char *s, size_t n);
 
 #endif

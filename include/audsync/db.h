@@ -64,7 +64,6 @@ int db_copy_in(PGconn *conn, const char *what, const char *copy_sql,
 	       const char *data, size_t len, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
-/* The SQLSTATE of res, or "" when it has none. Borrowed. */
 /*
  * Stopping a long statement. db_interrupt_arm(conn) makes conn's
  * statements interruptible until db_interrupt_disarm(): db_interrupt(),
@@ -77,6 +76,11 @@ void db_interrupt_arm(PGconn *conn);
 void db_interrupt_disarm(void);
 void db_interrupt(void);
 
+/* The SQLSTATE of res, or "" when it has none. Borrowed. */
 const char *db_sqlstate(const PGresult *res);
+
+/* The integer in text as PostgreSQL prints one (a bigint column's value,
+ * PQcmdTuples); 0 for NULL, "" or anything else. */
+long long db_int(const char *text);
 
 #endif
