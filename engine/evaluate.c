@@ -259,6 +259,19 @@ static int build_insert(buf *b, const char **params, int *nparams, PGconn *conn,
 }
 
 /* One line for a failed definition, naming the computation. */
+/* A data-modifying WITH nested in the definition: PostgreSQL refuses it
+ * while parsing (feature_not_supported, raised by its CTE parser) before
+ * the read-only transaction would. Told apart by SQLSTATE and source file,
+ * never by the message, which lc_messages may translate. */
+static int cte_write(const char *state, const PGresult *res)
+{
+	const char *file =
+		res ? PQresultErrorField(res, PG_DIAG_SOURCE_FILE) : NULL;
+
+	return strcmp(state, "0A000") == 0 && file &&
+	       strcmp(file, "parse_cte.c") == 0;
+}
+
 static void definition_error(char *err, size_t errlen, PGconn *conn,
 			     const PGresult *res, const sync_def *s,
 			     const char *timeout)
@@ -271,7 +284,7 @@ static void definition_error(char *err, size_t errlen, PGconn *conn,
 			 "computation %s: the definition ran past "
 			 "its statement timeout (%s) and was cancelled",
 			 s->key, timeout);
-	} else if (strcmp(state, "25006") == 0) {
+	} else if (strcmp(state, "25006") == 0 || cte_write(state, res)) {
 		db_error(what, sizeof(what), conn, res, "write refused");
 		snprintf(err, errlen,
 			 "computation %s: the definition tried to "
