@@ -2,6 +2,7 @@
 #
 #   make                 build ./audsync
 #   make test            unit + integration tests (real PostgreSQL, fake Mixpanel)
+#   make check-unit      the unit tests alone: no database, a few seconds
 #   make demo            throwaway PostgreSQL, sample data, one sync to stdout:
 #   make bench           throughput and memory figures (not part of test)
 #   make mutation        kill ratio of tests/mutations.txt (MUTATIONS=PATTERN)
@@ -69,16 +70,25 @@ else
 BIN := $(BUILD)/audsync
 endif
 
-TEST_SRC := $(wildcard tests/check_*.c)
-TEST_SUPPORT := $(filter-out tests/check_%.c tests/fake_%.c \
-	tests/bench_%.c,$(wildcard tests/*.c))
-TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-BENCH_SRC := $(wildcard tests/bench_*.c)
-BENCH_BIN := $(BENCH_SRC:tests/%.c=$(BUILD)/tests/%)
+# Tests mirror the sources: tests/unit/ needs no database (make
+# check-unit), tests/integration/ runs against a real PostgreSQL and the
+# fake Mixpanel of tests/fake/, tests/bench/ prints figures. Every binary
+# is $(BUILD)/tests/NAME whatever its folder.
+UNIT_SRC := $(wildcard tests/unit/check_*.c)
+INTEG_SRC := $(wildcard tests/integration/check_*.c tests/check_*.c)
+INTEG_SUPPORT := $(filter-out tests/integration/check_%.c,\
+	$(wildcard tests/integration/*.c))
+TEST_HDR := $(wildcard tests/*.h tests/unit/*.h tests/integration/*.h)
+TEST_INC := -Itests -Itests/unit -Itests/integration
+tests_bin = $(patsubst %.c,$(BUILD)/tests/%,$(notdir $(1)))
+UNIT_BIN := $(call tests_bin,$(UNIT_SRC))
+TEST_BIN := $(UNIT_BIN) $(call tests_bin,$(INTEG_SRC))
+BENCH_SRC := $(wildcard tests/bench/bench_*.c)
+BENCH_BIN := $(call tests_bin,$(BENCH_SRC))
 
 .PHONY: all test test-run unit-test demo demo-run demo-clean bench bench-run \
 	install uninstall units check-deploy format format-check deps clean lint \
-	fuzz fuzz-deps fuzz-run valgrind valgrind-run chaos chaos-run mutation \
+	check-unit check-unit-run fuzz fuzz-deps fuzz-run valgrind valgrind-run chaos chaos-run mutation \
 	mutation-run model model-run
 all: $(BIN)
 
@@ -99,14 +109,33 @@ $(LIB): $(LIB_OBJ)
 $(BIN): $(BUILD)/engine/main.o $(LIB)
 	$(CC) $(AS_CFLAGS) -o $@ $^ $(LDFLAGS) $(AS_LDLIBS)
 
-$(BUILD)/tests/%: tests/%.c $(TEST_SUPPORT) $(wildcard tests/*.h) $(LIB)
+TEST_LINK = $(LIB) $(LDFLAGS) $(AS_LDLIBS) $(CHECK_LIBS)
+$(BUILD)/tests/%: tests/unit/%.c $(TEST_HDR) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(AS_CPPFLAGS) -Itests $(AS_CFLAGS) -o $@ $< $(TEST_SUPPORT) \
-		$(LIB) $(LDFLAGS) $(AS_LDLIBS) $(CHECK_LIBS)
+	$(CC) $(AS_CPPFLAGS) $(TEST_INC) $(AS_CFLAGS) -o $@ $< $(TEST_LINK)
 
-# The fake Mixpanel server has its own fragment (libmicrohttpd).
--include tests/fake_mixpanel.mk
+$(BUILD)/tests/%: tests/integration/%.c $(INTEG_SUPPORT) $(TEST_HDR) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(AS_CPPFLAGS) $(TEST_INC) $(AS_CFLAGS) -o $@ $< \
+		$(INTEG_SUPPORT) $(TEST_LINK)
+
+$(BUILD)/tests/%: tests/bench/%.c $(INTEG_SUPPORT) $(TEST_HDR) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(AS_CPPFLAGS) $(TEST_INC) $(AS_CFLAGS) -o $@ $< \
+		$(INTEG_SUPPORT) $(TEST_LINK)
+
+$(BUILD)/tests/%: tests/%.c $(INTEG_SUPPORT) $(TEST_HDR) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(AS_CPPFLAGS) $(TEST_INC) $(AS_CFLAGS) -o $@ $< \
+		$(INTEG_SUPPORT) $(TEST_LINK)
+
+# The fake Mixpanel server has its own fragment (libmicrohttpd); it is
+# built here with the project's warnings and sanitizers, into $(BUILD).
+FAKE_MP_OUT := $(BUILD)/tests
+FAKE_MP_FLAGS = -D_GNU_SOURCE $(AS_CFLAGS)
+-include tests/fake/fake_mixpanel.mk
 FAKE_MIXPANEL := $(FAKE_MP_BIN)
+TEST_BIN += $(FAKE_MP_CHECK_BIN)
 
 deps:
 	@sh scripts/deps.sh
@@ -115,6 +144,15 @@ deps:
 # of their own, which reads the Makefile again with everything present.
 test: deps
 	@$(MAKE) --no-print-directory test-run
+
+# The unit tests alone: no PostgreSQL, no audsync binary, no fake.
+check-unit: deps
+	@$(MAKE) --no-print-directory check-unit-run
+
+check-unit-run: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do CK_FORK=yes CK_VERBOSITY=minimal \
+		$$t || { echo "check-unit: $$t failed"; exit 1; }; done; \
+		echo "check-unit: $(words $(UNIT_BIN)) binaries passed"
 
 test-run: $(BIN) $(TEST_BIN) $(FAKE_MIXPANEL)
 	@AUDSYNC_BIN=$(abspath $(BIN)) FAKE_MIXPANEL=$(abspath $(FAKE_MIXPANEL)) \
@@ -255,8 +293,8 @@ uninstall:
 	rm -f $(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS))
 	rm -rf $(DESTDIR)$(DATADIR)
 
-FORMAT_FILES := $(wildcard engine/*.c include/audsync/*.h tests/*.c tests/*.h \
-	tests/fuzz/*.c)
+FORMAT_FILES := $(wildcard engine/*.c include/audsync/*.h tests/*.h \
+	tests/*/*.c tests/*/*.h)
 format:
 	clang-format -i $(FORMAT_FILES)
 format-check:

@@ -205,7 +205,7 @@ if ! build "$tmp/logs/build.log" mutation-build; then
 	exit 1
 fi
 AUDSYNC_BIN=$work/audsync
-FAKE_MIXPANEL=$work/tests/fake_mixpanel
+FAKE_MIXPANEL=$work/build/tests/fake_mixpanel
 CK_FORK=yes
 CK_DEFAULT_TIMEOUT=300
 CK_VERBOSITY=silent

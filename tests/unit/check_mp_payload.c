@@ -1,7 +1,7 @@
 /* check_mp_payload.c - $insert_id, distinct_id checks, record shapes */
 #include "audsync/mp_payload.h"
 
-#include "testlib.h"
+#include "unit.h"
 
 #include <check.h>
 #include <stdlib.h>
@@ -362,5 +362,5 @@ static Suite *payload_suite(void)
 
 int main(void)
 {
-	return tl_run_suite(payload_suite());
+	return ut_run_suite(payload_suite());
 }

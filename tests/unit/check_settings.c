@@ -5,7 +5,7 @@
 #include "audsync/mp_payload.h"
 #include "audsync/naming.h"
 #include "audsync/settings.h"
-#include "testlib.h"
+#include "unit.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -373,5 +373,5 @@ static Suite *settings_suite(void)
 
 int main(void)
 {
-	return tl_run_suite(settings_suite());
+	return ut_run_suite(settings_suite());
 }

@@ -9,10 +9,11 @@
 #include "audsync/mp_payload.h"
 #include "audsync/segment_map.h"
 
-#include "testlib.h"
+#include "unit.h"
 
 #include <check.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #define MS   "1768471200000"
@@ -801,5 +802,5 @@ static Suite *segment_map_suite(void)
 
 int main(void)
 {
-	return tl_run_suite(segment_map_suite());
+	return ut_run_suite(segment_map_suite());
 }

@@ -114,7 +114,7 @@ int mpctl_start(mpctl **out, const char *extra_args)
 	int rc = -1;
 
 	if (!bin || !*bin)
-		bin = "tests/fake_mixpanel";
+		bin = "build/tests/fake_mixpanel";
 	if (!m || !copy)
 		goto out;
 	snprintf(m->dir, sizeof(m->dir), "/tmp/mpctl.XXXXXX");

@@ -2,7 +2,7 @@
  * what it refuses and with which JSON path */
 #include "audsync/rules.h"
 #include "rules_catalogue.h"
-#include "testlib.h"
+#include "unit.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -356,5 +356,5 @@ static Suite *rules_suite(void)
 
 int main(void)
 {
-	return tl_run_suite(rules_suite());
+	return ut_run_suite(rules_suite());
 }

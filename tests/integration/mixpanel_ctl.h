@@ -8,7 +8,7 @@
 /*
  * The fake Mixpanel (tests/fake_mixpanel) runs as a child process on
  * 127.0.0.1 and a port of its own choosing. Its binary is $FAKE_MIXPANEL,
- * else "tests/fake_mixpanel". Every function returns 0 or -1 with a
+ * else "build/tests/fake_mixpanel". Every function returns 0 or -1 with a
  * one-line reason on stderr.
  */
 typedef struct mpctl mpctl;

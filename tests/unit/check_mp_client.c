@@ -3,7 +3,7 @@
 #include "audsync/mp_client_internal.h"
 
 #include <arpa/inet.h>
-#include "testlib.h"
+#include "unit.h"
 
 #include <check.h>
 #include <fcntl.h>
@@ -724,5 +724,5 @@ static Suite *client_suite(void)
 
 int main(void)
 {
-	return tl_run_suite(client_suite());
+	return ut_run_suite(client_suite());
 }
