@@ -3,7 +3,7 @@
 #include "audsync/buf.h"
 #include "audsync/json_doc.h"
 
-#include "testlib.h"
+#include "unit.h"
 
 #include <check.h>
 #include <stdlib.h>
@@ -282,5 +282,5 @@ static Suite *json_doc_suite(void)
 
 int main(void)
 {
-	return tl_run_suite(json_doc_suite());
+	return ut_run_suite(json_doc_suite());
 }
