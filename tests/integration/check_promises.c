@@ -327,25 +327,6 @@ START_TEST(timestamps_go_out_in_utc_from_a_berlin_server_and_session)
 }
 END_TEST
 
-/* A definition may change the time zone of its own transaction (here
- * set_config, as a helper computing local days might): what it returns
- * still goes out in UTC, since audsync formats it in UTC itself rather
- * than trusting the session's zone. */
-START_TEST(a_definition_that_changes_the_time_zone_still_sends_utc)
-{
-	add_people(1);
-	add_synced("Local Stamp", "trait",
-		   "SELECT profile_id,"
-		   " timestamptz '2026-01-15 12:34:56+00' AS local_stamp"
-		   " FROM audsync.external_ids WHERE id_type = 'user_id'"
-		   " AND set_config('TimeZone', 'Europe/Berlin', true)"
-		   " IS NOT NULL",
-		   "identify");
-	run_ok(env_berlin, "2025-06-01 10:00:00+00");
-	assert_prop("u1", "local_stamp", "\"2026-01-15T12:34:56\"");
-}
-END_TEST
-
 /* ---- 2. a definition cannot write ------------------------------------- */
 
 /* Each route a definition could write by; every one must fail its own
@@ -744,8 +725,6 @@ static Suite *promises_suite(void)
 	tc = promise(s, "utc");
 	tcase_add_test(
 		tc, timestamps_go_out_in_utc_from_a_berlin_server_and_session);
-	tcase_add_test(tc,
-		       a_definition_that_changes_the_time_zone_still_sends_utc);
 	tc = promise(s, "read only");
 	tcase_add_test(tc, a_definition_cannot_write_by_any_route);
 	tc = promise(s, "settings");
