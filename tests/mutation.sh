@@ -103,8 +103,9 @@ parse_row() {
 	fi
 	if [ "$tests" != all ]; then
 		for _t in $(printf '%s\n' "$tests" | tr ',' '\n' | sed 's/:.*//'); do
-			if [ ! -f "$2/tests/$_t.c" ]; then
-				why="no test tests/$_t.c"
+			if [ ! -f "$2/tests/unit/$_t.c" ] &&
+				[ ! -f "$2/tests/integration/$_t.c" ]; then
+				why="no test $_t.c in tests/unit or tests/integration"
 				return 1
 			fi
 		done
