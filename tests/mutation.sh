@@ -160,13 +160,18 @@ fi
 # the Makefile's pattern rule.
 cat >>"$work/Makefile" <<'EOF'
 
-MUT_TEST_OBJ := $(TEST_SUPPORT:tests/%.c=$(BUILD)/tests/%.o)
-$(TEST_BIN): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(MUT_TEST_OBJ) $(LIB)
+MUT_TEST_OBJ := $(INTEG_SUPPORT:tests/integration/%.c=$(BUILD)/tests/%.o)
+MUT_UNIT := $(call tests_bin,$(UNIT_SRC))
+MUT_INTEG := $(call tests_bin,$(INTEG_SRC))
+$(MUT_UNIT): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIB)
 	$(CC) $(AS_CFLAGS) -o $@ $^ $(LDFLAGS) $(AS_LDLIBS) $(CHECK_LIBS)
-$(TEST_BIN:=.o) $(MUT_TEST_OBJ): $(BUILD)/tests/%.o: tests/%.c \
-		$(wildcard tests/*.h include/audsync/*.h)
+$(MUT_INTEG): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(MUT_TEST_OBJ) $(LIB)
+	$(CC) $(AS_CFLAGS) -o $@ $^ $(LDFLAGS) $(AS_LDLIBS) $(CHECK_LIBS)
+vpath %.c tests/unit tests/integration tests
+$(MUT_UNIT:=.o) $(MUT_INTEG:=.o) $(MUT_TEST_OBJ): $(BUILD)/tests/%.o: %.c \
+		$(TEST_HDR) $(wildcard include/audsync/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(AS_CPPFLAGS) -Itests $(AS_CFLAGS) -c -o $@ $<
+	$(CC) $(AS_CPPFLAGS) $(TEST_INC) $(AS_CFLAGS) -c -o $@ $<
 
 .PHONY: mutation-build
 mutation-build: $(BIN) $(TEST_BIN) $(FAKE_MIXPANEL)
@@ -191,7 +196,7 @@ targets() {
 		echo mutation-build
 		return
 	fi
-	echo audsync tests/fake_mixpanel
+	echo audsync build/tests/fake_mixpanel
 	printf '%s\n' "$1" | tr ',' '\n' | sed 's/:.*//; s|^|build/tests/|'
 }
 
