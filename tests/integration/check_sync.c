@@ -39,64 +39,10 @@ static void teardown(void)
 /* ---- SQL helpers ------------------------------------------------------ */
 
 /* A printf-formatted string (caller frees). */
-static char *vfmt(const char *fmt, va_list ap)
-{
-	va_list cp;
-	char *s;
-	int n;
-
-	va_copy(cp, ap);
-	n = vsnprintf(NULL, 0, fmt, cp);
-	va_end(cp);
-	s = malloc((size_t)n + 1);
-	ck_assert_ptr_nonnull(s);
-	vsnprintf(s, (size_t)n + 1, fmt, ap);
-	return s;
-}
-
-static void sqlf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void sqlf(const char *fmt, ...)
-{
-	va_list ap;
-	char *sql;
-
-	va_start(ap, fmt);
-	sql = vfmt(fmt, ap);
-	va_end(ap);
-	tl_sql(db, sql);
-	free(sql);
-}
-
-static long long sql_int(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
-static long long sql_int(const char *fmt, ...)
-{
-	va_list ap;
-	char *sql;
-	long long n;
-
-	va_start(ap, fmt);
-	sql = vfmt(fmt, ap);
-	va_end(ap);
-	n = tl_sql_int(db, sql);
-	free(sql);
-	return n;
-}
-
-static char *sql_text(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
-static char *sql_text(const char *fmt, ...)
-{
-	va_list ap;
-	char *sql, *v;
-
-	va_start(ap, fmt);
-	sql = vfmt(fmt, ap);
-	va_end(ap);
-	v = tl_sql_value(db, sql);
-	free(sql);
-	return v;
-}
+/* The SQL helpers of testlib, on this file's database. */
+#define sqlf(...)     tl_sqlf(db, __VA_ARGS__)
+#define sql_int(...)  tl_sql_intf(db, __VA_ARGS__)
+#define sql_text(...) tl_sql_valuef(db, __VA_ARGS__)
 
 /* The time `interval` ago, whole seconds, as text for --as-of. */
 static void ago(char *out, size_t len, const char *interval)

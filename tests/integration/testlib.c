@@ -281,3 +281,58 @@ char *tl_read_file(const char *path)
 	fclose(f);
 	return s;
 }
+
+/* fmt and ap as a new string. */
+static char *vfmt(const char *fmt, va_list ap)
+{
+	va_list cp;
+	char *s;
+	int n;
+
+	va_copy(cp, ap);
+	n = vsnprintf(NULL, 0, fmt, cp);
+	va_end(cp);
+	s = malloc((size_t)n + 1);
+	ck_assert_ptr_nonnull(s);
+	vsnprintf(s, (size_t)n + 1, fmt, ap);
+	return s;
+}
+
+void tl_sqlf(const char *conninfo, const char *fmt, ...)
+{
+	va_list ap;
+	char *sql;
+
+	va_start(ap, fmt);
+	sql = vfmt(fmt, ap);
+	va_end(ap);
+	tl_sql(conninfo, sql);
+	free(sql);
+}
+
+long long tl_sql_intf(const char *conninfo, const char *fmt, ...)
+{
+	va_list ap;
+	char *sql;
+	long long n;
+
+	va_start(ap, fmt);
+	sql = vfmt(fmt, ap);
+	va_end(ap);
+	n = tl_sql_int(conninfo, sql);
+	free(sql);
+	return n;
+}
+
+char *tl_sql_valuef(const char *conninfo, const char *fmt, ...)
+{
+	va_list ap;
+	char *sql, *v;
+
+	va_start(ap, fmt);
+	sql = vfmt(fmt, ap);
+	va_end(ap);
+	v = tl_sql_value(conninfo, sql);
+	free(sql);
+	return v;
+}

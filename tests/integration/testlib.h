@@ -35,6 +35,14 @@ char *tl_sql_value(const char *conninfo, const char *sql);
 /* Like tl_sql_value, as a number (-1 when NULL). */
 long long tl_sql_int(const char *conninfo, const char *sql);
 
+/* tl_sql, tl_sql_int and tl_sql_value with the SQL made by printf. */
+void tl_sqlf(const char *conninfo, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+long long tl_sql_intf(const char *conninfo, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+char *tl_sql_valuef(const char *conninfo, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
 /* The output of one audsync invocation. */
 typedef struct tl_result {
 	int status; /* exit status, or 128 + signal */
