@@ -38,7 +38,6 @@
  * its slot and nothing else. All slots share one curl multi handle.
  */
 
-#define EP_COUNT	3
 #define SPLIT_DEPTH	32	      /* 413 halvings: log2(2000) < 12 */
 #define STOP_GRACE_MS	1000	      /* in flight after a stop (exit in 2 s) */
 #define POLL_MAX_MS	250	      /* how late a stop flag is noticed */
@@ -86,8 +85,8 @@ struct dest {
 	char *secret;		/* redacted everywhere, or NULL */
 	char *basic_b64;	/* its Authorization form, redacted too */
 	const char *secrets[3]; /* the two above, NULL-terminated */
-	char *url[EP_COUNT];
-	const char *query[EP_COUNT];
+	char *url[MP_EP_COUNT];
+	const char *query[MP_EP_COUNT];
 	char *query_import;
 	char *path; /* file: sink */
 	sink_kind sink;
@@ -96,7 +95,7 @@ struct dest {
 	size_t batch;
 	size_t max_bytes;
 	mp_bucket bucket; /* max_rate, records per second */
-	slot *slots[EP_COUNT];
+	slot *slots[MP_EP_COUNT];
 	int inflight;
 	int stopped; /* refused credentials during this flush */
 	char stop_msg[ERR_LEN];
@@ -126,8 +125,13 @@ struct mp_client {
 	char err[ERR_LEN];
 };
 
-static const char *const ep_path[EP_COUNT] = { "/engage", "/groups",
-					       "/import" };
+static const char *const ep_path[MP_EP_COUNT] = { "/engage", "/groups",
+						  "/import" };
+
+const char *mp_endpoint_path(mp_endpoint ep)
+{
+	return ep_path[ep];
+}
 
 static int64_t now_ms(void)
 {
@@ -817,7 +821,7 @@ static void fail_all(mp_client *c, int busy_only, const char *msg)
 	for (i = 0; i < c->ndests; i++) {
 		dest *d = c->dests[i];
 
-		for (ep = 0; ep < EP_COUNT; ep++) {
+		for (ep = 0; ep < MP_EP_COUNT; ep++) {
 			for (k = 0; k < d->conc; k++) {
 				slot *s = &d->slots[ep][k];
 
@@ -857,7 +861,7 @@ static int step_all(mp_client *c, int64_t now, int64_t *wake)
 	for (i = 0; i < c->ndests; i++) {
 		dest *d = c->dests[i];
 
-		for (ep = 0; ep < EP_COUNT; ep++) {
+		for (ep = 0; ep < MP_EP_COUNT; ep++) {
 			for (k = 0; k < d->conc; k++) {
 				r = slot_step(c, &d->slots[ep][k], now, wake);
 				if (r < 0)
@@ -994,7 +998,7 @@ static void dest_free(mp_client *c, dest *d)
 
 	if (!d)
 		return;
-	for (ep = 0; ep < EP_COUNT; ep++) {
+	for (ep = 0; ep < MP_EP_COUNT; ep++) {
 		for (k = 0; d->slots[ep] && k < d->conc; k++)
 			slot_free(c, &d->slots[ep][k]);
 		free(d->slots[ep]);
@@ -1131,7 +1135,7 @@ static void dest_urls(dest *d, const char *base)
 
 	while (blen > 0 && base[blen - 1] == '/')
 		blen--;
-	for (ep = 0; ep < EP_COUNT; ep++) {
+	for (ep = 0; ep < MP_EP_COUNT; ep++) {
 		buf_init(&u);
 		buf_append(&u, base, blen);
 		buf_puts(&u, ep_path[ep]);
@@ -1193,7 +1197,7 @@ static void dest_limits(dest *d, const mp_destination *in)
 		d->max_bytes = MAX_BYTES_CAP;
 	mp_policy_bucket_init(&d->bucket, in->max_rate, (double)d->batch,
 			      now_ms());
-	for (ep = 0; ep < EP_COUNT; ep++) {
+	for (ep = 0; ep < MP_EP_COUNT; ep++) {
 		d->slots[ep] = xcalloc((size_t)d->conc, sizeof(slot));
 		for (k = 0; k < d->conc; k++) {
 			d->slots[ep][k].d = d;
@@ -1288,8 +1292,8 @@ int mp_client_submit(mp_client *c, int dest_id, mp_endpoint ep, uint32_t lane,
 	mp_rec *r;
 	char *at;
 
-	if (dest_id < 0 || dest_id >= c->ndests || (unsigned)ep >= EP_COUNT ||
-	    c->flushing || len == 0) {
+	if (dest_id < 0 || dest_id >= c->ndests ||
+	    (unsigned)ep >= MP_EP_COUNT || c->flushing || len == 0) {
 		set_error(c, NULL,
 			  "mp_client_submit: bad destination, "
 			  "endpoint or record, or called during a flush");

@@ -22,8 +22,6 @@
 #define STR_(x)		     #x
 #define STR(x)		     STR_(x)
 
-static const char *const endpoint_paths[] = { "/engage", "/groups", "/import" };
-
 uint32_t outbox_lane(const char *distinct_id)
 {
 	uint32_t h = 2166136261u; /* FNV-1a: stable, and fast enough */
@@ -96,8 +94,9 @@ static int ensure_lanes(outbox_writer *w, char *err, size_t errlen)
 	w->lanes_ready = 1;
 	return db_exec(w->conn, "outbox lanes",
 		       "INSERT INTO audsync.outbox_lanes (destination_id, lane)"
-		       " SELECT $1, g FROM generate_series(0, 63) g"
-		       " ON CONFLICT DO NOTHING",
+		       " SELECT $1, g FROM generate_series(0, " STR(
+			       OUTBOX_LANES) " - 1) g"
+					     " ON CONFLICT DO NOTHING",
 		       1, p, err, errlen);
 }
 
@@ -142,7 +141,7 @@ static void print_dry_run(outbox_writer *w, const char *record, size_t len)
 	buf_puts(&line, "{\"destination\":");
 	buf_json_str(&line, w->dest_name);
 	buf_printf(&line,
-		   ",\"endpoint\":\"%s\",\"record\":", endpoint_paths[w->ep]);
+		   ",\"endpoint\":\"%s\",\"record\":", mp_endpoint_path(w->ep));
 	buf_append(&line, record, len);
 	buf_puts(&line, "}\n");
 	fwrite(line.data, 1, line.len, w->dry_run);

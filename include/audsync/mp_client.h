@@ -12,6 +12,11 @@ typedef enum mp_endpoint {
 	MP_EP_GROUPS = 1, /* /groups?verbose=1&ip=0, no gzip */
 	MP_EP_IMPORT = 2  /* /import?strict=1, gzip, HTTP Basic */
 } mp_endpoint;
+#define MP_EP_COUNT 3
+
+/* The path of ep ("/engage", "/groups", "/import"), the one table of
+ * them. Static storage. */
+const char *mp_endpoint_path(mp_endpoint ep);
 
 typedef enum mp_outcome {
 	MP_OUT_DELIVERED = 0,	 /* Mixpanel accepted the record */
