@@ -84,22 +84,21 @@ void outbox_writer_close(outbox_writer *w)
 	free(w);
 }
 
-/* Every lane of a destination, as rows. */
-static const char lanes_sql[] =
-	"INSERT INTO audsync.outbox_lanes (destination_id, lane)"
-	" SELECT $1, g FROM generate_series(0, " STR(
-		OUTBOX_LANES) " - 1) g"
-			      " ON CONFLICT DO NOTHING";
-
 /* Lanes exist as rows so that delivery can lock them. */
 static int ensure_lanes(outbox_writer *w, char *err, size_t errlen)
 {
-	const char *p[1] = { w->dest_id };
+	char lanes[16];
+	const char *p[2] = { w->dest_id, lanes };
 
 	if (w->lanes_ready)
 		return 0;
 	w->lanes_ready = 1;
-	return db_exec(w->conn, "outbox lanes", lanes_sql, 1, p, err, errlen);
+	snprintf(lanes, sizeof(lanes), "%d", OUTBOX_LANES);
+	return db_exec(w->conn, "outbox lanes",
+		       "INSERT INTO audsync.outbox_lanes (destination_id, lane)"
+		       " SELECT $1, g FROM generate_series(0, $2::int - 1) g"
+		       " ON CONFLICT DO NOTHING",
+		       2, p, err, errlen);
 }
 
 /* Pages are written by COPY a few megabytes at a time: thousands of
