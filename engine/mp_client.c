@@ -125,13 +125,7 @@ struct mp_client {
 	char err[ERR_LEN];
 };
 
-static const char *const ep_path[MP_EP_COUNT] = { "/engage", "/groups",
-						  "/import" };
-
-const char *mp_endpoint_path(mp_endpoint ep)
-{
-	return ep_path[ep];
-}
+#define EP_PATH(ep) mp_endpoint_path(ep)
 
 static int64_t now_ms(void)
 {
@@ -364,16 +358,16 @@ static void apply_retry(mp_client *c, slot *s, const mp_answer *a, int64_t now)
 	s->attempt++;
 	if (s->attempt >= c->opt.max_attempts) {
 		set_error(c, d, "destination %s: %s failed %d times, last: %s",
-			  d->name, ep_path[s->ep], s->attempt, a->error);
+			  d->name, EP_PATH(s->ep), s->attempt, a->error);
 		log_warn("mixpanel request given up", "destination", d->name,
-			 "endpoint", ep_path[s->ep], "error", c->err);
+			 "endpoint", EP_PATH(s->ep), "error", c->err);
 		slot_fail_rest(c, s, c->err);
 		return;
 	}
 	wait = mp_policy_backoff_ms(&c->opt, s->attempt, s->retry_after_ms,
 				    &c->rng);
 	s->not_before = now + wait;
-	set_error(c, d, "destination %s: %s: %s", d->name, ep_path[s->ep],
+	set_error(c, d, "destination %s: %s: %s", d->name, EP_PATH(s->ep),
 		  a->error);
 	if (log_min_level <= LOG_LEVEL_INFO) {
 		char att[16], ms[24];
@@ -381,7 +375,7 @@ static void apply_retry(mp_client *c, slot *s, const mp_answer *a, int64_t now)
 		snprintf(att, sizeof(att), "%d", s->attempt);
 		snprintf(ms, sizeof(ms), "%ld", wait);
 		log_info("mixpanel request will be retried", "destination",
-			 d->name, "endpoint", ep_path[s->ep], "attempt", att,
+			 d->name, "endpoint", EP_PATH(s->ep), "attempt", att,
 			 "wait_ms", ms, "error", c->err);
 	}
 }
@@ -427,7 +421,7 @@ static void stop_destination(mp_client *c, slot *s, const mp_answer *a)
 		set_error(c, d,
 			  "destination %s: unexpected answer from %s "
 			  "(%s): check api_base",
-			  d->name, ep_path[s->ep], a->error);
+			  d->name, EP_PATH(s->ep), a->error);
 	halt_destination(c, s);
 }
 
@@ -445,7 +439,7 @@ static int stop_on_streak(mp_client *c, slot *s, const mp_answer *a)
 		  "destination %s: Mixpanel refused the last %ld records "
 		  "sent to %s and accepted none (%s): check the project "
 		  "token; the rest stays queued",
-		  d->name, d->rejected_streak, ep_path[s->ep], a->error);
+		  d->name, d->rejected_streak, EP_PATH(s->ep), a->error);
 	halt_destination(c, s);
 	return 1;
 }
@@ -640,7 +634,7 @@ static int build_body(mp_client *c, slot *s, size_t end)
 	s->body.len = 0;
 	if (d->sink != SINK_HTTP) {
 		buf_puts(&s->body, "{\"endpoint\":\"");
-		buf_puts(&s->body, ep_path[s->ep]);
+		buf_puts(&s->body, EP_PATH(s->ep));
 		buf_puts(&s->body, "\",\"query\":");
 		buf_json_str(&s->body, d->query[s->ep]);
 		buf_puts(&s->body, ",\"body\":");
@@ -745,7 +739,7 @@ static void log_answer(const slot *s, long status, const mp_answer *a)
 	snprintf(st, sizeof(st), "%ld", status);
 	snprintf(n, sizeof(n), "%zu", s->cur_end - s->head);
 	log_debug("mixpanel answer", "destination", s->d->name, "endpoint",
-		  ep_path[s->ep], "status", st, "records", n, "action",
+		  EP_PATH(s->ep), "status", st, "records", n, "action",
 		  names[a->action], "error", a->error);
 }
 
@@ -1138,7 +1132,7 @@ static void dest_urls(dest *d, const char *base)
 	for (ep = 0; ep < MP_EP_COUNT; ep++) {
 		buf_init(&u);
 		buf_append(&u, base, blen);
-		buf_puts(&u, ep_path[ep]);
+		buf_puts(&u, EP_PATH(ep));
 		buf_putc(&u, '?');
 		buf_puts(&u, d->query[ep]);
 		d->url[ep] = buf_steal(&u);

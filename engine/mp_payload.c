@@ -3,6 +3,7 @@
 
 #include "audsync/alloc.h"
 #include "audsync/buf.h"
+#include "audsync/mp_client.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -504,4 +505,12 @@ json_object *mp_json_parse_exact(const char *text)
 	}
 	free(wide);
 	return o;
+}
+
+static const char *const ep_path[MP_EP_COUNT] = { "/engage", "/groups",
+						  "/import" };
+
+const char *mp_endpoint_path(mp_endpoint ep)
+{
+	return ep_path[ep];
 }

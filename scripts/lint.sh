@@ -51,7 +51,7 @@ fi
 # they may not exceed: the list only shrinks.
 limit_of() {
 	case $1 in
-	engine/mp_client.c) echo 1359 ;;
+	engine/mp_client.c) echo 1357 ;;
 	engine/rules.c) echo 1432 ;;
 	engine/segment_map.c) echo 1184 ;;
 	*) echo 900 ;;
