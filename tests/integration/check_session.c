@@ -215,8 +215,8 @@ END_TEST
 
 /* ---- locks ------------------------------------------------------------- */
 
-/* Waits (up to 20 s) until a statement with text is running in another
- * session. */
+/* Waits (up to 120 s: the sanitized build on a busy machine is slow to
+ * get there) until a statement with text is running in another session. */
 static void wait_for_statement(const char *text)
 {
 	char sql[512];
@@ -226,7 +226,7 @@ static void wait_for_statement(const char *text)
 		 "SELECT count(*) FROM pg_stat_activity WHERE state = 'active'"
 		 " AND pid <> pg_backend_pid() AND query LIKE '%%%s%%'",
 		 text);
-	for (i = 0; i < 200; i++) {
+	for (i = 0; i < 1200; i++) {
 		if (tl_sql_int(db, sql) > 0)
 			return;
 		usleep(100 * 1000);
