@@ -590,6 +590,10 @@ void jdoc_write(buf *out, const jdoc_val *v)
 {
 	size_t i;
 
+	if (!v) {
+		buf_append(out, "null", 4);
+		return;
+	}
 	switch (v->type) {
 	case JDOC_NULL: buf_append(out, "null", 4); return;
 	case JDOC_FALSE: buf_append(out, "false", 5); return;

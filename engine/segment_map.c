@@ -361,7 +361,7 @@ static int parse_offset(const char *p, int64_t *out)
 	if (*p == ':')
 		p++;
 	m = digits(p, 2);
-	if (h < 0 || m < 0 || p[2])
+	if (m < 0 || p[2])
 		return -1;
 	*out = sign * (h * 3600 + m * 60);
 	return 0;
@@ -504,7 +504,7 @@ static void add_update(msg_ctx *m, const char *op, const char *value,
 static void put_trait(buf *set, buf *uni, const char *key, const jdoc_val *v,
 		      const char *token)
 {
-	buf *b = token || (jdoc_is(v, JDOC_ARRAY) && v->len > 0) ? uni : set;
+	buf *b = token || (v && jdoc_is(v, JDOC_ARRAY) && v->len) ? uni : set;
 	const char *name = mp_payload_trait_name(key);
 
 	buf_putc(b, b->len > 0 ? ',' : '{');
