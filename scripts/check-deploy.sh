@@ -44,17 +44,17 @@ cmd=$(sed -n 's/^\* \* \* \* \* audsync flock -n [^ ]* //p' \
 	"$dir/audsync.cron")
 bindir=$(sed -n 's/^PATH=\([^:]*\):.*/\1/p' "$dir/audsync.cron")
 mkdir -p "$tmp/bin"
-cat > "$tmp/bin/audsync" <<'STUB'
+cat > "$tmp/bin/audsync" <<'END'
 #!/bin/sh
 [ "$AUDSYNC_LOG_PRIORITY_PREFIX" = 1 ] || echo "no prefix asked" >&2
 echo '<3>ts=x level=error msg="sync run failed"' >&2
 exit 1
-STUB
-cat > "$tmp/bin/logger" <<STUB
+END
+cat > "$tmp/bin/logger" <<END
 #!/bin/sh
 echo "logger \$*" >> "$tmp/logged"
 cat >> "$tmp/logged"
-STUB
+END
 chmod +x "$tmp/bin/audsync" "$tmp/bin/logger"
 : > "$tmp/audsync.env"
 cmd=$(printf '%s' "$cmd" | sed -e "s|$bindir/audsync|$tmp/bin/audsync|g" \

@@ -1,5 +1,6 @@
 /* testlib.c - integration test support: databases, the audsync binary */
 #include "testlib.h"
+#include "unit.h"
 
 #include <check.h>
 #include <fcntl.h>
@@ -255,13 +256,7 @@ int tl_contains(const char *haystack, const char *needle)
 
 int tl_run_suite(Suite *s)
 {
-	SRunner *sr = srunner_create(s);
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return ut_run_suite(s);
 }
 
 char *tl_read_file(const char *path)
