@@ -53,7 +53,6 @@ limit_of() {
 	case $1 in
 	engine/mp_client.c) echo 1357 ;;
 	engine/rules.c) echo 1432 ;;
-	engine/segment_map.c) echo 1184 ;;
 	*) echo 900 ;;
 	esac
 }
