@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The session's temporary buffers (server_options()). */
+#define DB_TEMP_BUFFERS "128MB"
 /* The connection a signal may interrupt (see db_interrupt_arm), and
  * whether one asked to. The handler runs on the thread it interrupts, so
  * it never sees a cancel object half freed. */
@@ -71,10 +73,16 @@ static void notice_to_log(void *arg, const char *message)
 }
 
 /* The operator's server options (options= of conninfo, else PGOPTIONS)
- * with the engine's after them: appended to, never replaced. Caller
- * frees. */
+ * between the engine's defaults and the engine's own: appended to, never
+ * replaced. Caller frees. */
 static char *server_options(const char *conninfo)
 {
+	/* A default the operator may override: a diff's temporary tables
+	 * (a first sync's stage and changes, tens of MB per million
+	 * members) stay in the session's buffers instead of going through
+	 * the kernel on every scan. Given at connection, so that a
+	 * session reset keeps it. */
+	static const char defaults[] = "-c temp_buffers=" DB_TEMP_BUFFERS " ";
 	static const char ours[] = "-c TimeZone=UTC -c lock_timeout=30000";
 	PQconninfoOption *opts = NULL, *o;
 	const char *theirs = getenv("PGOPTIONS");
@@ -86,6 +94,7 @@ static char *server_options(const char *conninfo)
 		if (strcmp(o->keyword, "options") == 0 && o->val && *o->val)
 			theirs = o->val;
 	buf_init(&b);
+	buf_puts(&b, defaults);
 	if (theirs && *theirs)
 		buf_printf(&b, "%s ", theirs);
 	buf_puts(&b, ours);

@@ -26,8 +26,9 @@
  */
 #define CHG_TABLE "CREATE TEMP TABLE audsync_chg ON COMMIT DROP AS"
 /* An audience's stage leaves every member's value, {key: true}, NULL
- * (evaluate.c); $2 is the key. */
-#define AUDIENCE_VALUE "jsonb_build_object($2::text, true)"
+ * (evaluate.c); $2 is the key. Built once per statement, not per
+ * member. */
+#define AUDIENCE_VALUE "(SELECT jsonb_build_object($2::text, true))"
 /* The wide columns are read only for the rows that changed; old_t is the
  * snapshot row's address, for forgetting it. */
 #define FULL_SQL(stage)                                                        \
@@ -38,8 +39,9 @@
 	"  CASE WHEN s.profile_id IS NULL THEN 'exit'"                         \
 	"   WHEN m.profile_id IS NULL OR NOT m.member THEN 'enter'"            \
 	"   WHEN m.value <> s.value THEN 'change' ELSE 'resend' END AS kind"   \
-	"  FROM (SELECT " stage " profile_id, coalesce(value,"                 \
-	"   " AUDIENCE_VALUE ") AS value FROM pg_temp.audsync_stage) s"        \
+	"  FROM (SELECT profile_id, coalesce(value, " AUDIENCE_VALUE ")"       \
+	"   AS value FROM (SELECT " stage " profile_id, value"                 \
+	"   FROM pg_temp.audsync_stage) s0) s"                                 \
 	"  FULL JOIN (SELECT profile_id, value, member"                        \
 	"   FROM audsync.snapshot_members"                                     \
 	"   WHERE sync_id = $1) m ON m.profile_id = s.profile_id"              \
