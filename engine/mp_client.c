@@ -4,7 +4,9 @@
 #include "audsync/alloc.h"
 #include "audsync/buf.h"
 #include "audsync/log.h"
-#include "audsync/mp_client_internal.h"
+#include "audsync/mp_answer.h"
+#include "audsync/mp_body.h"
+#include "audsync/mp_policy.h"
 #include "audsync/mp_redact.h"
 #include "audsync/notify.h"
 #include "audsync/progress.h"
@@ -61,7 +63,7 @@ typedef struct slot {
 	dest *d;
 	mp_endpoint ep;
 	buf data; /* records joined by ',' */
-	mp_rec *recs;
+	mp_body_rec *recs;
 	size_t nrecs;
 	size_t caprecs;
 	size_t head;		  /* first record without an outcome */
@@ -146,85 +148,6 @@ static void *xcalloc(size_t n, size_t size)
 }
 
 /* ------------------------------------------------------------------ */
-/* Pure parts (declared in mp_client_internal.h for the tests)        */
-/* ------------------------------------------------------------------ */
-
-size_t mp_batch_plan(const mp_rec *recs, size_t n, size_t max_records,
-		     size_t max_bytes)
-{
-	size_t i, bytes = 2 + recs[0].len;
-
-	if (max_records > n)
-		max_records = n;
-	for (i = 1; i < max_records; i++) {
-		bytes += 1 + recs[i].len;
-		if (bytes > max_bytes)
-			break;
-	}
-	return i;
-}
-
-int mp_gzip_init(z_stream *z)
-{
-	memset(z, 0, sizeof(*z));
-	/* windowBits 15 + 16: a gzip header and trailer, as HTTP wants. */
-	if (deflateInit2(z, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8,
-			 Z_DEFAULT_STRATEGY) != Z_OK)
-		return -1;
-	return 0;
-}
-
-/* Deflates len bytes of in into out, growing out as needed. */
-static int deflate_part(z_stream *z, buf *out, const char *in, size_t len,
-			int flush)
-{
-	int zr;
-
-	z->next_in = (Bytef *)in;
-	z->avail_in = (uInt)len;
-	for (;;) {
-		if (out->cap - out->len < 64)
-			buf_reserve(out, out->cap);
-		z->next_out = (Bytef *)out->data + out->len;
-		z->avail_out = (uInt)(out->cap - out->len - 1);
-		zr = deflate(z, flush);
-		out->len = (size_t)((char *)z->next_out - out->data);
-		if (zr == Z_STREAM_END)
-			return 0;
-		if (zr != Z_OK && zr != Z_BUF_ERROR)
-			return -1;
-		if (z->avail_in == 0 && flush == Z_NO_FLUSH)
-			return 0;
-	}
-}
-
-int mp_body_build(buf *out, const char *text, size_t len, z_stream *z)
-{
-	int rc = -1;
-
-	if (!z) {
-		buf_reserve(out, len + 2);
-		out->data[out->len++] = '[';
-		memcpy(out->data + out->len, text, len);
-		out->len += len;
-		out->data[out->len++] = ']';
-		out->data[out->len] = '\0';
-		return 0;
-	}
-	buf_reserve(out, deflateBound(z, (uLong)len + 2));
-	if (deflateReset(z) != Z_OK)
-		goto out;
-	if (deflate_part(z, out, "[", 1, Z_NO_FLUSH) < 0 ||
-	    deflate_part(z, out, text, len, Z_NO_FLUSH) < 0 ||
-	    deflate_part(z, out, "]", 1, Z_FINISH) < 0)
-		goto out;
-	rc = 0;
-out:
-	out->data[out->len] = '\0';
-	return rc;
-}
-
-/* ------------------------------------------------------------------ */
 /* Errors and outcomes                                                */
 /* ------------------------------------------------------------------ */
 
@@ -285,7 +208,7 @@ static void slot_clear(slot *s)
 	s->attempt = 0;
 	if (s->data.cap > SHRINK_BYTES)
 		buf_free(&s->data);
-	if (s->caprecs * sizeof(mp_rec) > SHRINK_BYTES) {
+	if (s->caprecs * sizeof(mp_body_rec) > SHRINK_BYTES) {
 		free(s->recs);
 		s->recs = NULL;
 		s->caprecs = 0;
@@ -626,25 +549,19 @@ static void sink_write(mp_client *c, slot *s)
 
 static int build_body(mp_client *c, slot *s, size_t end)
 {
-	const mp_rec *first = &s->recs[s->head], *last = &s->recs[end - 1];
+	const mp_body_rec *first = &s->recs[s->head], *last = &s->recs[end - 1];
 	const char *text = s->data.data + first->off;
 	size_t len = last->off + last->len - first->off;
 	dest *d = s->d;
 
 	s->body.len = 0;
 	if (d->sink != SINK_HTTP) {
-		buf_puts(&s->body, "{\"endpoint\":\"");
-		buf_puts(&s->body, EP_PATH(s->ep));
-		buf_puts(&s->body, "\",\"query\":");
-		buf_json_str(&s->body, d->query[s->ep]);
-		buf_puts(&s->body, ",\"body\":");
-		if (mp_body_build(&s->body, text, len, NULL) < 0)
-			return -1;
-		buf_puts(&s->body, "}\n");
+		mp_body_line(&s->body, EP_PATH(s->ep), d->query[s->ep], text,
+			     len);
 		return 0;
 	}
 	if (s->ep == MP_EP_IMPORT && !c->z_ready) {
-		if (mp_gzip_init(&c->z) < 0)
+		if (mp_body_gzip_init(&c->z) < 0)
 			return -1;
 		c->z_ready = 1;
 	}
@@ -657,8 +574,8 @@ static size_t slot_next_end(const slot *s)
 {
 	if (s->nends > 0)
 		return s->ends[s->nends - 1];
-	return s->head + mp_batch_plan(s->recs + s->head, s->nrecs - s->head,
-				       s->d->batch, s->d->max_bytes);
+	return s->head + mp_body_plan(s->recs + s->head, s->nrecs - s->head,
+				      s->d->batch, s->d->max_bytes);
 }
 
 /* Sends [head, end) of s. Returns 0, or -1 on an internal error. */
@@ -692,6 +609,7 @@ static int slot_step(mp_client *c, slot *s, int64_t now, int64_t *wake)
 	dest *d = s->d;
 	size_t end;
 	int64_t t;
+	int more;
 
 	if (s->busy)
 		return 1;
@@ -721,9 +639,10 @@ static int slot_step(mp_client *c, slot *s, int64_t now, int64_t *wake)
 		return -1;
 	/* A stdout:/file: request completes at once: go on without the
 	 * poll's wait when more is queued. */
-	if (!s->busy && s->head<s->nrecs && * wake> now)
+	more = s->head < s->nrecs;
+	if (!s->busy && more && *wake > now)
 		*wake = now;
-	return s->busy || s->head < s->nrecs;
+	return s->busy || more;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1246,7 +1165,7 @@ fail:
 /* Room for one more record in s (the buffer grows by doubling). */
 static void slot_reserve(slot *s, size_t len)
 {
-	mp_rec *grown;
+	mp_body_rec *grown;
 	size_t cap;
 
 	if (s->nrecs == s->caprecs) {
@@ -1258,33 +1177,13 @@ static void slot_reserve(slot *s, size_t len)
 	buf_reserve(&s->data, len + 1);
 }
 
-/* The length of the JSON string that starts record at offset at, up to
- * and with its closing quote; 0 when there is none. */
-static size_t json_string_len(const char *record, size_t len, size_t at)
-{
-	size_t i;
-
-	if (at >= len || record[at] != '"')
-		return 0;
-	for (i = at + 1; i < len; i++) {
-		if (record[i] == '\\')
-			i++;
-		else if (record[i] == '"')
-			return i + 1 - at;
-	}
-	return 0;
-}
-
 int mp_client_submit(mp_client *c, int dest_id, mp_endpoint ep, uint32_t lane,
 		     const char *record, size_t len, uint64_t tag)
 {
-	static const char head[] = "{\"$token\":";
-	const size_t hl = sizeof(head) - 1;
-	size_t old = 0, size = len;
+	size_t old, size;
 	dest *d;
 	slot *s;
-	mp_rec *r;
-	char *at;
+	mp_body_rec *r;
 
 	if (dest_id < 0 || dest_id >= c->ndests ||
 	    (unsigned)ep >= MP_EP_COUNT || c->flushing || len == 0) {
@@ -1294,13 +1193,7 @@ int mp_client_submit(mp_client *c, int dest_id, mp_endpoint ep, uint32_t lane,
 		return -1;
 	}
 	d = c->dests[dest_id];
-	/* An update goes with the destination's project token as it is
-	 * now, whatever token it was queued with: once a wrong token is
-	 * fixed, what was queued with it goes too. */
-	if (ep != MP_EP_IMPORT && len > hl && memcmp(record, head, hl) == 0)
-		old = json_string_len(record, len, hl);
-	if (old > 0)
-		size = len - old + d->token.len;
+	size = mp_body_token_size(&old, ep, record, len, d->token.len);
 	if (size + 2 > d->max_bytes) {
 		set_error(c, d,
 			  "destination %s: a record of %zu bytes is over "
@@ -1316,15 +1209,8 @@ int mp_client_submit(mp_client *c, int dest_id, mp_endpoint ep, uint32_t lane,
 	r->off = s->data.len;
 	r->len = size;
 	r->tag = tag;
-	at = s->data.data + s->data.len;
-	if (old > 0) {
-		memcpy(at, head, hl);
-		memcpy(at + hl, d->token.data, d->token.len);
-		memcpy(at + hl + d->token.len, record + hl + old,
-		       len - hl - old);
-	} else {
-		memcpy(at, record, len);
-	}
+	mp_body_token_write(s->data.data + s->data.len, record, len, old,
+			    d->token.data, d->token.len);
 	s->data.len += size;
 	s->data.data[s->data.len] = '\0';
 	c->queued++;

@@ -1,6 +1,7 @@
-/* check_mp_client.c - batching, gzip, backoff, answers, redaction */
+/* check_mp_client.c - backoff, redaction, sinks and the wire */
 #include "audsync/mp_client.h"
-#include "audsync/mp_client_internal.h"
+#include "audsync/mp_policy.h"
+#include "audsync/mp_redact.h"
 
 #include <arpa/inet.h>
 #include "unit.h"
@@ -15,7 +16,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include <zlib.h>
 
 static mp_options fast_opts(void)
 {
@@ -29,127 +29,6 @@ static mp_options fast_opts(void)
 	o.timeout_ms = 2000;
 	return o;
 }
-
-/* ---- batch planner ------------------------------------------------ */
-
-static mp_rec *recs_of(size_t n, size_t len)
-{
-	mp_rec *r = calloc(n, sizeof(*r));
-	size_t i;
-
-	ck_assert_ptr_nonnull(r);
-	for (i = 0; i < n; i++) {
-		r[i].off = i * (len + 1);
-		r[i].len = len;
-		r[i].tag = i;
-	}
-	return r;
-}
-
-START_TEST(plan_record_cap)
-{
-	mp_rec *r = recs_of(5000, 10);
-
-	ck_assert_uint_eq(
-		mp_batch_plan(r, 5000, MP_MAX_BATCH, MP_DEFAULT_MAX_BYTES),
-		2000);
-	ck_assert_uint_eq(
-		mp_batch_plan(r, 1500, MP_MAX_BATCH, MP_DEFAULT_MAX_BYTES),
-		1500);
-	ck_assert_uint_eq(mp_batch_plan(r, 5000, 7, MP_DEFAULT_MAX_BYTES), 7);
-	ck_assert_uint_eq(mp_batch_plan(r, 1, MP_MAX_BATCH, 100), 1);
-	free(r);
-}
-END_TEST
-
-START_TEST(plan_byte_cap)
-{
-	mp_rec *r = recs_of(100, 100);
-
-	/* "[" + 9 records + 8 commas + "]" = 910 bytes */
-	ck_assert_uint_eq(mp_batch_plan(r, 100, 2000, 910), 9);
-	ck_assert_uint_eq(mp_batch_plan(r, 100, 2000, 909), 8);
-	ck_assert_uint_eq(mp_batch_plan(r, 100, 2000, 102), 1);
-	/* a 2 MiB cap with 1100-byte records: 1906 fit, not 2000 */
-	free(r);
-	r = recs_of(3000, 1100);
-	ck_assert_uint_eq(mp_batch_plan(r, 3000, 2000, MP_DEFAULT_MAX_BYTES),
-			  (MP_DEFAULT_MAX_BYTES - 1) / 1101);
-	free(r);
-}
-END_TEST
-
-/* ---- bodies ------------------------------------------------------- */
-
-static char *gunzip(const buf *in, size_t *outlen)
-{
-	z_stream z;
-	buf out;
-	int zr;
-
-	memset(&z, 0, sizeof(z));
-	ck_assert_int_eq(inflateInit2(&z, 15 + 16), Z_OK);
-	buf_init(&out);
-	buf_reserve(&out, in->len * 4 + 64);
-	z.next_in = (Bytef *)in->data;
-	z.avail_in = (uInt)in->len;
-	do {
-		buf_reserve(&out, 4096);
-		z.next_out = (Bytef *)out.data + out.len;
-		z.avail_out = (uInt)(out.cap - out.len - 1);
-		zr = inflate(&z, Z_NO_FLUSH);
-		out.len = (size_t)((char *)z.next_out - out.data);
-		ck_assert_msg(zr == Z_OK || zr == Z_STREAM_END, "inflate %d",
-			      zr);
-	} while (zr != Z_STREAM_END);
-	ck_assert_uint_eq(z.avail_in, 0);
-	inflateEnd(&z);
-	out.data[out.len] = '\0';
-	*outlen = out.len;
-	return buf_steal(&out);
-}
-
-START_TEST(body_plain_and_gzip)
-{
-	const char *recs = "{\"a\":1},{\"b\":\"x\"},{\"c\":[1,2]}";
-	buf plain, gz, big;
-	z_stream z;
-	char *round;
-	size_t n, i;
-
-	buf_init(&plain);
-	buf_init(&gz);
-	buf_init(&big);
-	ck_assert_int_eq(mp_body_build(&plain, recs, strlen(recs), NULL), 0);
-	ck_assert_str_eq(plain.data, "[{\"a\":1},{\"b\":\"x\"},{\"c\":[1,2]}]");
-	ck_assert_int_eq(mp_gzip_init(&z), 0);
-	ck_assert_int_eq(mp_body_build(&gz, recs, strlen(recs), &z), 0);
-	ck_assert_int_eq((unsigned char)gz.data[0], 0x1f);
-	ck_assert_int_eq((unsigned char)gz.data[1], 0x8b);
-	round = gunzip(&gz, &n);
-	ck_assert_str_eq(round, plain.data);
-	free(round);
-	/* a large body, and the stream reused after deflateReset */
-	for (i = 0; i < 20000; i++)
-		buf_printf(&big,
-			   "%s{\"event\":\"e\",\"properties\":"
-			   "{\"n\":%zu}}",
-			   i ? "," : "", i);
-	buf_reset(&gz);
-	ck_assert_int_eq(mp_body_build(&gz, big.data, big.len, &z), 0);
-	ck_assert_uint_lt(gz.len, big.len / 4);
-	round = gunzip(&gz, &n);
-	ck_assert_uint_eq(n, big.len + 2);
-	ck_assert_int_eq(round[0], '[');
-	ck_assert_int_eq(memcmp(round + 1, big.data, big.len), 0);
-	ck_assert_int_eq(round[n - 1], ']');
-	free(round);
-	deflateEnd(&z);
-	buf_free(&plain);
-	buf_free(&gz);
-	buf_free(&big);
-}
-END_TEST
 
 /* ---- backoff ------------------------------------------------------ */
 
@@ -704,9 +583,6 @@ static Suite *client_suite(void)
 	TCase *pure = tcase_create("pure");
 	TCase *wire = tcase_create("wire");
 
-	tcase_add_test(pure, plan_record_cap);
-	tcase_add_test(pure, plan_byte_cap);
-	tcase_add_test(pure, body_plain_and_gzip);
 	tcase_add_test(pure, backoff_schedule);
 	tcase_add_test(pure, retry_after_parse);
 	tcase_add_test(pure, bucket_rate);
