@@ -4,6 +4,7 @@
 #include "audsync/alloc.h"
 #include "audsync/db.h"
 #include "audsync/dest_policy.h"
+#include "audsync/mp_dest.h"
 #include "audsync/naming.h"
 #include "audsync/segment_map.h"
 #include "audsync/settings.h"
@@ -276,29 +277,22 @@ static void resolve_secret(dest_def *d)
 		return;
 	}
 	d->secret = alloc_strdup(v);
-	if (strchr(v, ':') && !d->project_id)
-		set_problem(d,
-			    "destination %s: a service account secret "
-			    "(user:secret in %s) needs project_id",
-			    d->name, d->secret_env);
 }
 
+/* The secret, then the client's own check of the fields (mp_dest.h,
+ * the same the client applies), then what the operator allows
+ * (dest_policy.h). */
 static void check_dest(dest_def *d)
 {
 	char why[400];
-	const char *r = d->region;
+	mp_destination m;
 
-	if (!d->project_token || !*d->project_token)
-		set_problem(d, "destination %s: project_token is not set",
-			    d->name);
-	if (!r || (strcmp(r, "us") && strcmp(r, "eu") && strcmp(r, "in")))
-		set_problem(d,
-			    "destination %s: unknown region '%s' (use us, "
-			    "eu or in)",
-			    d->name, r ? r : "");
+	resolve_secret(d);
+	config_mp_destination(&m, d);
+	if (mp_dest_check(&m, why, sizeof(why)) != 0)
+		set_problem(d, "%s", why);
 	if (dest_policy_api_base(d->api_base, why, sizeof(why)) != 0)
 		set_problem(d, "destination %s: %s", d->name, why);
-	resolve_secret(d);
 }
 
 static void load_dest(dest_def *d, const PGresult *r, int row, int base)

@@ -304,3 +304,44 @@ void mp_answer_free(mp_answer *a)
 	a->failures = NULL;
 	a->nfailures = 0;
 }
+
+void mp_answer_stop_reason(char *out, size_t outlen, const mp_answer *a,
+			   const char *name, mp_endpoint ep)
+{
+	if (a->status == 401 || a->status == 403)
+		snprintf(out, outlen,
+			 "destination %s: Mixpanel refused the credentials "
+			 "(HTTP %ld): check the API secret / service account",
+			 name, a->status);
+	else
+		snprintf(out, outlen,
+			 "destination %s: unexpected answer from %s (%s): "
+			 "check api_base",
+			 name, mp_endpoint_path(ep), a->error);
+}
+
+const char *mp_answer_action_name(mp_action action)
+{
+	static const char *const names[] = { "delivered", "partial", "rejected",
+					     "split",	  "retry",   "stop",
+					     "unsent" };
+
+	if ((unsigned)action >= sizeof(names) / sizeof(names[0]))
+		return "?";
+	return names[action];
+}
+
+void mp_answer_redact(mp_answer *a, const char *const *secrets)
+{
+	size_t i;
+	buf b;
+
+	mp_redact_in_place(a->error, sizeof(a->error), secrets);
+	for (i = 0; i < a->nfailures; i++) {
+		buf_init(&b);
+		mp_redact(&b, a->failures[i].message,
+			  strlen(a->failures[i].message), secrets);
+		free(a->failures[i].message);
+		a->failures[i].message = buf_steal(&b);
+	}
+}

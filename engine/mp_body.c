@@ -2,11 +2,67 @@
  * the token splice */
 #include "audsync/mp_body.h"
 
+#include "audsync/alloc.h"
+
+#include <stdlib.h>
 #include <string.h>
 
 /* What an update starts with when it carries its project token. */
 static const char token_head[] = "{\"$token\":";
 #define TOKEN_HEAD_LEN (sizeof(token_head) - 1)
+
+char *mp_body_queue_add(mp_body_queue *q, size_t size, uint64_t tag)
+{
+	mp_body_rec *r;
+	char *at;
+
+	if (q->n == q->cap) {
+		q->cap = q->cap ? q->cap * 2 : 256;
+		q->recs = alloc_realloc(q->recs, q->cap * sizeof(*q->recs));
+	}
+	buf_reserve(&q->data, size + 1);
+	if (q->n > 0)
+		q->data.data[q->data.len++] = ',';
+	r = &q->recs[q->n++];
+	r->off = q->data.len;
+	r->len = size;
+	r->tag = tag;
+	at = q->data.data + q->data.len;
+	q->data.len += size;
+	q->data.data[q->data.len] = '\0';
+	return at;
+}
+
+const char *mp_body_queue_text(const mp_body_queue *q, size_t from, size_t to,
+			       size_t *len)
+{
+	const mp_body_rec *first = &q->recs[from], *last = &q->recs[to - 1];
+
+	*len = last->off + last->len - first->off;
+	return q->data.data + first->off;
+}
+
+void mp_body_queue_clear(mp_body_queue *q, size_t keep)
+{
+	q->data.len = 0;
+	q->n = 0;
+	if (q->data.cap > keep)
+		buf_free(&q->data);
+	if (q->cap * sizeof(mp_body_rec) > keep) {
+		free(q->recs);
+		q->recs = NULL;
+		q->cap = 0;
+	}
+}
+
+void mp_body_queue_free(mp_body_queue *q)
+{
+	buf_free(&q->data);
+	free(q->recs);
+	q->recs = NULL;
+	q->n = 0;
+	q->cap = 0;
+}
 
 size_t mp_body_plan(const mp_body_rec *recs, size_t n, size_t max_records,
 		    size_t max_bytes)

@@ -5,10 +5,43 @@
 #include <ctype.h>
 #include <curl/curl.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Longest wait a Retry-After may ask for, in seconds (the backoff cap
  * bounds it again). */
 #define RETRY_AFTER_MAX_S 10000000L
+
+void mp_policy_defaults(mp_options *o)
+{
+	if (o->connect_timeout_ms <= 0)
+		o->connect_timeout_ms = 10000;
+	if (o->timeout_ms <= 0)
+		o->timeout_ms = 30000;
+	if (o->max_attempts <= 0)
+		o->max_attempts = 6;
+	if (o->backoff_base_ms <= 0)
+		o->backoff_base_ms = 2000;
+	if (o->backoff_cap_ms <= 0)
+		o->backoff_cap_ms = 60000;
+	if (o->jitter_ms <= 0)
+		o->jitter_ms = 5000;
+}
+
+int64_t mp_policy_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+uint64_t mp_policy_rng_seed(void)
+{
+	uint64_t seed = ((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid() ^
+			(uint64_t)mp_policy_now_ms() ^ 0x9e3779b97f4a7c15ULL;
+
+	return seed ? seed : 1; /* xorshift would stay at 0 */
+}
 
 static uint64_t rng_next(uint64_t *s)
 {

@@ -48,10 +48,11 @@ if [ -n "$out" ]; then
 fi
 
 # No product file over 900 lines. Files above it today, with the length
-# they may not exceed: the list only shrinks.
+# they may not exceed: the list only shrinks. mp_client.c, split into its
+# transports, body building and destination setup, stays under 700.
 limit_of() {
 	case $1 in
-	engine/mp_client.c) echo 1243 ;;
+	engine/mp_client.c) echo 700 ;;
 	engine/rules.c) echo 1432 ;;
 	*) echo 900 ;;
 	esac

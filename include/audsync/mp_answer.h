@@ -3,6 +3,7 @@
 #define AUDSYNC_MP_ANSWER_H
 
 #include "audsync/mp_client.h"
+#include "audsync/mp_redact.h"
 
 #include <stddef.h>
 
@@ -22,7 +23,9 @@ typedef enum mp_action {
 	MP_ACT_REJECTED = 2,  /* all rejected for good with error */
 	MP_ACT_SPLIT = 3,     /* send the halves (413, engage status 0) */
 	MP_ACT_RETRY = 4,     /* back off and send again, then keep queued */
-	MP_ACT_STOP_DEST = 5  /* 401/403 and the like: stop the destination */
+	MP_ACT_STOP_DEST = 5, /* 401/403 and the like: stop the destination */
+	MP_ACT_UNSENT = 6     /* not sent (a sink's write failed): the lane's
+				 records stay queued, not retried */
 } mp_action;
 
 typedef struct mp_failure {
@@ -48,6 +51,19 @@ void mp_answer_classify(mp_answer *out, mp_endpoint ep, const char *transport,
 			long status, const char *body, size_t len,
 			size_t nrecords);
 void mp_answer_free(mp_answer *a); /* accepts NULL */
+
+/* Why a MP_ACT_STOP_DEST answer to a request to ep stops destination
+ * name, in one line: refused credentials (401, 403), or an answer that
+ * is not Mixpanel's (check api_base). */
+void mp_answer_stop_reason(char *out, size_t outlen, const mp_answer *a,
+			   const char *name, mp_endpoint ep);
+
+/* The action's name for logs ("delivered", "retry", ...). Static. */
+const char *mp_answer_action_name(mp_action action);
+
+/* Removes every word of secrets (mp_redact()) from a's error and
+ * failure messages: a server may quote a request's credentials back. */
+void mp_answer_redact(mp_answer *a, const char *const *secrets);
 
 /* Copies at most 200 bytes of s[0, n) to out as one printable line:
  * control characters become spaces, ends trimmed. */

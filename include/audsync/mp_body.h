@@ -25,6 +25,29 @@ typedef struct mp_body_rec {
 	uint64_t tag;
 } mp_body_rec;
 
+/* A lane's records in submission order: their texts joined by ',' in
+ * one buffer, and their offsets. No allocation per record once warm. */
+typedef struct mp_body_queue {
+	buf data;
+	mp_body_rec *recs;
+	size_t n;
+	size_t cap;
+} mp_body_queue;
+
+/* Appends a record of size bytes tagged tag and returns where its text
+ * goes: the caller writes exactly size bytes there. */
+char *mp_body_queue_add(mp_body_queue *q, size_t size, uint64_t tag);
+
+/* The text of records [from, to) of q (from < to <= q->n), joined by
+ * ',': *len bytes at the pointer returned, which q owns. */
+const char *mp_body_queue_text(const mp_body_queue *q, size_t from, size_t to,
+			       size_t *len);
+
+/* Empties q, keeping its memory for the next records unless it grew
+ * past keep bytes. */
+void mp_body_queue_clear(mp_body_queue *q, size_t keep);
+void mp_body_queue_free(mp_body_queue *q);
+
 /* How many of the n records (n >= 1) go in the next request: at most
  * max_records, and "[" + records joined by "," + "]" within max_bytes.
  * Always at least 1 (the client refuses a record over the byte cap). */

@@ -9,6 +9,24 @@
 #include <stdint.h>
 #include <time.h>
 
+/* Records refused in a row, none accepted, that stop a destination: a
+ * fault of the whole destination, as a wrong project token, which makes
+ * /engage refuse every update as if each were bad. Halving every batch
+ * down to single records would cost two requests and a dead letter per
+ * record queued. */
+#define MP_POLICY_REJECT_STREAK 64
+
+/* Fills every zero field of o with its default (mp_client.h says
+ * which). */
+void mp_policy_defaults(mp_options *o);
+
+/* Milliseconds of the monotonic clock: the time every wait counts in. */
+int64_t mp_policy_now_ms(void);
+
+/* A seed for mp_policy_backoff_ms()'s *rng: never 0, different from
+ * one process to the next so that clients do not retry in step. */
+uint64_t mp_policy_rng_seed(void);
+
 /* The wait before send number attempt + 1 (attempt >= 1 sends failed):
  * min(cap, base * 2^(attempt-1)) + jitter in [0, jitter_ms], or
  * retry_after_ms (when >= 0) capped at cap. *rng is xorshift state. */

@@ -119,6 +119,44 @@ START_TEST(plan_cuts_a_queue_into_requests_within_the_caps)
 }
 END_TEST
 
+/* ---- the lane queue ----------------------------------------------- */
+
+/* Any run of queued records is the inside of a JSON array, in the order
+ * they were queued, and a cleared queue starts afresh. */
+START_TEST(queue_runs_are_json_array_insides)
+{
+	const char *recs[] = { "{\"a\":1}", "{\"b\":[2]}", "{\"c\":\"3\"}" };
+	mp_body_queue q;
+	const char *text;
+	size_t i, len;
+
+	memset(&q, 0, sizeof(q));
+	for (i = 0; i < 3; i++)
+		memcpy(mp_body_queue_add(&q, strlen(recs[i]), 10 + i), recs[i],
+		       strlen(recs[i]));
+	ck_assert_uint_eq(q.n, 3);
+	text = mp_body_queue_text(&q, 0, 3, &len);
+	ck_assert_int_eq(len, strlen("{\"a\":1},{\"b\":[2]},{\"c\":\"3\"}"));
+	ck_assert_int_eq(
+		memcmp(text, "{\"a\":1},{\"b\":[2]},{\"c\":\"3\"}", len), 0);
+	text = mp_body_queue_text(&q, 1, 2, &len);
+	ck_assert_int_eq(len, strlen(recs[1]));
+	ck_assert_int_eq(memcmp(text, recs[1], len), 0);
+	ck_assert_uint_eq(q.recs[2].tag, 12);
+	/* kept memory, then given back when over the limit */
+	mp_body_queue_clear(&q, 1u << 20);
+	ck_assert_uint_eq(q.n, 0);
+	ck_assert_ptr_nonnull(q.recs);
+	memcpy(mp_body_queue_add(&q, 7, 1), "{\"d\":4}", 7);
+	text = mp_body_queue_text(&q, 0, 1, &len);
+	ck_assert_int_eq(memcmp(text, "{\"d\":4}", len), 0);
+	mp_body_queue_clear(&q, 0);
+	ck_assert_ptr_null(q.recs);
+	ck_assert_ptr_null(q.data.data);
+	mp_body_queue_free(&q);
+}
+END_TEST
+
 /* ---- bodies ------------------------------------------------------- */
 
 static char *gunzip(const buf *in, size_t *outlen)
@@ -275,6 +313,7 @@ static Suite *body_suite(void)
 	tcase_add_loop_test(tc, plan_keeps_mixpanels_limits, 0,
 			    (int)(sizeof(plan_rows) / sizeof(plan_rows[0])));
 	tcase_add_test(tc, plan_cuts_a_queue_into_requests_within_the_caps);
+	tcase_add_test(tc, queue_runs_are_json_array_insides);
 	tcase_add_test(tc, body_plain_and_gzip);
 	tcase_add_test(tc, sink_line_is_one_json_object);
 	tcase_add_loop_test(tc, token_lands_where_mixpanel_expects_it, 0,

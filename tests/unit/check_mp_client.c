@@ -282,6 +282,41 @@ START_TEST(file_sink_batches)
 }
 END_TEST
 
+/* A sink that cannot write keeps what its lane holds (not delivered, the
+ * reason named) and the flush says so; nothing stops the process. */
+START_TEST(file_sink_write_failure)
+{
+	char err[256];
+	mp_destination d;
+	mp_client *c = mp_client_open(NULL, err, sizeof(err));
+	int dest, i;
+	seen s;
+
+	if (access("/dev/full", W_OK) != 0)
+		return; /* no /dev/full here: nothing to learn */
+	memset(&s, 0, sizeof(s));
+	memset(&d, 0, sizeof(d));
+	d.name = "full";
+	d.api_base = "file:/dev/full";
+	d.project_token = "tok";
+	d.batch_size = 2;
+	ck_assert_int_eq(mp_client_add_destination(c, &dest, &d), 0);
+	for (i = 0; i < 5; i++)
+		ck_assert_int_eq(mp_client_submit(c, dest, MP_EP_ENGAGE, 0,
+						  "{\"$set\":{}}", 11,
+						  (uint64_t)i),
+				 0);
+	ck_assert_int_eq(mp_client_flush(c, on_result, &s), 1);
+	ck_assert_uint_eq(s.n, 5);
+	for (i = 0; i < 5; i++)
+		ck_assert_int_eq(s.outcomes[i], MP_OUT_NOT_DELIVERED);
+	ck_assert_ptr_nonnull(strstr(s.message, "destination full: cannot "
+						"write /dev/full"));
+	ck_assert_uint_eq(mp_client_queued(c), 0);
+	mp_client_close(c);
+}
+END_TEST
+
 START_TEST(destination_errors)
 {
 	char err[256];
@@ -588,6 +623,7 @@ static Suite *client_suite(void)
 	tcase_add_test(pure, bucket_rate);
 	tcase_add_test(pure, redact_text);
 	tcase_add_test(wire, file_sink_batches);
+	tcase_add_test(wire, file_sink_write_failure);
 	tcase_add_test(wire, destination_errors);
 	tcase_add_test(wire, wire_import_and_engage);
 	tcase_add_test(wire, wire_verbose_redacted);
