@@ -233,8 +233,8 @@ fuzz-run: $(FUZZ_BIN)
 # The unit tests that need no database run under valgrind's memcheck too:
 # it sees uninitialised reads that ASan does not (CI runs both).
 VALGRIND_TESTS := $(patsubst %,$(BUILD)/tests/%,check_json_doc \
-	check_mp_answer check_mp_body check_mp_client check_mp_payload \
-	check_segment_map)
+	check_mp_answer check_mp_body check_mp_client check_mp_dest \
+	check_mp_payload check_segment_map)
 
 valgrind: deps
 	@$(MAKE) --no-print-directory valgrind-run
