@@ -29,7 +29,7 @@ void buf_reset(buf *b)
 		b->data[0] = '\0';
 }
 
-void buf_reserve(buf *b, size_t extra)
+void buf_grow(buf *b, size_t extra)
 {
 	size_t need = b->len + extra + 1;
 	size_t cap = b->cap ? b->cap : 256;
@@ -56,13 +56,6 @@ void buf_append(buf *b, const char *s, size_t n)
 void buf_puts(buf *b, const char *s)
 {
 	buf_append(b, s, strlen(s));
-}
-
-void buf_putc(buf *b, char c)
-{
-	buf_reserve(b, 1);
-	b->data[b->len++] = c;
-	b->data[b->len] = '\0';
 }
 
 void buf_printf(buf *b, const char *fmt, ...)
@@ -104,10 +97,19 @@ static size_t first_special(uint64_t x, int ascii)
 	return hit ? (size_t)__builtin_ctzll(hit) / 8 : 8;
 }
 
+/* What a JSON string makes of a byte: SPECIAL must be escaped, HIGH is
+ * over 0x7f. */
+enum { SPECIAL = 1, HIGH = 2 };
+static const unsigned char byte_class[256] = { [0x00 ... 0x1f] = SPECIAL,
+					       ['"'] = SPECIAL,
+					       ['\\'] = SPECIAL,
+					       [0x80 ... 0xff] = HIGH };
+
 size_t buf_json_plain(const char *s, size_t n, int ascii)
 {
 	size_t i = 0, at;
 	uint64_t x;
+	unsigned char mask;
 
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 	for (; i < n; i++) {
@@ -126,11 +128,19 @@ size_t buf_json_plain(const char *s, size_t n, int ascii)
 	}
 	if (i == n)
 		return n;
-	/* The last few bytes, padded with a plain one. */
-	x = 'a' * ONES;
-	memcpy(&x, s + i, n - i);
-	at = first_special(x, ascii);
-	return i + at < n ? i + at : n;
+	if (n >= 8) {
+		/* The last eight bytes again: those before i are plain, so
+		 * the first hit among them is at i or after. */
+		memcpy(&x, s + n - 8, 8);
+		at = first_special(x, ascii);
+		return at < 8 ? n - 8 + at : n;
+	}
+	/* A short string (most keys): byte by byte, by a table. */
+	mask = ascii ? SPECIAL | HIGH : SPECIAL;
+	for (; i < n; i++)
+		if (byte_class[(unsigned char)s[i]] & mask)
+			return i;
+	return n;
 }
 
 void buf_json_strn(buf *b, const char *s, size_t n)

@@ -21,10 +21,27 @@ typedef struct buf {
 void buf_init(buf *b);
 void buf_free(buf *b);
 void buf_reset(buf *b);
-void buf_reserve(buf *b, size_t extra);
+/* Grows b to hold extra more bytes and the NUL (buf_reserve's slow
+ * path). */
+void buf_grow(buf *b, size_t extra);
 void buf_append(buf *b, const char *s, size_t n);
 void buf_puts(buf *b, const char *s);
-void buf_putc(buf *b, char c);
+
+/* Makes room for extra more bytes and the NUL. Inline: the writers call
+ * it for every few bytes, and it almost never grows. */
+static inline void buf_reserve(buf *b, size_t extra)
+{
+	if (b->len + extra + 1 > b->cap)
+		buf_grow(b, extra);
+}
+
+static inline void buf_putc(buf *b, char c)
+{
+	buf_reserve(b, 1);
+	b->data[b->len++] = c;
+	b->data[b->len] = '\0';
+}
+
 void buf_printf(buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* Appends s as a quoted JSON string (escapes control chars, ", \). */

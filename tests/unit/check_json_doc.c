@@ -256,6 +256,14 @@ START_TEST(json_strings_are_escaped_at_every_place)
 				ck_assert_str_eq(fast.data, slow.data);
 				ck_assert_uint_eq(buf_json_plain(s, n, 1),
 						  plain_ascii(s[at]) ? n : at);
+				/* Without ascii, bytes over 0x7f are plain. */
+				ck_assert_uint_eq(
+					buf_json_plain(s, n, 0),
+					plain_ascii(s[at]) ||
+							(unsigned char)s[at] >=
+								0x80
+						? n
+						: at);
 			}
 		}
 	}
