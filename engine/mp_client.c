@@ -51,7 +51,7 @@ typedef struct slot {
 	int attempt; /* failed sends of the current batch */
 	int64_t not_before;
 	long retry_after_ms;
-	mp_channel *ch; /* the transport's, for this slot */
+	mp_transport_channel *ch; /* the transport's, for this slot */
 	buf body;
 } slot;
 

@@ -43,7 +43,7 @@ typedef struct http_dest {
 } http_dest;
 
 /* A lane's connection: one easy handle, reused request after request. */
-struct mp_channel {
+struct mp_transport_channel {
 	http_dest *t;
 	CURL *easy;
 	mp_endpoint ep;
@@ -92,7 +92,7 @@ void mp_http_close(mp_http *h)
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
 {
-	mp_channel *ch = ud;
+	mp_transport_channel *ch = ud;
 	size_t n = size * nmemb, room = RESP_CAP - ch->resp.len;
 
 	/* past the cap the answer is read and dropped, not failed */
@@ -103,7 +103,7 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
 
 static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
 {
-	mp_channel *ch = ud;
+	mp_transport_channel *ch = ud;
 	size_t n = size * nmemb;
 
 	if (n > 5 && strncmp(ptr, "HTTP/", 5) == 0)
@@ -145,7 +145,7 @@ static int on_debug(CURL *e, curl_infotype type, char *data, size_t size,
 /* ------------------------------------------------------------------ */
 
 /* The options that never change for a channel's easy handle. */
-static int easy_setup(mp_channel *ch)
+static int easy_setup(mp_transport_channel *ch)
 {
 	const http_dest *t = ch->t;
 	const mp_options *o = &t->h->opt;
@@ -209,12 +209,12 @@ static int http_build(mp_transport *tr, buf *out, mp_endpoint ep,
 	return mp_body_build(out, text, len, &h->z);
 }
 
-static int http_send(mp_transport *tr, mp_channel **chp, mp_endpoint ep,
-		     const buf *body, size_t nrecords, void *req, char *err,
-		     size_t errlen)
+static int http_send(mp_transport *tr, mp_transport_channel **chp,
+		     mp_endpoint ep, const buf *body, size_t nrecords,
+		     void *req, char *err, size_t errlen)
 {
 	http_dest *t = (http_dest *)tr;
-	mp_channel *ch = *chp;
+	mp_transport_channel *ch = *chp;
 	int rc = 0;
 
 	if (!ch) {
@@ -246,7 +246,7 @@ static int http_send(mp_transport *tr, mp_channel **chp, mp_endpoint ep,
 	return 0;
 }
 
-static void http_abandon(mp_transport *tr, mp_channel *ch)
+static void http_abandon(mp_transport *tr, mp_transport_channel *ch)
 {
 	if (!ch || !ch->busy)
 		return;
@@ -254,7 +254,7 @@ static void http_abandon(mp_transport *tr, mp_channel *ch)
 	ch->busy = 0;
 }
 
-static void http_close_channel(mp_transport *tr, mp_channel *ch)
+static void http_close_channel(mp_transport *tr, mp_transport_channel *ch)
 {
 	if (!ch)
 		return;
@@ -339,7 +339,8 @@ int mp_http_transport(mp_transport **out, mp_http *h, const mp_dest_conf *conf,
 /* The poll loop                                                      */
 /* ------------------------------------------------------------------ */
 
-static void log_answer(const mp_channel *ch, long status, const mp_answer *a)
+static void log_answer(const mp_transport_channel *ch, long status,
+		       const mp_answer *a)
 {
 	char st[24], n[24];
 
@@ -353,14 +354,14 @@ static void log_answer(const mp_channel *ch, long status, const mp_answer *a)
 
 static void finish_transfer(mp_http *h, CURLMsg *m)
 {
-	mp_channel *ch = NULL;
+	mp_transport_channel *ch = NULL;
 	long status = 0;
 	const char *transport = NULL;
 	char *priv = NULL;
 	mp_answer a;
 
 	curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv);
-	ch = (mp_channel *)priv;
+	ch = (mp_transport_channel *)priv;
 	curl_multi_remove_handle(h->multi, m->easy_handle);
 	ch->busy = 0;
 	if (m->data.result != CURLE_OK)

@@ -30,7 +30,7 @@ static int sink_build(mp_transport *t, buf *out, mp_endpoint ep,
 }
 
 /* Written at once: the outcome goes to done before this returns. */
-static int sink_send(mp_transport *t, mp_channel **ch, mp_endpoint ep,
+static int sink_send(mp_transport *t, mp_transport_channel **ch, mp_endpoint ep,
 		     const buf *body, size_t nrecords, void *req, char *err,
 		     size_t errlen)
 {
@@ -54,7 +54,7 @@ static int sink_send(mp_transport *t, mp_channel **ch, mp_endpoint ep,
 	return 0;
 }
 
-static void sink_abandon(mp_transport *t, mp_channel *ch)
+static void sink_abandon(mp_transport *t, mp_transport_channel *ch)
 {
 	(void)t;
 	(void)ch;

@@ -20,7 +20,7 @@ typedef struct mp_transport mp_transport;
 
 /* What a lane keeps between its requests (libcurl's connection, the
  * answer buffer). Made by send, freed by close_channel. Opaque. */
-typedef struct mp_channel mp_channel;
+typedef struct mp_transport_channel mp_transport_channel;
 
 /* Hands the outcome of the request req to the client: a classified and
  * redacted answer, and the wait its Retry-After asked for (-1: none).
@@ -37,13 +37,13 @@ typedef struct mp_transport_ops {
 	 * outcome) to ep on *ch, made here when NULL. The outcome reaches
 	 * done with req, during this call or later. Returns 0, or -1 with a
 	 * one-line err when the request could not start (no outcome then). */
-	int (*send)(mp_transport *t, mp_channel **ch, mp_endpoint ep,
+	int (*send)(mp_transport *t, mp_transport_channel **ch, mp_endpoint ep,
 		    const buf *body, size_t nrecords, void *req, char *err,
 		    size_t errlen);
 	/* Drops the request in flight on ch: its outcome never comes. */
-	void (*abandon)(mp_transport *t, mp_channel *ch);
+	void (*abandon)(mp_transport *t, mp_transport_channel *ch);
 	/* Frees ch (NULL accepted), dropping its request in flight. */
-	void (*close_channel)(mp_transport *t, mp_channel *ch);
+	void (*close_channel)(mp_transport *t, mp_transport_channel *ch);
 	/* Frees the transport, after its channels (NULL accepted). */
 	void (*close)(mp_transport *t);
 } mp_transport_ops;
