@@ -8,9 +8,12 @@
 #include "audsync/migrate.h"
 #include "audsync/notify.h"
 #include "audsync/progress.h"
+#include "audsync/retire.h"
+#include "audsync/retry_failed.h"
 #include "audsync/rule_catalog.h"
 #include "audsync/status.h"
 #include "audsync/sync.h"
+#include "audsync/validate.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -602,7 +605,8 @@ int cmd_validate(const cli_opts *o)
 
 	if (!conn)
 		return EXIT_CONFIG;
-	if (status_validate(&problems, stdout, conn, err, sizeof(err)) != 0) {
+	if (validate_definitions(&problems, stdout, conn, err, sizeof(err)) !=
+	    0) {
 		log_error(err);
 		problems = 1;
 	}
@@ -636,7 +640,8 @@ int cmd_retire(const cli_opts *o)
 	if (!conn)
 		return EXIT_CONFIG;
 	install_signals();
-	if (sync_retire(&t, conn, o->arg, o->unset, err, sizeof(err)) != 0) {
+	if (retire_computation(&t, conn, o->arg, o->unset, err, sizeof(err)) !=
+	    0) {
 		log_error(err);
 		db_close(conn);
 		return EXIT_FAILED;
@@ -659,7 +664,7 @@ int cmd_retry_failed(const cli_opts *o)
 	if (!conn)
 		return EXIT_CONFIG;
 	install_signals();
-	if (sync_requeue_dead(&n, conn, o->destination, err, sizeof(err)) !=
+	if (retry_failed_requeue(&n, conn, o->destination, err, sizeof(err)) !=
 	    0) {
 		log_error(err);
 		db_close(conn);

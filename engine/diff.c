@@ -771,3 +771,18 @@ int diff_apply(diff_counts *out, PGconn *conn, const sync_def *s, int whole,
 	free(mk.snapshot);
 	return rc;
 }
+
+int diff_reset_snapshot(PGconn *conn, int sync_id, char *err, size_t errlen)
+{
+	char id[16];
+	const char *p[1] = { id };
+
+	snprintf(id, sizeof(id), "%d", sync_id);
+	if (db_exec(conn, "reset snapshot",
+		    "DELETE FROM audsync.snapshot_members WHERE sync_id = $1",
+		    1, p, err, errlen) != 0)
+		return -1;
+	return db_exec(conn, "reset snapshot",
+		       "DELETE FROM audsync.sync_state WHERE sync_id = $1", 1,
+		       p, err, errlen);
+}

@@ -4,8 +4,6 @@
 #include "audsync/config.h"
 #include "audsync/db.h"
 #include "audsync/evaluate.h"
-#include "audsync/buf.h"
-#include "audsync/mp_payload.h"
 #include "audsync/log.h"
 #include "audsync/settings.h"
 #include "audsync/notify.h"
@@ -150,22 +148,6 @@ static int finish_run(PGconn *conn, long long run_id, const diff_counts *c,
 		       7, p, err, errlen);
 }
 
-static int reset_snapshot(PGconn *conn, const sync_def *s, char *err,
-			  size_t errlen)
-{
-	char id[16];
-	const char *p[1] = { id };
-
-	snprintf(id, sizeof(id), "%d", s->id);
-	if (db_exec(conn, "reset snapshot",
-		    "DELETE FROM audsync.snapshot_members WHERE sync_id = $1",
-		    1, p, err, errlen) != 0)
-		return -1;
-	return db_exec(conn, "reset snapshot",
-		       "DELETE FROM audsync.sync_state WHERE sync_id = $1", 1,
-		       p, err, errlen);
-}
-
 /* The diff, the outbox rows, the snapshot and the run row: one
  * transaction, so nothing decided is lost and nothing is decided twice. */
 static int decide(diff_counts *c, PGconn *conn, const sync_def *s, int whole,
@@ -176,7 +158,7 @@ static int decide(diff_counts *c, PGconn *conn, const sync_def *s, int whole,
 
 	if (db_exec(conn, "run", "BEGIN", 0, NULL, err, errlen) != 0)
 		return -1;
-	if ((rq->reset && reset_snapshot(conn, s, err, errlen) != 0) ||
+	if ((rq->reset && diff_reset_snapshot(conn, s->id, err, errlen) != 0) ||
 	    diff_apply(c, conn, s, whole, run_id, mode, rq->dry_run, err,
 		       errlen) != 0 ||
 	    (!rq->dry_run && finish_run(conn, run_id, c, err, errlen) != 0))
@@ -587,216 +569,4 @@ int sync_deliver(run_totals *out, PGconn *conn, const char *destination,
 	mp_client_close(c);
 	config_free(&l);
 	return rc;
-}
-
-/*
- * $unset of the keys a sync set, to every distinct_id of its ledger:
- * members, former members, and distinct_ids no longer targets (a line's
- * sixth field holds what such a one was told, decide.h). A sync that ran
- * before the ledger (013_told_before_ledger.sql) may have told others,
- * whose rows went when they exited: every valid user_id, and anonymous id
- * when the computation includes them, gets the sync's keys ($2 for an
- * audience, else every key of its ledger) too.
- */
-static const char unset_sql[] =
-	"DECLARE audsync_unset NO SCROLL CURSOR FOR"
-	" WITH told AS (SELECT DISTINCT split_part(t, E'\\t', 3) AS did,"
-	"  (SELECT jsonb_agg(k ORDER BY k) FROM (SELECT"
-	"  jsonb_object_keys(m.value) UNION SELECT jsonb_object_keys("
-	"  nullif(split_part(t, E'\\t', 6), '')::jsonb)) ks (k))::text AS keys"
-	" FROM audsync.snapshot_members m,"
-	"  unnest(string_to_array(m.targets, E'\\n')) t"
-	" WHERE m.sync_id = $1 AND m.targets <> ''),"
-	" sync_keys AS (SELECT coalesce($2::jsonb, (SELECT"
-	"  jsonb_agg(DISTINCT k ORDER BY k) FROM told,"
-	"  jsonb_array_elements_text(told.keys::jsonb) k))::text AS keys)"
-	" SELECT did, keys FROM told"
-	" UNION ALL SELECT DISTINCT e.id_value, sk.keys"
-	" FROM audsync.external_ids e, sync_keys sk"
-	" WHERE sk.keys IS NOT NULL AND (SELECT told_before_ledger"
-	"  FROM audsync.sync_state WHERE sync_id = $1)"
-	"  AND (e.id_type = 'user_id' OR ($3::boolean"
-	"  AND e.id_type = 'anonymous_id'))"
-	"  AND NOT audsync.invalid_distinct_id(e.id_value)"
-	"  AND e.id_value !~ E'[\\t\\n\\r]'"
-	"  AND NOT EXISTS (SELECT 1 FROM told t WHERE t.did = e.id_value)";
-
-static int queue_unsets(long long *calls, PGconn *conn, const sync_def *s,
-			char *err, size_t errlen)
-{
-	char id[16];
-	buf rec, keys;
-	const char *p[3];
-	outbox_writer *w;
-	PGresult *r = NULL;
-	int i, n, rc = -1;
-
-	snprintf(id, sizeof(id), "%d", s->id);
-	buf_init(&rec);
-	buf_init(&keys);
-	buf_putc(&keys, '[');
-	buf_json_str(&keys, s->key);
-	buf_putc(&keys, ']');
-	p[0] = id;
-	p[1] = s->is_trait ? NULL : keys.data;
-	p[2] = s->include_anonymous ? "t" : "f";
-	w = outbox_writer_open(conn, s->dest->id, s->dest->name, s->id, 0,
-			       MP_EP_ENGAGE, NULL);
-	if (db_exec(conn, "retire", unset_sql, 3, p, err, errlen) != 0)
-		goto out;
-	do {
-		PQclear(r);
-		r = db_query(conn, "retire", "FETCH 20000 FROM audsync_unset",
-			     0, NULL, err, errlen);
-		if (!r)
-			goto out;
-		n = PQntuples(r);
-		for (i = 0; i < n; i++) {
-			buf_reset(&rec);
-			mp_payload_engage(&rec, s->dest->project_token,
-					  PQgetvalue(r, i, 0),
-					  s->dest->ignore_time, "$unset",
-					  PQgetvalue(r, i, 1));
-			if (outbox_writer_add(w, PQgetvalue(r, i, 0), rec.data,
-					      rec.len, err, errlen) != 0)
-				goto out;
-		}
-	} while (n > 0);
-	if (db_exec(conn, "retire", "CLOSE audsync_unset", 0, NULL, err,
-		    errlen) != 0 ||
-	    outbox_writer_finish(w, calls, err, errlen) != 0 ||
-	    reset_snapshot(conn, s, err, errlen) != 0)
-		goto out;
-	rc = 0;
-out:
-	PQclear(r);
-	buf_free(&rec);
-	buf_free(&keys);
-	outbox_writer_close(w);
-	return rc;
-}
-
-static int retire_tx(run_totals *out, PGconn *conn, const sync_list *l,
-		     const char *key, int unset, char *err, size_t errlen)
-{
-	const char *p[1] = { key };
-	int i;
-
-	for (i = 0; unset && i < l->n; i++) {
-		const sync_def *s = &l->items[i];
-		long long calls = 0;
-		char why[600];
-
-		if (s->mode != SYNC_MODE_IDENTIFY)
-			continue; /* events stay: they are history */
-		if (config_sync_problem(s, why, sizeof(why))) {
-			snprintf(err, errlen, "%s", why);
-			return -1;
-		}
-		if (queue_unsets(&calls, conn, s, err, errlen) != 0)
-			return -1;
-		out->calls += calls;
-	}
-	return db_exec(conn, "retire",
-		       "UPDATE audsync.computations SET enabled = false"
-		       " WHERE key = $1",
-		       1, p, err, errlen);
-}
-
-int sync_retire(run_totals *out, PGconn *conn, const char *key, int unset,
-		char *err, size_t errlen)
-{
-	sync_filter f = { key, NULL, NULL };
-	const char *p[1] = { key };
-	sync_list l;
-	PGresult *r;
-	int found, rc = -1;
-
-	r = db_query(conn, "retire",
-		     "SELECT 1 FROM audsync.computations"
-		     " WHERE key = $1",
-		     1, p, err, errlen);
-	if (!r)
-		return -1;
-	found = PQntuples(r);
-	PQclear(r);
-	if (!found) {
-		snprintf(err, errlen, "no computation has the key %s", key);
-		return -1;
-	}
-	if (config_load(&l, conn, &f, err, errlen) != 0)
-		return -1;
-	if (db_exec(conn, "retire", "BEGIN", 0, NULL, err, errlen) == 0 &&
-	    retire_tx(out, conn, &l, key, unset, err, errlen) == 0 &&
-	    db_exec(conn, "retire", "COMMIT", 0, NULL, err, errlen) == 0)
-		rc = 0;
-	else
-		PQclear(PQexec(conn, "ROLLBACK"));
-	config_free(&l);
-	return rc;
-}
-
-/*
- * Dead letters go back to the outbox re-derived from the ledger: an
- * update's $set takes what the ledger says its distinct_id was told
- * since (a newer false over a stale true), and an event whose value the
- * ledger has since superseded is dropped (a newer event told the newer
- * value). A letter whose distinct_id the ledger does not know goes as it
- * was. The ledger's told value of a line: its sixth field's values, else
- * the row's value (decide.h).
- */
-static const char requeue_sql[] =
-	"WITH moved AS (DELETE FROM audsync.dead_letters dl"
-	" WHERE $1::text IS NULL OR dl.destination_id = (SELECT"
-	" id FROM audsync.destinations WHERE name = $1)"
-	" RETURNING *, record::jsonb AS rec),"
-	" told AS (SELECT DISTINCT ON (m.sync_id, split_part(t, E'\\t', 3))"
-	"  m.sync_id, split_part(t, E'\\t', 3) AS did,"
-	"  CASE WHEN split_part(t, E'\\t', 6) <> '' THEN (SELECT"
-	"   jsonb_object_agg(k, v -> 0) FROM jsonb_each("
-	"   split_part(t, E'\\t', 6)::jsonb) e (k, v)) ELSE m.value END AS v"
-	"  FROM audsync.snapshot_members m,"
-	"   unnest(string_to_array(m.targets, E'\\n')) t"
-	"  WHERE m.sync_id IN (SELECT sync_id FROM moved)),"
-	" letters AS (SELECT mv.*, t.v AS told,"
-	"  coalesce(mv.rec -> 'properties', '{}') AS props"
-	"  FROM moved mv LEFT JOIN told t ON t.sync_id = mv.sync_id"
-	"  AND t.did = coalesce(mv.rec ->> '$distinct_id',"
-	"   mv.rec -> 'properties' ->> 'distinct_id')),"
-	" redone AS (SELECT id, destination_id, sync_id, run_id, lane,"
-	"  endpoint, CASE WHEN told IS NULL OR NOT rec ? '$set'"
-	"   OR newset = rec -> '$set' THEN record"
-	/* the record's own text up to its $set, as the client reads it */
-	"   ELSE left(record, strpos(record, '\"$set\":') + 6)"
-	"    || newset::text || '}' END AS record"
-	"  FROM (SELECT *, (SELECT jsonb_object_agg(k,"
-	"    CASE WHEN told ? k THEN told -> k ELSE v END)"
-	"    FROM jsonb_each(rec -> '$set') e (k, v)) AS newset"
-	"   FROM letters) l"
-	"  WHERE told IS NULL OR NOT (told ? coalesce("
-	"   props ->> 'trait_key', props ->> 'audience_key', ''))"
-	"  OR told -> coalesce(props ->> 'trait_key', props ->> 'audience_key')"
-	"   = props -> coalesce(props ->> 'trait_key',"
-	"   props ->> 'audience_key')),"
-	" pages AS ("
-	" INSERT INTO audsync.outbox (destination_id, sync_id,"
-	" run_id, lane, endpoint, n, records)"
-	" SELECT destination_id, sync_id, max(run_id), lane,"
-	" endpoint, count(*), string_agg(record, E'\\n'"
-	" ORDER BY id) FROM redone"
-	" GROUP BY destination_id, sync_id, lane, endpoint"
-	" RETURNING n) SELECT coalesce(sum(n), 0) FROM pages";
-
-int sync_requeue_dead(long long *out, PGconn *conn, const char *destination,
-		      char *err, size_t errlen)
-{
-	const char *p[1] = { destination };
-	PGresult *r;
-
-	r = db_query(conn, "retry failed", requeue_sql, 1, p, err, errlen);
-	if (!r)
-		return -1;
-	*out = db_int(PQgetvalue(r, 0, 0));
-	PQclear(r);
-	return 0;
 }

@@ -48,4 +48,13 @@ int diff_apply(diff_counts *out, PGconn *conn, const sync_def *s, int whole,
 	       long long run_id, diff_mode mode, FILE *dry_run, char *err,
 	       size_t errlen) __attribute__((warn_unused_result));
 
+/*
+ * Forgets sync_id's snapshot and state (its members, what each
+ * distinct_id was told, its last as-of), so that its next run tells
+ * Mixpanel everything again. Inside the caller's transaction. Returns 0,
+ * or -1 with err set.
+ */
+int diff_reset_snapshot(PGconn *conn, int sync_id, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
 #endif

@@ -1,4 +1,4 @@
-/* status.h - what audsync is doing, and whether its definitions are sound */
+/* status.h - what audsync is doing: runs, queues, dead letters, --check */
 #ifndef AUDSYNC_STATUS_H
 #define AUDSYNC_STATUS_H
 
@@ -48,14 +48,6 @@ int status_check(status_level *out, FILE *f, PGconn *conn, long warn_age_s,
  */
 int status_dead_letters(FILE *f, PGconn *conn, const char *destination,
 			int json, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
-
-/*
- * Checks every sync's definition (parsed and described, not run) and
- * every destination; prints one line per problem and a summary. *out is
- * the number of problems. Returns 0, or -1 with err set.
- */
-int status_validate(int *out, FILE *f, PGconn *conn, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
 /* Columns of status_query(), in order; those before ST_PUBLIC are the

@@ -66,19 +66,4 @@ int sync_run(run_totals *out, PGconn *conn, const run_request *rq, char *err,
 int sync_deliver(run_totals *out, PGconn *conn, const char *destination,
 		 char *err, size_t errlen) __attribute__((warn_unused_result));
 
-/*
- * Stops syncing computation key (sets enabled = false). With unset, first
- * queues an /engage $unset of its keys for every distinct_id its identify
- * syncs set them on, and forgets their snapshots. Returns 0, or -1 with
- * err set (no such computation, database error).
- */
-int sync_retire(run_totals *out, PGconn *conn, const char *key, int unset,
-		char *err, size_t errlen) __attribute__((warn_unused_result));
-
-/* Requeues dead letters (of one destination when named). *out is the
- * number requeued. Returns 0, or -1 with err set. */
-int sync_requeue_dead(long long *out, PGconn *conn, const char *destination,
-		      char *err, size_t errlen)
-	__attribute__((warn_unused_result));
-
 #endif

@@ -1,0 +1,18 @@
+/* retry_failed.h - `audsync retry-failed`: dead letters back to the outbox */
+#ifndef AUDSYNC_RETRY_FAILED_H
+#define AUDSYNC_RETRY_FAILED_H
+
+#include <libpq-fe.h>
+
+/*
+ * Moves the dead letters (of destination when not NULL) back to the
+ * outbox, re-derived from the ledger: an update's $set says what its
+ * distinct_id was told since, and an event the ledger has superseded is
+ * dropped. *out is the number of records requeued; the caller delivers
+ * them (sync_deliver). Returns 0, or -1 with err set.
+ */
+int retry_failed_requeue(long long *out, PGconn *conn, const char *destination,
+			 char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+#endif
