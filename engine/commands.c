@@ -2,6 +2,7 @@
 #include "audsync/commands.h"
 
 #include "audsync/db.h"
+#include "audsync/errbuf.h"
 #include "audsync/forward.h"
 #include "audsync/log.h"
 #include "audsync/metrics.h"
@@ -72,7 +73,7 @@ static void install_signals(void)
 /* Connects, and unless migrating, checks the schema is current. */
 static PGconn *open_db(const cli_opts *o, int need_schema)
 {
-	char err[600];
+	char err[AUDSYNC_ERR_LEN];
 	PGconn *conn = db_connect(o->db, err, sizeof(err));
 	int current = 0;
 
@@ -96,7 +97,7 @@ static PGconn *open_db(const cli_opts *o, int need_schema)
 
 int cmd_migrate(const cli_opts *o)
 {
-	char err[1024];
+	char err[AUDSYNC_ERR_LEN];
 	PGconn *conn = open_db(o, 0);
 	int applied = 0, rc = EXIT_CONFIG;
 
@@ -124,7 +125,7 @@ static int totals_status(const run_totals *t)
 
 static void write_metrics(PGconn *conn, const cli_opts *o)
 {
-	char err[600];
+	char err[AUDSYNC_ERR_LEN];
 
 	if (o->metrics_file &&
 	    metrics_write(conn, o->metrics_file, err, sizeof(err)) != 0)
@@ -137,7 +138,7 @@ static void write_metrics(PGconn *conn, const cli_opts *o)
  * EXIT_CONFIG, as an unreachable one is. */
 static int deliver_and_report(PGconn *conn, const cli_opts *o, run_totals *t)
 {
-	char err[1024];
+	char err[AUDSYNC_ERR_LEN];
 
 	if (sync_deliver(t, conn, o->destination, err, sizeof(err)) != 0) {
 		log_error(err);
@@ -152,7 +153,7 @@ static int deliver_and_report(PGconn *conn, const cli_opts *o, run_totals *t)
 static int run_and_deliver(PGconn *conn, const cli_opts *o,
 			   const run_request *rq)
 {
-	char err[1024];
+	char err[AUDSYNC_ERR_LEN];
 	run_totals t = { 0 };
 	int rc;
 
@@ -279,7 +280,7 @@ static void log_forward(const forward_totals *f)
 static int forward_inbound(PGconn *conn, forward_totals *out,
 			   const char *destination)
 {
-	char err[1024];
+	char err[AUDSYNC_ERR_LEN];
 	forward_totals f = { 0 };
 	int rc = forward_drain_inbound(&f, conn, destination,
 				       &sync_stop_requested, err, sizeof(err));
@@ -297,7 +298,7 @@ static int forward_inbound(PGconn *conn, forward_totals *out,
 static int forward_file(PGconn *conn, const cli_opts *o, forward_totals *f,
 			run_totals *t)
 {
-	char err[1024];
+	char err[AUDSYNC_ERR_LEN];
 	const char *path = o->arg && strcmp(o->arg, "-") != 0 ? o->arg : NULL;
 	FILE *in = path ? fopen(path, "r") : stdin;
 	long long line = 0;
@@ -382,7 +383,7 @@ static int wait_for_events(PGconn *conn, int timeout_ms)
  * real-time ones), then delivery. */
 static void daemon_pass(PGconn *conn, const cli_opts *o, int woke)
 {
-	char err[1024];
+	char err[AUDSYNC_ERR_LEN];
 	run_request rq = { 0 };
 	run_totals t = { 0 };
 
@@ -451,7 +452,7 @@ static int load_env_file(const char *path, char *err, size_t errlen)
  * others are read afresh by every pass. A bad reload keeps the old. */
 static void daemon_reload(const cli_opts *o)
 {
-	char err[600];
+	char err[AUDSYNC_ERR_LEN];
 	const char *file = getenv("AUDSYNC_ENV_FILE");
 
 	reload_requested = 0;
@@ -469,7 +470,7 @@ static void daemon_reload(const cli_opts *o)
 /* Connects again after the connection broke. 0, or -1 after a wait. */
 static int daemon_reconnect(PGconn *conn)
 {
-	char err[1024];
+	char err[AUDSYNC_ERR_LEN];
 
 	PQreset(conn);
 	if (PQstatus(conn) == CONNECTION_OK &&
@@ -500,7 +501,7 @@ static void daemon_loop(PGconn *conn, const cli_opts *o)
 
 int cmd_daemon(const cli_opts *o)
 {
-	char err[1024];
+	char err[AUDSYNC_ERR_LEN];
 	const char *file = getenv("AUDSYNC_ENV_FILE");
 	PGconn *conn;
 	struct sigaction sa;
@@ -559,7 +560,7 @@ static long check_age(const char *name, long dflt)
  * when the database cannot tell. */
 static int status_nagios(PGconn *conn)
 {
-	char err[1024];
+	char err[AUDSYNC_ERR_LEN];
 	status_level lv;
 
 	if (status_check(&lv, stdout, conn,
@@ -574,7 +575,7 @@ static int status_nagios(PGconn *conn)
 
 int cmd_status(const cli_opts *o)
 {
-	char err[1024];
+	char err[AUDSYNC_ERR_LEN];
 	PGconn *conn = open_db(o, 1);
 	int rc = EXIT_OK;
 
@@ -599,7 +600,7 @@ int cmd_status(const cli_opts *o)
 
 int cmd_validate(const cli_opts *o)
 {
-	char err[1024];
+	char err[AUDSYNC_ERR_LEN];
 	PGconn *conn = open_db(o, 1);
 	int problems = 0;
 
@@ -616,7 +617,7 @@ int cmd_validate(const cli_opts *o)
 
 int cmd_explain(const cli_opts *o)
 {
-	char err[1024];
+	char err[AUDSYNC_ERR_LEN];
 	PGconn *conn = open_db(o, 1);
 	int rc = EXIT_OK;
 
@@ -632,7 +633,7 @@ int cmd_explain(const cli_opts *o)
 
 int cmd_retire(const cli_opts *o)
 {
-	char err[1024];
+	char err[AUDSYNC_ERR_LEN];
 	run_totals t = { 0 };
 	PGconn *conn = open_db(o, 1);
 	int rc;
@@ -655,7 +656,7 @@ int cmd_retire(const cli_opts *o)
 
 int cmd_retry_failed(const cli_opts *o)
 {
-	char err[1024], n_s[24];
+	char err[AUDSYNC_ERR_LEN], n_s[24];
 	run_totals t = { 0 };
 	long long n = 0;
 	PGconn *conn = open_db(o, 1);

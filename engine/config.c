@@ -4,6 +4,7 @@
 #include "audsync/alloc.h"
 #include "audsync/db.h"
 #include "audsync/dest_policy.h"
+#include "audsync/errbuf.h"
 #include "audsync/mp_dest.h"
 #include "audsync/naming.h"
 #include "audsync/segment_map.h"
@@ -108,7 +109,7 @@ static void set_problem(dest_def *d, const char *fmt, ...)
  * so the message always says which one. */
 static void set_problem(dest_def *d, const char *fmt, ...)
 {
-	char msg[400];
+	char msg[AUDSYNC_ERR_LEN];
 	va_list ap;
 
 	if (d->problem)
@@ -134,7 +135,7 @@ static char **string_setting(dest_def *d, const char *key)
 static int number_setting(double *out, dest_def *d, const settings_def *def,
 			  json_object *v)
 {
-	char why[200];
+	char why[AUDSYNC_ERR_LEN];
 
 	if (!json_object_is_type(v, json_type_int) &&
 	    !json_object_is_type(v, json_type_double)) {
@@ -198,7 +199,7 @@ static void take_setting(dest_def *d, const char *key, json_object *v)
 static void check_forward_settings(dest_def *d, json_object *o)
 {
 	segment_settings ss;
-	char why[300];
+	char why[AUDSYNC_ERR_LEN];
 
 	if (segment_settings_parse(&ss, o, d->project_token, d->use_people, why,
 				   sizeof(why)) != 0)
@@ -254,7 +255,7 @@ static int read_credential(char *out, size_t outlen, const char *name)
  * else from the systemd credential of that name. */
 static void resolve_secret(dest_def *d)
 {
-	char why[300];
+	char why[AUDSYNC_ERR_LEN];
 	char cred[4096];
 	const char *v;
 
@@ -284,7 +285,7 @@ static void resolve_secret(dest_def *d)
  * (dest_policy.h). */
 static void check_dest(dest_def *d)
 {
-	char why[400];
+	char why[AUDSYNC_ERR_LEN];
 	mp_destination m;
 
 	resolve_secret(d);

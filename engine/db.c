@@ -3,6 +3,7 @@
 
 #include "audsync/alloc.h"
 #include "audsync/buf.h"
+#include "audsync/errbuf.h"
 #include "audsync/log.h"
 
 #include <errno.h>
@@ -39,7 +40,7 @@ static void one_line(char *dst, size_t len, const char *s)
 void db_error(char *err, size_t errlen, PGconn *conn, const PGresult *res,
 	      const char *what)
 {
-	char msg[512], extra[512] = "";
+	char msg[AUDSYNC_ERR_LEN], extra[AUDSYNC_ERR_LEN] = "";
 	const char *detail = NULL, *hint = NULL;
 
 	if (res && PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)) {
@@ -122,7 +123,7 @@ PGconn *db_connect(const char *conninfo, char *err, size_t errlen)
 		return NULL;
 	}
 	if (PQstatus(conn) != CONNECTION_OK) {
-		char msg[400];
+		char msg[AUDSYNC_ERR_LEN];
 
 		one_line(msg, sizeof(msg), PQerrorMessage(conn));
 		snprintf(err, errlen,
@@ -180,7 +181,7 @@ static PGconn *connect_like(PGconn *conn, char *err, size_t errlen)
 	}
 	c = PQconnectdbParams(keys, vals, 0);
 	if (!c || PQstatus(c) != CONNECTION_OK) {
-		char msg[400];
+		char msg[AUDSYNC_ERR_LEN];
 
 		one_line(msg, sizeof(msg),
 			 c ? PQerrorMessage(c) : "out of memory");
@@ -330,7 +331,8 @@ void db_interrupt_disarm(void)
 
 void db_interrupt(void)
 {
-	char errbuf[256]; /* PQcancel is signal-safe with a local buffer */
+	/* PQcancel is signal-safe with a local buffer. */
+	char errbuf[AUDSYNC_ERR_LEN];
 	PGcancel *c = interrupt_target;
 
 	interrupted = 1;

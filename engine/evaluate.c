@@ -5,6 +5,7 @@
 #include "audsync/buf.h"
 #include "audsync/db.h"
 #include "audsync/diff.h"
+#include "audsync/errbuf.h"
 #include "audsync/naming.h"
 #include "audsync/rule_catalog.h"
 #include "audsync/settings.h"
@@ -427,7 +428,7 @@ static int run_insert(PGconn *conn, const sync_def *s, const char *sql,
 		      size_t errlen)
 {
 	const char *timeout = settings_env("AUDSYNC_STATEMENT_TIMEOUT");
-	char ms[24], lo_before[64], lo_after[64], why[512];
+	char ms[24], lo_before[64], lo_after[64], why[AUDSYNC_ERR_LEN];
 	const char *ms_p = ms;
 	unsigned int *types;
 	PGresult *res = NULL, *state = NULL;

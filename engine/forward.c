@@ -10,6 +10,7 @@
 #include "audsync/alloc.h"
 #include "audsync/config.h"
 #include "audsync/db.h"
+#include "audsync/errbuf.h"
 #include "audsync/log.h"
 #include "audsync/outbox.h"
 #include "audsync/segment_map.h"
@@ -551,7 +552,7 @@ static int drain_dest(forward_totals *t, PGconn *conn, const dest_def *def,
 	fw_dest d;
 	batch b = { 0 };
 	segment_calls c;
-	char why[400];
+	char why[AUDSYNC_ERR_LEN];
 	int n = 1, rc = 0;
 
 	if (dest_from_def(&d, def, why, sizeof(why)) != 0) {

@@ -1,5 +1,6 @@
 /* main.c - the audsync command line: options, help, dispatch */
 #include "audsync/commands.h"
+#include "audsync/errbuf.h"
 #include "audsync/log.h"
 #include "audsync/settings.h"
 
@@ -248,7 +249,7 @@ static int dispatch(const command *c, int nargs, char **args, cli_opts *o,
 
 int main(int argc, char **argv)
 {
-	char err[300];
+	char err[AUDSYNC_ERR_LEN];
 	cli_opts o = { 0 };
 	const command *c;
 	unsigned used = 0;

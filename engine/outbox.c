@@ -4,6 +4,7 @@
 #include "audsync/alloc.h"
 #include "audsync/buf.h"
 #include "audsync/db.h"
+#include "audsync/errbuf.h"
 #include "audsync/log.h"
 #include "audsync/notify.h"
 #include "audsync/progress.h"
@@ -329,7 +330,7 @@ static int claim_lanes(round *r, PGconn *conn, const char *dest_id, char *err,
 static void release_lanes(round *r, PGconn *conn, const char *dest_id)
 {
 	const char *p[2] = { dest_id, r->lanes };
-	char err[256];
+	char err[AUDSYNC_ERR_LEN];
 	PGconn *lock;
 
 	if (!r->lanes)

@@ -11,6 +11,7 @@
 #include "audsync/config.h"
 #include "audsync/db.h"
 #include "audsync/diff.h"
+#include "audsync/errbuf.h"
 #include "audsync/mp_payload.h"
 #include "audsync/outbox.h"
 
@@ -112,7 +113,7 @@ static int retire_tx(run_totals *out, PGconn *conn, const sync_list *l,
 	for (i = 0; unset && i < l->n; i++) {
 		const sync_def *s = &l->items[i];
 		long long calls = 0;
-		char why[600];
+		char why[AUDSYNC_ERR_LEN];
 
 		if (s->mode != SYNC_MODE_IDENTIFY)
 			continue; /* events stay: they are history */

@@ -5,6 +5,7 @@
 #include "audsync/alloc.h"
 #include "audsync/buf.h"
 #include "audsync/db.h"
+#include "audsync/errbuf.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -62,7 +63,7 @@ static int compile_own(rules_sql *out, const rules_target *own,
 		       size_t errlen)
 {
 	rules_catalog cat = { all, n };
-	char why[900];
+	char why[AUDSYNC_ERR_LEN];
 
 	if (rules_compile(out, own->key, own->is_trait, own->definition, &cat,
 			  first, why, sizeof(why)) != 0) {

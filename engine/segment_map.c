@@ -533,8 +533,10 @@ segment_result segment_map_text(segment_calls *out, const char *text,
 		return SEGMENT_INVALID;
 	}
 	if (jdoc_parse(&msg, &out->doc, text, len) != 0) {
-		snprintf(out->reason, sizeof(out->reason), "not valid JSON: %s",
-			 out->doc.err);
+		/* Both are AUDSYNC_ERR_LEN long; the parser's text is one
+		 * short line, so its first 900 bytes are all of it. */
+		snprintf(out->reason, sizeof(out->reason),
+			 "not valid JSON: %.900s", out->doc.err);
 		return SEGMENT_INVALID;
 	}
 	return map_doc(out, msg, s);

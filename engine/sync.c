@@ -3,6 +3,7 @@
 
 #include "audsync/config.h"
 #include "audsync/db.h"
+#include "audsync/errbuf.h"
 #include "audsync/evaluate.h"
 #include "audsync/log.h"
 #include "audsync/settings.h"
@@ -111,7 +112,7 @@ static long long start_run(PGconn *conn, const sync_def *s, run_kind kind,
 static void fail_run(PGconn *conn, long long run_id, long long members,
 		     const char *why)
 {
-	char id[24], m[24], err[256];
+	char id[24], m[24], err[AUDSYNC_ERR_LEN];
 	const char *p[3] = { id, why, m };
 
 	snprintf(id, sizeof(id), "%lld", run_id);
@@ -223,7 +224,7 @@ static const char stale_sql[] =
  */
 static void refresh_snapshot_stats(PGconn *conn)
 {
-	char err[512];
+	char err[AUDSYNC_ERR_LEN];
 	PGresult *r = db_query(conn, "snapshot: statistics", stale_sql, 0, NULL,
 			       err, sizeof(err));
 	int stale;
@@ -246,7 +247,7 @@ static void refresh_snapshot_stats(PGconn *conn)
 static int run_one(run_totals *t, PGconn *conn, const sync_def *s,
 		   const run_request *rq, char *err, size_t errlen)
 {
-	char why[1024];
+	char why[AUDSYNC_ERR_LEN];
 	diff_counts c = { 0 };
 	long long run_id = 0;
 	int locked, rc = 1, whole = 0;
@@ -533,7 +534,7 @@ static int deliver_dest(run_totals *t, PGconn *conn, mp_client *c,
 /* Tells the progress display how much is queued (for its ETA). */
 static void count_queued(PGconn *conn, const char *destination)
 {
-	char err[256];
+	char err[AUDSYNC_ERR_LEN];
 	const char *p[1] = { destination };
 	PGresult *r =
 		db_query(conn, "queue size",

@@ -8,6 +8,7 @@
 #include "audsync/validate.h"
 
 #include "audsync/config.h"
+#include "audsync/errbuf.h"
 #include "audsync/evaluate.h"
 
 #include <string.h>
@@ -15,7 +16,7 @@
 int validate_definitions(int *out, FILE *f, PGconn *conn, char *err,
 			 size_t errlen)
 {
-	char why[1024];
+	char why[AUDSYNC_ERR_LEN];
 	sync_filter flt = { NULL, NULL, NULL };
 	sync_list l, d;
 	int i, problems = 0;

@@ -28,6 +28,9 @@ grep_rule() {
 
 src=$(ls engine/*.c include/audsync/*.h)
 
+# Files that still size an error buffer by hand: the list only shrinks.
+errbuf_todo="engine/rules.c"
+
 out=$(
 	grep_rule "banned function (atoi/atol/atoll: no error; use db_int or strtoll)" \
 		'(^|[^_a-z])ato(i|l|ll)\(' $src
@@ -41,6 +44,9 @@ out=$(
 	grep_rule "matching on error text (use the code or the SQLSTATE)" \
 		'(strstr|strncmp|sscanf)\((err|msg|why|PQresultErrorMessage|PQerrorMessage)' $src
 	grep_rule "C++ comment (use /* */)" '^[^"]*[^:"]//' $src
+	grep_rule "error text buffer of its own size (use char err[AUDSYNC_ERR_LEN], errbuf.h)" \
+		'char[^;(]*[[:space:],][a-z_]*(err|msg|why|reason|error)[a-z_0-9]*\[[0-9]' \
+		$(echo "$src" | grep -v -x -F "$errbuf_todo")
 )
 if [ -n "$out" ]; then
 	echo "$out"

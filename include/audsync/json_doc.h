@@ -3,6 +3,7 @@
 #define AUDSYNC_JSON_DOC_H
 
 #include "audsync/buf.h"
+#include "audsync/errbuf.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -20,7 +21,6 @@
  */
 
 #define JDOC_MAX_DEPTH 32
-#define JDOC_ERR_LEN   96
 
 typedef enum jdoc_type {
 	JDOC_NULL = 0,
@@ -61,7 +61,7 @@ typedef struct jdoc {
 	int depth;
 	const char *start, *p, *end;
 	const jdoc_val *root;
-	char err[JDOC_ERR_LEN];
+	char err[AUDSYNC_ERR_LEN];
 } jdoc;
 
 void jdoc_init(jdoc *d);

@@ -2,6 +2,7 @@
 #ifndef AUDSYNC_MP_ANSWER_H
 #define AUDSYNC_MP_ANSWER_H
 
+#include "audsync/errbuf.h"
 #include "audsync/mp_client.h"
 #include "audsync/mp_redact.h"
 
@@ -35,8 +36,9 @@ typedef struct mp_failure {
 
 typedef struct mp_answer {
 	mp_action action;
-	long status;	 /* the HTTP status; 0 when no answer came */
-	char error[256]; /* one line, for every action but DELIVERED */
+	long status; /* the HTTP status; 0 when no answer came */
+	char error
+		[AUDSYNC_ERR_LEN]; /* one line, for every action but DELIVERED */
 	mp_failure *failures;
 	size_t nfailures;
 } mp_answer;

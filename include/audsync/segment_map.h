@@ -3,6 +3,7 @@
 #define AUDSYNC_SEGMENT_MAP_H
 
 #include "audsync/buf.h"
+#include "audsync/errbuf.h"
 #include "audsync/json_doc.h"
 #include "audsync/mp_client.h"
 #include "audsync/segment_settings.h"
@@ -14,9 +15,8 @@
 #define SEGMENT_MAX_MESSAGE (1024 * 1024)
 /* Calls one message makes, at most (a track with revenue, an event
  * increment and a property increment makes four). */
-#define SEGMENT_MAX_CALLS  6
-#define SEGMENT_REASON_LEN 256
-#define SEGMENT_SCRATCH	   3
+#define SEGMENT_MAX_CALLS 6
+#define SEGMENT_SCRATCH	  3
 
 typedef struct segment_call {
 	mp_endpoint ep;
@@ -33,7 +33,7 @@ typedef struct segment_calls {
 	segment_call call[SEGMENT_MAX_CALLS];
 	int n;
 	size_t message_id; /* keys.data + message_id */
-	char reason[SEGMENT_REASON_LEN];
+	char reason[AUDSYNC_ERR_LEN];
 	jdoc doc;		      /* the message, parsed */
 	buf scratch[SEGMENT_SCRATCH]; /* kept across messages */
 } segment_calls;
