@@ -20,8 +20,12 @@
 /* Pages of one lane, and pages in all, that one delivery round sends. */
 #define ROUND_PAGES_PER_LANE 2
 #define ROUND_PAGES	     100
-#define STR_(x)		     #x
-#define STR(x)		     STR_(x)
+/* The numbers above as SQL text, to paste into statements. */
+#define STR_(x)		   #x
+#define STR(x)		   STR_(x)
+#define LANES_SQL	   STR(OUTBOX_LANES)
+#define PAGES_PER_LANE_SQL STR(ROUND_PAGES_PER_LANE)
+#define PAGES_SQL	   STR(ROUND_PAGES)
 
 uint32_t outbox_lane(const char *distinct_id)
 {
@@ -263,17 +267,18 @@ static void load_page(page *p, const PGresult *res, int row)
 }
 
 /* Advisory lock class of "one deliverer per lane" ('AUDL'); the key is
- * destination_id * OUTBOX_LANES + lane. */
+ * destination_id * OUTBOX_LANES + lane: LANE_KEY then the lane's column,
+ * with the destination's id as $1. */
 #define LANE_LOCK_CLASS "1096107084"
+#define LANE_KEY	"$1::int * " LANES_SQL " + "
 
 /*
  * A lane is claimed with a session advisory lock, taken in one short
  * statement and held by the lock connection (db_lock_conn(), which never
- * runs a definition), not by a transaction: nothing
- * stays open while Mixpanel answers, several processes on several hosts
- * still never send one lane at once, and a process that dies (kill -9,
- * a lost connection, a server restart) lets its lanes go with its
- * session. The lock is tried only on lanes with records (the subquery
+ * runs a definition), not by a transaction: nothing stays open while
+ * Mixpanel answers, several processes on several hosts still never send
+ * one lane at once, and a process that dies (kill -9, a lost connection,
+ * a server restart) lets its lanes go with its session. The lock is tried only on lanes with records (the subquery
  * filters first: a volatile condition is never pushed into it).
  */
 static const char claim_sql[] =
@@ -282,13 +287,11 @@ static const char claim_sql[] =
 	" AND EXISTS (SELECT 1 FROM audsync.outbox o"
 	"  WHERE o.destination_id = l.destination_id AND o.lane = l.lane)"
 	" ORDER BY l.lane) x"
-	" WHERE pg_try_advisory_lock(" LANE_LOCK_CLASS ","
-	" $1::int * " STR(OUTBOX_LANES) " + lane)";
+	" WHERE pg_try_advisory_lock(" LANE_LOCK_CLASS ", " LANE_KEY "lane)";
 
 static const char release_sql[] =
-	"SELECT count(pg_advisory_unlock(" LANE_LOCK_CLASS ","
-	" $1::int * " STR(OUTBOX_LANES) " + l))"
-					" FROM unnest($2::int[]) l";
+	"SELECT count(pg_advisory_unlock(" LANE_LOCK_CLASS ", " LANE_KEY "l))"
+	" FROM unnest($2::int[]) l";
 
 /* The pages are chosen by id first: the records column of the pages
  * not chosen is never read. */
@@ -299,9 +302,8 @@ static const char pages_sql[] =
 	"  row_number() OVER (PARTITION BY lane ORDER BY id) AS rn"
 	"  FROM audsync.outbox WHERE destination_id = $1"
 	"  AND lane = ANY ($2::smallint[])) x"
-	" WHERE rn <= " STR(ROUND_PAGES_PER_LANE) " ORDER BY lane, id LIMIT " STR(
-		ROUND_PAGES) ")"
-			     " ORDER BY lane, id";
+	" WHERE rn <= " PAGES_PER_LANE_SQL " ORDER BY lane, id"
+	" LIMIT " PAGES_SQL ") ORDER BY lane, id";
 
 /* Claims free lanes with records: r->lanes is their list ("{1,5}"), or
  * NULL when there were none. */
@@ -318,9 +320,8 @@ static int claim_lanes(round *r, PGconn *conn, const char *dest_id, char *err,
 		       errlen);
 	if (!res)
 		return -1;
-	if (!PQgetisnull(res, 0, 0)) {
+	if (!PQgetisnull(res, 0, 0))
 		r->lanes = alloc_strdup(PQgetvalue(res, 0, 0));
-	}
 	PQclear(res);
 	return 0;
 }
@@ -497,8 +498,19 @@ static int deliver_round(round *r, PGconn *conn, mp_client *c, int mp_dest,
 	return rc;
 }
 
-/* Records queued in the lanes no other process is delivering right now:
- * after the last round, what was not delivered. */
+/* Records queued in the lanes no other process is delivering right now
+ * (no one else holds their lock): after the last round, what was not
+ * delivered. */
+static const char queued_sql[] =
+	"SELECT coalesce(sum(o.n), 0) FROM audsync.outbox o"
+	" WHERE o.destination_id = $1 AND NOT EXISTS (SELECT 1"
+	"  FROM pg_locks k WHERE k.locktype = 'advisory'"
+	"  AND k.classid = " LANE_LOCK_CLASS "::oid"
+	"  AND k.objid = (" LANE_KEY "o.lane)::oid"
+	"  AND k.objsubid = 2 AND k.granted"
+	"  AND k.pid <> pg_backend_pid() AND k.database = (SELECT"
+	"  oid FROM pg_database WHERE datname = current_database()))";
+
 static int count_queued(long long *out, PGconn *conn, const char *dest_id,
 			char *err, size_t errlen)
 {
@@ -509,18 +521,7 @@ static int count_queued(long long *out, PGconn *conn, const char *dest_id,
 	conn = db_lock_conn(conn, err, errlen);
 	if (!conn)
 		return -1;
-	r = db_query(
-		conn, "outbox size",
-		"SELECT coalesce(sum(o.n), 0) FROM audsync.outbox o"
-		" WHERE o.destination_id = $1 AND NOT EXISTS (SELECT 1"
-		" FROM pg_locks k WHERE k.locktype = 'advisory'"
-		" AND k.classid = " LANE_LOCK_CLASS "::oid"
-		" AND k.objid = ($1::int * " STR(
-			OUTBOX_LANES) " + o.lane)::oid"
-				      " AND k.objsubid = 2 AND k.granted"
-				      " AND k.pid <> pg_backend_pid() AND k.database = (SELECT"
-				      " oid FROM pg_database WHERE datname = current_database()))",
-		1, p, err, errlen);
+	r = db_query(conn, "outbox size", queued_sql, 1, p, err, errlen);
 	if (!r)
 		return -1;
 	*out = db_int(PQgetvalue(r, 0, 0));
