@@ -480,7 +480,7 @@ static int hold_dest(run_totals *t, PGconn *conn, const dest_def *d,
 static void record_delivery(PGconn *conn, const dest_def *d, int failed,
 			    int stopped, const char *why)
 {
-	char id[16], e[512];
+	char id[16], err[AUDSYNC_ERR_LEN];
 	const char *p[4] = { id, failed ? "t" : "f", stopped ? "t" : "f",
 			     failed || stopped ? why : NULL };
 
@@ -495,8 +495,8 @@ static void record_delivery(PGconn *conn, const dest_def *d, int failed,
 		    " last_delivery_at = now(), last_failure_at ="
 		    " CASE WHEN $2 THEN now() ELSE s.last_failure_at END,"
 		    " stopped = $3, last_error = coalesce($4, s.last_error)",
-		    4, p, e, sizeof(e)) != 0)
-		log_warn("delivery state not recorded", "error", e);
+		    4, p, err, sizeof(err)) != 0)
+		log_warn("delivery state not recorded", "error", err);
 }
 
 static int deliver_dest(run_totals *t, PGconn *conn, mp_client *c,
