@@ -260,19 +260,13 @@ static int take_events(PGconn *conn, const struct pollfd *pfd)
 
 static void log_forward(const forward_totals *f)
 {
-	char v[6][24];
-
 	if (f->messages == 0)
 		return;
-	snprintf(v[0], sizeof(v[0]), "%lld", f->messages);
-	snprintf(v[1], sizeof(v[1]), "%lld", f->queued);
-	snprintf(v[2], sizeof(v[2]), "%lld", f->duplicates);
-	snprintf(v[3], sizeof(v[3]), "%lld", f->skipped);
-	snprintf(v[4], sizeof(v[4]), "%lld", f->failed);
-	snprintf(v[5], sizeof(v[5]), "%lld", f->calls);
-	log_info("messages forwarded", "messages", v[0], "queued", v[1],
-		 "already_forwarded", v[2], "skipped", v[3], "failed", v[4],
-		 "calls", v[5]);
+	log_info("messages forwarded", LOG_INT("messages", f->messages),
+		 LOG_INT("queued", f->queued),
+		 LOG_INT("already_forwarded", f->duplicates),
+		 LOG_INT("skipped", f->skipped), LOG_INT("failed", f->failed),
+		 LOG_INT("calls", f->calls));
 }
 
 /* Drains audsync.inbound (of one destination when named). Returns 0, or
@@ -656,7 +650,7 @@ int cmd_retire(const cli_opts *o)
 
 int cmd_retry_failed(const cli_opts *o)
 {
-	char err[AUDSYNC_ERR_LEN], n_s[24];
+	char err[AUDSYNC_ERR_LEN];
 	run_totals t = { 0 };
 	long long n = 0;
 	PGconn *conn = open_db(o, 1);
@@ -671,8 +665,7 @@ int cmd_retry_failed(const cli_opts *o)
 		db_close(conn);
 		return EXIT_FAILED;
 	}
-	snprintf(n_s, sizeof(n_s), "%lld", n);
-	log_info("dead letters requeued", "records", n_s);
+	log_info("dead letters requeued", LOG_INT("records", n));
 	rc = deliver_and_report(conn, o, &t);
 	db_close(conn);
 	return rc;

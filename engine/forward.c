@@ -343,10 +343,8 @@ static int read_line(buf *line, size_t *len, FILE *in, size_t cap)
 
 static void report(const char *what, long long where, const char *reason)
 {
-	char at[24];
-
-	snprintf(at, sizeof(at), "%lld", where);
-	log_warn("message not forwarded", what, at, "reason", reason);
+	log_warn("message not forwarded", LOG_INT(what, where), "reason",
+		 reason);
 }
 
 /* Maps one message into b, counting it in t. */
@@ -363,13 +361,8 @@ static void take(forward_totals *t, batch *b, segment_calls *c,
 	}
 	if (r == SEGMENT_SKIPPED) {
 		t->skipped++;
-		if (log_min_level <= LOG_LEVEL_DEBUG) {
-			char at[24];
-
-			snprintf(at, sizeof(at), "%lld", where);
-			log_debug("message skipped", what, at, "reason",
-				  c->reason);
-		}
+		log_debug("message skipped", LOG_INT(what, where), "reason",
+			  c->reason);
 		return;
 	}
 	t->failed++;

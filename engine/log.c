@@ -113,8 +113,10 @@ static void put_logfmt_value(buf *b, const char *v)
 		buf_json_str(b, v);
 }
 
-/* Whether v is a JSON number (what log callers format with %lld or
- * %.3f), so that JSON logs carry it as one. */
+/* Whether v is a JSON number, so that JSON logs carry it as one: the
+ * typed fields are numbers by their type, and a text value that reads as
+ * a number (the Mixpanel client still passes its attempt, wait and
+ * status as text) is one too, unless its key holds a name. */
 static int is_json_number(const char *v)
 {
 	if (*v == '-')
@@ -149,13 +151,14 @@ static int is_name_field(const char *key)
 	return 0;
 }
 
-static void put_field(buf *b, const char *key, const char *val)
+/* One field; number: val is a number's text, written bare in JSON. */
+static void put_value(buf *b, const char *key, const char *val, int number)
 {
 	if (log_fmt == LOG_FORMAT_JSON) {
 		buf_putc(b, ',');
 		buf_json_str(b, key);
 		buf_putc(b, ':');
-		if (is_json_number(val) && !is_name_field(key))
+		if (number)
 			buf_puts(b, val);
 		else
 			buf_json_str(b, val);
@@ -165,6 +168,36 @@ static void put_field(buf *b, const char *key, const char *val)
 		buf_putc(b, '=');
 		put_logfmt_value(b, val);
 	}
+}
+
+static void put_field(buf *b, const char *key, const char *val)
+{
+	put_value(b, key, val, is_json_number(val) && !is_name_field(key));
+}
+
+const char log_int_tag[] = "(int)";
+const char log_seconds_tag[] = "(seconds)";
+
+/* The next field of ap, key first (NULL: the end), typed or text. */
+static const char *put_next(buf *b, va_list *ap)
+{
+	const char *key = va_arg(*ap, const char *);
+	char num[32];
+
+	if (key == log_int_tag) {
+		key = va_arg(*ap, const char *);
+		snprintf(num, sizeof(num), "%lld", va_arg(*ap, long long));
+		put_value(b, key, num, 1);
+	} else if (key == log_seconds_tag) {
+		key = va_arg(*ap, const char *);
+		snprintf(num, sizeof(num), "%.3f", va_arg(*ap, double));
+		put_value(b, key, num, 1);
+	} else if (key) {
+		const char *val = va_arg(*ap, const char *);
+
+		put_field(b, key, val ? val : "");
+	}
+	return key;
 }
 
 void log_new_run_id(void)
@@ -208,7 +241,6 @@ static void format_ts(char *out, size_t len)
 void log_event(log_level level, const char *msg, ...)
 {
 	char ts[40];
-	const char *key;
 	va_list ap;
 	buf b;
 
@@ -230,12 +262,8 @@ void log_event(log_level level, const char *msg, ...)
 		put_logfmt_value(&b, msg);
 	}
 	va_start(ap, msg);
-	for (key = va_arg(ap, const char *); key;
-	     key = va_arg(ap, const char *)) {
-		const char *val = va_arg(ap, const char *);
-
-		put_field(&b, key, val ? val : "");
-	}
+	while (put_next(&b, &ap))
+		;
 	va_end(ap);
 	buf_puts(&b, log_fmt == LOG_FORMAT_JSON ? "}\n" : "\n");
 	if (status_shown)

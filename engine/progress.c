@@ -71,7 +71,7 @@ static void rate_eta(char *rate, size_t rlen, char *eta, size_t elen,
 
 void progress_tick(void)
 {
-	char dec[24], del[24], rate[24], eta[24], line[200];
+	char rate[24], eta[24], line[200];
 	double now, elapsed;
 
 	if (!pg.what)
@@ -82,17 +82,18 @@ void progress_tick(void)
 	    now - pg.last < (pg.tty ? TTY_INTERVAL_S : pg.log_interval))
 		return;
 	pg.last = now;
-	snprintf(dec, sizeof(dec), "%lld", pg.decided);
-	snprintf(del, sizeof(del), "%lld", pg.delivered);
 	rate_eta(rate, sizeof(rate), eta, sizeof(eta), elapsed);
 	if (!pg.tty) {
-		log_info("progress", "operation", pg.what, "decided", dec,
-			 "delivered", del, "rate_per_s", rate, "eta_s", eta);
+		log_info("progress", "operation", pg.what,
+			 LOG_INT("decided", pg.decided),
+			 LOG_INT("delivered", pg.delivered), "rate_per_s", rate,
+			 "eta_s", eta);
 		return;
 	}
 	snprintf(line, sizeof(line),
-		 "%s: %s decided, %s delivered, %s/s, ETA %s%s", pg.what, dec,
-		 del, rate, eta, eta[0] == '-' ? "" : " s");
+		 "%s: %lld decided, %lld delivered, %s/s, ETA %s%s", pg.what,
+		 pg.decided, pg.delivered, rate, eta,
+		 eta[0] == '-' ? "" : " s");
 	log_status_line(line);
 }
 

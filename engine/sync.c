@@ -181,26 +181,21 @@ static void log_run(const sync_def *s, const diff_counts *c, int dry_run)
 		dry_run || c->entered || c->exited || c->changed || c->calls
 			? LOG_LEVEL_INFO
 			: LOG_LEVEL_DEBUG;
-	char v[8][24];
 
 	if (log_min_level > level)
 		return;
-	snprintf(v[0], sizeof(v[0]), "%lld", c->members);
-	snprintf(v[1], sizeof(v[1]), "%lld", c->entered);
-	snprintf(v[2], sizeof(v[2]), "%lld", c->exited);
-	snprintf(v[3], sizeof(v[3]), "%lld", c->changed);
-	snprintf(v[4], sizeof(v[4]), "%lld", c->skipped);
-	snprintf(v[5], sizeof(v[5]), "%lld", c->calls);
-	snprintf(v[6], sizeof(v[6]), "%.3f", c->evaluated - c->started);
-	snprintf(v[7], sizeof(v[7]), "%.3f", now_seconds() - c->evaluated);
 	log_event(level,
 		  dry_run ? "sync evaluated (dry run: nothing changed)"
 			  : "sync run succeeded",
 		  "computation", s->key, "destination", s->dest->name, "mode",
 		  s->mode == SYNC_MODE_TRACK ? "track" : "identify", "as_of",
-		  s->as_of, "members", v[0], "entered", v[1], "exited", v[2],
-		  "changed", v[3], "skipped", v[4], "calls", v[5], "evaluate_s",
-		  v[6], "diff_s", v[7], (const char *)NULL);
+		  s->as_of, LOG_INT("members", c->members),
+		  LOG_INT("entered", c->entered), LOG_INT("exited", c->exited),
+		  LOG_INT("changed", c->changed), LOG_INT("skipped", c->skipped),
+		  LOG_INT("calls", c->calls),
+		  LOG_SECONDS("evaluate_s", c->evaluated - c->started),
+		  LOG_SECONDS("diff_s", now_seconds() - c->evaluated),
+		  (const char *)NULL);
 }
 
 /* Whether a tenth of the snapshot, and at least 10 000 rows, changed
@@ -419,19 +414,16 @@ static mp_client *open_client(char *err, size_t errlen)
 
 static void log_delivery(const dest_def *d, const outbox_stats *st)
 {
-	char v[3][24];
-
-	snprintf(v[0], sizeof(v[0]), "%lld", st->delivered);
-	snprintf(v[1], sizeof(v[1]), "%lld", st->rejected);
-	snprintf(v[2], sizeof(v[2]), "%lld", st->not_delivered);
 	if (st->delivered + st->rejected + st->not_delivered == 0)
 		return;
 	if (st->rejected || st->not_delivered)
 		log_warn("delivery incomplete", "destination", d->name,
-			 "delivered", v[0], "rejected", v[1], "queued", v[2]);
+			 LOG_INT("delivered", st->delivered),
+			 LOG_INT("rejected", st->rejected),
+			 LOG_INT("queued", st->not_delivered));
 	else
-		log_info("delivered", "destination", d->name, "delivered",
-			 v[0]);
+		log_info("delivered", "destination", d->name,
+			 LOG_INT("delivered", st->delivered));
 }
 
 /* Records queued for destination dest_id, or -1 with err set. */
@@ -460,15 +452,13 @@ static int hold_dest(run_totals *t, PGconn *conn, const dest_def *d,
 		     const char *why, char *err, size_t errlen)
 {
 	long long n = queued_for(conn, d->id, err, errlen);
-	char n_s[24];
 
 	if (n < 0)
 		return -1;
 	if (n == 0)
 		return 0;
-	snprintf(n_s, sizeof(n_s), "%lld", n);
 	log_error("delivery held: destination misconfigured", "destination",
-		  d->name, "queued", n_s, "error", why);
+		  d->name, LOG_INT("queued", n), "error", why);
 	t->delivery.not_delivered += n;
 	return 0;
 }

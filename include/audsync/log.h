@@ -41,11 +41,23 @@ void log_status_line(const char *text);
 
 /*
  * Writes one event: msg, then the key/value pairs of fields given as
- * alternating const char * key, const char * value, ended by NULL.
- * Values are quoted as needed; nothing here ever prints a secret unless a
- * caller passes one, and callers never do.
+ * alternating const char * key, const char * value, ended by NULL; a
+ * typed field below stands in the place of one pair. Values are quoted as
+ * needed; nothing here ever prints a secret unless a caller passes one,
+ * and callers never do.
  */
 void log_event(log_level level, const char *msg, ...) __attribute__((sentinel));
+
+/*
+ * Typed fields, so that no caller formats a number itself: LOG_INT(key, n)
+ * for a count or an id, LOG_SECONDS(key, s) for a duration in seconds
+ * (written with milliseconds: 1.250). JSON logs carry both as numbers.
+ * Each is three arguments: a tag, the key, the value.
+ */
+extern const char log_int_tag[];
+extern const char log_seconds_tag[];
+#define LOG_INT(key, n)	    log_int_tag, (const char *)(key), (long long)(n)
+#define LOG_SECONDS(key, s) log_seconds_tag, (const char *)(key), (double)(s)
 
 /* The level test is inline so a disabled level costs one comparison. */
 #define log_debug(...)                                                         \

@@ -46,7 +46,7 @@ START_TEST(json_lines_carry_numbers_rfc3339_times_and_one_run_id)
 {
 	char run_id[64] = "";
 	const char *line;
-	int members_seen = 0;
+	int members_seen = 0, delivered_seen = 0;
 	regex_t ts;
 	tl_result r;
 
@@ -77,6 +77,18 @@ START_TEST(json_lines_carry_numbers_rfc3339_times_and_one_run_id)
 				      "members is not a number: %s", copy);
 			ck_assert_int_eq(json_object_get_int(v), 2);
 			members_seen = 1;
+			/* A duration is a number with its milliseconds. */
+			ck_assert_msg(json_object_object_get_ex(o, "evaluate_s",
+								&v) &&
+					      json_object_is_type(
+						      v, json_type_double),
+				      "evaluate_s is not a number: %s", copy);
+			ck_assert_str_eq(str_of(o, "computation"), "everyone");
+		}
+		if (json_object_object_get_ex(o, "delivered", &v)) {
+			ck_assert_msg(json_object_is_type(v, json_type_int),
+				      "delivered is not a number: %s", copy);
+			delivered_seen = 1;
 		}
 		json_object_put(o);
 		free(copy);
@@ -84,6 +96,7 @@ START_TEST(json_lines_carry_numbers_rfc3339_times_and_one_run_id)
 			break;
 	}
 	ck_assert_msg(members_seen, "no run line: %s", r.err);
+	ck_assert_msg(delivered_seen, "no delivery line: %s", r.err);
 	tl_result_free(&r);
 	regfree(&ts);
 
