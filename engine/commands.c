@@ -635,7 +635,7 @@ int cmd_retire(const cli_opts *o)
 	if (!conn)
 		return EXIT_CONFIG;
 	install_signals();
-	if (retire_computation(&t, conn, o->arg, o->unset, err, sizeof(err)) !=
+	if (retire_computation(conn, o->arg, o->unset, err, sizeof(err)) !=
 	    0) {
 		log_error(err);
 		db_close(conn);

@@ -182,76 +182,6 @@ int mp_distinct_id_invalid(const char *s)
 	return 0;
 }
 
-static const char *skip_ws(const char *p)
-{
-	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
-		p++;
-	return p;
-}
-
-/* The end of the JSON string starting at p (its opening quote), just past
- * the closing quote, or NULL. */
-static const char *string_end(const char *p)
-{
-	for (p++; *p && *p != '"'; p++)
-		if (*p == '\\' && *++p == '\0')
-			return NULL;
-	return *p == '"' ? p + 1 : NULL;
-}
-
-/* The end of the JSON value starting at p: at the ',' or '}' that follows
- * it at depth 0, or NULL. */
-static const char *value_end(const char *p)
-{
-	int depth = 0;
-
-	while (*p) {
-		if (*p == '"') {
-			p = string_end(p);
-			if (!p)
-				return NULL;
-			continue;
-		}
-		if (*p == '{' || *p == '[')
-			depth++;
-		else if ((*p == '}' || *p == ']') && depth > 0)
-			depth--;
-		else if ((*p == ',' || *p == '}') && depth == 0)
-			return p;
-		p++;
-	}
-	return NULL;
-}
-
-int mp_json_next_member(mp_json_member *out, const char **pos)
-{
-	const char *p = skip_ws(*pos), *end;
-
-	if (*p == '{' || *p == ',')
-		p = skip_ws(p + 1);
-	if (*p == '}') {
-		*pos = p;
-		return 0;
-	}
-	if (*p != '"')
-		return -1;
-	end = string_end(p);
-	if (!end || *skip_ws(end) != ':')
-		return -1;
-	out->key = p;
-	out->keylen = (size_t)(end - p);
-	p = skip_ws(skip_ws(end) + 1);
-	end = value_end(p);
-	if (!end || end == p)
-		return -1;
-	*pos = end;
-	while (end > p && strchr(" \t\n\r", end[-1]))
-		end--;
-	out->value = p;
-	out->valuelen = (size_t)(end - p);
-	return 1;
-}
-
 /* The opening shared by every /engage update, up to the operation. */
 static void put_update_head(buf *out, const mp_update_head *h)
 {
@@ -284,61 +214,6 @@ const char *mp_payload_trait_name(const char *key)
 			return map[i][1];
 	}
 	return NULL;
-}
-
-static void put_member(buf *b, const char *key, json_object *val)
-{
-	const char *text = json_object_to_json_string_ext(
-		val, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-	const char *name = mp_payload_trait_name(key);
-
-	if (b->len > 0)
-		buf_putc(b, ',');
-	buf_json_str(b, name ? name : key);
-	buf_putc(b, ':');
-	buf_puts(b, text);
-}
-
-static void put_update(buf *out, const mp_update_head *h, const char *op,
-		       const buf *members)
-{
-	put_update_head(out, h);
-	buf_puts(out, ",\"");
-	buf_puts(out, op);
-	buf_puts(out, "\":{");
-	buf_append(out, members->data, members->len);
-	buf_puts(out, "}}\n");
-}
-
-int mp_payload_identify(buf *out, const mp_update_head *h, json_object *traits)
-{
-	buf set, uni;
-	int n = 0;
-
-	if (!json_object_is_type(traits, json_type_object))
-		return -1;
-	buf_init(&set);
-	buf_init(&uni);
-	json_object_object_foreach(traits, key, val)
-	{
-		/* A non-empty list is merged; an empty one clears the trait. */
-		if (json_object_is_type(val, json_type_array) &&
-		    json_object_array_length(val) > 0)
-			put_member(&uni, key, val);
-		else
-			put_member(&set, key, val);
-	}
-	if (set.len > 0) {
-		put_update(out, h, "$set", &set);
-		n++;
-	}
-	if (uni.len > 0) {
-		put_update(out, h, "$union", &uni);
-		n++;
-	}
-	buf_free(&set);
-	buf_free(&uni);
-	return n;
 }
 
 void mp_payload_update(buf *out, const mp_update_head *h, const char *op,

@@ -104,8 +104,8 @@ out:
 	return rc;
 }
 
-static int retire_tx(run_totals *out, PGconn *conn, const sync_list *l,
-		     const char *key, int unset, char *err, size_t errlen)
+static int retire_tx(PGconn *conn, const sync_list *l, const char *key,
+		     int unset, char *err, size_t errlen)
 {
 	const char *p[1] = { key };
 	int i;
@@ -123,7 +123,6 @@ static int retire_tx(run_totals *out, PGconn *conn, const sync_list *l,
 		}
 		if (queue_unsets(&calls, conn, s, err, errlen) != 0)
 			return -1;
-		out->calls += calls;
 	}
 	return db_exec(conn, "retire",
 		       "UPDATE audsync.computations SET enabled = false"
@@ -131,8 +130,8 @@ static int retire_tx(run_totals *out, PGconn *conn, const sync_list *l,
 		       1, p, err, errlen);
 }
 
-int retire_computation(run_totals *out, PGconn *conn, const char *key,
-		       int unset, char *err, size_t errlen)
+int retire_computation(PGconn *conn, const char *key, int unset, char *err,
+		       size_t errlen)
 {
 	sync_filter f = { key, NULL, NULL };
 	const char *p[1] = { key };
@@ -155,7 +154,7 @@ int retire_computation(run_totals *out, PGconn *conn, const char *key,
 	if (config_load(&l, conn, &f, err, errlen) != 0)
 		return -1;
 	if (db_exec(conn, "retire", "BEGIN", 0, NULL, err, errlen) == 0 &&
-	    retire_tx(out, conn, &l, key, unset, err, errlen) == 0 &&
+	    retire_tx(conn, &l, key, unset, err, errlen) == 0 &&
 	    db_exec(conn, "retire", "COMMIT", 0, NULL, err, errlen) == 0)
 		rc = 0;
 	else

@@ -272,7 +272,7 @@ static void put_event(segment_msg *m, const char *event, const jdoc_val *own,
 	put_context(&w);
 	put_super(&w, m->s);
 	buf_puts(w.b, "}}");
-	segment_calls_add(m->out, MP_EP_IMPORT, off, m->distinct_id, 1);
+	segment_calls_add(m->out, MP_EP_IMPORT, off, m->distinct_id);
 }
 
 /* properties.revenue as a number: *has is 0 without one. -1 when it is
@@ -314,7 +314,7 @@ static void add_charge(segment_msg *m, const jdoc_val *props, double amount)
 	else
 		buf_printf(value, "%.17g", amount);
 	buf_puts(value, "}}");
-	segment_msg_add_update(m, "$append", value->data, 0);
+	segment_msg_add_update(m, "$append", value->data);
 }
 
 /* event_increments and prop_increments: $add, and "Last <event>". */
@@ -343,7 +343,7 @@ static void add_increments(segment_msg *m, const char *event,
 	}
 	if (value->len > 0) {
 		buf_putc(value, '}');
-		segment_msg_add_update(m, "$add", value->data, 0);
+		segment_msg_add_update(m, "$add", value->data);
 	}
 	if (counted) {
 		buf_reset(last);
@@ -355,7 +355,7 @@ static void add_increments(segment_msg *m, const char *event,
 		buf_putc(value, ':');
 		buf_json_str(value, m->date);
 		buf_putc(value, '}');
-		segment_msg_add_update(m, "$set", value->data, 1);
+		segment_msg_add_update(m, "$set", value->data);
 	}
 }
 

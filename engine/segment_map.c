@@ -21,8 +21,6 @@
 #include <string.h>
 #include <time.h>
 
-#define JSON_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
-
 /* ---- calls -------------------------------------------------------------- */
 
 void segment_calls_init(segment_calls *c)
@@ -71,7 +69,7 @@ static size_t keep_key(segment_calls *c, const char *s)
 
 /* The record written to data since off becomes a call. */
 void segment_calls_add(segment_calls *c, mp_endpoint ep, size_t off,
-		       const char *key, int repeatable)
+		       const char *key)
 {
 	segment_call *k = &c->call[c->n++];
 
@@ -79,7 +77,6 @@ void segment_calls_add(segment_calls *c, mp_endpoint ep, size_t off,
 	k->off = off;
 	k->len = c->data.len - off;
 	k->key = keep_key(c, key);
-	k->repeatable = repeatable;
 }
 
 /* ---- one message --------------------------------------------------------- */
@@ -282,15 +279,13 @@ static mp_update_head update_head(const segment_msg *m, const char *distinct_id)
 }
 
 /* Appends one /engage update {head, op: value} as a call. */
-void segment_msg_add_update(segment_msg *m, const char *op, const char *value,
-			    int repeatable)
+void segment_msg_add_update(segment_msg *m, const char *op, const char *value)
 {
 	mp_update_head h = update_head(m, m->distinct_id);
 	size_t off = m->out->data.len;
 
 	mp_payload_update(&m->out->data, &h, op, value);
-	segment_calls_add(m->out, MP_EP_ENGAGE, off, m->distinct_id,
-			  repeatable);
+	segment_calls_add(m->out, MP_EP_ENGAGE, off, m->distinct_id);
 }
 
 /* ---- identify ------------------------------------------------------------ */
@@ -366,14 +361,13 @@ static segment_result map_identify(segment_msg *m)
 		      jdoc_is(traits, JDOC_OBJECT) ? traits : NULL);
 	if (set->len == 0 && uni->len == 0)
 		return segment_msg_skipped(m, "identify has no traits to set");
-	/* $set and $union: both safe to repeat. */
 	if (set->len > 0) {
 		buf_putc(set, '}');
-		segment_msg_add_update(m, "$set", set->data, 1);
+		segment_msg_add_update(m, "$set", set->data);
 	}
 	if (uni->len > 0) {
 		buf_putc(uni, '}');
-		segment_msg_add_update(m, "$union", uni->data, 1);
+		segment_msg_add_update(m, "$union", uni->data);
 	}
 	return SEGMENT_MAPPED;
 }
@@ -433,7 +427,7 @@ static segment_result map_group(segment_msg *m)
 	buf_puts(lane, key);
 	buf_putc(lane, '/');
 	buf_puts(lane, id->s);
-	segment_calls_add(m->out, MP_EP_GROUPS, off, lane->data, 1);
+	segment_calls_add(m->out, MP_EP_GROUPS, off, lane->data);
 	return SEGMENT_MAPPED;
 }
 
@@ -463,7 +457,7 @@ static segment_result map_alias(segment_msg *m)
 	else
 		buf_putc(data, '0');
 	buf_puts(data, "}}");
-	segment_calls_add(m->out, MP_EP_IMPORT, off, previous, 1);
+	segment_calls_add(m->out, MP_EP_IMPORT, off, previous);
 	return SEGMENT_MAPPED;
 }
 
@@ -507,16 +501,6 @@ static segment_result map_doc(segment_calls *out, const jdoc_val *msg,
 	if (r != SEGMENT_MAPPED)
 		out->n = 0;
 	return r;
-}
-
-segment_result segment_map(segment_calls *out, json_object *msg,
-			   const segment_settings *s)
-{
-	size_t len;
-	const char *text =
-		json_object_to_json_string_length(msg, JSON_FLAGS, &len);
-
-	return segment_map_text(out, text, len, s);
 }
 
 segment_result segment_map_text(segment_calls *out, const char *text,

@@ -239,8 +239,8 @@ static void refresh_snapshot_stats(PGconn *conn)
 /* Evaluates and decides one sync under its lock. Returns 0 when it ran,
  * 1 when it failed (recorded), 2 when another process holds it, -1 when
  * the database failed. */
-static int run_one(run_totals *t, PGconn *conn, const sync_def *s,
-		   const run_request *rq, char *err, size_t errlen)
+static int run_one(PGconn *conn, const sync_def *s, const run_request *rq,
+		   char *err, size_t errlen)
 {
 	char why[AUDSYNC_ERR_LEN];
 	diff_counts c = { 0 };
@@ -280,7 +280,6 @@ static int run_one(run_totals *t, PGconn *conn, const sync_def *s,
 	db_interrupt_disarm();
 	progress_decided(c.calls);
 	log_run(s, &c, rq->dry_run != NULL);
-	t->calls += c.calls;
 	rc = 0;
 	goto out;
 failed:
@@ -377,10 +376,8 @@ int sync_run(run_totals *out, PGconn *conn, const run_request *rq, char *err,
 			continue;
 		notify_watchdog();
 		progress_tick();
-		r = run_one(out, conn, &l.items[i], rq, err, errlen);
-		out->runs += r == 0 || r == 1;
+		r = run_one(conn, &l.items[i], rq, err, errlen);
 		out->failed += r == 1;
-		out->skipped_locked += r == 2;
 		rc = r < 0 ? -1 : 0;
 	}
 	config_free(&l);

@@ -41,25 +41,6 @@ typedef struct mp_update_head {
  * firstName, lastName, name, username, phone), or NULL for any other. */
 const char *mp_payload_trait_name(const char *trait);
 
-/* One member of a JSON object's text, as written: key is the quoted key
- * token, value the value's text (numbers keep every digit, nesting any
- * depth). Both point into the object's text. */
-typedef struct mp_json_member {
-	const char *key;
-	size_t keylen;
-	const char *value;
-	size_t valuelen;
-} mp_json_member;
-
-/*
- * Steps through the members of the JSON object whose text starts at
- * *pos (set *pos to the text before the first call). Returns 1 and fills
- * *out for the next member, 0 at the object's end, -1 when the text is
- * not a well-formed object's. Nothing is allocated: no parser's number
- * range or depth limit touches the values.
- */
-int mp_json_next_member(mp_json_member *out, const char **pos);
-
 /*
  * Parses JSON text as PostgreSQL wrote it, keeping what json-c's own
  * parser would lose: nesting deeper than its default 32 levels (up to
@@ -70,23 +51,6 @@ int mp_json_next_member(mp_json_member *out, const char **pos);
  */
 #define MP_JSON_MAX_DEPTH 1024
 json_object *mp_json_parse_exact(const char *text);
-
-/*
- * Maps the traits of a Segment-spec identify call to /engage updates, as
- * the Segment Mixpanel destination does: created, email, firstName,
- * lastName, name, username, phone become $created, $email, $first_name,
- * $last_name, $name, $username, $phone; non-empty arrays go through a
- * separate $union update, an empty array is cleared with $set; other values
- * keep their JSON types. Appends one or two JSON update objects, each
- * followed by '\n', to out:
- *   {"$token":T,"$distinct_id":D,["$ignore_time":true,]["$ip":IP,]
- *    "$set":{...}}
- *   {"$token":T,"$distinct_id":D,["$ignore_time":true,]["$ip":IP,]
- *    "$union":{...}}
- * Returns the number of updates appended (0 when traits is empty), or -1
- * when traits is not an object (nothing appended). traits is borrowed.
- */
-int mp_payload_identify(buf *out, const mp_update_head *h, json_object *traits);
 
 /* Appends one /engage update {head, op: value} where value is JSON text
  * (copied verbatim). */

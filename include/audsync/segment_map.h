@@ -8,8 +8,6 @@
 #include "audsync/mp_client.h"
 #include "audsync/segment_settings.h"
 
-#include <json-c/json.h>
-
 /* A message larger than this is refused: Mixpanel takes no record over
  * 1 MB, and a record carries the message's properties or traits. */
 #define SEGMENT_MAX_MESSAGE (1024 * 1024)
@@ -22,11 +20,10 @@ typedef struct segment_call {
 	mp_endpoint ep;
 	size_t off, len; /* the record: data.data + off, len bytes */
 	size_t key;	 /* its lane key (distinct_id): keys.data + key */
-	int repeatable;	 /* 0: sent twice, it changes Mixpanel twice */
 } segment_call;
 
-/* The calls of one message. Reuse one across messages: segment_map()
- * resets it. Free with segment_calls_free(). */
+/* The calls of one message. Reuse one across messages:
+ * segment_map_text() resets it. Free with segment_calls_free(). */
 typedef struct segment_calls {
 	buf data;
 	buf keys;
@@ -48,17 +45,13 @@ typedef enum segment_result {
 } segment_result;
 
 /*
- * Maps one Segment-spec message (borrowed) to the Mixpanel calls the seed
- * describes, with settings s. Every event's $insert_id derives from the
- * message's messageId, so the same message maps to the same records.
+ * Maps one Segment-spec message, len bytes of JSON text, to the Mixpanel
+ * calls the seed describes, with settings s. Every event's $insert_id
+ * derives from the message's messageId, so the same message maps to the
+ * same records. Refuses text that is not one JSON object, and a len over
+ * SEGMENT_MAX_MESSAGE without reading the text (a reader that kept only
+ * its start may say how long the message was).
  */
-segment_result segment_map(segment_calls *out, json_object *msg,
-			   const segment_settings *s);
-
-/* As segment_map(), from len bytes of JSON text (one message): refuses
- * text that is not one JSON object, and a len over SEGMENT_MAX_MESSAGE
- * without reading the text (a reader that kept only its start may say
- * how long the message was). */
 segment_result segment_map_text(segment_calls *out, const char *text,
 				size_t len, const segment_settings *s);
 

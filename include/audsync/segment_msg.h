@@ -62,15 +62,13 @@ segment_result segment_msg_invalid_arg(segment_msg *m, const char *what,
 segment_result segment_msg_skipped(segment_msg *m, const char *why);
 
 /* The record written to c->data since off becomes a call on ep, in the
- * lane of key (copied). repeatable: 0 when sending it twice changes
- * Mixpanel twice. */
+ * lane of key (copied). */
 void segment_calls_add(segment_calls *c, mp_endpoint ep, size_t off,
-		       const char *key, int repeatable);
+		       const char *key);
 
 /* Appends one /engage update {head, op: value} for the message's
  * distinct_id as a call. */
-void segment_msg_add_update(segment_msg *m, const char *op, const char *value,
-			    int repeatable);
+void segment_msg_add_update(segment_msg *m, const char *op, const char *value);
 
 /* The $insert_id of the message's event: from its messageId and type, so
  * the same message always makes the same one. */

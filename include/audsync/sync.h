@@ -29,11 +29,9 @@ typedef struct run_request {
 	FILE *dry_run; /* print the calls; change nothing */
 } run_request;
 
+/* What a command's runs and deliveries came to: its exit status. */
 typedef struct run_totals {
-	int runs;
-	int failed;
-	int skipped_locked;
-	long long calls;
+	int failed; /* syncs whose run failed */
 	outbox_stats delivery;
 } run_totals;
 

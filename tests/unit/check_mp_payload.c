@@ -148,110 +148,6 @@ START_TEST(distinct_id_list)
 }
 END_TEST
 
-/* Splits identify output into its lines (at most 2). */
-static int split_lines(buf *b, json_object *out[2])
-{
-	char *save = NULL, *line;
-	int n = 0;
-
-	for (line = strtok_r(b->data, "\n", &save); line;
-	     line = strtok_r(NULL, "\n", &save)) {
-		ck_assert_int_lt(n, 2);
-		out[n++] = parse(line);
-	}
-	return n;
-}
-
-/* The identify mapping with the head of a sync's update (no $ip). */
-static int identify(buf *b, const char *token, const char *distinct_id,
-		    json_object *traits, int ignore_time)
-{
-	mp_update_head h = { token, distinct_id, ignore_time, NULL };
-
-	return mp_payload_identify(b, &h, traits);
-}
-
-START_TEST(identify_mapping)
-{
-	json_object *traits = parse(
-		"{\"email\":\"a@b.c\",\"firstName\":\"Ann\",\"lastName\":"
-		"\"Lee\",\"name\":\"Ann Lee\",\"username\":\"ann\",\"phone\":"
-		"\"+331\",\"created\":\"2024-01-02T03:04:05\",\"plan\":\"pro\","
-		"\"age\":41,\"ratio\":0.5,\"vip\":true,\"gone\":null,"
-		"\"tags\":[\"x\",\"y\"],\"none\":[],\"obj\":{\"k\":1}}");
-	json_object *u[2], *set, *uni;
-	buf b;
-	int n;
-
-	buf_init(&b);
-	n = identify(&b, "tok", "user-1", traits, 1);
-	ck_assert_int_eq(n, 2);
-	ck_assert_int_eq(b.data[b.len - 1], '\n');
-	ck_assert_int_eq(split_lines(&b, u), 2);
-	ck_assert_str_eq(member(u[0], "$token"), "\"tok\"");
-	ck_assert_str_eq(member(u[0], "$distinct_id"), "\"user-1\"");
-	ck_assert_str_eq(member(u[0], "$ignore_time"), "true");
-	json_object_object_get_ex(u[0], "$set", &set);
-	ck_assert_str_eq(member(set, "$email"), "\"a@b.c\"");
-	ck_assert_str_eq(member(set, "$first_name"), "\"Ann\"");
-	ck_assert_str_eq(member(set, "$last_name"), "\"Lee\"");
-	ck_assert_str_eq(member(set, "$name"), "\"Ann Lee\"");
-	ck_assert_str_eq(member(set, "$username"), "\"ann\"");
-	ck_assert_str_eq(member(set, "$phone"), "\"+331\"");
-	ck_assert_str_eq(member(set, "$created"), "\"2024-01-02T03:04:05\"");
-	ck_assert_str_eq(member(set, "plan"), "\"pro\"");
-	ck_assert_str_eq(member(set, "age"), "41");
-	ck_assert_str_eq(member(set, "ratio"), "0.5");
-	ck_assert_str_eq(member(set, "vip"), "true");
-	ck_assert_str_eq(member(set, "gone"), "null");
-	ck_assert_str_eq(member(set, "none"), "[]");
-	ck_assert_str_eq(member(set, "obj"), "{\"k\":1}");
-	ck_assert(!json_object_object_get_ex(set, "email", NULL));
-	ck_assert(!json_object_object_get_ex(set, "tags", NULL));
-	ck_assert(!json_object_object_get_ex(u[0], "$union", NULL));
-	ck_assert(json_object_object_get_ex(u[1], "$union", &uni));
-	ck_assert_str_eq(member(uni, "tags"), "[\"x\",\"y\"]");
-	ck_assert_int_eq(json_object_object_length(uni), 1);
-	ck_assert(!json_object_object_get_ex(u[1], "$set", NULL));
-	ck_assert_str_eq(member(u[1], "$distinct_id"), "\"user-1\"");
-	json_object_put(u[0]);
-	json_object_put(u[1]);
-	json_object_put(traits);
-	buf_free(&b);
-}
-END_TEST
-
-START_TEST(identify_edges)
-{
-	json_object *empty = parse("{}"), *arr = parse("[1]");
-	json_object *only_list = parse("{\"tags\":[1,2]}");
-	json_object *plain = parse("{\"k\":\"v\\\"q\"}");
-	json_object *u[2];
-	buf b;
-
-	buf_init(&b);
-	ck_assert_int_eq(identify(&b, "t", "d", empty, 1), 0);
-	ck_assert_int_eq(identify(&b, "t", "d", arr, 1), -1);
-	ck_assert_int_eq(identify(&b, "t", "d", NULL, 1), -1);
-	ck_assert_uint_eq(b.len, 0);
-	ck_assert_int_eq(identify(&b, "t", "d", only_list, 0), 1);
-	ck_assert_int_eq(split_lines(&b, u), 1);
-	ck_assert(json_object_object_get_ex(u[0], "$union", NULL));
-	ck_assert(!json_object_object_get_ex(u[0], "$ignore_time", NULL));
-	json_object_put(u[0]);
-	buf_reset(&b);
-	ck_assert_int_eq(identify(&b, "t", "d\"x", plain, 0), 1);
-	ck_assert_int_eq(split_lines(&b, u), 1);
-	ck_assert_str_eq(member(u[0], "$distinct_id"), "\"d\\\"x\"");
-	json_object_put(u[0]);
-	json_object_put(empty);
-	json_object_put(arr);
-	json_object_put(only_list);
-	json_object_put(plain);
-	buf_free(&b);
-}
-END_TEST
-
 START_TEST(engage_shape)
 {
 	json_object *o, *set;
@@ -351,8 +247,6 @@ static Suite *payload_suite(void)
 	tcase_add_test(tc, insert_id_deterministic);
 	tcase_add_test(tc, insert_id_boundaries);
 	tcase_add_test(tc, distinct_id_list);
-	tcase_add_test(tc, identify_mapping);
-	tcase_add_test(tc, identify_edges);
 	tcase_add_test(tc, engage_shape);
 	tcase_add_test(tc, event_shape);
 	tcase_add_test(tc, text_with_quotes_and_backslashes_arrives_intact);

@@ -681,40 +681,6 @@ START_TEST(wrong_settings_are_refused_naming_the_key)
 }
 END_TEST
 
-/* Repeating a call changes Mixpanel again only for $add and $append:
- * those are the calls forward must keep exactly-once. */
-START_TEST(only_add_and_append_are_marked_not_repeatable)
-{
-	const char *msg = "{\"messageId\":\"m\",\"timestamp\":\"2026-01-15T10:"
-			  "00:00Z\",\"type\":\"track\",\"userId\":\"u1\","
-			  "\"event\":\"Logged In\",\"properties\":{"
-			  "\"revenue\":3}}";
-	row r = { "ops",	  1, "{'event_increments':['Logged In']}", "",
-		  SEGMENT_MAPPED, "" };
-	segment_settings s;
-	segment_calls c;
-	int i;
-
-	settings_of(&s, &r);
-	segment_calls_init(&c);
-	ck_assert_int_eq(segment_map_text(&c, msg, strlen(msg), &s),
-			 SEGMENT_MAPPED);
-	ck_assert_int_eq(c.n, 4);
-	for (i = 0; i < c.n; i++) {
-		size_t len;
-		const char *rec = segment_call_record(&c, i, &len);
-		json_object *o = parse_n(rec, len);
-		int once = json_object_object_get_ex(o, "$add", NULL) ||
-			   json_object_object_get_ex(o, "$append", NULL);
-
-		ck_assert_int_eq(c.call[i].repeatable, !once);
-		json_object_put(o);
-	}
-	segment_calls_free(&c);
-	segment_settings_free(&s);
-}
-END_TEST
-
 /* Each key of the event's properties appears once in its text, whatever
  * tiers name it, and the first tier wins. */
 START_TEST(colliding_names_are_sent_once)
@@ -794,7 +760,6 @@ static Suite *segment_map_suite(void)
 	tcase_add_test(t, a_message_over_the_record_limit_is_refused);
 	tcase_add_test(t, insert_ids_follow_the_message_id_only);
 	tcase_add_test(t, wrong_settings_are_refused_naming_the_key);
-	tcase_add_test(t, only_add_and_append_are_marked_not_repeatable);
 	tcase_add_test(t, colliding_names_are_sent_once);
 	suite_add_tcase(s, t);
 	return s;

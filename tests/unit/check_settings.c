@@ -293,60 +293,6 @@ START_TEST(reserved_keys_are_named)
 }
 END_TEST
 
-/* ---- track-mode values as written --------------------------------------- */
-
-typedef struct member_row {
-	const char *object;
-	int n;		    /* members, or -1: malformed */
-	const char *second; /* the second member's value text */
-} member_row;
-
-static const member_row member_rows[] = {
-	{ "{}", 0, NULL },
-	{ "{\"a\": 1}", 1, NULL },
-	{ "{\"a\": 1, \"big\": 1208925819614629174706176}", 2,
-	  "1208925819614629174706176" },
-	{ "{\"a\": \"x,}\", \"b\": [1, {\"c\": \"]\"}]}", 2,
-	  "[1, {\"c\": \"]\"}]" },
-	{ "{\"a\": \"q\\\"}\", \"b\": null}", 2, "null" },
-	{ "{\"a\":1,\"d\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
-	  "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}",
-	  2,
-	  "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
-	  "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]" },
-	{ " { \"a\" : 1.50 , \"b\" : -2e400 } ", 2, "-2e400" },
-	{ "[1]", -1, NULL },
-	{ "{\"a\" 1}", -1, NULL },
-	{ "{\"a\": }", -1, NULL },
-	{ "{\"a\": \"open", -1, NULL },
-	{ "{\"a\": 1", -1, NULL },
-};
-
-START_TEST(object_members_keep_their_text)
-{
-	const member_row *row = &member_rows[_i];
-	const char *pos = row->object;
-	mp_json_member m;
-	int n = 0, rc;
-	char second[256] = "";
-
-	while ((rc = mp_json_next_member(&m, &pos)) > 0) {
-		if (++n == 2)
-			snprintf(second, sizeof(second), "%.*s",
-				 (int)m.valuelen, m.value);
-		ck_assert_int_lt(n, 10);
-	}
-	if (row->n < 0) {
-		ck_assert_msg(rc < 0, "%s was taken", row->object);
-		return;
-	}
-	ck_assert_msg(rc == 0 && n == row->n, "%s: %d members (rc %d)",
-		      row->object, n, rc);
-	if (row->second)
-		ck_assert_str_eq(second, row->second);
-}
-END_TEST
-
 static Suite *settings_suite(void)
 {
 	Suite *s = suite_create("settings");
@@ -363,9 +309,6 @@ static Suite *settings_suite(void)
 		(int)(sizeof(policy_rows) / sizeof(policy_rows[0])));
 	tcase_add_test(tp, secret_env_needs_the_operator_prefix);
 	tcase_add_test(tp, reserved_keys_are_named);
-	tcase_add_loop_test(
-		tp, object_members_keep_their_text, 0,
-		(int)(sizeof(member_rows) / sizeof(member_rows[0])));
 	suite_add_tcase(s, tc);
 	suite_add_tcase(s, tp);
 	return s;
