@@ -2,6 +2,7 @@
 #include "audsync/commands.h"
 
 #include "audsync/db.h"
+#include "audsync/deliver.h"
 #include "audsync/errbuf.h"
 #include "audsync/forward.h"
 #include "audsync/log.h"
@@ -140,7 +141,8 @@ static int deliver_and_report(PGconn *conn, const cli_opts *o, run_totals *t)
 {
 	char err[AUDSYNC_ERR_LEN];
 
-	if (sync_deliver(t, conn, o->destination, err, sizeof(err)) != 0) {
+	if (deliver_outboxes(&t->delivery, conn, o->destination, err,
+			     sizeof(err)) != 0) {
 		log_error(err);
 		write_metrics(conn, o);
 		return EXIT_CONFIG;
@@ -307,8 +309,8 @@ static int forward_file(PGconn *conn, const cli_opts *o, forward_totals *f,
 		rc = forward_stream(f, &eof, &line, conn, in, o->destination,
 				    FORWARD_ROUND, err, sizeof(err));
 		if (rc == 0 && !eof)
-			rc = sync_deliver(t, conn, o->destination, err,
-					  sizeof(err));
+			rc = deliver_outboxes(&t->delivery, conn,
+					      o->destination, err, sizeof(err));
 		if (rc != 0)
 			log_error(err);
 	}
@@ -395,7 +397,7 @@ static void daemon_pass(PGconn *conn, const cli_opts *o, int woke)
 		log_error(err);
 	if (forward_inbound(conn, NULL, NULL) != 0)
 		t.failed++;
-	if (sync_deliver(&t, conn, NULL, err, sizeof(err)) != 0)
+	if (deliver_outboxes(&t.delivery, conn, NULL, err, sizeof(err)) != 0)
 		log_error(err);
 	write_metrics(conn, o);
 	progress_end();
@@ -635,8 +637,7 @@ int cmd_retire(const cli_opts *o)
 	if (!conn)
 		return EXIT_CONFIG;
 	install_signals();
-	if (retire_computation(conn, o->arg, o->unset, err, sizeof(err)) !=
-	    0) {
+	if (retire_computation(conn, o->arg, o->unset, err, sizeof(err)) != 0) {
 		log_error(err);
 		db_close(conn);
 		return EXIT_FAILED;

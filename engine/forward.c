@@ -3,7 +3,7 @@
  * segment_map.c decides the calls; this file reads the messages (lines of
  * a file, or rows of audsync.inbound), keeps each message forwarded once
  * per destination (audsync.forwarded) and queues the calls in the outbox
- * in the same transaction. Delivery is the shared one (sync_deliver).
+ * in the same transaction. Delivery is the shared one (deliver_outboxes).
  */
 #include "audsync/forward.h"
 

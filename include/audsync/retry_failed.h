@@ -9,7 +9,7 @@
  * outbox, re-derived from the ledger: an update's $set says what its
  * distinct_id was told since, and an event the ledger has superseded is
  * dropped. *out is the number of records requeued; the caller delivers
- * them (sync_deliver). Returns 0, or -1 with err set.
+ * them (deliver_outboxes). Returns 0, or -1 with err set.
  */
 int retry_failed_requeue(long long *out, PGconn *conn, const char *destination,
 			 char *err, size_t errlen)

@@ -1,4 +1,4 @@
-/* sync.h - runs: lock, evaluate, diff, enqueue, deliver, ledger */
+/* sync.h - runs: lock, evaluate, diff, enqueue, ledger */
 #ifndef AUDSYNC_SYNC_H
 #define AUDSYNC_SYNC_H
 
@@ -54,14 +54,5 @@ int sync_mark_interrupted(PGconn *conn, char *err, size_t errlen);
 #define SYNC_EUSAGE (-2)
 int sync_run(run_totals *out, PGconn *conn, const run_request *rq, char *err,
 	     size_t errlen) __attribute__((warn_unused_result));
-
-/*
- * Delivers the outbox of every destination (or the one named) through one
- * shared Mixpanel client. Destinations with a configuration problem keep
- * their calls queued, say why, and count them as not delivered. Adds to
- * out->delivery. Returns 0, or -1 with err set (the database failed).
- */
-int sync_deliver(run_totals *out, PGconn *conn, const char *destination,
-		 char *err, size_t errlen) __attribute__((warn_unused_result));
 
 #endif
