@@ -3,6 +3,7 @@
 
 #include "audsync/alloc.h"
 #include "audsync/buf.h"
+#include "audsync/errbuf.h"
 #include "audsync/log.h"
 #include "audsync/mp_answer.h"
 #include "audsync/mp_body.h"
@@ -35,7 +36,6 @@
 #define SPLIT_DEPTH   32	  /* 413 halvings: log2(2000) < 12 */
 #define STOP_GRACE_MS 1000	  /* in flight after a stop (exit in 2 s) */
 #define SHRINK_BYTES  (16u << 20) /* slot buffers freed above this */
-#define ERR_LEN	      512
 
 typedef struct dest dest;
 
@@ -62,7 +62,7 @@ struct dest {
 	slot *slots[MP_EP_COUNT];
 	int inflight;
 	int stopped; /* refused credentials during this flush */
-	char stop_msg[ERR_LEN];
+	char stop_msg[AUDSYNC_ERR_LEN];
 	long rejected_streak; /* records refused since one was accepted */
 };
 
@@ -81,7 +81,7 @@ struct mp_client {
 	mp_stats stats;
 	size_t queued;
 	uint64_t rng;
-	char err[ERR_LEN];
+	char err[AUDSYNC_ERR_LEN];
 };
 
 #define EP_PATH(ep) mp_endpoint_path(ep)
@@ -97,7 +97,7 @@ static void set_error(mp_client *c, const dest *d, const char *fmt, ...)
  * Mixpanel text is removed before anyone can read it. */
 static void set_error(mp_client *c, const dest *d, const char *fmt, ...)
 {
-	char raw[ERR_LEN];
+	char raw[AUDSYNC_ERR_LEN];
 	va_list ap;
 	buf b;
 
@@ -224,15 +224,10 @@ static void apply_retry(mp_client *c, slot *s, const mp_answer *a, int64_t now)
 	s->not_before = now + wait;
 	set_error(c, d, "destination %s: %s: %s", d->conf.name, EP_PATH(s->ep),
 		  a->error);
-	if (log_min_level <= LOG_LEVEL_INFO) {
-		char att[16], ms[24];
-
-		snprintf(att, sizeof(att), "%d", s->attempt);
-		snprintf(ms, sizeof(ms), "%ld", wait);
-		log_info("mixpanel request will be retried", "destination",
-			 d->conf.name, "endpoint", EP_PATH(s->ep), "attempt",
-			 att, "wait_ms", ms, "error", c->err);
-	}
+	log_info("mixpanel request will be retried", "destination",
+		 d->conf.name, "endpoint", EP_PATH(s->ep),
+		 LOG_INT("attempt", s->attempt), LOG_INT("wait_ms", wait),
+		 "error", c->err);
 }
 
 /* When another request of d stopped it first, what s holds goes as that
@@ -262,7 +257,7 @@ static void halt_destination(mp_client *c, slot *s)
 
 static void stop_destination(mp_client *c, slot *s, const mp_answer *a)
 {
-	char why[ERR_LEN];
+	char why[AUDSYNC_ERR_LEN];
 
 	if (already_stopped(c, s))
 		return;
@@ -352,7 +347,7 @@ static size_t slot_next_end(const slot *s)
 static int slot_send(mp_client *c, slot *s, size_t end)
 {
 	mp_transport *tr = s->d->tr;
-	char why[ERR_LEN];
+	char why[AUDSYNC_ERR_LEN];
 	size_t len;
 	const char *text = mp_body_queue_text(&s->q, s->head, end, &len);
 
@@ -616,7 +611,7 @@ static int dest_transport(mp_client *c, dest *d, char *why, size_t len)
 
 int mp_client_add_destination(mp_client *c, int *out, const mp_destination *in)
 {
-	char why[ERR_LEN];
+	char why[AUDSYNC_ERR_LEN];
 	dest *d;
 	dest **grown;
 

@@ -342,13 +342,10 @@ int mp_http_transport(mp_transport **out, mp_http *h, const mp_dest_conf *conf,
 static void log_answer(const mp_transport_channel *ch, long status,
 		       const mp_answer *a)
 {
-	char st[24], n[24];
-
-	snprintf(st, sizeof(st), "%ld", status);
-	snprintf(n, sizeof(n), "%zu", ch->nrecords);
 	log_debug("mixpanel answer", "destination", ch->t->conf->name,
-		  "endpoint", mp_endpoint_path(ch->ep), "status", st, "records",
-		  n, "action", mp_answer_action_name(a->action), "error",
+		  "endpoint", mp_endpoint_path(ch->ep),
+		  LOG_INT("status", status), LOG_INT("records", ch->nrecords),
+		  "action", mp_answer_action_name(a->action), "error",
 		  a->error);
 }
 
