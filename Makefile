@@ -7,6 +7,7 @@
 #   make bench           throughput and memory figures (not part of test)
 #   make mutation        kill ratio of tests/mutations.txt (MUTATIONS=PATTERN)
 #   make model           the randomized model test over 1 000 seeds
+#   make model-rules     incremental rules against full, over 50 seeds
 #   make install         PREFIX=/usr/local DESTDIR= (make uninstall undoes it)
 #   make SANITIZER=address,undefined test   sanitized build and test run
 #   make fuzz            each libFuzzer target for FUZZ_SECONDS (30) seconds
@@ -89,7 +90,7 @@ BENCH_BIN := $(call tests_bin,$(BENCH_SRC))
 .PHONY: all test test-run unit-test demo demo-run demo-clean bench bench-run \
 	install uninstall units check-deploy format format-check deps clean lint \
 	check-unit check-unit-run fuzz fuzz-deps fuzz-run valgrind valgrind-run chaos chaos-run mutation \
-	mutation-run model model-run
+	mutation-run model model-run model-rules model-rules-run
 all: $(BIN)
 
 $(BUILD)/engine/%.o: engine/%.c $(wildcard include/audsync/*.h)
@@ -181,6 +182,19 @@ model-run: $(BIN) $(BUILD)/tests/check_model $(FAKE_MIXPANEL)
 		AUDSYNC_BIN=$(abspath $(BIN)) \
 		FAKE_MIXPANEL=$(abspath $(FAKE_MIXPANEL)) \
 		sh tests/run-tests.sh $(BUILD)/tests/check_model
+
+# Incremental rule evaluation against full at length: 50 seeds of 10 runs
+# (make test runs 2 of 6). RULES_SEED=N starts elsewhere.
+RULES_SEEDS ?= 50
+RULES_SEED ?= 1
+model-rules: deps
+	@$(MAKE) --no-print-directory model-rules-run
+
+model-rules-run: $(BIN) $(BUILD)/tests/check_rules_incr $(FAKE_MIXPANEL)
+	@AUDSYNC_INCR_SEEDS=$(RULES_SEEDS) AUDSYNC_INCR_SEED=$(RULES_SEED) \
+		AUDSYNC_INCR_STEPS=10 AUDSYNC_BIN=$(abspath $(BIN)) \
+		FAKE_MIXPANEL=$(abspath $(FAKE_MIXPANEL)) \
+		sh tests/run-tests.sh $(BUILD)/tests/check_rules_incr
 
 demo: deps
 	@$(MAKE) --no-print-directory demo-run

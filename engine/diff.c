@@ -61,13 +61,17 @@ static const char full_trait_sql[] = CHG_TABLE FULL_SQL("");
  * one hash join on the narrow checksum and profile_id (a trait's: an
  * audience's rows were joined so as they came, evaluate.c) ...
  */
-static const char differ_sql[] =
-	"INSERT INTO pg_temp.audsync_d (new_p, new, old_p, old_t)"
-	" SELECT s.profile_id, s.value, m.profile_id, m.ctid"
-	" FROM pg_temp.audsync_stage s FULL JOIN (SELECT ctid, profile_id, h"
-	"  FROM audsync.snapshot_members WHERE sync_id = $1 AND member) m"
-	"  ON m.h = s.h AND m.profile_id = s.profile_id"
-	" WHERE s.h IS NULL OR m.h IS NULL";
+#define DIFFER_SQL(only)                                                       \
+	"INSERT INTO pg_temp.audsync_d (new_p, new, old_p, old_t)"             \
+	" SELECT s.profile_id, s.value, m.profile_id, m.ctid"                  \
+	" FROM pg_temp.audsync_stage s FULL JOIN (SELECT ctid, profile_id, h"  \
+	"  FROM audsync.snapshot_members WHERE sync_id = $1 AND member" only   \
+	"  ) m ON m.h = s.h AND m.profile_id = s.profile_id"                   \
+	" WHERE s.h IS NULL OR m.h IS NULL"
+static const char differ_sql[] = DIFFER_SQL("");
+/* An incremental run staged only the touched profiles (evaluate.h). */
+static const char differ_touched_sql[] = DIFFER_SQL(
+	" AND profile_id IN (SELECT profile_id FROM pg_temp.audsync_touched)");
 
 /* ... then paired per profile, the snapshot's wide columns read for
  * those few by the row's address (nothing moves them in between; the
@@ -133,6 +137,25 @@ static const char prune_sql[] =
 	" (SELECT min(pg_snapshot_xmin(ids_snapshot)) FROM audsync.sync_state)"
 	" AND NOT EXISTS (SELECT 1 FROM audsync.sync_state WHERE sync_id = $1"
 	" AND date_trunc('hour', ids_seen_upto) = date_trunc('hour', now()))";
+
+/* The change log of incremental rules (sql/014_rule_changes.sql) is
+ * needed back to the oldest snapshot a rule sync remembers, this run's
+ * (not saved yet) included, and the oldest running transaction. Once per
+ * clock hour, as above. */
+static const char prune_changes_sql[] =
+	"DELETE FROM audsync.change_log WHERE xact < (SELECT min(x) FROM ("
+	"  SELECT pg_snapshot_xmin(rule_snapshot) FROM audsync.sync_state"
+	"  UNION ALL SELECT pg_snapshot_xmin(snap) FROM pg_temp.audsync_mark"
+	"  UNION ALL SELECT pg_snapshot_xmin(pg_current_snapshot())) m (x))"
+	" AND NOT EXISTS (SELECT 1 FROM audsync.sync_state WHERE sync_id = $1"
+	" AND date_trunc('hour', ids_seen_upto) = date_trunc('hour', now()))";
+
+/* What the next run of a rule needs to run incrementally (incremental.h):
+ * NULL for a definition_sql. */
+static const char rule_mark_sql[] =
+	"UPDATE audsync.sync_state SET (rule_snapshot, rule_digest) ="
+	" (SELECT snap, digest FROM pg_temp.audsync_mark)"
+	" WHERE sync_id = $1";
 
 static const char counts_sql[] =
 	"SELECT count(*) FILTER (WHERE kind = 'enter'),"
@@ -238,7 +261,7 @@ typedef struct diff_marks {
 			      * for (owned; a busy server's is long), or
 			      * NULL on a first sync or a resync */
 	char removed_n[24]; /* snapshot rows removed */
-	int whole;	    /* the stage holds every member */
+	int whole;	    /* what the stage holds (evaluate.h) */
 } diff_marks;
 
 /* The identifier types a sync sends to, as a SQL array literal. */
@@ -670,11 +693,14 @@ static int member_changes(PGconn *conn, const sync_def *s, diff_mode mode,
 	const char *full = s->is_trait ? full_trait_sql : full_audience_sql;
 	const char *p[3] = { sync_id, s->key, mode == DIFF_FULL ? "t" : "f" };
 
-	if (mk->whole)
+	const char *differ =
+		mk->whole == EVALUATE_TOUCHED ? differ_touched_sql : differ_sql;
+
+	if (mk->whole == EVALUATE_WHOLE)
 		return db_exec(conn, "diff: members", full, 3, p, err, errlen);
 	/* An audience's rows were diffed as they came. */
-	if ((s->is_trait && db_exec(conn, "diff: members", differ_sql, 1, p,
-				    err, errlen) != 0) ||
+	if ((s->is_trait &&
+	     db_exec(conn, "diff: members", differ, 1, p, err, errlen) != 0) ||
 	    db_exec(conn, "diff: analyze", "ANALYZE pg_temp.audsync_d", 0, NULL,
 		    err, errlen) != 0)
 		return -1;
@@ -741,11 +767,19 @@ static int save_state(diff_counts *out, PGconn *conn, const sync_def *s,
 	snprintf(run, sizeof(run), "%lld", run_id);
 	/* The log is needed back to the sync that looked longest ago; the
 	 * prune reads this sync's previous state, so it goes first. */
-	if (db_exec(conn, "identifier log", prune_sql, 1, p, err, errlen) != 0)
+	if (db_exec(conn, "identifier log", prune_sql, 1, p, err, errlen) !=
+		    0 ||
+	    db_exec(conn, "change log", prune_changes_sql, 1, p, err, errlen) !=
+		    0)
 		return -1;
 	r = db_query(conn, "sync state", state_sql, 5, p, err, errlen);
 	if (!r)
 		return -1;
+	if (db_exec(conn, "sync state: rule", rule_mark_sql, 1, p, err,
+		    errlen) != 0) {
+		PQclear(r);
+		return -1;
+	}
 	out->members = db_int(PQgetvalue(r, 0, 0));
 	PQclear(r);
 	return 0;

@@ -6,6 +6,7 @@
 #include "audsync/db.h"
 #include "audsync/diff.h"
 #include "audsync/errbuf.h"
+#include "audsync/incremental.h"
 #include "audsync/naming.h"
 #include "audsync/rule_catalog.h"
 #include "audsync/settings.h"
@@ -33,7 +34,12 @@ static const char *const stage_sql[] = {
 	" profile_id text NOT NULL, value jsonb, h bigint)",
 	"CREATE TEMP TABLE IF NOT EXISTS audsync_d ("
 	" new_p text, new jsonb, old_p text, old_t tid)",
-	"TRUNCATE pg_temp.audsync_stage, pg_temp.audsync_d"
+	/* incremental.h */
+	"CREATE TEMP TABLE IF NOT EXISTS audsync_touched (profile_id text)",
+	"CREATE TEMP TABLE IF NOT EXISTS audsync_mark ("
+	" snap pg_snapshot, digest text)",
+	"TRUNCATE pg_temp.audsync_stage, pg_temp.audsync_d,"
+	" pg_temp.audsync_touched, pg_temp.audsync_mark"
 };
 
 /* Whether every member is read again: a resync ($2), or an empty
@@ -56,12 +62,17 @@ static const char audience_diff_sql[] =
 	" SELECT s.profile_id, m.profile_id, m.ctid"
 	" FROM (SELECT d.profile_id::text AS profile_id FROM ";
 /* ... the definition (AS d), then: */
-static const char audience_snapshot_sql[] =
-	" WHERE d.profile_id IS NOT NULL) s"
-	" FULL JOIN (SELECT ctid, profile_id FROM audsync.snapshot_members"
-	"  WHERE sync_id = $3::integer AND member) m"
-	" ON m.profile_id = s.profile_id"
-	" WHERE s.profile_id IS NULL OR m.profile_id IS NULL";
+#define AUDIENCE_SNAPSHOT_SQL(only)                                            \
+	" WHERE d.profile_id IS NOT NULL) s"                                   \
+	" FULL JOIN (SELECT ctid, profile_id FROM audsync.snapshot_members"    \
+	"  WHERE sync_id = $3::integer AND member" only ") m"                  \
+	" ON m.profile_id = s.profile_id"                                      \
+	" WHERE s.profile_id IS NULL OR m.profile_id IS NULL"
+static const char audience_snapshot_sql[] = AUDIENCE_SNAPSHOT_SQL("");
+/* An incremental run's definition names only touched profiles: the
+ * snapshot's others keep their rows. */
+static const char audience_touched_sql[] = AUDIENCE_SNAPSHOT_SQL(
+	" AND profile_id IN (SELECT profile_id FROM pg_temp.audsync_touched)");
 
 /* A trait has one row per profile; an index would cost more than this
  * one pass over the stage. */
@@ -216,7 +227,7 @@ static int check_other_keys(PGconn *conn, const trait_cols *tc,
 }
 
 /* Builds the statement that runs the definition; params[3..] are a
- * trait's keys. whole: every member is staged. A profile named by
+ * trait's keys. whole: what is staged (evaluate.h). A profile named by
  * several rows stays several rows: the diff makes members distinct where
  * it must, which is far cheaper than here for them all. */
 static int build_insert(buf *b, const char **params, int *nparams, PGconn *conn,
@@ -228,13 +239,17 @@ static int build_insert(buf *b, const char **params, int *nparams, PGconn *conn,
 	if (!s->is_trait) {
 		/* The stage leaves the value, {key: true}, NULL, and an
 		 * audience needs no checksum. */
-		buf_puts(b, whole ? "INSERT INTO pg_temp.audsync_stage"
-				    " (profile_id) SELECT d.profile_id::text"
-				    " FROM "
-				  : audience_diff_sql);
+		buf_puts(b, whole == EVALUATE_WHOLE
+				    ? "INSERT INTO pg_temp.audsync_stage"
+				      " (profile_id) SELECT d.profile_id::text"
+				      " FROM "
+				    : audience_diff_sql);
 		put_definition(b, s->definition_sql);
-		buf_puts(b, whole ? " WHERE d.profile_id IS NOT NULL"
-				  : audience_snapshot_sql);
+		buf_puts(b, whole == EVALUATE_WHOLE
+				    ? " WHERE d.profile_id IS NOT NULL"
+			    : whole == EVALUATE_TOUCHED
+				    ? audience_touched_sql
+				    : audience_snapshot_sql);
 		*nparams = 3;
 		return 0;
 	}
@@ -553,7 +568,7 @@ int evaluate_sync(int *whole, PGconn *conn, const sync_def *s, int every,
 	rules_sql rule;
 	sync_def d;
 	buf sql;
-	int nparams = 0, rule_n = 0, rc = -1, i;
+	int nparams = 0, rule_n = 0, rc = -1, i, touched = 0;
 
 	buf_init(&sql);
 	memset(&rule, 0, sizeof(rule));
@@ -568,7 +583,14 @@ int evaluate_sync(int *whole, PGconn *conn, const sync_def *s, int every,
 	desc = describe(conn, &d, rule.sql ? &rule : NULL, err, errlen);
 	if (!desc ||
 	    read_whole(whole, conn, sync_id, every, err, errlen) != 0 ||
-	    build_insert(&sql, params, &nparams, conn, desc, &d, *whole, &tc,
+	    (rule.sql && incremental_prepare(&touched, conn, s, &rule, *whole,
+					     err, errlen) != 0))
+		goto out;
+	if (touched) {
+		d.definition_sql = rule.touched_sql;
+		*whole = EVALUATE_TOUCHED;
+	}
+	if (build_insert(&sql, params, &nparams, conn, desc, &d, *whole, &tc,
 			 err, errlen) != 0)
 		goto out;
 	params[0] = s->as_of;

@@ -6,6 +6,7 @@
 #include "audsync/buf.h"
 #include "audsync/db.h"
 #include "audsync/errbuf.h"
+#include "audsync/incremental.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -96,7 +97,9 @@ int rule_catalog_compile(rules_sql *out, PGconn *conn, const char *key,
 	return rc;
 }
 
-static void print_rule(FILE *f, const rules_target *own, const rules_sql *r)
+/* why_full: why it runs in full, or "" (incremental.h). */
+static void print_rule(FILE *f, const rules_target *own, const rules_sql *r,
+		       const char *why_full)
 {
 	int i;
 
@@ -120,8 +123,17 @@ static void print_rule(FILE *f, const rules_target *own, const rules_sql *r)
 		fprintf(f, "--   $%d = %s\n", r->first + i, b.data);
 		buf_free(&b);
 	}
-	fprintf(f, "-- evaluation: full evaluation (every profile, every "
-		   "run)\n");
+	if (why_full[0])
+		fprintf(f,
+			"-- evaluation: full evaluation because %s (every "
+			"profile, every run)\n",
+			why_full);
+	else
+		fprintf(f, "-- evaluation: incremental (a run re-evaluates "
+			   "only the profiles whose events, traits or "
+			   "identifiers changed since the last run, or whose "
+			   "events crossed a window's edge; the first run and "
+			   "a resync evaluate every profile)\n");
 }
 
 int rule_catalog_explain(FILE *f, PGconn *conn, const char *key, char *err,
@@ -129,6 +141,7 @@ int rule_catalog_explain(FILE *f, PGconn *conn, const char *key, char *err,
 {
 	const rules_target *own;
 	rules_sql r = { 0 };
+	char why[300];
 	PGresult *res;
 	rules_target *all;
 	int n, rc = 0;
@@ -142,8 +155,11 @@ int rule_catalog_explain(FILE *f, PGconn *conn, const char *key, char *err,
 			"written ($1 as-of, $2 window start)\n%s\n",
 			own->key, own->is_trait ? "trait" : "audience",
 			own->definition_sql ? own->definition_sql : "");
-	} else if (compile_own(&r, own, all, n, 3, err, errlen) == 0) {
-		print_rule(f, own, &r);
+	} else if (compile_own(&r, own, all, n, 5, err, errlen) == 0) {
+		rc = incremental_why_full(why, sizeof(why), conn, &r, err,
+					  errlen);
+		if (rc == 0)
+			print_rule(f, own, &r, why);
 		rules_sql_free(&r);
 	} else {
 		rc = -1;

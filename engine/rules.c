@@ -1,124 +1,41 @@
 /* rules.c - rule definitions (DESIGN.md section 5) compiled to one SQL
- * statement with every value bound as a parameter */
-#include "audsync/rules.h"
+ * statement with every value bound as a parameter, and the window edges
+ * an incremental run looks at (incremental.h) */
+#include "audsync/rules_int.h"
 
 #include "audsync/alloc.h"
-#include "audsync/buf.h"
 
-#include <ctype.h>
-#include <inttypes.h>
-#include <math.h>
-#include <json-c/json.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_YEARS      1000.0
-#define YEAR_S	       31557600.0
-#define JSON_MAX_DEPTH 256
+#define MAX_YEARS 1000.0
 
-/* Tri-state value of a condition for a profile without qualifying
- * events: decides whether the events may drive the query. */
-typedef enum tv { TV_FALSE, TV_TRUE, TV_UNKNOWN } tv;
-
-typedef struct compiler {
-	char **params;
-	int nparams, cap, first;
-	char path[1024];
-	char *err;
-	size_t errlen;
-	int failed;
-	const rules_catalog *cat;
-	const char *chain[RULES_MAX_DEPTH +
-			  2]; /* member_of keys, outermost first */
-	int nchain;
-	int nodes;
-} compiler;
-
-/* One audience query being built: its aggregates over the events, its
- * joins, and the lower bound of its default window. */
-typedef struct scope {
-	char **filters; /* one per performed: its events */
-	int nagg;
-	int traits;	/* profile_traits joined */
-	char **members; /* member_of subqueries */
-	int nmember;
-	const char *window; /* SQL of the default window's start, or NULL */
-} scope;
-
-/* ---- errors and paths ------------------------------------------------ */
-
-/* Keys and values a rule names may hold control characters: the error
- * stays one line. */
-static void one_line(char *s)
+/* Records that the events between lo at the last run and hi now (SQL
+ * times) entered or left a window: an incremental run looks at them. */
+static void add_edge(compiler *c, const char *lo, const char *hi)
 {
-	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			*s = ' ';
+	buf b;
+	int i;
+
+	buf_init(&b);
+	buf_printf(&b, "e.ts >= %s AND e.ts <= %s", lo, hi);
+	for (i = 0; i < c->nedges; i++)
+		if (strcmp(c->edges[i], b.data) == 0)
+			break;
+	if (i < c->nedges)
+		buf_free(&b);
+	else
+		rules_list_add(&c->edges, &c->nedges, buf_steal(&b));
+	buf_free(&b);
 }
 
-static int fail(compiler *c, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-/* Records the first error, prefixed by the current path; returns -1. */
-static int fail(compiler *c, const char *fmt, ...)
+static void add_event(compiler *c, int n)
 {
-	char msg[600];
-	va_list ap;
+	char one[24];
 
-	if (c->failed)
-		return -1;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	snprintf(c->err, c->errlen, "%s: %s", c->path, msg);
-	one_line(c->err);
-	c->failed = 1;
-	return -1;
-}
-
-static size_t push(compiler *c, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-/* Appends a segment to the path; returns the length to pop back to. */
-static size_t push(compiler *c, const char *fmt, ...)
-{
-	size_t n = strlen(c->path);
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(c->path + n, sizeof(c->path) - n, fmt, ap);
-	va_end(ap);
-	return n;
-}
-
-static void pop(compiler *c, size_t n)
-{
-	c->path[n] = '\0';
-}
-
-/* Binds text as the next parameter; returns its number, or -1. */
-static int param(compiler *c, const char *text)
-{
-	if (c->nparams >= RULES_MAX_PARAMS)
-		return fail(c, "the rule binds more than %d values",
-			    RULES_MAX_PARAMS);
-	if (c->nparams == c->cap) {
-		c->cap = c->cap ? 2 * c->cap : 16;
-		c->params = alloc_realloc(c->params,
-					  (size_t)c->cap * sizeof(char *));
-	}
-	c->params[c->nparams] = alloc_strdup(text);
-	if (!c->params[c->nparams])
-		abort();
-	return c->first + c->nparams++;
-}
-
-static void list_add(char ***list, int *n, char *item)
-{
-	*list = alloc_realloc(*list, (size_t)(*n + 1) * sizeof(char *));
-	(*list)[(*n)++] = item;
+	snprintf(one, sizeof(one), "$%d::text", n);
+	rules_list_add(&c->events, &c->nevents, alloc_strdup(one));
 }
 
 static void scope_free(scope *s)
@@ -133,473 +50,6 @@ static void scope_free(scope *s)
 	free(s->members);
 }
 
-/* ---- JSON shape ------------------------------------------------------ */
-
-static const char *type_name(json_object *v)
-{
-	switch (json_object_get_type(v)) {
-	case json_type_null: return "null";
-	case json_type_boolean: return "a boolean";
-	case json_type_int:
-	case json_type_double: return "a number";
-	case json_type_string: return "a string";
-	case json_type_array: return "a list";
-	default: return "an object";
-	}
-}
-
-static int in_list(const char *s, const char *const *list)
-{
-	for (; *list; list++)
-		if (strcmp(s, *list) == 0)
-			return 1;
-	return 0;
-}
-
-/* Refuses a key of o outside allowed, naming it in the path. */
-static int check_keys(compiler *c, json_object *o, const char *const *allowed,
-		      const char *what)
-{
-	json_object_object_foreach(o, key, val)
-	{
-		(void)val;
-		if (!in_list(key, allowed)) {
-			size_t n = push(c, ".%s", key);
-
-			fail(c, "unknown key (%s)", what);
-			pop(c, n);
-			return -1;
-		}
-	}
-	return 0;
-}
-
-/* The non-empty string at o.key into *out (borrowed); optional keys that
- * are absent leave *out NULL. */
-static int get_string(compiler *c, const char **out, json_object *o,
-		      const char *key, int required)
-{
-	json_object *v;
-	size_t n;
-	int rc = 0;
-
-	*out = NULL;
-	if (!json_object_object_get_ex(o, key, &v)) {
-		if (required)
-			return fail(c, "\"%s\" is missing", key);
-		return 0;
-	}
-	n = push(c, ".%s", key);
-	if (!json_object_is_type(v, json_type_string) ||
-	    json_object_get_string_len(v) == 0)
-		rc = fail(c, "must be a non-empty string, not %s",
-			  json_object_is_type(v, json_type_string)
-				  ? "an empty one"
-				  : type_name(v));
-	else
-		*out = json_object_get_string(v);
-	pop(c, n);
-	return rc;
-}
-
-/* A JSON number PostgreSQL can compare: json-c also reads NaN and
- * Infinity, which are not JSON and are refused as values. */
-static int is_number(json_object *v)
-{
-	return json_object_is_type(v, json_type_int) ||
-	       (json_object_is_type(v, json_type_double) &&
-		isfinite(json_object_get_double(v)));
-}
-
-/* A JSON number as text PostgreSQL's numeric reads. */
-static void number_text(char *out, size_t len, json_object *v)
-{
-	if (json_object_is_type(v, json_type_int))
-		snprintf(out, len, "%" PRId64, json_object_get_int64(v));
-	else
-		snprintf(out, len, "%.17g", json_object_get_double(v));
-}
-
-/* ---- times and intervals --------------------------------------------- */
-
-static int digits(const char **p, int n, int *out)
-{
-	int i, v = 0;
-
-	for (i = 0; i < n; i++) {
-		if (!isdigit((unsigned char)(*p)[i]))
-			return -1;
-		v = v * 10 + ((*p)[i] - '0');
-	}
-	*p += n;
-	*out = v;
-	return 0;
-}
-
-static int64_t days_from_civil(int y, int m, int d)
-{
-	int64_t era, yoe, doy, doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = y - era * 400;
-	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
-}
-
-static int month_days(int y, int m)
-{
-	static const int days[] = { 31, 28, 31, 30, 31, 30,
-				    31, 31, 30, 31, 30, 31 };
-	int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-
-	return days[m - 1] + (m == 2 && leap);
-}
-
-/* The optional zone: Z, +HH, +HHMM, +HH:MM; sets *off in seconds. */
-static int parse_zone(const char *p, double *off)
-{
-	int h, m = 0, sign;
-
-	*off = 0;
-	if (*p == '\0')
-		return 0;
-	if (*p == 'Z' || *p == 'z')
-		return p[1] == '\0' ? 0 : -1;
-	if (*p != '+' && *p != '-')
-		return -1;
-	sign = *p++ == '-' ? -1 : 1;
-	if (digits(&p, 2, &h) != 0 || h > 15)
-		return -1;
-	if (*p == ':')
-		p++;
-	if (*p && (digits(&p, 2, &m) != 0 || m > 59))
-		return -1;
-	if (*p)
-		return -1;
-	*off = sign * (h * 3600.0 + m * 60.0);
-	return 0;
-}
-
-int rules_parse_time(double *out, const char *s)
-{
-	const char *p = s;
-	int y, mo, d, h = 0, mi = 0, se = 0;
-	double frac = 0, off;
-
-	if (digits(&p, 4, &y) != 0 || *p++ != '-' || digits(&p, 2, &mo) ||
-	    *p++ != '-' || digits(&p, 2, &d) != 0)
-		return -1;
-	if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > month_days(y, mo))
-		return -1;
-	if (*p == 'T' || *p == ' ') {
-		p++;
-		if (digits(&p, 2, &h) != 0 || *p++ != ':' ||
-		    digits(&p, 2, &mi) != 0 || h > 23 || mi > 59)
-			return -1;
-		if (*p == ':') {
-			p++;
-			if (digits(&p, 2, &se) != 0 || se > 59)
-				return -1;
-			if (*p == '.') {
-				double scale = 0.1;
-
-				p++;
-				if (!isdigit((unsigned char)*p))
-					return -1;
-				while (isdigit((unsigned char)*p)) {
-					frac += (*p++ - '0') * scale;
-					scale /= 10;
-				}
-			}
-		}
-	}
-	if (parse_zone(p, &off) != 0)
-		return -1;
-	*out = (double)days_from_civil(y, mo, d) * 86400.0 + h * 3600.0 +
-	       mi * 60.0 + se + frac - off;
-	return 0;
-}
-
-static double unit_seconds(const char *u, size_t n)
-{
-	static const struct {
-		const char *name;
-		double seconds;
-	} units[] = { { "second", 1 },	  { "sec", 1 },
-		      { "minute", 60 },	  { "min", 60 },
-		      { "hour", 3600 },	  { "day", 86400 },
-		      { "week", 604800 }, { "month", 2592000 },
-		      { "mon", 2592000 }, { "year", YEAR_S } };
-	size_t i;
-
-	if (n > 1 && u[n - 1] == 's')
-		n--; /* plural */
-	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
-		if (strlen(units[i].name) == n &&
-		    strncmp(units[i].name, u, n) == 0)
-			return units[i].seconds;
-	return -1;
-}
-
-int rules_parse_interval(double *seconds, const char *s)
-{
-	const char *p = s;
-	double total = 0;
-	int terms = 0;
-
-	for (;;) {
-		double count = 0, unit;
-		const char *u;
-		int nd = 0;
-
-		while (*p == ' ')
-			p++;
-		if (*p == '\0')
-			break;
-		while (isdigit((unsigned char)*p) && nd < 9) {
-			count = count * 10 + (*p++ - '0');
-			nd++;
-		}
-		if (nd == 0 || isdigit((unsigned char)*p))
-			return -1;
-		while (*p == ' ')
-			p++;
-		for (u = p; isalpha((unsigned char)*p); p++)
-			;
-		unit = unit_seconds(u, (size_t)(p - u));
-		if (unit < 0)
-			return -1;
-		total += count * unit;
-		terms++;
-	}
-	if (terms == 0 || total <= 0 || total > MAX_YEARS * YEAR_S)
-		return -1;
-	*seconds = total;
-	return 0;
-}
-
-/* ---- operators -------------------------------------------------------- */
-
-static const char *const operators[] = {
-	"=",	       "!=",	    ">",	   ">=",
-	"<",	       "<=",	    "contains",	   "not_contains",
-	"starts_with", "ends_with", "exists",	   "not_exists",
-	"one_of",      "none_of",   "before_date", "after_date",
-	NULL
-};
-
-/* x = v, false for a missing x. x is the property's jsonb (SQL NULL when
- * missing or JSON null). */
-static int put_equal(compiler *c, buf *out, const char *x, json_object *v)
-{
-	char num[64];
-	int n;
-
-	if (is_number(v)) {
-		number_text(num, sizeof(num), v);
-		n = param(c, num);
-		buf_printf(out,
-			   "coalesce(CASE WHEN jsonb_typeof(%s) = 'number'"
-			   " THEN (%s)::numeric END = $%d::numeric, false)",
-			   x, x, n);
-	} else if (json_object_is_type(v, json_type_string)) {
-		n = param(c, json_object_get_string(v));
-		buf_printf(out, "coalesce((%s #>> '{}') = $%d::text, false)", x,
-			   n);
-	} else if (json_object_is_type(v, json_type_boolean)) {
-		n = param(c, json_object_get_boolean(v) ? "true" : "false");
-		buf_printf(out, "coalesce(%s = $%d::jsonb, false)", x, n);
-	} else {
-		return fail(c,
-			    "must be a string, a number or a boolean, "
-			    "not %s",
-			    type_name(v));
-	}
-	return n < 0 ? -1 : 0;
-}
-
-static int put_order(compiler *c, buf *out, const char *x, const char *op,
-		     json_object *v)
-{
-	char num[64];
-	int n;
-
-	if (is_number(v)) {
-		number_text(num, sizeof(num), v);
-		n = param(c, num);
-		buf_printf(out,
-			   "coalesce(CASE WHEN jsonb_typeof(%s) = 'number'"
-			   " THEN (%s)::numeric END %s $%d::numeric, false)",
-			   x, x, op, n);
-	} else if (json_object_is_type(v, json_type_string)) {
-		n = param(c, json_object_get_string(v));
-		buf_printf(out,
-			   "coalesce((%s #>> '{}') COLLATE \"C\" %s"
-			   " $%d::text, false)",
-			   x, op, n);
-	} else {
-		return fail(c, "operator %s needs a number or a string, not %s",
-			    op, type_name(v));
-	}
-	return n < 0 ? -1 : 0;
-}
-
-static int put_text_op(compiler *c, buf *out, const char *x, const char *op,
-		       json_object *v)
-{
-	int n;
-
-	if (!json_object_is_type(v, json_type_string))
-		return fail(c, "operator %s needs a string, not %s", op,
-			    type_name(v));
-	n = param(c, json_object_get_string(v));
-	if (n < 0)
-		return -1;
-	if (strcmp(op, "contains") == 0)
-		buf_printf(out,
-			   "coalesce(strpos(%s #>> '{}', $%d::text) > 0,"
-			   " false)",
-			   x, n);
-	else if (strcmp(op, "not_contains") == 0)
-		buf_printf(out,
-			   "coalesce(strpos(%s #>> '{}', $%d::text) = 0,"
-			   " false)",
-			   x, n);
-	else if (strcmp(op, "starts_with") == 0)
-		buf_printf(out,
-			   "coalesce(starts_with(%s #>> '{}', $%d::text),"
-			   " false)",
-			   x, n);
-	else
-		buf_printf(out,
-			   "coalesce(right(%s #>> '{}', length($%d::text))"
-			   " = $%d::text, false)",
-			   x, n, n);
-	return 0;
-}
-
-static int put_one_of(compiler *c, buf *out, const char *x, const char *op,
-		      json_object *v)
-{
-	size_t i, len, at;
-	int none = strcmp(op, "none_of") == 0;
-
-	if (!json_object_is_type(v, json_type_array) ||
-	    json_object_array_length(v) == 0)
-		return fail(c, "operator %s needs a non-empty list, not %s", op,
-			    json_object_is_type(v, json_type_array)
-				    ? "an empty one"
-				    : type_name(v));
-	len = json_object_array_length(v);
-	buf_putc(out, '(');
-	if (none)
-		buf_printf(out, "%s IS NOT NULL AND NOT (", x);
-	for (i = 0; i < len; i++) {
-		if (i)
-			buf_puts(out, " OR ");
-		at = push(c, "[%zu]", i);
-		if (put_equal(c, out, x, json_object_array_get_idx(v, i)))
-			return -1;
-		pop(c, at);
-	}
-	buf_puts(out, none ? "))" : ")");
-	return 0;
-}
-
-static int put_date_op(compiler *c, buf *out, const char *x, const char *op,
-		       json_object *v)
-{
-	double t;
-	int n;
-
-	if (!json_object_is_type(v, json_type_string) ||
-	    rules_parse_time(&t, json_object_get_string(v)) != 0)
-		return fail(c,
-			    "operator %s needs an ISO-8601 time "
-			    "(\"2026-01-31\" or \"2026-01-31T12:00:00Z\")",
-			    op);
-	n = param(c, json_object_get_string(v));
-	if (n < 0)
-		return -1;
-	buf_printf(out,
-		   "coalesce(audsync.rule_timestamptz(%s #>> '{}') %s"
-		   " $%d::timestamptz, false)",
-		   x, strcmp(op, "before_date") == 0 ? "<" : ">", n);
-	return 0;
-}
-
-/*
- * A filter {property|name, op, value} on the jsonb object src (events'
- * properties, or traits) into out: a boolean that is never NULL. A
- * missing property satisfies only not_exists and !=.
- */
-static int put_filter(compiler *c, buf *out, const char *src, json_object *f,
-		      const char *name_key)
-{
-	static const char *const prop_keys[] = { "property", "op", "value",
-						 NULL };
-	static const char *const trait_keys[] = { "name", "op", "value", NULL };
-	const char *name, *op;
-	char x[160];
-	json_object *v = NULL;
-	int has_value, n, rc = -1;
-	size_t at;
-
-	if (!json_object_is_type(f, json_type_object))
-		return fail(c, "must be an object, not %s", type_name(f));
-	if (check_keys(c, f, name_key[0] == 'p' ? prop_keys : trait_keys,
-		       name_key[0] == 'p' ? "a filter takes property, op, value"
-					  : "trait takes name, op, value") ||
-	    get_string(c, &name, f, name_key, 1) ||
-	    get_string(c, &op, f, "op", 1))
-		return -1;
-	at = push(c, ".op");
-	if (!in_list(op, operators)) {
-		fail(c, "unknown operator \"%s\"", op);
-		return -1;
-	}
-	pop(c, at);
-	has_value = json_object_object_get_ex(f, "value", &v);
-	n = param(c, name);
-	if (n < 0)
-		return -1;
-	snprintf(x, sizeof(x), "nullif(%s -> $%d::text, 'null'::jsonb)", src,
-		 n);
-	if (strcmp(op, "exists") == 0 || strcmp(op, "not_exists") == 0) {
-		if (has_value) {
-			at = push(c, ".value");
-			fail(c, "operator %s takes no value", op);
-			pop(c, at);
-			return -1;
-		}
-		buf_printf(out, "(%s IS %sNULL)", x,
-			   op[0] == 'e' ? "NOT " : "");
-		return 0;
-	}
-	if (!has_value)
-		return fail(c, "\"value\" is missing (operator %s needs one)",
-			    op);
-	at = push(c, ".value");
-	if (strcmp(op, "=") == 0) {
-		rc = put_equal(c, out, x, v);
-	} else if (strcmp(op, "!=") == 0) {
-		buf_puts(out, "NOT ");
-		rc = put_equal(c, out, x, v);
-	} else if (op[0] == '<' || op[0] == '>') {
-		rc = put_order(c, out, x, op, v);
-	} else if (strstr(op, "_of")) {
-		rc = put_one_of(c, out, x, op, v);
-	} else if (strstr(op, "_date")) {
-		rc = put_date_op(c, out, x, op, v);
-	} else {
-		rc = put_text_op(c, out, x, op, v);
-	}
-	pop(c, at);
-	return rc;
-}
-
 /* ---- events: event name, where, window -------------------------------- */
 
 static int put_where(compiler *c, buf *out, json_object *o)
@@ -609,41 +59,48 @@ static int put_where(compiler *c, buf *out, json_object *o)
 
 	if (!json_object_object_get_ex(o, "where", &w))
 		return 0;
-	at = push(c, ".where");
+	at = rules_push(c, ".where");
 	if (!json_object_is_type(w, json_type_array)) {
-		fail(c, "must be a list of filters, not %s", type_name(w));
+		rules_fail(c, "must be a list of filters, not %s",
+			   rules_type_name(w));
 		return -1;
 	}
 	for (i = 0; i < json_object_array_length(w); i++) {
 		if (++c->nodes > RULES_MAX_NODES)
-			return fail(c, "more than %d conditions and filters",
-				    RULES_MAX_NODES);
-		at2 = push(c, "[%zu]", i);
+			return rules_fail(c,
+					  "more than %d conditions and filters",
+					  RULES_MAX_NODES);
+		at2 = rules_push(c, "[%zu]", i);
 		buf_puts(out, " AND ");
-		if (put_filter(c, out, "e.properties",
-			       json_object_array_get_idx(w, i), "property"))
+		if (rules_put_filter(c, out, "e.properties",
+				     json_object_array_get_idx(w, i),
+				     "property"))
 			return -1;
-		pop(c, at2);
+		rules_pop(c, at2);
 	}
-	pop(c, at);
+	rules_pop(c, at);
 	return 0;
 }
 
 static int put_within(compiler *c, buf *out, json_object *v)
 {
+	char lo[48], hi[48];
 	double sec;
 	int n;
 
 	if (!json_object_is_type(v, json_type_string) ||
 	    rules_parse_interval(&sec, json_object_get_string(v)) != 0)
-		return fail(c,
-			    "must be a positive interval of at most %g "
-			    "years such as \"30 days\" or \"12 hours\"",
-			    MAX_YEARS);
-	n = param(c, json_object_get_string(v));
+		return rules_fail(c,
+				  "must be a positive interval of at most %g "
+				  "years such as \"30 days\" or \"12 hours\"",
+				  MAX_YEARS);
+	n = rules_param(c, json_object_get_string(v));
 	if (n < 0)
 		return -1;
 	buf_printf(out, " AND e.ts >= $1 - $%d::interval", n);
+	snprintf(lo, sizeof(lo), "$3 - $%d::interval", n);
+	snprintf(hi, sizeof(hi), "$1 - $%d::interval", n);
+	add_edge(c, lo, hi);
 	return 0;
 }
 
@@ -655,25 +112,27 @@ static int put_between(compiler *c, buf *out, json_object *v)
 
 	if (!json_object_is_type(v, json_type_array) ||
 	    json_object_array_length(v) != 2)
-		return fail(c, "must be a list of two times [start, end]");
+		return rules_fail(c,
+				  "must be a list of two times [start, end]");
 	for (i = 0; i < 2; i++) {
 		json_object *e = json_object_array_get_idx(v, (size_t)i);
 
-		at = push(c, "[%d]", i);
+		at = rules_push(c, "[%d]", i);
 		if (!json_object_is_type(e, json_type_string) ||
 		    rules_parse_time(&t[i], json_object_get_string(e)) != 0)
-			return fail(c, "must be an ISO-8601 time "
-				       "(\"2026-01-31\" or "
-				       "\"2026-01-31T12:00:00Z\")");
-		pop(c, at);
+			return rules_fail(c, "must be an ISO-8601 time "
+					     "(\"2026-01-31\" or "
+					     "\"2026-01-31T12:00:00Z\")");
+		rules_pop(c, at);
 	}
 	if (t[0] >= t[1])
-		return fail(c, "the start must lie before the end (the end "
-			       "is excluded)");
-	n[0] = param(c,
-		     json_object_get_string(json_object_array_get_idx(v, 0)));
-	n[1] = param(c,
-		     json_object_get_string(json_object_array_get_idx(v, 1)));
+		return rules_fail(c,
+				  "the start must lie before the end (the end "
+				  "is excluded)");
+	n[0] = rules_param(
+		c, json_object_get_string(json_object_array_get_idx(v, 0)));
+	n[1] = rules_param(
+		c, json_object_get_string(json_object_array_get_idx(v, 1)));
 	if (n[0] < 0 || n[1] < 0)
 		return -1;
 	buf_printf(out,
@@ -691,27 +150,30 @@ static int put_events(compiler *c, buf *out, json_object *o, const scope *s)
 	size_t at;
 	int n, rc = 0;
 
-	if (get_string(c, &event, o, "event", 1))
+	if (rules_get_string(c, &event, o, "event", 1))
 		return -1;
-	n = param(c, event);
+	n = rules_param(c, event);
 	if (n < 0)
 		return -1;
 	buf_printf(out, "e.event = $%d::text", n);
+	add_event(c, n);
 	json_object_object_get_ex(o, "within", &within);
 	json_object_object_get_ex(o, "between", &between);
 	if (within && between)
-		return fail(c, "within and between exclude each other: give "
-			       "one window");
+		return rules_fail(c,
+				  "within and between exclude each other: give "
+				  "one window");
 	if (within) {
-		at = push(c, ".within");
+		at = rules_push(c, ".within");
 		rc = put_within(c, out, within);
-		pop(c, at);
+		rules_pop(c, at);
 	} else if (between) {
-		at = push(c, ".between");
+		at = rules_push(c, ".between");
 		rc = put_between(c, out, between);
-		pop(c, at);
+		rules_pop(c, at);
 	} else if (s->window) {
 		buf_printf(out, " AND e.ts >= %s", s->window);
+		add_edge(c, s->window_prev, s->window);
 	}
 	if (rc)
 		return -1;
@@ -753,32 +215,34 @@ static int get_count(compiler *c, const char **op, long long *want,
 	*want = 1;
 	if (!json_object_object_get_ex(o, "count", &cnt))
 		return 0;
-	at = push(c, ".count");
+	at = rules_push(c, ".count");
 	if (!json_object_is_type(cnt, json_type_object))
-		return fail(c, "must be an object {\"op\", \"value\"}, not %s",
-			    type_name(cnt));
-	if (check_keys(c, cnt, keys, "count takes op, value") ||
-	    get_string(c, op, cnt, "op", 1))
+		return rules_fail(
+			c, "must be an object {\"op\", \"value\"}, not %s",
+			rules_type_name(cnt));
+	if (rules_check_keys(c, cnt, keys, "count takes op, value") ||
+	    rules_get_string(c, op, cnt, "op", 1))
 		return -1;
-	if (!in_list(*op, ops)) {
-		push(c, ".op");
-		return fail(c,
-			    "unknown operator \"%s\" (count takes = != > "
-			    ">= < <=)",
-			    *op);
+	if (!rules_in_list(*op, ops)) {
+		rules_push(c, ".op");
+		return rules_fail(c,
+				  "unknown operator \"%s\" (count takes = != > "
+				  ">= < <=)",
+				  *op);
 	}
 	if (!json_object_object_get_ex(cnt, "value", &v))
-		return fail(c, "\"value\" is missing");
-	push(c, ".value");
+		return rules_fail(c, "\"value\" is missing");
+	rules_push(c, ".value");
 	if (!json_object_is_type(v, json_type_int) ||
 	    json_object_get_int64(v) < 0 ||
 	    json_object_get_int64(v) > 1000000000)
-		return fail(c,
-			    "must be a whole number from 0 to 1000000000, "
-			    "not %s",
-			    type_name(v));
+		return rules_fail(
+			c,
+			"must be a whole number from 0 to 1000000000, "
+			"not %s",
+			rules_type_name(v));
 	*want = json_object_get_int64(v);
-	pop(c, at);
+	rules_pop(c, at);
 	return 0;
 }
 
@@ -794,10 +258,11 @@ static int put_performed(compiler *c, buf *out, tv *val, json_object *p,
 	int n;
 
 	if (!json_object_is_type(p, json_type_object))
-		return fail(c, "must be an object, not %s", type_name(p));
-	if (check_keys(c, p, keys,
-		       "performed takes event, where, count, within, "
-		       "between") ||
+		return rules_fail(c, "must be an object, not %s",
+				  rules_type_name(p));
+	if (rules_check_keys(c, p, keys,
+			     "performed takes event, where, count, within, "
+			     "between") ||
 	    get_count(c, &op, &want, p))
 		return -1;
 	buf_init(&f);
@@ -805,10 +270,10 @@ static int put_performed(compiler *c, buf *out, tv *val, json_object *p,
 		buf_free(&f);
 		return -1;
 	}
-	list_add(&s->filters, &s->nagg, buf_steal(&f));
+	rules_list_add(&s->filters, &s->nagg, buf_steal(&f));
 	buf_free(&f);
 	snprintf(num, sizeof(num), "%lld", want);
-	n = param(c, num);
+	n = rules_param(c, num);
 	if (n < 0)
 		return -1;
 	buf_printf(out, "(coalesce(ev.c%d, 0) %s $%d::bigint)", s->nagg, op, n);
@@ -825,20 +290,21 @@ static int put_list(compiler *c, buf *out, tv *val, json_object *l,
 
 	if (!json_object_is_type(l, json_type_array) ||
 	    json_object_array_length(l) == 0)
-		return fail(c, "must be a non-empty list of conditions, not %s",
-			    json_object_is_type(l, json_type_array)
-				    ? "an empty one"
-				    : type_name(l));
+		return rules_fail(
+			c, "must be a non-empty list of conditions, not %s",
+			json_object_is_type(l, json_type_array)
+				? "an empty one"
+				: rules_type_name(l));
 	*val = is_and ? TV_TRUE : TV_FALSE;
 	buf_putc(out, '(');
 	for (i = 0; i < json_object_array_length(l); i++) {
 		if (i)
 			buf_puts(out, is_and ? " AND " : " OR ");
-		at = push(c, "[%zu]", i);
+		at = rules_push(c, "[%zu]", i);
 		if (put_condition(c, out, &one, json_object_array_get_idx(l, i),
 				  s, depth + 1))
 			return -1;
-		pop(c, at);
+		rules_pop(c, at);
 		if (is_and && one == TV_FALSE)
 			*val = TV_FALSE;
 		else if (is_and && one == TV_UNKNOWN && *val == TV_TRUE)
@@ -853,143 +319,42 @@ static int put_list(compiler *c, buf *out, tv *val, json_object *l,
 }
 
 static int compile_audience(compiler *c, buf *out, json_object *def,
-			    const char *window);
-static json_object *parse_json(const char *text);
-
-/* Strips trailing blanks and semicolons, then renames the parameters of
- * a definition_sql: $1 stays, $2 becomes window (its own window start),
- * any other is refused. Strings, quoted names, comments and
- * dollar-quoted text are copied as they are. */
-static int rewrite_sql(compiler *c, buf *out, const char *sql,
-		       const char *window)
-{
-	size_t n = strlen(sql), i = 0, j;
-	char prev = ' ';
-
-	while (n > 0 && strchr(" \t\r\n;", sql[n - 1]))
-		n--;
-	while (i < n) {
-		char ch = sql[i];
-		size_t start = i;
-
-		if (ch == '\'' || ch == '"') {
-			int esc = ch == '\'' && (prev == 'E' || prev == 'e');
-
-			for (i++; i < n; i++) {
-				if (esc && sql[i] == '\\' && i + 1 < n) {
-					i++;
-					continue;
-				}
-				if (sql[i] != ch)
-					continue;
-				if (i + 1 < n && sql[i + 1] == ch) {
-					i++;
-					continue;
-				}
-				break;
-			}
-			i = i < n ? i + 1 : n;
-		} else if (ch == '-' && i + 1 < n && sql[i + 1] == '-') {
-			while (i < n && sql[i] != '\n')
-				i++;
-		} else if (ch == '/' && i + 1 < n && sql[i + 1] == '*') {
-			int level = 1;
-
-			for (i += 2; i < n && level > 0; i++) {
-				if (sql[i] == '/' && i + 1 < n &&
-				    sql[i + 1] == '*') {
-					level++;
-					i++;
-				} else if (sql[i] == '*' && i + 1 < n &&
-					   sql[i + 1] == '/') {
-					level--;
-					i++;
-				}
-			}
-		} else if (ch == '$' && !(isalnum((unsigned char)prev) ||
-					  prev == '_' || prev == '$')) {
-			if (i + 1 < n && isdigit((unsigned char)sql[i + 1])) {
-				long num = 0;
-
-				for (i++;
-				     i < n && isdigit((unsigned char)sql[i]);
-				     i++)
-					num = num < 100000
-						      ? num * 10 +
-								(sql[i] - '0')
-						      : num;
-				if (num == 2) {
-					buf_printf(out, "(%s)", window);
-				} else if (num == 1) {
-					buf_puts(out, "$1");
-				} else {
-					return fail(c,
-						    "its definition_sql uses "
-						    "$%ld: a definition has "
-						    "only $1 and $2",
-						    num);
-				}
-				prev = '1';
-				continue;
-			}
-			/* A dollar quote $tag$...$tag$, or a lone $. */
-			for (j = i + 1;
-			     j < n &&
-			     (isalnum((unsigned char)sql[j]) || sql[j] == '_');
-			     j++)
-				;
-			if (j < n && sql[j] == '$') {
-				size_t tag = j + 1 - i;
-				const char *end = NULL;
-
-				for (j++; j + tag <= n; j++)
-					if (memcmp(sql + j, sql + i, tag) ==
-					    0) {
-						end = sql + j;
-						break;
-					}
-				i = end ? (size_t)(end - sql) + tag : n;
-			} else {
-				i++;
-			}
-		} else {
-			i++;
-		}
-		buf_append(out, sql + start, i - start);
-		prev = sql[i - 1];
-	}
-	return 0;
-}
+			    const char *window, const char *window_prev);
 
 /* The current members of audience key, compiled into out. */
 static int put_target_sql(compiler *c, buf *out, const rules_target *t)
 {
-	char window[64] = "'-infinity'::timestamptz";
+	char window[64] = "'-infinity'::timestamptz", prev[64];
 	json_object *def;
 	size_t at;
 	int n, rc;
 
 	if (t->lookback) {
-		n = param(c, t->lookback);
+		n = rules_param(c, t->lookback);
 		if (n < 0)
 			return -1;
 		snprintf(window, sizeof(window), "$1 - $%d::interval", n);
+		snprintf(prev, sizeof(prev), "$3 - $%d::interval", n);
 	}
+	if (!t->definition && !c->why_full[0])
+		snprintf(c->why_full, sizeof(c->why_full),
+			 "member_of %.200s, which is defined by definition_sql",
+			 t->key);
 	if (!t->definition) {
-		at = push(c, ": computation %s", t->key);
+		at = rules_push(c, ": computation %s", t->key);
 		buf_puts(out, "SELECT DISTINCT d.profile_id::text AS profile_id"
 			      " FROM (\n");
-		rc = rewrite_sql(c, out,
-				 t->definition_sql ? t->definition_sql : "",
-				 window);
+		rc = rules_rewrite_sql(
+			c, out, t->definition_sql ? t->definition_sql : "",
+			window);
 		buf_puts(out, "\n) AS d WHERE d.profile_id IS NOT NULL");
-		pop(c, at);
+		rules_pop(c, at);
 		return rc;
 	}
-	def = parse_json(t->definition);
-	at = push(c, ": computation %s: definition", t->key);
-	rc = compile_audience(c, out, def, t->lookback ? window : NULL);
-	pop(c, at);
+	def = rules_parse_json(t->definition);
+	at = rules_push(c, ": computation %s: definition", t->key);
+	rc = compile_audience(c, out, def, t->lookback ? window : NULL, prev);
+	rules_pop(c, at);
 	json_object_put(def);
 	return rc;
 }
@@ -1015,8 +380,9 @@ static int put_member_of(compiler *c, buf *out, json_object *v, scope *s)
 
 	if (!json_object_is_type(v, json_type_string) ||
 	    json_object_get_string_len(v) == 0)
-		return fail(c, "must be an audience's key (a string), not %s",
-			    type_name(v));
+		return rules_fail(
+			c, "must be an audience's key (a string), not %s",
+			rules_type_name(v));
 	key = json_object_get_string(v);
 	for (i = 0; i < c->nchain; i++) {
 		if (strcmp(c->chain[i], key) != 0)
@@ -1028,17 +394,17 @@ static int put_member_of(compiler *c, buf *out, json_object *v, scope *s)
 				sizeof(cycle) - strlen(cycle) - 1);
 		}
 		strncat(cycle, key, sizeof(cycle) - strlen(cycle) - 1);
-		return fail(c, "member_of makes a cycle: %s", cycle);
+		return rules_fail(c, "member_of makes a cycle: %s", cycle);
 	}
 	t = find_target(c->cat, key);
 	if (!t)
-		return fail(c, "no computation has the key \"%s\"", key);
+		return rules_fail(c, "no computation has the key \"%s\"", key);
 	if (t->is_trait)
-		return fail(c, "computation %s is a trait, not an audience",
-			    key);
+		return rules_fail(
+			c, "computation %s is a trait, not an audience", key);
 	if (c->nchain > RULES_MAX_DEPTH)
-		return fail(c, "member_of nests deeper than %d audiences",
-			    RULES_MAX_DEPTH);
+		return rules_fail(c, "member_of nests deeper than %d audiences",
+				  RULES_MAX_DEPTH);
 	c->chain[c->nchain++] = key;
 	buf_init(&sub);
 	rc = put_target_sql(c, &sub, t);
@@ -1047,7 +413,7 @@ static int put_member_of(compiler *c, buf *out, json_object *v, scope *s)
 		buf_free(&sub);
 		return -1;
 	}
-	list_add(&s->members, &s->nmember, buf_steal(&sub));
+	rules_list_add(&s->members, &s->nmember, buf_steal(&sub));
 	buf_free(&sub);
 	buf_printf(out, "(m%d.profile_id IS NOT NULL)", s->nmember);
 	return 0;
@@ -1065,28 +431,30 @@ static int put_condition(compiler *c, buf *out, tv *val, json_object *cond,
 	int rc;
 
 	if (depth > RULES_MAX_DEPTH)
-		return fail(c, "conditions nest deeper than %d levels",
-			    RULES_MAX_DEPTH);
+		return rules_fail(c, "conditions nest deeper than %d levels",
+				  RULES_MAX_DEPTH);
 	if (++c->nodes > RULES_MAX_NODES)
-		return fail(c, "more than %d conditions and filters",
-			    RULES_MAX_NODES);
+		return rules_fail(c, "more than %d conditions and filters",
+				  RULES_MAX_NODES);
 	if (!json_object_is_type(cond, json_type_object) ||
 	    json_object_object_length(cond) != 1)
-		return fail(c,
-			    "a condition is an object with one key (performed, "
-			    "not, and, or, trait or member_of), not %s",
-			    json_object_is_type(cond, json_type_object)
-				    ? "one with several or none"
-				    : type_name(cond));
+		return rules_fail(
+			c,
+			"a condition is an object with one key (performed, "
+			"not, and, or, trait or member_of), not %s",
+			json_object_is_type(cond, json_type_object)
+				? "one with several or none"
+				: rules_type_name(cond));
 	json_object_object_foreach(cond, k, v)
 	{
 		kind = k;
 		arg = v;
 	}
-	at = push(c, ".%s", kind);
-	if (!in_list(kind, kinds)) {
-		rc = fail(c, "unknown condition (use performed, not, and, or, "
-			     "trait or member_of)");
+	at = rules_push(c, ".%s", kind);
+	if (!rules_in_list(kind, kinds)) {
+		rc = rules_fail(
+			c, "unknown condition (use performed, not, and, or, "
+			   "trait or member_of)");
 	} else if (strcmp(kind, "performed") == 0) {
 		rc = put_performed(c, out, val, arg, s);
 	} else if (strcmp(kind, "not") == 0) {
@@ -1099,19 +467,19 @@ static int put_condition(compiler *c, buf *out, tv *val, json_object *cond,
 	} else if (strcmp(kind, "trait") == 0) {
 		s->traits = 1;
 		*val = TV_UNKNOWN;
-		rc = put_filter(c, out, "t.traits", arg, "name");
+		rc = rules_put_filter(c, out, "t.traits", arg, "name");
 	} else {
 		*val = TV_UNKNOWN;
 		rc = put_member_of(c, out, arg, s);
 	}
 	if (rc == 0)
-		pop(c, at);
+		rules_pop(c, at);
 	return rc;
 }
 
 /* The aggregate of scope s over the events: one pass, one column cN per
  * performed. */
-static void put_aggregate(buf *out, const scope *s)
+static void put_aggregate(buf *out, const scope *s, int touched)
 {
 	int i;
 
@@ -1123,7 +491,10 @@ static void put_aggregate(buf *out, const scope *s)
 			buf_printf(out, ", count(*) FILTER (WHERE %s) AS c%d",
 				   s->filters[i], i + 1);
 	}
-	buf_puts(out, " FROM audsync.events e WHERE e.ts < $1 AND (");
+	buf_puts(out, " FROM audsync.events e WHERE e.ts < $1");
+	if (touched)
+		buf_puts(out, TOUCHED("e"));
+	buf_puts(out, " AND (");
 	for (i = 0; i < s->nagg; i++)
 		buf_printf(out, "%s(%s)", i ? " OR " : "", s->filters[i]);
 	buf_puts(out, ") GROUP BY e.profile_id");
@@ -1136,21 +507,24 @@ static void put_aggregate(buf *out, const scope *s)
  * identity graph is tried.
  */
 static void put_audience(buf *out, const scope *s, const char *cond,
-			 int by_events)
+			 int by_events, int touched)
 {
 	const char *pid = by_events ? "ev.profile_id" : "u.profile_id";
 	int i;
 
 	if (by_events) {
 		buf_puts(out, "SELECT ev.profile_id FROM (");
-		put_aggregate(out, s);
+		put_aggregate(out, s, touched);
 		buf_puts(out, ") ev");
 	} else {
 		buf_puts(out, "SELECT u.profile_id FROM (SELECT DISTINCT"
-			      " x.profile_id FROM audsync.external_ids x) u");
+			      " x.profile_id FROM audsync.external_ids x");
+		if (touched)
+			buf_puts(out, " WHERE true" TOUCHED("x"));
+		buf_puts(out, ") u");
 		if (s->nagg) {
 			buf_puts(out, " LEFT JOIN (");
-			put_aggregate(out, s);
+			put_aggregate(out, s, touched);
 			buf_puts(out, ") ev ON ev.profile_id = u.profile_id");
 		}
 	}
@@ -1171,7 +545,7 @@ static void put_audience(buf *out, const scope *s, const char *cond,
 /* An audience definition into out; window: the SQL of its default
  * window's start, or NULL for none. */
 static int compile_audience(compiler *c, buf *out, json_object *def,
-			    const char *window)
+			    const char *window, const char *window_prev)
 {
 	scope s;
 	buf cond;
@@ -1181,11 +555,12 @@ static int compile_audience(compiler *c, buf *out, json_object *def,
 
 	memset(&s, 0, sizeof(s));
 	s.window = window;
+	s.window_prev = window_prev;
 	buf_init(&cond);
 	rc = put_condition(c, &cond, &val, def, &s, 1);
 	if (rc == 0) {
-		pop(c, at);
-		put_audience(out, &s, cond.data, val == TV_FALSE);
+		rules_pop(c, at);
+		put_audience(out, &s, cond.data, val == TV_FALSE, c->touched);
 	}
 	buf_free(&cond);
 	scope_free(&s);
@@ -1207,9 +582,9 @@ static int put_property_events(compiler *c, buf *out, json_object *o,
 	const char *prop;
 	int n;
 
-	if (get_string(c, &prop, o, "property", 1))
+	if (rules_get_string(c, &prop, o, "property", 1))
 		return -1;
-	n = param(c, prop);
+	n = rules_param(c, prop);
 	if (n < 0)
 		return -1;
 	buf_printf(out,
@@ -1225,13 +600,14 @@ static int put_fn(compiler *c, const char **fn, json_object *o)
 	static const char *const fns[] = { "sum", "avg", "min", "max", NULL };
 	size_t at;
 
-	if (get_string(c, fn, o, "fn", 1))
+	if (rules_get_string(c, fn, o, "fn", 1))
 		return -1;
-	if (!in_list(*fn, fns)) {
-		at = push(c, ".fn");
-		fail(c, "unknown function \"%s\" (use sum, avg, min or max)",
-		     *fn);
-		pop(c, at);
+	if (!rules_in_list(*fn, fns)) {
+		at = rules_push(c, ".fn");
+		rules_fail(c,
+			   "unknown function \"%s\" (use sum, avg, min or max)",
+			   *fn);
+		rules_pop(c, at);
 		return -1;
 	}
 	return 0;
@@ -1303,42 +679,48 @@ static int compile_trait(compiler *c, buf *out, json_object *def)
 
 	memset(&s, 0, sizeof(s));
 	s.window = "$2";
+	s.window_prev = "$4";
 	if (!json_object_is_type(def, json_type_object) ||
 	    json_object_object_length(def) != 1)
-		return fail(c, "a computed trait is an object with one key "
-			       "(event_counter, aggregation, most_frequent, "
-			       "first, last, unique_list or "
-			       "unique_list_count)");
+		return rules_fail(c,
+				  "a computed trait is an object with one key "
+				  "(event_counter, aggregation, most_frequent, "
+				  "first, last, unique_list or "
+				  "unique_list_count)");
 	json_object_object_foreach(def, k, v)
 	{
 		kind = k;
 		o = v;
 	}
-	push(c, ".%s", kind);
-	if (!in_list(kind, trait_kinds))
-		return fail(c, "unknown computed trait (use event_counter, "
-			       "aggregation, most_frequent, first, last, "
-			       "unique_list or unique_list_count)");
+	rules_push(c, ".%s", kind);
+	if (!rules_in_list(kind, trait_kinds))
+		return rules_fail(c,
+				  "unknown computed trait (use event_counter, "
+				  "aggregation, most_frequent, first, last, "
+				  "unique_list or unique_list_count)");
 	if (!json_object_is_type(o, json_type_object))
-		return fail(c, "must be an object, not %s", type_name(o));
-	if (check_keys(c, o,
-		       kind[0] == 'e'	? counter_keys
-		       : kind[0] == 'a' ? agg_keys
-					: prop_keys,
-		       kind[0] == 'e' ? "event_counter takes event, where, "
-					"within, between"
-		       : kind[0] == 'a'
-			       ? "aggregation takes fn, event, property, "
-				 "where, within, between"
-			       : "it takes event, property, where, within, "
-				 "between") ||
+		return rules_fail(c, "must be an object, not %s",
+				  rules_type_name(o));
+	if (rules_check_keys(
+		    c, o,
+		    kind[0] == 'e'   ? counter_keys
+		    : kind[0] == 'a' ? agg_keys
+				     : prop_keys,
+		    kind[0] == 'e' ? "event_counter takes event, where, "
+				     "within, between"
+		    : kind[0] == 'a'
+			    ? "aggregation takes fn, event, property, "
+			      "where, within, between"
+			    : "it takes event, property, where, within, "
+			      "between") ||
 	    (kind[0] == 'a' && put_fn(c, &fn, o)))
 		return -1;
 	buf_init(&events);
 	buf_init(&p);
-	if (put_events(c, &events, o, &s) == 0 &&
-	    (kind[0] == 'e' ||
-	     put_property_events(c, &p, o, events.data) == 0)) {
+	if (put_events(c, &events, o, &s) == 0 && c->touched)
+		buf_puts(&events, TOUCHED("e"));
+	if (!c->failed && (kind[0] == 'e' ||
+			   put_property_events(c, &p, o, events.data) == 0)) {
 		buf_puts(out, "SELECT g.profile_id, g.value FROM (");
 		put_trait_kind(out, kind, fn,
 			       kind[0] == 'e' ? events.data : p.data);
@@ -1354,42 +736,40 @@ static int compile_trait(compiler *c, buf *out, json_object *def)
 
 /* ---- entry points ----------------------------------------------------- */
 
-/* Parses text deeper than json-c's default of 32 levels, so that the
- * compiler, not the parser, names the path where a rule nests too deep.
- * Returns a new reference, or NULL. */
-static json_object *parse_json(const char *text)
+static void compiler_free(compiler *c)
 {
-	json_tokener *tok = json_tokener_new_ex(JSON_MAX_DEPTH);
-	json_object *o;
+	int i;
 
-	if (!tok)
-		abort();
-	o = json_tokener_parse_ex(tok, text, (int)strlen(text));
-	if (o && json_tokener_get_parse_end(tok) != strlen(text)) {
-		json_object_put(o);
-		o = NULL;
-	}
-	json_tokener_free(tok);
-	return o;
+	for (i = 0; i < c->nparams; i++)
+		free(c->params[i]);
+	for (i = 0; i < c->nedges; i++)
+		free(c->edges[i]);
+	for (i = 0; i < c->nevents; i++)
+		free(c->events[i]);
+	free(c->params);
+	free(c->edges);
+	free(c->events);
+	memset(c, 0, sizeof(*c));
 }
 
-int rules_compile(rules_sql *out, const char *key, int is_trait,
-		  const char *definition, const rules_catalog *cat, int first,
-		  char *err, size_t errlen)
+/* One pass of the compiler over the rule (touched: the incremental
+ * form); out gets the statement. Returns 0, or -1 with err set. */
+static int compile_pass(compiler *c, buf *out, const char *key, int is_trait,
+			const char *definition, const rules_catalog *cat,
+			int first, int touched, char *err, size_t errlen)
 {
-	compiler c;
 	json_object *def;
-	buf sql;
-	int rc, i;
+	int rc;
 
-	memset(&c, 0, sizeof(c));
-	c.first = first;
-	c.err = err;
-	c.errlen = errlen;
-	c.cat = cat;
-	c.chain[c.nchain++] = key;
-	snprintf(c.path, sizeof(c.path), "definition");
-	def = parse_json(definition ? definition : "");
+	memset(c, 0, sizeof(*c));
+	c->first = first;
+	c->err = err;
+	c->errlen = errlen;
+	c->cat = cat;
+	c->touched = touched;
+	c->chain[c->nchain++] = key;
+	snprintf(c->path, sizeof(c->path), "definition");
+	def = rules_parse_json(definition ? definition : "");
 	if (!def) {
 		snprintf(err, errlen,
 			 "definition: not JSON, or nested deeper than %d "
@@ -1397,24 +777,85 @@ int rules_compile(rules_sql *out, const char *key, int is_trait,
 			 JSON_MAX_DEPTH);
 		return -1;
 	}
-	buf_init(&sql);
-	rc = is_trait ? compile_trait(&c, &sql, def)
-		      : compile_audience(&c, &sql, def, "$2");
+	rc = is_trait ? compile_trait(c, out, def)
+		      : compile_audience(c, out, def, "$2", "$4");
 	json_object_put(def);
-	if (rc != 0 || c.failed) {
-		if (!c.failed)
-			fail(&c, "cannot be compiled");
-		for (i = 0; i < c.nparams; i++)
-			free(c.params[i]);
-		free(c.params);
-		buf_free(&sql);
+	if (rc != 0 || c->failed) {
+		if (!c->failed)
+			rules_fail(c, "cannot be compiled");
 		return -1;
 	}
+	return 0;
+}
+
+/* The profiles an incremental run must look at besides the logged ones:
+ * those with an event of the rule between the last as-of and this one
+ * (it may count now), or across any window's start (it entered or left
+ * the window). Both ends are included: a few more profiles cost little,
+ * one too few is a wrong result. */
+static char *edges_sql(const compiler *c)
+{
+	buf b, names;
+	int i;
+
+	buf_init(&b);
+	buf_init(&names);
+	for (i = 0; i < c->nevents; i++)
+		buf_printf(&names, "%s%s", i ? ", " : "", c->events[i]);
+	buf_printf(&b,
+		   "SELECT e.profile_id FROM audsync.events e"
+		   " WHERE e.event = ANY (ARRAY[%s]::text[])"
+		   " AND e.ts >= $3 AND e.ts <= $1",
+		   names.data ? names.data : "");
+	for (i = 0; i < c->nedges; i++)
+		buf_printf(&b,
+			   " UNION ALL SELECT e.profile_id"
+			   " FROM audsync.events e"
+			   " WHERE e.event = ANY (ARRAY[%s]::text[]) AND %s",
+			   names.data ? names.data : "", c->edges[i]);
+	buf_free(&names);
+	return buf_steal(&b);
+}
+
+int rules_compile(rules_sql *out, const char *key, int is_trait,
+		  const char *definition, const rules_catalog *cat, int first,
+		  char *err, size_t errlen)
+{
+	compiler c, t;
+	buf sql, touched;
+	int rc;
+
+	buf_init(&sql);
+	buf_init(&touched);
+	memset(out, 0, sizeof(*out));
+	memset(&t, 0, sizeof(t));
+	rc = compile_pass(&c, &sql, key, is_trait, definition, cat, first, 0,
+			  err, errlen);
+	if (rc == 0 && !c.why_full[0])
+		rc = compile_pass(&t, &touched, key, is_trait, definition, cat,
+				  first, 1, err, errlen);
+	if (rc != 0) {
+		compiler_free(&c);
+		compiler_free(&t);
+		buf_free(&sql);
+		buf_free(&touched);
+		return -1;
+	}
+	if (!c.why_full[0]) {
+		out->touched_sql = buf_steal(&touched);
+		out->edges_sql = edges_sql(&c);
+	}
+	compiler_free(&t);
+	snprintf(out->why_full, sizeof(out->why_full), "%s", c.why_full);
 	out->sql = buf_steal(&sql);
-	buf_free(&sql);
 	out->params = c.params;
 	out->nparams = c.nparams;
 	out->first = first;
+	c.params = NULL;
+	c.nparams = 0;
+	compiler_free(&c);
+	buf_free(&sql);
+	buf_free(&touched);
 	return 0;
 }
 
@@ -1428,5 +869,7 @@ void rules_sql_free(rules_sql *r)
 		free(r->params[i]);
 	free(r->params);
 	free(r->sql);
+	free(r->touched_sql);
+	free(r->edges_sql);
 	memset(r, 0, sizeof(*r));
 }

@@ -19,6 +19,10 @@ const settings_def settings_table[] = {
 	  24 * HOUR_MS, "10min",
 	  "statement timeout of one definition (and of an audience's join "
 	  "with the snapshot): a whole number with ms, s, min or h" },
+	{ SETTINGS_ENV, "AUDSYNC_INCREMENTAL", SETTINGS_BOOL, NULL, 0, 0,
+	  "true",
+	  "false evaluates every rule in full on every run (incremental "
+	  "evaluation off)" },
 	{ SETTINGS_ENV, "AUDSYNC_TIMEOUT_MS", SETTINGS_INT, "ms", 1, HOUR_MS,
 	  "30000", "total time of one Mixpanel request" },
 	{ SETTINGS_ENV, "AUDSYNC_CONNECT_TIMEOUT_MS", SETTINGS_INT, "ms", 1,

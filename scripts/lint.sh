@@ -59,7 +59,6 @@ fi
 limit_of() {
 	case $1 in
 	engine/mp_client.c) echo 700 ;;
-	engine/rules.c) echo 1432 ;;
 	*) echo 900 ;;
 	esac
 }

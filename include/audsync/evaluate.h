@@ -8,7 +8,9 @@
 
 /*
  * Runs s's definition_sql with $1 = s->as_of and $2 = s->window_start in a
- * read-only transaction with a statement timeout. *whole is set when
+ * read-only transaction with a statement timeout. A rule runs
+ * incrementally when it can (README, "Rules: hourly runs"): *whole is
+ * then EVALUATE_TOUCHED. *whole is set when
  * every member is read again (every: a resync; or a first sync): the rows
  * then land in the session's temporary table audsync_stage (profile_id
  * text, value jsonb, h bigint), NULL for an audience's value {key: true}
@@ -22,6 +24,16 @@
  * cause (syntax, wrong columns, two rows for one profile in a trait,
  * timeout, an attempt to write); the stage is then empty.
  */
+/* What evaluate_sync() left for the diff (its *whole). */
+enum {
+	EVALUATE_CHANGES = 0, /* an audience's rows that differ, a trait's
+			       * every row */
+	EVALUATE_WHOLE = 1,   /* every member's row */
+	EVALUATE_TOUCHED = 2  /* incremental: as EVALUATE_CHANGES, but only
+			       * for the profiles of pg_temp.audsync_touched;
+			       * every other keeps its snapshot row */
+};
+
 int evaluate_sync(int *whole, PGconn *conn, const sync_def *s, int every,
 		  char *err, size_t errlen) __attribute__((warn_unused_result));
 

@@ -38,6 +38,18 @@ typedef struct rules_sql {
 	char **params;
 	int nparams;
 	int first;
+	/*
+	 * Incremental evaluation (README, "Rules: hourly runs"), with the
+	 * same parameters: touched_sql is sql over only the profiles of
+	 * pg_temp.audsync_touched (profile_id text); edges_sql returns the
+	 * profile_id of every event of the rule whose place in a window
+	 * changed between the last run, as-of $3 and window start $4, and
+	 * this one ($1, $2). Both NULL when the rule must run in full;
+	 * why_full then says why in a few words.
+	 */
+	char *touched_sql;
+	char *edges_sql;
+	char why_full[300];
 } rules_sql;
 
 /*

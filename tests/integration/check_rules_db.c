@@ -674,6 +674,25 @@ static int count_events(const char *event, const char *did, const char *key,
 	return n;
 }
 
+/* Runs every sync at as_of; both rules must run incrementally (only
+ * the profiles whose events crossed the window's edge are evaluated). */
+static void run_incrementally(const char *as_of)
+{
+	static const char *const env[] = { "AUDSYNC_LOG_LEVEL=debug", NULL };
+	tl_result res =
+		tl_audsync(db, env, "run", "--all", "--as-of", as_of, NULL);
+	const char *p = res.err;
+	int n = 0;
+
+	ck_assert_msg(res.status == 0, "%s", res.err);
+	while ((p = strstr(p, "incremental evaluation")) != NULL) {
+		n++;
+		p++;
+	}
+	ck_assert_msg(n == 2, "%d incremental evaluations: %s", n, res.err);
+	tl_result_free(&res);
+}
+
 /* A rule audience with a lookback and a rule trait, in mode: the members
  * enter, then leave as their events age out of the window. */
 static void rule_audience_and_trait_enter_and_age_out(const char *mode)
@@ -734,9 +753,7 @@ static void rule_audience_and_trait_enter_and_age_out(const char *mode)
 	}
 	/* T2: p1's first order left the 3-day window, p2's too: p1 stays
 	 * with 70, p2's trait goes null. */
-	res = tl_audsync(db, NULL, "run", "--all", "--as-of", t2, NULL);
-	ck_assert_msg(res.status == 0, "%s", res.err);
-	tl_result_free(&res);
+	run_incrementally(t2);
 	if (strcmp(mode, "identify") == 0) {
 		assert_prop("u1", "big_spender", "true");
 		assert_prop("u1", "order_total", "70");
@@ -754,9 +771,7 @@ static void rule_audience_and_trait_enter_and_age_out(const char *mode)
 	free(t2);
 	t2 = sql_text("SELECT date_trunc('second', now() - interval '4 days'"
 		      ")::text");
-	res = tl_audsync(db, NULL, "run", "--all", "--as-of", t2, NULL);
-	ck_assert_msg(res.status == 0, "%s", res.err);
-	tl_result_free(&res);
+	run_incrementally(t2);
 	if (strcmp(mode, "identify") == 0) {
 		assert_prop("u1", "big_spender", "false");
 		assert_prop("u1", "order_total", "null");
@@ -802,10 +817,35 @@ START_TEST(explain_prints_the_statement_and_its_bound_values)
 	ck_assert(tl_contains(res.out, "SELECT ev.profile_id FROM"));
 	ck_assert(
 		tl_contains(res.out, "$2 = the window start: as-of - 30 days"));
-	ck_assert(tl_contains(res.out, "$3 = \"Order Completed\""));
-	ck_assert(tl_contains(res.out, "$5 = \"50\""));
-	ck_assert(tl_contains(res.out, "full evaluation"));
+	ck_assert(tl_contains(res.out, "$5 = \"Order Completed\""));
+	ck_assert(tl_contains(res.out, "$7 = \"50\""));
+	ck_assert(tl_contains(res.out, "-- evaluation: incremental"));
 	ck_assert(!tl_contains(res.out, "'Order Completed'"));
+	tl_result_free(&res);
+	/* A target of hand-written SQL: nothing says what it depends on. */
+	add_rule("sql_pro", 0, NULL,
+		 "SELECT profile_id FROM audsync.profile_traits", NULL, NULL);
+	add_rule("pro_buyers", 0,
+		 "{\"and\": [{\"member_of\": \"recent_buyers\"},"
+		 " {\"member_of\": \"sql_pro\"}]}",
+		 NULL, NULL, NULL);
+	res = tl_audsync(db, NULL, "explain", "pro_buyers", NULL);
+	ck_assert_msg(res.status == 0, "%s", res.err);
+	ck_assert_msg(tl_contains(res.out,
+				  "-- evaluation: full evaluation because "
+				  "member_of sql_pro, which is defined by "
+				  "definition_sql"),
+		      "%s", res.out);
+	tl_result_free(&res);
+	/* A source replaced by a view has no change log. */
+	tl_sql(db, "ALTER TABLE audsync.events RENAME TO events_t;"
+		   "CREATE VIEW audsync.events AS SELECT * FROM"
+		   " audsync.events_t");
+	res = tl_audsync(db, NULL, "explain", "recent_buyers", NULL);
+	ck_assert_msg(tl_contains(res.out,
+				  "full evaluation because audsync.events is "
+				  "not a table whose changes are logged"),
+		      "%s", res.out);
 	tl_result_free(&res);
 	res = tl_audsync(db, NULL, "explain", "nobody", NULL);
 	ck_assert_int_eq(res.status, 3);

@@ -1,0 +1,682 @@
+/* rules_parse.c - reading a rule's JSON: errors with their JSON path,
+ * the shape of objects, times, intervals and the operators of filters */
+#include "audsync/rules_int.h"
+
+#include "audsync/alloc.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_YEARS 1000.0
+#define YEAR_S	  31557600.0
+
+/* ---- errors and paths ------------------------------------------------ */
+
+/* Keys and values a rule names may hold control characters: the error
+ * stays one line. */
+static void one_line(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = ' ';
+}
+
+/* Records the first error, prefixed by the current path; returns -1. */
+int rules_fail(compiler *c, const char *fmt, ...)
+{
+	char msg[600];
+	va_list ap;
+
+	if (c->failed)
+		return -1;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	snprintf(c->err, c->errlen, "%s: %s", c->path, msg);
+	one_line(c->err);
+	c->failed = 1;
+	return -1;
+}
+
+/* Appends a segment to the path; returns the length to pop back to. */
+size_t rules_push(compiler *c, const char *fmt, ...)
+{
+	size_t n = strlen(c->path);
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->path + n, sizeof(c->path) - n, fmt, ap);
+	va_end(ap);
+	return n;
+}
+
+void rules_pop(compiler *c, size_t n)
+{
+	c->path[n] = '\0';
+}
+
+/* Binds text as the next parameter; returns its number, or -1. */
+int rules_param(compiler *c, const char *text)
+{
+	if (c->nparams >= RULES_MAX_PARAMS)
+		return rules_fail(c, "the rule binds more than %d values",
+				  RULES_MAX_PARAMS);
+	if (c->nparams == c->cap) {
+		c->cap = c->cap ? 2 * c->cap : 16;
+		c->params = alloc_realloc(c->params,
+					  (size_t)c->cap * sizeof(char *));
+	}
+	c->params[c->nparams] = alloc_strdup(text);
+	if (!c->params[c->nparams])
+		abort();
+	return c->first + c->nparams++;
+}
+
+void rules_list_add(char ***list, int *n, char *item)
+{
+	*list = alloc_realloc(*list, (size_t)(*n + 1) * sizeof(char *));
+	(*list)[(*n)++] = item;
+}
+
+/* ---- JSON shape ------------------------------------------------------ */
+
+const char *rules_type_name(json_object *v)
+{
+	switch (json_object_get_type(v)) {
+	case json_type_null: return "null";
+	case json_type_boolean: return "a boolean";
+	case json_type_int:
+	case json_type_double: return "a number";
+	case json_type_string: return "a string";
+	case json_type_array: return "a list";
+	default: return "an object";
+	}
+}
+
+int rules_in_list(const char *s, const char *const *list)
+{
+	for (; *list; list++)
+		if (strcmp(s, *list) == 0)
+			return 1;
+	return 0;
+}
+
+/* Refuses a key of o outside allowed, naming it in the path. */
+int rules_check_keys(compiler *c, json_object *o, const char *const *allowed,
+		     const char *what)
+{
+	json_object_object_foreach(o, key, val)
+	{
+		(void)val;
+		if (!rules_in_list(key, allowed)) {
+			size_t n = rules_push(c, ".%s", key);
+
+			rules_fail(c, "unknown key (%s)", what);
+			rules_pop(c, n);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* The non-empty string at o.key into *out (borrowed); optional keys that
+ * are absent leave *out NULL. */
+int rules_get_string(compiler *c, const char **out, json_object *o,
+		     const char *key, int required)
+{
+	json_object *v;
+	size_t n;
+	int rc = 0;
+
+	*out = NULL;
+	if (!json_object_object_get_ex(o, key, &v)) {
+		if (required)
+			return rules_fail(c, "\"%s\" is missing", key);
+		return 0;
+	}
+	n = rules_push(c, ".%s", key);
+	if (!json_object_is_type(v, json_type_string) ||
+	    json_object_get_string_len(v) == 0)
+		rc = rules_fail(c, "must be a non-empty string, not %s",
+				json_object_is_type(v, json_type_string)
+					? "an empty one"
+					: rules_type_name(v));
+	else
+		*out = json_object_get_string(v);
+	rules_pop(c, n);
+	return rc;
+}
+
+/* A JSON number PostgreSQL can compare: json-c also reads NaN and
+ * Infinity, which are not JSON and are refused as values. */
+static int is_number(json_object *v)
+{
+	return json_object_is_type(v, json_type_int) ||
+	       (json_object_is_type(v, json_type_double) &&
+		isfinite(json_object_get_double(v)));
+}
+
+/* A JSON number as text PostgreSQL's numeric reads. */
+static void number_text(char *out, size_t len, json_object *v)
+{
+	if (json_object_is_type(v, json_type_int))
+		snprintf(out, len, "%" PRId64, json_object_get_int64(v));
+	else
+		snprintf(out, len, "%.17g", json_object_get_double(v));
+}
+
+/* ---- times and intervals --------------------------------------------- */
+
+static int digits(const char **p, int n, int *out)
+{
+	int i, v = 0;
+
+	for (i = 0; i < n; i++) {
+		if (!isdigit((unsigned char)(*p)[i]))
+			return -1;
+		v = v * 10 + ((*p)[i] - '0');
+	}
+	*p += n;
+	*out = v;
+	return 0;
+}
+
+static int64_t days_from_civil(int y, int m, int d)
+{
+	int64_t era, yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+static int month_days(int y, int m)
+{
+	static const int days[] = { 31, 28, 31, 30, 31, 30,
+				    31, 31, 30, 31, 30, 31 };
+	int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+
+	return days[m - 1] + (m == 2 && leap);
+}
+
+/* The optional zone: Z, +HH, +HHMM, +HH:MM; sets *off in seconds. */
+static int parse_zone(const char *p, double *off)
+{
+	int h, m = 0, sign;
+
+	*off = 0;
+	if (*p == '\0')
+		return 0;
+	if (*p == 'Z' || *p == 'z')
+		return p[1] == '\0' ? 0 : -1;
+	if (*p != '+' && *p != '-')
+		return -1;
+	sign = *p++ == '-' ? -1 : 1;
+	if (digits(&p, 2, &h) != 0 || h > 15)
+		return -1;
+	if (*p == ':')
+		p++;
+	if (*p && (digits(&p, 2, &m) != 0 || m > 59))
+		return -1;
+	if (*p)
+		return -1;
+	*off = sign * (h * 3600.0 + m * 60.0);
+	return 0;
+}
+
+int rules_parse_time(double *out, const char *s)
+{
+	const char *p = s;
+	int y, mo, d, h = 0, mi = 0, se = 0;
+	double frac = 0, off;
+
+	if (digits(&p, 4, &y) != 0 || *p++ != '-' || digits(&p, 2, &mo) ||
+	    *p++ != '-' || digits(&p, 2, &d) != 0)
+		return -1;
+	if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > month_days(y, mo))
+		return -1;
+	if (*p == 'T' || *p == ' ') {
+		p++;
+		if (digits(&p, 2, &h) != 0 || *p++ != ':' ||
+		    digits(&p, 2, &mi) != 0 || h > 23 || mi > 59)
+			return -1;
+		if (*p == ':') {
+			p++;
+			if (digits(&p, 2, &se) != 0 || se > 59)
+				return -1;
+			if (*p == '.') {
+				double scale = 0.1;
+
+				p++;
+				if (!isdigit((unsigned char)*p))
+					return -1;
+				while (isdigit((unsigned char)*p)) {
+					frac += (*p++ - '0') * scale;
+					scale /= 10;
+				}
+			}
+		}
+	}
+	if (parse_zone(p, &off) != 0)
+		return -1;
+	*out = (double)days_from_civil(y, mo, d) * 86400.0 + h * 3600.0 +
+	       mi * 60.0 + se + frac - off;
+	return 0;
+}
+
+static double unit_seconds(const char *u, size_t n)
+{
+	static const struct {
+		const char *name;
+		double seconds;
+	} units[] = { { "second", 1 },	  { "sec", 1 },
+		      { "minute", 60 },	  { "min", 60 },
+		      { "hour", 3600 },	  { "day", 86400 },
+		      { "week", 604800 }, { "month", 2592000 },
+		      { "mon", 2592000 }, { "year", YEAR_S } };
+	size_t i;
+
+	if (n > 1 && u[n - 1] == 's')
+		n--; /* plural */
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (strlen(units[i].name) == n &&
+		    strncmp(units[i].name, u, n) == 0)
+			return units[i].seconds;
+	return -1;
+}
+
+int rules_parse_interval(double *seconds, const char *s)
+{
+	const char *p = s;
+	double total = 0;
+	int terms = 0;
+
+	for (;;) {
+		double count = 0, unit;
+		const char *u;
+		int nd = 0;
+
+		while (*p == ' ')
+			p++;
+		if (*p == '\0')
+			break;
+		while (isdigit((unsigned char)*p) && nd < 9) {
+			count = count * 10 + (*p++ - '0');
+			nd++;
+		}
+		if (nd == 0 || isdigit((unsigned char)*p))
+			return -1;
+		while (*p == ' ')
+			p++;
+		for (u = p; isalpha((unsigned char)*p); p++)
+			;
+		unit = unit_seconds(u, (size_t)(p - u));
+		if (unit < 0)
+			return -1;
+		total += count * unit;
+		terms++;
+	}
+	if (terms == 0 || total <= 0 || total > MAX_YEARS * YEAR_S)
+		return -1;
+	*seconds = total;
+	return 0;
+}
+
+/* ---- operators -------------------------------------------------------- */
+
+static const char *const operators[] = {
+	"=",	       "!=",	    ">",	   ">=",
+	"<",	       "<=",	    "contains",	   "not_contains",
+	"starts_with", "ends_with", "exists",	   "not_exists",
+	"one_of",      "none_of",   "before_date", "after_date",
+	NULL
+};
+
+/* x = v, false for a missing x. x is the property's jsonb (SQL NULL when
+ * missing or JSON null). */
+static int put_equal(compiler *c, buf *out, const char *x, json_object *v)
+{
+	char num[64];
+	int n;
+
+	if (is_number(v)) {
+		number_text(num, sizeof(num), v);
+		n = rules_param(c, num);
+		buf_printf(out,
+			   "coalesce(CASE WHEN jsonb_typeof(%s) = 'number'"
+			   " THEN (%s)::numeric END = $%d::numeric, false)",
+			   x, x, n);
+	} else if (json_object_is_type(v, json_type_string)) {
+		n = rules_param(c, json_object_get_string(v));
+		buf_printf(out, "coalesce((%s #>> '{}') = $%d::text, false)", x,
+			   n);
+	} else if (json_object_is_type(v, json_type_boolean)) {
+		n = rules_param(c,
+				json_object_get_boolean(v) ? "true" : "false");
+		buf_printf(out, "coalesce(%s = $%d::jsonb, false)", x, n);
+	} else {
+		return rules_fail(c,
+				  "must be a string, a number or a boolean, "
+				  "not %s",
+				  rules_type_name(v));
+	}
+	return n < 0 ? -1 : 0;
+}
+
+static int put_order(compiler *c, buf *out, const char *x, const char *op,
+		     json_object *v)
+{
+	char num[64];
+	int n;
+
+	if (is_number(v)) {
+		number_text(num, sizeof(num), v);
+		n = rules_param(c, num);
+		buf_printf(out,
+			   "coalesce(CASE WHEN jsonb_typeof(%s) = 'number'"
+			   " THEN (%s)::numeric END %s $%d::numeric, false)",
+			   x, x, op, n);
+	} else if (json_object_is_type(v, json_type_string)) {
+		n = rules_param(c, json_object_get_string(v));
+		buf_printf(out,
+			   "coalesce((%s #>> '{}') COLLATE \"C\" %s"
+			   " $%d::text, false)",
+			   x, op, n);
+	} else {
+		return rules_fail(
+			c, "operator %s needs a number or a string, not %s", op,
+			rules_type_name(v));
+	}
+	return n < 0 ? -1 : 0;
+}
+
+static int put_text_op(compiler *c, buf *out, const char *x, const char *op,
+		       json_object *v)
+{
+	int n;
+
+	if (!json_object_is_type(v, json_type_string))
+		return rules_fail(c, "operator %s needs a string, not %s", op,
+				  rules_type_name(v));
+	n = rules_param(c, json_object_get_string(v));
+	if (n < 0)
+		return -1;
+	if (strcmp(op, "contains") == 0)
+		buf_printf(out,
+			   "coalesce(strpos(%s #>> '{}', $%d::text) > 0,"
+			   " false)",
+			   x, n);
+	else if (strcmp(op, "not_contains") == 0)
+		buf_printf(out,
+			   "coalesce(strpos(%s #>> '{}', $%d::text) = 0,"
+			   " false)",
+			   x, n);
+	else if (strcmp(op, "starts_with") == 0)
+		buf_printf(out,
+			   "coalesce(starts_with(%s #>> '{}', $%d::text),"
+			   " false)",
+			   x, n);
+	else
+		buf_printf(out,
+			   "coalesce(right(%s #>> '{}', length($%d::text))"
+			   " = $%d::text, false)",
+			   x, n, n);
+	return 0;
+}
+
+static int put_one_of(compiler *c, buf *out, const char *x, const char *op,
+		      json_object *v)
+{
+	size_t i, len, at;
+	int none = strcmp(op, "none_of") == 0;
+
+	if (!json_object_is_type(v, json_type_array) ||
+	    json_object_array_length(v) == 0)
+		return rules_fail(
+			c, "operator %s needs a non-empty list, not %s", op,
+			json_object_is_type(v, json_type_array)
+				? "an empty one"
+				: rules_type_name(v));
+	len = json_object_array_length(v);
+	buf_putc(out, '(');
+	if (none)
+		buf_printf(out, "%s IS NOT NULL AND NOT (", x);
+	for (i = 0; i < len; i++) {
+		if (i)
+			buf_puts(out, " OR ");
+		at = rules_push(c, "[%zu]", i);
+		if (put_equal(c, out, x, json_object_array_get_idx(v, i)))
+			return -1;
+		rules_pop(c, at);
+	}
+	buf_puts(out, none ? "))" : ")");
+	return 0;
+}
+
+static int put_date_op(compiler *c, buf *out, const char *x, const char *op,
+		       json_object *v)
+{
+	double t;
+	int n;
+
+	if (!json_object_is_type(v, json_type_string) ||
+	    rules_parse_time(&t, json_object_get_string(v)) != 0)
+		return rules_fail(
+			c,
+			"operator %s needs an ISO-8601 time "
+			"(\"2026-01-31\" or \"2026-01-31T12:00:00Z\")",
+			op);
+	n = rules_param(c, json_object_get_string(v));
+	if (n < 0)
+		return -1;
+	buf_printf(out,
+		   "coalesce(audsync.rule_timestamptz(%s #>> '{}') %s"
+		   " $%d::timestamptz, false)",
+		   x, strcmp(op, "before_date") == 0 ? "<" : ">", n);
+	return 0;
+}
+
+/*
+ * A filter {property|name, op, value} on the jsonb object src (events'
+ * properties, or traits) into out: a boolean that is never NULL. A
+ * missing property satisfies only not_exists and !=.
+ */
+int rules_put_filter(compiler *c, buf *out, const char *src, json_object *f,
+		     const char *name_key)
+{
+	static const char *const prop_keys[] = { "property", "op", "value",
+						 NULL };
+	static const char *const trait_keys[] = { "name", "op", "value", NULL };
+	const char *name, *op;
+	char x[160];
+	json_object *v = NULL;
+	int has_value, n, rc = -1;
+	size_t at;
+
+	if (!json_object_is_type(f, json_type_object))
+		return rules_fail(c, "must be an object, not %s",
+				  rules_type_name(f));
+	if (rules_check_keys(c, f, name_key[0] == 'p' ? prop_keys : trait_keys,
+			     name_key[0] == 'p'
+				     ? "a filter takes property, op, value"
+				     : "trait takes name, op, value") ||
+	    rules_get_string(c, &name, f, name_key, 1) ||
+	    rules_get_string(c, &op, f, "op", 1))
+		return -1;
+	at = rules_push(c, ".op");
+	if (!rules_in_list(op, operators)) {
+		rules_fail(c, "unknown operator \"%s\"", op);
+		return -1;
+	}
+	rules_pop(c, at);
+	has_value = json_object_object_get_ex(f, "value", &v);
+	n = rules_param(c, name);
+	if (n < 0)
+		return -1;
+	snprintf(x, sizeof(x), "nullif(%s -> $%d::text, 'null'::jsonb)", src,
+		 n);
+	if (strcmp(op, "exists") == 0 || strcmp(op, "not_exists") == 0) {
+		if (has_value) {
+			at = rules_push(c, ".value");
+			rules_fail(c, "operator %s takes no value", op);
+			rules_pop(c, at);
+			return -1;
+		}
+		buf_printf(out, "(%s IS %sNULL)", x,
+			   op[0] == 'e' ? "NOT " : "");
+		return 0;
+	}
+	if (!has_value)
+		return rules_fail(
+			c, "\"value\" is missing (operator %s needs one)", op);
+	at = rules_push(c, ".value");
+	if (strcmp(op, "=") == 0) {
+		rc = put_equal(c, out, x, v);
+	} else if (strcmp(op, "!=") == 0) {
+		buf_puts(out, "NOT ");
+		rc = put_equal(c, out, x, v);
+	} else if (op[0] == '<' || op[0] == '>') {
+		rc = put_order(c, out, x, op, v);
+	} else if (strstr(op, "_of")) {
+		rc = put_one_of(c, out, x, op, v);
+	} else if (strstr(op, "_date")) {
+		rc = put_date_op(c, out, x, op, v);
+	} else {
+		rc = put_text_op(c, out, x, op, v);
+	}
+	rules_pop(c, at);
+	return rc;
+}
+
+/* Strips trailing blanks and semicolons, then renames the parameters of
+ * a definition_sql: $1 stays, $2 becomes window (its own window start),
+ * any other is refused. Strings, quoted names, comments and
+ * dollar-quoted text are copied as they are. */
+int rules_rewrite_sql(compiler *c, buf *out, const char *sql,
+		      const char *window)
+{
+	size_t n = strlen(sql), i = 0, j;
+	char prev = ' ';
+
+	while (n > 0 && strchr(" \t\r\n;", sql[n - 1]))
+		n--;
+	while (i < n) {
+		char ch = sql[i];
+		size_t start = i;
+
+		if (ch == '\'' || ch == '"') {
+			int esc = ch == '\'' && (prev == 'E' || prev == 'e');
+
+			for (i++; i < n; i++) {
+				if (esc && sql[i] == '\\' && i + 1 < n) {
+					i++;
+					continue;
+				}
+				if (sql[i] != ch)
+					continue;
+				if (i + 1 < n && sql[i + 1] == ch) {
+					i++;
+					continue;
+				}
+				break;
+			}
+			i = i < n ? i + 1 : n;
+		} else if (ch == '-' && i + 1 < n && sql[i + 1] == '-') {
+			while (i < n && sql[i] != '\n')
+				i++;
+		} else if (ch == '/' && i + 1 < n && sql[i + 1] == '*') {
+			int level = 1;
+
+			for (i += 2; i < n && level > 0; i++) {
+				if (sql[i] == '/' && i + 1 < n &&
+				    sql[i + 1] == '*') {
+					level++;
+					i++;
+				} else if (sql[i] == '*' && i + 1 < n &&
+					   sql[i + 1] == '/') {
+					level--;
+					i++;
+				}
+			}
+		} else if (ch == '$' && !(isalnum((unsigned char)prev) ||
+					  prev == '_' || prev == '$')) {
+			if (i + 1 < n && isdigit((unsigned char)sql[i + 1])) {
+				long num = 0;
+
+				for (i++;
+				     i < n && isdigit((unsigned char)sql[i]);
+				     i++)
+					num = num < 100000
+						      ? num * 10 +
+								(sql[i] - '0')
+						      : num;
+				if (num == 2) {
+					buf_printf(out, "(%s)", window);
+				} else if (num == 1) {
+					buf_puts(out, "$1");
+				} else {
+					return rules_fail(
+						c,
+						"its definition_sql uses "
+						"$%ld: a definition has "
+						"only $1 and $2",
+						num);
+				}
+				prev = '1';
+				continue;
+			}
+			/* A dollar quote $tag$...$tag$, or a lone $. */
+			for (j = i + 1;
+			     j < n &&
+			     (isalnum((unsigned char)sql[j]) || sql[j] == '_');
+			     j++)
+				;
+			if (j < n && sql[j] == '$') {
+				size_t tag = j + 1 - i;
+				const char *end = NULL;
+
+				for (j++; j + tag <= n; j++)
+					if (memcmp(sql + j, sql + i, tag) ==
+					    0) {
+						end = sql + j;
+						break;
+					}
+				i = end ? (size_t)(end - sql) + tag : n;
+			} else {
+				i++;
+			}
+		} else {
+			i++;
+		}
+		buf_append(out, sql + start, i - start);
+		prev = sql[i - 1];
+	}
+	return 0;
+}
+
+/* Parses text deeper than json-c's default of 32 levels, so that the
+ * compiler, not the parser, names the path where a rule nests too deep.
+ * Returns a new reference, or NULL. */
+json_object *rules_parse_json(const char *text)
+{
+	json_tokener *tok = json_tokener_new_ex(JSON_MAX_DEPTH);
+	json_object *o;
+
+	if (!tok)
+		abort();
+	o = json_tokener_parse_ex(tok, text, (int)strlen(text));
+	if (o && json_tokener_get_parse_end(tok) != strlen(text)) {
+		json_object_put(o);
+		o = NULL;
+	}
+	json_tokener_free(tok);
+	return o;
+}

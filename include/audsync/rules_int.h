@@ -1,0 +1,101 @@
+/* rules_int.h - what the rule compiler's files share (rules.c compiles,
+ * rules_parse.c reads and checks the JSON and its values); not an
+ * interface for the rest of the engine */
+#ifndef AUDSYNC_RULES_INT_H
+#define AUDSYNC_RULES_INT_H
+
+#include "audsync/buf.h"
+#include "audsync/rules.h"
+
+#include <json-c/json.h>
+#include <stddef.h>
+
+#define JSON_MAX_DEPTH 256
+
+/* Tri-state value of a condition for a profile without qualifying
+ * events: decides whether the events may drive the query. */
+typedef enum tv { TV_FALSE, TV_TRUE, TV_UNKNOWN } tv;
+
+typedef struct compiler {
+	char **params;
+	int nparams, cap, first;
+	char path[1024];
+	char *err;
+	size_t errlen;
+	int failed;
+	const rules_catalog *cat;
+	const char *chain[RULES_MAX_DEPTH +
+			  2]; /* member_of keys, outermost first */
+	int nchain;
+	int nodes;
+	int touched;  /* read only pg_temp.audsync_touched's profiles */
+	char **edges; /* each window's edge, a condition on e.ts */
+	int nedges;
+	char **events; /* the event names' parameters, "$n::text" */
+	int nevents;
+	char why_full[300]; /* why the rule cannot run incrementally */
+} compiler;
+
+/* The restriction of an incremental evaluation (rules.h). */
+#define TOUCHED(alias)                                                         \
+	" AND " alias ".profile_id IN (SELECT tp.profile_id"                   \
+	" FROM pg_temp.audsync_touched tp)"
+
+/* One audience query being built: its aggregates over the events, its
+ * joins, and the lower bound of its default window. */
+typedef struct scope {
+	char **filters; /* one per performed: its events */
+	int nagg;
+	int traits;	/* profile_traits joined */
+	char **members; /* member_of subqueries */
+	int nmember;
+	const char *window; /* SQL of the default window's start, or NULL */
+	const char *window_prev; /* the same at the last run's as-of */
+} scope;
+
+/* ---- rules_parse.c: errors, paths, JSON shape, operators ------------- */
+
+/* Records the first error, prefixed by the current path; returns -1. */
+int rules_fail(compiler *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Appends a segment to the path; returns the length to pop back to. */
+size_t rules_push(compiler *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void rules_pop(compiler *c, size_t n);
+
+/* Binds text (copied) as the next parameter; returns its number, or -1
+ * with the error recorded. */
+int rules_param(compiler *c, const char *text);
+
+/* Appends item (owned by the list from now) to *list of *n. */
+void rules_list_add(char ***list, int *n, char *item);
+
+/* "a number", "a list", ... for errors; 1 when s is one of list. */
+const char *rules_type_name(json_object *v);
+int rules_in_list(const char *s, const char *const *list);
+
+/* Fails naming the first key of o not in allowed (what: the keys it
+ * takes, for the message). Returns 0 or -1. */
+int rules_check_keys(compiler *c, json_object *o, const char *const *allowed,
+		     const char *what);
+
+/* *out: o's string key (borrowed), NULL when absent and not required.
+ * Returns 0 or -1. */
+int rules_get_string(compiler *c, const char **out, json_object *o,
+		     const char *key, int required);
+
+/* One filter {name_key, op, value} over the jsonb src as SQL into out.
+ * Returns 0 or -1. */
+int rules_put_filter(compiler *c, buf *out, const char *src, json_object *f,
+		     const char *name_key);
+
+/* A member_of target's definition_sql into out, $2 renamed to window.
+ * Returns 0 or -1. */
+int rules_rewrite_sql(compiler *c, buf *out, const char *sql,
+		      const char *window);
+
+/* Parses text deeper than json-c's default; a new reference, or NULL. */
+json_object *rules_parse_json(const char *text);
+
+#endif
