@@ -16,14 +16,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* The audience: a purchase in the last 30 days. */
 static const char definition[] =
 	"SELECT profile_id FROM audsync.events"
@@ -105,69 +97,6 @@ static double definition_seconds(const char *db)
 	return ms / 1000.0;
 }
 
-/*
- * CPU seconds of the server's exited processes (its backends, parallel
- * workers and autovacuum workers), from the postmaster's children times,
- * or -1 when they cannot be read. Unlike wall time, this holds on a
- * machine that others share.
- */
-static double server_cpu_seconds(void)
-{
-	const char *dir = getenv("AUDSYNC_TEST_PGDIR");
-	char path[512], stat[1024], *p;
-	unsigned long long cutime, cstime;
-	long pm = 0;
-	FILE *f;
-	size_t n;
-
-	if (!dir)
-		return -1.0;
-	snprintf(path, sizeof(path), "%s/data/postmaster.pid", dir);
-	if (!(f = fopen(path, "r")))
-		return -1.0;
-	if (fscanf(f, "%ld", &pm) != 1)
-		pm = 0;
-	fclose(f);
-	snprintf(path, sizeof(path), "/proc/%ld/stat", pm);
-	if (pm <= 0 || !(f = fopen(path, "r")))
-		return -1.0;
-	n = fread(stat, 1, sizeof(stat) - 1, f);
-	fclose(f);
-	stat[n] = '\0';
-	/* after "(comm) ": fields 3.. ; cutime and cstime are 16 and 17 */
-	p = strrchr(stat, ')');
-	if (!p || sscanf(p + 2,
-			 "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u "
-			 "%*u %llu %llu",
-			 &cutime, &cstime) != 2)
-		return -1.0;
-	return (double)(cutime + cstime) / (double)sysconf(_SC_CLK_TCK);
-}
-
-/* Waits (up to 15 s) until audsync's backends have ended and the
- * postmaster has reaped them, so that their CPU is in its children's. */
-static void server_settle(const char *db)
-{
-	double v, w;
-	int i;
-
-	for (i = 0; i < 100; i++) {
-		if (tl_sql_int(db, "SELECT count(*) FROM pg_stat_activity"
-				   " WHERE datname = current_database()"
-				   " AND pid <> pg_backend_pid()") == 0)
-			break;
-		usleep(100000);
-	}
-	v = server_cpu_seconds();
-	for (i = 0; i < 50; i++) {
-		usleep(100000);
-		w = server_cpu_seconds();
-		if (w == v)
-			return;
-		v = w;
-	}
-}
-
 /* Reads "name=value" from audsync's log line, or -1. */
 static double log_seconds(const char *log, const char *name)
 {
@@ -195,7 +124,8 @@ static void run_once(const char *db, const char *label, mpctl *fake)
 	FILE *log = tmpfile();
 	char text[65536];
 	struct rusage ru;
-	double t0 = now_s(), wall, eval, def, cpu0 = server_cpu_seconds(), cpu;
+	double t0 = tl_now_s(), wall, eval, def, cpu0 = tl_server_cpu_seconds(),
+	       cpu;
 	size_t n;
 	int st;
 	pid_t pid = fork();
@@ -208,9 +138,9 @@ static void run_once(const char *db, const char *label, mpctl *fake)
 		_exit(127);
 	}
 	wait4(pid, &st, 0, &ru);
-	wall = now_s() - t0;
-	server_settle(db);
-	cpu = server_cpu_seconds() - cpu0;
+	wall = tl_now_s() - t0;
+	tl_server_settle(db);
+	cpu = tl_server_cpu_seconds() - cpu0;
 	rewind(log);
 	n = fread(text, 1, sizeof(text) - 1, log);
 	text[n] = '\0';
@@ -283,13 +213,13 @@ int main(void)
 	if (mpctl_start(&fake, "--threads 2") != 0)
 		return 1;
 	db = tl_new_db();
-	t0 = now_s();
+	t0 = tl_now_s();
 	load(db, n);
 	printf("bench_sync: loaded %ld profiles, %lld identifiers, %lld "
 	       "events in %.1f s\n",
 	       n, tl_sql_int(db, "SELECT count(*) FROM audsync.external_ids"),
 	       tl_sql_int(db, "SELECT count(*) FROM audsync.events"),
-	       now_s() - t0);
+	       tl_now_s() - t0);
 	define(db, mpctl_base_url(fake));
 	printf("bench_sync: an audience of %lld members, identify mode\n",
 	       tl_sql_int(db, "SELECT count(DISTINCT profile_id) FROM "

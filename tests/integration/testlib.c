@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *audsync_bin(void)
@@ -330,4 +331,75 @@ char *tl_sql_valuef(const char *conninfo, const char *fmt, ...)
 	v = tl_sql_value(conninfo, sql);
 	free(sql);
 	return v;
+}
+
+double tl_now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/*
+ * CPU seconds of the server's exited processes (its backends, parallel
+ * workers and autovacuum workers), from the postmaster's children times,
+ * or -1 when they cannot be read. Unlike wall time, this holds on a
+ * machine that others share.
+ */
+double tl_server_cpu_seconds(void)
+{
+	const char *dir = getenv("AUDSYNC_TEST_PGDIR");
+	char path[512], stat[1024], *p;
+	unsigned long long cutime, cstime;
+	long pm = 0;
+	FILE *f;
+	size_t n;
+
+	if (!dir)
+		return -1.0;
+	snprintf(path, sizeof(path), "%s/data/postmaster.pid", dir);
+	if (!(f = fopen(path, "r")))
+		return -1.0;
+	if (fscanf(f, "%ld", &pm) != 1)
+		pm = 0;
+	fclose(f);
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pm);
+	if (pm <= 0 || !(f = fopen(path, "r")))
+		return -1.0;
+	n = fread(stat, 1, sizeof(stat) - 1, f);
+	fclose(f);
+	stat[n] = '\0';
+	/* after "(comm) ": fields 3.. ; cutime and cstime are 16 and 17 */
+	p = strrchr(stat, ')');
+	if (!p || sscanf(p + 2,
+			 "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u "
+			 "%*u %llu %llu",
+			 &cutime, &cstime) != 2)
+		return -1.0;
+	return (double)(cutime + cstime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* Waits (up to 15 s) until audsync's backends have ended and the
+ * postmaster has reaped them, so that their CPU is in its children's. */
+void tl_server_settle(const char *db)
+{
+	double v, w;
+	int i;
+
+	for (i = 0; i < 100; i++) {
+		if (tl_sql_int(db, "SELECT count(*) FROM pg_stat_activity"
+				   " WHERE datname = current_database()"
+				   " AND pid <> pg_backend_pid()") == 0)
+			break;
+		usleep(100000);
+	}
+	v = tl_server_cpu_seconds();
+	for (i = 0; i < 50; i++) {
+		usleep(100000);
+		w = tl_server_cpu_seconds();
+		if (w == v)
+			return;
+		v = w;
+	}
 }

@@ -79,4 +79,19 @@ char *tl_read_file(const char *path);
 /* 1 when haystack contains needle (NULL haystack: 0). */
 int tl_contains(const char *haystack, const char *needle);
 
+/* Bench support. Monotonic seconds. */
+double tl_now_s(void);
+
+/*
+ * CPU seconds of the test server's exited processes (its backends,
+ * parallel workers and autovacuum workers), from the postmaster's
+ * children times, or -1 when they cannot be read. Unlike wall time, this
+ * holds on a machine that others share.
+ */
+double tl_server_cpu_seconds(void);
+
+/* Waits (up to 15 s) until db's other backends have ended and the
+ * postmaster has reaped them, so that their CPU is in its children's. */
+void tl_server_settle(const char *db);
+
 #endif
