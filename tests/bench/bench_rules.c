@@ -30,8 +30,9 @@ static const char same_meaning_sql[] =
 	" WHERE x.profile_id = e.profile_id)";
 static const char rule[] = "{\"performed\": {\"event\": \"Purchase\"}}";
 
-/* Every time is relative to BASE: each profile bought at BASE - 1 hour
- * less a whole number of days. */
+/* Every time is relative to BASE: each profile bought once in the 60 days
+ * before BASE - 1 hour, at any time of day, so that as an hour passes
+ * 1/1440 of them cross each edge of a 30-day window. */
 #define BASE "'2026-06-01 12:00:00+00'::timestamptz"
 
 static void load(const char *db, long n)
@@ -49,7 +50,7 @@ static void load(const char *db, long n)
 		 " FROM generate_series(1, %ld) g;"
 		 "INSERT INTO audsync.events"
 		 " SELECT 'p' || g, 'Purchase', '{}', " BASE " - make_interval("
-		 "  days => g %% 60, hours => 1)"
+		 "  days => g %% 60, hours => 1, secs => (g * 7919) %% 86400)"
 		 " FROM generate_series(1, %ld) g;"
 		 "INSERT INTO audsync.events"
 		 " SELECT 'p' || (1 + g %% %ld), 'Product Viewed', '{}',"
@@ -199,8 +200,8 @@ static void hourly(const char *db, long n)
 	tl_sql(db, sql);
 	for (k = 0; k < 2; k++)
 		timed_run(db, "hourly, 1% new events", keys[k], "-90 minutes");
-	/* No new data: the day's buyers of 30 days ago age out, today's
-	 * (an hour ago) come in. */
+	/* No new data: the buyers of that hour 30 days ago age out, the
+	 * last hour's come in. */
 	for (k = 0; k < 2; k++)
 		timed_run(db, "hourly, only time moved", keys[k],
 			  "-30 minutes");
