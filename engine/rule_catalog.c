@@ -141,7 +141,7 @@ int rule_catalog_explain(FILE *f, PGconn *conn, const char *key, char *err,
 {
 	const rules_target *own;
 	rules_sql r = { 0 };
-	char why[300];
+	char why[AUDSYNC_ERR_LEN];
 	PGresult *res;
 	rules_target *all;
 	int n, rc = 0;

@@ -29,7 +29,7 @@ static void one_line(char *s)
 /* Records the first error, prefixed by the current path; returns -1. */
 int rules_fail(compiler *c, const char *fmt, ...)
 {
-	char msg[600];
+	char msg[AUDSYNC_ERR_LEN];
 	va_list ap;
 
 	if (c->failed)

@@ -3,6 +3,8 @@
 #ifndef AUDSYNC_RULES_H
 #define AUDSYNC_RULES_H
 
+#include "audsync/errbuf.h"
+
 #include <stddef.h>
 
 /* Nesting and size limits of a rule; deeper or larger rules are refused
@@ -49,7 +51,7 @@ typedef struct rules_sql {
 	 */
 	char *touched_sql;
 	char *edges_sql;
-	char why_full[300];
+	char why_full[AUDSYNC_ERR_LEN];
 } rules_sql;
 
 /*

@@ -33,7 +33,8 @@ typedef struct compiler {
 	int nedges;
 	char **events; /* the event names' parameters, "$n::text" */
 	int nevents;
-	char why_full[300]; /* why the rule cannot run incrementally */
+	char why_full
+		[AUDSYNC_ERR_LEN]; /* why the rule cannot run incrementally */
 } compiler;
 
 /* The restriction of an incremental evaluation (rules.h). */
