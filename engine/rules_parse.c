@@ -2,6 +2,7 @@
  * the shape of objects, times, intervals and the operators of filters */
 #include "audsync/rules_int.h"
 
+#include "audsync/civil.h"
 #include "audsync/alloc.h"
 
 #include <ctype.h>
@@ -186,18 +187,6 @@ static int digits(const char **p, int n, int *out)
 	return 0;
 }
 
-static int64_t days_from_civil(int y, int m, int d)
-{
-	int64_t era, yoe, doy, doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = y - era * 400;
-	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
-}
-
 static int month_days(int y, int m)
 {
 	static const int days[] = { 31, 28, 31, 30, 31, 30,
@@ -267,8 +256,8 @@ int rules_parse_time(double *out, const char *s)
 	}
 	if (parse_zone(p, &off) != 0)
 		return -1;
-	*out = (double)days_from_civil(y, mo, d) * 86400.0 + h * 3600.0 +
-	       mi * 60.0 + se + frac - off;
+	*out = (double)civil_days(y, mo, d) * 86400.0 + h * 3600.0 + mi * 60.0 +
+	       se + frac - off;
 	return 0;
 }
 

@@ -10,6 +10,7 @@
  */
 #include "audsync/segment_map.h"
 
+#include "audsync/civil.h"
 #include "audsync/json_doc.h"
 #include "audsync/mp_payload.h"
 #include "audsync/segment_event.h"
@@ -103,20 +104,6 @@ segment_result segment_msg_skipped(segment_msg *m, const char *why)
 	snprintf(m->out->reason, sizeof(m->out->reason), "%s", why);
 	return SEGMENT_SKIPPED;
 }
-
-/* Days since 1970-01-01 of a proleptic Gregorian date. */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-	int64_t era, yoe, doy, doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = y - era * 400;
-	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
-}
-
 /* n decimal digits at s as a number, or -1. */
 static int digits(const char *s, int n)
 {
@@ -184,8 +171,8 @@ static int parse_time(int64_t *out, const char *s)
 	}
 	if (parse_offset(p, &off) != 0)
 		return -1;
-	*out = (days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec -
-		off) * 1000 +
+	*out = (civil_days(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - off) *
+		       1000 +
 	       ms;
 	return 0;
 }

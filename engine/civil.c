@@ -1,0 +1,16 @@
+/* civil.c - calendar arithmetic shared by the timestamp readers */
+#include "audsync/civil.h"
+
+/* Howard Hinnant's days_from_civil: eras of 400 years, years starting in
+ * March so that the leap day comes last. */
+int64_t civil_days(int64_t y, int m, int d)
+{
+	int64_t era, yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
