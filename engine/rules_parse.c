@@ -329,20 +329,31 @@ static const char *const operators[] = {
 	NULL
 };
 
-/* x = v, false for a missing x. x is the property's jsonb (SQL NULL when
- * missing or JSON null). */
-static int put_equal(compiler *c, buf *out, const char *x, json_object *v)
+/* x op v for a number v, false when x is missing or not a number.
+ * Returns v's parameter number, or -1. */
+static int put_number(compiler *c, buf *out, const char *x, const char *op,
+		      json_object *v)
 {
 	char num[64];
 	int n;
 
+	number_text(num, sizeof(num), v);
+	n = rules_param(c, num);
+	buf_printf(out,
+		   "coalesce(CASE WHEN jsonb_typeof(%s) = 'number'"
+		   " THEN (%s)::numeric END %s $%d::numeric, false)",
+		   x, x, op, n);
+	return n;
+}
+
+/* x = v, false for a missing x. x is the property's jsonb (SQL NULL when
+ * missing or JSON null). */
+static int put_equal(compiler *c, buf *out, const char *x, json_object *v)
+{
+	int n;
+
 	if (is_number(v)) {
-		number_text(num, sizeof(num), v);
-		n = rules_param(c, num);
-		buf_printf(out,
-			   "coalesce(CASE WHEN jsonb_typeof(%s) = 'number'"
-			   " THEN (%s)::numeric END = $%d::numeric, false)",
-			   x, x, n);
+		n = put_number(c, out, x, "=", v);
 	} else if (json_object_is_type(v, json_type_string)) {
 		n = rules_param(c, json_object_get_string(v));
 		buf_printf(out, "coalesce((%s #>> '{}') = $%d::text, false)", x,
@@ -363,16 +374,10 @@ static int put_equal(compiler *c, buf *out, const char *x, json_object *v)
 static int put_order(compiler *c, buf *out, const char *x, const char *op,
 		     json_object *v)
 {
-	char num[64];
 	int n;
 
 	if (is_number(v)) {
-		number_text(num, sizeof(num), v);
-		n = rules_param(c, num);
-		buf_printf(out,
-			   "coalesce(CASE WHEN jsonb_typeof(%s) = 'number'"
-			   " THEN (%s)::numeric END %s $%d::numeric, false)",
-			   x, x, op, n);
+		n = put_number(c, out, x, op, v);
 	} else if (json_object_is_type(v, json_type_string)) {
 		n = rules_param(c, json_object_get_string(v));
 		buf_printf(out,
