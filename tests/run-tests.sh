@@ -37,6 +37,14 @@ result() {
 "
 }
 
+# Check's first failure lines of a log, under its row of the results:
+# what a CI page that shows only the end of the output needs.
+failures() {
+	results="$results$(grep -E '^[^ ]+:[0-9]+:[EF]:' "$1" | head -n 3 |
+		cut -c 1-300 | sed 's/^/      /')
+"
+}
+
 # Runs "$@" with its output shown and kept in $log; sets $rc.
 run_logged() {
 	{
@@ -81,6 +89,7 @@ for bin in "$@"; do
 	else
 		result "$name" "$p passed, $f failed"
 	fi
+	[ "$f" = 0 ] || failures "$log"
 done
 
 # Shell tests: tests/*.test.sh report their own counts.

@@ -5,6 +5,7 @@
 #include "testlib.h"
 
 #include <check.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -168,9 +169,12 @@ static pid_t spawn(const char *db, const char *const *env,
 static int wait_exit(pid_t pid, int timeout_s)
 {
 	long until = now_ms() + timeout_s * 1000L;
-	int st;
+	int st = 0;
+	pid_t r;
 
-	while (waitpid(pid, &st, WNOHANG) == 0) {
+	while ((r = waitpid(pid, &st, WNOHANG)) != pid) {
+		ck_assert_msg(r == 0 || errno == EINTR, "waitpid(%d): %s",
+			      (int)pid, strerror(errno));
 		if (now_ms() > until) {
 			kill(pid, SIGKILL);
 			waitpid(pid, &st, 0);
@@ -203,21 +207,25 @@ static void wait_sessions_gone(const char *db)
 }
 
 /* Polls the SQL count (or the fake's counter, when sql is NULL) until
- * it exceeds min, or pid exits, or timeout_ms pass. 1 when it did. */
+ * it exceeds min, or pid exits (left for the caller to reap), or
+ * timeout_ms pass. 1 when it exceeded min, -1 when pid exited. */
 static int wait_until_above(const char *db, const char *sql, mpctl *fake,
 			    const char *counter, long long min, pid_t pid,
 			    long timeout_ms)
 {
 	long until = now_ms() + timeout_ms;
-	int st;
 
 	while (now_ms() < until) {
 		long long v = sql ? tl_sql_int(db, sql)
 				  : mpctl_counter(fake, counter);
+		siginfo_t info = { 0 };
 
 		if (v > min)
 			return 1;
-		if (waitpid(pid, &st, WNOHANG) != 0)
+		/* WNOWAIT: the caller reaps it, and reads its exit status */
+		if (waitid(P_PID, (id_t)pid, &info,
+			   WEXITED | WNOHANG | WNOWAIT) == 0 &&
+		    info.si_pid == pid)
 			return -1;
 		sleep_ms(10);
 	}
@@ -895,12 +903,6 @@ static void chaos_point(const char *db, mpctl *fake, int i, int restart)
 	if (sending)
 		hit = wait_until_above(NULL, NULL, fake, "records_received",
 				       sent, pid, 30000) == 1;
-	/* The restart cuts off a run in progress: not before 100 ms, when
-	 * the program is up (an AddressSanitizer build restarted on within
-	 * its first milliseconds exits 224 or 240 with nothing on stderr,
-	 * seed 1796115258; the plain build exits 0 there). */
-	if (restart && delay < 100)
-		delay = 100;
 	sleep_ms(delay);
 	if (restart) {
 		st = restart_under(pid);
