@@ -32,6 +32,14 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* The users the stream's track and identify calls name. Mixpanel
+ * appends each charge to the profile's $transactions, and so does the
+ * fake, which re-reads a profile's properties at each change: with a
+ * million users a 10 M stream gives each about seven charges, where a
+ * hundred thousand made their lists grow with the stream and the fake,
+ * not audsync, the pace. */
+#define USERS 1000000
+
 /* Message i of a mix of 70 % track, 20 % page, 10 % identify, as a line
  * of about 400 bytes (a typical server-side call). */
 static int message(char *out, size_t len, long i)
@@ -49,7 +57,7 @@ static int message(char *out, size_t len, long i)
 				"\"Order Completed\",\"properties\":{"
 				"\"revenue\":%ld.5,\"sku\":\"SKU-%ld\","
 				"\"items\":3,\"coupon\":null},%s}\n",
-				i, i % 1000, i % 100000, i % 90, i % 977, ctx);
+				i, i % 1000, i % USERS, i % 90, i % 977, ctx);
 	if (i % 10 < 9)
 		return snprintf(out, len,
 				"{\"messageId\":\"m-%ld\",\"timestamp\":"
@@ -65,7 +73,7 @@ static int message(char *out, size_t len, long i)
 			"\"userId\":\"u%ld\",\"traits\":{\"email\":"
 			"\"u%ld@example.com\",\"firstName\":\"Ann\","
 			"\"plan\":\"pro\",\"tags\":[\"a\",\"b\"]},%s}\n",
-			i, i % 100000, i % 100000, ctx);
+			i, i % USERS, i % USERS, ctx);
 }
 
 /* CPU seconds of this process: the machine may be shared. */
