@@ -135,6 +135,11 @@ static const equiv_case cases[] = {
 	  "{\"performed\": {\"event\": \"C\", \"count\": {\"op\": \"=\","
 	  " \"value\": 0}}}",
 	  P CNT("C", "true") " = 0" },
+	/* true without any event: every profile, those without events too */
+	{ 0, NULL,
+	  "{\"performed\": {\"event\": \"C\", \"count\": {\"op\": \">=\","
+	  " \"value\": 0}}}",
+	  P CNT("C", "true") " >= 0" },
 	{ 0, "20 days",
 	  "{\"not\": {\"performed\": {\"event\": \"C\", \"within\":"
 	  " \"10 days\"}}}",
