@@ -276,6 +276,28 @@ START_TEST(resync_of_a_two_column_trait_in_track_mode_sends_duplicates)
 }
 END_TEST
 
+/* A member re-decided without a change of value (it gained an
+ * identifier) keeps the time it was told at, so a resync re-sends its
+ * Audience Entered as a duplicate rather than as a second event. */
+START_TEST(a_member_that_gains_an_identifier_keeps_its_time)
+{
+	const char *resync[] = { "resync", "--computation", "model", NULL };
+	long long stored;
+
+	add_sync("audience", AUDIENCE_SQL, 0, "track", "all");
+	add_id("p1", "user_id", "u1", "30 days");
+	set("p1", "{\"v\": 1}", "5 days");
+	run_ago("4 days");
+	add_id("p1", "email", "u1@example.com", "3 days");
+	run_ago("2 days");
+	stored = COUNTER("events_stored");
+	ck_assert_int_ge(stored, 1);
+	audsync_ok(resync);
+	ck_assert_int_eq(COUNTER("events_stored"), stored);
+	ck_assert_int_eq(events("Audience Entered", "u1"), 1);
+}
+END_TEST
+
 /* An upgrade sends nothing: a ledger written before 010 (three-field
  * lines) reads as what it told. */
 START_TEST(a_ledger_of_the_old_format_sends_nothing_new)
@@ -315,6 +337,7 @@ static Suite *ledger_suite(void)
 	tcase_add_test(
 		tc,
 		resync_of_a_two_column_trait_in_track_mode_sends_duplicates);
+	tcase_add_test(tc, a_member_that_gains_an_identifier_keeps_its_time);
 	tcase_add_test(tc, a_ledger_of_the_old_format_sends_nothing_new);
 	suite_add_tcase(s, tc);
 	return s;
