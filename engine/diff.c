@@ -140,12 +140,16 @@ static const char prune_sql[] =
 
 /* The change log of incremental rules (sql/014_rule_changes.sql) is
  * needed back to the oldest snapshot a rule sync remembers, this run's
- * (not saved yet) included, and the oldest running transaction. Once per
+ * (not saved yet) included, the oldest transaction running when a run
+ * still running began (its snapshot, not saved yet, is no older:
+ * sql/015_run_horizon.sql), and the oldest running transaction. Once per
  * clock hour, as above. */
 static const char prune_changes_sql[] =
 	"DELETE FROM audsync.change_log WHERE xact < (SELECT min(x) FROM ("
 	"  SELECT pg_snapshot_xmin(rule_snapshot) FROM audsync.sync_state"
 	"  UNION ALL SELECT pg_snapshot_xmin(snap) FROM pg_temp.audsync_mark"
+	"  UNION ALL SELECT min(horizon) FROM audsync.runs"
+	"  WHERE status = 'running'"
 	"  UNION ALL SELECT pg_snapshot_xmin(pg_current_snapshot())) m (x))"
 	" AND NOT EXISTS (SELECT 1 FROM audsync.sync_state WHERE sync_id = $1"
 	" AND date_trunc('hour', ids_seen_upto) = date_trunc('hour', now()))";
