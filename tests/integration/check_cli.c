@@ -238,6 +238,11 @@ START_TEST(an_unreachable_database_exits_3_with_one_line)
 		ck_assert_msg(tl_contains(r.err, "connect"),
 			      "%s: no word of the connection: %s", cmds[i],
 			      r.err);
+		/* logfmt: a value with spaces is quoted, or a parser
+		 * splits the message into fields */
+		ck_assert_msg(tl_contains(r.err, " msg=\"cannot connect"),
+			      "%s: the message is not one quoted value: %s",
+			      cmds[i], r.err);
 		tl_result_free(&r);
 	}
 }
