@@ -478,8 +478,8 @@ static int put_condition(compiler *c, buf *out, tv *val, json_object *cond,
 }
 
 /* The aggregate of scope s over the events: one pass, one column cN per
- * performed. */
-static void put_aggregate(buf *out, const scope *s, int touched)
+ * performed; with in_graph, of the identity graph's profiles only. */
+static void put_aggregate(buf *out, const scope *s, int touched, int in_graph)
 {
 	int i;
 
@@ -494,6 +494,8 @@ static void put_aggregate(buf *out, const scope *s, int touched)
 	buf_puts(out, " FROM audsync.events e WHERE e.ts < $1");
 	if (touched)
 		buf_puts(out, TOUCHED("e"));
+	if (in_graph)
+		buf_puts(out, IN_GRAPH("e"));
 	buf_puts(out, " AND (");
 	for (i = 0; i < s->nagg; i++)
 		buf_printf(out, "%s(%s)", i ? " OR " : "", s->filters[i]);
@@ -514,7 +516,7 @@ static void put_audience(buf *out, const scope *s, const char *cond,
 
 	if (by_events) {
 		buf_puts(out, "SELECT ev.profile_id FROM (");
-		put_aggregate(out, s, touched);
+		put_aggregate(out, s, touched, 1);
 		buf_puts(out, ") ev");
 	} else {
 		buf_puts(out, "SELECT u.profile_id FROM (SELECT DISTINCT"
@@ -524,7 +526,7 @@ static void put_audience(buf *out, const scope *s, const char *cond,
 		buf_puts(out, ") u");
 		if (s->nagg) {
 			buf_puts(out, " LEFT JOIN (");
-			put_aggregate(out, s, touched);
+			put_aggregate(out, s, touched, 0);
 			buf_puts(out, ") ev ON ev.profile_id = u.profile_id");
 		}
 	}
@@ -537,9 +539,6 @@ static void put_audience(buf *out, const scope *s, const char *cond,
 		buf_printf(out, " LEFT JOIN (%s) m%d ON m%d.profile_id = %s",
 			   s->members[i], i + 1, i + 1, pid);
 	buf_printf(out, " WHERE %s", cond);
-	if (by_events)
-		buf_puts(out, " AND EXISTS (SELECT 1 FROM audsync.external_ids"
-			      " x WHERE x.profile_id = ev.profile_id)");
 }
 
 /* An audience definition into out; window: the SQL of its default
@@ -717,16 +716,15 @@ static int compile_trait(compiler *c, buf *out, json_object *def)
 		return -1;
 	buf_init(&events);
 	buf_init(&p);
-	if (put_events(c, &events, o, &s) == 0 && c->touched)
-		buf_puts(&events, TOUCHED("e"));
+	if (put_events(c, &events, o, &s) == 0) {
+		if (c->touched)
+			buf_puts(&events, TOUCHED("e"));
+		buf_puts(&events, IN_GRAPH("e"));
+	}
 	if (!c->failed && (kind[0] == 'e' ||
 			   put_property_events(c, &p, o, events.data) == 0)) {
-		buf_puts(out, "SELECT g.profile_id, g.value FROM (");
 		put_trait_kind(out, kind, fn,
 			       kind[0] == 'e' ? events.data : p.data);
-		buf_puts(out, ") g WHERE EXISTS (SELECT 1 FROM"
-			      " audsync.external_ids x"
-			      " WHERE x.profile_id = g.profile_id)");
 		rc = 0;
 	}
 	buf_free(&events);

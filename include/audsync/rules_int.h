@@ -42,6 +42,14 @@ typedef struct compiler {
 	" AND " alias ".profile_id IN (SELECT tp.profile_id"                   \
 	" FROM pg_temp.audsync_touched tp)"
 
+/* Events of the profiles a rule ranges over (those of the identity graph),
+ * filtered before they are grouped: a third cheaper than probing the
+ * groups, as the hash of external_ids is built before the groups' and
+ * probed as the events stream. */
+#define IN_GRAPH(alias)                                                        \
+	" AND " alias ".profile_id IN (SELECT x.profile_id"                    \
+	" FROM audsync.external_ids x)"
+
 /* One audience query being built: its aggregates over the events, its
  * joins, and the lower bound of its default window. */
 typedef struct scope {
