@@ -8,6 +8,7 @@
 #include "audsync/decide.h"
 #include "audsync/mp_payload.h"
 #include "audsync/outbox.h"
+#include "audsync/stage.h"
 
 #include <json-c/json.h>
 #include <stdio.h>
@@ -18,13 +19,13 @@
 #define FETCH_ROWS "20000"
 
 /*
- * Per profile first. kind is enter, exit, change, resend (a full
- * resync's unchanged member) or newid (an unchanged member that gained
- * identifiers). On a first sync or a resync every member is read: one
+ * Per profile first, the rows of audsync_chg (stage.h, which writes
+ * them). kind is enter, exit, change, resend (a full resync's unchanged
+ * member) or newid (an unchanged member that gained identifiers). On a
+ * first sync or a resync every member is read: one
  * hash join of the distinct stage against the snapshot's narrow member
  * rows ($3: keep the unchanged too).
  */
-#define CHG_TABLE "CREATE TEMP TABLE audsync_chg ON COMMIT DROP AS"
 /* An audience's stage leaves every member's value, {key: true}, NULL
  * (evaluate.c); $2 is the key. Built once per statement, not per
  * member. */
@@ -32,7 +33,7 @@
 /* The wide columns are read only for the rows that changed; old_t is the
  * snapshot row's address, for forgetting it. */
 #define FULL_SQL(stage)                                                        \
-	" SELECT d.profile_id, d.old, d.new, m.since,"                         \
+	"SELECT d.profile_id, d.old, d.new, m.since,"                          \
 	"  m.targets AS old_targets, d.kind, m.ctid AS old_t, d.old_member"    \
 	" FROM (SELECT coalesce(s.profile_id, m.profile_id) AS profile_id,"    \
 	"  m.value AS old, s.value AS new, m.member AS old_member,"            \
@@ -52,8 +53,8 @@
 	"  AND m.sync_id = $1 AND m.profile_id = d.profile_id"
 
 /* An audience's stage may name a profile twice; a trait's may not. */
-static const char full_audience_sql[] = CHG_TABLE FULL_SQL("DISTINCT");
-static const char full_trait_sql[] = CHG_TABLE FULL_SQL("");
+static const char full_audience_sql[] = FULL_SQL("DISTINCT");
+static const char full_trait_sql[] = FULL_SQL("");
 
 /*
  * Otherwise only the rows that differ are looked at: the stage's rows the
@@ -62,8 +63,7 @@ static const char full_trait_sql[] = CHG_TABLE FULL_SQL("");
  * audience's rows were joined so as they came, evaluate.c) ...
  */
 #define DIFFER_SQL(only)                                                       \
-	"INSERT INTO pg_temp.audsync_d (new_p, new, old_p, old_t)"             \
-	" SELECT s.profile_id, s.value, m.profile_id, m.ctid"                  \
+	"SELECT s.profile_id, s.value, m.profile_id, m.ctid"                   \
 	" FROM pg_temp.audsync_stage s FULL JOIN (SELECT ctid, profile_id, h"  \
 	"  FROM audsync.snapshot_members WHERE sync_id = $1 AND member" only   \
 	"  ) m ON m.h = s.h AND m.profile_id = s.profile_id"                   \
@@ -76,8 +76,8 @@ static const char differ_touched_sql[] = DIFFER_SQL(
 /* ... then paired per profile, the snapshot's wide columns read for
  * those few by the row's address (nothing moves them in between; the
  * key is checked all the same). */
-static const char chg_sql[] = CHG_TABLE
-	" SELECT c.profile_id, coalesce(c.old, x.value) AS old, c.new,"
+static const char chg_sql[] =
+	"SELECT c.profile_id, coalesce(c.old, x.value) AS old, c.new,"
 	"  coalesce(c.since, x.since) AS since,"
 	"  coalesce(c.old_targets, x.targets) AS old_targets, c.kind,"
 	"  coalesce(c.old_t, x.ctid) AS old_t,"
@@ -106,8 +106,7 @@ static const char chg_sql[] = CHG_TABLE
 /* Unchanged members with identifiers added since the last run: by
  * created_at, or by load time for rows backfilled with older dates. */
 static const char newid_sql[] =
-	"INSERT INTO pg_temp.audsync_chg"
-	" SELECT m.profile_id, m.value, m.value, m.since, m.targets, 'newid',"
+	"SELECT m.profile_id, m.value, m.value, m.since, m.targets, 'newid',"
 	"  m.ctid, true"
 	" FROM (SELECT profile_id FROM audsync.external_ids"
 	"  WHERE id_type = ANY ($2::text[]) AND created_at > $3::timestamptz"
@@ -182,8 +181,7 @@ static const char id_list_sql[] =
 	" FROM pg_temp.audsync_chg LIMIT " ID_LIST_MAX " + 1) c";
 
 static const char ids_sql[] =
-	"CREATE TEMP TABLE audsync_ids ON COMMIT DROP AS"
-	" SELECT profile_id, id_type, id_value, created_at"
+	"SELECT profile_id, id_type, id_value, created_at"
 	" FROM audsync.external_ids"
 	" WHERE profile_id = ANY ($1::text[]) AND id_type = ANY ($2::text[])";
 
@@ -612,8 +610,8 @@ static int open_calls(PGconn *conn, const sync_def *s, const char **p,
 	if (db_int(PQgetvalue(r, 0, 0)) <= db_int(ID_LIST_MAX) &&
 	    !PQgetisnull(r, 0, 1)) {
 		ids[0] = PQgetvalue(r, 0, 1);
-		rc = db_exec(conn, "diff: identifiers", ids_sql, 2, ids, err,
-			     errlen);
+		rc = stage_exec(conn, "diff: identifiers", STAGE_IDS, ids_sql,
+				2, ids, err, errlen);
 		ids_out = ids_list_sql;
 	}
 	PQclear(r);
@@ -681,8 +679,9 @@ static int find_new_identifiers(PGconn *conn, const sync_def *s,
 		p[2] = PQgetvalue(r, 0, 0);
 		p[3] = PQgetvalue(r, 0, 1);
 		*snapshot = alloc_strdup(PQgetvalue(r, 0, 2));
-		rc = db_exec(conn, "diff: new identifiers", newid_sql, 4, p,
-			     err, errlen);
+		rc = stage_exec(conn, "diff: new identifiers",
+				STAGE_MORE_CHANGES, newid_sql, 4, p, err,
+				errlen);
 	}
 	PQclear(r);
 	return rc;
@@ -701,14 +700,16 @@ static int member_changes(PGconn *conn, const sync_def *s, diff_mode mode,
 		mk->whole == EVALUATE_TOUCHED ? differ_touched_sql : differ_sql;
 
 	if (mk->whole == EVALUATE_WHOLE)
-		return db_exec(conn, "diff: members", full, 3, p, err, errlen);
+		return stage_exec(conn, "diff: members", STAGE_CHANGES, full, 3,
+				  p, err, errlen);
 	/* An audience's rows were diffed as they came. */
-	if ((s->is_trait &&
-	     db_exec(conn, "diff: members", differ, 1, p, err, errlen) != 0) ||
-	    db_exec(conn, "diff: analyze", "ANALYZE pg_temp.audsync_d", 0, NULL,
-		    err, errlen) != 0)
+	if ((s->is_trait && stage_exec(conn, "diff: members", STAGE_VALUES_DIFF,
+				       differ, 1, p, err, errlen) != 0) ||
+	    stage_analyze(conn, "diff: analyze", STAGE_TABLE_D, err, errlen) !=
+		    0)
 		return -1;
-	return db_exec(conn, "diff: members", chg_sql, 2, p, err, errlen);
+	return stage_exec(conn, "diff: members", STAGE_CHANGES, chg_sql, 2, p,
+			  err, errlen);
 }
 
 /* Finds the profiles that changed or gained identifiers, and removes
@@ -730,8 +731,8 @@ static int find_changes(PGconn *conn, const sync_def *s, diff_mode mode,
 	    find_new_identifiers(conn, s, sync_id, &mk->snapshot, err,
 				 errlen) != 0)
 		return -1;
-	if (db_exec(conn, "diff: analyze", "ANALYZE pg_temp.audsync_chg", 0,
-		    NULL, err, errlen) != 0)
+	if (stage_analyze(conn, "diff: analyze", STAGE_TABLE_CHG, err,
+			  errlen) != 0)
 		return -1;
 	r = db_query(conn, "snapshot: forget", forget_sql, 1, p, err, errlen);
 	if (!r)

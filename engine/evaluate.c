@@ -10,6 +10,7 @@
 #include "audsync/naming.h"
 #include "audsync/rule_catalog.h"
 #include "audsync/settings.h"
+#include "audsync/stage.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,20 +29,6 @@
 #define CHECKSUM(v)                                                            \
 	" hashtextextended(d.profile_id::text || E'\\x1f' || (" v ")::text, 7)"
 
-/* The stage, and the rows of the diff (diff.c), empty. */
-static const char *const stage_sql[] = {
-	"CREATE TEMP TABLE IF NOT EXISTS audsync_stage ("
-	" profile_id text NOT NULL, value jsonb, h bigint)",
-	"CREATE TEMP TABLE IF NOT EXISTS audsync_d ("
-	" new_p text, new jsonb, old_p text, old_t tid)",
-	/* incremental.h */
-	"CREATE TEMP TABLE IF NOT EXISTS audsync_touched (profile_id text)",
-	"CREATE TEMP TABLE IF NOT EXISTS audsync_mark ("
-	" snap pg_snapshot, digest text)",
-	"TRUNCATE pg_temp.audsync_stage, pg_temp.audsync_d,"
-	" pg_temp.audsync_touched, pg_temp.audsync_mark"
-};
-
 /* Whether every member is read again: a resync ($2), or an empty
  * snapshot, a first sync. */
 static const char whole_sql[] =
@@ -58,8 +45,7 @@ static const char whole_sql[] =
  * (sql/005_audience_join.sql). $3 is the sync.
  */
 static const char audience_diff_sql[] =
-	"INSERT INTO pg_temp.audsync_d (new_p, old_p, old_t)"
-	" SELECT s.profile_id, m.profile_id, m.ctid"
+	"SELECT s.profile_id, m.profile_id, m.ctid"
 	" FROM (SELECT d.profile_id::text AS profile_id FROM ";
 /* ... the definition (AS d), then: */
 #define AUDIENCE_SNAPSHOT_SQL(only)                                            \
@@ -239,10 +225,10 @@ static int build_insert(buf *b, const char **params, int *nparams, PGconn *conn,
 	if (!s->is_trait) {
 		/* The stage leaves the value, {key: true}, NULL, and an
 		 * audience needs no checksum. */
+		stage_put(b, whole == EVALUATE_WHOLE ? STAGE_MEMBERS
+						     : STAGE_MEMBERS_DIFF);
 		buf_puts(b, whole == EVALUATE_WHOLE
-				    ? "INSERT INTO pg_temp.audsync_stage"
-				      " (profile_id) SELECT d.profile_id::text"
-				      " FROM "
+				    ? "SELECT d.profile_id::text FROM "
 				    : audience_diff_sql);
 		put_definition(b, s->definition_sql);
 		buf_puts(b, whole == EVALUATE_WHOLE
@@ -256,8 +242,8 @@ static int build_insert(buf *b, const char **params, int *nparams, PGconn *conn,
 	if (trait_columns(tc, desc, s, err, errlen) != 0 ||
 	    check_other_keys(conn, tc, s, err, errlen) != 0)
 		return -1;
-	buf_puts(b, "INSERT INTO pg_temp.audsync_stage"
-		    " (profile_id, value, h) SELECT d.profile_id::text, x.v,");
+	stage_put(b, STAGE_VALUES);
+	buf_puts(b, "SELECT d.profile_id::text, x.v,");
 	buf_puts(b, CHECKSUM("x.v") " FROM ");
 	put_definition(b, s->definition_sql);
 	buf_puts(b, " CROSS JOIN LATERAL (SELECT jsonb_strip_nulls("
@@ -568,15 +554,12 @@ int evaluate_sync(int *whole, PGconn *conn, const sync_def *s, int every,
 	rules_sql rule;
 	sync_def d;
 	buf sql;
-	int nparams = 0, rule_n = 0, rc = -1, i, touched = 0;
+	int nparams = 0, rule_n = 0, rc = -1, touched = 0;
 
 	buf_init(&sql);
 	memset(&rule, 0, sizeof(rule));
-	for (i = 0; i < (int)(sizeof(stage_sql) / sizeof(*stage_sql)); i++)
-		if (db_exec(conn, "stage", stage_sql[i], 0, NULL, err,
-			    errlen) != 0)
-			goto out;
-	if (definition_of(&d, &rule, conn, s, err, errlen) != 0)
+	if (stage_reset(conn, err, errlen) != 0 ||
+	    definition_of(&d, &rule, conn, s, err, errlen) != 0)
 		goto out;
 	params = all_params(&rule_n, &rule);
 	snprintf(sync_id, sizeof(sync_id), "%d", s->id);

@@ -6,6 +6,7 @@
 #include "audsync/db.h"
 #include "audsync/log.h"
 #include "audsync/settings.h"
+#include "audsync/stage.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,10 +17,10 @@
 /* Where evaluate.c binds a rule's values: after $1..$4. */
 #define FIRST_VALUE 5
 
-/* The snapshot before anything is looked at: what a transaction it cannot
- * see wrote is looked at by the next run, however late it commits. */
-static const char mark_sql[] = "INSERT INTO pg_temp.audsync_mark (snap, digest)"
-			       " SELECT pg_current_snapshot(), md5($1)";
+/* audsync_mark's row (stage.h): the snapshot before anything is looked
+ * at, and the rule's digest. What a transaction it cannot see wrote is
+ * looked at by the next run, however late it commits. */
+static const char mark_sql[] = "SELECT pg_current_snapshot(), md5($1)";
 
 /* The last run's as-of, window start and snapshot, when it evaluated the
  * same rule ($2: its digest's text) at or before this as-of ($3). */
@@ -36,11 +37,11 @@ static const char state_sql[] =
 
 enum { ST_AS_OF, ST_WINDOW, ST_SNAPSHOT, ST_UNLOGGED };
 
-/* The profiles whose events, traits or identifiers were written by a
- * transaction the last run's snapshot ($1) could not see. */
+/* Touched (audsync_touched, stage.h): the profiles whose events, traits
+ * or identifiers were written by a transaction the last run's snapshot
+ * ($1) could not see. */
 static const char logged_sql[] =
-	"INSERT INTO pg_temp.audsync_touched (profile_id)"
-	" SELECT profile_id FROM audsync.change_log"
+	"SELECT profile_id FROM audsync.change_log"
 	" WHERE xact >= pg_snapshot_xmin($1::pg_snapshot)"
 	" AND NOT pg_visible_in_snapshot(xact, $1::pg_snapshot)";
 
@@ -80,10 +81,8 @@ static int add_edges(PGconn *conn, const rules_sql *rule, const char **p4,
 				    : rule->params[i - (FIRST_VALUE - 1)];
 	}
 	buf_init(&sql);
-	buf_printf(&sql,
-		   "INSERT INTO pg_temp.audsync_touched (profile_id)"
-		   " SELECT d.profile_id FROM (%s) d",
-		   rule->edges_sql);
+	stage_put(&sql, STAGE_TOUCHED);
+	buf_printf(&sql, "SELECT d.profile_id FROM (%s) d", rule->edges_sql);
 	r = PQexecParams(conn, sql.data, n, types, params, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 		db_error(err, errlen, conn, r, "incremental: window edges");
@@ -106,12 +105,10 @@ static int fill_touched(PGconn *conn, const sync_def *s, const rules_sql *rule,
 	const char *snap = PQgetvalue(st, 0, ST_SNAPSHOT);
 
 	if (add_edges(conn, rule, p4, err, errlen) != 0 ||
-	    db_exec(conn, "incremental: changes", logged_sql, 1, &snap, err,
-		    errlen) != 0)
-		return -1;
-	if (db_exec(conn, "incremental: analyze",
-		    "ANALYZE pg_temp.audsync_touched", 0, NULL, err,
-		    errlen) != 0)
+	    stage_exec(conn, "incremental: changes", STAGE_TOUCHED, logged_sql,
+		       1, &snap, err, errlen) != 0 ||
+	    stage_analyze(conn, "incremental: analyze", STAGE_TABLE_TOUCHED,
+			  err, errlen) != 0)
 		return -1;
 	log_debug("incremental evaluation", "computation", s->key, "since",
 		  PQgetvalue(st, 0, ST_AS_OF));
@@ -136,8 +133,8 @@ int incremental_prepare(int *on, PGconn *conn, const sync_def *s,
 
 	*on = 0;
 	snprintf(sync_id, sizeof(sync_id), "%d", s->id);
-	if (db_exec(conn, "incremental: mark", mark_sql, 1, p + 1, err,
-		    errlen) != 0)
+	if (stage_exec(conn, "incremental: mark", STAGE_MARK, mark_sql, 1,
+		       p + 1, err, errlen) != 0)
 		goto out;
 	rc = 0;
 	if (whole || !rule->touched_sql || !s->window_start || setting_off())

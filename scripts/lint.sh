@@ -40,6 +40,9 @@ out=$(
 		$(echo "$src" | grep -v '^engine/alloc.c$')
 	grep_rule "matching on error text (use the code or the SQLSTATE)" \
 		'(strstr|strncmp|sscanf)\((err|msg|why|PQresultErrorMessage|PQerrorMessage)' $src
+	grep_rule "write to a run's temporary table outside stage.c (use stage_exec or stage_put, stage.h)" \
+		'CREATE (TEMP|TEMPORARY) TABLE|(TRUNCATE|ANALYZE|INSERT INTO|UPDATE|DELETE FROM|COPY)( TABLE)? +(pg_temp\.|audsync_)' \
+		$(echo "$src" | grep -v '^engine/stage.c$')
 	grep_rule "C++ comment (use /* */)" '^[^"]*[^:"]//' $src
 	grep_rule "error text buffer of its own size (use char err[AUDSYNC_ERR_LEN], errbuf.h)" \
 		'char[^;(]*[[:space:],][a-z_]*(err|msg|why|reason|error)[a-z_0-9]*\[[0-9]' $src

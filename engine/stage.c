@@ -1,0 +1,76 @@
+/* stage.c - the temporary tables of a sync's run, and every write to them */
+#include "audsync/stage.h"
+
+#include "audsync/db.h"
+
+/* The session's tables (stage.h), empty. */
+static const char *const reset_sql[] = {
+	"CREATE TEMP TABLE IF NOT EXISTS audsync_stage ("
+	" profile_id text NOT NULL, value jsonb, h bigint)",
+	"CREATE TEMP TABLE IF NOT EXISTS audsync_d ("
+	" new_p text, new jsonb, old_p text, old_t tid)",
+	"CREATE TEMP TABLE IF NOT EXISTS audsync_touched (profile_id text)",
+	"CREATE TEMP TABLE IF NOT EXISTS audsync_mark ("
+	" snap pg_snapshot, digest text)",
+	"TRUNCATE pg_temp.audsync_stage, pg_temp.audsync_d,"
+	" pg_temp.audsync_touched, pg_temp.audsync_mark"
+};
+
+/* The head of each write; the rows follow. The diff's tables are made
+ * from its rows, and dropped with its transaction. */
+static const char *const write_sql[] = {
+	[STAGE_MEMBERS] = "INSERT INTO pg_temp.audsync_stage (profile_id) ",
+	[STAGE_VALUES] = "INSERT INTO pg_temp.audsync_stage"
+			 " (profile_id, value, h) ",
+	[STAGE_MEMBERS_DIFF] = "INSERT INTO pg_temp.audsync_d"
+			       " (new_p, old_p, old_t) ",
+	[STAGE_VALUES_DIFF] = "INSERT INTO pg_temp.audsync_d"
+			      " (new_p, new, old_p, old_t) ",
+	[STAGE_TOUCHED] = "INSERT INTO pg_temp.audsync_touched (profile_id) ",
+	[STAGE_MARK] = "INSERT INTO pg_temp.audsync_mark (snap, digest) ",
+	[STAGE_CHANGES] = "CREATE TEMP TABLE audsync_chg ON COMMIT DROP AS ",
+	[STAGE_MORE_CHANGES] = "INSERT INTO pg_temp.audsync_chg ",
+	[STAGE_IDS] = "CREATE TEMP TABLE audsync_ids ON COMMIT DROP AS "
+};
+
+static const char *const analyze_sql[] = {
+	[STAGE_TABLE_D] = "ANALYZE pg_temp.audsync_d",
+	[STAGE_TABLE_TOUCHED] = "ANALYZE pg_temp.audsync_touched",
+	[STAGE_TABLE_CHG] = "ANALYZE pg_temp.audsync_chg"
+};
+
+int stage_reset(PGconn *conn, char *err, size_t errlen)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(reset_sql) / sizeof(*reset_sql); i++)
+		if (db_exec(conn, "stage", reset_sql[i], 0, NULL, err,
+			    errlen) != 0)
+			return -1;
+	return 0;
+}
+
+void stage_put(buf *b, stage_write w)
+{
+	buf_puts(b, write_sql[w]);
+}
+
+int stage_exec(PGconn *conn, const char *what, stage_write w, const char *rows,
+	       int nparams, const char *const *params, char *err, size_t errlen)
+{
+	buf sql;
+	int rc;
+
+	buf_init(&sql);
+	stage_put(&sql, w);
+	buf_puts(&sql, rows);
+	rc = db_exec(conn, what, sql.data, nparams, params, err, errlen);
+	buf_free(&sql);
+	return rc;
+}
+
+int stage_analyze(PGconn *conn, const char *what, stage_table t, char *err,
+		  size_t errlen)
+{
+	return db_exec(conn, what, analyze_sql[t], 0, NULL, err, errlen);
+}
