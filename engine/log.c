@@ -113,44 +113,6 @@ static void put_logfmt_value(buf *b, const char *v)
 		buf_json_str(b, v);
 }
 
-/* Whether v is a JSON number, so that JSON logs carry it as one: the
- * typed fields are numbers by their type, and a text value that reads as
- * a number (the Mixpanel client still passes its attempt, wait and
- * status as text) is one too, unless its key holds a name. */
-static int is_json_number(const char *v)
-{
-	if (*v == '-')
-		v++;
-	if (*v == '0')
-		v++;
-	else if (*v >= '1' && *v <= '9')
-		v += strspn(v, "0123456789");
-	else
-		return 0;
-	if (*v == '.') {
-		v++;
-		if (!(*v >= '0' && *v <= '9'))
-			return 0;
-		v += strspn(v, "0123456789");
-	}
-	return *v == '\0';
-}
-
-/* Fields that hold names, which stay strings even when they look like
- * numbers. */
-static int is_name_field(const char *key)
-{
-	static const char *const names[] = { "computation", "destination",
-					     "run_id",	    "key",
-					     "distinct_id", "version" };
-	size_t i;
-
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (strcmp(key, names[i]) == 0)
-			return 1;
-	return 0;
-}
-
 /* One field; number: val is a number's text, written bare in JSON. */
 static void put_value(buf *b, const char *key, const char *val, int number)
 {
@@ -170,34 +132,48 @@ static void put_value(buf *b, const char *key, const char *val, int number)
 	}
 }
 
+/* A text field: a JSON string, whatever it reads as (a file named 12345,
+ * an external id). Only the typed fields are JSON numbers. */
 static void put_field(buf *b, const char *key, const char *val)
 {
-	put_value(b, key, val, is_json_number(val) && !is_name_field(key));
+	put_value(b, key, val, 0);
 }
 
 const char log_int_tag[] = "(int)";
+const char log_unknown_tag[] = "(unknown)";
 const char log_seconds_tag[] = "(seconds)";
 
-/* The next field of ap, key first (NULL: the end), typed or text. */
+/* The next field of ap, key first (NULL: the end), typed or text.
+ * Returns NULL at the end. */
 static const char *put_next(buf *b, va_list *ap)
 {
 	const char *key = va_arg(*ap, const char *);
+	const char *tag = key;
 	char num[32];
 
-	if (key == log_int_tag) {
-		key = va_arg(*ap, const char *);
-		snprintf(num, sizeof(num), "%lld", va_arg(*ap, long long));
-		put_value(b, key, num, 1);
-	} else if (key == log_seconds_tag) {
-		key = va_arg(*ap, const char *);
-		snprintf(num, sizeof(num), "%.3f", va_arg(*ap, double));
-		put_value(b, key, num, 1);
-	} else if (key) {
-		const char *val = va_arg(*ap, const char *);
+	if (tag != log_int_tag && tag != log_unknown_tag &&
+	    tag != log_seconds_tag) {
+		if (key) {
+			const char *val = va_arg(*ap, const char *);
 
-		put_field(b, key, val ? val : "");
+			put_field(b, key, val ? val : "");
+		}
+		return key;
 	}
-	return key;
+	key = va_arg(*ap, const char *);
+	if (tag == log_seconds_tag) {
+		snprintf(num, sizeof(num), "%.3f", va_arg(*ap, double));
+	} else {
+		long long n = va_arg(*ap, long long);
+
+		if (tag == log_int_tag)
+			snprintf(num, sizeof(num), "%lld", n);
+		else /* not known yet */
+			snprintf(num, sizeof(num), "%s",
+				 log_fmt == LOG_FORMAT_JSON ? "null" : "-");
+	}
+	put_value(b, key, num, 1);
+	return tag;
 }
 
 void log_new_run_id(void)

@@ -55,23 +55,22 @@ void progress_queued(long long n)
 	pg.queued = n;
 }
 
-/* The rate and ETA as text: "rate=N/s eta=Ns" or "rate=N/s". */
-static void rate_eta(char *rate, size_t rlen, char *eta, size_t elen,
-		     double elapsed)
+/* The delivery rate per second, and the seconds left (-1: not known). */
+static void rate_eta(long long *rate, long long *eta, double elapsed)
 {
 	double r = elapsed > 0 ? (double)pg.delivered / elapsed : 0;
 	long long left = pg.queued - pg.delivered;
 
-	snprintf(rate, rlen, "%.0f", r);
-	if (pg.queued > 0 && left > 0 && r > 0)
-		snprintf(eta, elen, "%.0f", (double)left / r);
-	else
-		snprintf(eta, elen, "%s", "-");
+	*rate = (long long)(r + 0.5);
+	*eta = pg.queued > 0 && left > 0 && r > 0
+		       ? (long long)((double)left / r + 0.5)
+		       : -1;
 }
 
 void progress_tick(void)
 {
-	char rate[24], eta[24], line[200];
+	char line[200], eta_text[32] = "-";
+	long long rate, eta;
 	double now, elapsed;
 
 	if (!pg.what)
@@ -82,18 +81,20 @@ void progress_tick(void)
 	    now - pg.last < (pg.tty ? TTY_INTERVAL_S : pg.log_interval))
 		return;
 	pg.last = now;
-	rate_eta(rate, sizeof(rate), eta, sizeof(eta), elapsed);
+	rate_eta(&rate, &eta, elapsed);
 	if (!pg.tty) {
 		log_info("progress", "operation", pg.what,
 			 LOG_INT("decided", pg.decided),
-			 LOG_INT("delivered", pg.delivered), "rate_per_s", rate,
-			 "eta_s", eta);
+			 LOG_INT("delivered", pg.delivered),
+			 LOG_INT("rate_per_s", rate),
+			 LOG_INT_KNOWN("eta_s", eta, eta >= 0));
 		return;
 	}
+	if (eta >= 0)
+		snprintf(eta_text, sizeof(eta_text), "%lld s", eta);
 	snprintf(line, sizeof(line),
-		 "%s: %lld decided, %lld delivered, %s/s, ETA %s%s", pg.what,
-		 pg.decided, pg.delivered, rate, eta,
-		 eta[0] == '-' ? "" : " s");
+		 "%s: %lld decided, %lld delivered, %lld/s, ETA %s", pg.what,
+		 pg.decided, pg.delivered, rate, eta_text);
 	log_status_line(line);
 }
 

@@ -55,7 +55,7 @@ int sync_mark_interrupted(PGconn *conn, char *err, size_t errlen)
 	if (n > 0)
 		log_warn("runs left running by a stopped process marked "
 			 "failed",
-			 "count", n == 1 ? "1" : "several");
+			 LOG_INT("count", n));
 	return n;
 }
 

@@ -52,12 +52,19 @@ void log_event(log_level level, const char *msg, ...) __attribute__((sentinel));
  * Typed fields, so that no caller formats a number itself: LOG_INT(key, n)
  * for a count or an id, LOG_SECONDS(key, s) for a duration in seconds
  * (written with milliseconds: 1.250). JSON logs carry both as numbers.
- * Each is three arguments: a tag, the key, the value.
+ * LOG_INT_KNOWN(key, n, known) is LOG_INT(key, n) when known, else a
+ * figure not known yet: null in JSON, - in logfmt. Each is three
+ * arguments: a tag, the key, the value. Every other value is text, and a
+ * JSON string whatever it reads as.
  */
 extern const char log_int_tag[];
+extern const char log_unknown_tag[];
 extern const char log_seconds_tag[];
 #define LOG_INT(key, n)	    log_int_tag, (const char *)(key), (long long)(n)
 #define LOG_SECONDS(key, s) log_seconds_tag, (const char *)(key), (double)(s)
+#define LOG_INT_KNOWN(key, n, known)                                           \
+	(const char *)((known) ? log_int_tag : log_unknown_tag),               \
+		(const char *)(key), (long long)(n)
 
 /* The level test is inline so a disabled level costs one comparison. */
 #define log_debug(...)                                                         \

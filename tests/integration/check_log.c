@@ -108,6 +108,50 @@ START_TEST(json_lines_carry_numbers_rfc3339_times_and_one_run_id)
 }
 END_TEST
 
+/* The JSON line of r's stderr whose msg is msg, or NULL (caller puts). */
+static json_object *json_line(const tl_result *r, const char *msg)
+{
+	const char *line;
+
+	for (line = r->err; *line; line += strcspn(line, "\n") + 1) {
+		char *copy = strndup(line, strcspn(line, "\n"));
+		json_object *o = json_tokener_parse(copy);
+
+		free(copy);
+		if (o && strcmp(str_of(o, "msg"), msg) == 0)
+			return o;
+		json_object_put(o);
+		if (!line[strcspn(line, "\n")])
+			break;
+	}
+	return NULL;
+}
+
+/* A text field is a JSON string whatever it holds: a log shipper that
+ * indexes the field as a string must not meet a number there. */
+START_TEST(a_text_field_that_reads_as_a_number_stays_a_string)
+{
+	const char *const names[] = { "12345", "0.5", "1e5", "007" };
+	size_t i;
+
+	for (i = 0; i < sizeof(names) / sizeof(*names); i++) {
+		tl_result r =
+			tl_audsync(db, NULL, "--log-format", "json", "forward",
+				   "--destination", "mp", names[i], NULL);
+		json_object *o = json_line(&r, "cannot open the messages"), *v;
+
+		ck_assert_msg(r.status != 0, "%s", r.err);
+		ck_assert_msg(o && json_object_object_get_ex(o, "file", &v),
+			      "no line naming the file: %s", r.err);
+		ck_assert_msg(json_object_is_type(v, json_type_string),
+			      "file %s is not a string: %s", names[i], r.err);
+		ck_assert_str_eq(json_object_get_string(v), names[i]);
+		json_object_put(o);
+		tl_result_free(&r);
+	}
+}
+END_TEST
+
 START_TEST(an_unchanged_run_logs_at_debug_not_info)
 {
 	tl_result r = tl_audsync(db, NULL, "run", "--all", NULL);
@@ -233,6 +277,34 @@ START_TEST(a_long_run_logs_its_progress_off_a_terminal)
 }
 END_TEST
 
+/* In JSON a progress line's figures are numbers, and one not known yet
+ * (no record delivered: no ETA) is null, never the text "-". */
+START_TEST(progress_figures_are_json_numbers_or_null)
+{
+	const char *const env[] = { "AUDSYNC_PROGRESS_INTERVAL_MS=300",
+				    "AUDSYNC_LOG_FORMAT=json", NULL };
+	json_object *o, *v;
+	tl_result r;
+
+	make_delivery_slow();
+	r = tl_audsync(db, env, "run", "--all", NULL);
+	ck_assert_int_eq(r.status, 0);
+	o = json_line(&r, "progress");
+	ck_assert_msg(o != NULL, "no progress line: %.2000s", r.err);
+	ck_assert_msg(json_object_object_get_ex(o, "rate_per_s", &v) &&
+			      json_object_is_type(v, json_type_int),
+		      "rate_per_s is not a number: %s",
+		      json_object_to_json_string(o));
+	ck_assert_msg(
+		json_object_object_get_ex(o, "eta_s", &v) &&
+			(v == NULL || json_object_is_type(v, json_type_int)),
+		"eta_s is neither a number nor null: %s",
+		json_object_to_json_string(o));
+	json_object_put(o);
+	tl_result_free(&r);
+}
+END_TEST
+
 START_TEST(a_long_run_on_a_terminal_shows_one_updating_line)
 {
 	const char *args[] = { "run", "--all", NULL };
@@ -284,10 +356,12 @@ static Suite *log_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc,
 		       json_lines_carry_numbers_rfc3339_times_and_one_run_id);
+	tcase_add_test(tc, a_text_field_that_reads_as_a_number_stays_a_string);
 	tcase_add_test(tc, an_unchanged_run_logs_at_debug_not_info);
 	tcase_add_test(tc, audsync_log_format_chooses_json);
 	tcase_add_test(tc, lines_carry_their_priority_for_journald_and_syslog);
 	tcase_add_test(tc, a_long_run_logs_its_progress_off_a_terminal);
+	tcase_add_test(tc, progress_figures_are_json_numbers_or_null);
 	tcase_add_test(tc, a_long_run_on_a_terminal_shows_one_updating_line);
 	suite_add_tcase(s, tc);
 	return s;
