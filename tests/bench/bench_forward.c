@@ -7,7 +7,10 @@
  * minute: the stream goes through PostgreSQL and the fake; the goal's
  * 10000000 is a run of its own), which prints the process's resident and
  * peak memory at each tenth of it; the mapping loops map
- * BENCH_FORWARD_MAP messages (default 300000). */
+ * BENCH_FORWARD_MAP messages (default 300000). BENCH_FORWARD_SINK=1
+ * sends the stream to a stdout: sink (the process's standard output is
+ * /dev/null) instead of the fake: the same client and outbox, without
+ * the fake's pace, for the 10 M memory run. */
 #include "audsync/mp_client.h"
 #include "audsync/outbox.h"
 #include "audsync/segment_map.h"
@@ -15,6 +18,7 @@
 #include "mixpanel_ctl.h"
 #include "testlib.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -234,7 +238,8 @@ static void rss_of(double *rss, double *peak, pid_t pid)
 /* Streams n messages (from first) into audsync forward's stdin; prints
  * its memory at each tenth of the stream, its wall time, the records the
  * fake received and its peak RSS. */
-static void bench_stream(const char *db, mpctl *fake, long first, long n)
+static void bench_stream(const char *db, mpctl *fake, int sink, long first,
+			 long n)
 {
 	const char *bin =
 		getenv("AUDSYNC_BIN") ? getenv("AUDSYNC_BIN") : "./audsync";
@@ -253,7 +258,11 @@ static void bench_stream(const char *db, mpctl *fake, long first, long n)
 		exit(1);
 	pid = fork();
 	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+
 		dup2(fds[0], 0);
+		if (sink && null >= 0)
+			dup2(null, 1);
 		close(fds[0]);
 		close(fds[1]);
 		execv(argv[0], (char *const *)argv);
@@ -279,10 +288,10 @@ static void bench_stream(const char *db, mpctl *fake, long first, long n)
 	fclose(in);
 	wait4(pid, &st, 0, &ru);
 	wall = now_s() - t0;
-	printf("bench_forward: %ld messages from stdin to the fake in %.2f s "
+	printf("bench_forward: %ld messages from stdin to the %s in %.2f s "
 	       "(%.0f messages/s, outbox and delivery included), %lld "
-	       "records received, peak rss %.1f MiB, exit %d\n",
-	       n, wall, (double)n / wall,
+	       "records received by the fake, peak rss %.1f MiB, exit %d\n",
+	       n, sink ? "sink" : "fake", wall, (double)n / wall,
 	       mpctl_counter(fake, "records_received") - before,
 	       (double)ru.ru_maxrss / 1024.0,
 	       WIFEXITED(st) ? WEXITSTATUS(st) : -1);
@@ -298,6 +307,8 @@ int main(void)
 	char sql[512];
 	const char *db;
 	mpctl *fake;
+	int sink = getenv("BENCH_FORWARD_SINK") &&
+		   strcmp(getenv("BENCH_FORWARD_SINK"), "1") == 0;
 
 	bench_mapping(m);
 	if (mpctl_start(&fake, "--threads 2") != 0)
@@ -309,10 +320,12 @@ int main(void)
 		 " project_token, use_people, settings) VALUES ('bench', '%s',"
 		 " 'test-token', true,"
 		 " '{\"event_increments\":[\"Order Completed\"]}')",
-		 mpctl_base_url(fake));
+		 sink ? "stdout:" : mpctl_base_url(fake));
 	tl_sql(db, sql);
-	bench_stream(db, fake, 0, n / 10 > 0 ? n / 10 : 1);
-	bench_stream(db, fake, n, n);
+	if (sink)
+		printf("bench_forward: the stream goes to a stdout: sink\n");
+	bench_stream(db, fake, sink, 0, n / 10 > 0 ? n / 10 : 1);
+	bench_stream(db, fake, sink, n, n);
 	printf("bench_forward: fake Mixpanel holds %lld profiles\n",
 	       (long long)mpctl_counter(fake, "profiles"));
 	mpctl_stop(fake);
