@@ -85,6 +85,7 @@ static const parse_row parse_rows[] = {
 	{ "AUDSYNC_STATEMENT_TIMEOUT", "10 min", -1 },
 	{ "AUDSYNC_STATEMENT_TIMEOUT", "10parsecs", -1 },
 	{ "AUDSYNC_STATEMENT_TIMEOUT", "1.5min", -1 },
+	{ "AUDSYNC_STATEMENT_TIMEOUT", "1e3ms", -1 },
 	{ "AUDSYNC_STATEMENT_TIMEOUT", "25h", -1 },
 	{ "batch_size", "2000", 2000 },
 	{ "batch_size", "2001", -1 },
@@ -134,6 +135,11 @@ START_TEST(an_unset_variable_takes_its_default)
 	ck_assert_int_eq(settings_check_env(err, sizeof(err)), -1);
 	ck_assert(strstr(err, "AUDSYNC_TIMEOUT_MS") != NULL);
 	unsetenv("AUDSYNC_TIMEOUT_MS");
+	/* a duration is checked at start too, not when first used */
+	setenv("AUDSYNC_STATEMENT_TIMEOUT", "10parsecs", 1);
+	ck_assert_int_eq(settings_check_env(err, sizeof(err)), -1);
+	ck_assert(strstr(err, "AUDSYNC_STATEMENT_TIMEOUT") != NULL);
+	unsetenv("AUDSYNC_STATEMENT_TIMEOUT");
 	ck_assert_int_eq(settings_check_env(err, sizeof(err)), 0);
 }
 END_TEST
@@ -248,6 +254,11 @@ START_TEST(secret_env_needs_the_operator_prefix)
 
 	unsetenv("AUDSYNC_SECRET_ENV_PREFIX");
 	ck_assert_int_eq(dest_policy_secret_env(NULL, err, sizeof(err)), 0);
+	/* set but empty is unset: the default prefix holds */
+	setenv("AUDSYNC_SECRET_ENV_PREFIX", "", 1);
+	ck_assert_int_eq(dest_policy_secret_env("PGPASSWORD", err, sizeof(err)),
+			 -1);
+	unsetenv("AUDSYNC_SECRET_ENV_PREFIX");
 	ck_assert_int_eq(
 		dest_policy_secret_env("MIXPANEL_API_SECRET", err, sizeof(err)),
 		0);
