@@ -581,6 +581,28 @@ START_TEST(commands_on_an_unmigrated_database_say_to_run_migrate)
 }
 END_TEST
 
+/* A schema one migration behind the binary (an upgrade installed, not
+ * yet migrated): the commands say to migrate instead of meeting old
+ * tables. */
+START_TEST(commands_on_a_schema_behind_say_to_run_migrate)
+{
+	static const char *const cmds[] = { "run", "status", "deliver" };
+	const char *db = tl_new_db();
+	size_t i;
+
+	tl_sql(db, "DELETE FROM audsync.schema_migrations WHERE version ="
+		   " (SELECT max(version) FROM audsync.schema_migrations)");
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		tl_result r = tl_audsync(db, NULL, cmds[i], NULL);
+
+		ASSERT_EXIT(r, 3);
+		ck_assert_msg(tl_contains(r.err, "audsync migrate"), "%s: %s",
+			      cmds[i], r.err);
+		tl_result_free(&r);
+	}
+}
+END_TEST
+
 START_TEST(every_command_refuses_a_schema_newer_than_the_binary)
 {
 	static const char *const cmds[] = { "migrate", "run",	   "status",
@@ -975,6 +997,7 @@ static Suite *cli_suite(void)
 		migrate_without_the_right_to_create_says_permission_denied);
 	tcase_add_test(dbs,
 		       commands_on_an_unmigrated_database_say_to_run_migrate);
+	tcase_add_test(dbs, commands_on_a_schema_behind_say_to_run_migrate);
 	tcase_add_test(dbs,
 		       every_command_refuses_a_schema_newer_than_the_binary);
 	suite_add_tcase(s, dbs);
