@@ -559,11 +559,11 @@ START_TEST(migrate_without_the_right_to_create_says_permission_denied)
 }
 END_TEST
 
-START_TEST(commands_on_an_unmigrated_database_say_to_run_migrate)
+/* run, status, deliver and validate on db exit 3 and say to migrate. */
+static void assert_commands_say_to_migrate(const char *db)
 {
 	static const char *const cmds[] = { "run", "status", "deliver",
 					    "validate" };
-	const char *db = plain_db();
 	size_t i;
 
 	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
@@ -574,6 +574,13 @@ START_TEST(commands_on_an_unmigrated_database_say_to_run_migrate)
 			      cmds[i], r.err);
 		tl_result_free(&r);
 	}
+}
+
+START_TEST(commands_on_an_unmigrated_database_say_to_run_migrate)
+{
+	const char *db = plain_db();
+
+	assert_commands_say_to_migrate(db);
 	ck_assert_int_eq(tl_sql_int(db, "SELECT count(*) FROM"
 					" pg_namespace WHERE nspname ="
 					" 'audsync'"),
@@ -586,20 +593,11 @@ END_TEST
  * tables. */
 START_TEST(commands_on_a_schema_behind_say_to_run_migrate)
 {
-	static const char *const cmds[] = { "run", "status", "deliver" };
 	const char *db = tl_new_db();
-	size_t i;
 
 	tl_sql(db, "DELETE FROM audsync.schema_migrations WHERE version ="
 		   " (SELECT max(version) FROM audsync.schema_migrations)");
-	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
-		tl_result r = tl_audsync(db, NULL, cmds[i], NULL);
-
-		ASSERT_EXIT(r, 3);
-		ck_assert_msg(tl_contains(r.err, "audsync migrate"), "%s: %s",
-			      cmds[i], r.err);
-		tl_result_free(&r);
-	}
+	assert_commands_say_to_migrate(db);
 }
 END_TEST
 
