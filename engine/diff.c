@@ -142,16 +142,18 @@ static const char prune_sql[] =
  * (not saved yet) included, the oldest transaction running when a run
  * still running began (its snapshot, not saved yet, is no older:
  * sql/015_run_horizon.sql), and the oldest running transaction. Once per
- * clock hour, as above. */
+ * clock hour, as above; by TRUNCATE when nothing is still needed and no
+ * load is writing (sql/016_change_log_truncate.sql). */
 static const char prune_changes_sql[] =
-	"DELETE FROM audsync.change_log WHERE xact < (SELECT min(x) FROM ("
+	"SELECT audsync.prune_change_log(min(x)) FROM ("
 	"  SELECT pg_snapshot_xmin(rule_snapshot) FROM audsync.sync_state"
 	"  UNION ALL SELECT pg_snapshot_xmin(snap) FROM pg_temp.audsync_mark"
 	"  UNION ALL SELECT min(horizon) FROM audsync.runs"
 	"  WHERE status = 'running'"
-	"  UNION ALL SELECT pg_snapshot_xmin(pg_current_snapshot())) m (x))"
-	" AND NOT EXISTS (SELECT 1 FROM audsync.sync_state WHERE sync_id = $1"
-	" AND date_trunc('hour', ids_seen_upto) = date_trunc('hour', now()))";
+	"  UNION ALL SELECT pg_snapshot_xmin(pg_current_snapshot())) m (x)"
+	" HAVING NOT EXISTS (SELECT 1 FROM audsync.sync_state"
+	"  WHERE sync_id = $1"
+	"  AND date_trunc('hour', ids_seen_upto) = date_trunc('hour', now()))";
 
 /* What the next run of a rule needs to run incrementally (incremental.h):
  * NULL for a definition_sql. */

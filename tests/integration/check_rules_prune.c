@@ -169,6 +169,134 @@ START_TEST(a_prune_during_a_first_rule_run_loses_nothing)
 }
 END_TEST
 
+/* A computation of everyone and its sync, plus a rule "buyers" with a
+ * 30-day lookback, each to its own destination of the fake. */
+static const char *prune_db(mpctl *fake)
+{
+	const char *db = tl_new_db();
+
+	tl_add_destination(db, "mp", mpctl_base_url(fake));
+	tl_add_destination(db, "mp2", mpctl_base_url(fake));
+	tl_sql(db, "INSERT INTO audsync.computations (key, name, kind,"
+		   " definition, definition_sql, lookback) VALUES ('buyers',"
+		   " 'Buyers', 'audience', '{\"performed\": {\"event\":"
+		   " \"Purchase\"}}', NULL, '30 days'), ('everyone',"
+		   " 'Everyone', 'audience', NULL,"
+		   " 'SELECT profile_id FROM audsync.external_ids', NULL);"
+		   "INSERT INTO audsync.syncs (computation_id, destination_id,"
+		   " mode) SELECT c.id, d.id, 'identify'"
+		   " FROM audsync.computations c, audsync.destinations d"
+		   " WHERE (c.key, d.name) IN (('buyers', 'mp'),"
+		   " ('everyone', 'mp2'))");
+	return db;
+}
+
+/* n profiles with a user_id and a purchase three days before T0. */
+static void bulk_load(const char *db, int n)
+{
+	tl_sqlf(db,
+		"INSERT INTO audsync.external_ids SELECT 'p' || g, 'user_id',"
+		" 'u' || g, '" T0 "'::timestamptz - interval '60 days'"
+		" FROM generate_series(1, %d) g;"
+		"INSERT INTO audsync.events SELECT 'p' || g, 'Purchase', '{}',"
+		" '" T0 "'::timestamptz - interval '3 days'"
+		" FROM generate_series(1, %d) g",
+		n, n);
+}
+
+/*
+ * After a bulk load no sync needs the change log: the first run's prune
+ * empties it and gives its space back at once, instead of leaving
+ * megabytes of dead rows for autovacuum (and, at a million profiles,
+ * seconds of deleting inside the run).
+ */
+START_TEST(a_prune_nobody_waits_on_gives_the_space_back)
+{
+	const char *db;
+	mpctl *fake;
+
+	ck_assert_int_eq(mpctl_start(&fake, NULL), 0);
+	db = prune_db(fake);
+	bulk_load(db, 20000);
+	ck_assert_int_gt(tl_sql_int(db, "SELECT count(*) FROM"
+					" audsync.change_log"),
+			 0);
+	run_ok(db, "everyone", T1, 0);
+	ck_assert_int_eq(
+		tl_sql_int(db, "SELECT count(*) FROM audsync.change_log"), 0);
+	ck_assert_msg(tl_sql_int(db, "SELECT pg_relation_size("
+				     "'audsync.change_log')") == 0,
+		      "the prune left %lld bytes of dead rows in the change "
+		      "log",
+		      tl_sql_int(db, "SELECT pg_relation_size("
+				     "'audsync.change_log')"));
+	mpctl_stop(fake);
+}
+END_TEST
+
+/*
+ * A load still open while another sync prunes: the run neither waits for
+ * it nor takes its changes; what committed before goes.
+ */
+START_TEST(a_prune_keeps_an_open_write_and_does_not_wait_for_it)
+{
+	const char *db;
+	PGconn *write;
+	mpctl *fake;
+
+	ck_assert_int_eq(mpctl_start(&fake, NULL), 0);
+	db = prune_db(fake);
+	bulk_load(db, 100);
+	write = session(db);
+	exec_on(write, "BEGIN");
+	exec_on(write, "INSERT INTO audsync.events VALUES ('p200', 'Purchase',"
+		       " '{}', '" T0 "'::timestamptz - interval '1 day')");
+	run_ok(db, "everyone", T1, 0);
+	exec_on(write, "COMMIT");
+	PQfinish(write);
+	ck_assert_int_eq(tl_sql_int(db,
+				    "SELECT count(*) FROM audsync.change_log"
+				    " WHERE profile_id = 'p200'"),
+			 1);
+	ck_assert_int_eq(tl_sql_int(db,
+				    "SELECT count(*) FROM audsync.change_log"
+				    " WHERE profile_id <> 'p200'"),
+			 0);
+	mpctl_stop(fake);
+}
+END_TEST
+
+/*
+ * Changes a rule sync has not evaluated yet outlive another sync's prune,
+ * and reach the rule's next, incremental, run.
+ */
+START_TEST(a_prune_keeps_what_a_rule_sync_has_not_seen)
+{
+	const char *db;
+	mpctl *fake;
+	char *v;
+
+	ck_assert_int_eq(mpctl_start(&fake, NULL), 0);
+	db = prune_db(fake);
+	bulk_load(db, 100);
+	tl_sql(db, "INSERT INTO audsync.external_ids VALUES ('p200', 'user_id',"
+		   " 'u200', '" T0 "'::timestamptz - interval '60 days')");
+	run_ok(db, "buyers", T0, 0);
+	tl_sql(db, "INSERT INTO audsync.events VALUES ('p200', 'Purchase',"
+		   " '{}', '" T0 "'::timestamptz - interval '1 day')");
+	run_ok(db, "everyone", T1, 0);
+	run_ok(db, "buyers", T2, 1);
+	v = mpctl_prop(fake, "u200", "buyers");
+	ck_assert_msg(v && strcmp(v, "true") == 0,
+		      "p200 bought after the rule's first run, yet after "
+		      "another sync's prune and the rule's next run Mixpanel "
+		      "has buyers = %s for u200",
+		      v ? v : "(absent)");
+	free(v);
+	mpctl_stop(fake);
+}
+END_TEST
+
 static Suite *prune_suite(void)
 {
 	Suite *s = suite_create("rules_prune");
@@ -176,6 +304,10 @@ static Suite *prune_suite(void)
 
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, a_prune_during_a_first_rule_run_loses_nothing);
+	tcase_add_test(tc, a_prune_nobody_waits_on_gives_the_space_back);
+	tcase_add_test(tc,
+		       a_prune_keeps_an_open_write_and_does_not_wait_for_it);
+	tcase_add_test(tc, a_prune_keeps_what_a_rule_sync_has_not_seen);
 	suite_add_tcase(s, tc);
 	return s;
 }

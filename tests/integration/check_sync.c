@@ -1856,6 +1856,16 @@ START_TEST(a_first_sync_of_fifty_thousand_members_reaches_every_one)
 					" 'snapshot_members' AND"
 					" last_analyze IS NOT NULL"),
 			 1);
+	/* From a sample of 3 000 rows, a tenth of the default: every column
+	 * asks for no more (sql/006_snapshot_statistics.sql), or the one
+	 * that does sets the sample for all. */
+	ck_assert_int_eq(tl_sql_int(db,
+				    "SELECT count(*) FROM pg_attribute"
+				    " WHERE attrelid ="
+				    " 'audsync.snapshot_members'::regclass"
+				    " AND attnum > 0 AND NOT attisdropped"
+				    " AND attstattarget IS DISTINCT FROM 10"),
+			 0);
 }
 END_TEST
 
