@@ -50,7 +50,7 @@ static void load(const char *db, long n)
 		 " FROM generate_series(1, %ld) g;"
 		 "INSERT INTO audsync.events"
 		 " SELECT 'p' || g, 'Purchase', '{}', " BASE " - make_interval("
-		 "  days => g %% 60, hours => 1, secs => (g * 7919) %% 86400)"
+		 "  days => g %% 60, hours => 1, secs => (g::bigint * 7919) %% 86400)"
 		 " FROM generate_series(1, %ld) g;"
 		 "INSERT INTO audsync.events"
 		 " SELECT 'p' || (1 + g %% %ld), 'Product Viewed', '{}',"
@@ -203,7 +203,7 @@ static void hourly(const char *db, long n)
 		timed_run(db, "first sync (full)", keys[k], "-150 minutes");
 	/* 1 % of the profiles buy again, within the hour. */
 	snprintf(sql, sizeof(sql),
-		 "INSERT INTO audsync.events SELECT 'p' || (1 + (g * 7919)"
+		 "INSERT INTO audsync.events SELECT 'p' || (1 + (g::bigint * 7919)"
 		 " %% %ld), 'Purchase', '{}', " BASE " - interval '2 hours'"
 		 " FROM generate_series(1, %ld) g",
 		 n, n / 100);
