@@ -75,33 +75,34 @@ static const char differ_touched_sql[] = DIFFER_SQL(
 
 /* ... then paired per profile, the snapshot's wide columns read for
  * those few by the row's address (nothing moves them in between; the
- * key is checked all the same). */
+ * key is checked all the same). A profile has one ledger row per sync:
+ * a new row's former-member row (an entering profile's ledger of its last
+ * exit) is looked up by its own index, for the new rows only. */
 static const char chg_sql[] =
-	"SELECT c.profile_id, coalesce(c.old, x.value) AS old, c.new,"
-	"  coalesce(c.since, x.since) AS since,"
-	"  coalesce(c.old_targets, x.targets) AS old_targets, c.kind,"
-	"  coalesce(c.old_t, x.ctid) AS old_t,"
-	"  CASE WHEN c.old IS NOT NULL THEN true"
-	"   WHEN x.profile_id IS NOT NULL THEN false END AS old_member"
-	" FROM (SELECT coalesce(n.profile_id, o.profile_id) AS profile_id,"
-	"  o.value AS old, n.value AS new, o.since, o.targets AS old_targets,"
+	"SELECT coalesce(n.profile_id, o.profile_id) AS profile_id,"
+	"  coalesce(o.value, n.x_value) AS old, n.value AS new,"
+	"  coalesce(o.since, n.x_since) AS since,"
+	"  coalesce(o.targets, n.x_targets) AS old_targets,"
 	"  CASE WHEN o.profile_id IS NULL THEN 'enter'"
 	"   WHEN n.profile_id IS NULL THEN 'exit' ELSE 'change' END AS kind,"
-	"  o.old_t"
-	" FROM (SELECT DISTINCT new_p AS profile_id,"
-	"  coalesce(new, " AUDIENCE_VALUE ") AS value"
-	"  FROM pg_temp.audsync_d WHERE new_p IS NOT NULL) n"
+	"  coalesce(o.old_t, n.x_t) AS old_t,"
+	"  CASE WHEN o.profile_id IS NOT NULL THEN true"
+	"   WHEN n.x_p IS NOT NULL THEN false END AS old_member"
+	" FROM (SELECT n0.profile_id, n0.value, x.profile_id AS x_p,"
+	"  x.value AS x_value, x.since AS x_since, x.targets AS x_targets,"
+	"  x.ctid AS x_t"
+	"  FROM (SELECT DISTINCT new_p AS profile_id,"
+	"   coalesce(new, " AUDIENCE_VALUE ") AS value"
+	"   FROM pg_temp.audsync_d WHERE new_p IS NOT NULL) n0"
+	"  LEFT JOIN audsync.snapshot_members x ON x.sync_id = $1"
+	"   AND x.profile_id = n0.profile_id AND NOT x.member) n"
 	" FULL JOIN (SELECT m.*, d.old_t FROM pg_temp.audsync_d d"
 	"  CROSS JOIN LATERAL (SELECT m.profile_id, m.value, m.since,"
 	"   m.targets FROM audsync.snapshot_members m WHERE m.ctid = d.old_t"
 	"   AND m.sync_id = $1 AND m.profile_id = d.old_p) m"
 	"  WHERE d.old_p IS NOT NULL) o ON o.profile_id = n.profile_id"
 	/* Equal values differ only if checksums were computed apart. */
-	" WHERE n.value IS DISTINCT FROM o.value) c"
-	/* An entering profile's ledger of its last exit. */
-	" LEFT JOIN audsync.snapshot_members x ON c.kind = 'enter'"
-	"  AND x.sync_id = $1 AND x.profile_id = c.profile_id"
-	"  AND NOT x.member";
+	" WHERE n.value IS DISTINCT FROM o.value";
 
 /* Unchanged members with identifiers added since the last run: by
  * created_at, or by load time for rows backfilled with older dates. */
