@@ -172,6 +172,8 @@ static int run_and_deliver(PGconn *conn, const cli_opts *o,
 		return rc == SYNC_EUSAGE ? EXIT_USAGE : EXIT_CONFIG;
 	}
 	rc = rq->dry_run ? totals_status(&t) : deliver_and_report(conn, o, &t);
+	if (!rq->dry_run)
+		sync_refresh_statistics(conn);
 	progress_end();
 	return rc;
 }
@@ -399,6 +401,7 @@ static void daemon_pass(PGconn *conn, const cli_opts *o, int woke)
 		t.failed++;
 	if (deliver_outboxes(&t.delivery, conn, NULL, err, sizeof(err)) != 0)
 		log_error(err);
+	sync_refresh_statistics(conn);
 	write_metrics(conn, o);
 	progress_end();
 }

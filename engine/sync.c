@@ -235,6 +235,25 @@ static void refresh_snapshot_stats(PGconn *conn)
 		log_warn("snapshot statistics not refreshed", "error", err);
 }
 
+/*
+ * The same at the end of a run, by the run that wrote the rows: the next
+ * run starts with them fresh, and the pages its sample reads were just
+ * written. PostgreSQL counts a session's writes at most once a second;
+ * from version 15 the count is asked for first, before that it is there
+ * when the run's delivery took a second.
+ */
+void sync_refresh_statistics(PGconn *conn)
+{
+	char err[AUDSYNC_ERR_LEN];
+
+	if (PQserverVersion(conn) >= 150000 &&
+	    db_exec(conn, "snapshot: statistics",
+		    "SELECT pg_stat_force_next_flush()", 0, NULL, err,
+		    sizeof(err)) != 0)
+		log_warn("snapshot statistics not refreshed", "error", err);
+	refresh_snapshot_stats(conn);
+}
+
 /* Evaluates and decides one sync under its lock. Returns 0 when it ran,
  * 1 when it failed (recorded), 2 when another process holds it, -1 when
  * the database failed. */

@@ -42,6 +42,11 @@ typedef struct run_totals {
  */
 int sync_mark_interrupted(PGconn *conn, char *err, size_t errlen);
 
+/* Refreshes the snapshot's statistics when this run's writes left them
+ * stale, so that the next run does not (at the end of a run, after its
+ * delivery). */
+void sync_refresh_statistics(PGconn *conn);
+
 /*
  * Runs the syncs rq selects, each under its advisory lock (a sync locked
  * by another process is skipped, and said so), each with its run row.
