@@ -39,24 +39,25 @@ static void load(const char *db, long n)
 {
 	char sql[4096];
 
-	snprintf(sql, sizeof(sql),
-		 "INSERT INTO audsync.external_ids"
-		 " SELECT 'p' || g, 'user_id', 'u' || g,"
-		 "  " BASE " - interval '100 days'"
-		 " FROM generate_series(1, %ld) g;"
-		 "INSERT INTO audsync.external_ids"
-		 " SELECT 'p' || g, 'email', 'e' || g || '@example.com',"
-		 "  " BASE " - interval '99 days'"
-		 " FROM generate_series(1, %ld) g;"
-		 "INSERT INTO audsync.events"
-		 " SELECT 'p' || g, 'Purchase', '{}', " BASE " - make_interval("
-		 "  days => g %% 60, hours => 1, secs => (g::bigint * 7919) %% 86400)"
-		 " FROM generate_series(1, %ld) g;"
-		 "INSERT INTO audsync.events"
-		 " SELECT 'p' || (1 + g %% %ld), 'Product Viewed', '{}',"
-		 "  " BASE " - make_interval(days => g %% 90, hours => 2)"
-		 " FROM generate_series(1, %ld) g",
-		 n, n, n, n, 4 * n);
+	snprintf(
+		sql, sizeof(sql),
+		"INSERT INTO audsync.external_ids"
+		" SELECT 'p' || g, 'user_id', 'u' || g,"
+		"  " BASE " - interval '100 days'"
+		" FROM generate_series(1, %ld) g;"
+		"INSERT INTO audsync.external_ids"
+		" SELECT 'p' || g, 'email', 'e' || g || '@example.com',"
+		"  " BASE " - interval '99 days'"
+		" FROM generate_series(1, %ld) g;"
+		"INSERT INTO audsync.events"
+		" SELECT 'p' || g, 'Purchase', '{}', " BASE " - make_interval("
+		"  days => g %% 60, hours => 1, secs => (g::bigint * 7919) %% 86400)"
+		" FROM generate_series(1, %ld) g;"
+		"INSERT INTO audsync.events"
+		" SELECT 'p' || (1 + g %% %ld), 'Product Viewed', '{}',"
+		"  " BASE " - make_interval(days => g %% 90, hours => 2)"
+		" FROM generate_series(1, %ld) g",
+		n, n, n, n, 4 * n);
 	tl_sql(db, sql);
 	tl_sql(db, "VACUUM ANALYZE");
 	tl_sql(db, "CHECKPOINT");
@@ -202,11 +203,12 @@ static void hourly(const char *db, long n)
 	for (k = 0; k < 2; k++)
 		timed_run(db, "first sync (full)", keys[k], "-150 minutes");
 	/* 1 % of the profiles buy again, within the hour. */
-	snprintf(sql, sizeof(sql),
-		 "INSERT INTO audsync.events SELECT 'p' || (1 + (g::bigint * 7919)"
-		 " %% %ld), 'Purchase', '{}', " BASE " - interval '2 hours'"
-		 " FROM generate_series(1, %ld) g",
-		 n, n / 100);
+	snprintf(
+		sql, sizeof(sql),
+		"INSERT INTO audsync.events SELECT 'p' || (1 + (g::bigint * 7919)"
+		" %% %ld), 'Purchase', '{}', " BASE " - interval '2 hours'"
+		" FROM generate_series(1, %ld) g",
+		n, n / 100);
 	tl_sql(db, sql);
 	for (k = 0; k < 2; k++)
 		timed_run(db, "hourly, 1% new events", keys[k], "-90 minutes");
