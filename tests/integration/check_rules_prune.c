@@ -169,11 +169,35 @@ START_TEST(a_prune_during_a_first_rule_run_loses_nothing)
 }
 END_TEST
 
-/* A computation of everyone and its sync, plus a rule "buyers" with a
- * 30-day lookback, each to its own destination of the fake. */
-static const char *prune_db(mpctl *fake)
+/* n profiles with a user_id and a purchase three days before T0. */
+static void bulk_load(const char *db, int n)
 {
-	const char *db = tl_new_db();
+	tl_sqlf(db,
+		"INSERT INTO audsync.external_ids SELECT 'p' || g, 'user_id',"
+		" 'u' || g, '" T0 "'::timestamptz - interval '60 days'"
+		" FROM generate_series(1, %d) g;"
+		"INSERT INTO audsync.events SELECT 'p' || g, 'Purchase', '{}',"
+		" '" T0 "'::timestamptz - interval '3 days'"
+		" FROM generate_series(1, %d) g",
+		n, n);
+}
+
+/* A purchase a day before T0 by p200, whom bulk_load did not load. */
+#define P200_BUYS                                                              \
+	"INSERT INTO audsync.events VALUES ('p200', 'Purchase', '{}',"         \
+	" '" T0 "'::timestamptz - interval '1 day')"
+
+/* A started fake and a database of n loaded profiles: a computation of
+ * everyone and its sync, plus a rule "buyers" with a 30-day lookback,
+ * each to its own destination of the fake. */
+static const char *prune_db(mpctl **fakep, int n)
+{
+	const char *db;
+	mpctl *fake;
+
+	ck_assert_int_eq(mpctl_start(fakep, NULL), 0);
+	fake = *fakep;
+	db = tl_new_db();
 
 	tl_add_destination(db, "mp", mpctl_base_url(fake));
 	tl_add_destination(db, "mp2", mpctl_base_url(fake));
@@ -188,20 +212,8 @@ static const char *prune_db(mpctl *fake)
 		   " FROM audsync.computations c, audsync.destinations d"
 		   " WHERE (c.key, d.name) IN (('buyers', 'mp'),"
 		   " ('everyone', 'mp2'))");
+	bulk_load(db, n);
 	return db;
-}
-
-/* n profiles with a user_id and a purchase three days before T0. */
-static void bulk_load(const char *db, int n)
-{
-	tl_sqlf(db,
-		"INSERT INTO audsync.external_ids SELECT 'p' || g, 'user_id',"
-		" 'u' || g, '" T0 "'::timestamptz - interval '60 days'"
-		" FROM generate_series(1, %d) g;"
-		"INSERT INTO audsync.events SELECT 'p' || g, 'Purchase', '{}',"
-		" '" T0 "'::timestamptz - interval '3 days'"
-		" FROM generate_series(1, %d) g",
-		n, n);
 }
 
 /*
@@ -215,9 +227,7 @@ START_TEST(a_prune_nobody_waits_on_gives_the_space_back)
 	const char *db;
 	mpctl *fake;
 
-	ck_assert_int_eq(mpctl_start(&fake, NULL), 0);
-	db = prune_db(fake);
-	bulk_load(db, 20000);
+	db = prune_db(&fake, 20000);
 	ck_assert_int_gt(tl_sql_int(db, "SELECT count(*) FROM"
 					" audsync.change_log"),
 			 0);
@@ -244,13 +254,10 @@ START_TEST(a_prune_keeps_an_open_write_and_does_not_wait_for_it)
 	PGconn *write;
 	mpctl *fake;
 
-	ck_assert_int_eq(mpctl_start(&fake, NULL), 0);
-	db = prune_db(fake);
-	bulk_load(db, 100);
+	db = prune_db(&fake, 100);
 	write = session(db);
 	exec_on(write, "BEGIN");
-	exec_on(write, "INSERT INTO audsync.events VALUES ('p200', 'Purchase',"
-		       " '{}', '" T0 "'::timestamptz - interval '1 day')");
+	exec_on(write, P200_BUYS);
 	run_ok(db, "everyone", T1, 0);
 	exec_on(write, "COMMIT");
 	PQfinish(write);
@@ -276,14 +283,11 @@ START_TEST(a_prune_keeps_what_a_rule_sync_has_not_seen)
 	mpctl *fake;
 	char *v;
 
-	ck_assert_int_eq(mpctl_start(&fake, NULL), 0);
-	db = prune_db(fake);
-	bulk_load(db, 100);
+	db = prune_db(&fake, 100);
 	tl_sql(db, "INSERT INTO audsync.external_ids VALUES ('p200', 'user_id',"
 		   " 'u200', '" T0 "'::timestamptz - interval '60 days')");
 	run_ok(db, "buyers", T0, 0);
-	tl_sql(db, "INSERT INTO audsync.events VALUES ('p200', 'Purchase',"
-		   " '{}', '" T0 "'::timestamptz - interval '1 day')");
+	tl_sql(db, P200_BUYS);
 	run_ok(db, "everyone", T1, 0);
 	run_ok(db, "buyers", T2, 1);
 	v = mpctl_prop(fake, "u200", "buyers");
