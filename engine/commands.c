@@ -172,7 +172,7 @@ static int run_and_deliver(PGconn *conn, const cli_opts *o,
 		return rc == SYNC_EUSAGE ? EXIT_USAGE : EXIT_CONFIG;
 	}
 	rc = rq->dry_run ? totals_status(&t) : deliver_and_report(conn, o, &t);
-	if (!rq->dry_run)
+	if (!rq->dry_run && t.written)
 		sync_refresh_statistics(conn);
 	progress_end();
 	return rc;
@@ -401,7 +401,8 @@ static void daemon_pass(PGconn *conn, const cli_opts *o, int woke)
 		t.failed++;
 	if (deliver_outboxes(&t.delivery, conn, NULL, err, sizeof(err)) != 0)
 		log_error(err);
-	sync_refresh_statistics(conn);
+	if (t.written)
+		sync_refresh_statistics(conn);
 	write_metrics(conn, o);
 	progress_end();
 }

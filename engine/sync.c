@@ -254,11 +254,12 @@ void sync_refresh_statistics(PGconn *conn)
 	refresh_snapshot_stats(conn);
 }
 
-/* Evaluates and decides one sync under its lock. Returns 0 when it ran,
- * 1 when it failed (recorded), 2 when another process holds it, -1 when
- * the database failed. */
-static int run_one(PGconn *conn, const sync_def *s, const run_request *rq,
-		   char *err, size_t errlen)
+/* Evaluates and decides one sync under its lock. Returns 0 when it ran
+ * (counted in out->written when it rewrote ledger rows), 1 when it failed
+ * (recorded), 2 when another process holds it, -1 when the database
+ * failed. */
+static int run_one(run_totals *out, PGconn *conn, const sync_def *s,
+		   const run_request *rq, char *err, size_t errlen)
 {
 	char why[AUDSYNC_ERR_LEN];
 	diff_counts c = { 0 };
@@ -296,6 +297,8 @@ static int run_one(PGconn *conn, const sync_def *s, const run_request *rq,
 	if (decide(&c, conn, s, whole, run_id, rq, why, sizeof(why)) != 0)
 		goto failed;
 	db_interrupt_disarm();
+	/* Every change and every call rewrote its profile's ledger row. */
+	out->written += c.calls + c.entered + c.exited + c.changed > 0;
 	progress_decided(c.calls);
 	log_run(s, &c, rq->dry_run != NULL);
 	rc = 0;
@@ -394,7 +397,7 @@ int sync_run(run_totals *out, PGconn *conn, const run_request *rq, char *err,
 			continue;
 		notify_watchdog();
 		progress_tick();
-		r = run_one(conn, &l.items[i], rq, err, errlen);
+		r = run_one(out, conn, &l.items[i], rq, err, errlen);
 		out->failed += r == 1;
 		rc = r < 0 ? -1 : 0;
 	}

@@ -31,7 +31,8 @@ typedef struct run_request {
 
 /* What a command's runs and deliveries came to: its exit status. */
 typedef struct run_totals {
-	int failed; /* syncs whose run failed */
+	int failed;  /* syncs whose run failed */
+	int written; /* syncs whose run rewrote ledger rows */
 	outbox_stats delivery;
 } run_totals;
 
@@ -43,8 +44,8 @@ typedef struct run_totals {
 int sync_mark_interrupted(PGconn *conn, char *err, size_t errlen);
 
 /* Refreshes the snapshot's statistics when this run's writes left them
- * stale, so that the next run does not (at the end of a run, after its
- * delivery). */
+ * stale, so that the next run does not (at the end of a run that wrote
+ * ledger rows, after its delivery). */
 void sync_refresh_statistics(PGconn *conn);
 
 /*
