@@ -170,18 +170,23 @@ static const char counts_sql[] =
 	" FROM pg_temp.audsync_chg";
 
 /*
- * Up to ID_LIST_MAX changed profiles (a normal run's few) have their
- * identifiers looked up by a list of them: a scan of external_ids with a
- * hashed list, which PostgreSQL may spread over several cores (a cursor
- * cannot be, and helpers cannot read a temporary table). More (a first
- * sync, a resync) are joined with the whole table, where a list would
- * cost more than it saves.
+ * Only the profiles that stay members have their identifiers looked up:
+ * an exit is told to the distinct_ids its ledger row names (decide.c
+ * reads no identifier of a profile that is not a member).
+ *
+ * Up to ID_LIST_MAX of them (a normal run's few) are looked up by a list:
+ * a scan of external_ids with a hashed list, which PostgreSQL may spread
+ * over several cores (a cursor cannot be, and helpers cannot read a
+ * temporary table). More (a first sync, a resync) are joined with the
+ * whole table, where a list would cost more than it saves.
  */
 #define ID_LIST_MAX "50000"
+#define STAYING                                                                \
+	"SELECT profile_id FROM pg_temp.audsync_chg WHERE kind <> 'exit'"
 
 static const char id_list_sql[] =
-	"SELECT count(*), array_agg(profile_id)::text FROM (SELECT profile_id"
-	" FROM pg_temp.audsync_chg LIMIT " ID_LIST_MAX " + 1) c";
+	"SELECT count(*), coalesce(array_agg(profile_id)::text, '{}') FROM (" STAYING
+	" LIMIT " ID_LIST_MAX " + 1) c";
 
 static const char ids_sql[] =
 	"SELECT profile_id, id_type, id_value, created_at"
@@ -207,7 +212,7 @@ static const char calls_sql[] =
 	" SELECT e.profile_id, e.id_type, e.id_value,"                         \
 	"  (extract(epoch FROM e.created_at) * 1000000)::bigint FROM " ids     \
 	" e"                                                                   \
-	" WHERE e.profile_id IN (SELECT profile_id FROM pg_temp.audsync_chg)"  \
+	" WHERE e.profile_id IN (" STAYING ")"                                 \
 	"  AND e.id_type = ANY ($1::text[])"                                   \
 	" ORDER BY e.profile_id COLLATE \"C\""
 
@@ -610,8 +615,7 @@ static int open_calls(PGconn *conn, const sync_def *s, const char **p,
 
 	if (!r)
 		return -1;
-	if (db_int(PQgetvalue(r, 0, 0)) <= db_int(ID_LIST_MAX) &&
-	    !PQgetisnull(r, 0, 1)) {
+	if (db_int(PQgetvalue(r, 0, 0)) <= db_int(ID_LIST_MAX)) {
 		ids[0] = PQgetvalue(r, 0, 1);
 		rc = stage_exec(conn, "diff: identifiers", STAGE_IDS, ids_sql,
 				2, ids, err, errlen);
