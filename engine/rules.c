@@ -477,6 +477,18 @@ static int put_condition(compiler *c, buf *out, tv *val, json_object *cond,
 	return rc;
 }
 
+/* The profiles whose events are read: the touched ones of an incremental
+ * evaluation, those of the identity graph (in_graph), or both. */
+static void put_restriction(buf *out, int touched, int in_graph)
+{
+	if (touched && in_graph)
+		buf_puts(out, TOUCHED_IN_GRAPH("e"));
+	else if (touched)
+		buf_puts(out, TOUCHED("e"));
+	else if (in_graph)
+		buf_puts(out, IN_GRAPH("e"));
+}
+
 /* The aggregate of scope s over the events: one pass, one column cN per
  * performed; with in_graph, of the identity graph's profiles only. */
 static void put_aggregate(buf *out, const scope *s, int touched, int in_graph)
@@ -492,10 +504,7 @@ static void put_aggregate(buf *out, const scope *s, int touched, int in_graph)
 				   s->filters[i], i + 1);
 	}
 	buf_puts(out, " FROM audsync.events e WHERE e.ts < $1");
-	if (touched)
-		buf_puts(out, TOUCHED("e"));
-	if (in_graph)
-		buf_puts(out, IN_GRAPH("e"));
+	put_restriction(out, touched, in_graph);
 	buf_puts(out, " AND (");
 	for (i = 0; i < s->nagg; i++)
 		buf_printf(out, "%s(%s)", i ? " OR " : "", s->filters[i]);
@@ -716,11 +725,8 @@ static int compile_trait(compiler *c, buf *out, json_object *def)
 		return -1;
 	buf_init(&events);
 	buf_init(&p);
-	if (put_events(c, &events, o, &s) == 0) {
-		if (c->touched)
-			buf_puts(&events, TOUCHED("e"));
-		buf_puts(&events, IN_GRAPH("e"));
-	}
+	if (put_events(c, &events, o, &s) == 0)
+		put_restriction(&events, c->touched, 1);
 	if (!c->failed && (kind[0] == 'e' ||
 			   put_property_events(c, &p, o, events.data) == 0)) {
 		put_trait_kind(out, kind, fn,

@@ -50,6 +50,15 @@ typedef struct compiler {
 	" AND " alias ".profile_id IN (SELECT x.profile_id"                    \
 	" FROM audsync.external_ids x)"
 
+/* Both: the identity graph probed once per touched profile (the table
+ * may name one twice: its window's edge and its new event), not once per
+ * event of it. */
+#define TOUCHED_IN_GRAPH(alias)                                                \
+	" AND " alias ".profile_id IN (SELECT tp.profile_id FROM (SELECT"      \
+	" DISTINCT profile_id FROM pg_temp.audsync_touched) tp WHERE EXISTS"   \
+	" (SELECT FROM audsync.external_ids x"                                 \
+	" WHERE x.profile_id = tp.profile_id))"
+
 /* One audience query being built: its aggregates over the events, its
  * joins, and the lower bound of its default window. */
 typedef struct scope {
