@@ -341,12 +341,41 @@ START_TEST(chain_equals_fresh)
 }
 END_TEST
 
+/* A loader's identifiers go in as they did at 001: the identity is
+ * unique on (profile_id, id_type, id_value) and an upsert names those
+ * columns (sql/018_identity_created.sql carries created_at in the index,
+ * outside its key). */
+START_TEST(loader_upserts_as_before)
+{
+	const char *db = tl_new_db();
+	char *at;
+
+	tl_sql(db, "INSERT INTO audsync.external_ids"
+		   " VALUES ('p1', 'email', 'a@example.com', '2026-01-01')");
+	tl_sql(db, "INSERT INTO audsync.external_ids"
+		   " VALUES ('p1', 'email', 'a@example.com', '2026-02-01')"
+		   " ON CONFLICT (profile_id, id_type, id_value)"
+		   " DO UPDATE SET created_at = EXCLUDED.created_at");
+	ck_assert_int_eq(
+		tl_sql_int(db, "SELECT count(*) FROM audsync.external_ids"), 1);
+	at = tl_sql_value(db, "SELECT created_at::date::text"
+			      " FROM audsync.external_ids");
+	ck_assert_str_eq(at, "2026-02-01");
+	free(at);
+	tl_sql(db, "DO $$ BEGIN INSERT INTO audsync.external_ids"
+		   " VALUES ('p1', 'email', 'a@example.com', now());"
+		   " RAISE EXCEPTION 'the same identifier was taken twice';"
+		   " EXCEPTION WHEN unique_violation THEN NULL; END $$");
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("migrate_chain");
 	TCase *tc = tcase_create("chain");
 
 	tcase_add_test(tc, chain_equals_fresh);
+	tcase_add_test(tc, loader_upserts_as_before);
 	suite_add_tcase(s, tc);
 	return tl_run_suite(s);
 }
