@@ -75,7 +75,9 @@ static const char differ_touched_sql[] = DIFFER_SQL(
 
 /* ... then paired per profile, the snapshot's wide columns read for
  * those few by the row's address (nothing moves them in between; the
- * key is checked all the same). A profile has one ledger row per sync:
+ * key is checked all the same), or by the key where the diff read the
+ * members from the key's index and has no address (an audience's,
+ * evaluate.c). A profile has one ledger row per sync:
  * a new row's former-member row (an entering profile's ledger of its last
  * exit) is looked up by its own index, for the new rows only. */
 static const char chg_sql[] =
@@ -96,10 +98,14 @@ static const char chg_sql[] =
 	"   FROM pg_temp.audsync_d WHERE new_p IS NOT NULL) n0"
 	"  LEFT JOIN audsync.snapshot_members x ON x.sync_id = $1"
 	"   AND x.profile_id = n0.profile_id AND NOT x.member) n"
-	" FULL JOIN (SELECT m.*, d.old_t FROM pg_temp.audsync_d d"
+	" FULL JOIN (SELECT m.* FROM pg_temp.audsync_d d"
 	"  CROSS JOIN LATERAL (SELECT m.profile_id, m.value, m.since,"
-	"   m.targets FROM audsync.snapshot_members m WHERE m.ctid = d.old_t"
-	"   AND m.sync_id = $1 AND m.profile_id = d.old_p) m"
+	"   m.targets, m.ctid AS old_t FROM audsync.snapshot_members m"
+	"   WHERE m.ctid = d.old_t AND m.sync_id = $1"
+	"   AND m.profile_id = d.old_p"
+	"   UNION ALL SELECT m.profile_id, m.value, m.since, m.targets,"
+	"   m.ctid FROM audsync.snapshot_members m WHERE d.old_t IS NULL"
+	"   AND m.sync_id = $1 AND m.profile_id = d.old_p AND m.member) m"
 	"  WHERE d.old_p IS NOT NULL) o ON o.profile_id = n.profile_id"
 	/* Equal values differ only if checksums were computed apart. */
 	" WHERE n.value IS DISTINCT FROM o.value";

@@ -38,19 +38,21 @@ static const char whole_sql[] =
 /*
  * Otherwise an audience's rows are diffed as they come, by one hash join
  * with the snapshot on profile_id: audsync_d gets the rows the snapshot
- * lacks and the snapshot rows the definition no longer names, with their
- * addresses (diff.c). Nothing else holds the rows, so a run that changes
- * little costs the definition and one pass of the join. Every snapshot
- * row of an audience holds {key: true}: a computation keeps its kind
+ * lacks and the snapshot rows the definition no longer names (diff.c
+ * reads those few rows by their key). Nothing else holds the rows, so a
+ * run that changes little costs the definition and one pass of the join,
+ * whose members come from the primary key's index alone, a tenth of the
+ * table (sql/019_ledger_members_index.sql). Every snapshot row of an
+ * audience holds {key: true}: a computation keeps its kind
  * (sql/005_audience_join.sql). $3 is the sync.
  */
 static const char audience_diff_sql[] =
-	"SELECT s.profile_id, m.profile_id, m.ctid"
+	"SELECT s.profile_id, m.profile_id, NULL::tid"
 	" FROM (SELECT d.profile_id::text AS profile_id FROM ";
 /* ... the definition (AS d), then: */
 #define AUDIENCE_SNAPSHOT_SQL(only)                                            \
 	" WHERE d.profile_id IS NOT NULL) s"                                   \
-	" FULL JOIN (SELECT ctid, profile_id FROM audsync.snapshot_members"    \
+	" FULL JOIN (SELECT profile_id FROM audsync.snapshot_members"          \
 	"  WHERE sync_id = $3::integer AND member" only ") m"                  \
 	" ON m.profile_id = s.profile_id"                                      \
 	" WHERE s.profile_id IS NULL OR m.profile_id IS NULL"
