@@ -10,7 +10,7 @@
 -- ON CONFLICT (profile_id, id_type, id_value) are as before) a lookup is
 -- one index page per profile.
 --
--- The index is built again: about two seconds per million identifiers,
+-- The index is built again: about a second per million identifiers,
 -- during which writes to external_ids wait.
 CREATE UNIQUE INDEX external_ids_identity_created
     ON audsync.external_ids (profile_id, id_type, id_value)
