@@ -181,10 +181,12 @@ static const char counts_sql[] =
  * reads no identifier of a profile that is not a member).
  *
  * Up to ID_LIST_MAX of them (a normal run's few) are looked up by a list:
- * a scan of external_ids with a hashed list, which PostgreSQL may spread
- * over several cores (a cursor cannot be, and helpers cannot read a
- * temporary table). More (a first sync, a resync) are joined with the
- * whole table, where a list would cost more than it saves.
+ * from the identity index alone, which carries created_at
+ * (sql/018_identity_created.sql), or by a scan of external_ids with a
+ * hashed list, which PostgreSQL may spread over several cores (a cursor
+ * cannot be, and helpers cannot read a temporary table). More (a first
+ * sync, a resync) are joined with the whole table, where a list would
+ * cost more than it saves.
  */
 #define ID_LIST_MAX "50000"
 #define STAYING                                                                \
