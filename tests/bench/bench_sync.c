@@ -233,7 +233,9 @@ int main(void)
 	 * hourly run: the ledger's pages become all-visible, and the diff
 	 * reads its members from the primary key's index alone
 	 * (sql/019_ledger_members_index.sql). */
+	t0 = tl_now_s();
 	tl_sql(db, "VACUUM audsync.snapshot_members");
+	printf("bench_sync: the ledger's vacuum %.2f s\n", tl_now_s() - t0);
 	run_once(db, "unchanged, vacuumed", fake);
 	churn(db, n);
 	run_once(db, "1% churn run", fake);
