@@ -47,7 +47,7 @@ static const char whole_sql[] =
  * (sql/005_audience_join.sql). $3 is the sync.
  */
 static const char audience_diff_sql[] =
-	"SELECT s.profile_id, m.profile_id, NULL::tid"
+	"SELECT s.profile_id, m.profile_id"
 	" FROM (SELECT d.profile_id::text AS profile_id FROM ";
 /* ... the definition (AS d), then: */
 #define AUDIENCE_SNAPSHOT_SQL(only)                                            \

@@ -22,8 +22,7 @@ static const char *const write_sql[] = {
 	[STAGE_MEMBERS] = "INSERT INTO pg_temp.audsync_stage (profile_id) ",
 	[STAGE_VALUES] = "INSERT INTO pg_temp.audsync_stage"
 			 " (profile_id, value, h) ",
-	[STAGE_MEMBERS_DIFF] = "INSERT INTO pg_temp.audsync_d"
-			       " (new_p, old_p, old_t) ",
+	[STAGE_MEMBERS_DIFF] = "INSERT INTO pg_temp.audsync_d (new_p, old_p) ",
 	[STAGE_VALUES_DIFF] = "INSERT INTO pg_temp.audsync_d"
 			      " (new_p, new, old_p, old_t) ",
 	[STAGE_TOUCHED] = "INSERT INTO pg_temp.audsync_touched (profile_id) ",

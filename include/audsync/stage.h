@@ -56,7 +56,7 @@
 typedef enum stage_write {
 	STAGE_MEMBERS,	    /* audsync_stage (profile_id) */
 	STAGE_VALUES,	    /* audsync_stage (profile_id, value, h) */
-	STAGE_MEMBERS_DIFF, /* audsync_d (new_p, old_p, old_t) */
+	STAGE_MEMBERS_DIFF, /* audsync_d (new_p, old_p): no address */
 	STAGE_VALUES_DIFF,  /* audsync_d (new_p, new, old_p, old_t) */
 	STAGE_TOUCHED,	    /* audsync_touched (profile_id) */
 	STAGE_MARK,	    /* audsync_mark (snap, digest) */
