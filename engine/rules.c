@@ -524,8 +524,12 @@ static void put_audience(buf *out, const scope *s, const char *cond,
 	int i;
 
 	if (by_events) {
+		/* Over touched profiles, the graph is probed for those whose
+		 * events qualify, after the aggregate: an hourly run where
+		 * only time moved touches three for every one that still
+		 * qualifies. */
 		buf_puts(out, "SELECT ev.profile_id FROM (");
-		put_aggregate(out, s, touched, 1);
+		put_aggregate(out, s, touched, !touched);
 		buf_puts(out, ") ev");
 	} else {
 		buf_puts(out, "SELECT u.profile_id FROM (SELECT DISTINCT"
@@ -547,7 +551,14 @@ static void put_audience(buf *out, const scope *s, const char *cond,
 	for (i = 0; i < s->nmember; i++)
 		buf_printf(out, " LEFT JOIN (%s) m%d ON m%d.profile_id = %s",
 			   s->members[i], i + 1, i + 1, pid);
-	buf_printf(out, " WHERE %s", cond);
+	if (by_events && touched)
+		buf_printf(out,
+			   " WHERE (%s) AND EXISTS (SELECT FROM"
+			   " audsync.external_ids x WHERE x.profile_id ="
+			   " ev.profile_id)",
+			   cond);
+	else
+		buf_printf(out, " WHERE %s", cond);
 }
 
 /* An audience definition into out; window: the SQL of its default
