@@ -159,6 +159,9 @@ static int run_and_deliver(PGconn *conn, const cli_opts *o,
 	run_totals t = { 0 };
 	int rc;
 
+	/* Every sync's run takes its lock on the lock connection: made
+	 * while the first statements run. */
+	db_lock_conn_start(conn);
 	/* A dry run changes nothing, not even other runs' rows. */
 	if (!rq->dry_run && sync_mark_interrupted(conn, err, sizeof(err)) < 0) {
 		log_error(err);

@@ -7,6 +7,7 @@
 #include "audsync/log.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,26 +149,26 @@ PGconn *db_connect(const char *conninfo, char *err, size_t errlen)
 }
 
 /* The lock connections (db_lock_conn), by the connection they serve. A
- * process has one or two connections; a small table does. */
+ * process has one or two connections; a small table does. pending: begun
+ * by db_lock_conn_start(), not yet finished. */
 #define DB_MAX_LOCK_CONNS 8
 static struct {
 	PGconn *owner;
 	PGconn *lock;
+	int pending;
 } lock_conns[DB_MAX_LOCK_CONNS];
 
-/* A second connection with conn's parameters (its server, user,
- * password, options, encoding), or NULL with err set. */
-static PGconn *connect_like(PGconn *conn, char *err, size_t errlen)
+/* Begins a second connection with conn's parameters (its server, user,
+ * password, options, encoding) without waiting for it, or returns NULL. */
+static PGconn *start_like(PGconn *conn)
 {
 	PQconninfoOption *opts = PQconninfo(conn), *o;
 	const char **keys, **vals;
-	PGconn *c = NULL;
+	PGconn *c;
 	size_t n = 0;
 
-	if (!opts) {
-		snprintf(err, errlen, "lock connection: out of memory");
+	if (!opts)
 		return NULL;
-	}
 	for (o = opts; o->keyword; o++)
 		n++;
 	keys = alloc_calloc(n + 1, sizeof(*keys));
@@ -179,60 +180,153 @@ static PGconn *connect_like(PGconn *conn, char *err, size_t errlen)
 		keys[n] = o->keyword;
 		vals[n++] = o->val;
 	}
-	c = PQconnectdbParams(keys, vals, 0);
-	if (!c || PQstatus(c) != CONNECTION_OK) {
-		char msg[AUDSYNC_ERR_LEN];
-
-		one_line(msg, sizeof(msg),
-			 c ? PQerrorMessage(c) : "out of memory");
-		snprintf(err, errlen, "lock connection: %s", msg);
-		PQfinish(c);
-		c = NULL;
-	} else {
-		PQsetNoticeProcessor(c, notice_to_log, NULL);
-		/* It sits idle while a long definition runs on conn: a
-		 * server's idle_session_timeout (PostgreSQL 14 and later)
-		 * must not end it and free the locks it holds. */
-		PQclear(PQexec(c, "SELECT set_config('idle_session_timeout',"
-				  " '0', false) WHERE current_setting("
-				  "'server_version_num')::int >= 140000"));
-	}
+	c = PQconnectStartParams(keys, vals, 0);
 	free(keys);
 	free(vals);
 	PQconninfoFree(opts);
 	return c;
 }
 
-PGconn *db_lock_conn(PGconn *conn, char *err, size_t errlen)
+/* The connect_timeout of c's parameters in milliseconds, or -1 (none:
+ * wait as long as PQconnectdb() would). */
+static int timeout_ms(PGconn *c)
+{
+	PQconninfoOption *opts = PQconninfo(c), *o;
+	int ms = -1;
+
+	for (o = opts; o && o->keyword; o++) {
+		long secs;
+
+		if (strcmp(o->keyword, "connect_timeout") != 0 || !o->val)
+			continue;
+		secs = strtol(o->val, NULL, 10);
+		if (secs > 0 && secs < 86400)
+			ms = (int)secs * 1000;
+	}
+	PQconninfoFree(opts);
+	return ms;
+}
+
+/*
+ * Moves connection c on: until it is made or has failed when wait is
+ * set, otherwise only as far as it goes without waiting (the startup
+ * message sent, the server left to start its backend while this process
+ * does other work). 1 when made, 0 when not yet, -1 when it failed.
+ */
+static int drive(PGconn *c, int wait)
+{
+	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+	int ms = wait ? timeout_ms(c) : 0;
+
+	if (!c || PQstatus(c) == CONNECTION_BAD)
+		return -1;
+	for (;;) {
+		struct pollfd p = { PQsocket(c), 0, 0 };
+		int r;
+
+		if (st == PGRES_POLLING_OK)
+			return 1;
+		if (st == PGRES_POLLING_FAILED)
+			return -1;
+		p.events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT;
+		r = poll(&p, 1, ms);
+		if (r < 0 && errno != EINTR)
+			return -1;
+		if (r == 0)
+			return wait ? -1 : 0;
+		if (r > 0)
+			st = PQconnectPoll(c);
+	}
+}
+
+/* What every lock connection is given once made, or NULL with err set. */
+static PGconn *made(PGconn *c, char *err, size_t errlen)
+{
+	if (!c || PQstatus(c) != CONNECTION_OK) {
+		char msg[AUDSYNC_ERR_LEN];
+
+		one_line(msg, sizeof(msg),
+			 !c		      ? "out of memory"
+			 : *PQerrorMessage(c) ? PQerrorMessage(c)
+					      : "timed out (connect_timeout)");
+		snprintf(err, errlen, "lock connection: %s", msg);
+		PQfinish(c);
+		return NULL;
+	}
+	PQsetNoticeProcessor(c, notice_to_log, NULL);
+	/* It sits idle while a long definition runs on conn: a server's
+	 * idle_session_timeout (PostgreSQL 14 and later) must not end it
+	 * and free the locks it holds. */
+	PQclear(PQexec(c, "SELECT set_config('idle_session_timeout',"
+			  " '0', false) WHERE current_setting("
+			  "'server_version_num')::int >= 140000"));
+	return c;
+}
+
+/* conn's slot, or a free one (owner NULL), or -1. */
+static int slot_of(PGconn *conn)
 {
 	int i, free_slot = -1;
 
 	for (i = 0; i < DB_MAX_LOCK_CONNS; i++) {
-		if (lock_conns[i].owner == conn) {
-			PGconn *l = lock_conns[i].lock;
-
-			/* Broken (a server restart): its locks went with
-			 * it, as the main connection's session did. */
-			if (PQstatus(l) != CONNECTION_OK)
-				PQreset(l);
-			if (PQstatus(l) == CONNECTION_OK)
-				return l;
-			snprintf(err, errlen, "lock connection: %s",
-				 "cannot connect again");
-			return NULL;
-		}
+		if (lock_conns[i].owner == conn)
+			return i;
 		if (!lock_conns[i].owner && free_slot < 0)
 			free_slot = i;
 	}
-	if (free_slot < 0) {
+	return free_slot;
+}
+
+void db_lock_conn_start(PGconn *conn)
+{
+	int i = slot_of(conn);
+	PGconn *c;
+
+	if (i < 0 || lock_conns[i].owner == conn)
+		return;
+	c = start_like(conn);
+	if (drive(c, 0) < 0) {
+		/* db_lock_conn() connects again, and says why it cannot. */
+		PQfinish(c);
+		return;
+	}
+	lock_conns[i].owner = conn;
+	lock_conns[i].lock = c;
+	lock_conns[i].pending = 1;
+}
+
+PGconn *db_lock_conn(PGconn *conn, char *err, size_t errlen)
+{
+	int i = slot_of(conn);
+	PGconn *l;
+
+	if (i < 0) {
 		snprintf(err, errlen, "lock connection: too many connections");
 		return NULL;
 	}
-	lock_conns[free_slot].lock = connect_like(conn, err, errlen);
-	if (!lock_conns[free_slot].lock)
+	if (lock_conns[i].owner != conn) {
+		l = start_like(conn);
+		drive(l, 1);
+	} else if (lock_conns[i].pending) {
+		l = lock_conns[i].lock;
+		drive(l, 1);
+	} else {
+		l = lock_conns[i].lock;
+		/* Broken (a server restart): its locks went with it, as the
+		 * main connection's session did. */
+		if (PQstatus(l) != CONNECTION_OK)
+			PQreset(l);
+		if (PQstatus(l) == CONNECTION_OK)
+			return l;
+		snprintf(err, errlen, "lock connection: %s",
+			 "cannot connect again");
 		return NULL;
-	lock_conns[free_slot].owner = conn;
-	return lock_conns[free_slot].lock;
+	}
+	l = made(l, err, errlen);
+	lock_conns[i].owner = l ? conn : NULL;
+	lock_conns[i].lock = l;
+	lock_conns[i].pending = 0;
+	return l;
 }
 
 void db_close(PGconn *conn)
@@ -244,6 +338,7 @@ void db_close(PGconn *conn)
 			PQfinish(lock_conns[i].lock);
 			lock_conns[i].owner = NULL;
 			lock_conns[i].lock = NULL;
+			lock_conns[i].pending = 0;
 		}
 	}
 	PQfinish(conn);

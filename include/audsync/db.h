@@ -23,6 +23,10 @@ PGconn *db_connect(const char *conninfo, char *err, size_t errlen);
  * connect.
  */
 PGconn *db_lock_conn(PGconn *conn, char *err, size_t errlen);
+/* Begins conn's lock connection without waiting for it, so that the
+ * server starts its backend while conn works; db_lock_conn() finishes
+ * it. A connection that cannot begin is left to db_lock_conn(). */
+void db_lock_conn_start(PGconn *conn);
 /* Closes conn and its lock connection. Accepts NULL. */
 void db_close(PGconn *conn);
 /*
