@@ -8,9 +8,9 @@
 -- page too, rarely a cached one. With the event carried in the index
 -- (outside its key: the key and its order are as before) a rule without
 -- property filters reads the index alone. On the bench's million
--- profiles, an hourly run where only time moved evaluates in 0.14 s
--- instead of 0.19 s, one after 1 % of the profiles bought again in
--- 0.80-0.88 s instead of 1.0-1.1 s. The index grows by a tenth.
+-- profiles, an hourly run where only time moved evaluates in 0.16 s
+-- instead of 0.19-0.20 s, one after 1 % of the profiles bought again in
+-- 0.86-0.88 s instead of 1.07-1.13 s. The index grows by a tenth.
 --
 -- (The (event, ts) index was left as it is: carrying profile_id there
 -- would save an hourly rule run another 0.03 s but cost a hand-written
