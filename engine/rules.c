@@ -552,11 +552,7 @@ static void put_audience(buf *out, const scope *s, const char *cond,
 		buf_printf(out, " LEFT JOIN (%s) m%d ON m%d.profile_id = %s",
 			   s->members[i], i + 1, i + 1, pid);
 	if (by_events && touched)
-		buf_printf(out,
-			   " WHERE (%s) AND EXISTS (SELECT FROM"
-			   " audsync.external_ids x WHERE x.profile_id ="
-			   " ev.profile_id)",
-			   cond);
+		buf_printf(out, " WHERE (%s)" IN_GRAPH("ev"), cond);
 	else
 		buf_printf(out, " WHERE %s", cond);
 }
