@@ -304,13 +304,7 @@ PGconn *db_lock_conn(PGconn *conn, char *err, size_t errlen)
 		snprintf(err, errlen, "lock connection: too many connections");
 		return NULL;
 	}
-	if (lock_conns[i].owner != conn) {
-		l = start_like(conn);
-		drive(l, 1);
-	} else if (lock_conns[i].pending) {
-		l = lock_conns[i].lock;
-		drive(l, 1);
-	} else {
+	if (lock_conns[i].owner == conn && !lock_conns[i].pending) {
 		l = lock_conns[i].lock;
 		/* Broken (a server restart): its locks went with it, as the
 		 * main connection's session did. */
@@ -322,6 +316,8 @@ PGconn *db_lock_conn(PGconn *conn, char *err, size_t errlen)
 			 "cannot connect again");
 		return NULL;
 	}
+	l = lock_conns[i].owner == conn ? lock_conns[i].lock : start_like(conn);
+	drive(l, 1);
 	l = made(l, err, errlen);
 	lock_conns[i].owner = l ? conn : NULL;
 	lock_conns[i].lock = l;
