@@ -10,12 +10,16 @@
 # an empty AUDSYNC_BIN or FAKE_MIXPANEL means "not given".
 
 tmp=
+# A command to run on exit after the server has stopped (run-bench.sh gives
+# back the huge pages it reserved).
+harness_exit_hook=
 
 harness_cleanup() {
 	if [ -n "$tmp" ] && [ -d "$tmp" ]; then
 		sh "$here/pg.sh" stop "$tmp/pg" >/dev/null 2>&1
 		rm -rf "$tmp"
 	fi
+	[ -z "$harness_exit_hook" ] || $harness_exit_hook
 }
 
 harness_start() {
@@ -23,6 +27,7 @@ harness_start() {
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
 	trap 'exit 129' HUP
+	trap 'exit 141' PIPE
 	tmp=$(mktemp -d "${TMPDIR:-/tmp}/audsync-$1.XXXXXX") || exit 1
 	# As root the server runs as another user, who must reach it.
 	chmod 755 "$tmp"
