@@ -50,17 +50,27 @@ static const char audience_diff_sql[] =
 	"SELECT s.profile_id, m.profile_id"
 	" FROM (SELECT d.profile_id::text AS profile_id FROM ";
 /* ... the definition (AS d), then: */
-#define AUDIENCE_SNAPSHOT_SQL(only)                                            \
+#define AUDIENCE_SNAPSHOT_SQL(members)                                         \
 	" WHERE d.profile_id IS NOT NULL) s"                                   \
-	" FULL JOIN (SELECT profile_id FROM audsync.snapshot_members"          \
-	"  WHERE sync_id = $3::integer AND member" only ") m"                  \
-	" ON m.profile_id = s.profile_id"                                      \
+	" FULL JOIN (" members ") m ON m.profile_id = s.profile_id"            \
 	" WHERE s.profile_id IS NULL OR m.profile_id IS NULL"
-static const char audience_snapshot_sql[] = AUDIENCE_SNAPSHOT_SQL("");
+#define LEDGER_MEMBERS                                                         \
+	"SELECT profile_id FROM audsync.snapshot_members"                      \
+	" WHERE sync_id = $3::integer AND member"
+static const char audience_snapshot_sql[] =
+	AUDIENCE_SNAPSHOT_SQL(LEDGER_MEMBERS);
 /* An incremental run's definition names only touched profiles: the
- * snapshot's others keep their rows. */
+ * snapshot's others keep their rows. Many touched profiles are joined
+ * with the members as those come from the key's index; a few are looked
+ * up there one by one (the key is (sync_id, profile_id): LIMIT 1 says so
+ * to the planner, which would otherwise read every member's entry). */
 static const char audience_touched_sql[] = AUDIENCE_SNAPSHOT_SQL(
+	LEDGER_MEMBERS
 	" AND profile_id IN (SELECT profile_id FROM pg_temp.audsync_touched)");
+static const char audience_few_sql[] = AUDIENCE_SNAPSHOT_SQL(
+	"SELECT m.profile_id FROM (SELECT DISTINCT profile_id"
+	" FROM pg_temp.audsync_touched) t CROSS JOIN LATERAL (" LEDGER_MEMBERS
+	" AND profile_id = t.profile_id LIMIT 1) m");
 
 /* A trait has one row per profile; an index would cost more than this
  * one pass over the stage. */
@@ -220,7 +230,7 @@ static int check_other_keys(PGconn *conn, const trait_cols *tc,
  * it must, which is far cheaper than here for them all. */
 static int build_insert(buf *b, const char **params, int *nparams, PGconn *conn,
 			const PGresult *desc, const sync_def *s, int whole,
-			trait_cols *tc, char *err, size_t errlen)
+			int touched, trait_cols *tc, char *err, size_t errlen)
 {
 	int i;
 
@@ -235,7 +245,8 @@ static int build_insert(buf *b, const char **params, int *nparams, PGconn *conn,
 		put_definition(b, s->definition_sql);
 		buf_puts(b, whole == EVALUATE_WHOLE
 				    ? " WHERE d.profile_id IS NOT NULL"
-			    : whole == EVALUATE_TOUCHED
+			    : touched == INCREMENTAL_FEW ? audience_few_sql
+			    : touched == INCREMENTAL_MANY
 				    ? audience_touched_sql
 				    : audience_snapshot_sql);
 		*nparams = 3;
@@ -425,14 +436,16 @@ static int check_session(PGconn *conn, const PGresult *before,
 }
 
 /* Runs the load in its own read-only transaction, then puts the session
- * back as it was, whatever the definition did to it. */
+ * back as it was, whatever the definition did to it. An incremental run
+ * (touched) is small by construction: compiling it (JIT) would cost more
+ * than it saves, loading the compiler first. */
 static int run_insert(PGconn *conn, const sync_def *s, const char *sql,
-		      int nparams, const char **params, char *err,
+		      int nparams, const char **params, int touched, char *err,
 		      size_t errlen)
 {
 	const char *timeout = settings_env("AUDSYNC_STATEMENT_TIMEOUT");
 	char ms[24], lo_before[64], lo_after[64], why[AUDSYNC_ERR_LEN];
-	const char *ms_p = ms;
+	const char *set[2] = { ms, touched ? "t" : "f" };
 	unsigned int *types;
 	PGresult *res = NULL, *state = NULL;
 	int rc = -1;
@@ -456,8 +469,10 @@ static int run_insert(PGconn *conn, const sync_def *s, const char *sql,
 	 * (diff.h). */
 	if (db_exec(conn, "statement timeout",
 		    "SELECT set_config('statement_timeout', $1, true),"
-		    " set_config('work_mem', '" DIFF_WORK_MEM "', true)",
-		    1, &ms_p, err, errlen) != 0 ||
+		    " set_config('work_mem', '" DIFF_WORK_MEM "', true),"
+		    " set_config('jit', CASE WHEN $2::boolean THEN 'off'"
+		    "  ELSE current_setting('jit') END, true)",
+		    2, set, err, errlen) != 0 ||
 	    lo_state(lo_before, sizeof(lo_before), conn, err, errlen) != 0)
 		goto out;
 	res = PQexecParams(conn, sql, nparams, types, params, NULL, NULL, 0);
@@ -575,14 +590,14 @@ int evaluate_sync(int *whole, PGconn *conn, const sync_def *s, int every,
 		d.definition_sql = rule.touched_sql;
 		*whole = EVALUATE_TOUCHED;
 	}
-	if (build_insert(&sql, params, &nparams, conn, desc, &d, *whole, &tc,
-			 err, errlen) != 0)
+	if (build_insert(&sql, params, &nparams, conn, desc, &d, *whole,
+			 touched, &tc, err, errlen) != 0)
 		goto out;
 	params[0] = s->as_of;
 	params[1] = s->window_start;
 	params[2] = sync_id;
 	rc = run_insert(conn, &d, sql.data, rule.sql ? rule_n : nparams, params,
-			err, errlen);
+			touched, err, errlen);
 out:
 	PQclear(desc);
 	free(params);
@@ -609,7 +624,7 @@ int evaluate_check(PGconn *conn, const sync_def *s, char *err, size_t errlen)
 	buf_init(&sql);
 	if (desc)
 		rc = build_insert(&sql, params, &nparams, conn, desc, &d, 0,
-				  &tc, err, errlen);
+				  INCREMENTAL_OFF, &tc, err, errlen);
 	buf_free(&sql);
 	PQclear(desc);
 	free(params);

@@ -27,7 +27,8 @@ static const char mark_sql[] = "SELECT pg_current_snapshot(), md5($1)";
 static const char state_sql[] =
 	"SELECT st.last_as_of::text,"
 	" coalesce((st.last_as_of - c.lookback)::text, '-infinity'),"
-	" st.rule_snapshot::text, audsync.rule_changes_unlogged()"
+	" st.rule_snapshot::text, audsync.rule_changes_unlogged(),"
+	" st.snap_count"
 	" FROM audsync.sync_state st"
 	" JOIN audsync.syncs y ON y.id = st.sync_id"
 	" JOIN audsync.computations c ON c.id = y.computation_id"
@@ -35,7 +36,7 @@ static const char state_sql[] =
 	" AND st.rule_snapshot IS NOT NULL AND st.snap_count > 0"
 	" AND st.last_as_of <= $3::timestamptz";
 
-enum { ST_AS_OF, ST_WINDOW, ST_SNAPSHOT, ST_UNLOGGED };
+enum { ST_AS_OF, ST_WINDOW, ST_SNAPSHOT, ST_UNLOGGED, ST_MEMBERS };
 
 /* Touched (audsync_touched, stage.h): the profiles whose events, traits
  * or identifiers were written by a transaction the last run's snapshot
@@ -95,14 +96,24 @@ static int add_edges(PGconn *conn, const rules_sql *rule, const char **p4,
 	return rc;
 }
 
-/* Fills the touched profiles from the last run's state (row 0 of st). */
-static int fill_touched(PGconn *conn, const sync_def *s, const rules_sql *rule,
-			const PGresult *st, char *err, size_t errlen)
+/* Whether the touched profiles (a profile may be there twice) are few
+ * against the ledger's members ($1): a lookup by the key costs about ten
+ * times a member's entry read in one pass over the key's index. */
+static const char few_sql[] =
+	"SELECT count(*) * 10 <= $1::bigint FROM pg_temp.audsync_touched";
+
+/* Fills the touched profiles from the last run's state (row 0 of st) and
+ * says in *on how many they are (incremental.h). */
+static int fill_touched(int *on, PGconn *conn, const sync_def *s,
+			const rules_sql *rule, const PGresult *st, char *err,
+			size_t errlen)
 {
 	const char *p4[4] = { s->as_of, s->window_start,
 			      PQgetvalue(st, 0, ST_AS_OF),
 			      PQgetvalue(st, 0, ST_WINDOW) };
 	const char *snap = PQgetvalue(st, 0, ST_SNAPSHOT);
+	const char *members = PQgetvalue(st, 0, ST_MEMBERS);
+	PGresult *few;
 
 	if (add_edges(conn, rule, p4, err, errlen) != 0 ||
 	    stage_exec(conn, "incremental: changes", STAGE_TOUCHED, logged_sql,
@@ -110,6 +121,13 @@ static int fill_touched(PGconn *conn, const sync_def *s, const rules_sql *rule,
 	    stage_analyze(conn, "incremental: analyze", STAGE_TABLE_TOUCHED,
 			  err, errlen) != 0)
 		return -1;
+	few = db_query(conn, "incremental: count", few_sql, 1, &members, err,
+		       errlen);
+	if (!few)
+		return -1;
+	*on = strcmp(PQgetvalue(few, 0, 0), "t") == 0 ? INCREMENTAL_FEW
+						      : INCREMENTAL_MANY;
+	PQclear(few);
 	log_debug("incremental evaluation", "computation", s->key, "since",
 		  PQgetvalue(st, 0, ST_AS_OF));
 	return 0;
@@ -131,7 +149,7 @@ int incremental_prepare(int *on, PGconn *conn, const sync_def *s,
 	PGresult *st = NULL;
 	int rc = -1;
 
-	*on = 0;
+	*on = INCREMENTAL_OFF;
 	snprintf(sync_id, sizeof(sync_id), "%d", s->id);
 	if (stage_exec(conn, "incremental: mark", STAGE_MARK, mark_sql, 1,
 		       p + 1, err, errlen) != 0)
@@ -146,8 +164,7 @@ int incremental_prepare(int *on, PGconn *conn, const sync_def *s,
 	}
 	if (PQntuples(st) == 0 || !PQgetisnull(st, 0, ST_UNLOGGED))
 		goto out;
-	rc = fill_touched(conn, s, rule, st, err, errlen);
-	*on = rc == 0;
+	rc = fill_touched(on, conn, s, rule, st, err, errlen);
 out:
 	PQclear(st);
 	free(digest);
