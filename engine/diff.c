@@ -207,13 +207,18 @@ static const char ids_sql[] =
  * same order, which the engine merges (fetch_loop()): the profiles' wide
  * columns are not copied and sorted once per identifier. decide.c picks
  * targets, distinct_ids and calls from them and the profile's ledger row.
+ * The order is the database's own: the identity index has it, so a first
+ * sync's identifiers stream from the index as the changes are merged into
+ * it, where any other order sorts them all before the first (2 s at a
+ * million members). The engine never compares two profile_ids but for
+ * equality: the identifiers' profiles are among the changes'.
  */
 static const char calls_sql[] =
 	"DECLARE audsync_out NO SCROLL CURSOR FOR"
 	" SELECT profile_id, kind, old::text, new::text,"
 	"  (extract(epoch FROM since) * 1000)::bigint, old_targets,"
 	"  old_member, (extract(epoch FROM $1::timestamptz) * 1000)::bigint"
-	" FROM pg_temp.audsync_chg ORDER BY profile_id COLLATE \"C\"";
+	" FROM pg_temp.audsync_chg ORDER BY profile_id";
 
 #define IDS_SQL(ids)                                                           \
 	"DECLARE audsync_ids_out NO SCROLL CURSOR FOR"                         \
@@ -222,7 +227,7 @@ static const char calls_sql[] =
 	" e"                                                                   \
 	" WHERE e.profile_id IN (" STAYING ")"                                 \
 	"  AND e.id_type = ANY ($1::text[])"                                   \
-	" ORDER BY e.profile_id COLLATE \"C\""
+	" ORDER BY e.profile_id"
 
 static const char ids_table_sql[] = IDS_SQL("audsync.external_ids");
 static const char ids_list_sql[] = IDS_SQL("pg_temp.audsync_ids");
@@ -574,13 +579,15 @@ static int next_row(batch *b, PGconn *conn, char *err, size_t errlen)
  * Reads both cursors to their ends, queueing calls and snapshot rows:
  * each profile takes the identifiers that follow in the same order (a
  * profile may have none). Identifiers are copied, so a profile's may
- * span FETCH batches.
+ * span FETCH batches. An identifier left over names a profile the changes
+ * did not: the cursors disagreed on their order, and the run fails before
+ * anything of it commits.
  */
 static int fetch_loop(emitter *e, char *err, size_t errlen)
 {
 	batch calls = { "FETCH " FETCH_ROWS " FROM audsync_out", NULL, 0, 0 };
 	batch ids = { "FETCH " FETCH_ROWS " FROM audsync_ids_out", NULL, 0, 0 };
-	int more = 0, more_ids, c, i, rc = -1;
+	int more = 0, more_ids, i, rc = -1;
 
 	more_ids = next_row(&ids, e->conn, err, errlen);
 	while (more_ids >= 0 &&
@@ -589,10 +596,9 @@ static int fetch_loop(emitter *e, char *err, size_t errlen)
 		for (i = 0; i < OUT_COLUMNS; i++)
 			e->cur[i] = PQgetvalue(calls.r, calls.row, i);
 		while (more_ids > 0 &&
-		       (c = strcmp(PQgetvalue(ids.r, ids.row, ID_PROFILE),
-				   e->cur[OUT_PROFILE])) <= 0) {
-			if (c == 0)
-				add_ident(e, ids.r, ids.row);
+		       strcmp(PQgetvalue(ids.r, ids.row, ID_PROFILE),
+			      e->cur[OUT_PROFILE]) == 0) {
+			add_ident(e, ids.r, ids.row);
 			more_ids = next_row(&ids, e->conn, err, errlen);
 		}
 		if (more_ids < 0 || emit_profile(e, err, errlen) != 0)
@@ -602,7 +608,12 @@ static int fetch_loop(emitter *e, char *err, size_t errlen)
 		if (calls.row == calls.n - 1 && flush_copy(e, err, errlen) != 0)
 			goto out;
 	}
-	if (more_ids >= 0 && more == 0)
+	if (more_ids > 0 && more == 0)
+		snprintf(err, errlen,
+			 "diff: the identifiers of profile %s came out of the "
+			 "changes' order",
+			 PQgetvalue(ids.r, ids.row, ID_PROFILE));
+	else if (more_ids == 0 && more == 0)
 		rc = 0;
 out:
 	PQclear(calls.r);

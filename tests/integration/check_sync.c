@@ -1877,12 +1877,45 @@ START_TEST(a_first_sync_of_fifty_thousand_members_reaches_every_one)
 }
 END_TEST
 
+/* A database whose own order of text is not the bytes' (ICU's English):
+ * each profile still gets its own identifiers, however the server sorts
+ * them ('B' after 'a' there, before it byte by byte). */
+START_TEST(a_database_with_its_own_text_order_gets_every_id_right)
+{
+	static const char *const ids[] = { "a", "B", "_c", "ä", "Z", "b", "A" };
+	char did[16], email[32];
+	size_t i;
+
+	db = tl_new_db_with("TEMPLATE template0 LOCALE_PROVIDER icu"
+			    " ICU_LOCALE 'en-US' LOCALE 'C'");
+	tl_add_destination(db, "mp", mpctl_base_url(fake));
+	for (i = 0; i < sizeof(ids) / sizeof(ids[0]); i++)
+		sqlf("INSERT INTO audsync.external_ids VALUES"
+		     " ('%s', 'user_id', 'u-%s', now() - interval '60 days'),"
+		     " ('%s', 'email', '%zu@x.com', now() - interval '9 days')",
+		     ids[i], ids[i], ids[i], i);
+	add_computation("Everyone", "audience",
+			"SELECT DISTINCT profile_id FROM audsync.external_ids",
+			"NULL", 0);
+	add_sync("everyone", "mp", "identify", "all");
+	run_ok(NULL);
+	for (i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+		snprintf(did, sizeof(did), "u-%s", ids[i]);
+		snprintf(email, sizeof(email), "\"%zu@x.com\"", i);
+		assert_prop(did, "everyone", "true");
+		assert_prop(did, "$email", email);
+	}
+	ck_assert_int_eq(run_int("everyone", "entered"), 7);
+}
+END_TEST
+
 static Suite *sync_suite(void)
 {
 	const TTest *tests[] = {
 		first_sync_sets_the_audience_on_every_member,
 		many_small_changes_over_many_runs_all_reach_mixpanel,
 		a_first_sync_of_fifty_thousand_members_reaches_every_one,
+		a_database_with_its_own_text_order_gets_every_id_right,
 		members_who_leave_get_false_and_newcomers_get_true,
 		an_exit_reaches_the_distinct_id_the_member_was_given,
 		a_run_without_changes_sends_nothing,

@@ -107,13 +107,18 @@ long long tl_sql_int(const char *conninfo, const char *sql)
 
 const char *tl_new_db(void)
 {
+	return tl_new_db_with("");
+}
+
+const char *tl_new_db_with(const char *options)
+{
 	static char conninfo[128];
 	static int counter;
-	char name[64], sql[128];
+	char name[64], sql[512];
 	tl_result r;
 
 	snprintf(name, sizeof(name), "t%d_%d", (int)getpid(), ++counter);
-	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
+	snprintf(sql, sizeof(sql), "CREATE DATABASE %s %s", name, options);
 	tl_sql("dbname=postgres", sql);
 	snprintf(conninfo, sizeof(conninfo), "dbname=%s", name);
 	r = tl_audsync(conninfo, NULL, "migrate", NULL);

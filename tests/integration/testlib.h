@@ -15,6 +15,8 @@
  * ("dbname=..."; host and port come from PG* of tests/run-tests.sh).
  * Returns a static buffer valid until the next call. */
 const char *tl_new_db(void);
+/* The same, created with options (CREATE DATABASE name options). */
+const char *tl_new_db_with(const char *options);
 
 /* Adds destination name sending to base_url (the fake Mixpanel), with
  * the fake's token and use_people on: the usual start of a sync test. */
