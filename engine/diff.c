@@ -62,16 +62,25 @@ static const char full_trait_sql[] = FULL_SQL("");
  * one hash join on the narrow checksum and profile_id (a trait's: an
  * audience's rows were joined so as they came, evaluate.c) ...
  */
-#define DIFFER_SQL(only)                                                       \
+#define LEDGER_ROWS                                                            \
+	"SELECT ctid, profile_id, h FROM audsync.snapshot_members"             \
+	" WHERE sync_id = $1 AND member"
+#define DIFFER_SQL(members)                                                    \
 	"SELECT s.profile_id, s.value, m.profile_id, m.ctid"                   \
-	" FROM pg_temp.audsync_stage s FULL JOIN (SELECT ctid, profile_id, h"  \
-	"  FROM audsync.snapshot_members WHERE sync_id = $1 AND member" only   \
-	"  ) m ON m.h = s.h AND m.profile_id = s.profile_id"                   \
+	" FROM pg_temp.audsync_stage s FULL JOIN (" members ") m"              \
+	"  ON m.h = s.h AND m.profile_id = s.profile_id"                       \
 	" WHERE s.h IS NULL OR m.h IS NULL"
-static const char differ_sql[] = DIFFER_SQL("");
-/* An incremental run staged only the touched profiles (evaluate.h). */
+static const char differ_sql[] = DIFFER_SQL(LEDGER_ROWS);
+/* An incremental run staged only the touched profiles (evaluate.h): many
+ * are joined with the members, a few looked up by the key one by one
+ * (as an audience's, evaluate.c). */
 static const char differ_touched_sql[] = DIFFER_SQL(
+	LEDGER_ROWS
 	" AND profile_id IN (SELECT profile_id FROM pg_temp.audsync_touched)");
+static const char differ_few_sql[] = DIFFER_SQL(
+	"SELECT m.* FROM (SELECT DISTINCT profile_id"
+	" FROM pg_temp.audsync_touched) t CROSS JOIN LATERAL (" LEDGER_ROWS
+	" AND profile_id = t.profile_id LIMIT 1) m");
 
 /* ... then paired per profile, the snapshot's wide columns read for
  * those few by the row's address (nothing moves them in between; the
@@ -722,8 +731,10 @@ static int member_changes(PGconn *conn, const sync_def *s, diff_mode mode,
 	const char *full = s->is_trait ? full_trait_sql : full_audience_sql;
 	const char *p[3] = { sync_id, s->key, mode == DIFF_FULL ? "t" : "f" };
 
-	const char *differ =
-		mk->whole == EVALUATE_TOUCHED ? differ_touched_sql : differ_sql;
+	const char *differ = mk->whole == EVALUATE_FEW ? differ_few_sql
+			     : mk->whole == EVALUATE_TOUCHED
+				     ? differ_touched_sql
+				     : differ_sql;
 
 	if (mk->whole == EVALUATE_WHOLE)
 		return stage_exec(conn, "diff: members", STAGE_CHANGES, full, 3,

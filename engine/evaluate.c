@@ -230,7 +230,7 @@ static int check_other_keys(PGconn *conn, const trait_cols *tc,
  * it must, which is far cheaper than here for them all. */
 static int build_insert(buf *b, const char **params, int *nparams, PGconn *conn,
 			const PGresult *desc, const sync_def *s, int whole,
-			int touched, trait_cols *tc, char *err, size_t errlen)
+			trait_cols *tc, char *err, size_t errlen)
 {
 	int i;
 
@@ -245,8 +245,8 @@ static int build_insert(buf *b, const char **params, int *nparams, PGconn *conn,
 		put_definition(b, s->definition_sql);
 		buf_puts(b, whole == EVALUATE_WHOLE
 				    ? " WHERE d.profile_id IS NOT NULL"
-			    : touched == INCREMENTAL_FEW ? audience_few_sql
-			    : touched == INCREMENTAL_MANY
+			    : whole == EVALUATE_FEW ? audience_few_sql
+			    : whole == EVALUATE_TOUCHED
 				    ? audience_touched_sql
 				    : audience_snapshot_sql);
 		*nparams = 3;
@@ -588,10 +588,11 @@ int evaluate_sync(int *whole, PGconn *conn, const sync_def *s, int every,
 		goto out;
 	if (touched) {
 		d.definition_sql = rule.touched_sql;
-		*whole = EVALUATE_TOUCHED;
+		*whole = touched == INCREMENTAL_FEW ? EVALUATE_FEW
+						    : EVALUATE_TOUCHED;
 	}
-	if (build_insert(&sql, params, &nparams, conn, desc, &d, *whole,
-			 touched, &tc, err, errlen) != 0)
+	if (build_insert(&sql, params, &nparams, conn, desc, &d, *whole, &tc,
+			 err, errlen) != 0)
 		goto out;
 	params[0] = s->as_of;
 	params[1] = s->window_start;
@@ -624,7 +625,7 @@ int evaluate_check(PGconn *conn, const sync_def *s, char *err, size_t errlen)
 	buf_init(&sql);
 	if (desc)
 		rc = build_insert(&sql, params, &nparams, conn, desc, &d, 0,
-				  INCREMENTAL_OFF, &tc, err, errlen);
+				  &tc, err, errlen);
 	buf_free(&sql);
 	PQclear(desc);
 	free(params);

@@ -97,10 +97,11 @@ static int add_edges(PGconn *conn, const rules_sql *rule, const char **p4,
 }
 
 /* Whether the touched profiles (a profile may be there twice) are few
- * against the ledger's members ($1): a lookup by the key costs about ten
- * times a member's entry read in one pass over the key's index. */
-static const char few_sql[] =
-	"SELECT count(*) * 10 <= $1::bigint FROM pg_temp.audsync_touched";
+ * against the ledger's members ($1): at most AUDSYNC_LOOKUP_PERCENT ($2)
+ * of them. By default a tenth: a lookup by the key costs about ten times
+ * a member's entry read in one pass over the key's index. */
+static const char few_sql[] = "SELECT count(*) * 100 <= $1::bigint * $2::bigint"
+			      " FROM pg_temp.audsync_touched";
 
 /* Fills the touched profiles from the last run's state (row 0 of st) and
  * says in *on how many they are (incremental.h). */
@@ -112,24 +113,32 @@ static int fill_touched(int *on, PGconn *conn, const sync_def *s,
 			      PQgetvalue(st, 0, ST_AS_OF),
 			      PQgetvalue(st, 0, ST_WINDOW) };
 	const char *snap = PQgetvalue(st, 0, ST_SNAPSHOT);
-	const char *members = PQgetvalue(st, 0, ST_MEMBERS);
+	char percent[24];
+	const char *few_p[2] = { PQgetvalue(st, 0, ST_MEMBERS), percent };
 	PGresult *few;
+	long pc;
 
 	if (add_edges(conn, rule, p4, err, errlen) != 0 ||
 	    stage_exec(conn, "incremental: changes", STAGE_TOUCHED, logged_sql,
-		       1, &snap, err, errlen) != 0 ||
-	    stage_analyze(conn, "incremental: analyze", STAGE_TABLE_TOUCHED,
-			  err, errlen) != 0)
+		       1, &snap, err, errlen) != 0)
 		return -1;
-	few = db_query(conn, "incremental: count", few_sql, 1, &members, err,
+	if (settings_env_long(&pc, "AUDSYNC_LOOKUP_PERCENT", err, errlen) != 0)
+		return -1;
+	snprintf(percent, sizeof(percent), "%ld", pc);
+	few = db_query(conn, "incremental: count", few_sql, 2, few_p, err,
 		       errlen);
 	if (!few)
 		return -1;
 	*on = strcmp(PQgetvalue(few, 0, 0), "t") == 0 ? INCREMENTAL_FEW
 						      : INCREMENTAL_MANY;
 	PQclear(few);
+	if (*on == INCREMENTAL_MANY &&
+	    stage_analyze(conn, "incremental: analyze", STAGE_TABLE_TOUCHED,
+			  err, errlen) != 0)
+		return -1;
 	log_debug("incremental evaluation", "computation", s->key, "since",
-		  PQgetvalue(st, 0, ST_AS_OF));
+		  PQgetvalue(st, 0, ST_AS_OF), "ledger",
+		  *on == INCREMENTAL_FEW ? "looked up" : "joined");
 	return 0;
 }
 

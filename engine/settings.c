@@ -23,6 +23,11 @@ const settings_def settings_table[] = {
 	  "true",
 	  "false evaluates every rule in full on every run (incremental "
 	  "evaluation off)" },
+	{ SETTINGS_ENV, "AUDSYNC_LOOKUP_PERCENT", SETTINGS_INT, "%", 0, 1000000,
+	  "10",
+	  "an incremental run looks its touched profiles up in the ledger "
+	  "one by one when they are at most this percentage of the sync's "
+	  "members, else joins them with every member's row (0: never)" },
 	{ SETTINGS_ENV, "AUDSYNC_TIMEOUT_MS", SETTINGS_INT, "ms", 1, HOUR_MS,
 	  "30000", "total time of one Mixpanel request" },
 	{ SETTINGS_ENV, "AUDSYNC_CONNECT_TIMEOUT_MS", SETTINGS_INT, "ms", 1,

@@ -10,7 +10,7 @@
  * Runs s's definition_sql with $1 = s->as_of and $2 = s->window_start in a
  * read-only transaction with a statement timeout. A rule runs
  * incrementally when it can (README, "Rules: hourly runs"): *whole is
- * then EVALUATE_TOUCHED. *whole is set when every member is read again
+ * then EVALUATE_TOUCHED or EVALUATE_FEW. *whole is set when every member is read again
  * (every: a resync; or a first sync): the rows then land in the temporary
  * table audsync_stage (stage.h, which says what each of the run's tables
  * holds), NULL for an audience's value {key: true} and checksum, one row
@@ -29,9 +29,12 @@ enum {
 	EVALUATE_CHANGES = 0, /* an audience's rows that differ, a trait's
 			       * every row */
 	EVALUATE_WHOLE = 1,   /* every member's row */
-	EVALUATE_TOUCHED = 2  /* incremental: as EVALUATE_CHANGES, but only
+	EVALUATE_TOUCHED = 2, /* incremental: as EVALUATE_CHANGES, but only
 			       * for the profiles of pg_temp.audsync_touched;
 			       * every other keeps its snapshot row */
+	EVALUATE_FEW = 3      /* as EVALUATE_TOUCHED, for touched profiles few
+			       * against the ledger's members: their ledger
+			       * rows are looked up by the key one by one */
 };
 
 int evaluate_sync(int *whole, PGconn *conn, const sync_def *s, int every,

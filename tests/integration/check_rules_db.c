@@ -955,6 +955,42 @@ START_TEST(an_hourly_run_reads_the_ledger_of_the_touched_profiles_only)
 }
 END_TEST
 
+/* The same for a rule trait: 500 of 20 000 profiles buy again, and the
+ * run reads those profiles' ledger rows, not every member's. */
+START_TEST(an_hourly_trait_run_reads_the_ledger_of_the_touched_profiles_only)
+{
+	tl_result res;
+	long long before, read;
+
+	tl_sql(db,
+	       "INSERT INTO audsync.external_ids SELECT 'p' || g, 'user_id',"
+	       " 'u' || g, '2026-01-01' FROM generate_series(1, 30000) g;"
+	       "INSERT INTO audsync.events SELECT 'p' || g, 'Purchase', '{}',"
+	       " timestamptz '2026-06-01' - g * interval '1 second'"
+	       " FROM generate_series(1, 20000) g;"
+	       "ANALYZE audsync.events");
+	add_rule("purchases", 1,
+		 "{\"event_counter\": {\"event\": \"Purchase\"}}", NULL,
+		 "'30 days'", "identify");
+	res = tl_audsync(db, NULL, "run", "--all", "--as-of",
+			 "2026-06-01 01:00", NULL);
+	ck_assert_msg(res.status == 0, "%s", res.err);
+	tl_result_free(&res);
+	tl_sql(db,
+	       "INSERT INTO audsync.events SELECT 'p' || g, 'Purchase',"
+	       " '{}', '2026-06-01 01:30' FROM generate_series(19501, 20000) g");
+	before = ledger_reads();
+	run_incrementally_n("2026-06-01 02:00", 1);
+	read = ledger_reads() - before;
+	assert_prop("u20000", "purchases", "2");
+	assert_prop("u19500", "purchases", "1");
+	ck_assert_msg(read < 10000,
+		      "the run read %lld ledger entries for 500 buyers"
+		      " among 20000 members",
+		      read);
+}
+END_TEST
+
 START_TEST(rule_audience_and_trait_in_identify_mode)
 {
 	rule_audience_and_trait_enter_and_age_out("identify");
@@ -1039,6 +1075,9 @@ static Suite *rules_db_suite(void)
 	tcase_add_test(
 		e2e,
 		an_hourly_run_reads_the_ledger_of_the_touched_profiles_only);
+	tcase_add_test(
+		e2e,
+		an_hourly_trait_run_reads_the_ledger_of_the_touched_profiles_only);
 	suite_add_tcase(s, e2e);
 	return s;
 }

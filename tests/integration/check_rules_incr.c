@@ -380,12 +380,24 @@ static void assert_same(const char *what, unsigned seed, int step, char *inc,
 	free(full);
 }
 
+/* How many incremental evaluations looked their touched profiles up in
+ * the ledger one by one (few against the members) rather than joined. */
+static int looked_up, runs;
+
 /* Runs every sync at as_of on both sides; returns how many rules the
  * incremental side evaluated incrementally. */
 static int run_both(const char *as_of)
 {
-	static const char *const env[2][3] = {
-		{ "AUDSYNC_LOG_LEVEL=debug", NULL, NULL },
+	/* The incremental side reads the touched profiles' ledger rows
+	 * each way in turn: joined with every member's (0), by its own
+	 * choice (10, the default: few of these small runs qualify), or
+	 * looked up one by one. */
+	static const char *const lookup[] = {
+		"AUDSYNC_LOOKUP_PERCENT=0", "AUDSYNC_LOOKUP_PERCENT=10",
+		"AUDSYNC_LOOKUP_PERCENT=1000000"
+	};
+	const char *env[2][3] = {
+		{ "AUDSYNC_LOG_LEVEL=debug", lookup[runs++ % 3], NULL },
 		{ "AUDSYNC_LOG_LEVEL=debug", "AUDSYNC_INCREMENTAL=false", NULL }
 	};
 	const char *p;
@@ -399,6 +411,8 @@ static int run_both(const char *as_of)
 			      r.err);
 		for (p = r.err; (p = strstr(p, "incremental evaluation")); p++)
 			n += side == SIDE_INC ? 1 : 1000;
+		for (p = r.err; (p = strstr(p, "ledger=\"looked up\"")); p++)
+			looked_up++;
 		tl_result_free(&r);
 	}
 	ck_assert_msg(n < 1000, "AUDSYNC_INCREMENTAL=false ran incrementally");
@@ -465,9 +479,16 @@ START_TEST(incremental_runs_equal_full_evaluation)
 	fflush(stdout);
 	for (i = 0; i < seeds; i++)
 		incremental += one_seed(seed + (unsigned)i, steps);
+	printf("check_rules_incr: %d incremental evaluations, %d of them "
+	       "looking the touched profiles up in the ledger\n",
+	       incremental, looked_up);
 	/* Equal because nothing ran incrementally would prove nothing. */
 	ck_assert_msg(incremental >= seeds * (steps - 1),
 		      "only %d incremental evaluations", incremental);
+	ck_assert_msg(looked_up > 0 && looked_up < incremental,
+		      "%d of %d incremental evaluations looked up the "
+		      "ledger: both ways must be tried",
+		      looked_up, incremental);
 }
 END_TEST
 
