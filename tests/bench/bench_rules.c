@@ -4,11 +4,17 @@
  * three); then both synced to the fake Mixpanel by audsync, end to end,
  * in the hourly runs after the first: one after 1 % of the profiles got
  * new events, one where only time moved (members ageing out and in).
+ * Then the same runs as the daemon makes them, on a copy of the data: in
+ * one process that keeps its connection from pass to pass.
  * Prints figures with the CPU they took and the load average (the machine
  * may be shared); judges nothing.
  *
  * BENCH_PROFILES scales the data (default 1000000). */
+#include "audsync/db.h"
+#include "audsync/deliver.h"
+#include "audsync/log.h"
 #include "audsync/rules.h"
+#include "audsync/sync.h"
 #include "mixpanel_ctl.h"
 #include "testlib.h"
 
@@ -16,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 /* bench_sync.c's audience: a purchase in the last 30 days. */
 static const char hand_sql[] =
@@ -132,31 +139,31 @@ static void load_average(char *out, size_t len)
 	}
 }
 
-/* One audsync run of computation key at BASE + at (an interval), end to
- * end: wall seconds, then CPU (audsync, PostgreSQL) and the load. */
-static void timed_run(const char *db, const char *label, const char *key,
-		      const char *at)
+/* The as-of BASE + at (an interval), as text. Caller frees. */
+static char *as_of_at(const char *db, const char *at)
 {
-	char sql[512], *as_of;
-	double cpu0 = children_cpu(), srv0 = tl_server_cpu_seconds(), t0, wall;
-	char load[32];
-	long long members;
-	tl_result r;
+	char sql[512];
 
 	/* Outside a Check test: testlib's printf forms would report. */
 	snprintf(sql, sizeof(sql), "SELECT (" BASE " + interval '%s')::text",
 		 at);
-	as_of = tl_sql_value(db, sql);
-	t0 = tl_now_s();
-	r = tl_audsync(db, NULL, "run", "--computation", key, "--as-of", as_of,
-		       NULL);
-	wall = tl_now_s() - t0;
-	tl_server_settle(db);
-	load_average(load, sizeof(load));
-	if (r.status != 0) {
-		fprintf(stderr, "bench_rules: %s failed: %s\n", label, r.err);
-		exit(1);
+	return tl_sql_value(db, sql);
+}
+
+/* Prints one run's figures: wall seconds, then CPU (audsync's, and
+ * PostgreSQL's: srv, or since srv0 its ended backends'), the members and
+ * the load. */
+static void report(const char *db, const char *label, const char *key,
+		   double wall, double cpu, double srv0, double srv)
+{
+	char sql[512], load[32];
+	long long members;
+
+	if (srv < 0) {
+		tl_server_settle(db);
+		srv = tl_server_cpu_seconds() - srv0;
 	}
+	load_average(load, sizeof(load));
 	snprintf(sql, sizeof(sql),
 		 "SELECT count(*) FROM audsync.snapshot_members m"
 		 " JOIN audsync.syncs s ON s.id = m.sync_id"
@@ -164,27 +171,127 @@ static void timed_run(const char *db, const char *label, const char *key,
 		 " WHERE c.key = '%s' AND m.member",
 		 key);
 	members = tl_sql_int(db, sql);
-	printf("bench_rules: %-26s %-5s %7.3f s end to end; CPU audsync "
+	printf("bench_rules: %-32s %-5s %7.3f s end to end; CPU audsync "
 	       "%.2f s, PostgreSQL %.2f s; %lld members; load %s\n",
-	       label, key, wall, children_cpu() - cpu0,
-	       tl_server_cpu_seconds() - srv0, members, load);
+	       label, key, wall, cpu, srv, members, load);
 	fflush(stdout);
+}
+
+/* One audsync run of computation key at BASE + at, end to end, as a
+ * timer starts it: a new process. */
+static void timed_run(const char *db, const char *label, const char *key,
+		      const char *at)
+{
+	char *as_of = as_of_at(db, at);
+	double cpu0 = children_cpu(), srv0 = tl_server_cpu_seconds(), t0, wall;
+	tl_result r;
+
+	t0 = tl_now_s();
+	r = tl_audsync(db, NULL, "run", "--computation", key, "--as-of", as_of,
+		       NULL);
+	wall = tl_now_s() - t0;
+	if (r.status != 0) {
+		fprintf(stderr, "bench_rules: %s failed: %s\n", label, r.err);
+		exit(1);
+	}
+	report(db, label, key, wall, children_cpu() - cpu0, srv0, -1);
 	tl_result_free(&r);
 	free(as_of);
 }
 
+/* CPU seconds of this process. */
+static double own_cpu(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* CPU seconds of a running process (a backend), or 0. */
+static double process_cpu(int pid)
+{
+	char path[64], stat[1024], *p;
+	unsigned long long utime, stime;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if (!(f = fopen(path, "r")))
+		return 0;
+	n = fread(stat, 1, sizeof(stat) - 1, f);
+	fclose(f);
+	stat[n] = '\0';
+	/* after "(comm) ": utime and stime are fields 14 and 15 */
+	p = strrchr(stat, ')');
+	if (!p || sscanf(p + 2,
+			 "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
+			 "%llu %llu",
+			 &utime, &stime) != 2)
+		return 0;
+	return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* The same run as one pass of the daemon makes it, on conn (kept from
+ * pass to pass): the run, its delivery and the statistics' refresh, as
+ * daemon_pass() in engine/commands.c does them. */
+static void daemon_run(PGconn *conn, const char *db, const char *label,
+		       const char *key, const char *at)
+{
+	char *as_of = as_of_at(db, at), err[1024];
+	double cpu0 = own_cpu(), t0, wall;
+	double srv0 = process_cpu(PQbackendPID(conn));
+	run_request rq = { 0 };
+	run_totals t = { 0 };
+
+	rq.computation = key;
+	rq.as_of = as_of;
+	rq.kind = RUN_MANUAL;
+	t0 = tl_now_s();
+	if (sync_run(&t, conn, &rq, err, sizeof(err)) != 0 ||
+	    deliver_outboxes(&t.delivery, conn, NULL, err, sizeof(err)) != 0) {
+		fprintf(stderr, "bench_rules: daemon, %s failed: %s\n", label,
+			err);
+		exit(1);
+	}
+	if (t.written)
+		sync_refresh_statistics(conn);
+	wall = tl_now_s() - t0;
+	if (t.failed || t.delivery.rejected || t.delivery.not_delivered) {
+		fprintf(stderr,
+			"bench_rules: daemon, %s: a run or a delivery "
+			"failed\n",
+			label);
+		exit(1);
+	}
+	report(db, label, key, wall, own_cpu() - cpu0, srv0,
+	       process_cpu(PQbackendPID(conn)) - srv0);
+	free(as_of);
+}
+
+/* One run, as a timer makes it (conn NULL) or as the daemon does. */
+static void one_run(PGconn *conn, const char *db, const char *label,
+		    const char *key, const char *at)
+{
+	char daemon[64];
+
+	snprintf(daemon, sizeof(daemon), "daemon: %s", label);
+	if (conn)
+		daemon_run(conn, db, daemon, key, at);
+	else
+		timed_run(db, label, key, at);
+}
+
 /* The rule and the hand-written SQL as computations with a 30-day
  * lookback, synced to the fake by identify; runs both as an hour passes
- * three times. */
-static void hourly(const char *db, long n)
+ * three times, by new processes or (conn) on one kept connection. */
+static void hourly(const char *db, long n, mpctl *fake, PGconn *conn)
 {
 	static const char *const keys[] = { "rule", "hand" };
 	char sql[1024];
-	mpctl *fake;
 	int k;
 
-	if (mpctl_start(&fake, "--threads 2") != 0)
-		exit(1);
 	tl_add_destination(db, "mp", mpctl_base_url(fake));
 	snprintf(
 		sql, sizeof(sql),
@@ -201,7 +308,7 @@ static void hourly(const char *db, long n)
 	tl_sql(db, sql);
 	/* The first sync: every member. */
 	for (k = 0; k < 2; k++)
-		timed_run(db, "first sync (full)", keys[k], "-150 minutes");
+		one_run(conn, db, "first sync (full)", keys[k], "-150 minutes");
 	/* An hour passes: autovacuum has long cleaned up after the first
 	 * syncs' million ledger rows, as it would not have within the
 	 * seconds the bench leaves it (its workers took a core during the
@@ -217,22 +324,40 @@ static void hourly(const char *db, long n)
 		n, n / 100);
 	tl_sql(db, sql);
 	for (k = 0; k < 2; k++)
-		timed_run(db, "hourly, 1% new events", keys[k], "-90 minutes");
+		one_run(conn, db, "hourly, 1% new events", keys[k],
+			"-90 minutes");
 	/* No new data: the buyers of that hour 30 days ago age out, the
 	 * last hour's come in. */
 	for (k = 0; k < 2; k++)
-		timed_run(db, "hourly, only time moved", keys[k],
-			  "-30 minutes");
-	mpctl_stop(fake);
+		one_run(conn, db, "hourly, only time moved", keys[k],
+			"-30 minutes");
+}
+
+/* The hourly runs on copy (the data, before any sync) as the daemon makes
+ * them: one process, one connection for every pass. The first syncs are
+ * its first passes. */
+static void hourly_daemon(const char *copy, long n, mpctl *fake)
+{
+	char err[1024];
+	PGconn *conn;
+
+	if (log_setup("warn", NULL, err, sizeof(err)) != 0 ||
+	    !(conn = db_connect(copy, err, sizeof(err)))) {
+		fprintf(stderr, "bench_rules: %s\n", err);
+		exit(1);
+	}
+	db_lock_conn_start(conn);
+	hourly(copy, n, fake, conn);
+	db_close(conn);
 }
 
 int main(void)
 {
 	const char *env = getenv("BENCH_PROFILES");
 	long n = env ? atol(env) : 1000000;
-	const char *db = tl_new_db();
-	char err[512];
+	char *db = strdup(tl_new_db()), err[512], *copy, sql[256];
 	rules_sql r;
+	mpctl *fake;
 	double hand, same, compiled, hand_cpu, same_cpu, compiled_cpu;
 
 	if (rules_compile(&r, "bench", 0, rule, NULL, 3, err, sizeof(err))) {
@@ -240,6 +365,10 @@ int main(void)
 		return 1;
 	}
 	load(db, n);
+	/* The daemon's runs start from the same data. */
+	snprintf(sql, sizeof(sql), "TEMPLATE %s STRATEGY FILE_COPY",
+		 db + strlen("dbname="));
+	copy = strdup(tl_new_db_with(sql));
 	printf("bench_rules: %ld profiles, %lld events\n", n,
 	       tl_sql_int(db, "SELECT count(*) FROM audsync.events"));
 	hand = best_of_three(&hand_cpu, db, hand_sql, NULL);
@@ -254,6 +383,12 @@ int main(void)
 	       compiled_cpu / same_cpu);
 	fflush(stdout);
 	rules_sql_free(&r);
-	hourly(db, n);
+	if (mpctl_start(&fake, "--threads 2") != 0)
+		exit(1);
+	hourly(db, n, fake, NULL);
+	hourly_daemon(copy, n, fake);
+	mpctl_stop(fake);
+	free(copy);
+	free(db);
 	return 0;
 }
