@@ -100,8 +100,9 @@ static int add_edges(PGconn *conn, const rules_sql *rule, const char **p4,
  * against the ledger's members ($1): at most AUDSYNC_LOOKUP_PERCENT ($2)
  * of them. By default a tenth: a lookup by the key costs about ten times
  * a member's entry read in one pass over the key's index. */
-static const char few_sql[] = "SELECT count(*) * 100 <= $1::bigint * $2::bigint"
-			      " FROM pg_temp.audsync_touched";
+static const char few_sql[] =
+	"SELECT $2::bigint > 0 AND count(*) * 100 <= $1::bigint * $2::bigint"
+	" FROM pg_temp.audsync_touched";
 
 /* Fills the touched profiles from the last run's state (row 0 of st) and
  * says in *on how many they are (incremental.h). */

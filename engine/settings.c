@@ -27,7 +27,8 @@ const settings_def settings_table[] = {
 	  "10",
 	  "an incremental run looks its touched profiles up in the ledger "
 	  "one by one when they are at most this percentage of the sync's "
-	  "members, else joins them with every member's row (0: never)" },
+	  "members, else joins them with every member's row (0 always "
+	  "joins)" },
 	{ SETTINGS_ENV, "AUDSYNC_TIMEOUT_MS", SETTINGS_INT, "ms", 1, HOUR_MS,
 	  "30000", "total time of one Mixpanel request" },
 	{ SETTINGS_ENV, "AUDSYNC_CONNECT_TIMEOUT_MS", SETTINGS_INT, "ms", 1,

@@ -10,12 +10,12 @@
  * Runs s's definition_sql with $1 = s->as_of and $2 = s->window_start in a
  * read-only transaction with a statement timeout. A rule runs
  * incrementally when it can (README, "Rules: hourly runs"): *whole is
- * then EVALUATE_TOUCHED or EVALUATE_FEW. *whole is set when every member is read again
- * (every: a resync; or a first sync): the rows then land in the temporary
- * table audsync_stage (stage.h, which says what each of the run's tables
- * holds), NULL for an audience's value {key: true} and checksum, one row
- * per row of the definition (a member named twice stays twice: the diff
- * makes them distinct). A trait is always staged, {key: value, ...} per
+ * then EVALUATE_TOUCHED or EVALUATE_FEW. *whole is set when every member
+ * is read again (every: a resync; or a first sync): the rows then land in
+ * the temporary table audsync_stage (stage.h, which says what each of the
+ * run's tables holds), NULL for an audience's value {key: true} and
+ * checksum, one row per row of the definition (a member named twice stays
+ * twice: the diff makes them distinct). A trait is always staged, {key: value, ...} per
  * profile (null values left out), with h the checksum of (profile_id,
  * value) as in snapshot_members. Otherwise an audience's rows are diffed
  * against the snapshot as they come, and only the rows that differ land,

@@ -22,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <unistd.h>
 
 /* bench_sync.c's audience: a purchase in the last 30 days. */
 static const char hand_sql[] =
@@ -209,30 +208,6 @@ static double own_cpu(void)
 	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
-/* CPU seconds of a running process (a backend), or 0. */
-static double process_cpu(int pid)
-{
-	char path[64], stat[1024], *p;
-	unsigned long long utime, stime;
-	FILE *f;
-	size_t n;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	if (!(f = fopen(path, "r")))
-		return 0;
-	n = fread(stat, 1, sizeof(stat) - 1, f);
-	fclose(f);
-	stat[n] = '\0';
-	/* after "(comm) ": utime and stime are fields 14 and 15 */
-	p = strrchr(stat, ')');
-	if (!p || sscanf(p + 2,
-			 "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
-			 "%llu %llu",
-			 &utime, &stime) != 2)
-		return 0;
-	return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
-}
-
 /* The same run as one pass of the daemon makes it, on conn (kept from
  * pass to pass): the run, its delivery and the statistics' refresh, as
  * daemon_pass() in engine/commands.c does them. */
@@ -241,7 +216,7 @@ static void daemon_run(PGconn *conn, const char *db, const char *label,
 {
 	char *as_of = as_of_at(db, at), err[1024];
 	double cpu0 = own_cpu(), t0, wall;
-	double srv0 = process_cpu(PQbackendPID(conn));
+	double srv0 = tl_process_cpu_seconds(PQbackendPID(conn), 0);
 	run_request rq = { 0 };
 	run_totals t = { 0 };
 
@@ -266,7 +241,7 @@ static void daemon_run(PGconn *conn, const char *db, const char *label,
 		exit(1);
 	}
 	report(db, label, key, wall, own_cpu() - cpu0, srv0,
-	       process_cpu(PQbackendPID(conn)) - srv0);
+	       tl_process_cpu_seconds(PQbackendPID(conn), 0) - srv0);
 	free(as_of);
 }
 

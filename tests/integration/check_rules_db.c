@@ -918,12 +918,14 @@ static long long ledger_reads(void)
 	return now;
 }
 
-/* An hourly run where a few of many members got new events reads the
- * ledger of those few, not of every member: the run costs what changed. */
-START_TEST(an_hourly_run_reads_the_ledger_of_the_touched_profiles_only)
+/* 20 000 buyers among 30 000 profiles, rule (a trait when is_trait)
+ * synced, then profiles first..first+499 buy again: the ledger rows the
+ * hourly run after that read. */
+static long long ledger_reads_of_500_buyers(const char *key, int is_trait,
+					    const char *rule, int first)
 {
 	tl_result res;
-	long long before, read;
+	long long before;
 
 	tl_sql(db,
 	       "INSERT INTO audsync.external_ids SELECT 'p' || g, 'user_id',"
@@ -932,20 +934,29 @@ START_TEST(an_hourly_run_reads_the_ledger_of_the_touched_profiles_only)
 	       " timestamptz '2026-06-01' - g * interval '1 second'"
 	       " FROM generate_series(1, 20000) g;"
 	       "ANALYZE audsync.events");
-	add_rule("buyers", 0, "{\"performed\": {\"event\": \"Purchase\"}}",
-		 NULL, "'30 days'", "identify");
+	add_rule(key, is_trait, rule, NULL, "'30 days'", "identify");
 	res = tl_audsync(db, NULL, "run", "--all", "--as-of",
 			 "2026-06-01 01:00", NULL);
 	ck_assert_msg(res.status == 0, "%s", res.err);
 	tl_result_free(&res);
 	/* The first run refreshed the ledger's statistics as it ended
 	 * (20 000 rows written): the next one plans with them. */
-	tl_sql(db,
-	       "INSERT INTO audsync.events SELECT 'p' || g, 'Purchase',"
-	       " '{}', '2026-06-01 01:30' FROM generate_series(29501, 30000) g");
+	sqlf("INSERT INTO audsync.events SELECT 'p' || g, 'Purchase', '{}',"
+	     " '2026-06-01 01:30' FROM generate_series(%d, %d) g",
+	     first, first + 499);
 	before = ledger_reads();
 	run_incrementally_n("2026-06-01 02:00", 1);
-	read = ledger_reads() - before;
+	return ledger_reads() - before;
+}
+
+/* An hourly run where a few of many members got new events reads the
+ * ledger of those few, not of every member: the run costs what changed. */
+START_TEST(an_hourly_run_reads_the_ledger_of_the_touched_profiles_only)
+{
+	long long read = ledger_reads_of_500_buyers(
+		"buyers", 0, "{\"performed\": {\"event\": \"Purchase\"}}",
+		29501);
+
 	assert_prop("u30000", "buyers", "true");
 	assert_prop("u29501", "buyers", "true");
 	ck_assert_msg(read < 10000,
@@ -955,33 +966,13 @@ START_TEST(an_hourly_run_reads_the_ledger_of_the_touched_profiles_only)
 }
 END_TEST
 
-/* The same for a rule trait: 500 of 20 000 profiles buy again, and the
- * run reads those profiles' ledger rows, not every member's. */
+/* The same for a rule trait: 500 of the 20 000 buy again. */
 START_TEST(an_hourly_trait_run_reads_the_ledger_of_the_touched_profiles_only)
 {
-	tl_result res;
-	long long before, read;
+	long long read = ledger_reads_of_500_buyers(
+		"purchases", 1,
+		"{\"event_counter\": {\"event\": \"Purchase\"}}", 19501);
 
-	tl_sql(db,
-	       "INSERT INTO audsync.external_ids SELECT 'p' || g, 'user_id',"
-	       " 'u' || g, '2026-01-01' FROM generate_series(1, 30000) g;"
-	       "INSERT INTO audsync.events SELECT 'p' || g, 'Purchase', '{}',"
-	       " timestamptz '2026-06-01' - g * interval '1 second'"
-	       " FROM generate_series(1, 20000) g;"
-	       "ANALYZE audsync.events");
-	add_rule("purchases", 1,
-		 "{\"event_counter\": {\"event\": \"Purchase\"}}", NULL,
-		 "'30 days'", "identify");
-	res = tl_audsync(db, NULL, "run", "--all", "--as-of",
-			 "2026-06-01 01:00", NULL);
-	ck_assert_msg(res.status == 0, "%s", res.err);
-	tl_result_free(&res);
-	tl_sql(db,
-	       "INSERT INTO audsync.events SELECT 'p' || g, 'Purchase',"
-	       " '{}', '2026-06-01 01:30' FROM generate_series(19501, 20000) g");
-	before = ledger_reads();
-	run_incrementally_n("2026-06-01 02:00", 1);
-	read = ledger_reads() - before;
 	assert_prop("u20000", "purchases", "2");
 	assert_prop("u19500", "purchases", "1");
 	ck_assert_msg(read < 10000,

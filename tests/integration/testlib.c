@@ -346,6 +346,31 @@ double tl_now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+double tl_process_cpu_seconds(long pid, int children)
+{
+	char path[64], stat[1024], *p;
+	unsigned long long t[4];
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	if (pid <= 0 || !(f = fopen(path, "r")))
+		return -1.0;
+	n = fread(stat, 1, sizeof(stat) - 1, f);
+	fclose(f);
+	stat[n] = '\0';
+	/* after "(comm) ": fields 3.. ; utime, stime, cutime and cstime
+	 * are 14 to 17 */
+	p = strrchr(stat, ')');
+	if (!p || sscanf(p + 2,
+			 "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
+			 "%llu %llu %llu %llu",
+			 &t[0], &t[1], &t[2], &t[3]) != 4)
+		return -1.0;
+	return (double)(children ? t[2] + t[3] : t[0] + t[1]) /
+	       (double)sysconf(_SC_CLK_TCK);
+}
+
 /*
  * CPU seconds of the server's exited processes (its backends, parallel
  * workers and autovacuum workers), from the postmaster's children times,
@@ -355,11 +380,9 @@ double tl_now_s(void)
 double tl_server_cpu_seconds(void)
 {
 	const char *dir = getenv("AUDSYNC_TEST_PGDIR");
-	char path[512], stat[1024], *p;
-	unsigned long long cutime, cstime;
+	char path[512];
 	long pm = 0;
 	FILE *f;
-	size_t n;
 
 	if (!dir)
 		return -1.0;
@@ -369,20 +392,7 @@ double tl_server_cpu_seconds(void)
 	if (fscanf(f, "%ld", &pm) != 1)
 		pm = 0;
 	fclose(f);
-	snprintf(path, sizeof(path), "/proc/%ld/stat", pm);
-	if (pm <= 0 || !(f = fopen(path, "r")))
-		return -1.0;
-	n = fread(stat, 1, sizeof(stat) - 1, f);
-	fclose(f);
-	stat[n] = '\0';
-	/* after "(comm) ": fields 3.. ; cutime and cstime are 16 and 17 */
-	p = strrchr(stat, ')');
-	if (!p || sscanf(p + 2,
-			 "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u "
-			 "%*u %llu %llu",
-			 &cutime, &cstime) != 2)
-		return -1.0;
-	return (double)(cutime + cstime) / (double)sysconf(_SC_CLK_TCK);
+	return tl_process_cpu_seconds(pm, 1);
 }
 
 /* Waits (up to 15 s) until audsync's backends have ended and the

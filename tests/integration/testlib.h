@@ -92,6 +92,10 @@ double tl_now_s(void);
  */
 double tl_server_cpu_seconds(void);
 
+/* CPU seconds of process pid (children: of its ended children), from
+ * /proc, or -1 when they cannot be read. */
+double tl_process_cpu_seconds(long pid, int children);
+
 /* Waits (up to 15 s) until db's other backends have ended and the
  * postmaster has reaped them, so that their CPU is in its children's. */
 void tl_server_settle(const char *db);
