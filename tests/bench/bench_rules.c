@@ -116,12 +116,13 @@ static double best_of_three(double *cpu, const char *db, const char *sql,
 	return best;
 }
 
-/* CPU seconds of this process's ended children (audsync). */
-static double children_cpu(void)
+/* CPU seconds of this process (RUSAGE_SELF: the daemon's passes) or of
+ * its ended children (RUSAGE_CHILDREN: audsync processes). */
+static double cpu_of(int who)
 {
 	struct rusage ru;
 
-	getrusage(RUSAGE_CHILDREN, &ru);
+	getrusage(who, &ru);
 	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
 	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
@@ -182,7 +183,8 @@ static void timed_run(const char *db, const char *label, const char *key,
 		      const char *at)
 {
 	char *as_of = as_of_at(db, at);
-	double cpu0 = children_cpu(), srv0 = tl_server_cpu_seconds(), t0, wall;
+	double cpu0 = cpu_of(RUSAGE_CHILDREN), srv0 = tl_server_cpu_seconds(),
+	       t0, wall;
 	tl_result r;
 
 	t0 = tl_now_s();
@@ -193,19 +195,9 @@ static void timed_run(const char *db, const char *label, const char *key,
 		fprintf(stderr, "bench_rules: %s failed: %s\n", label, r.err);
 		exit(1);
 	}
-	report(db, label, key, wall, children_cpu() - cpu0, srv0, -1);
+	report(db, label, key, wall, cpu_of(RUSAGE_CHILDREN) - cpu0, srv0, -1);
 	tl_result_free(&r);
 	free(as_of);
-}
-
-/* CPU seconds of this process. */
-static double own_cpu(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
 /* The same run as one pass of the daemon makes it, on conn (kept from
@@ -215,7 +207,7 @@ static void daemon_run(PGconn *conn, const char *db, const char *label,
 		       const char *key, const char *at)
 {
 	char *as_of = as_of_at(db, at), err[1024];
-	double cpu0 = own_cpu(), t0, wall;
+	double cpu0 = cpu_of(RUSAGE_SELF), t0, wall;
 	double srv0 = tl_process_cpu_seconds(PQbackendPID(conn), 0);
 	run_request rq = { 0 };
 	run_totals t = { 0 };
@@ -240,7 +232,7 @@ static void daemon_run(PGconn *conn, const char *db, const char *label,
 			label);
 		exit(1);
 	}
-	report(db, label, key, wall, own_cpu() - cpu0, srv0,
+	report(db, label, key, wall, cpu_of(RUSAGE_SELF) - cpu0, srv0,
 	       tl_process_cpu_seconds(PQbackendPID(conn), 0) - srv0);
 	free(as_of);
 }
