@@ -71,16 +71,11 @@ static const char full_trait_sql[] = FULL_SQL("");
 	"  ON m.h = s.h AND m.profile_id = s.profile_id"                       \
 	" WHERE s.h IS NULL OR m.h IS NULL"
 static const char differ_sql[] = DIFFER_SQL(LEDGER_ROWS);
-/* An incremental run staged only the touched profiles (evaluate.h): many
- * are joined with the members, a few looked up by the key one by one
- * (as an audience's, evaluate.c). */
-static const char differ_touched_sql[] = DIFFER_SQL(
-	LEDGER_ROWS
-	" AND profile_id IN (SELECT profile_id FROM pg_temp.audsync_touched)");
-static const char differ_few_sql[] = DIFFER_SQL(
-	"SELECT m.* FROM (SELECT DISTINCT profile_id"
-	" FROM pg_temp.audsync_touched) t CROSS JOIN LATERAL (" LEDGER_ROWS
-	" AND profile_id = t.profile_id LIMIT 1) m");
+/* An incremental run staged only the touched profiles: many are joined
+ * with the members, a few looked up by the key one by one (evaluate.h). */
+static const char differ_touched_sql[] =
+	DIFFER_SQL(LEDGER_OF_TOUCHED(LEDGER_ROWS));
+static const char differ_few_sql[] = DIFFER_SQL(LEDGER_OF_FEW(LEDGER_ROWS));
 
 /* ... then paired per profile, the snapshot's wide columns read for
  * those few by the row's address (nothing moves them in between; the

@@ -62,15 +62,11 @@ static const char audience_snapshot_sql[] =
 /* An incremental run's definition names only touched profiles: the
  * snapshot's others keep their rows. Many touched profiles are joined
  * with the members as those come from the key's index; a few are looked
- * up there one by one (the key is (sync_id, profile_id): LIMIT 1 says so
- * to the planner, which would otherwise read every member's entry). */
-static const char audience_touched_sql[] = AUDIENCE_SNAPSHOT_SQL(
-	LEDGER_MEMBERS
-	" AND profile_id IN (SELECT profile_id FROM pg_temp.audsync_touched)");
-static const char audience_few_sql[] = AUDIENCE_SNAPSHOT_SQL(
-	"SELECT m.profile_id FROM (SELECT DISTINCT profile_id"
-	" FROM pg_temp.audsync_touched) t CROSS JOIN LATERAL (" LEDGER_MEMBERS
-	" AND profile_id = t.profile_id LIMIT 1) m");
+ * up there one by one (evaluate.h). */
+static const char audience_touched_sql[] =
+	AUDIENCE_SNAPSHOT_SQL(LEDGER_OF_TOUCHED(LEDGER_MEMBERS));
+static const char audience_few_sql[] =
+	AUDIENCE_SNAPSHOT_SQL(LEDGER_OF_FEW(LEDGER_MEMBERS));
 
 /* A trait has one row per profile; an index would cost more than this
  * one pass over the stage. */

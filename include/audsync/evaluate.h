@@ -15,9 +15,9 @@
  * the temporary table audsync_stage (stage.h, which says what each of the
  * run's tables holds), NULL for an audience's value {key: true} and
  * checksum, one row per row of the definition (a member named twice stays
- * twice: the diff makes them distinct). A trait is always staged, {key: value, ...} per
- * profile (null values left out), with h the checksum of (profile_id,
- * value) as in snapshot_members. Otherwise an audience's rows are diffed
+ * twice: the diff makes them distinct). A trait is always staged,
+ * {key: value, ...} per profile (null values left out), with h the
+ * checksum of (profile_id, value) as in snapshot_members. Otherwise an audience's rows are diffed
  * against the snapshot as they come, and only the rows that differ land,
  * in audsync_d. The rows never leave PostgreSQL.
  * Returns 0, or -1 with one line in err naming the computation and the
@@ -36,6 +36,18 @@ enum {
 			       * against the ledger's members: their ledger
 			       * rows are looked up by the key one by one */
 };
+
+/* The ledger rows of the touched profiles, rows being a SELECT from
+ * audsync.snapshot_members that ends in its WHERE clause: joined with the
+ * touched profiles (EVALUATE_TOUCHED), or looked up by the key one by one
+ * (EVALUATE_FEW: the key is (sync_id, profile_id), and LIMIT 1 says so to
+ * the planner, which would otherwise read every member's entry). */
+#define LEDGER_OF_TOUCHED(rows)                                                \
+	rows " AND profile_id IN (SELECT profile_id FROM pg_temp.audsync_touched)"
+#define LEDGER_OF_FEW(rows)                                                    \
+	"SELECT m.* FROM (SELECT DISTINCT profile_id"                          \
+	" FROM pg_temp.audsync_touched) t CROSS JOIN LATERAL (" rows           \
+	" AND profile_id = t.profile_id LIMIT 1) m"
 
 int evaluate_sync(int *whole, PGconn *conn, const sync_def *s, int every,
 		  char *err, size_t errlen) __attribute__((warn_unused_result));
