@@ -146,13 +146,26 @@ WHERE event = 'Order Completed' AND ts >= $2 AND ts < $1
 GROUP BY 1
 $sql$);
 
+-- The same kinds of computation as rules (README "Rules: the Personas
+-- builder as JSON"): audsync compiles them to SQL (audsync explain KEY).
+INSERT INTO audsync.computations (name, kind, lookback, definition)
+VALUES
+('Browsing Not Buying', 'audience', NULL, '{"and": [
+    {"performed": {"event": "Product Viewed", "within": "30 days"}},
+    {"not": {"performed": {"event": "Order Completed",
+                           "within": "30 days"}}}]}'),
+('Favourite Category', 'trait', NULL,
+ '{"most_frequent": {"event": "Product Viewed", "property": "category"}}');
+
 INSERT INTO audsync.syncs (computation_id, destination_id, mode)
 SELECT c.id, d.id, m.mode
 FROM (VALUES ('Recent Buyers', 'identify'),
              ('Shoe Browsers', 'track'),
              ('Pro Plan', 'identify'),
              ('Lifetime Orders', 'identify'),
-             ('Spend Last 7 Days', 'identify')) AS m (name, mode)
+             ('Spend Last 7 Days', 'identify'),
+             ('Browsing Not Buying', 'identify'),
+             ('Favourite Category', 'identify')) AS m (name, mode)
 JOIN audsync.computations c ON c.name = m.name
 JOIN audsync.destinations d ON d.name = 'demo';
 

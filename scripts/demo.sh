@@ -51,6 +51,7 @@ hint() {
 	echo
 	echo "Look around:  psql \"$db\""
 	echo "              e.g. SELECT * FROM audsync.runs ORDER BY id;"
+	echo "A rule's SQL:  $bin --db \"$db\" explain browsing_not_buying"
 	echo "Clean up:     make demo-clean"
 }
 
@@ -136,7 +137,8 @@ if [ "$loaded" = 0 ]; then
 		(SELECT count(*) FROM audsync.events) AS events,
 		(SELECT count(*) FROM audsync.computations) AS computations"
 fi
-sql -c "SELECT c.key, c.kind, s.mode, c.lookback
+sql -c "SELECT c.key, c.kind, CASE WHEN c.definition IS NULL THEN 'SQL'
+		ELSE 'rule' END AS defined_by, s.mode, c.lookback
 	FROM audsync.syncs s JOIN audsync.computations c
 		ON c.id = s.computation_id
 	ORDER BY s.id"
