@@ -240,7 +240,7 @@ static int get_count(compiler *c, const char **op, long long *want,
 			c,
 			"must be a whole number from 0 to 1000000000, "
 			"not %s",
-			rules_type_name(v));
+			rules_value_name(v));
 	*want = json_object_get_int64(v);
 	rules_pop(c, at);
 	return 0;

@@ -99,6 +99,20 @@ const char *rules_type_name(json_object *v)
 	}
 }
 
+const char *rules_value_name(json_object *v)
+{
+	/* json-c clamps an integer beyond 64 bits to the nearest end. */
+	if (json_object_is_type(v, json_type_int) &&
+	    (json_object_get_int64(v) == INT64_MAX ||
+	     json_object_get_int64(v) == INT64_MIN))
+		return "a number too large to read";
+	if (json_object_is_type(v, json_type_int) ||
+	    json_object_is_type(v, json_type_double))
+		return json_object_to_json_string_ext(v,
+						      JSON_C_TO_STRING_PLAIN);
+	return rules_type_name(v);
+}
+
 int rules_in_list(const char *s, const char *const *list)
 {
 	for (; *list; list++)
@@ -507,7 +521,11 @@ int rules_put_filter(compiler *c, buf *out, const char *src, json_object *f,
 		return -1;
 	at = rules_push(c, ".op");
 	if (!rules_in_list(op, operators)) {
-		rules_fail(c, "unknown operator \"%s\"", op);
+		rules_fail(c,
+			   "unknown operator \"%s\" (use = != > >= < <= "
+			   "contains not_contains starts_with ends_with exists "
+			   "not_exists one_of none_of before_date after_date)",
+			   op);
 		return -1;
 	}
 	rules_pop(c, at);

@@ -36,16 +36,28 @@ static const bad_rule bad_rules[] = {
 	{ "bad_count_negative", 0,
 	  "{\"performed\": {" EV
 	  ", \"count\": {\"op\": \">\", \"value\": -1}}}",
-	  "definition.performed.count.value: must be a whole number" },
+	  "definition.performed.count.value: must be a whole number from 0 "
+	  "to 1000000000, not -1" },
 	{ "bad_count_too_large", 0,
 	  "{\"performed\": {" EV
 	  ", \"count\": {\"op\": \">\", \"value\": 1000000001}}}",
 	  "definition.performed.count.value: must be a whole number from 0 "
-	  "to 1000000000" },
+	  "to 1000000000, not 1000000001" },
+	{ "bad_count_huge", 0,
+	  "{\"performed\": {" EV ", \"count\": {\"op\": \">=\","
+	  " \"value\": 100000000000000000000}}}",
+	  "definition.performed.count.value: must be a whole number from 0 "
+	  "to 1000000000, not a number too large to read" },
+	{ "bad_count_fraction", 0,
+	  "{\"performed\": {" EV
+	  ", \"count\": {\"op\": \">=\", \"value\": 1.5}}}",
+	  "definition.performed.count.value: must be a whole number from 0 "
+	  "to 1000000000, not 1.5" },
 	{ "bad_count_string", 0,
 	  "{\"performed\": {" EV
 	  ", \"count\": {\"op\": \">\", \"value\": \"2\"}}}",
-	  "definition.performed.count.value: must be a whole number" },
+	  "definition.performed.count.value: must be a whole number from 0 "
+	  "to 1000000000, not a string" },
 	{ "bad_count_no_op", 0,
 	  "{\"performed\": {" EV ", \"count\": {\"value\": 2}}}",
 	  "definition.performed.count: \"op\" is missing" },
@@ -67,7 +79,9 @@ static const bad_rule bad_rules[] = {
 	{ "bad_where_operator", 0,
 	  "{\"performed\": {" EV ", \"where\": [{\"property\": \"total\","
 	  " \"op\": \"~\", \"value\": 1}]}}",
-	  "definition.performed.where[0].op: unknown operator \"~\"" },
+	  "definition.performed.where[0].op: unknown operator \"~\" (use = "
+	  "!= > >= < <= contains not_contains starts_with ends_with exists "
+	  "not_exists one_of none_of before_date after_date)" },
 	{ "bad_where_no_property", 0,
 	  "{\"performed\": {" EV
 	  ", \"where\": [{\"op\": \"=\", \"value\": 1}]}}",

@@ -93,6 +93,10 @@ void rules_list_add(char ***list, int *n, char *item);
 const char *rules_type_name(json_object *v);
 int rules_in_list(const char *s, const char *const *list);
 
+/* A number as it was written (-1, 1.5), one beyond 64 bits as such, else
+ * rules_type_name(v); the text lives as long as v. */
+const char *rules_value_name(json_object *v);
+
 /* Fails naming the first key of o not in allowed (what: the keys it
  * takes, for the message). Returns 0 or -1. */
 int rules_check_keys(compiler *c, json_object *o, const char *const *allowed,
