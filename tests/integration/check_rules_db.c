@@ -1045,6 +1045,55 @@ START_TEST(explain_prints_the_statement_and_its_bound_values)
 }
 END_TEST
 
+/* Retiring an audience stops its own sync, not the audiences built on
+ * it: they still read who is in it. Deleting its row fails them. */
+START_TEST(a_retired_audience_still_defines_the_audiences_built_on_it)
+{
+	tl_result res;
+
+	tl_sql(db, "INSERT INTO audsync.external_ids VALUES"
+		   " ('p1', 'user_id', 'u1', now() - interval '30 days'),"
+		   " ('p2', 'user_id', 'u2', now() - interval '30 days');"
+		   "INSERT INTO audsync.events VALUES"
+		   " ('p1', 'Order Completed', '{}',"
+		   "  now() - interval '2 days')");
+	add_rule("buyers", 0,
+		 "{\"performed\": {\"event\": \"Order Completed\"}}", NULL,
+		 NULL, "identify");
+	add_rule("of_buyers", 0, "{\"member_of\": \"buyers\"}", NULL, NULL,
+		 "identify");
+	res = tl_audsync(db, NULL, "run", "--all", NULL);
+	ck_assert_msg(res.status == 0, "%s", res.err);
+	tl_result_free(&res);
+	assert_prop("u1", "of_buyers", "true");
+	res = tl_audsync(db, NULL, "retire", "buyers", NULL);
+	ck_assert_msg(res.status == 0, "%s", res.err);
+	tl_result_free(&res);
+	tl_sql(db,
+	       "INSERT INTO audsync.events VALUES"
+	       " ('p2', 'Order Completed', '{}', now() - interval '1 hour')");
+	res = tl_audsync(db, NULL, "run", "--all", NULL);
+	ck_assert_msg(res.status == 0, "%s", res.err);
+	tl_result_free(&res);
+	assert_prop("u2", "of_buyers", "true");
+	assert_prop("u2", "buyers", NULL);
+	tl_sql(db,
+	       "DELETE FROM audsync.syncs WHERE computation_id ="
+	       " (SELECT id FROM audsync.computations WHERE key = 'buyers');"
+	       "DELETE FROM audsync.computations WHERE key = 'buyers'");
+	res = tl_audsync(db, NULL, "run", "--computation", "of_buyers", NULL);
+	ck_assert_int_eq(res.status, 1);
+	/* logfmt escapes the quotes around the key */
+	ck_assert_msg(tl_contains(res.err,
+				  "computation of_buyers: "
+				  "definition.member_of: no computation "
+				  "has the key \\\"buyers\\\""),
+		      "%s", res.err);
+	tl_result_free(&res);
+	assert_prop("u1", "of_buyers", "true");
+}
+END_TEST
+
 static Suite *rules_db_suite(void)
 {
 	Suite *s = suite_create("rules_db");
@@ -1063,6 +1112,9 @@ static Suite *rules_db_suite(void)
 	tcase_add_test(e2e, rule_audience_and_trait_in_identify_mode);
 	tcase_add_test(e2e, rule_audience_and_trait_in_track_mode);
 	tcase_add_test(e2e, explain_prints_the_statement_and_its_bound_values);
+	tcase_add_test(
+		e2e,
+		a_retired_audience_still_defines_the_audiences_built_on_it);
 	tcase_add_test(
 		e2e,
 		an_hourly_run_reads_the_ledger_of_the_touched_profiles_only);
