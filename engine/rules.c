@@ -84,7 +84,7 @@ static int put_where(compiler *c, buf *out, json_object *o)
 
 static int put_within(compiler *c, buf *out, json_object *v)
 {
-	char lo[48], hi[48];
+	char lo[48], hi[48], seen[VALUE_NAME_MAX];
 	double sec;
 	int n;
 
@@ -92,8 +92,10 @@ static int put_within(compiler *c, buf *out, json_object *v)
 	    rules_parse_interval(&sec, json_object_get_string(v)) != 0)
 		return rules_fail(c,
 				  "must be a positive interval of at most %g "
-				  "years such as \"30 days\" or \"12 hours\"",
-				  MAX_YEARS);
+				  "years such as \"30 days\" or \"12 hours\", "
+				  "not %s",
+				  MAX_YEARS,
+				  rules_value_name(v, seen, sizeof(seen)));
 	n = rules_param(c, json_object_get_string(v));
 	if (n < 0)
 		return -1;
@@ -106,6 +108,7 @@ static int put_within(compiler *c, buf *out, json_object *v)
 
 static int put_between(compiler *c, buf *out, json_object *v)
 {
+	char seen[VALUE_NAME_MAX];
 	double t[2];
 	int i, n[2];
 	size_t at;
@@ -120,9 +123,12 @@ static int put_between(compiler *c, buf *out, json_object *v)
 		at = rules_push(c, "[%d]", i);
 		if (!json_object_is_type(e, json_type_string) ||
 		    rules_parse_time(&t[i], json_object_get_string(e)) != 0)
-			return rules_fail(c, "must be an ISO-8601 time "
-					     "(\"2026-01-31\" or "
-					     "\"2026-01-31T12:00:00Z\")");
+			return rules_fail(
+				c,
+				"must be an ISO-8601 time "
+				"(\"2026-01-31\" or "
+				"\"2026-01-31T12:00:00Z\"), not %s",
+				rules_value_name(e, seen, sizeof(seen)));
 		rules_pop(c, at);
 	}
 	if (t[0] >= t[1])
@@ -208,6 +214,7 @@ static int get_count(compiler *c, const char **op, long long *want,
 	static const char *const ops[] = {
 		"=", "!=", ">", ">=", "<", "<=", NULL
 	};
+	char seen[VALUE_NAME_MAX];
 	json_object *cnt, *v;
 	size_t at;
 
@@ -240,7 +247,7 @@ static int get_count(compiler *c, const char **op, long long *want,
 			c,
 			"must be a whole number from 0 to 1000000000, "
 			"not %s",
-			rules_value_name(v));
+			rules_value_name(v, seen, sizeof(seen)));
 	*want = json_object_get_int64(v);
 	rules_pop(c, at);
 	return 0;

@@ -99,18 +99,28 @@ const char *rules_type_name(json_object *v)
 	}
 }
 
-const char *rules_value_name(json_object *v)
+const char *rules_value_name(json_object *v, char *out, size_t outlen)
 {
+	const char *text;
+	size_t n;
+
 	/* json-c clamps an integer beyond 64 bits to the nearest end. */
 	if (json_object_is_type(v, json_type_int) &&
 	    (json_object_get_int64(v) == INT64_MAX ||
 	     json_object_get_int64(v) == INT64_MIN))
 		return "a number too large to read";
-	if (json_object_is_type(v, json_type_int) ||
-	    json_object_is_type(v, json_type_double))
-		return json_object_to_json_string_ext(v,
-						      JSON_C_TO_STRING_PLAIN);
-	return rules_type_name(v);
+	if (!json_object_is_type(v, json_type_int) &&
+	    !json_object_is_type(v, json_type_double) &&
+	    !json_object_is_type(v, json_type_string))
+		return rules_type_name(v);
+	/* JSON's own escapes keep the error on one line. */
+	text = json_object_to_json_string_ext(
+		v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	n = strlen(text);
+	if (n < outlen)
+		return text;
+	snprintf(out, outlen, "%.*s...", (int)(outlen - 4), text);
+	return out;
 }
 
 int rules_in_list(const char *s, const char *const *list)
@@ -475,13 +485,15 @@ static int put_date_op(compiler *c, buf *out, const char *x, const char *op,
 	double t;
 	int n;
 
+	char seen[VALUE_NAME_MAX];
+
 	if (!json_object_is_type(v, json_type_string) ||
 	    rules_parse_time(&t, json_object_get_string(v)) != 0)
 		return rules_fail(
 			c,
 			"operator %s needs an ISO-8601 time "
-			"(\"2026-01-31\" or \"2026-01-31T12:00:00Z\")",
-			op);
+			"(\"2026-01-31\" or \"2026-01-31T12:00:00Z\"), not %s",
+			op, rules_value_name(v, seen, sizeof(seen)));
 	n = rules_param(c, json_object_get_string(v));
 	if (n < 0)
 		return -1;

@@ -15,6 +15,8 @@ typedef struct bad_rule {
 } bad_rule;
 
 #define EV "\"event\": \"Order Completed\""
+/* 50 characters, for a value too long to quote whole */
+#define X50 "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
 
 static const bad_rule bad_rules[] = {
 	{ "bad_unknown_condition", 0, "{\"performd\": {" EV "}}",
@@ -57,7 +59,7 @@ static const bad_rule bad_rules[] = {
 	  "{\"performed\": {" EV
 	  ", \"count\": {\"op\": \">\", \"value\": \"2\"}}}",
 	  "definition.performed.count.value: must be a whole number from 0 "
-	  "to 1000000000, not a string" },
+	  "to 1000000000, not \"2\"" },
 	{ "bad_count_no_op", 0,
 	  "{\"performed\": {" EV ", \"count\": {\"value\": 2}}}",
 	  "definition.performed.count: \"op\" is missing" },
@@ -118,10 +120,13 @@ static const bad_rule bad_rules[] = {
 	  "{\"trait\": {\"name\": \"signed_up\", \"op\": \"before_date\","
 	  " \"value\": \"2026-02-30\"}}",
 	  "definition.trait.value: operator before_date needs an ISO-8601 "
-	  "time" },
+	  "time (\"2026-01-31\" or \"2026-01-31T12:00:00Z\"), not "
+	  "\"2026-02-30\"" },
 	{ "bad_within_unit", 0,
 	  "{\"performed\": {" EV ", \"within\": \"30 parsecs\"}}",
-	  "definition.performed.within: must be a positive interval" },
+	  "definition.performed.within: must be a positive interval of at "
+	  "most 1000 years such as \"30 days\" or \"12 hours\", not "
+	  "\"30 parsecs\"" },
 	{ "bad_within_negative", 0,
 	  "{\"performed\": {" EV ", \"within\": \"-5 days\"}}",
 	  "definition.performed.within: must be a positive interval" },
@@ -129,7 +134,8 @@ static const bad_rule bad_rules[] = {
 	  "{\"performed\": {" EV ", \"within\": \"1000000 years\"}}",
 	  "definition.performed.within: must be a positive interval" },
 	{ "bad_within_number", 0, "{\"performed\": {" EV ", \"within\": 30}}",
-	  "definition.performed.within: must be a positive interval" },
+	  "definition.performed.within: must be a positive interval of at "
+	  "most 1000 years such as \"30 days\" or \"12 hours\", not 30" },
 	{ "bad_between_reversed", 0,
 	  "{\"performed\": {" EV
 	  ", \"between\": [\"2026-02-01\", \"2026-01-01\"]}}",
@@ -140,7 +146,19 @@ static const bad_rule bad_rules[] = {
 	{ "bad_between_time", 0,
 	  "{\"performed\": {" EV
 	  ", \"between\": [\"2026-01-01\", \"next week\"]}}",
-	  "definition.performed.between[1]: must be an ISO-8601 time" },
+	  "definition.performed.between[1]: must be an ISO-8601 time "
+	  "(\"2026-01-31\" or \"2026-01-31T12:00:00Z\"), not \"next week\"" },
+	{ "bad_between_newline", 0,
+	  "{\"performed\": {" EV
+	  ", \"between\": [\"2026-01-01\", \"next\\nweek\"]}}",
+	  "definition.performed.between[1]: must be an ISO-8601 time "
+	  "(\"2026-01-31\" or \"2026-01-31T12:00:00Z\"), not "
+	  "\"next\\nweek\"" },
+	{ "bad_within_long", 0,
+	  "{\"performed\": {" EV ", \"within\": \"" X50 X50 "\"}}",
+	  "definition.performed.within: must be a positive interval of at "
+	  "most 1000 years such as \"30 days\" or \"12 hours\", not \"" X50
+	  "xxxxxxxxx..." },
 	{ "bad_within_and_between", 0,
 	  "{\"performed\": {" EV ", \"within\": \"3 days\","
 	  " \"between\": [\"2026-01-01\", \"2026-02-01\"]}}",

@@ -93,9 +93,12 @@ void rules_list_add(char ***list, int *n, char *item);
 const char *rules_type_name(json_object *v);
 int rules_in_list(const char *s, const char *const *list);
 
-/* A number as it was written (-1, 1.5), one beyond 64 bits as such, else
- * rules_type_name(v); the text lives as long as v. */
-const char *rules_value_name(json_object *v);
+/* What a value is, for "..., not %s": a number or a string as JSON writes
+ * it ("-1", "1.5", "\"30 parsecs\""; one longer than out is cut there), a
+ * number beyond 64 bits as such, anything else rules_type_name(v). The
+ * text lives as long as v and out. */
+#define VALUE_NAME_MAX 64
+const char *rules_value_name(json_object *v, char *out, size_t outlen);
 
 /* Fails naming the first key of o not in allowed (what: the keys it
  * takes, for the message). Returns 0 or -1. */
