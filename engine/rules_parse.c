@@ -119,7 +119,10 @@ const char *rules_value_name(json_object *v, char *out, size_t outlen)
 	n = strlen(text);
 	if (n < outlen)
 		return text;
-	snprintf(out, outlen, "%.*s...", (int)(outlen - 4), text);
+	/* cut before a character, not inside one (UTF-8) */
+	for (n = outlen - 4; n > 0 && (text[n] & 0xC0) == 0x80; n--)
+		;
+	snprintf(out, outlen, "%.*s...", (int)n, text);
 	return out;
 }
 

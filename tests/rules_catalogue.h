@@ -17,6 +17,8 @@ typedef struct bad_rule {
 #define EV "\"event\": \"Order Completed\""
 /* 50 characters, for a value too long to quote whole */
 #define X50 "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+/* ten two-byte characters (U+00E9), for a value cut between characters */
+#define E10 "\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9"
 
 static const bad_rule bad_rules[] = {
 	{ "bad_unknown_condition", 0, "{\"performd\": {" EV "}}",
@@ -159,6 +161,12 @@ static const bad_rule bad_rules[] = {
 	  "definition.performed.within: must be a positive interval of at "
 	  "most 1000 years such as \"30 days\" or \"12 hours\", not \"" X50
 	  "xxxxxxxxx..." },
+	{ "bad_within_long_utf8", 0,
+	  "{\"performed\": {" EV ", \"within\": \"" E10 E10 E10 E10 E10 E10 E10
+	  "\"}}",
+	  "definition.performed.within: must be a positive interval of at "
+	  "most 1000 years such as \"30 days\" or \"12 hours\", not \"" E10 E10
+	  "\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9..." },
 	{ "bad_within_and_between", 0,
 	  "{\"performed\": {" EV ", \"within\": \"3 days\","
 	  " \"between\": [\"2026-01-01\", \"2026-02-01\"]}}",
