@@ -3,6 +3,8 @@
 
 #include "audsync/db.h"
 
+#include <string.h>
+
 /* The session's tables (stage.h), empty. */
 static const char *const reset_sql[] = {
 	"CREATE TEMP TABLE IF NOT EXISTS audsync_stage ("
@@ -38,11 +40,27 @@ static const char *const analyze_sql[] = {
 	[STAGE_TABLE_CHG] = "ANALYZE pg_temp.audsync_chg"
 };
 
+/* Whether the session already has the four tables: a connection kept
+ * from sync to sync (a run of several, the daemon) makes them once, and
+ * PostgreSQL does not notice "already exists" to the debug log each time. */
+static const char have_sql[] =
+	"SELECT count(*) = 4 FROM pg_catalog.pg_class"
+	" WHERE relnamespace = pg_catalog.pg_my_temp_schema()"
+	" AND relname IN ('audsync_stage', 'audsync_d', 'audsync_touched',"
+	" 'audsync_mark')";
+
 int stage_reset(PGconn *conn, char *err, size_t errlen)
 {
-	size_t i;
+	size_t n = sizeof(reset_sql) / sizeof(*reset_sql), i = 0;
+	PGresult *have =
+		db_query(conn, "stage", have_sql, 0, NULL, err, errlen);
 
-	for (i = 0; i < sizeof(reset_sql) / sizeof(*reset_sql); i++)
+	if (!have)
+		return -1;
+	if (strcmp(PQgetvalue(have, 0, 0), "t") == 0)
+		i = n - 1; /* only the TRUNCATE */
+	PQclear(have);
+	for (; i < n; i++)
 		if (db_exec(conn, "stage", reset_sql[i], 0, NULL, err,
 			    errlen) != 0)
 			return -1;

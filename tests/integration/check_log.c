@@ -173,6 +173,27 @@ START_TEST(an_unchanged_run_logs_at_debug_not_info)
 }
 END_TEST
 
+/* A run of two syncs on one connection reuses the engine's temporary
+ * tables; PostgreSQL's notices about that are no news to an operator. */
+START_TEST(the_debug_log_has_no_notices_about_the_engines_own_tables)
+{
+	tl_result r;
+
+	tl_sql(db, "INSERT INTO audsync.computations (key, name, kind,"
+		   " definition_sql) VALUES ('second', 'Second', 'audience',"
+		   " 'SELECT DISTINCT profile_id FROM audsync.external_ids');"
+		   "INSERT INTO audsync.syncs (computation_id, destination_id,"
+		   " mode) SELECT c.id, d.id, 'identify'"
+		   " FROM audsync.computations c, audsync.destinations d"
+		   " WHERE c.key = 'second' AND d.name = 'mp'");
+	r = tl_audsync(db, NULL, "--log-level", "debug", "run", "--all", NULL);
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_msg(tl_contains(r.err, "computation=second"), "%s", r.err);
+	ck_assert_msg(!tl_contains(r.err, "postgresql notice"), "%s", r.err);
+	tl_result_free(&r);
+}
+END_TEST
+
 START_TEST(audsync_log_format_chooses_json)
 {
 	const char *const env[] = { "AUDSYNC_LOG_FORMAT=json", NULL };
@@ -358,6 +379,8 @@ static Suite *log_suite(void)
 		       json_lines_carry_numbers_rfc3339_times_and_one_run_id);
 	tcase_add_test(tc, a_text_field_that_reads_as_a_number_stays_a_string);
 	tcase_add_test(tc, an_unchanged_run_logs_at_debug_not_info);
+	tcase_add_test(
+		tc, the_debug_log_has_no_notices_about_the_engines_own_tables);
 	tcase_add_test(tc, audsync_log_format_chooses_json);
 	tcase_add_test(tc, lines_carry_their_priority_for_journald_and_syslog);
 	tcase_add_test(tc, a_long_run_logs_its_progress_off_a_terminal);
