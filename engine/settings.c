@@ -92,8 +92,9 @@ static void range_error(char *err, size_t errlen, const settings_def *d,
 			   : d->type == SETTINGS_DURATION ? "a duration"
 							  : "a number";
 
-	snprintf(err, errlen, "%s must be %s from %g to %g%s%s, not '%.60s'",
-		 d->name, what, d->min, d->max,
+	snprintf(err, errlen,
+		 "%s must be %s from %.15g to %.15g%s%s, not '%.60s'", d->name,
+		 what, d->min, d->max,
 		 d->unit && d->type != SETTINGS_DURATION ? " " : "",
 		 d->type == SETTINGS_DURATION ? " ms (units ms, s, min, h)"
 		 : d->unit		      ? d->unit

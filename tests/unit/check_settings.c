@@ -144,6 +144,41 @@ START_TEST(an_unset_variable_takes_its_default)
 }
 END_TEST
 
+/* A value out of range is refused with its bounds as an operator writes
+ * them, not in a printf exponent. */
+START_TEST(a_range_error_writes_its_bounds_in_full)
+{
+	static const struct {
+		settings_scope scope;
+		const char *name, *text, *want;
+	} rows[] = {
+		{ SETTINGS_ENV, "AUDSYNC_TIMEOUT_MS", "0",
+		  "AUDSYNC_TIMEOUT_MS must be a whole number from 1 to 3600000 "
+		  "ms, not '0'" },
+		{ SETTINGS_ENV, "AUDSYNC_LOOKUP_PERCENT", "abc",
+		  "AUDSYNC_LOOKUP_PERCENT must be a whole number from 0 to "
+		  "1000000 %, not 'abc'" },
+		{ SETTINGS_DEST, "max_rate", "0",
+		  "max_rate must be a number from 0.001 to 100000 records/s, "
+		  "not '0'" },
+	};
+	char err[300];
+	double x;
+	size_t i;
+
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		const settings_def *d =
+			settings_find(rows[i].scope, rows[i].name);
+
+		ck_assert_ptr_nonnull(d);
+		ck_assert_int_eq(settings_parse_double(&x, d, rows[i].text, err,
+						       sizeof(err)),
+				 -1);
+		ck_assert_str_eq(err, rows[i].want);
+	}
+}
+END_TEST
+
 /* Every setting of the table has a row of the README's tables with its
  * name and default. */
 START_TEST(the_readme_lists_every_setting)
@@ -311,6 +346,7 @@ static Suite *settings_suite(void)
 	TCase *tp = tcase_create("policy");
 
 	tcase_add_test(tc, every_setting_default_and_bounds);
+	tcase_add_test(tc, a_range_error_writes_its_bounds_in_full);
 	tcase_add_loop_test(tc, settings_parse_strictly, 0,
 			    (int)(sizeof(parse_rows) / sizeof(parse_rows[0])));
 	tcase_add_test(tc, an_unset_variable_takes_its_default);
