@@ -202,6 +202,15 @@ int settings_check_env(char *err, size_t errlen)
 		if ((d->type == SETTINGS_INT || d->type == SETTINGS_DURATION) &&
 		    settings_env_long(&v, d->name, err, errlen) != 0)
 			return -1;
+		/* "off" or "0" must not leave a switch on quietly */
+		if (d->type == SETTINGS_BOOL &&
+		    strcmp(settings_env(d->name), "true") != 0 &&
+		    strcmp(settings_env(d->name), "false") != 0) {
+			snprintf(err, errlen,
+				 "%s must be true or false, not '%.60s'",
+				 d->name, settings_env(d->name));
+			return -1;
+		}
 	}
 	return 0;
 }

@@ -144,6 +144,29 @@ START_TEST(an_unset_variable_takes_its_default)
 }
 END_TEST
 
+/* A switch is true or false: "off" or "0" must not leave it on quietly. */
+START_TEST(a_switch_is_true_or_false)
+{
+	static const char *const bad[] = { "off", "0", "no", "FALSE", "maybe" };
+	char err[300], want[100];
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		setenv("AUDSYNC_INCREMENTAL", bad[i], 1);
+		ck_assert_int_eq(settings_check_env(err, sizeof(err)), -1);
+		snprintf(want, sizeof(want),
+			 "AUDSYNC_INCREMENTAL must be true or false, not '%s'",
+			 bad[i]);
+		ck_assert_str_eq(err, want);
+	}
+	setenv("AUDSYNC_INCREMENTAL", "false", 1);
+	ck_assert_int_eq(settings_check_env(err, sizeof(err)), 0);
+	setenv("AUDSYNC_INCREMENTAL", "true", 1);
+	ck_assert_int_eq(settings_check_env(err, sizeof(err)), 0);
+	unsetenv("AUDSYNC_INCREMENTAL");
+}
+END_TEST
+
 /* A value out of range is refused with its bounds as an operator writes
  * them, not in a printf exponent. */
 START_TEST(a_range_error_writes_its_bounds_in_full)
@@ -347,6 +370,7 @@ static Suite *settings_suite(void)
 
 	tcase_add_test(tc, every_setting_default_and_bounds);
 	tcase_add_test(tc, a_range_error_writes_its_bounds_in_full);
+	tcase_add_test(tc, a_switch_is_true_or_false);
 	tcase_add_loop_test(tc, settings_parse_strictly, 0,
 			    (int)(sizeof(parse_rows) / sizeof(parse_rows[0])));
 	tcase_add_test(tc, an_unset_variable_takes_its_default);
