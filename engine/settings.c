@@ -191,6 +191,27 @@ int settings_env_long(long *out, const char *name, char *err, size_t errlen)
 	return settings_parse_long(out, d, settings_env(name), err, errlen);
 }
 
+/* Each ':'-separated entry of the file-sink list is absolute: a relative
+ * one would never match (dest_policy.c), and say nothing. */
+static int check_sink_dirs(char *err, size_t errlen)
+{
+	const char *p = settings_env("AUDSYNC_ALLOW_FILE_SINKS");
+
+	while (*p) {
+		size_t len = strcspn(p, ":");
+
+		if (len > 0 && p[0] != '/') {
+			snprintf(err, errlen,
+				 "AUDSYNC_ALLOW_FILE_SINKS must list absolute "
+				 "directories separated by ':', not '%.*s'",
+				 (int)(len < 60 ? len : 60), p);
+			return -1;
+		}
+		p += len + (p[len] == ':');
+	}
+	return 0;
+}
+
 int settings_check_env(char *err, size_t errlen)
 {
 	const settings_def *d;
@@ -212,5 +233,5 @@ int settings_check_env(char *err, size_t errlen)
 			return -1;
 		}
 	}
-	return 0;
+	return check_sink_dirs(err, errlen);
 }

@@ -167,6 +167,23 @@ START_TEST(a_switch_is_true_or_false)
 }
 END_TEST
 
+/* A relative directory in the file-sink list could never match: the
+ * operator hears so at start, not when a destination is refused. */
+START_TEST(file_sinks_are_absolute_directories)
+{
+	char err[300];
+
+	setenv("AUDSYNC_ALLOW_FILE_SINKS", "/var/lib/audsync:exports", 1);
+	ck_assert_int_eq(settings_check_env(err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "AUDSYNC_ALLOW_FILE_SINKS must list absolute "
+			      "directories separated by ':', not 'exports'");
+	setenv("AUDSYNC_ALLOW_FILE_SINKS", "/var/lib/audsync:/srv/out", 1);
+	ck_assert_int_eq(settings_check_env(err, sizeof(err)), 0);
+	unsetenv("AUDSYNC_ALLOW_FILE_SINKS");
+	ck_assert_int_eq(settings_check_env(err, sizeof(err)), 0);
+}
+END_TEST
+
 /* A value out of range is refused with its bounds as an operator writes
  * them, not in a printf exponent. */
 START_TEST(a_range_error_writes_its_bounds_in_full)
@@ -371,6 +388,7 @@ static Suite *settings_suite(void)
 	tcase_add_test(tc, every_setting_default_and_bounds);
 	tcase_add_test(tc, a_range_error_writes_its_bounds_in_full);
 	tcase_add_test(tc, a_switch_is_true_or_false);
+	tcase_add_test(tc, file_sinks_are_absolute_directories);
 	tcase_add_loop_test(tc, settings_parse_strictly, 0,
 			    (int)(sizeof(parse_rows) / sizeof(parse_rows[0])));
 	tcase_add_test(tc, an_unset_variable_takes_its_default);
