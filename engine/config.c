@@ -252,48 +252,53 @@ static int read_credential(char *out, size_t outlen, const char *name)
 }
 
 /* Secrets come from the environment variable the destination names, or
- * else from the systemd credential of that name. */
-static void resolve_secret(dest_def *d)
+ * else from the systemd credential of that name. Returns 1 when the
+ * variable is allowed but this process has neither. */
+static int resolve_secret(dest_def *d)
 {
 	char why[AUDSYNC_ERR_LEN];
 	char cred[4096];
 	const char *v;
 
 	if (!d->secret_env || !*d->secret_env)
-		return;
+		return 0;
 	if (dest_policy_secret_env(d->secret_env, why, sizeof(why)) != 0) {
 		set_problem(d, "destination %s: %s", d->name, why);
-		return;
+		return 0;
 	}
 	v = getenv(d->secret_env);
 	if ((!v || !*v) &&
 	    read_credential(cred, sizeof(cred), d->secret_env) == 0)
 		v = cred;
-	if (!v || !*v) {
-		set_problem(d,
-			    "destination %s: environment variable %s "
-			    "(its secret_env) is not set, nor a credential "
-			    "of that name",
-			    d->name, d->secret_env);
-		return;
-	}
+	if (!v || !*v)
+		return 1;
 	d->secret = alloc_strdup(v);
+	return 0;
 }
 
 /* The secret, then the client's own check of the fields (mp_dest.h,
  * the same the client applies), then what the operator allows
- * (dest_policy.h). */
+ * (dest_policy.h); a secret this process lacks comes last, so that a
+ * problem of the row is the one reported (problem_in_env). */
 static void check_dest(dest_def *d)
 {
 	char why[AUDSYNC_ERR_LEN];
 	mp_destination m;
+	int no_secret = resolve_secret(d);
 
-	resolve_secret(d);
 	config_mp_destination(&m, d);
 	if (mp_dest_check(&m, why, sizeof(why)) != 0)
 		set_problem(d, "%s", why);
 	if (dest_policy_api_base(d->api_base, why, sizeof(why)) != 0)
 		set_problem(d, "destination %s: %s", d->name, why);
+	if (no_secret && !d->problem) {
+		set_problem(d,
+			    "destination %s: environment variable %s "
+			    "(its secret_env) is not set, nor a credential "
+			    "of that name",
+			    d->name, d->secret_env);
+		d->problem_in_env = 1;
+	}
 }
 
 static void load_dest(dest_def *d, const PGresult *r, int row, int base)
@@ -504,7 +509,8 @@ void config_mp_destination(mp_destination *out, const dest_def *d)
 	out->batch_size = d->batch_size;
 }
 
-const char *config_sync_problem(const sync_def *s, char *buf, size_t len)
+static const char *sync_problem(const sync_def *s, int with_env, char *buf,
+				size_t len)
 {
 	const char *key_why = naming_key_problem(s->key);
 
@@ -515,7 +521,7 @@ const char *config_sync_problem(const sync_def *s, char *buf, size_t len)
 			 "computation %s: lookback %s must be positive and "
 			 "at most " LOOKBACK_MAX,
 			 s->key, s->lookback ? s->lookback : "");
-	else if (s->dest->problem)
+	else if (s->dest->problem && (with_env || !s->dest->problem_in_env))
 		snprintf(buf, len, "%s", s->dest->problem);
 	else if (s->mode == SYNC_MODE_IDENTIFY && !s->dest->use_people)
 		snprintf(buf, len,
@@ -528,6 +534,16 @@ const char *config_sync_problem(const sync_def *s, char *buf, size_t len)
 		return NULL;
 	config_one_line(buf);
 	return buf;
+}
+
+const char *config_sync_problem(const sync_def *s, char *buf, size_t len)
+{
+	return sync_problem(s, 1, buf, len);
+}
+
+const char *config_sync_row_problem(const sync_def *s, char *buf, size_t len)
+{
+	return sync_problem(s, 0, buf, len);
 }
 
 void config_one_line(char *s)

@@ -99,14 +99,15 @@ PGresult *status_dest_query(PGconn *conn, char *err, size_t errlen)
 	return db_query(conn, "status", dest_sql, 0, NULL, err, errlen);
 }
 
-/* The configuration problem of sync id, or NULL. */
+/* The configuration problem of sync id, or NULL: of its rows only, since
+ * status may run where the service's secret is not. */
 static const char *problem_of(const sync_list *l, int id, char *buf, size_t len)
 {
 	int i;
 
 	for (i = 0; i < l->n; i++)
 		if (l->items[i].id == id)
-			return config_sync_problem(&l->items[i], buf, len);
+			return config_sync_row_problem(&l->items[i], buf, len);
 	return NULL;
 }
 

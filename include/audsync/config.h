@@ -38,6 +38,9 @@ typedef struct dest_def {
 	int batch_size;
 	char *settings; /* the settings object's text, as stored */
 	char *problem;	/* why it cannot be used, or NULL */
+	/* problem is only that this process has no secret: its environment,
+	 * not the row (status reads state and needs none) */
+	int problem_in_env;
 } dest_def;
 
 /* One sync with its computation and destination. */
@@ -117,6 +120,11 @@ void config_parse_settings(dest_def *d, const char *text);
  * line naming the destination or computation. Writes into buf and returns
  * it, or NULL. */
 const char *config_sync_problem(const sync_def *s, char *buf, size_t len);
+
+/* The same, but for what lies in the rows only: a destination whose only
+ * problem is a secret this process cannot see is not one (status runs
+ * where the service's secret may not be, and reads the runs' state). */
+const char *config_sync_row_problem(const sync_def *s, char *buf, size_t len);
 
 /* Replaces control characters of s in place by '?': a row's text goes
  * into one-line messages. */

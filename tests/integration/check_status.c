@@ -176,6 +176,27 @@ START_TEST(status_check_is_critical_for_a_stopped_destination)
 }
 END_TEST
 
+/* A monitoring agent runs status without the secret the service's
+ * runs use: the syncs' state is in the database, and status does not
+ * call Mixpanel. A run without it does fail, and then status says so. */
+START_TEST(status_does_not_need_the_secret_of_the_runs)
+{
+	const char *const with[] = { "MIXPANEL_STATUS_SECRET=s3cret", NULL };
+	tl_result r;
+
+	tl_sql(db, "UPDATE audsync.destinations"
+		   " SET secret_env = 'MIXPANEL_STATUS_SECRET'");
+	ck_assert_int_eq(run_all(with), 0);
+	assert_check(NULL, 0, "OK");
+	r = tl_audsync(db, NULL, "status", NULL);
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_msg(!tl_contains(r.out, "error:"), "%s", r.out);
+	tl_result_free(&r);
+	ck_assert_int_eq(run_all(NULL), 1);
+	assert_check(NULL, 2, "MIXPANEL_STATUS_SECRET");
+}
+END_TEST
+
 START_TEST(status_check_on_an_unreachable_database_is_unknown)
 {
 	tl_result r = tl_audsync("host=/nonexistent dbname=x", NULL, "status",
@@ -321,6 +342,7 @@ static Suite *status_suite(void)
 		status_shows_the_last_success_its_duration_and_the_next_due);
 	tcase_add_test(tc, status_check_exits_0_1_2_the_nagios_way);
 	tcase_add_test(tc, status_check_is_critical_for_a_stopped_destination);
+	tcase_add_test(tc, status_does_not_need_the_secret_of_the_runs);
 	tcase_add_test(tc, status_check_on_an_unreachable_database_is_unknown);
 	tcase_add_test(tc, dead_letters_are_listed_per_destination);
 	tcase_add_test(tc, metrics_describe_each_sync_and_destination);
