@@ -4,8 +4,10 @@
 #include "audsync/buf.h"
 #include "audsync/status.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Prometheus label values escape backslash, quote and newline. */
 static void put_label(buf *b, const char *v)
@@ -176,13 +178,18 @@ int metrics_write(PGconn *conn, const char *path, char *err, size_t errlen)
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	f = fopen(tmp, "w");
 	if (!f || fwrite(b.data, 1, b.len, f) != b.len) {
-		snprintf(err, errlen, "cannot write %s", tmp);
-		if (f)
+		snprintf(err, errlen, "cannot write %s: %s", tmp,
+			 strerror(errno));
+		if (f) {
 			fclose(f);
+			unlink(tmp);
+		}
 		goto out;
 	}
 	if (fclose(f) != 0 || rename(tmp, path) != 0) {
-		snprintf(err, errlen, "cannot replace %s", path);
+		snprintf(err, errlen, "cannot replace %s: %s", path,
+			 strerror(errno));
+		unlink(tmp);
 		goto out;
 	}
 	rc = 0;

@@ -234,6 +234,24 @@ START_TEST(dead_letters_are_listed_per_destination)
 }
 END_TEST
 
+/* A metrics file that cannot be written costs the run nothing, and the
+ * warning says why, as the operator must fix it. */
+START_TEST(a_metrics_file_that_cannot_be_written_says_why)
+{
+	tl_result r =
+		tl_audsync(db, NULL, "--metrics-file",
+			   "/nonexistent/audsync/m.prom", "run", "--all", NULL);
+
+	ck_assert_msg(r.status == 0, "run exited %d: %s", r.status, r.err);
+	ck_assert_msg(tl_contains(r.err, "metrics not written") &&
+			      tl_contains(r.err, "/nonexistent/audsync/m.prom"
+						 ".tmp: No such file or "
+						 "directory"),
+		      "%s", r.err);
+	tl_result_free(&r);
+}
+END_TEST
+
 /* The metrics file of one run with env, as text (caller frees). */
 static char *metrics_of_run(const char *const *env, int want)
 {
@@ -343,6 +361,7 @@ static Suite *status_suite(void)
 	tcase_add_test(tc, status_check_exits_0_1_2_the_nagios_way);
 	tcase_add_test(tc, status_check_is_critical_for_a_stopped_destination);
 	tcase_add_test(tc, status_does_not_need_the_secret_of_the_runs);
+	tcase_add_test(tc, a_metrics_file_that_cannot_be_written_says_why);
 	tcase_add_test(tc, status_check_on_an_unreachable_database_is_unknown);
 	tcase_add_test(tc, dead_letters_are_listed_per_destination);
 	tcase_add_test(tc, metrics_describe_each_sync_and_destination);
