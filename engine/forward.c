@@ -563,6 +563,30 @@ static int drain_dest(forward_totals *t, PGconn *conn, const dest_def *def,
 	return rc;
 }
 
+/* Rows addressed to a destination no row of audsync.destinations names:
+ * they wait for it (README), and a loader's typo would wait forever. */
+static const char orphans_sql[] =
+	"SELECT i.destination, count(*) FROM audsync.inbound i"
+	" WHERE NOT EXISTS (SELECT 1 FROM audsync.destinations d"
+	" WHERE d.name = i.destination)"
+	" GROUP BY i.destination ORDER BY i.destination";
+
+static int warn_orphans(PGconn *conn, char *err, size_t errlen)
+{
+	PGresult *r = db_query(conn, "inbound rows held", orphans_sql, 0, NULL,
+			       err, errlen);
+	int i;
+
+	if (!r)
+		return -1;
+	for (i = 0; i < PQntuples(r); i++)
+		log_warn("inbound rows held: no such destination",
+			 "destination", PQgetvalue(r, i, 0), "rows",
+			 PQgetvalue(r, i, 1));
+	PQclear(r);
+	return 0;
+}
+
 int forward_drain_inbound(forward_totals *out, PGconn *conn,
 			  const char *destination, volatile sig_atomic_t *stop,
 			  char *err, size_t errlen)
@@ -580,5 +604,7 @@ int forward_drain_inbound(forward_totals *out, PGconn *conn,
 	for (i = 0; i < l.ndests && rc == 0; i++)
 		rc = drain_dest(out, conn, &l.dests[i], stop, err, errlen);
 	config_free(&l);
+	if (rc == 0 && !destination)
+		rc = warn_orphans(conn, err, errlen);
 	return rc;
 }

@@ -323,10 +323,17 @@ START_TEST(inbound_rows_are_drained_and_bad_ones_kept_with_the_reason)
 	ck_assert_int_eq(tl_sql_int(db, "SELECT count(*) FROM audsync.inbound"
 					" WHERE destination = 'mp'"),
 			 0);
-	/* A row for a destination that does not exist waits for it. */
+	/* A row for a destination that does not exist waits for it, and the
+	 * operator hears so (a typo in the loader would wait forever). */
 	ck_assert_int_eq(tl_sql_int(db, "SELECT count(*) FROM audsync.inbound"
 					" WHERE destination = 'elsewhere'"),
 			 1);
+	ck_assert_msg(tl_contains(r.err, "level=warn") &&
+			      tl_contains(r.err,
+					  "msg=\"inbound rows held: no "
+					  "such destination\" "
+					  "destination=elsewhere rows=1"),
+		      "%s", r.err);
 	reason = tl_sql_value(db, "SELECT reason FROM audsync.inbound_rejected"
 				  " WHERE id = 2");
 	ck_assert_msg(reason && tl_contains(reason, "timestamp"), "%s",
