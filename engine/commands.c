@@ -226,6 +226,35 @@ int cmd_resync(const cli_opts *o)
 	return rc;
 }
 
+/* A --destination that names no destination is a typo, not a filter
+ * that happens to match nothing: the command would quietly do nothing.
+ * Returns 0, or an exit status after logging. */
+static int check_destination(PGconn *conn, const char *name)
+{
+	char err[AUDSYNC_ERR_LEN];
+	const char *p[1] = { name };
+	PGresult *r;
+	int n;
+
+	if (!name)
+		return 0;
+	r = db_query(conn, "destination",
+		     "SELECT count(*) FROM audsync.destinations"
+		     " WHERE name = $1",
+		     1, p, err, sizeof(err));
+	if (!r) {
+		log_error(err);
+		return EXIT_CONFIG;
+	}
+	n = (int)db_int(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	if (n > 0)
+		return 0;
+	snprintf(err, sizeof(err), "no destination is named %s", name);
+	log_error(err);
+	return EXIT_USAGE;
+}
+
 int cmd_deliver(const cli_opts *o)
 {
 	run_totals t = { 0 };
@@ -234,6 +263,11 @@ int cmd_deliver(const cli_opts *o)
 
 	if (!conn)
 		return EXIT_CONFIG;
+	rc = check_destination(conn, o->destination);
+	if (rc != 0) {
+		db_close(conn);
+		return rc;
+	}
 	install_signals();
 	progress_begin("deliver");
 	rc = deliver_and_report(conn, o, &t);
@@ -341,6 +375,11 @@ int cmd_forward(const cli_opts *o)
 	conn = open_db(o, 1);
 	if (!conn)
 		return EXIT_CONFIG;
+	rc = check_destination(conn, o->destination);
+	if (rc != 0) {
+		db_close(conn);
+		return rc;
+	}
 	install_signals();
 	rc = o->from_table ? forward_inbound(conn, &f, o->destination)
 			   : forward_file(conn, o, &f, &t);
@@ -589,11 +628,13 @@ int cmd_status(const cli_opts *o)
 	}
 	if (o->check)
 		rc = status_nagios(conn);
-	else if ((o->dead_letters
-			  ? status_dead_letters(stdout, conn, o->destination,
-						o->json, err, sizeof(err))
-			  : status_print(stdout, conn, o->json, err,
-					 sizeof(err))) != 0) {
+	else if (o->dead_letters)
+		rc = check_destination(conn, o->destination);
+	if (rc == EXIT_OK && !o->check &&
+	    (o->dead_letters ? status_dead_letters(stdout, conn, o->destination,
+						   o->json, err, sizeof(err))
+			     : status_print(stdout, conn, o->json, err,
+					    sizeof(err))) != 0) {
 		log_error(err);
 		rc = EXIT_CONFIG;
 	}
@@ -666,6 +707,11 @@ int cmd_retry_failed(const cli_opts *o)
 
 	if (!conn)
 		return EXIT_CONFIG;
+	rc = check_destination(conn, o->destination);
+	if (rc != 0) {
+		db_close(conn);
+		return rc;
+	}
 	install_signals();
 	if (retry_failed_requeue(&n, conn, o->destination, err, sizeof(err)) !=
 	    0) {

@@ -689,6 +689,35 @@ START_TEST(as_of_in_the_future_exits_2_and_sends_nothing)
 }
 END_TEST
 
+/* A --destination that names no destination is a typo: the commands
+ * that take one say so and exit 2 (as run does), not do nothing. */
+START_TEST(a_destination_that_does_not_exist_exits_2)
+{
+	static const char *const cmds[][3] = {
+		{ "deliver", NULL, NULL },
+		{ "retry-failed", NULL, NULL },
+		{ "status", "--dead-letters", NULL },
+		{ "forward", "--from-table", NULL },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		tl_result r =
+			cmds[i][1]
+				? tl_audsync(db, NULL, cmds[i][0], cmds[i][1],
+					     "--destination", "mpx", NULL)
+				: tl_audsync(db, NULL, cmds[i][0],
+					     "--destination", "mpx", NULL);
+
+		ck_assert_msg(r.status == 2, "%s exited %d: %s", cmds[i][0],
+			      r.status, r.err);
+		ck_assert_msg(tl_contains(r.err, "no destination is named mpx"),
+			      "%s: %s", cmds[i][0], r.err);
+		tl_result_free(&r);
+	}
+}
+END_TEST
+
 /* Asserts every line of text is a JSON object with level and msg. */
 static void assert_json_lines(const char *text)
 {
@@ -1003,6 +1032,7 @@ static Suite *cli_suite(void)
 	tcase_add_checked_fixture(sync, setup, teardown);
 	tcase_set_timeout(sync, 60);
 	tcase_add_test(sync, as_of_in_the_future_exits_2_and_sends_nothing);
+	tcase_add_test(sync, a_destination_that_does_not_exist_exits_2);
 	tcase_add_test(sync,
 		       log_format_json_makes_every_stderr_line_a_json_object);
 	tcase_add_test(sync, log_level_error_silences_info_lines);

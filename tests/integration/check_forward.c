@@ -399,9 +399,10 @@ START_TEST(usage_and_configuration_errors)
 	ck_assert_int_eq(r.status, 2);
 	tl_result_free(&r);
 	write_file(messages, 1);
+	/* a destination that does not exist is a usage error, as for run */
 	r = tl_audsync(db, NULL, "forward", "--destination", "nope", path,
 		       NULL);
-	ck_assert_int_eq(r.status, 3);
+	ck_assert_int_eq(r.status, 2);
 	ck_assert_msg(tl_contains(r.err, "no destination is named nope"), "%s",
 		      r.err);
 	tl_result_free(&r);
