@@ -221,22 +221,31 @@ END_TEST
 
 /* Every setting of the table has a row of the README's tables with its
  * name and default. */
-START_TEST(the_readme_lists_every_setting)
+/* The whole of a file of the tree (caller frees). */
+static char *read_tree_file(const char *path)
 {
-	FILE *f = fopen("README.md", "r");
-	char line[1024], want[128];
-	const settings_def *d;
+	FILE *f = fopen(path, "r");
+	char line[1024];
 	char *text = NULL;
 	size_t len = 0;
 
-	ck_assert_msg(f != NULL, "README.md not found from the current "
-				 "directory");
+	ck_assert_msg(f != NULL, "%s not found from the current directory",
+		      path);
 	while (fgets(line, sizeof(line), f)) {
 		text = realloc(text, len + strlen(line) + 1);
 		memcpy(text + len, line, strlen(line) + 1);
 		len += strlen(line);
 	}
 	fclose(f);
+	return text;
+}
+
+START_TEST(the_readme_lists_every_setting)
+{
+	char want[128];
+	const settings_def *d;
+	char *text = read_tree_file("README.md");
+
 	for (d = settings_table; d->name; d++) {
 		const char *p;
 		int found = 0;
@@ -253,6 +262,25 @@ START_TEST(the_readme_lists_every_setting)
 		}
 		ck_assert_msg(found, "README.md has no table row '%s ... `%s`'",
 			      want, d->dflt);
+	}
+	free(text);
+}
+END_TEST
+
+/* The deployment's environment file names every variable an operator
+ * may set, with its default where it has one (commented out). */
+START_TEST(the_environment_example_lists_every_variable)
+{
+	char want[160];
+	const settings_def *d;
+	char *text = read_tree_file("deploy/audsync.env.example");
+
+	for (d = settings_table; d->name; d++) {
+		if (d->scope != SETTINGS_ENV || !strcmp(d->name, "AUDSYNC_DB"))
+			continue;
+		snprintf(want, sizeof(want), "%s=%s", d->name, d->dflt);
+		ck_assert_msg(strstr(text, want) != NULL,
+			      "deploy/audsync.env.example lacks '%s'", want);
 	}
 	free(text);
 }
@@ -388,6 +416,7 @@ static Suite *settings_suite(void)
 	tcase_add_test(tc, every_setting_default_and_bounds);
 	tcase_add_test(tc, a_range_error_writes_its_bounds_in_full);
 	tcase_add_test(tc, a_switch_is_true_or_false);
+	tcase_add_test(tc, the_environment_example_lists_every_variable);
 	tcase_add_test(tc, file_sinks_are_absolute_directories);
 	tcase_add_loop_test(tc, settings_parse_strictly, 0,
 			    (int)(sizeof(parse_rows) / sizeof(parse_rows[0])));
