@@ -1,6 +1,7 @@
 /* commands.c - the subcommands: open what they need, call the engine */
 #include "audsync/commands.h"
 
+#include "audsync/alloc.h"
 #include "audsync/db.h"
 #include "audsync/deliver.h"
 #include "audsync/errbuf.h"
@@ -13,6 +14,7 @@
 #include "audsync/retire.h"
 #include "audsync/retry_failed.h"
 #include "audsync/rule_catalog.h"
+#include "audsync/settings.h"
 #include "audsync/status.h"
 #include "audsync/sync.h"
 #include "audsync/validate.h"
@@ -451,7 +453,54 @@ static void daemon_pass(PGconn *conn, const cli_opts *o, int woke)
 
 /* Applies the KEY=value lines of path to the environment; blank lines
  * and '#' comments are skipped, one pair of quotes around a value goes. */
-static int load_env_file(const char *path, char *err, size_t errlen)
+/* What load_env_file() replaced, to put back when a reload is refused. */
+typedef struct env_undo {
+	char **keys, **olds; /* olds[i] NULL: the variable was not set */
+	int n;
+} env_undo;
+
+static void env_undo_add(env_undo *u, const char *key)
+{
+	const char *old = getenv(key);
+
+	u->keys = alloc_realloc(u->keys, (size_t)(u->n + 1) * sizeof(char *));
+	u->olds = alloc_realloc(u->olds, (size_t)(u->n + 1) * sizeof(char *));
+	u->keys[u->n] = alloc_strdup(key);
+	u->olds[u->n] = old ? alloc_strdup(old) : NULL;
+	u->n++;
+}
+
+/* Puts the environment back as it was, last change first, and frees. */
+static void env_undo_apply(env_undo *u)
+{
+	int i;
+
+	for (i = u->n - 1; i >= 0; i--) {
+		if (u->olds[i])
+			setenv(u->keys[i], u->olds[i], 1);
+		else
+			unsetenv(u->keys[i]);
+	}
+}
+
+static void env_undo_free(env_undo *u)
+{
+	int i;
+
+	for (i = 0; i < u->n; i++) {
+		free(u->keys[i]);
+		free(u->olds[i]);
+	}
+	free(u->keys);
+	free(u->olds);
+	memset(u, 0, sizeof(*u));
+}
+
+/* Applies path's KEY=value lines (recording in undo what they replace),
+ * then checks every setting as main() does at start. Returns 0, or -1
+ * with err set; the caller puts undo back. */
+static int load_env_file(const char *path, env_undo *undo, char *err,
+			 size_t errlen)
 {
 	char line[4096];
 	FILE *f = fopen(path, "r");
@@ -483,10 +532,11 @@ static int load_env_file(const char *path, char *err, size_t errlen)
 			v[len - 1] = '\0';
 			v++;
 		}
+		env_undo_add(undo, k);
 		setenv(k, v, 1);
 	}
 	fclose(f);
-	return 0;
+	return settings_check_env(err, errlen);
 }
 
 /* The settings the daemon reads again on SIGHUP: AUDSYNC_ENV_FILE's
@@ -497,15 +547,22 @@ static void daemon_reload(const cli_opts *o)
 	char err[AUDSYNC_ERR_LEN];
 	const char *file = getenv("AUDSYNC_ENV_FILE");
 
+	env_undo undo = { 0 };
+
 	reload_requested = 0;
 	notify_send("RELOADING=1");
-	if (file && *file && load_env_file(file, err, sizeof(err)) != 0)
+	if (file && *file &&
+	    load_env_file(file, &undo, err, sizeof(err)) != 0) {
+		env_undo_apply(&undo);
 		log_error("reload failed: settings kept", "error", err);
-	else if (log_setup(o->log_level, o->log_format, err, sizeof(err)) != 0)
+	} else if (log_setup(o->log_level, o->log_format, err, sizeof(err)) !=
+		   0) {
 		log_error("reload failed: log settings kept", "error", err);
-	else
+	} else {
 		log_info("reloaded: settings read again", "env_file",
 			 file && *file ? file : "-");
+	}
+	env_undo_free(&undo);
 	notify_send("READY=1");
 }
 
@@ -548,9 +605,14 @@ int cmd_daemon(const cli_opts *o)
 	PGconn *conn;
 	struct sigaction sa;
 
-	if (file && *file &&
-	    (load_env_file(file, err, sizeof(err)) != 0 ||
-	     log_setup(o->log_level, o->log_format, err, sizeof(err)) != 0)) {
+	env_undo undo = { 0 };
+	int bad =
+		file && *file &&
+		(load_env_file(file, &undo, err, sizeof(err)) != 0 ||
+		 log_setup(o->log_level, o->log_format, err, sizeof(err)) != 0);
+
+	env_undo_free(&undo);
+	if (bad) {
 		log_error(err);
 		return EXIT_CONFIG;
 	}

@@ -337,10 +337,47 @@ START_TEST(sighup_reads_the_settings_again)
 	/* Alive, and logging in the format the file now says. */
 	wait_for_text(logf, "\"msg\":\"reloaded: settings read again\"");
 	ck_assert_int_eq(waitpid(pid, &st, WNOHANG), 0);
+	/* A file with a wrong value is refused whole: the log stays JSON
+	 * although the file says logfmt, and the daemon goes on. */
+	write_text(envf, "AUDSYNC_LOG_FORMAT=logfmt\nAUDSYNC_TIMEOUT_MS=30s\n");
+	ck_assert_int_eq(kill(pid, SIGHUP), 0);
+	wait_for_text(logf, "\"msg\":\"reload failed: settings kept\","
+			    "\"error\":\"AUDSYNC_TIMEOUT_MS must be");
+	ck_assert_int_eq(waitpid(pid, &st, WNOHANG), 0);
+	/* Kept: the next pass delivers, with no trace of the wrong value. */
+	tl_sql(db, "INSERT INTO audsync.events VALUES"
+		   " ('p2', 'Signed Up', '{}', now() - interval '1 second')");
+	ck_assert_msg(wait_for_member("u2", 15),
+		      "the pass after a refused reload did not deliver");
 	st = stop_daemon(&secs, pid, 0);
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
 	unlink(envf);
 	unlink(logf);
+	rmdir(dir);
+}
+END_TEST
+
+/* A wrong value in the environment file stops the daemon at start, as
+ * the same value in its environment would: not each pass later. */
+START_TEST(a_wrong_environment_file_stops_the_daemon_at_start)
+{
+	char dir[] = "/tmp/audsync-env-XXXXXX", envf[64], envv[96];
+	const char *env[] = { envv, NULL };
+	tl_result r;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(envf, sizeof(envf), "%s/audsync.env", dir);
+	snprintf(envv, sizeof(envv), "AUDSYNC_ENV_FILE=%s", envf);
+	write_text(envf, "AUDSYNC_INCREMENTAL=off\n");
+	r = tl_audsync(db, env, "daemon", NULL);
+	ck_assert_msg(r.status == 3, "exited %d: %s", r.status, r.err);
+	ck_assert_msg(tl_contains(r.err, "AUDSYNC_INCREMENTAL must be true or "
+					 "false, not 'off'"),
+		      "%s", r.err);
+	ck_assert_int_eq(tl_sql_int(db, "SELECT count(*) FROM audsync.runs"),
+			 0);
+	tl_result_free(&r);
+	unlink(envf);
 	rmdir(dir);
 }
 END_TEST
@@ -418,6 +455,7 @@ static Suite *daemon_suite(void)
 	tcase_add_test(tc, sigterm_while_rate_limited_leaves_it_queued);
 	tcase_add_test(tc, a_second_sigterm_exits_at_once);
 	tcase_add_test(tc, sighup_reads_the_settings_again);
+	tcase_add_test(tc, a_wrong_environment_file_stops_the_daemon_at_start);
 	tcase_add_test(tc, the_daemon_speaks_the_systemd_notify_protocol);
 	suite_add_tcase(s, tc);
 	return s;
