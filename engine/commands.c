@@ -470,7 +470,7 @@ static void env_undo_add(env_undo *u, const char *key)
 	u->n++;
 }
 
-/* Puts the environment back as it was, last change first, and frees. */
+/* Puts the environment back as it was, last change first. */
 static void env_undo_apply(env_undo *u)
 {
 	int i;
