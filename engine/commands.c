@@ -257,19 +257,28 @@ static int check_destination(PGconn *conn, const char *name)
 	return EXIT_USAGE;
 }
 
+/* open_db() for a command that takes --destination, then
+ * check_destination(): the connection, or NULL with *rc its exit status. */
+static PGconn *open_db_dest(const cli_opts *o, int *rc)
+{
+	PGconn *conn = open_db(o, 1);
+
+	*rc = conn ? check_destination(conn, o->destination) : EXIT_CONFIG;
+	if (conn && *rc != 0) {
+		db_close(conn);
+		conn = NULL;
+	}
+	return conn;
+}
+
 int cmd_deliver(const cli_opts *o)
 {
 	run_totals t = { 0 };
-	PGconn *conn = open_db(o, 1);
 	int rc;
+	PGconn *conn = open_db_dest(o, &rc);
 
 	if (!conn)
-		return EXIT_CONFIG;
-	rc = check_destination(conn, o->destination);
-	if (rc != 0) {
-		db_close(conn);
 		return rc;
-	}
 	install_signals();
 	progress_begin("deliver");
 	rc = deliver_and_report(conn, o, &t);
@@ -374,14 +383,9 @@ int cmd_forward(const cli_opts *o)
 				"[--from-table] [FILE|-]\n");
 		return EXIT_USAGE;
 	}
-	conn = open_db(o, 1);
+	conn = open_db_dest(o, &rc);
 	if (!conn)
-		return EXIT_CONFIG;
-	rc = check_destination(conn, o->destination);
-	if (rc != 0) {
-		db_close(conn);
 		return rc;
-	}
 	install_signals();
 	rc = o->from_table ? forward_inbound(conn, &f, o->destination)
 			   : forward_file(conn, o, &f, &t);
@@ -764,16 +768,11 @@ int cmd_retry_failed(const cli_opts *o)
 	char err[AUDSYNC_ERR_LEN];
 	run_totals t = { 0 };
 	long long n = 0;
-	PGconn *conn = open_db(o, 1);
 	int rc;
+	PGconn *conn = open_db_dest(o, &rc);
 
 	if (!conn)
-		return EXIT_CONFIG;
-	rc = check_destination(conn, o->destination);
-	if (rc != 0) {
-		db_close(conn);
 		return rc;
-	}
 	install_signals();
 	if (retry_failed_requeue(&n, conn, o->destination, err, sizeof(err)) !=
 	    0) {
