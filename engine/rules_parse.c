@@ -536,11 +536,14 @@ int rules_put_filter(compiler *c, buf *out, const char *src, json_object *f,
 		return -1;
 	at = rules_push(c, ".op");
 	if (!rules_in_list(op, operators)) {
-		rules_fail(c,
-			   "unknown operator \"%s\" (use = != > >= < <= "
-			   "contains not_contains starts_with ends_with exists "
-			   "not_exists one_of none_of before_date after_date)",
-			   op);
+		char use[256] = "";
+		const char *const *o;
+
+		/* the list is the table's, so it cannot drift from it */
+		for (o = operators; *o; o++)
+			snprintf(use + strlen(use), sizeof(use) - strlen(use),
+				 "%s%s", o == operators ? "" : " ", *o);
+		rules_fail(c, "unknown operator \"%s\" (use %s)", op, use);
 		return -1;
 	}
 	rules_pop(c, at);
