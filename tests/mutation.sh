@@ -222,8 +222,14 @@ export AUDSYNC_BIN FAKE_MIXPANEL CK_FORK CK_DEFAULT_TIMEOUT CK_VERBOSITY
 # missing.
 run_tests() {
 	if [ "$1" = all ]; then
-		_ts=$(cd "$work/tests" && ls check_*.c | sed 's/[.]c$//' |
+		_ts=$(cd "$work/tests" &&
+			ls unit/check_*.c integration/check_*.c \
+				fake/check_*.c | sed 's|.*/||; s/[.]c$//' |
 			tr '\n' ',')
+		if [ -z "$_ts" ]; then
+			echo "no test source under tests/" >"$tmp/logs/why"
+			return 2
+		fi
 	else
 		_ts=$1,
 	fi

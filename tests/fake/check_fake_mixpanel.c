@@ -873,15 +873,25 @@ START_TEST(test_gzip)
 }
 END_TEST
 
+/* A batch that would be imported as JSON is refused as text/plain. */
 START_TEST(test_content_type)
 {
-	struct request q = { "POST", IMPORT, SECRET_AUTH, "text/plain", NULL,
-			     "[]",   2 };
+	char *body = events_batch(1, "ct");
+	struct request q = { "POST", IMPORT, SECRET_AUTH, "text/plain",
+			     NULL,   body,   strlen(body) };
 	struct resp r;
 
 	http(&q, &r);
 	ck_assert_int_eq(r.status, 400);
+	ck_assert_ptr_nonnull(strstr(jp_str(r.json, "/error"), "Content-Type"));
 	resp_free(&r);
+	ck_assert_uint_eq(events_stored(), 0);
+	q.ctype = "application/json";
+	http(&q, &r);
+	ck_assert_int_eq(r.status, 200);
+	resp_free(&r);
+	ck_assert_uint_eq(events_stored(), 1);
+	free(body);
 }
 END_TEST
 

@@ -8,6 +8,7 @@
  * or it is refused or skipped with a reason. Mapping the same text again
  * gives the same records ($insert_id derives from the message).
  */
+#include "audsync/mp_payload.h"
 #include "audsync/segment_map.h"
 
 #include <stdint.h>
@@ -18,8 +19,40 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static json_tokener *tok;
 
-/* 1 when the len bytes at rec are exactly one JSON object. */
-static int one_object(const char *rec, size_t len)
+/* The string member key of o, or NULL. */
+static const char *str_member(json_object *o, const char *key)
+{
+	json_object *v;
+
+	if (!o || !json_object_object_get_ex(o, key, &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+/* 1 when an /import record carries what Mixpanel requires: an $insert_id
+ * of 1 to 36 letters, digits and dashes, and a distinct_id it takes. */
+static int event_ok(json_object *o)
+{
+	json_object *p;
+	const char *iid, *did;
+	size_t n;
+
+	if (!json_object_object_get_ex(o, "properties", &p))
+		return 0;
+	iid = str_member(p, "$insert_id");
+	did = str_member(p, "distinct_id");
+	n = iid ? strlen(iid) : 0;
+	return n >= 1 && n <= MP_INSERT_ID_LEN &&
+	       strspn(iid, "abcdefghijklmnopqrstuvwxyz"
+			   "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") == n &&
+	       (!did || !mp_distinct_id_invalid(did));
+}
+
+/* 1 when the len bytes at rec are exactly one JSON object in valid UTF-8,
+ * read as strictly as JSON is defined, that Mixpanel would take at its
+ * endpoint. */
+static int one_object(const segment_call *call, const char *rec, size_t len)
 {
 	json_object *o;
 	int ok;
@@ -28,6 +61,10 @@ static int one_object(const char *rec, size_t len)
 	o = json_tokener_parse_ex(tok, rec, (int)len);
 	ok = o && json_object_is_type(o, json_type_object) &&
 	     json_tokener_get_parse_end(tok) == len;
+	if (ok && call->ep == MP_EP_IMPORT)
+		ok = event_ok(o);
+	else if (ok && call->ep == MP_EP_ENGAGE)
+		ok = !mp_distinct_id_invalid(str_member(o, "$distinct_id"));
 	json_object_put(o);
 	return ok;
 }
@@ -46,7 +83,7 @@ static void check_mapped(const segment_calls *c)
 
 		if (!rec || len == 0 || c->call[i].off + len > c->data.len ||
 		    !key || !*key || c->call[i].key >= c->keys.len ||
-		    !one_object(rec, len))
+		    !one_object(&c->call[i], rec, len))
 			abort();
 	}
 }
@@ -119,6 +156,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		tok = json_tokener_new();
 		if (!tok)
 			abort();
+		json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
+						    JSON_TOKENER_VALIDATE_UTF8);
 	}
 	rest = size - 1;
 	nl = memchr(text, '\n', rest);

@@ -197,6 +197,9 @@ START_TEST(deliver_exits_1_while_a_misconfigured_destination_holds_calls)
 	r = expect_exit(1, retry_env, "deliver");
 	ck_assert_msg(tl_contains(r.err, "MIXPANEL_TEST_SECRET"),
 		      "deliver does not name the variable: %s", r.err);
+	ck_assert_msg(tl_contains(r.err, "queued=6"),
+		      "deliver does not say how many calls it holds: %s",
+		      r.err);
 	tl_result_free(&r);
 	ck_assert_int_eq(queued("mp-events"), 6);
 	ck_assert_int_eq(queued("mp"), 0);

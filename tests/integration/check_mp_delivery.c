@@ -600,6 +600,7 @@ START_TEST(too_large_splits)
 {
 	mpctl *fake = NULL;
 	mp_client *c;
+	mp_stats st;
 	mp_options o;
 	mp_destination d;
 	char err[256], pad[1201];
@@ -639,6 +640,11 @@ START_TEST(too_large_splits)
 	for (i = 0; i < 2000; i++)
 		ck_assert_int_eq(r.recs[i].outcome, MP_OUT_DELIVERED);
 	ck_assert_int_eq(mpctl_counter(fake, "events_stored"), 2000);
+	/* The first request was refused as too large, then its halves
+	 * went. */
+	ck_assert_int_eq(mpctl_counter(fake, "bad_requests"), 1);
+	mp_client_get_stats(c, &st);
+	ck_assert_uint_eq(st.requests, 3);
 	mp_client_close(c);
 	mpctl_stop(fake);
 	run_free(&r);

@@ -268,7 +268,7 @@ static const char *const valid_ids[] = {
 /* audsync.invalid_distinct_id(id) in conninfo: 1, 0 (or -1: NULL). */
 static int sql_invalid(const char *conninfo, const char *id)
 {
-	char sql[256], *lit = sql_literal(id), *v;
+	char sql[1024], *lit = sql_literal(id), *v;
 	int out;
 
 	snprintf(sql, sizeof(sql), "SELECT audsync.invalid_distinct_id(%s)",
@@ -312,6 +312,27 @@ START_TEST(c_and_sql_refuse_every_disallowed_distinct_id)
 	ck_assert_int_eq(tl_sql_int(db, "SELECT audsync.invalid_distinct_id"
 					"(NULL)::int"),
 			 1);
+}
+END_TEST
+
+/* Mixpanel cuts strings at 255 bytes, so two longer ids would be one
+ * person there: 255 bytes is an id, 256 is not, counted in bytes (a
+ * two-byte letter at the end makes 256). */
+START_TEST(c_and_sql_draw_the_line_at_255_bytes)
+{
+	const char *db = tl_new_db();
+	char id[300];
+
+	memset(id, 'a', sizeof(id));
+	id[255] = '\0';
+	assert_judged(db, id, 0);
+	id[255] = 'a';
+	id[256] = '\0';
+	assert_judged(db, id, 1);
+	memcpy(id + 254, "\xc3\xa9", 3); /* 254 + "é": 256 bytes */
+	assert_judged(db, id, 1);
+	memcpy(id + 253, "\xc3\xa9", 3); /* 253 + "é": 255 bytes */
+	assert_judged(db, id, 0);
 }
 END_TEST
 
@@ -382,6 +403,7 @@ static Suite *naming_suite(void)
 	tcase_add_test(sql, the_key_does_not_depend_on_the_database_locale);
 	tcase_add_test(sql, c_and_sql_refuse_every_disallowed_distinct_id);
 	tcase_add_test(sql, c_and_sql_accept_ordinary_distinct_ids);
+	tcase_add_test(sql, c_and_sql_draw_the_line_at_255_bytes);
 	tcase_add_test(sql,
 		       c_and_sql_agree_on_ids_padded_with_other_whitespace);
 	suite_add_tcase(s, sql);

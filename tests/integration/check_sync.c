@@ -567,8 +567,9 @@ END_TEST
 
 START_TEST(a_lookback_audience_lets_members_go_as_time_passes)
 {
-	char t1[64], before[64], *same_hour;
+	char t1[64], before[64], *same_hour, *last;
 	tl_result r;
+	int tries, done;
 
 	add_two_people();
 	tl_sql(db, "INSERT INTO audsync.events VALUES"
@@ -597,18 +598,34 @@ START_TEST(a_lookback_audience_lets_members_go_as_time_passes)
 	ck_assert_int_eq(run_int("order_completed_last_7_days", "members"), 0);
 	assert_run_text("order_completed_last_7_days", "kind", "scheduled");
 
-	/* Run again at once: a lookback sync is due once per clock hour. */
-	r = tl_audsync(db, NULL, "run", NULL);
-	ck_assert_msg(r.status == 0, "audsync run exited %d: %s", r.status,
-		      r.err);
-	tl_result_free(&r);
-	same_hour = sql_text("SELECT date_trunc('hour', now()) ="
-			     " date_trunc('hour', '%s'::timestamptz)",
-			     before);
-	if (same_hour && strcmp(same_hour, "t") == 0)
-		ck_assert_int_eq(sql_int("SELECT count(*) FROM audsync.runs"),
-				 2);
-	free(same_hour);
+	/* Run again at once: a lookback sync is due once per clock hour,
+	 * so this run adds none. Should the hour turn after the last run,
+	 * the next one is due after all: then try again in the new hour. */
+	for (tries = 0; tries < 3; tries++) {
+		long long runs = sql_int("SELECT count(*) FROM audsync.runs");
+
+		last = sql_text("SELECT max(as_of) FROM audsync.runs");
+		ago(before, sizeof(before), "0 seconds");
+		r = tl_audsync(db, NULL, "run", NULL);
+		ck_assert_msg(r.status == 0, "audsync run exited %d: %s",
+			      r.status, r.err);
+		tl_result_free(&r);
+		same_hour = sql_text("SELECT date_trunc('hour', now()) ="
+				     " date_trunc('hour', '%s'::timestamptz)"
+				     " AND date_trunc('hour', now()) ="
+				     " date_trunc('hour', '%s'::timestamptz)",
+				     before, last);
+		done = strcmp(same_hour, "t") == 0;
+		free(same_hour);
+		free(last);
+		if (done) {
+			ck_assert_int_eq(
+				sql_int("SELECT count(*) FROM audsync.runs"),
+				runs);
+			break;
+		}
+	}
+	ck_assert_int_lt(tries, 3);
 }
 END_TEST
 

@@ -198,13 +198,17 @@ START_TEST(event_shape)
 	buf_reset(&b);
 	mp_payload_event(&b, "E", "u", 5, "id", "{}");
 	o = parse(b.data);
-	json_object_object_get_ex(o, "properties", &props);
+	ck_assert(json_object_object_get_ex(o, "properties", &props));
 	ck_assert_int_eq(json_object_object_length(props), 3);
 	json_object_put(o);
 
 	buf_reset(&b);
 	mp_payload_event(&b, "E", "u", 5, "id", NULL);
 	o = parse(b.data);
+	ck_assert(json_object_object_get_ex(o, "properties", &props));
+	ck_assert_int_eq(json_object_object_length(props), 3);
+	ck_assert_str_eq(member(props, "distinct_id"), "\"u\"");
+	ck_assert_str_eq(member(props, "$insert_id"), "\"id\"");
 	json_object_put(o);
 	buf_free(&b);
 }

@@ -653,6 +653,55 @@ START_TEST(insert_ids_follow_the_message_id_only)
 }
 END_TEST
 
+/* The distinct_id of a track call sent with a userId of len bytes and the
+ * anonymousId "anon-7", in out. */
+static void track_distinct_id(char *out, size_t outlen, size_t len)
+{
+	char *uid = malloc(len + 1), *msg = malloc(len + 256);
+	json_object *e, *p, *v;
+	segment_settings set;
+	segment_calls c;
+	row r = { "long userId", 0, NULL, "", SEGMENT_MAPPED, "" };
+	const char *rec;
+	size_t n;
+
+	memset(uid, 'u', len);
+	uid[len] = '\0';
+	snprintf(msg, len + 256,
+		 "{\"messageId\":\"m1\",\"timestamp\":"
+		 "\"2026-01-15T10:00:00Z\",\"type\":\"track\","
+		 "\"userId\":\"%s\",\"anonymousId\":\"anon-7\","
+		 "\"event\":\"E\"}",
+		 uid);
+	settings_of(&set, &r);
+	segment_calls_init(&c);
+	ck_assert_int_eq(segment_map_text(&c, msg, strlen(msg), &set),
+			 SEGMENT_MAPPED);
+	rec = segment_call_record(&c, 0, &n);
+	e = parse_n(rec, n);
+	ck_assert(json_object_object_get_ex(e, "properties", &p));
+	ck_assert(json_object_object_get_ex(p, "distinct_id", &v));
+	snprintf(out, outlen, "%s", json_object_get_string(v));
+	json_object_put(e);
+	segment_calls_free(&c);
+	segment_settings_free(&set);
+	free(msg);
+	free(uid);
+}
+
+/* Mixpanel cuts ids at 255 bytes: a longer userId would merge people
+ * there, so the event goes to the anonymousId instead. */
+START_TEST(a_user_id_over_255_bytes_gives_way_to_the_anonymous_id)
+{
+	char got[512];
+
+	track_distinct_id(got, sizeof(got), 255);
+	ck_assert_uint_eq(strlen(got), 255);
+	track_distinct_id(got, sizeof(got), 256);
+	ck_assert_str_eq(got, "anon-7");
+}
+END_TEST
+
 START_TEST(wrong_settings_are_refused_naming_the_key)
 {
 	const char *bad[][2] = {
@@ -759,6 +808,8 @@ static Suite *segment_map_suite(void)
 			    (int)N_ROWS);
 	tcase_add_test(t, a_message_over_the_record_limit_is_refused);
 	tcase_add_test(t, insert_ids_follow_the_message_id_only);
+	tcase_add_test(t,
+		       a_user_id_over_255_bytes_gives_way_to_the_anonymous_id);
 	tcase_add_test(t, wrong_settings_are_refused_naming_the_key);
 	tcase_add_test(t, colliding_names_are_sent_once);
 	suite_add_tcase(s, t);
