@@ -104,6 +104,95 @@ static char *server_options(const char *conninfo)
 	return buf_steal(&b);
 }
 
+/* 1 when a quoted fragment of a libpq message may hold part of the
+ * password: when conninfo could not be read at all, when the fragment
+ * holds the password or an '@', or when it is no value conninfo gave
+ * (libpq quotes the text it stumbled on, and a '%', '@' or '/' left
+ * unencoded in a password moves the password into the host, the port or
+ * a bad token). A keyword's name is never hidden. */
+static int fragment_hidden(const char *frag, PQconninfoOption *opts,
+			   int lost_password)
+{
+	PQconninfoOption *o;
+	int named = 0;
+
+	if (!opts || lost_password || strchr(frag, '@'))
+		return 1;
+	for (o = opts; o->keyword; o++) {
+		if (strcmp(o->keyword, frag) == 0)
+			named = 1;
+		if (!o->val || !*o->val)
+			continue;
+		if (strcmp(o->keyword, "password") == 0) {
+			if (strstr(frag, o->val))
+				return 1;
+		} else if (strcmp(o->val, frag) == 0) {
+			named = 1;
+		}
+	}
+	return !named;
+}
+
+/* 1 when conninfo is a URI whose user part has a password ("user:pw@")
+ * that libpq did not find in opts: a '/', '?' or '#' in the password ended
+ * the user part early, and the rest went into the host, port or path. */
+static int uri_password_lost(const char *conninfo, PQconninfoOption *opts)
+{
+	const char *start = strstr(conninfo, "://"), *at, *colon;
+	PQconninfoOption *o;
+
+	if (!start || !opts)
+		return 0;
+	start += 3;
+	at = strrchr(start, '@');
+	colon = strchr(start, ':');
+	if (!at || !colon || colon > at)
+		return 0;
+	for (o = opts; o->keyword; o++)
+		if (strcmp(o->keyword, "password") == 0 && o->val && *o->val)
+			return 0;
+	return 1;
+}
+
+/* Replaces in msg each quoted fragment of conninfo's text that may hold
+ * its password with "(hidden)". */
+static void hide_password(char *msg, size_t len, const char *conninfo)
+{
+	PQconninfoOption *opts;
+	char *out, *p = msg;
+	size_t n = 0;
+	int lost;
+
+	if (!conninfo || !*conninfo)
+		return;
+	opts = PQconninfoParse(conninfo, NULL);
+	lost = uri_password_lost(conninfo, opts);
+	out = alloc_calloc(len, 1);
+	while (*p && n + 1 < len) {
+		char *end = *p == '"' ? strchr(p + 1, '"') : NULL;
+
+		if (end) {
+			char *frag =
+				alloc_strndup(p + 1, (size_t)(end - p - 1));
+			int hide = *frag && strstr(conninfo, frag) &&
+				   fragment_hidden(frag, opts, lost);
+
+			n += (size_t)snprintf(out + n, len - n, "\"%s\"",
+					      hide ? "(hidden)" : frag);
+			free(frag);
+			if (n >= len)
+				n = len - 1;
+			p = end + 1;
+			continue;
+		}
+		out[n++] = *p++;
+	}
+	out[n] = '\0';
+	memcpy(msg, out, n + 1);
+	free(out);
+	PQconninfoFree(opts);
+}
+
 PGconn *db_connect(const char *conninfo, char *err, size_t errlen)
 {
 	char *options = server_options(conninfo);
@@ -127,6 +216,7 @@ PGconn *db_connect(const char *conninfo, char *err, size_t errlen)
 		char msg[AUDSYNC_ERR_LEN];
 
 		one_line(msg, sizeof(msg), PQerrorMessage(conn));
+		hide_password(msg, sizeof(msg), conninfo);
 		snprintf(err, errlen,
 			 "cannot connect to the database: %s "
 			 "(set --db, AUDSYNC_DB or PGHOST/PGDATABASE)",

@@ -248,6 +248,41 @@ START_TEST(an_unreachable_database_exits_3_with_one_line)
 }
 END_TEST
 
+/* A password written wrongly into --db (a '%', '@' or '/' not encoded in a
+ * URI, a space in key=value) makes libpq quote the text around it: the
+ * error still says what is wrong, but never shows the password. */
+START_TEST(a_malformed_connection_string_never_shows_its_password)
+{
+	static const char *const cases[][2] = {
+		{ "postgresql://app:pa%ssw0rd@localhost/db", "ssw0rd" },
+		{ "postgresql://app:p@ssW0rd@/nonexistent/db", "ssW0rd" },
+		{ "postgresql://app:pa/ssw0rd@localhost/db", "pa" },
+		{ "password=SUPER SECRET host=/nonexistent", "SECRET" },
+		{ "postgresql://app:Hunter2@[::1/db", "Hunter2" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		tl_result r = RUN(NULL, "--db", cases[i][0], "status");
+		char quoted[64];
+
+		ASSERT_EXIT(r, 3);
+		ck_assert_msg(count_lines(r.err) == 1, "%s: not one line: %s",
+			      cases[i][0], r.err);
+		ck_assert_msg(tl_contains(r.err, "cannot connect"),
+			      "%s: does not say what failed: %s", cases[i][0],
+			      r.err);
+		snprintf(quoted, sizeof(quoted), "\"%s", cases[i][1]);
+		ck_assert_msg(!tl_contains(r.err, cases[i][1]) ||
+				      (strcmp(cases[i][1], "pa") == 0 &&
+				       !tl_contains(r.err, quoted)),
+			      "%s: the error shows the password: %s",
+			      cases[i][0], r.err);
+		tl_result_free(&r);
+	}
+}
+END_TEST
+
 /* A migrated database whose status names a sync of computation key. */
 static const char *db_with_sync(const char *key)
 {
@@ -1011,6 +1046,8 @@ static Suite *cli_suite(void)
 
 	tcase_set_timeout(dbs, 60);
 	tcase_add_test(dbs, an_unreachable_database_exits_3_with_one_line);
+	tcase_add_test(dbs,
+		       a_malformed_connection_string_never_shows_its_password);
 	tcase_add_test(dbs, audsync_db_names_the_database_when_db_is_not_given);
 	tcase_add_test(dbs, db_overrides_audsync_db);
 	tcase_add_test(dbs, libpq_environment_names_the_database_last);
