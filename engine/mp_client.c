@@ -653,6 +653,13 @@ int mp_client_submit(mp_client *c, int dest_id, mp_endpoint ep, uint32_t lane,
 	}
 	d = c->dests[dest_id];
 	size = mp_body_token_size(&old, ep, record, len, d->conf.token.len);
+	if (size > MP_MAX_RECORD_BYTES) {
+		set_error(c, d,
+			  "destination %s: a record of %zu bytes is over "
+			  "Mixpanel's 1 MiB per record",
+			  d->conf.name, size);
+		return -1;
+	}
 	if (size + 2 > d->conf.max_bytes) {
 		set_error(c, d,
 			  "destination %s: a record of %zu bytes is over "

@@ -377,11 +377,9 @@ static int submit_round(round *r, mp_client *c, int mp_dest, char *err,
 				    (uint32_t)db_int(p->lane), p->rec[j],
 				    strlen(p->rec[j]), tag) == 0)
 				continue;
-			/* Larger than any request may be: reject it. */
+			/* Larger than Mixpanel takes: reject it. */
 			p->outcome[j] = MP_OUT_REJECTED;
-			p->msg[j] =
-				alloc_strdup("record larger than the request "
-					     "byte cap");
+			p->msg[j] = alloc_strdup(mp_client_error(c));
 		}
 	}
 	if (mp_client_flush(c, on_result, r) < 0) {

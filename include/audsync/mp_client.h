@@ -24,9 +24,12 @@ typedef enum mp_outcome {
 	MP_OUT_NOT_DELIVERED = 2 /* not sent or not accepted yet; keep it */
 } mp_outcome;
 
-/* Records per request and uncompressed bytes per request, at most. */
+/* Records per request and uncompressed bytes per request, at most; and
+ * bytes per record, at most (Mixpanel's "1 MB" per event or update,
+ * read as 1 MiB). */
 #define MP_MAX_BATCH	     2000
 #define MP_DEFAULT_MAX_BYTES (2u * 1024u * 1024u)
+#define MP_MAX_RECORD_BYTES  (1024u * 1024u)
 
 /*
  * One Mixpanel project. Strings are copied by mp_client_add_destination().

@@ -954,6 +954,27 @@ START_TEST(test_engage_operations)
 }
 END_TEST
 
+/* Mixpanel takes no update over 1 MB; the one beside it is applied. */
+START_TEST(test_engage_update_over_1_mb)
+{
+	size_t n = 1100 * 1000, head;
+	char *body = malloc(n + 256);
+	json_object *s;
+
+	head = (size_t)sprintf(body, "[{" TOK ",\"$distinct_id\":\"big\","
+				     "\"$set\":{\"blob\":\"");
+	memset(body + head, 'x', n);
+	strcpy(body + head + n, "\"}},{" TOK ",\"$distinct_id\":\"small\","
+				"\"$set\":{\"a\":1}}]");
+	engage(ENGAGE, body, 0, "at most 1 MB");
+	s = state();
+	ck_assert(!jp_exists(s, "/profiles/big"));
+	ck_assert_int_eq(jp_int(s, "/profiles/small/a"), 1);
+	json_object_put(s);
+	free(body);
+}
+END_TEST
+
 START_TEST(test_engage_invalid_update)
 {
 	json_object *s;
@@ -1335,6 +1356,7 @@ static Suite *fake_suite(void)
 	add(s, "content_type", test_content_type);
 	add(s, "engage_operations", test_engage_operations);
 	add(s, "engage_invalid_update", test_engage_invalid_update);
+	add(s, "engage_update_over_1_mb", test_engage_update_over_1_mb);
 	add(s, "engage_ip_geolocation", test_engage_ip_geolocation);
 	add(s, "engage_not_verbose", test_engage_not_verbose_and_limits);
 	add(s, "groups", test_groups);

@@ -1968,10 +1968,17 @@ static void upd_flags(struct mp_req *m, json_object *o, struct upd *u)
 static void check_update(struct mp_req *m, json_object *o, struct upd *u)
 {
 	json_object *tok = NULL;
+	size_t len;
 
 	u->ok = 1;
 	if (!json_object_is_type(o, json_type_object)) {
 		upd_fail(u, "update must be a JSON object");
+		return;
+	}
+	json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
+	if (len > MAX_EVENT_JSON) {
+		upd_fail(u, "an update is at most 1 MB, this one is %zu bytes",
+			 len);
 		return;
 	}
 	json_object_object_get_ex(o, "$token", &tok);

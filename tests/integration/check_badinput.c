@@ -252,7 +252,11 @@ static void check_canary(void)
 					" WHERE c.key = 'canary'"),
 			 0);
 	ck_assert_int_eq(tl_sql_int(db, "SELECT count(*)"
-					" FROM audsync.dead_letters"),
+					" FROM audsync.dead_letters l JOIN"
+					" audsync.syncs s ON s.id = l.sync_id"
+					" JOIN audsync.computations c"
+					" ON c.id = s.computation_id"
+					" WHERE c.key = 'canary'"),
 			 0);
 }
 
@@ -365,6 +369,21 @@ static void deep_value_sent(const char *out, const char *err)
 	ck_assert_msg(
 		tl_contains(out, "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["),
 		"the deep value was not sent: %s", out);
+}
+
+static void huge_record_kept_back(const char *out, const char *err)
+{
+	char *reason = tl_sql_value(db, "SELECT string_agg(reason, ' ')"
+					" FROM audsync.dead_letters");
+
+	(void)out;
+	(void)err;
+	ck_assert_msg(reason && tl_contains(reason, "1 MiB"),
+		      "no dead letter says why: %s", reason ? reason : "none");
+	free(reason);
+	ck_assert_int_eq(mpctl_counter(fake, "records_rejected"), 0);
+	ck_assert_int_eq(tl_sql_int(db, "SELECT count(*) FROM audsync.outbox"),
+			 0);
 }
 
 static void long_id_skipped(const char *out, const char *err)
@@ -857,6 +876,20 @@ static const bad_case cases[] = {
 	  0,
 	  "dry run",
 	  deep_value_sent },
+	/* Mixpanel takes no update over 1 MB, and its /engage may say 1
+	 * for a batch with one bad update in it: audsync keeps it back. */
+	{ "a trait value over 1 MiB is a dead letter, not sent",
+	  BAD_PROFILE
+	  "INSERT INTO audsync.computations (key, name, kind, definition_sql)"
+	  " VALUES ('huge', 'huge', 'trait', 'SELECT profile_id,"
+	  " repeat(''x'', 1100000) AS blob FROM audsync.external_ids"
+	  " WHERE profile_id = ''b1''');" BAD_SYNC("huge", "mp"),
+	  NULL,
+	  { NULL },
+	  RUN_ALL,
+	  1,
+	  "rejected",
+	  huge_record_kept_back },
 	/* 13: smaller ones */
 	{ "a 200-byte trait key is not cut at 127",
 	  BAD_PROFILE TRACK_TRAIT(K200, "SELECT profile_id, 1 AS value FROM"
