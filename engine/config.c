@@ -53,6 +53,7 @@ static const char load_sql[] =
 	"   CASE WHEN c.lookback IS NULL THEN 'minute' ELSE 'hour' END,"
 	"   t.as_of),"
 	"  c.lookback::text, st.last_as_of::text, st.last_as_of > t.as_of,"
+	"  st.targets_rule <> " SYNC_TARGETS_RULE ","
 	"  " DEST_COLUMNS " FROM audsync.syncs s"
 	" JOIN audsync.computations c ON c.id = s.computation_id"
 	" JOIN audsync.destinations d ON d.id = s.destination_id"
@@ -81,6 +82,7 @@ enum {
 	COL_LOOKBACK,
 	COL_LAST_AS_OF,
 	COL_AS_OF_BEFORE_LAST,
+	COL_TARGETS_CHANGED,
 	COL_DEST
 };
 
@@ -360,6 +362,7 @@ static void load_sync(sync_def *s, const PGresult *r, int row)
 	s->lookback = dup_or_null(col(r, row, COL_LOOKBACK));
 	s->last_as_of = dup_or_null(col(r, row, COL_LAST_AS_OF));
 	s->as_of_before_last = col_bool(r, row, COL_AS_OF_BEFORE_LAST);
+	s->targets_changed = col_bool(r, row, COL_TARGETS_CHANGED);
 }
 
 /* Resolves --as-of (NULL: now) to a time in PostgreSQL. Mixpanel's

@@ -269,12 +269,16 @@ static const char copy_sql[] =
  * exits, which stay as former members). Returns the members. */
 static const char state_sql[] =
 	"INSERT INTO audsync.sync_state (sync_id, last_as_of, ids_seen_upto,"
-	"  last_run_id, ids_snapshot, snap_count)"
+	"  last_run_id, ids_snapshot, snap_count, targets_rule)"
 	" SELECT $1, $2, now(), $3,"
 	"  coalesce($4::pg_snapshot, pg_current_snapshot()),"
-	"  count(*) FILTER (WHERE kind <> 'exit') - $5::bigint"
+	"  count(*) FILTER (WHERE kind <> 'exit') - $5::bigint,"
+	"  (SELECT " SYNC_TARGETS_RULE " FROM audsync.syncs s"
+	"   JOIN audsync.computations c ON c.id = s.computation_id"
+	"   WHERE s.id = $1)"
 	" FROM pg_temp.audsync_chg"
 	" ON CONFLICT (sync_id) DO UPDATE SET"
+	"  targets_rule = EXCLUDED.targets_rule,"
 	"  last_as_of = EXCLUDED.last_as_of,"
 	"  ids_seen_upto = EXCLUDED.ids_seen_upto,"
 	"  last_run_id = EXCLUDED.last_run_id,"

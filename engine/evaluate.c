@@ -183,13 +183,17 @@ static int trait_columns(trait_cols *tc, const PGresult *desc,
 	return 0;
 }
 
-/* Fails when a trait column's key is another computation's key: two
- * computations would write one Mixpanel property. */
+/* Fails when a trait column's key is another computation's key, or, in
+ * identify mode, a profile property another trait's column sets
+ * (audsync.computation_keys): two computations would write one Mixpanel
+ * property. In track mode a column is a property of the trait's own
+ * events. */
 static int check_other_keys(PGconn *conn, const trait_cols *tc,
 			    const sync_def *s, char *err, size_t errlen)
 {
 	char id[16];
-	const char *p[2] = { id, NULL };
+	const char *p[3] = { id, NULL,
+			     s->mode == SYNC_MODE_IDENTIFY ? "t" : "f" };
 	PGresult *r;
 	buf keys;
 	int i, rc = 0;
@@ -202,17 +206,29 @@ static int check_other_keys(PGconn *conn, const trait_cols *tc,
 		buf_printf(&keys, "%s%s", i ? "," : "", tc->key[i]);
 	p[1] = keys.data;
 	r = db_query(conn, "trait keys",
-		     "SELECT key FROM audsync.computations WHERE id <> $1"
-		     " AND key = ANY (string_to_array($2, ',')) LIMIT 1",
-		     2, p, err, errlen);
+		     "SELECT key, NULL FROM audsync.computations WHERE id <> $1"
+		     " AND key = ANY (string_to_array($2, ','))"
+		     " UNION ALL SELECT k.key, c.key"
+		     " FROM audsync.computation_keys k"
+		     " JOIN audsync.computations c ON c.id = k.computation_id"
+		     " WHERE $3 AND k.computation_id <> $1"
+		     " AND k.key = ANY (string_to_array($2, ',')) LIMIT 1",
+		     3, p, err, errlen);
 	if (!r) {
 		rc = -1;
-	} else if (PQntuples(r) > 0) {
+	} else if (PQntuples(r) > 0 && PQgetisnull(r, 0, 1)) {
 		snprintf(err, errlen,
 			 "computation %s: a trait column gives the key %s, "
 			 "which is another computation's key: rename the "
 			 "column",
 			 s->key, PQgetvalue(r, 0, 0));
+		rc = -1;
+	} else if (PQntuples(r) > 0) {
+		snprintf(err, errlen,
+			 "computation %s: a trait column gives the key %s, "
+			 "which computation %s already sends: rename the "
+			 "column",
+			 s->key, PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1));
 		rc = -1;
 	}
 	PQclear(r);
@@ -557,8 +573,27 @@ static const char **all_params(int *n, const rules_sql *rule)
 	return p;
 }
 
-int evaluate_sync(int *whole, PGconn *conn, const sync_def *s, int every,
-		  char *err, size_t errlen)
+/* The keys of an identify trait's columns but its own key, joined by
+ * commas, or NULL. */
+static char *column_keys(const trait_cols *tc, const sync_def *s)
+{
+	buf b;
+	int i;
+
+	buf_init(&b);
+	for (i = 0; s->is_trait && s->mode == SYNC_MODE_IDENTIFY && i < tc->n;
+	     i++)
+		if (strcmp(tc->key[i], s->key) != 0)
+			buf_printf(&b, "%s%s", b.len ? "," : "", tc->key[i]);
+	if (b.len == 0) {
+		buf_free(&b);
+		return NULL;
+	}
+	return buf_steal(&b);
+}
+
+int evaluate_sync(int *whole, char **columns, PGconn *conn, const sync_def *s,
+		  int every, char *err, size_t errlen)
 {
 	const char **params = NULL;
 	char sync_id[16];
@@ -571,6 +606,7 @@ int evaluate_sync(int *whole, PGconn *conn, const sync_def *s, int every,
 
 	buf_init(&sql);
 	memset(&rule, 0, sizeof(rule));
+	*columns = NULL;
 	if (stage_reset(conn, err, errlen) != 0 ||
 	    definition_of(&d, &rule, conn, s, err, errlen) != 0)
 		goto out;
@@ -595,6 +631,8 @@ int evaluate_sync(int *whole, PGconn *conn, const sync_def *s, int every,
 	params[2] = sync_id;
 	rc = run_insert(conn, &d, sql.data, rule.sql ? rule_n : nparams, params,
 			touched, err, errlen);
+	if (rc == 0)
+		*columns = column_keys(&tc, s);
 out:
 	PQclear(desc);
 	free(params);

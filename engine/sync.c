@@ -151,14 +151,25 @@ static int finish_run(PGconn *conn, long long run_id, const diff_counts *c,
 /* The diff, the outbox rows, the snapshot and the run row: one
  * transaction, so nothing decided is lost and nothing is decided twice. */
 static int decide(diff_counts *c, PGconn *conn, const sync_def *s, int whole,
-		  long long run_id, const run_request *rq, char *err,
-		  size_t errlen)
+		  const char *columns, long long run_id, const run_request *rq,
+		  char *err, size_t errlen)
 {
 	diff_mode mode = rq->kind == RUN_FULL ? DIFF_FULL : DIFF_CHANGES;
+	char comp_id[16];
+	const char *claim[2] = { columns, comp_id };
 
+	snprintf(comp_id, sizeof(comp_id), "%d", s->computation_id);
 	if (db_exec(conn, "run", "BEGIN", 0, NULL, err, errlen) != 0)
 		return -1;
+	/* The trait's columns are its properties from now on: no other
+	 * computation sends them (sql/022_computation_keys.sql). */
 	if ((rq->reset && diff_reset_snapshot(conn, s->id, err, errlen) != 0) ||
+	    (columns && db_exec(conn, "claim trait columns",
+				"INSERT INTO audsync.computation_keys (key,"
+				" computation_id) SELECT k, $2::integer"
+				" FROM unnest(string_to_array($1, ',')) k"
+				" ON CONFLICT (key) DO NOTHING",
+				2, claim, err, errlen) != 0) ||
 	    diff_apply(c, conn, s, whole, run_id, mode, rq->dry_run, err,
 		       errlen) != 0 ||
 	    (!rq->dry_run && finish_run(conn, run_id, c, err, errlen) != 0))
@@ -264,12 +275,25 @@ void sync_refresh_statistics(PGconn *conn)
  * (recorded), 2 when another process holds it, -1 when the database
  * failed. */
 static int run_one(run_totals *out, PGconn *conn, const sync_def *s,
-		   const run_request *rq, char *err, size_t errlen)
+		   const run_request *asked, char *err, size_t errlen)
 {
 	char why[AUDSYNC_ERR_LEN];
 	diff_counts c = { 0 };
 	long long run_id = 0;
 	int locked, rc = 1, whole = 0;
+	char *columns = NULL;
+	run_request full = *asked;
+	const run_request *rq = asked;
+
+	/* New settings choose other distinct_ids for profiles whose data did
+	 * not change: every profile is looked at again, as a resync does. */
+	if (s->targets_changed && asked->kind != RUN_FULL) {
+		full.kind = RUN_FULL;
+		rq = &full;
+		log_info("sync settings changed: this run sends the full state",
+			 "computation", s->key, "destination", s->dest->name,
+			 "why", "mode, id_sync or include_anonymous changed");
+	}
 
 	locked = lock_sync(conn, s->id, 1, err, errlen);
 	if (locked <= 0) {
@@ -296,11 +320,13 @@ static int run_one(run_totals *out, PGconn *conn, const sync_def *s,
 	 * of them commits, and the next run decides again. */
 	db_interrupt_arm(conn);
 	if (config_sync_problem(s, why, sizeof(why)) ||
-	    evaluate_sync(&whole, conn, s, rq->kind == RUN_FULL || rq->reset,
-			  why, sizeof(why)) != 0)
+	    evaluate_sync(&whole, &columns, conn, s,
+			  rq->kind == RUN_FULL || rq->reset, why,
+			  sizeof(why)) != 0)
 		goto failed;
 	c.evaluated = now_seconds();
-	if (decide(&c, conn, s, whole, run_id, rq, why, sizeof(why)) != 0)
+	if (decide(&c, conn, s, whole, columns, run_id, rq, why, sizeof(why)) !=
+	    0)
 		goto failed;
 	db_interrupt_disarm();
 	/* Every change and every call rewrote its profile's ledger row. */
@@ -320,6 +346,7 @@ failed:
 	if (!rq->dry_run)
 		fail_run(conn, run_id, c.members, why);
 out:
+	free(columns);
 	if (lock_sync(conn, s->id, 0, err, errlen) < 0)
 		rc = -1;
 	return rc;

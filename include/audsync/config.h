@@ -43,6 +43,11 @@ typedef struct dest_def {
 	int problem_in_env;
 } dest_def;
 
+/* The settings that choose a sync's targets, as SQL over its row s and
+ * its computation's row c (kept in audsync.sync_state.targets_rule). */
+#define SYNC_TARGETS_RULE                                                      \
+	"(s.mode || '/' || s.id_sync || '/' || c.include_anonymous::text)"
+
 /* One sync with its computation and destination. */
 typedef struct sync_def {
 	int id;
@@ -64,7 +69,10 @@ typedef struct sync_def {
 	char *lookback;	    /* the interval as text, or NULL */
 	char *last_as_of;   /* of the last successful run, or NULL */
 	int as_of_before_last; /* as_of lies before last_as_of */
-	dest_def *dest;	       /* shared by the syncs of one destination */
+	/* mode, id_sync or include_anonymous changed since the last
+	 * successful run: its targets must all be looked at again */
+	int targets_changed;
+	dest_def *dest; /* shared by the syncs of one destination */
 } sync_def;
 
 typedef struct sync_list {

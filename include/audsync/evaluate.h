@@ -19,7 +19,9 @@
  * {key: value, ...} per profile (null values left out), with h the
  * checksum of (profile_id, value) as in snapshot_members. Otherwise an audience's rows are diffed
  * against the snapshot as they come, and only the rows that differ land,
- * in audsync_d. The rows never leave PostgreSQL.
+ * in audsync_d. The rows never leave PostgreSQL. *columns: the keys of a
+ * trait's columns but its own, comma-separated, for the run to claim
+ * (audsync.computation_keys), or NULL; the caller frees it.
  * Returns 0, or -1 with one line in err naming the computation and the
  * cause (syntax, wrong columns, two rows for one profile in a trait,
  * timeout, an attempt to write); the stage is then empty.
@@ -49,8 +51,9 @@ enum {
 	" FROM pg_temp.audsync_touched) t CROSS JOIN LATERAL (" rows           \
 	" AND profile_id = t.profile_id LIMIT 1) m"
 
-int evaluate_sync(int *whole, PGconn *conn, const sync_def *s, int every,
-		  char *err, size_t errlen) __attribute__((warn_unused_result));
+int evaluate_sync(int *whole, char **columns, PGconn *conn, const sync_def *s,
+		  int every, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 
 /* Checks s's definition without running it: it parses, returns a
  * profile_id, and a trait's columns make keys. Returns 0, or -1 with the

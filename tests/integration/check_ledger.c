@@ -193,6 +193,82 @@ START_TEST(the_distinct_id_id_sync_stops_choosing_gets_the_exit)
 }
 END_TEST
 
+/* The operator changes which identifiers a sync sends to (id_sync, then
+ * include_anonymous): the next run sends the exit value to the
+ * distinct_ids no longer chosen, as if each profile's identity had
+ * changed, with no resync asked for. */
+START_TEST(a_changed_id_sync_or_include_anonymous_takes_effect_at_the_next_run)
+{
+	add_sync("audience", AUDIENCE_SQL, 1, "identify", "all");
+	add_id("p1", "anonymous_id", "anon-1", "30 days");
+	add_id("p1", "anonymous_id", "anon-2", "20 days");
+	set("p1", "{\"v\": 1}", "5 days");
+	run_ago("4 days");
+	assert_prop("anon-1", "model", "true");
+	assert_prop("anon-2", "model", "true");
+	tl_sql(db, "UPDATE audsync.syncs SET id_sync = 'last'");
+	run_ago("3 days");
+	assert_prop("anon-1", "model", "false");
+	assert_prop("anon-2", "model", "true");
+	tl_sql(db, "UPDATE audsync.computations SET include_anonymous = false");
+	run_ago("2 days");
+	assert_prop("anon-2", "model", "false");
+	ck_assert_int_eq(tl_sql_int(db, "SELECT count(*) FROM audsync.runs"
+					" WHERE kind = 'full'"),
+			 2);
+}
+END_TEST
+
+/* Two computations may not share a key, nor write one Mixpanel property
+ * through their columns: the trait whose column another one already
+ * sends fails alone, naming it, and the property keeps the first one's
+ * value; a new computation named after such a column is refused. */
+START_TEST(two_computations_never_write_one_property)
+{
+	tl_result r;
+	char *why;
+
+	add_id("p1", "user_id", "u1", "30 days");
+	sqlf("INSERT INTO audsync.computations (name, kind, definition_sql)"
+	     " VALUES ('First', 'trait', 'SELECT profile_id, 1 AS shared,"
+	     " 2 AS own_a FROM audsync.external_ids');"
+	     " INSERT INTO audsync.syncs (computation_id, destination_id,"
+	     " mode) SELECT c.id, d.id, 'identify' FROM audsync.computations c,"
+	     " audsync.destinations d WHERE c.key = 'first'");
+	run_ago("3 days");
+	assert_prop("u1", "shared", "1");
+	sqlf("INSERT INTO audsync.computations (name, kind, definition_sql)"
+	     " VALUES ('Second', 'trait', 'SELECT profile_id, 9 AS shared,"
+	     " 3 AS own_b FROM audsync.external_ids');"
+	     " INSERT INTO audsync.syncs (computation_id, destination_id,"
+	     " mode) SELECT c.id, d.id, 'identify' FROM audsync.computations c,"
+	     " audsync.destinations d WHERE c.key = 'second'");
+	r = tl_audsync(db, env, "run", "--all", NULL);
+	ck_assert_msg(r.status == 1, "run exited %d: %s", r.status, r.err);
+	ck_assert_msg(
+		tl_contains(r.err, "shared") && tl_contains(r.err, "first"),
+		"the error does not name the key and its owner: %s", r.err);
+	tl_result_free(&r);
+	assert_prop("u1", "shared", "1");
+	assert_prop("u1", "own_a", "2");
+	assert_prop("u1", "own_b", NULL);
+	why = tl_sql_value(
+		db,
+		"CREATE FUNCTION pg_temp.try() RETURNS text LANGUAGE plpgsql"
+		" AS $f$ BEGIN INSERT INTO audsync.computations (name, kind,"
+		" definition_sql) VALUES ('Own A', 'audience', 'SELECT"
+		" profile_id FROM audsync.external_ids'); RETURN 'taken';"
+		" EXCEPTION WHEN others THEN RETURN SQLERRM; END $f$;"
+		" SELECT pg_temp.try()");
+	ck_assert_msg(why && tl_contains(why, "own_a") &&
+			      tl_contains(why, "first"),
+		      "a computation named after a column another one sends: "
+		      "%s",
+		      why ? why : "(null)");
+	free(why);
+}
+END_TEST
+
 /* Issue case 3: retire --unset reaches former members and profiles whose
  * trait went null, not only current members. */
 START_TEST(retire_unset_reaches_former_members_and_null_traits)
@@ -332,7 +408,11 @@ static Suite *ledger_suite(void)
 	tcase_add_test(tc, an_exit_reaches_every_anonymous_distinct_id);
 	tcase_add_test(tc,
 		       the_distinct_id_id_sync_stops_choosing_gets_the_exit);
+	tcase_add_test(
+		tc,
+		a_changed_id_sync_or_include_anonymous_takes_effect_at_the_next_run);
 	tcase_add_test(tc, retire_unset_reaches_former_members_and_null_traits);
+	tcase_add_test(tc, two_computations_never_write_one_property);
 	tcase_add_test(tc, a_backfilled_email_does_not_become_the_address);
 	tcase_add_test(tc, retry_failed_does_not_resend_a_superseded_update);
 	tcase_add_test(

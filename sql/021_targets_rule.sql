@@ -1,0 +1,13 @@
+-- 021_targets_rule.sql: a sync remembers the settings that chose its
+-- targets, so that changing them takes effect at the next run.
+--
+-- Which distinct_ids a profile is told through depends on the sync's
+-- mode and id_sync and on its computation's include_anonymous. A run
+-- looks again only at the profiles whose data or identifiers changed, so
+-- after an operator changed one of these settings the distinct_ids no
+-- longer chosen kept what they were told until a resync. The run now
+-- compares the settings with those of the last successful run, and sends
+-- the full state when they differ (engine/sync.c). NULL: not known yet
+-- (a sync that never ran, or ran before this migration); the next run
+-- records them.
+ALTER TABLE audsync.sync_state ADD COLUMN targets_rule text;
