@@ -1715,6 +1715,49 @@ START_TEST(a_wrong_project_token_stops_delivery_and_keeps_the_rest_queued)
 }
 END_TEST
 
+/* Dead letters of a computation retired since stay dead letters:
+ * retry-failed sending them would set again, for good, the property
+ * retire --unset took off (the ledger that could unset it is gone). */
+START_TEST(retry_failed_leaves_the_dead_letters_of_a_retired_computation)
+{
+	const int n = 300;
+	long long dead;
+	tl_result r;
+
+	tl_sql(db, "INSERT INTO audsync.external_ids SELECT 'p' || g,"
+		   " 'user_id', 'u' || g, now() - interval '1 day'"
+		   " FROM generate_series(1, 300) g");
+	add_everyone_audience("Everyone", "everyone");
+	tl_sql(db, "UPDATE audsync.destinations"
+		   " SET project_token = 'not-the-token'");
+	r = tl_audsync(db, retry_env, "run", "--all", NULL);
+	ck_assert_msg(r.status == 1, "exit %d, expected 1: %s", r.status,
+		      r.err);
+	tl_result_free(&r);
+	dead = sql_int("SELECT count(*) FROM audsync.dead_letters");
+	ck_assert_int_ge(dead, 1);
+	tl_sql(db,
+	       "UPDATE audsync.destinations SET project_token = 'test-token'");
+	r = tl_audsync(db, retry_env, "deliver", NULL);
+	ck_assert_msg(r.status == 0, "deliver exited %d: %s", r.status, r.err);
+	tl_result_free(&r);
+	r = tl_audsync(db, retry_env, "retire", "everyone", "--unset", NULL);
+	ck_assert_msg(r.status == 0, "retire exited %d: %s", r.status, r.err);
+	tl_result_free(&r);
+	ck_assert_int_eq(everyone_missing(n, 0), n);
+
+	r = tl_audsync(db, retry_env, "retry-failed", NULL);
+	ck_assert_msg(r.status == 0, "retry-failed exited %d: %s", r.status,
+		      r.err);
+	ck_assert_int_eq(everyone_missing(n, 0), n);
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM audsync.dead_letters"),
+			 dead);
+	ck_assert_msg(line_with(r.err, "dead letters", "retired"),
+		      "the log does not say why letters were left: %s", r.err);
+	tl_result_free(&r);
+}
+END_TEST
+
 START_TEST(records_mixpanel_rejects_become_dead_letters_and_can_be_retried)
 {
 	json_object *st;
@@ -1989,6 +2032,7 @@ static Suite *sync_suite(void)
 		wrong_credentials_stop_delivery_without_showing_the_secret,
 		records_mixpanel_rejects_become_dead_letters_and_can_be_retried,
 		a_wrong_project_token_stops_delivery_and_keeps_the_rest_queued,
+		retry_failed_leaves_the_dead_letters_of_a_retired_computation,
 	};
 	Suite *s = suite_create("sync");
 	TCase *tc = tcase_create("end to end");
