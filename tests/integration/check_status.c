@@ -197,6 +197,32 @@ START_TEST(status_does_not_need_the_secret_of_the_runs)
 }
 END_TEST
 
+/* A deliver from a shell without the secret, with nothing queued, held
+ * nothing: no destination is stopped by it. One with calls queued is. */
+START_TEST(a_deliver_without_the_secret_stops_only_what_holds_calls)
+{
+	const char *const with[] = { "MIXPANEL_STATUS_SECRET=s3cret", NULL };
+	tl_result r;
+
+	tl_sql(db, "UPDATE audsync.destinations"
+		   " SET secret_env = 'MIXPANEL_STATUS_SECRET'");
+	ck_assert_int_eq(run_all(with), 0);
+	r = tl_audsync(db, NULL, "deliver", NULL);
+	ck_assert_msg(r.status == 0, "deliver exited %d: %s", r.status, r.err);
+	tl_result_free(&r);
+	assert_check(NULL, 0, "OK");
+
+	tl_sql(db, "INSERT INTO audsync.outbox (destination_id, sync_id,"
+		   " lane, endpoint, n, records)"
+		   " SELECT destination_id, id, 0, 0, 1, '{}'"
+		   " FROM audsync.syncs");
+	r = tl_audsync(db, NULL, "deliver", NULL);
+	ck_assert_msg(r.status == 1, "deliver exited %d: %s", r.status, r.err);
+	tl_result_free(&r);
+	assert_check(NULL, 2, "destination mp stopped");
+}
+END_TEST
+
 START_TEST(status_check_on_an_unreachable_database_is_unknown)
 {
 	tl_result r = tl_audsync("host=/nonexistent dbname=x", NULL, "status",
@@ -361,6 +387,8 @@ static Suite *status_suite(void)
 	tcase_add_test(tc, status_check_exits_0_1_2_the_nagios_way);
 	tcase_add_test(tc, status_check_is_critical_for_a_stopped_destination);
 	tcase_add_test(tc, status_does_not_need_the_secret_of_the_runs);
+	tcase_add_test(
+		tc, a_deliver_without_the_secret_stops_only_what_holds_calls);
 	tcase_add_test(tc, a_metrics_file_that_cannot_be_written_says_why);
 	tcase_add_test(tc, status_check_on_an_unreachable_database_is_unknown);
 	tcase_add_test(tc, dead_letters_are_listed_per_destination);
