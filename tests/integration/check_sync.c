@@ -1758,6 +1758,49 @@ START_TEST(retry_failed_leaves_the_dead_letters_of_a_retired_computation)
 }
 END_TEST
 
+/* A 401 stops the destination for the rest of that delivery, as the
+ * log line says: what was not sent stays queued, the exit status and
+ * status --check say so, and the next deliver sends it. */
+START_TEST(a_refused_credential_stops_the_rest_of_the_delivery)
+{
+	const int n = 300;
+	long long stored;
+	tl_result r;
+
+	use_secret();
+	tl_sql(db, "INSERT INTO audsync.external_ids SELECT 'p' || g,"
+		   " 'user_id', 'u' || g, now() - interval '1 day'"
+		   " FROM generate_series(1, 300) g");
+	add_computation("Everyone", "audience",
+			"SELECT profile_id FROM audsync.external_ids", "NULL",
+			0);
+	add_sync("everyone", "mp", "track", "all");
+	ck_assert_int_eq(mpctl_fault(fake, "{\"mode\":\"401\","
+					   "\"count\":1}"),
+			 0);
+	r = tl_audsync(db, secret_env, "run", "--all", NULL);
+	ck_assert_msg(line_with(r.err, "stopped", "credential"),
+		      "no stop was logged: %s", r.err);
+	ck_assert_msg(r.status == 1, "exit %d after a stop, expected 1: %s",
+		      r.status, r.err);
+	tl_result_free(&r);
+	stored = COUNTER("events_stored");
+	ck_assert_int_lt(stored, n);
+	ck_assert_int_eq(sql_int("SELECT coalesce(sum(n), 0)"
+				 " FROM audsync.outbox"),
+			 n - stored);
+	r = tl_audsync(db, NULL, "status", "--check", NULL);
+	ck_assert_msg(r.status == 2 && has_any(r.out, "stopped"),
+		      "status --check exited %d: %s", r.status, r.out);
+	tl_result_free(&r);
+
+	r = tl_audsync(db, secret_env, "deliver", NULL);
+	ck_assert_msg(r.status == 0, "deliver exited %d: %s", r.status, r.err);
+	tl_result_free(&r);
+	ck_assert_int_eq(COUNTER("events_stored"), n);
+}
+END_TEST
+
 START_TEST(records_mixpanel_rejects_become_dead_letters_and_can_be_retried)
 {
 	json_object *st;
@@ -2033,6 +2076,7 @@ static Suite *sync_suite(void)
 		records_mixpanel_rejects_become_dead_letters_and_can_be_retried,
 		a_wrong_project_token_stops_delivery_and_keeps_the_rest_queued,
 		retry_failed_leaves_the_dead_letters_of_a_retired_computation,
+		a_refused_credential_stops_the_rest_of_the_delivery,
 	};
 	Suite *s = suite_create("sync");
 	TCase *tc = tcase_create("end to end");
