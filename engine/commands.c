@@ -767,20 +767,25 @@ int cmd_retry_failed(const cli_opts *o)
 {
 	char err[AUDSYNC_ERR_LEN];
 	run_totals t = { 0 };
-	long long n = 0;
+	long long n = 0, left = 0;
 	int rc;
 	PGconn *conn = open_db_dest(o, &rc);
 
 	if (!conn)
 		return rc;
 	install_signals();
-	if (retry_failed_requeue(&n, conn, o->destination, err, sizeof(err)) !=
-	    0) {
+	if (retry_failed_requeue(&n, &left, conn, o->destination, err,
+				 sizeof(err)) != 0) {
 		log_error(err);
 		db_close(conn);
 		return EXIT_FAILED;
 	}
 	log_info("dead letters requeued", LOG_INT("records", n));
+	if (left > 0)
+		log_warn("dead letters left", LOG_INT("records", left),
+			 "reason",
+			 "their computation is retired, or their sync"
+			 " disabled or deleted");
 	rc = deliver_and_report(conn, o, &t);
 	db_close(conn);
 	return rc;

@@ -76,23 +76,6 @@ static long long queued_for(PGconn *conn, int dest_id, char *err, size_t errlen)
 	return n;
 }
 
-/* A destination that cannot send keeps its calls queued; they count as
- * not delivered, so that the exit status says something is wrong. */
-static int hold_dest(outbox_stats *t, PGconn *conn, const dest_def *d,
-		     const char *why, char *err, size_t errlen)
-{
-	long long n = queued_for(conn, d->id, err, errlen);
-
-	if (n < 0)
-		return -1;
-	if (n == 0)
-		return 0;
-	log_error("delivery held: destination misconfigured", "destination",
-		  d->name, LOG_INT("queued", n), "error", why);
-	t->not_delivered += n;
-	return 0;
-}
-
 /* Records how a delivery of d went in audsync.delivery_state: failed
  * (records left queued or rejected), stopped (held: misconfigured or its
  * credentials refused), and why. A failure to record it is only logged:
@@ -119,6 +102,28 @@ static void record_delivery(PGconn *conn, const dest_def *d, int failed,
 		log_warn("delivery state not recorded", "error", err);
 }
 
+/* A destination that cannot send keeps its calls queued; they count as
+ * not delivered, so that the exit status says something is wrong, and
+ * the destination is recorded stopped (failed too when failed is set).
+ * With nothing queued nothing is held: a deliver from a shell that lacks
+ * the secret, or a destination another command's run did not use, is
+ * not stopped by it. */
+static int hold_dest(outbox_stats *t, PGconn *conn, const dest_def *d,
+		     int failed, const char *why, char *err, size_t errlen)
+{
+	long long n = queued_for(conn, d->id, err, errlen);
+
+	if (n < 0)
+		return -1;
+	if (n == 0)
+		return 0;
+	record_delivery(conn, d, failed, 1, why);
+	log_error("delivery held: destination misconfigured", "destination",
+		  d->name, LOG_INT("queued", n), "error", why);
+	t->not_delivered += n;
+	return 0;
+}
+
 static int deliver_dest(outbox_stats *t, PGconn *conn, mp_client *c,
 			const dest_def *d, char *err, size_t errlen)
 {
@@ -126,15 +131,12 @@ static int deliver_dest(outbox_stats *t, PGconn *conn, mp_client *c,
 	outbox_stats st = { 0 };
 	int h;
 
-	if (d->problem) {
-		record_delivery(conn, d, 0, 1, d->problem);
-		return hold_dest(t, conn, d, d->problem, err, errlen);
-	}
+	if (d->problem)
+		return hold_dest(t, conn, d, 0, d->problem, err, errlen);
 	config_mp_destination(&md, d);
-	if (mp_client_add_destination(c, &h, &md) != 0) {
-		record_delivery(conn, d, 1, 1, mp_client_error(c));
-		return hold_dest(t, conn, d, mp_client_error(c), err, errlen);
-	}
+	if (mp_client_add_destination(c, &h, &md) != 0)
+		return hold_dest(t, conn, d, 1, mp_client_error(c), err,
+				 errlen);
 	if (outbox_deliver(&st, conn, c, h, d->id,
 			   (volatile int *)&sync_stop_requested, err,
 			   errlen) != 0)

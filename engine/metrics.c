@@ -98,9 +98,11 @@ static const char *value_of(const PGresult *r, int row, int column)
 	return PQgetisnull(r, row, column) ? NULL : PQgetvalue(r, row, column);
 }
 
-/* The series of n metrics, one sample per row of r each. */
+/* The series of n metrics, one sample per row of r each; with skip_col
+ * not -1, none for a row whose skip_col reads false. */
 static void put_series(buf *b, const metric *ms, size_t n, const PGresult *r,
-		       const int *labels, const char *const *names)
+		       int skip_col, const int *labels,
+		       const char *const *names)
 {
 	size_t m;
 	int i;
@@ -108,11 +110,16 @@ static void put_series(buf *b, const metric *ms, size_t n, const PGresult *r,
 	for (m = 0; m < n; m++) {
 		put_header(b, ms[m].name, ms[m].type, ms[m].help);
 		for (i = 0; i < PQntuples(r); i++)
-			put_sample(b, ms[m].name, r, i, labels, names,
-				   value_of(r, i, ms[m].column));
+			if (skip_col < 0 ||
+			    PQgetvalue(r, i, skip_col)[0] != 'f')
+				put_sample(b, ms[m].name, r, i, labels, names,
+					   value_of(r, i, ms[m].column));
 	}
 }
 
+/* A sync disabled, or of a retired computation, runs no more: its series
+ * go, or an alert on its age (README's AudsyncNoSuccess) or on its last
+ * run would fire for good. */
 static void put_sync_metrics(buf *b, const PGresult *r)
 {
 	static const int labels[] = { ST_KEY, ST_DEST, -1 };
@@ -120,7 +127,7 @@ static void put_sync_metrics(buf *b, const PGresult *r)
 	int i;
 
 	put_series(b, sync_metrics, sizeof(sync_metrics) / sizeof(metric), r,
-		   labels, names);
+		   ST_ENABLED, labels, names);
 	put_header(b, "last_run_success", "gauge",
 		   "1 when the last run succeeded and the delivery after it "
 		   "left nothing behind, else 0.");
@@ -129,7 +136,8 @@ static void put_sync_metrics(buf *b, const PGresult *r)
 				 0 &&
 			 PQgetvalue(r, i, ST_DELIVERED)[0] == 't';
 
-		if (!PQgetisnull(r, i, ST_RUN_ID))
+		if (!PQgetisnull(r, i, ST_RUN_ID) &&
+		    PQgetvalue(r, i, ST_ENABLED)[0] != 'f')
 			put_sample(b, "last_run_success", r, i, labels, names,
 				   ok ? "1" : "0");
 	}
@@ -142,7 +150,7 @@ static void put_dest_metrics(buf *b, const PGresult *d)
 	int i;
 
 	put_series(b, dest_metrics, sizeof(dest_metrics) / sizeof(metric), d,
-		   labels, names);
+		   -1, labels, names);
 	put_header(b, "destination_stopped", "gauge",
 		   "1 when Mixpanel refused the destination's credentials or "
 		   "it is misconfigured: its records wait.");

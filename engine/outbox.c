@@ -551,6 +551,11 @@ int outbox_deliver(outbox_stats *out, PGconn *conn, mp_client *c, int mp_dest,
 			return rc;
 		if (pages > 0 && !progress)
 			break; /* stuck: what is left waits for next time */
+		/* Refused credentials (401/403) stop the destination for
+		 * the rest of this delivery, not only for this round's
+		 * flush: what is left waits for next time. */
+		if (mp_client_stopped(c, mp_dest))
+			break;
 		if (pages > 0)
 			continue;
 		/* Nothing to claim. Done, unless another process delivering

@@ -9,6 +9,22 @@
 #include "audsync/db.h"
 
 /*
+ * A letter goes back only while its sync still syncs: a letter of a sync
+ * deleted or disabled, or of a retired computation, would set again what
+ * retire --unset took off, where no ledger can reach it any more. Its
+ * $unset letters (only retire writes $unset) go: they finish the
+ * retirement. Forwarded messages belong to no sync and go.
+ */
+#define LETTER_OF_DEST                                                         \
+	" ($1::text IS NULL OR dl.destination_id = (SELECT"                    \
+	" id FROM audsync.destinations WHERE name = $1))"
+#define LETTER_LIVE                                                            \
+	" (dl.sync_id IS NULL OR dl.record::jsonb ? '$unset'"                  \
+	" OR EXISTS (SELECT 1 FROM audsync.syncs s"                            \
+	"  JOIN audsync.computations c ON c.id = s.computation_id"             \
+	"  WHERE s.id = dl.sync_id AND s.enabled AND c.enabled))"
+
+/*
  * Dead letters go back to the outbox re-derived from the ledger: an
  * update's $set takes what the ledger says its distinct_id was told
  * since (a newer false over a stale true), and an event whose value the
@@ -19,8 +35,7 @@
  */
 static const char requeue_sql[] =
 	"WITH moved AS (DELETE FROM audsync.dead_letters dl"
-	" WHERE $1::text IS NULL OR dl.destination_id = (SELECT"
-	" id FROM audsync.destinations WHERE name = $1)"
+	" WHERE" LETTER_OF_DEST " AND" LETTER_LIVE
 	" RETURNING *, record::jsonb AS rec),"
 	" told AS (SELECT DISTINCT ON (m.sync_id, split_part(t, E'\\t', 3))"
 	"  m.sync_id, split_part(t, E'\\t', 3) AS did,"
@@ -59,16 +74,26 @@ static const char requeue_sql[] =
 	" GROUP BY destination_id, sync_id, lane, endpoint"
 	" RETURNING n) SELECT coalesce(sum(n), 0) FROM pages";
 
-int retry_failed_requeue(long long *out, PGconn *conn, const char *destination,
-			 char *err, size_t errlen)
+static const char left_sql[] = "SELECT count(*) FROM audsync.dead_letters dl"
+			       " WHERE" LETTER_OF_DEST " AND NOT" LETTER_LIVE;
+
+int retry_failed_requeue(long long *out, long long *left, PGconn *conn,
+			 const char *destination, char *err, size_t errlen)
 {
 	const char *p[1] = { destination };
 	PGresult *r;
+	long long n;
 
 	r = db_query(conn, "retry failed", requeue_sql, 1, p, err, errlen);
 	if (!r)
 		return -1;
-	*out = db_int(PQgetvalue(r, 0, 0));
+	n = db_int(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	r = db_query(conn, "retry failed", left_sql, 1, p, err, errlen);
+	if (!r)
+		return -1;
+	*left = db_int(PQgetvalue(r, 0, 0));
+	*out = n;
 	PQclear(r);
 	return 0;
 }

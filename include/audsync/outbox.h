@@ -61,7 +61,9 @@ typedef struct outbox_stats {
  * Mixpanel accepted, moves what it rejected to dead letters with its
  * reason, and leaves the rest queued; then it lets the lanes go. A crash
  * re-sends at most one round. Stops when the queue is empty, when a round
- * delivers nothing, or when *stop is set. Adds to *out. Returns 0, or -1
+ * delivers nothing, when Mixpanel stopped the destination (refused its
+ * credentials: mp_client_stopped), or when *stop is set. Adds to *out.
+ * Returns 0, or -1
  * with err set on a database or client error.
  */
 int outbox_deliver(outbox_stats *out, PGconn *conn, mp_client *c, int mp_dest,

@@ -197,6 +197,32 @@ START_TEST(status_does_not_need_the_secret_of_the_runs)
 }
 END_TEST
 
+/* A deliver from a shell without the secret, with nothing queued, held
+ * nothing: no destination is stopped by it. One with calls queued is. */
+START_TEST(a_deliver_without_the_secret_stops_only_what_holds_calls)
+{
+	const char *const with[] = { "MIXPANEL_STATUS_SECRET=s3cret", NULL };
+	tl_result r;
+
+	tl_sql(db, "UPDATE audsync.destinations"
+		   " SET secret_env = 'MIXPANEL_STATUS_SECRET'");
+	ck_assert_int_eq(run_all(with), 0);
+	r = tl_audsync(db, NULL, "deliver", NULL);
+	ck_assert_msg(r.status == 0, "deliver exited %d: %s", r.status, r.err);
+	tl_result_free(&r);
+	assert_check(NULL, 0, "OK");
+
+	tl_sql(db, "INSERT INTO audsync.outbox (destination_id, sync_id,"
+		   " lane, endpoint, n, records)"
+		   " SELECT destination_id, id, 0, 0, 1, '{}'"
+		   " FROM audsync.syncs");
+	r = tl_audsync(db, NULL, "deliver", NULL);
+	ck_assert_msg(r.status == 1, "deliver exited %d: %s", r.status, r.err);
+	tl_result_free(&r);
+	assert_check(NULL, 2, "destination mp stopped");
+}
+END_TEST
+
 START_TEST(status_check_on_an_unreachable_database_is_unknown)
 {
 	tl_result r = tl_audsync("host=/nonexistent dbname=x", NULL, "status",
@@ -252,8 +278,10 @@ START_TEST(a_metrics_file_that_cannot_be_written_says_why)
 }
 END_TEST
 
-/* The metrics file of one run with env, as text (caller frees). */
-static char *metrics_of_run(const char *const *env, int want)
+/* The metrics file that command cmd arg (run --all, retire KEY) with env
+ * wrote, as text (caller frees). */
+static char *metrics_of(const char *const *env, int want, const char *cmd,
+			const char *arg)
 {
 	const char *dir = getenv("AUDSYNC_TEST_TMPDIR");
 	const char *sample = getenv("AUDSYNC_METRICS_SAMPLE");
@@ -264,8 +292,9 @@ static char *metrics_of_run(const char *const *env, int want)
 
 	snprintf(path, sizeof(path), "%s/metrics-%d.prom", dir ? dir : "/tmp",
 		 (int)getpid());
-	r = tl_audsync(db, env, "--metrics-file", path, "run", "--all", NULL);
-	ck_assert_msg(r.status == want, "run exited %d: %s", r.status, r.err);
+	r = tl_audsync(db, env, "--metrics-file", path, cmd, arg, NULL);
+	ck_assert_msg(r.status == want, "%s exited %d: %s", cmd, r.status,
+		      r.err);
 	tl_result_free(&r);
 	f = fopen(path, "r");
 	ck_assert_msg(f != NULL, "%s not written", path);
@@ -277,6 +306,11 @@ static char *metrics_of_run(const char *const *env, int want)
 		return text;
 	unlink(path);
 	return text;
+}
+
+static char *metrics_of_run(const char *const *env, int want)
+{
+	return metrics_of(env, want, "run", "--all");
 }
 
 /* Every sample's metric has one HELP and one TYPE line before it. */
@@ -329,6 +363,25 @@ START_TEST(metrics_describe_each_sync_and_destination)
 }
 END_TEST
 
+/* A retired computation is never synced again: the documented alert
+ * on time() - audsync_last_success_timestamp_seconds must not fire for
+ * it forever, so its syncs have no per-sync series. */
+START_TEST(a_retired_computation_leaves_the_per_sync_metrics)
+{
+	char *t = metrics_of_run(NULL, 0);
+
+	ck_assert_msg(tl_contains(t, "computation=\"everyone\""), "%s", t);
+	free(t);
+	t = metrics_of(NULL, 0, "retire", "everyone");
+	assert_described(t);
+	ck_assert_msg(!tl_contains(t, "computation=\"everyone\"") &&
+			      tl_contains(t, "audsync_queued_records{"
+					     "destination=\"mp\"} 0\n"),
+		      "%s", t);
+	free(t);
+}
+END_TEST
+
 START_TEST(a_failed_delivery_makes_success_0_and_counts_a_failure)
 {
 	char *t;
@@ -361,10 +414,13 @@ static Suite *status_suite(void)
 	tcase_add_test(tc, status_check_exits_0_1_2_the_nagios_way);
 	tcase_add_test(tc, status_check_is_critical_for_a_stopped_destination);
 	tcase_add_test(tc, status_does_not_need_the_secret_of_the_runs);
+	tcase_add_test(
+		tc, a_deliver_without_the_secret_stops_only_what_holds_calls);
 	tcase_add_test(tc, a_metrics_file_that_cannot_be_written_says_why);
 	tcase_add_test(tc, status_check_on_an_unreachable_database_is_unknown);
 	tcase_add_test(tc, dead_letters_are_listed_per_destination);
 	tcase_add_test(tc, metrics_describe_each_sync_and_destination);
+	tcase_add_test(tc, a_retired_computation_leaves_the_per_sync_metrics);
 	tcase_add_test(tc,
 		       a_failed_delivery_makes_success_0_and_counts_a_failure);
 	suite_add_tcase(s, tc);

@@ -1715,6 +1715,92 @@ START_TEST(a_wrong_project_token_stops_delivery_and_keeps_the_rest_queued)
 }
 END_TEST
 
+/* Dead letters of a computation retired since stay dead letters:
+ * retry-failed sending them would set again, for good, the property
+ * retire --unset took off (the ledger that could unset it is gone). */
+START_TEST(retry_failed_leaves_the_dead_letters_of_a_retired_computation)
+{
+	const int n = 300;
+	long long dead;
+	tl_result r;
+
+	tl_sql(db, "INSERT INTO audsync.external_ids SELECT 'p' || g,"
+		   " 'user_id', 'u' || g, now() - interval '1 day'"
+		   " FROM generate_series(1, 300) g");
+	add_everyone_audience("Everyone", "everyone");
+	tl_sql(db, "UPDATE audsync.destinations"
+		   " SET project_token = 'not-the-token'");
+	r = tl_audsync(db, retry_env, "run", "--all", NULL);
+	ck_assert_msg(r.status == 1, "exit %d, expected 1: %s", r.status,
+		      r.err);
+	tl_result_free(&r);
+	dead = sql_int("SELECT count(*) FROM audsync.dead_letters");
+	ck_assert_int_ge(dead, 1);
+	tl_sql(db,
+	       "UPDATE audsync.destinations SET project_token = 'test-token'");
+	r = tl_audsync(db, retry_env, "deliver", NULL);
+	ck_assert_msg(r.status == 0, "deliver exited %d: %s", r.status, r.err);
+	tl_result_free(&r);
+	r = tl_audsync(db, retry_env, "retire", "everyone", "--unset", NULL);
+	ck_assert_msg(r.status == 0, "retire exited %d: %s", r.status, r.err);
+	tl_result_free(&r);
+	ck_assert_int_eq(everyone_missing(n, 0), n);
+
+	r = tl_audsync(db, retry_env, "retry-failed", NULL);
+	ck_assert_msg(r.status == 0, "retry-failed exited %d: %s", r.status,
+		      r.err);
+	ck_assert_int_eq(everyone_missing(n, 0), n);
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM audsync.dead_letters"),
+			 dead);
+	ck_assert_msg(line_with(r.err, "dead letters", "retired"),
+		      "the log does not say why letters were left: %s", r.err);
+	tl_result_free(&r);
+}
+END_TEST
+
+/* A 401 stops the destination for the rest of that delivery, as the
+ * log line says: what was not sent stays queued, the exit status and
+ * status --check say so, and the next deliver sends it. */
+START_TEST(a_refused_credential_stops_the_rest_of_the_delivery)
+{
+	const int n = 300;
+	long long stored;
+	tl_result r;
+
+	use_secret();
+	tl_sql(db, "INSERT INTO audsync.external_ids SELECT 'p' || g,"
+		   " 'user_id', 'u' || g, now() - interval '1 day'"
+		   " FROM generate_series(1, 300) g");
+	add_computation("Everyone", "audience",
+			"SELECT profile_id FROM audsync.external_ids", "NULL",
+			0);
+	add_sync("everyone", "mp", "track", "all");
+	ck_assert_int_eq(mpctl_fault(fake, "{\"mode\":\"401\","
+					   "\"count\":1}"),
+			 0);
+	r = tl_audsync(db, secret_env, "run", "--all", NULL);
+	ck_assert_msg(line_with(r.err, "stopped", "credential"),
+		      "no stop was logged: %s", r.err);
+	ck_assert_msg(r.status == 1, "exit %d after a stop, expected 1: %s",
+		      r.status, r.err);
+	tl_result_free(&r);
+	stored = COUNTER("events_stored");
+	ck_assert_int_lt(stored, n);
+	ck_assert_int_eq(sql_int("SELECT coalesce(sum(n), 0)"
+				 " FROM audsync.outbox"),
+			 n - stored);
+	r = tl_audsync(db, NULL, "status", "--check", NULL);
+	ck_assert_msg(r.status == 2 && has_any(r.out, "stopped"),
+		      "status --check exited %d: %s", r.status, r.out);
+	tl_result_free(&r);
+
+	r = tl_audsync(db, secret_env, "deliver", NULL);
+	ck_assert_msg(r.status == 0, "deliver exited %d: %s", r.status, r.err);
+	tl_result_free(&r);
+	ck_assert_int_eq(COUNTER("events_stored"), n);
+}
+END_TEST
+
 START_TEST(records_mixpanel_rejects_become_dead_letters_and_can_be_retried)
 {
 	json_object *st;
@@ -1989,6 +2075,8 @@ static Suite *sync_suite(void)
 		wrong_credentials_stop_delivery_without_showing_the_secret,
 		records_mixpanel_rejects_become_dead_letters_and_can_be_retried,
 		a_wrong_project_token_stops_delivery_and_keeps_the_rest_queued,
+		retry_failed_leaves_the_dead_letters_of_a_retired_computation,
+		a_refused_credential_stops_the_rest_of_the_delivery,
 	};
 	Suite *s = suite_create("sync");
 	TCase *tc = tcase_create("end to end");
