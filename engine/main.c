@@ -60,7 +60,7 @@ static const command commands[] = {
 	  "once). Wakes on NOTIFY audsync_events." },
 	{ "status", cmd_status,
 	  OPT_JSON | OPT_CHECK | OPT_DEAD | OPT_DESTINATION, 0,
-	  "status [--json] [--check] [--dead-letters [--destination NAME]]",
+	  "status [--json] [--check] [--destination NAME] [--dead-letters]",
 	  "Syncs: last run, last success, duration, next due, counts,\n"
 	  "queue, dead letters, errors. --json prints one JSON document\n"
 	  "(schema_version 1, see audsync(1)). --check prints one line and\n"
@@ -68,7 +68,8 @@ static const command commands[] = {
 	  "AUDSYNC_CHECK_WARN_AGE seconds, 900), 2 CRITICAL (a failed sync,\n"
 	  "a stopped destination, a queue older than AUDSYNC_CHECK_CRIT_AGE,\n"
 	  "3600), 3 UNKNOWN, for Nagios and the like. --dead-letters lists\n"
-	  "the dead letters (of one destination) with Mixpanel's reason." },
+	  "the dead letters with Mixpanel's reason. --destination shows\n"
+	  "one destination's syncs (or dead letters) only." },
 	{ "validate", cmd_validate, 0, 0, "validate",
 	  "Check every definition and destination." },
 	{ "explain", cmd_explain, 0, 1, "explain KEY",

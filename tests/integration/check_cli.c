@@ -753,6 +753,65 @@ START_TEST(a_destination_that_does_not_exist_exits_2)
 }
 END_TEST
 
+/* A key or a name that matches nothing is a typo too: explain, retire,
+ * status --destination and a forward that cannot tell which destination
+ * say so in one line and exit 2, and change nothing. */
+START_TEST(a_name_that_matches_nothing_exits_2)
+{
+	static const char *const cmds[][4] = {
+		{ "explain", "nope", NULL, "no computation has the key" },
+		{ "retire", "nope", NULL, "no computation has the key" },
+		{ "status", "--destination", "nope",
+		  "no destination is named" },
+		{ "forward", "-", NULL, "say which one with --destination" },
+	};
+	size_t i;
+
+	tl_add_destination(db, "edge", mpctl_base_url(fake));
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		tl_result r = tl_audsync(db, NULL, cmds[i][0], cmds[i][1],
+					 cmds[i][2], NULL);
+
+		ck_assert_msg(r.status == 2, "%s %s exited %d: %s", cmds[i][0],
+			      cmds[i][1], r.status, r.err);
+		ck_assert_msg(tl_contains(r.err, cmds[i][3]), "%s: %s",
+			      cmds[i][0], r.err);
+		ck_assert_msg(count_lines(r.err) == 1, "%s: not one line: %s",
+			      cmds[i][0], r.err);
+		ck_assert_msg(r.out[0] == '\0', "%s printed: %s", cmds[i][0],
+			      r.out);
+		tl_result_free(&r);
+	}
+	ck_assert_int_eq(tl_sql_int(db, "SELECT count(*) FROM audsync.outbox"),
+			 0);
+}
+END_TEST
+
+/* status --destination NAME shows that destination's syncs only. */
+START_TEST(status_destination_shows_that_destination_only)
+{
+	tl_result r;
+
+	tl_add_destination(db, "edge", mpctl_base_url(fake));
+	tl_sql(db, "INSERT INTO audsync.syncs (computation_id, destination_id,"
+		   " mode) SELECT c.id, d.id, 'track'"
+		   " FROM audsync.computations c, audsync.destinations d"
+		   " WHERE d.name = 'edge'");
+	r = tl_audsync(db, NULL, "status", "--destination", "edge", NULL);
+	ASSERT_EXIT(r, 0);
+	ck_assert_msg(count_lines(r.out) == 2, "%s", r.out);
+	ck_assert_msg(tl_contains(r.out, " edge "), "%s", r.out);
+	ck_assert_msg(!tl_contains(r.out, " mp "), "%s", r.out);
+	tl_result_free(&r);
+	r = tl_audsync(db, NULL, "status", "--json", "--destination", "edge",
+		       NULL);
+	ASSERT_EXIT(r, 0);
+	ck_assert_msg(!tl_contains(r.out, "\"mp\""), "%s", r.out);
+	ck_assert_msg(tl_contains(r.out, "\"edge\""), "%s", r.out);
+	tl_result_free(&r);
+}
+END_TEST
+
 /* Asserts every line of text is a JSON object with level and msg. */
 static void assert_json_lines(const char *text)
 {
@@ -1070,6 +1129,8 @@ static Suite *cli_suite(void)
 	tcase_set_timeout(sync, 60);
 	tcase_add_test(sync, as_of_in_the_future_exits_2_and_sends_nothing);
 	tcase_add_test(sync, a_destination_that_does_not_exist_exits_2);
+	tcase_add_test(sync, a_name_that_matches_nothing_exits_2);
+	tcase_add_test(sync, status_destination_shows_that_destination_only);
 	tcase_add_test(sync,
 		       log_format_json_makes_every_stderr_line_a_json_object);
 	tcase_add_test(sync, log_level_error_silences_info_lines);
