@@ -669,17 +669,16 @@ int cmd_daemon(const cli_opts *o)
 	return EXIT_OK;
 }
 
-/* A threshold of status --check, in seconds, from the environment. */
-static long check_age(const char *name, long dflt)
+/* A threshold of status --check, in seconds, from the environment:
+ * main() has refused a bad one already. */
+static long check_age(const char *name)
 {
-	const char *v = getenv(name);
-	char *end;
-	long n;
+	char err[AUDSYNC_ERR_LEN];
+	long n = 0;
 
-	if (!v || !*v)
-		return dflt;
-	n = strtol(v, &end, 10);
-	return *end || n < 0 ? dflt : n;
+	if (settings_env_long(&n, name, err, sizeof(err)) != 0)
+		log_error(err);
+	return n;
 }
 
 /* status --check: a Nagios plugin's line and exit status; 3 (UNKNOWN)
@@ -689,9 +688,8 @@ static int status_nagios(PGconn *conn)
 	char err[AUDSYNC_ERR_LEN];
 	status_level lv;
 
-	if (status_check(&lv, stdout, conn,
-			 check_age("AUDSYNC_CHECK_WARN_AGE", 900),
-			 check_age("AUDSYNC_CHECK_CRIT_AGE", 3600), err,
+	if (status_check(&lv, stdout, conn, check_age("AUDSYNC_CHECK_WARN_AGE"),
+			 check_age("AUDSYNC_CHECK_CRIT_AGE"), err,
 			 sizeof(err)) != 0) {
 		printf("AUDSYNC UNKNOWN - %s\n", err);
 		return STATUS_UNKNOWN;

@@ -258,7 +258,10 @@ int main(int argc, char **argv)
 	const char *name;
 
 	signal(SIGPIPE, SIG_IGN);
-	if (settings_check_env(err, sizeof(err)) != 0) {
+	/* A bad variable is one line: the command line was right, so no
+	 * usage text (the log variables too, whatever the options say). */
+	if (settings_check_env(err, sizeof(err)) != 0 ||
+	    log_setup(NULL, NULL, err, sizeof(err)) != 0) {
 		fprintf(stderr, "audsync: %s\n", err);
 		return EXIT_USAGE;
 	}

@@ -221,6 +221,48 @@ START_TEST(a_bad_log_level_in_the_environment_exits_2)
 }
 END_TEST
 
+/* Every AUDSYNC_* variable is parsed strictly: a bad one stops the
+ * command before it does anything, exit 2, with one line naming it (and
+ * no usage text: the command line was right). */
+START_TEST(a_bad_variable_exits_2_with_one_line_naming_it)
+{
+	static const char *const bad[][2] = {
+		{ "AUDSYNC_CHECK_WARN_AGE", "abc" },
+		{ "AUDSYNC_CHECK_WARN_AGE", "-5" },
+		{ "AUDSYNC_CHECK_WARN_AGE", "900s" },
+		{ "AUDSYNC_CHECK_WARN_AGE", "1abc" },
+		{ "AUDSYNC_CHECK_WARN_AGE", "0x10" },
+		{ "AUDSYNC_CHECK_WARN_AGE", " 1" },
+		{ "AUDSYNC_CHECK_CRIT_AGE", "abc" },
+		{ "AUDSYNC_PROGRESS_INTERVAL_MS", "abc" },
+		{ "AUDSYNC_PROGRESS_INTERVAL_MS", "0" },
+		{ "AUDSYNC_LOG_PRIORITY_PREFIX", "yes" },
+		{ "AUDSYNC_LOG_PRIORITY_PREFIX", "2" },
+		{ "AUDSYNC_LOG_LEVEL", "loud" },
+		{ "AUDSYNC_LOG_FORMAT", "xml" },
+		{ "AUDSYNC_TIMEOUT_MS", "30s" },
+	};
+	char var[96];
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *const env[] = { var, NULL };
+		tl_result r;
+
+		snprintf(var, sizeof(var), "%s=%s", bad[i][0], bad[i][1]);
+		r = RUN(env, "--db", NO_DB, "status", "--check");
+		ck_assert_msg(r.status == 2,
+			      "%s: exit %d\nstdout: %s\nstderr: %s", var,
+			      r.status, r.out, r.err);
+		ck_assert_msg(count_lines(r.err) == 1 &&
+				      tl_contains(r.err, bad[i][0]),
+			      "%s: not one line naming it: %s", var, r.err);
+		ck_assert_msg(r.out[0] == '\0', "%s: printed %s", var, r.out);
+		tl_result_free(&r);
+	}
+}
+END_TEST
+
 /* ---- choosing the database -------------------------------------------- */
 
 START_TEST(an_unreachable_database_exits_3_with_one_line)
@@ -1101,6 +1143,7 @@ static Suite *cli_suite(void)
 	tcase_add_test(usage, an_option_the_command_does_not_take_exits_2);
 	tcase_add_test(usage, a_missing_or_extra_argument_exits_2);
 	tcase_add_test(usage, a_bad_log_level_in_the_environment_exits_2);
+	tcase_add_test(usage, a_bad_variable_exits_2_with_one_line_naming_it);
 	suite_add_tcase(s, usage);
 
 	tcase_set_timeout(dbs, 60);
