@@ -1010,6 +1010,61 @@ START_TEST(validate_names_the_computation_of_a_broken_definition)
 }
 END_TEST
 
+/* An https:// api_base with user:password@ (or a bare token@) is
+ * refused as plain http:// is: validate names the destination in one
+ * line without the password, its sync fails, the other one runs. */
+START_TEST(an_api_base_with_a_password_fails_only_its_destination)
+{
+	static const char *const bases[] = {
+		"https://user:PASSW0RD@api.mixpanel.com",
+		"https://PASSW0RD@api.mixpanel.com/",
+	};
+	size_t i;
+
+	tl_add_destination(db, "leaky", bases[0]);
+	tl_sql(db, "INSERT INTO audsync.syncs (computation_id, destination_id,"
+		   " mode) SELECT c.id, d.id, 'identify'"
+		   " FROM audsync.computations c, audsync.destinations d"
+		   " WHERE d.name = 'leaky'");
+	for (i = 0; i < sizeof(bases) / sizeof(bases[0]); i++) {
+		tl_result r;
+		const char *line;
+
+		tl_sqlf(db,
+			"UPDATE audsync.destinations SET api_base = '%s'"
+			" WHERE name = 'leaky'",
+			bases[i]);
+		r = tl_audsync(db, NULL, "validate", NULL);
+		ASSERT_EXIT(r, 3);
+		line = strstr(r.out, "problem:");
+		ck_assert_msg(line && tl_contains(line, "leaky") &&
+				      tl_contains(line, "user:password@"),
+			      "%s", r.out);
+		ck_assert_msg(!tl_contains(r.out, "PASSW0RD") &&
+				      !tl_contains(r.err, "PASSW0RD"),
+			      "the password shown: %s%s", r.out, r.err);
+		tl_result_free(&r);
+	}
+	{
+		tl_result r = tl_audsync(db, NULL, "run", "--all", NULL);
+
+		ASSERT_EXIT(r, 1);
+		ck_assert_msg(!tl_contains(r.err, "PASSW0RD"), "%s", r.err);
+		tl_result_free(&r);
+	}
+	ck_assert_int_eq(mpctl_counter(fake, "records_received"), 3);
+	ck_assert_int_eq(tl_sql_int(db,
+				    "SELECT count(*) FROM audsync.runs r"
+				    " JOIN audsync.syncs s ON s.id = r.sync_id"
+				    " JOIN audsync.destinations d"
+				    " ON d.id = s.destination_id"
+				    " WHERE d.name = 'leaky'"
+				    " AND r.status = 'failed'"
+				    " AND r.error NOT LIKE '%PASSW0RD%'"),
+			 1);
+}
+END_TEST
+
 START_TEST(metrics_file_holds_prometheus_gauges_after_a_run)
 {
 	const char *dir = getenv("AUDSYNC_TEST_TMPDIR");
@@ -1182,6 +1237,8 @@ static Suite *cli_suite(void)
 	tcase_add_test(sync, validate_passes_sound_definitions);
 	tcase_add_test(sync,
 		       validate_names_the_computation_of_a_broken_definition);
+	tcase_add_test(sync,
+		       an_api_base_with_a_password_fails_only_its_destination);
 	tcase_add_test(sync, metrics_file_holds_prometheus_gauges_after_a_run);
 	tcase_add_test(sync, dry_run_prints_the_calls_and_changes_nothing);
 	tcase_add_test(sync, the_queued_count_and_exit_status_match_the_outbox);

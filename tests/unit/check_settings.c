@@ -335,6 +335,10 @@ static const policy_row policy_rows[] = {
 	{ "http://127.0.0.1.evil.org", NULL, NULL, 0 },
 	{ "http://localhost@evil.org/", NULL, NULL, 0 },
 	{ "http://u:p@127.0.0.1/", NULL, NULL, 0 },
+	{ "https://user:PASSW0RD@api.mixpanel.com", NULL, NULL, 0 },
+	{ "https://PASSW0RD@proxy.example.com/mp/", NULL, NULL, 0 },
+	{ "HTTPS://user:PASSW0RD@api.mixpanel.com", NULL, NULL, 0 },
+	{ "https://proxy.example.com/mp/@PASSW0RD", NULL, NULL, 1 },
 	{ "http://", NULL, NULL, 0 },
 	{ "https://", NULL, NULL, 0 },
 	{ "ftp://x", NULL, NULL, 0 },
@@ -373,6 +377,8 @@ START_TEST(a_row_reaches_only_what_the_operator_allows)
 		      row->allow_hosts ? row->allow_hosts : "-",
 		      rc == 0 ? "allowed" : err);
 	ck_assert(rc == 0 || (strlen(err) > 20 && !strchr(err, '\n')));
+	/* the one line never echoes a password of the URL */
+	ck_assert_msg(rc == 0 || !strstr(err, "PASSW0RD"), "%s", err);
 }
 END_TEST
 
