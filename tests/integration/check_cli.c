@@ -1010,6 +1010,27 @@ START_TEST(validate_names_the_computation_of_a_broken_definition)
 }
 END_TEST
 
+/* validate checks every definition, synced or not yet: a computation
+ * written before its sync is found before the sync trips over it. */
+START_TEST(validate_checks_a_computation_without_a_sync)
+{
+	tl_result r;
+
+	tl_sql(db, "INSERT INTO audsync.computations (name, kind, definition)"
+		   " VALUES ('Typo Rule', 'audience', '{\"performd\": {}}');"
+		   "INSERT INTO audsync.computations (name, kind,"
+		   " definition_sql) VALUES ('Typo Sql', 'audience',"
+		   " 'SELEC 1')");
+	r = tl_audsync(db, NULL, "validate", NULL);
+	ASSERT_EXIT(r, 3);
+	ck_assert_msg(tl_contains(r.out, "typo_rule"), "%s", r.out);
+	ck_assert_msg(tl_contains(r.out, "typo_sql"), "%s", r.out);
+	ck_assert_msg(tl_contains(r.out, ": 2 problems"), "%s", r.out);
+	ck_assert_msg(!tl_contains(r.out, "recent_buyers"), "%s", r.out);
+	tl_result_free(&r);
+}
+END_TEST
+
 /* An https:// api_base with user:password@ (or a bare token@) is
  * refused as plain http:// is: validate names the destination in one
  * line without the password, its sync fails, the other one runs. */
@@ -1237,6 +1258,7 @@ static Suite *cli_suite(void)
 	tcase_add_test(sync, validate_passes_sound_definitions);
 	tcase_add_test(sync,
 		       validate_names_the_computation_of_a_broken_definition);
+	tcase_add_test(sync, validate_checks_a_computation_without_a_sync);
 	tcase_add_test(sync,
 		       an_api_base_with_a_password_fails_only_its_destination);
 	tcase_add_test(sync, metrics_file_holds_prometheus_gauges_after_a_run);
