@@ -703,13 +703,14 @@ int cmd_status(const cli_opts *o)
 	PGconn *conn;
 	int rc = EXIT_OK;
 
-	/* --check judges every destination: a filter it ignored would
-	 * pass for one it applied. */
-	if (o->check && o->destination) {
-		fprintf(stderr, "audsync status: --check takes no "
-				"--destination\nusage: audsync status [--json] "
-				"[--check] [--destination NAME] "
-				"[--dead-letters]\n");
+	/* --check prints its one line about every destination: a --json
+	 * or a filter it ignored would pass for one it obeyed. */
+	if (o->check && (o->json || o->destination)) {
+		fprintf(stderr,
+			"audsync status: --check takes no %s\n"
+			"usage: audsync status [--json | --check] "
+			"[--destination NAME] [--dead-letters]\n",
+			o->json ? "--json" : "--destination");
 		return EXIT_USAGE;
 	}
 	conn = open_db(o, 1);

@@ -60,7 +60,7 @@ static const command commands[] = {
 	  "once). Wakes on NOTIFY audsync_events." },
 	{ "status", cmd_status,
 	  OPT_JSON | OPT_CHECK | OPT_DEAD | OPT_DESTINATION, 0,
-	  "status [--json] [--check] [--destination NAME] [--dead-letters]",
+	  "status [--json | --check] [--destination NAME] [--dead-letters]",
 	  "Syncs: last run, last success, duration, next due, counts,\n"
 	  "queue, dead letters, errors. --json prints one JSON document\n"
 	  "(schema_version 1, see audsync(1)). --check prints one line and\n"
@@ -130,6 +130,40 @@ static void command_help(const command *c)
 	       global_help);
 }
 
+static const char help_synopsis[] = "help [COMMAND]";
+
+/* `audsync help [COMMAND]`: the usage, or one command's help (help's
+ * own too, as the man page lists it). */
+static int help_command(int nargs, char **args)
+{
+	const command *c = nargs == 1 ? find_command(args[0]) : NULL;
+
+	if (nargs == 0) {
+		usage(stdout);
+		return EXIT_OK;
+	}
+	if (nargs == 1 && strcmp(args[0], "help") == 0) {
+		printf("usage: audsync %s\n\nDescribe COMMAND, or list every "
+		       "command.\n\n%s",
+		       help_synopsis, global_help);
+		return EXIT_OK;
+	}
+	if (nargs > 1) {
+		fprintf(stderr,
+			"audsync help: unexpected argument\nusage: audsync "
+			"%s\n",
+			help_synopsis);
+		return EXIT_USAGE;
+	}
+	if (!c) {
+		fprintf(stderr, "audsync: unknown command '%s'\n", args[0]);
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	command_help(c);
+	return EXIT_OK;
+}
+
 static const struct option long_opts[] = {
 	{ "db", required_argument, NULL, 'd' },
 	{ "log-format", required_argument, NULL, 'F' },
@@ -156,7 +190,14 @@ static int take_option(int ch, cli_opts *o, unsigned *used, int *help)
 {
 	switch (ch) {
 	case 'd': o->db = optarg; return 0;
-	case 'M': o->metrics_file = optarg; return 0;
+	case 'M':
+		/* an empty path would fail after the run, not before */
+		if (!*optarg) {
+			fputs("audsync: --metrics-file needs a path\n", stderr);
+			return EXIT_USAGE;
+		}
+		o->metrics_file = optarg;
+		return 0;
 	case 'c':
 		o->computation = optarg;
 		*used |= OPT_COMPUTATION;
@@ -291,14 +332,8 @@ int main(int argc, char **argv)
 		return help ? EXIT_OK : EXIT_USAGE;
 	}
 	name = argv[optind];
-	if (strcmp(name, "help") == 0) {
-		if (optind + 1 >= argc) {
-			usage(stdout);
-			return EXIT_OK;
-		}
-		name = argv[optind + 1];
-		help = 1;
-	}
+	if (strcmp(name, "help") == 0)
+		return help_command(argc - optind - 1, argv + optind + 1);
 	c = find_command(name);
 	if (!c) {
 		fprintf(stderr, "audsync: unknown command '%s'\n", name);

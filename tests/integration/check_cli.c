@@ -263,6 +263,29 @@ START_TEST(a_bad_variable_exits_2_with_one_line_naming_it)
 }
 END_TEST
 
+/* Options that contradict each other, or say nothing, are refused
+ * rather than half obeyed; help takes one command, help itself too. */
+START_TEST(conflicting_or_empty_options_exit_2)
+{
+	tl_result r;
+
+	assert_usage_error((const char *const[]){ "--db", NO_DB, "status",
+						  "--json", "--check", NULL });
+	assert_usage_error((const char *const[]){ "--db", NO_DB, "status",
+						  "--check", "--destination",
+						  "mp", NULL });
+	assert_usage_error((const char *const[]){
+		"--db", NO_DB, "--metrics-file", "", "run", NULL });
+	assert_usage_error(
+		(const char *const[]){ "help", "run", "extra", NULL });
+	r = RUN(NULL, "help", "help");
+	ASSERT_EXIT(r, 0);
+	ck_assert_msg(tl_contains(r.out, "usage: audsync help"), "%s", r.out);
+	ck_assert_str_eq(r.err, "");
+	tl_result_free(&r);
+}
+END_TEST
+
 /* ---- choosing the database -------------------------------------------- */
 
 START_TEST(an_unreachable_database_exits_3_with_one_line)
@@ -1220,6 +1243,7 @@ static Suite *cli_suite(void)
 	tcase_add_test(usage, a_missing_or_extra_argument_exits_2);
 	tcase_add_test(usage, a_bad_log_level_in_the_environment_exits_2);
 	tcase_add_test(usage, a_bad_variable_exits_2_with_one_line_naming_it);
+	tcase_add_test(usage, conflicting_or_empty_options_exit_2);
 	suite_add_tcase(s, usage);
 
 	tcase_set_timeout(dbs, 60);
