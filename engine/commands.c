@@ -228,22 +228,17 @@ int cmd_resync(const cli_opts *o)
 	return rc;
 }
 
-/* A --destination that names no destination is a typo, not a filter
- * that happens to match nothing: the command would quietly do nothing.
- * Returns 0, or an exit status after logging. */
-static int check_destination(PGconn *conn, const char *name)
+/* Whether sql ($1 = name) counts a row: 0 when it does, else an exit
+ * status after logging "MISSING NAME". */
+static int check_exists(PGconn *conn, const char *sql, const char *name,
+			const char *missing)
 {
 	char err[AUDSYNC_ERR_LEN];
 	const char *p[1] = { name };
 	PGresult *r;
 	int n;
 
-	if (!name)
-		return 0;
-	r = db_query(conn, "destination",
-		     "SELECT count(*) FROM audsync.destinations"
-		     " WHERE name = $1",
-		     1, p, err, sizeof(err));
+	r = db_query(conn, "lookup", sql, 1, p, err, sizeof(err));
 	if (!r) {
 		log_error(err);
 		return EXIT_CONFIG;
@@ -252,9 +247,32 @@ static int check_destination(PGconn *conn, const char *name)
 	PQclear(r);
 	if (n > 0)
 		return 0;
-	snprintf(err, sizeof(err), "no destination is named %s", name);
+	snprintf(err, sizeof(err), "%s %s", missing, name);
 	log_error(err);
 	return EXIT_USAGE;
+}
+
+/* A --destination that names no destination is a typo, not a filter
+ * that happens to match nothing: the command would quietly do nothing.
+ * Returns 0, or an exit status after logging. */
+static int check_destination(PGconn *conn, const char *name)
+{
+	if (!name)
+		return 0;
+	return check_exists(conn,
+			    "SELECT count(*) FROM audsync.destinations"
+			    " WHERE name = $1",
+			    name, "no destination is named");
+}
+
+/* The same for the KEY of explain and retire: a typo exits 2, as the
+ * README promises, not 3 (explain) or 1 (retire). */
+static int check_computation(PGconn *conn, const char *key)
+{
+	return check_exists(conn,
+			    "SELECT count(*) FROM audsync.computations"
+			    " WHERE key = $1",
+			    key, "no computation has the key");
 }
 
 /* open_db() for a command that takes --destination, then
@@ -340,7 +358,7 @@ static int forward_inbound(PGconn *conn, forward_totals *out,
 }
 
 /* Reads o's file (or stdin) in rounds, delivering after each. Returns
- * 0, or -1 after logging the error. */
+ * 0, or -1 (FORWARD_EUSAGE: a usage error) after logging the error. */
 static int forward_file(PGconn *conn, const cli_opts *o, forward_totals *f,
 			run_totals *t)
 {
@@ -391,7 +409,7 @@ int cmd_forward(const cli_opts *o)
 			   : forward_file(conn, o, &f, &t);
 	if (rc != 0) {
 		db_close(conn);
-		return EXIT_CONFIG;
+		return rc == FORWARD_EUSAGE ? EXIT_USAGE : EXIT_CONFIG;
 	}
 	rc = deliver_and_report(conn, o, &t);
 	db_close(conn);
@@ -651,17 +669,16 @@ int cmd_daemon(const cli_opts *o)
 	return EXIT_OK;
 }
 
-/* A threshold of status --check, in seconds, from the environment. */
-static long check_age(const char *name, long dflt)
+/* A threshold of status --check, in seconds, from the environment:
+ * main() has refused a bad one already. */
+static long check_age(const char *name)
 {
-	const char *v = getenv(name);
-	char *end;
-	long n;
+	char err[AUDSYNC_ERR_LEN];
+	long n = 0;
 
-	if (!v || !*v)
-		return dflt;
-	n = strtol(v, &end, 10);
-	return *end || n < 0 ? dflt : n;
+	if (settings_env_long(&n, name, err, sizeof(err)) != 0)
+		log_error(err);
+	return n;
 }
 
 /* status --check: a Nagios plugin's line and exit status; 3 (UNKNOWN)
@@ -671,9 +688,8 @@ static int status_nagios(PGconn *conn)
 	char err[AUDSYNC_ERR_LEN];
 	status_level lv;
 
-	if (status_check(&lv, stdout, conn,
-			 check_age("AUDSYNC_CHECK_WARN_AGE", 900),
-			 check_age("AUDSYNC_CHECK_CRIT_AGE", 3600), err,
+	if (status_check(&lv, stdout, conn, check_age("AUDSYNC_CHECK_WARN_AGE"),
+			 check_age("AUDSYNC_CHECK_CRIT_AGE"), err,
 			 sizeof(err)) != 0) {
 		printf("AUDSYNC UNKNOWN - %s\n", err);
 		return STATUS_UNKNOWN;
@@ -684,8 +700,20 @@ static int status_nagios(PGconn *conn)
 int cmd_status(const cli_opts *o)
 {
 	char err[AUDSYNC_ERR_LEN];
-	PGconn *conn = open_db(o, 1);
+	PGconn *conn;
 	int rc = EXIT_OK;
+
+	/* --check prints its one line about every destination: a --json
+	 * or a filter it ignored would pass for one it obeyed. */
+	if (o->check && (o->json || o->destination)) {
+		fprintf(stderr,
+			"audsync status: --check takes no %s\n"
+			"usage: audsync status [--json | --check] "
+			"[--destination NAME] [--dead-letters]\n",
+			o->json ? "--json" : "--destination");
+		return EXIT_USAGE;
+	}
+	conn = open_db(o, 1);
 
 	if (!conn) {
 		if (o->check)
@@ -694,13 +722,13 @@ int cmd_status(const cli_opts *o)
 	}
 	if (o->check)
 		rc = status_nagios(conn);
-	else if (o->dead_letters)
+	else
 		rc = check_destination(conn, o->destination);
 	if (rc == EXIT_OK && !o->check &&
 	    (o->dead_letters ? status_dead_letters(stdout, conn, o->destination,
 						   o->json, err, sizeof(err))
-			     : status_print(stdout, conn, o->json, err,
-					    sizeof(err))) != 0) {
+			     : status_print(stdout, conn, o->destination,
+					    o->json, err, sizeof(err))) != 0) {
 		log_error(err);
 		rc = EXIT_CONFIG;
 	}
@@ -733,7 +761,9 @@ int cmd_explain(const cli_opts *o)
 
 	if (!conn)
 		return EXIT_CONFIG;
-	if (rule_catalog_explain(stdout, conn, o->arg, err, sizeof(err)) != 0) {
+	rc = check_computation(conn, o->arg);
+	if (rc == EXIT_OK &&
+	    rule_catalog_explain(stdout, conn, o->arg, err, sizeof(err)) != 0) {
 		log_error(err);
 		rc = EXIT_CONFIG;
 	}
@@ -750,6 +780,11 @@ int cmd_retire(const cli_opts *o)
 
 	if (!conn)
 		return EXIT_CONFIG;
+	rc = check_computation(conn, o->arg);
+	if (rc != EXIT_OK) {
+		db_close(conn);
+		return rc;
+	}
 	install_signals();
 	if (retire_computation(conn, o->arg, o->unset, err, sizeof(err)) != 0) {
 		log_error(err);

@@ -63,6 +63,21 @@ static const char load_sql[] =
 	"  AND ($2::text IS NULL OR d.name = $2)"
 	" ORDER BY s.id";
 
+/* The computations no sync uses, in load_sql's columns up to the
+ * destination's (no sync, no destination, no state), evaluated now. */
+static const char unsynced_sql[] =
+	"SELECT NULL, NULL, NULL, c.enabled, c.id, c.key, c.name,"
+	"  c.kind = 'trait', c.definition_sql, c.definition IS NOT NULL,"
+	"  c.lookback IS NOT NULL, c.include_anonymous, now()::text,"
+	"  CASE WHEN c.lookback IS NULL THEN '-infinity'"
+	"   WHEN " LOOKBACK_BAD " THEN NULL"
+	"   ELSE (now() - c.lookback)::text END,"
+	"  false, c.lookback::text, NULL, false"
+	" FROM audsync.computations c"
+	" WHERE NOT EXISTS (SELECT 1 FROM audsync.syncs s"
+	"  WHERE s.computation_id = c.id)"
+	" ORDER BY c.id";
+
 enum {
 	COL_SYNC_ID,
 	COL_MODE,
@@ -434,6 +449,25 @@ int config_load(sync_list *out, PGconn *conn, const sync_filter *f, char *err,
 	return 0;
 }
 
+int config_load_unsynced(sync_list *out, PGconn *conn, char *err, size_t errlen)
+{
+	sync_list l = { 0 };
+	PGresult *r;
+	int i;
+
+	r = db_query(conn, "read computations", unsynced_sql, 0, NULL, err,
+		     errlen);
+	if (!r)
+		return -1;
+	l.n = PQntuples(r);
+	l.items = alloc_calloc((size_t)l.n + 1, sizeof(*l.items));
+	for (i = 0; i < l.n; i++)
+		load_sync(&l.items[i], r, i);
+	PQclear(r);
+	*out = l;
+	return 0;
+}
+
 int config_load_destinations(sync_list *out, PGconn *conn, const char *name,
 			     char *err, size_t errlen)
 {
@@ -524,6 +558,8 @@ static const char *sync_problem(const sync_def *s, int with_env, char *buf,
 			 "computation %s: lookback %s must be positive and "
 			 "at most " LOOKBACK_MAX,
 			 s->key, s->lookback ? s->lookback : "");
+	else if (!s->dest)
+		return NULL;
 	else if (s->dest->problem && (with_env || !s->dest->problem_in_env))
 		snprintf(buf, len, "%s", s->dest->problem);
 	else if (s->mode == SYNC_MODE_IDENTIFY && !s->dest->use_people)

@@ -2,6 +2,7 @@
 #include "audsync/dest_policy.h"
 
 #include "audsync/alloc.h"
+#include "audsync/mp_redact.h"
 #include "audsync/settings.h"
 
 #include <ctype.h>
@@ -45,16 +46,26 @@ static const char *url_host(const char *rest, size_t *n)
 	return rest;
 }
 
+/* A URL (after its scheme) with user:password@ or token@ before its
+ * path: refused, for http:// and https:// alike, since the password
+ * would be sent, logged by proxies, and shown by anything that prints
+ * the row. The message never quotes the URL. */
+static int check_userinfo(const char *rest, char *err, size_t errlen)
+{
+	if (!memchr(rest, '@', strcspn(rest, "/?#")))
+		return 0;
+	snprintf(err, errlen,
+		 "api_base may not carry user:password@ in its URL");
+	return -1;
+}
+
 static int check_http(const char *rest, char *err, size_t errlen)
 {
 	size_t n;
 	const char *host = url_host(rest, &n);
 
-	if (memchr(rest, '@', strcspn(rest, "/?#"))) {
-		snprintf(err, errlen,
-			 "api_base may not carry user:password@ in its URL");
+	if (check_userinfo(rest, err, errlen) != 0)
 		return -1;
-	}
 	if (in_list("localhost,127.0.0.1,[::1]", ',', host, n, 1) ||
 	    in_list(settings_env("AUDSYNC_ALLOW_HTTP_HOSTS"), ',', host, n, 1))
 		return 0;
@@ -121,7 +132,7 @@ int dest_policy_api_base(const char *api_base, char *err, size_t errlen)
 	if (!api_base)
 		return 0;
 	if (strncmp(api_base, "https://", 8) == 0 && api_base[8] != '\0')
-		return 0;
+		return check_userinfo(api_base + 8, err, errlen);
 	if (strcmp(api_base, "stdout:") == 0)
 		return 0;
 	if (strncmp(api_base, "http://", 7) == 0 && api_base[7] != '\0')
@@ -130,8 +141,8 @@ int dest_policy_api_base(const char *api_base, char *err, size_t errlen)
 		return check_file(api_base + 5, err, errlen);
 	snprintf(err, errlen,
 		 "api_base must start with https://, http://, stdout: or "
-		 "file:, not '%.100s'",
-		 api_base);
+		 "file:, not '%.*s'",
+		 mp_redact_url_len(api_base, 100), api_base);
 	return -1;
 }
 

@@ -286,7 +286,8 @@ static int dest_from_def(fw_dest *d, const dest_def *def, char *err,
 	return 0;
 }
 
-/* The destination named (or the only one); -1 with err set. */
+/* The destination named (or the only one); -1 with err set, or
+ * FORWARD_EUSAGE when the command line must say which one. */
 static int dest_open(fw_dest *d, PGconn *conn, const char *name, char *err,
 		     size_t errlen)
 {
@@ -299,13 +300,15 @@ static int dest_open(fw_dest *d, PGconn *conn, const char *name, char *err,
 		snprintf(err, errlen, "no destination is named %s", name);
 	else if (l.ndests == 0)
 		snprintf(err, errlen, "no destination exists to forward to");
-	else if (l.ndests > 1)
+	else if (l.ndests > 1) {
 		snprintf(err, errlen,
 			 "%d destinations exist: say which one with "
 			 "--destination NAME",
 			 l.ndests);
-	else
+		rc = FORWARD_EUSAGE;
+	} else {
 		rc = dest_from_def(d, &l.dests[0], err, errlen);
+	}
 	config_free(&l);
 	return rc;
 }
@@ -392,8 +395,10 @@ int forward_stream(forward_totals *out, int *eof, long long *line, PGconn *conn,
 	int r = 1, rc = -1;
 
 	*eof = 0;
-	if (dest_open(&d, conn, destination, err, errlen) != 0)
-		return -1;
+	rc = dest_open(&d, conn, destination, err, errlen);
+	if (rc != 0)
+		return rc;
+	rc = -1;
 	buf_init(&text);
 	buf_init(&b.data);
 	segment_calls_init(&c);

@@ -2,6 +2,7 @@
 #include "audsync/log.h"
 
 #include "audsync/buf.h"
+#include "audsync/settings.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -67,11 +68,11 @@ static const char *first_set(const char *a, const char *b)
 static int wants_priority_prefix(void)
 {
 	const char *js = getenv("JOURNAL_STREAM");
-	const char *forced = getenv("AUDSYNC_LOG_PRIORITY_PREFIX");
 	unsigned long long dev, ino;
 	struct stat st;
 
-	if (forced && strcmp(forced, "1") == 0)
+	/* settings_check_env() allows only 0 and 1 */
+	if (strcmp(settings_env("AUDSYNC_LOG_PRIORITY_PREFIX"), "1") == 0)
 		return 1;
 	if (!js || sscanf(js, "%llu:%llu", &dev, &ino) != 2)
 		return 0;

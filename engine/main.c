@@ -60,7 +60,7 @@ static const command commands[] = {
 	  "once). Wakes on NOTIFY audsync_events." },
 	{ "status", cmd_status,
 	  OPT_JSON | OPT_CHECK | OPT_DEAD | OPT_DESTINATION, 0,
-	  "status [--json] [--check] [--dead-letters [--destination NAME]]",
+	  "status [--json | --check] [--destination NAME] [--dead-letters]",
 	  "Syncs: last run, last success, duration, next due, counts,\n"
 	  "queue, dead letters, errors. --json prints one JSON document\n"
 	  "(schema_version 1, see audsync(1)). --check prints one line and\n"
@@ -68,7 +68,8 @@ static const command commands[] = {
 	  "AUDSYNC_CHECK_WARN_AGE seconds, 900), 2 CRITICAL (a failed sync,\n"
 	  "a stopped destination, a queue older than AUDSYNC_CHECK_CRIT_AGE,\n"
 	  "3600), 3 UNKNOWN, for Nagios and the like. --dead-letters lists\n"
-	  "the dead letters (of one destination) with Mixpanel's reason." },
+	  "the dead letters with Mixpanel's reason. --destination shows\n"
+	  "one destination's syncs (or dead letters) only." },
 	{ "validate", cmd_validate, 0, 0, "validate",
 	  "Check every definition and destination." },
 	{ "explain", cmd_explain, 0, 1, "explain KEY",
@@ -129,6 +130,40 @@ static void command_help(const command *c)
 	       global_help);
 }
 
+static const char help_synopsis[] = "help [COMMAND]";
+
+/* `audsync help [COMMAND]`: the usage, or one command's help (help's
+ * own too, as the man page lists it). */
+static int help_command(int nargs, char **args)
+{
+	const command *c = nargs == 1 ? find_command(args[0]) : NULL;
+
+	if (nargs == 0) {
+		usage(stdout);
+		return EXIT_OK;
+	}
+	if (nargs == 1 && strcmp(args[0], "help") == 0) {
+		printf("usage: audsync %s\n\nDescribe COMMAND, or list every "
+		       "command.\n\n%s",
+		       help_synopsis, global_help);
+		return EXIT_OK;
+	}
+	if (nargs > 1) {
+		fprintf(stderr,
+			"audsync help: unexpected argument\nusage: audsync "
+			"%s\n",
+			help_synopsis);
+		return EXIT_USAGE;
+	}
+	if (!c) {
+		fprintf(stderr, "audsync: unknown command '%s'\n", args[0]);
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	command_help(c);
+	return EXIT_OK;
+}
+
 static const struct option long_opts[] = {
 	{ "db", required_argument, NULL, 'd' },
 	{ "log-format", required_argument, NULL, 'F' },
@@ -155,7 +190,14 @@ static int take_option(int ch, cli_opts *o, unsigned *used, int *help)
 {
 	switch (ch) {
 	case 'd': o->db = optarg; return 0;
-	case 'M': o->metrics_file = optarg; return 0;
+	case 'M':
+		/* an empty path would fail after the run, not before */
+		if (!*optarg) {
+			fputs("audsync: --metrics-file needs a path\n", stderr);
+			return EXIT_USAGE;
+		}
+		o->metrics_file = optarg;
+		return 0;
 	case 'c':
 		o->computation = optarg;
 		*used |= OPT_COMPUTATION;
@@ -257,7 +299,10 @@ int main(int argc, char **argv)
 	const char *name;
 
 	signal(SIGPIPE, SIG_IGN);
-	if (settings_check_env(err, sizeof(err)) != 0) {
+	/* A bad variable is one line: the command line was right, so no
+	 * usage text (the log variables too, whatever the options say). */
+	if (settings_check_env(err, sizeof(err)) != 0 ||
+	    log_setup(NULL, NULL, err, sizeof(err)) != 0) {
 		fprintf(stderr, "audsync: %s\n", err);
 		return EXIT_USAGE;
 	}
@@ -287,14 +332,8 @@ int main(int argc, char **argv)
 		return help ? EXIT_OK : EXIT_USAGE;
 	}
 	name = argv[optind];
-	if (strcmp(name, "help") == 0) {
-		if (optind + 1 >= argc) {
-			usage(stdout);
-			return EXIT_OK;
-		}
-		name = argv[optind + 1];
-		help = 1;
-	}
+	if (strcmp(name, "help") == 0)
+		return help_command(argc - optind - 1, argv + optind + 1);
 	c = find_command(name);
 	if (!c) {
 		fprintf(stderr, "audsync: unknown command '%s'\n", name);

@@ -57,8 +57,8 @@ int mp_dest_check(const mp_destination *in, char *err, size_t errlen)
 		 !has_prefix(base, "file:"))
 		snprintf(err, errlen,
 			 "destination %s: api_base must start with https://, "
-			 "http://, stdout: or file:, not '%.100s'",
-			 name, base);
+			 "http://, stdout: or file:, not '%.*s'",
+			 name, mp_redact_url_len(base, 100), base);
 	else
 		return 0;
 	return -1;

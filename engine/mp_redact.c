@@ -108,3 +108,14 @@ char *mp_redact_basic_form(const char *user, const char *password)
 	free(in);
 	return out;
 }
+
+int mp_redact_url_len(const char *url, int cap)
+{
+	const char *sep = strstr(url, "://");
+	const char *rest = sep ? sep + 3 : url;
+	size_t n = strlen(url);
+
+	if (memchr(rest, '@', strcspn(rest, "/?#")))
+		n = (size_t)(rest - url);
+	return n < (size_t)cap ? (int)n : cap;
+}

@@ -1,7 +1,9 @@
 /* progress.c - how far a long run, resync or delivery has come */
 #include "audsync/progress.h"
 
+#include "audsync/errbuf.h"
 #include "audsync/log.h"
+#include "audsync/settings.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,14 +32,20 @@ static double now_s(void)
 
 void progress_begin(const char *what)
 {
-	const char *v = getenv("AUDSYNC_PROGRESS_INTERVAL_MS");
-	long ms = v && *v ? strtol(v, NULL, 10) : LOG_INTERVAL_MS_D;
+	char err[AUDSYNC_ERR_LEN];
+	long ms = LOG_INTERVAL_MS_D;
+
+	/* main() has refused a bad value: the default stands in for one
+	 * that could not be read */
+	if (settings_env_long(&ms, "AUDSYNC_PROGRESS_INTERVAL_MS", err,
+			      sizeof(err)) != 0)
+		ms = LOG_INTERVAL_MS_D;
 
 	pg.what = what;
 	pg.start = pg.last = now_s();
 	pg.decided = pg.delivered = pg.queued = 0;
 	pg.tty = isatty(STDERR_FILENO);
-	pg.log_interval = (ms > 0 ? ms : LOG_INTERVAL_MS_D) / 1000.0;
+	pg.log_interval = ms / 1000.0;
 }
 
 void progress_decided(long long n)

@@ -54,6 +54,21 @@ const settings_def settings_table[] = {
 	  0, "MIXPANEL_",
 	  "the prefix every variable a destination's secret_env names must "
 	  "have" },
+	{ SETTINGS_ENV, "AUDSYNC_CHECK_WARN_AGE", SETTINGS_INT, "s", 1,
+	  30 * 24 * 3600, "900",
+	  "status --check: seconds the oldest queued record may wait before "
+	  "a warning" },
+	{ SETTINGS_ENV, "AUDSYNC_CHECK_CRIT_AGE", SETTINGS_INT, "s", 1,
+	  30 * 24 * 3600, "3600",
+	  "status --check: seconds the oldest queued record may wait before "
+	  "critical" },
+	{ SETTINGS_ENV, "AUDSYNC_PROGRESS_INTERVAL_MS", SETTINGS_INT, "ms", 1,
+	  HOUR_MS, "10000",
+	  "off a terminal, how often a long run logs its progress" },
+	{ SETTINGS_ENV, "AUDSYNC_LOG_PRIORITY_PREFIX", SETTINGS_INT, NULL, 0, 1,
+	  "",
+	  "1: each log line starts with its syslog priority, for logger "
+	  "--prio-prefix (0 or unset: only under systemd)" },
 	{ SETTINGS_DEST, "enter_event", SETTINGS_STRING, NULL, 0, 0,
 	  "Audience Entered", "track-mode event on entering" },
 	{ SETTINGS_DEST, "exit_event", SETTINGS_STRING, NULL, 0, 0,
@@ -220,7 +235,9 @@ int settings_check_env(char *err, size_t errlen)
 	for (d = settings_table; d->name; d++) {
 		if (d->scope != SETTINGS_ENV)
 			continue;
+		/* a number with no default may be left unset */
 		if ((d->type == SETTINGS_INT || d->type == SETTINGS_DURATION) &&
+		    *settings_env(d->name) &&
 		    settings_env_long(&v, d->name, err, errlen) != 0)
 			return -1;
 		/* "off" or "0" must not leave a switch on quietly */

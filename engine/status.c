@@ -185,10 +185,18 @@ static void text_row(buf *b, const PGresult *r, int row, const char *problem)
 	buf_putc(b, '\n');
 }
 
-static void put_syncs(buf *b, const PGresult *r, const sync_list *l, int json)
+/* Whether row of r (column c the destination's name) is shown: every
+ * row, or those of destination. */
+static int shown(const PGresult *r, int row, int c, const char *destination)
+{
+	return !destination || strcmp(PQgetvalue(r, row, c), destination) == 0;
+}
+
+static void put_syncs(buf *b, const PGresult *r, const sync_list *l, int json,
+		      const char *destination)
 {
 	char problem[1024];
-	int i;
+	int i, n = 0;
 
 	if (!json)
 		buf_printf(b,
@@ -199,10 +207,13 @@ static void put_syncs(buf *b, const PGresult *r, const sync_list *l, int json)
 			   "NEXT DUE", "MEMBERS", "ENTERED", "EXITED", "QUEUED",
 			   "DEAD");
 	for (i = 0; i < PQntuples(r); i++) {
-		const char *p = problem_of(l, (int)db_int(PQgetvalue(r, i, 0)),
-					   problem, sizeof(problem));
+		const char *p;
 
-		if (json && i)
+		if (!shown(r, i, ST_DEST, destination))
+			continue;
+		p = problem_of(l, (int)db_int(PQgetvalue(r, i, 0)), problem,
+			       sizeof(problem));
+		if (json && n++)
 			buf_putc(b, ',');
 		if (json)
 			json_row(b, r, i, p);
@@ -211,13 +222,14 @@ static void put_syncs(buf *b, const PGresult *r, const sync_list *l, int json)
 	}
 }
 
-int status_print(FILE *out, PGconn *conn, int json, char *err, size_t errlen)
+int status_print(FILE *out, PGconn *conn, const char *destination, int json,
+		 char *err, size_t errlen)
 {
 	sync_filter f = { NULL, NULL, NULL };
 	sync_list l;
 	PGresult *r = NULL, *d = NULL;
 	buf b;
-	int i, rc = -1;
+	int i, n = 0, rc = -1;
 
 	if (config_load(&l, conn, &f, err, errlen) != 0)
 		return -1;
@@ -229,11 +241,13 @@ int status_print(FILE *out, PGconn *conn, int json, char *err, size_t errlen)
 	if (json)
 		buf_printf(&b, "{\"schema_version\":%d,\"syncs\":[",
 			   STATUS_JSON_VERSION);
-	put_syncs(&b, r, &l, json);
+	put_syncs(&b, r, &l, json, destination);
 	if (json) {
 		buf_puts(&b, "],\"destinations\":[");
 		for (i = 0; i < PQntuples(d); i++) {
-			if (i)
+			if (!shown(d, i, SD_NAME, destination))
+				continue;
+			if (n++)
 				buf_putc(&b, ',');
 			json_dest_row(&b, d, i);
 		}

@@ -105,6 +105,13 @@ typedef struct sync_filter {
 int config_load(sync_list *out, PGconn *conn, const sync_filter *f, char *err,
 		size_t errlen) __attribute__((warn_unused_result));
 
+/* Reads the computations that no sync uses into out->items, as syncs
+ * with no destination (dest NULL, id 0) evaluated now: what validate
+ * checks besides the syncs. Returns 0 (free with config_free()), or -1
+ * with err set. */
+int config_load_unsynced(sync_list *out, PGconn *conn, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
 /* Reads the destinations (only the one named, when name is set) into
  * out->dests, with no syncs. Returns 0, or -1 with err set. */
 int config_load_destinations(sync_list *out, PGconn *conn, const char *name,

@@ -24,9 +24,11 @@ typedef struct forward_totals {
  * already forwarded to the destination is counted as a duplicate and
  * sends nothing. A line that cannot be mapped is logged with its number
  * (counting from *line, which is advanced) and the reason; the rest go on.
- * Adds to *out. Returns 0, or -1 with err set (unknown or misconfigured
- * destination, database error, read error).
+ * Adds to *out. Returns 0, -1 with err set (unknown or misconfigured
+ * destination, database error, read error), or FORWARD_EUSAGE with err
+ * set when destination is NULL and more than one destination exists.
  */
+#define FORWARD_EUSAGE (-2)
 int forward_stream(forward_totals *out, int *eof, long long *line, PGconn *conn,
 		   FILE *in, const char *destination, long long max_messages,
 		   char *err, size_t errlen)

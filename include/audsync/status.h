@@ -16,10 +16,11 @@
  * finish, duration) and its counts, the last success, when it is next
  * due, records queued, dead letters, the last error, and a configuration
  * problem if any; then per destination its queue, dead letters and
- * delivery failures. Returns 0, or -1 with err set.
+ * delivery failures. With destination not NULL, only the syncs and the
+ * row of that destination. Returns 0, or -1 with err set.
  */
-int status_print(FILE *out, PGconn *conn, int json, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+int status_print(FILE *out, PGconn *conn, const char *destination, int json,
+		 char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /* What `status --check` found; its exit status the Nagios way. */
 typedef enum status_level {

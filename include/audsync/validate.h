@@ -6,8 +6,9 @@
 #include <stdio.h>
 
 /*
- * `audsync validate`: checks every sync's definition (parsed and described
- * by PostgreSQL, not run) and every destination's settings; prints one
+ * `audsync validate`: checks every definition, of a sync or of a
+ * computation no sync uses (parsed and described by PostgreSQL, not run),
+ * and every destination's settings; prints one
  * line per problem to f, then a summary. *out is the number of problems.
  * Returns 0, or -1 with err set (the database could not be read; then
  * *out is not set).

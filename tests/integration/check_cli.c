@@ -221,6 +221,71 @@ START_TEST(a_bad_log_level_in_the_environment_exits_2)
 }
 END_TEST
 
+/* Every AUDSYNC_* variable is parsed strictly: a bad one stops the
+ * command before it does anything, exit 2, with one line naming it (and
+ * no usage text: the command line was right). */
+START_TEST(a_bad_variable_exits_2_with_one_line_naming_it)
+{
+	static const char *const bad[][2] = {
+		{ "AUDSYNC_CHECK_WARN_AGE", "abc" },
+		{ "AUDSYNC_CHECK_WARN_AGE", "-5" },
+		{ "AUDSYNC_CHECK_WARN_AGE", "900s" },
+		{ "AUDSYNC_CHECK_WARN_AGE", "1abc" },
+		{ "AUDSYNC_CHECK_WARN_AGE", "0x10" },
+		{ "AUDSYNC_CHECK_WARN_AGE", " 1" },
+		{ "AUDSYNC_CHECK_CRIT_AGE", "abc" },
+		{ "AUDSYNC_PROGRESS_INTERVAL_MS", "abc" },
+		{ "AUDSYNC_PROGRESS_INTERVAL_MS", "0" },
+		{ "AUDSYNC_LOG_PRIORITY_PREFIX", "yes" },
+		{ "AUDSYNC_LOG_PRIORITY_PREFIX", "2" },
+		{ "AUDSYNC_LOG_LEVEL", "loud" },
+		{ "AUDSYNC_LOG_FORMAT", "xml" },
+		{ "AUDSYNC_TIMEOUT_MS", "30s" },
+	};
+	char var[96];
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *const env[] = { var, NULL };
+		tl_result r;
+
+		snprintf(var, sizeof(var), "%s=%s", bad[i][0], bad[i][1]);
+		r = RUN(env, "--db", NO_DB, "status", "--check");
+		ck_assert_msg(r.status == 2,
+			      "%s: exit %d\nstdout: %s\nstderr: %s", var,
+			      r.status, r.out, r.err);
+		ck_assert_msg(count_lines(r.err) == 1 &&
+				      tl_contains(r.err, bad[i][0]),
+			      "%s: not one line naming it: %s", var, r.err);
+		ck_assert_msg(r.out[0] == '\0', "%s: printed %s", var, r.out);
+		tl_result_free(&r);
+	}
+}
+END_TEST
+
+/* Options that contradict each other, or say nothing, are refused
+ * rather than half obeyed; help takes one command, help itself too. */
+START_TEST(conflicting_or_empty_options_exit_2)
+{
+	tl_result r;
+
+	assert_usage_error((const char *const[]){ "--db", NO_DB, "status",
+						  "--json", "--check", NULL });
+	assert_usage_error((const char *const[]){ "--db", NO_DB, "status",
+						  "--check", "--destination",
+						  "mp", NULL });
+	assert_usage_error((const char *const[]){
+		"--db", NO_DB, "--metrics-file", "", "run", NULL });
+	assert_usage_error(
+		(const char *const[]){ "help", "run", "extra", NULL });
+	r = RUN(NULL, "help", "help");
+	ASSERT_EXIT(r, 0);
+	ck_assert_msg(tl_contains(r.out, "usage: audsync help"), "%s", r.out);
+	ck_assert_str_eq(r.err, "");
+	tl_result_free(&r);
+}
+END_TEST
+
 /* ---- choosing the database -------------------------------------------- */
 
 START_TEST(an_unreachable_database_exits_3_with_one_line)
@@ -753,6 +818,65 @@ START_TEST(a_destination_that_does_not_exist_exits_2)
 }
 END_TEST
 
+/* A key or a name that matches nothing is a typo too: explain, retire,
+ * status --destination and a forward that cannot tell which destination
+ * say so in one line and exit 2, and change nothing. */
+START_TEST(a_name_that_matches_nothing_exits_2)
+{
+	static const char *const cmds[][4] = {
+		{ "explain", "nope", NULL, "no computation has the key" },
+		{ "retire", "nope", NULL, "no computation has the key" },
+		{ "status", "--destination", "nope",
+		  "no destination is named" },
+		{ "forward", "-", NULL, "say which one with --destination" },
+	};
+	size_t i;
+
+	tl_add_destination(db, "edge", mpctl_base_url(fake));
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		tl_result r = tl_audsync(db, NULL, cmds[i][0], cmds[i][1],
+					 cmds[i][2], NULL);
+
+		ck_assert_msg(r.status == 2, "%s %s exited %d: %s", cmds[i][0],
+			      cmds[i][1], r.status, r.err);
+		ck_assert_msg(tl_contains(r.err, cmds[i][3]), "%s: %s",
+			      cmds[i][0], r.err);
+		ck_assert_msg(count_lines(r.err) == 1, "%s: not one line: %s",
+			      cmds[i][0], r.err);
+		ck_assert_msg(r.out[0] == '\0', "%s printed: %s", cmds[i][0],
+			      r.out);
+		tl_result_free(&r);
+	}
+	ck_assert_int_eq(tl_sql_int(db, "SELECT count(*) FROM audsync.outbox"),
+			 0);
+}
+END_TEST
+
+/* status --destination NAME shows that destination's syncs only. */
+START_TEST(status_destination_shows_that_destination_only)
+{
+	tl_result r;
+
+	tl_add_destination(db, "edge", mpctl_base_url(fake));
+	tl_sql(db, "INSERT INTO audsync.syncs (computation_id, destination_id,"
+		   " mode) SELECT c.id, d.id, 'track'"
+		   " FROM audsync.computations c, audsync.destinations d"
+		   " WHERE d.name = 'edge'");
+	r = tl_audsync(db, NULL, "status", "--destination", "edge", NULL);
+	ASSERT_EXIT(r, 0);
+	ck_assert_msg(count_lines(r.out) == 2, "%s", r.out);
+	ck_assert_msg(tl_contains(r.out, " edge "), "%s", r.out);
+	ck_assert_msg(!tl_contains(r.out, " mp "), "%s", r.out);
+	tl_result_free(&r);
+	r = tl_audsync(db, NULL, "status", "--json", "--destination", "edge",
+		       NULL);
+	ASSERT_EXIT(r, 0);
+	ck_assert_msg(!tl_contains(r.out, "\"mp\""), "%s", r.out);
+	ck_assert_msg(tl_contains(r.out, "\"edge\""), "%s", r.out);
+	tl_result_free(&r);
+}
+END_TEST
+
 /* Asserts every line of text is a JSON object with level and msg. */
 static void assert_json_lines(const char *text)
 {
@@ -909,6 +1033,82 @@ START_TEST(validate_names_the_computation_of_a_broken_definition)
 }
 END_TEST
 
+/* validate checks every definition, synced or not yet: a computation
+ * written before its sync is found before the sync trips over it. */
+START_TEST(validate_checks_a_computation_without_a_sync)
+{
+	tl_result r;
+
+	tl_sql(db, "INSERT INTO audsync.computations (name, kind, definition)"
+		   " VALUES ('Typo Rule', 'audience', '{\"performd\": {}}');"
+		   "INSERT INTO audsync.computations (name, kind,"
+		   " definition_sql) VALUES ('Typo Sql', 'audience',"
+		   " 'SELEC 1')");
+	r = tl_audsync(db, NULL, "validate", NULL);
+	ASSERT_EXIT(r, 3);
+	ck_assert_msg(tl_contains(r.out, "typo_rule"), "%s", r.out);
+	ck_assert_msg(tl_contains(r.out, "typo_sql"), "%s", r.out);
+	ck_assert_msg(tl_contains(r.out, ": 2 problems"), "%s", r.out);
+	ck_assert_msg(!tl_contains(r.out, "recent_buyers"), "%s", r.out);
+	tl_result_free(&r);
+}
+END_TEST
+
+/* An https:// api_base with user:password@ (or a bare token@) is
+ * refused as plain http:// is: validate names the destination in one
+ * line without the password, its sync fails, the other one runs. */
+START_TEST(an_api_base_with_a_password_fails_only_its_destination)
+{
+	static const char *const bases[] = {
+		"https://user:PASSW0RD@api.mixpanel.com",
+		"https://PASSW0RD@api.mixpanel.com/",
+	};
+	size_t i;
+
+	tl_add_destination(db, "leaky", bases[0]);
+	tl_sql(db, "INSERT INTO audsync.syncs (computation_id, destination_id,"
+		   " mode) SELECT c.id, d.id, 'identify'"
+		   " FROM audsync.computations c, audsync.destinations d"
+		   " WHERE d.name = 'leaky'");
+	for (i = 0; i < sizeof(bases) / sizeof(bases[0]); i++) {
+		tl_result r;
+		const char *line;
+
+		tl_sqlf(db,
+			"UPDATE audsync.destinations SET api_base = '%s'"
+			" WHERE name = 'leaky'",
+			bases[i]);
+		r = tl_audsync(db, NULL, "validate", NULL);
+		ASSERT_EXIT(r, 3);
+		line = strstr(r.out, "problem:");
+		ck_assert_msg(line && tl_contains(line, "leaky") &&
+				      tl_contains(line, "user:password@"),
+			      "%s", r.out);
+		ck_assert_msg(!tl_contains(r.out, "PASSW0RD") &&
+				      !tl_contains(r.err, "PASSW0RD"),
+			      "the password shown: %s%s", r.out, r.err);
+		tl_result_free(&r);
+	}
+	{
+		tl_result r = tl_audsync(db, NULL, "run", "--all", NULL);
+
+		ASSERT_EXIT(r, 1);
+		ck_assert_msg(!tl_contains(r.err, "PASSW0RD"), "%s", r.err);
+		tl_result_free(&r);
+	}
+	ck_assert_int_eq(mpctl_counter(fake, "records_received"), 3);
+	ck_assert_int_eq(tl_sql_int(db,
+				    "SELECT count(*) FROM audsync.runs r"
+				    " JOIN audsync.syncs s ON s.id = r.sync_id"
+				    " JOIN audsync.destinations d"
+				    " ON d.id = s.destination_id"
+				    " WHERE d.name = 'leaky'"
+				    " AND r.status = 'failed'"
+				    " AND r.error NOT LIKE '%PASSW0RD%'"),
+			 1);
+}
+END_TEST
+
 START_TEST(metrics_file_holds_prometheus_gauges_after_a_run)
 {
 	const char *dir = getenv("AUDSYNC_TEST_TMPDIR");
@@ -1042,6 +1242,8 @@ static Suite *cli_suite(void)
 	tcase_add_test(usage, an_option_the_command_does_not_take_exits_2);
 	tcase_add_test(usage, a_missing_or_extra_argument_exits_2);
 	tcase_add_test(usage, a_bad_log_level_in_the_environment_exits_2);
+	tcase_add_test(usage, a_bad_variable_exits_2_with_one_line_naming_it);
+	tcase_add_test(usage, conflicting_or_empty_options_exit_2);
 	suite_add_tcase(s, usage);
 
 	tcase_set_timeout(dbs, 60);
@@ -1070,6 +1272,8 @@ static Suite *cli_suite(void)
 	tcase_set_timeout(sync, 60);
 	tcase_add_test(sync, as_of_in_the_future_exits_2_and_sends_nothing);
 	tcase_add_test(sync, a_destination_that_does_not_exist_exits_2);
+	tcase_add_test(sync, a_name_that_matches_nothing_exits_2);
+	tcase_add_test(sync, status_destination_shows_that_destination_only);
 	tcase_add_test(sync,
 		       log_format_json_makes_every_stderr_line_a_json_object);
 	tcase_add_test(sync, log_level_error_silences_info_lines);
@@ -1078,6 +1282,9 @@ static Suite *cli_suite(void)
 	tcase_add_test(sync, validate_passes_sound_definitions);
 	tcase_add_test(sync,
 		       validate_names_the_computation_of_a_broken_definition);
+	tcase_add_test(sync, validate_checks_a_computation_without_a_sync);
+	tcase_add_test(sync,
+		       an_api_base_with_a_password_fails_only_its_destination);
 	tcase_add_test(sync, metrics_file_holds_prometheus_gauges_after_a_run);
 	tcase_add_test(sync, dry_run_prints_the_calls_and_changes_nothing);
 	tcase_add_test(sync, the_queued_count_and_exit_status_match_the_outbox);

@@ -47,6 +47,9 @@ static const check_row check_rows[] = {
 	  NULL, NULL,
 	  "api_base must start with https://, http://, stdout: or file:, not "
 	  "'ftp://example.com'" },
+	{ "an api_base of another scheme with a password", "us",
+	  "ftp://u:s3cret@example.com", "tok", NULL, NULL,
+	  "or file:, not 'ftp://'" },
 };
 
 START_TEST(one_check_for_every_destination)

@@ -87,6 +87,17 @@ static const parse_row parse_rows[] = {
 	{ "AUDSYNC_STATEMENT_TIMEOUT", "1.5min", -1 },
 	{ "AUDSYNC_STATEMENT_TIMEOUT", "1e3ms", -1 },
 	{ "AUDSYNC_STATEMENT_TIMEOUT", "25h", -1 },
+	{ "AUDSYNC_CHECK_WARN_AGE", "900", 900 },
+	{ "AUDSYNC_CHECK_WARN_AGE", "900s", -1 },
+	{ "AUDSYNC_CHECK_WARN_AGE", "1abc", -1 },
+	{ "AUDSYNC_CHECK_CRIT_AGE", "3600", 3600 },
+	{ "AUDSYNC_CHECK_CRIT_AGE", "-5", -1 },
+	{ "AUDSYNC_PROGRESS_INTERVAL_MS", "300", 300 },
+	{ "AUDSYNC_PROGRESS_INTERVAL_MS", "0", -1 },
+	{ "AUDSYNC_LOG_PRIORITY_PREFIX", "1", 1 },
+	{ "AUDSYNC_LOG_PRIORITY_PREFIX", "0", 0 },
+	{ "AUDSYNC_LOG_PRIORITY_PREFIX", "2", -1 },
+	{ "AUDSYNC_LOG_PRIORITY_PREFIX", "yes", -1 },
 	{ "batch_size", "2000", 2000 },
 	{ "batch_size", "2001", -1 },
 	{ "batch_size", "1.5", -1 },
@@ -240,29 +251,43 @@ static char *read_tree_file(const char *path)
 	return text;
 }
 
+/* Whether text has a table row whose name cell holds `name` (alone, or
+ * first or last of a list: "| `A`, `B` |") with `dflt` later on the
+ * line (any row when dflt is empty). */
+static int has_row(const char *text, const char *name, const char *dflt)
+{
+	static const char *const forms[][2] = { { "| ", " |" },
+						{ "| ", ", " },
+						{ ", ", " |" } };
+	char want[160], code[128];
+	size_t i;
+
+	snprintf(code, sizeof(code), "`%s`", dflt);
+	for (i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+		const char *p;
+
+		snprintf(want, sizeof(want), "%s`%s`%s", forms[i][0], name,
+			 forms[i][1]);
+		for (p = strstr(text, want); p; p = strstr(p + 1, want)) {
+			const char *eol = strchr(p, '\n');
+			const char *d = strstr(p, code);
+
+			if (!*dflt || (d && (!eol || d < eol)))
+				return 1;
+		}
+	}
+	return 0;
+}
+
 START_TEST(the_readme_lists_every_setting)
 {
-	char want[128];
 	const settings_def *d;
 	char *text = read_tree_file("README.md");
 
-	for (d = settings_table; d->name; d++) {
-		const char *p;
-		int found = 0;
-
-		snprintf(want, sizeof(want), "| `%s` |", d->name);
-		for (p = strstr(text, want); p && !found;
-		     p = strstr(p + 1, want)) {
-			const char *eol = strchr(p, '\n');
-			char dflt[128];
-
-			snprintf(dflt, sizeof(dflt), "`%s`", d->dflt);
-			found = !*d->dflt ||
-				(strstr(p, dflt) && strstr(p, dflt) < eol);
-		}
-		ck_assert_msg(found, "README.md has no table row '%s ... `%s`'",
-			      want, d->dflt);
-	}
+	for (d = settings_table; d->name; d++)
+		ck_assert_msg(has_row(text, d->name, d->dflt),
+			      "README.md has no table row '| `%s` | ... `%s`'",
+			      d->name, d->dflt);
 	free(text);
 }
 END_TEST
@@ -310,6 +335,10 @@ static const policy_row policy_rows[] = {
 	{ "http://127.0.0.1.evil.org", NULL, NULL, 0 },
 	{ "http://localhost@evil.org/", NULL, NULL, 0 },
 	{ "http://u:p@127.0.0.1/", NULL, NULL, 0 },
+	{ "https://user:PASSW0RD@api.mixpanel.com", NULL, NULL, 0 },
+	{ "https://PASSW0RD@proxy.example.com/mp/", NULL, NULL, 0 },
+	{ "HTTPS://user:PASSW0RD@api.mixpanel.com", NULL, NULL, 0 },
+	{ "https://proxy.example.com/mp/@PASSW0RD", NULL, NULL, 1 },
 	{ "http://", NULL, NULL, 0 },
 	{ "https://", NULL, NULL, 0 },
 	{ "ftp://x", NULL, NULL, 0 },
@@ -348,6 +377,8 @@ START_TEST(a_row_reaches_only_what_the_operator_allows)
 		      row->allow_hosts ? row->allow_hosts : "-",
 		      rc == 0 ? "allowed" : err);
 	ck_assert(rc == 0 || (strlen(err) > 20 && !strchr(err, '\n')));
+	/* the one line never echoes a password of the URL */
+	ck_assert_msg(rc == 0 || !strstr(err, "PASSW0RD"), "%s", err);
 }
 END_TEST
 
