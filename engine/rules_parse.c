@@ -6,8 +6,7 @@
 #include "audsync/alloc.h"
 
 #include <ctype.h>
-#include <inttypes.h>
-#include <math.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -180,22 +179,59 @@ int rules_get_string(compiler *c, const char **out, json_object *o,
 	return rc;
 }
 
-/* A JSON number PostgreSQL can compare: json-c also reads NaN and
- * Infinity, which are not JSON and are refused as values. */
-static int is_number(json_object *v)
+/* 1 when s is a number as JSON writes it: json-c also reads NaN and
+ * Infinity, which PostgreSQL's numeric would take. */
+static int json_number_text(const char *s)
 {
-	return json_object_is_type(v, json_type_int) ||
-	       (json_object_is_type(v, json_type_double) &&
-		isfinite(json_object_get_double(v)));
+	s += *s == '-';
+	if (*s == '0')
+		s++;
+	else if (isdigit((unsigned char)*s))
+		while (isdigit((unsigned char)*s))
+			s++;
+	else
+		return 0;
+	if (*s == '.') {
+		if (!isdigit((unsigned char)*++s))
+			return 0;
+		while (isdigit((unsigned char)*s))
+			s++;
+	}
+	if (*s == 'e' || *s == 'E') {
+		s += s[1] == '+' || s[1] == '-';
+		if (!isdigit((unsigned char)*++s))
+			return 0;
+		while (isdigit((unsigned char)*s))
+			s++;
+	}
+	return *s == '\0';
 }
 
-/* A JSON number as text PostgreSQL's numeric reads. */
-static void number_text(char *out, size_t len, json_object *v)
+/* The JSON number v as it was written, for PostgreSQL's numeric to read:
+ * json-c keeps the text of a fraction and reads a whole number into 64
+ * bits. NULL when that text is lost (a whole number beyond 64 bits,
+ * clamped to an end) or v is not a JSON number. */
+static const char *number_text(json_object *v)
 {
-	if (json_object_is_type(v, json_type_int))
-		snprintf(out, len, "%" PRId64, json_object_get_int64(v));
-	else
-		snprintf(out, len, "%.17g", json_object_get_double(v));
+	const char *text;
+
+	if (!json_object_is_type(v, json_type_int) &&
+	    !json_object_is_type(v, json_type_double))
+		return NULL;
+	if (json_object_is_type(v, json_type_int) &&
+	    (json_object_get_int64(v) == INT64_MIN ||
+	     json_object_get_uint64(v) == UINT64_MAX))
+		return NULL;
+	text = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
+	return json_number_text(text) ? text : NULL;
+}
+
+/* 1 when v is a number whose text number_text() lost. */
+static int number_lost(json_object *v)
+{
+	return (json_object_is_type(v, json_type_int) ||
+		json_object_is_type(v, json_type_double)) &&
+	       !number_text(v);
 }
 
 /* ---- times and intervals --------------------------------------------- */
@@ -356,21 +392,32 @@ static const char *const operators[] = {
 	NULL
 };
 
-/* x op v for a number v, false when x is missing or not a number.
- * Returns v's parameter number, or -1. */
+/* x op v for a number v (its text: number_text()), false when x is
+ * missing or not a number. Returns v's parameter number, or -1. */
 static int put_number(compiler *c, buf *out, const char *x, const char *op,
-		      json_object *v)
+		      const char *num)
 {
-	char num[64];
-	int n;
+	int n = rules_param(c, num);
 
-	number_text(num, sizeof(num), v);
-	n = rules_param(c, num);
 	buf_printf(out,
 		   "coalesce(CASE WHEN jsonb_typeof(%s) = 'number'"
 		   " THEN (%s)::numeric END %s $%d::numeric, false)",
 		   x, x, op, n);
 	return n;
+}
+
+/* Refuses a number whose text json-c lost; 0 for any other v. */
+static int check_number(compiler *c, json_object *v)
+{
+	if (!number_lost(v))
+		return 0;
+	if (json_object_is_type(v, json_type_int))
+		return rules_fail(c,
+				  "a whole number beyond 64 bits is not read "
+				  "exactly; write it with a decimal point, "
+				  "such as 100000000000000000000.0");
+	return rules_fail(c, "must be a number as JSON writes it, not %s",
+			  json_object_to_json_string(v));
 }
 
 /* x = v, false for a missing x. x is the property's jsonb (SQL NULL when
@@ -379,8 +426,10 @@ static int put_equal(compiler *c, buf *out, const char *x, json_object *v)
 {
 	int n;
 
-	if (is_number(v)) {
-		n = put_number(c, out, x, "=", v);
+	if (check_number(c, v))
+		return -1;
+	if (number_text(v)) {
+		n = put_number(c, out, x, "=", number_text(v));
 	} else if (json_object_is_type(v, json_type_string)) {
 		n = rules_param(c, json_object_get_string(v));
 		buf_printf(out, "coalesce((%s #>> '{}') = $%d::text, false)", x,
@@ -403,8 +452,10 @@ static int put_order(compiler *c, buf *out, const char *x, const char *op,
 {
 	int n;
 
-	if (is_number(v)) {
-		n = put_number(c, out, x, op, v);
+	if (check_number(c, v))
+		return -1;
+	if (number_text(v)) {
+		n = put_number(c, out, x, op, number_text(v));
 	} else if (json_object_is_type(v, json_type_string)) {
 		n = rules_param(c, json_object_get_string(v));
 		buf_printf(out,

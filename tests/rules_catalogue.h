@@ -118,6 +118,15 @@ static const bad_rule bad_rules[] = {
 	  " \"op\": \"none_of\", \"value\": [\"a\", null]}]}}",
 	  "definition.performed.where[0].value[1]: must be a string, a "
 	  "number or a boolean" },
+	{ "bad_number_huge", 0,
+	  "{\"performed\": {" EV ", \"where\": [{\"property\": \"big\","
+	  " \"op\": \"=\", \"value\": 100000000000000000000}]}}",
+	  "definition.performed.where[0].value: a whole number beyond 64 "
+	  "bits is not read exactly; write it with a decimal point" },
+	{ "bad_number_huge_negative", 0,
+	  "{\"trait\": {\"name\": \"score\", \"op\": \"none_of\","
+	  " \"value\": [1, -9223372036854775809]}}",
+	  "definition.trait.value[1]: a whole number beyond 64 bits" },
 	{ "bad_date_value", 0,
 	  "{\"trait\": {\"name\": \"signed_up\", \"op\": \"before_date\","
 	  " \"value\": \"2026-02-30\"}}",
