@@ -240,15 +240,12 @@ static int get_count(compiler *c, const char **op, long long *want,
 	if (!json_object_object_get_ex(cnt, "value", &v))
 		return rules_fail(c, "\"value\" is missing");
 	rules_push(c, ".value");
-	if (!json_object_is_type(v, json_type_int) ||
-	    json_object_get_int64(v) < 0 ||
-	    json_object_get_int64(v) > 1000000000)
+	if (rules_whole_number(want, v, 1000000000) != 0)
 		return rules_fail(
 			c,
 			"must be a whole number from 0 to 1000000000, "
 			"not %s",
 			rules_value_name(v, seen, sizeof(seen)));
-	*want = json_object_get_int64(v);
 	rules_pop(c, at);
 	return 0;
 }

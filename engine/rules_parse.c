@@ -234,6 +234,51 @@ static int number_lost(json_object *v)
 	       !number_text(v);
 }
 
+/* The power of ten of the digit at d in a number's text without its
+ * exponent, point: its decimal point or NULL, end: where it ends. */
+static long digit_place(const char *d, const char *point, const char *end)
+{
+	if (!point)
+		return (long)(end - d) - 1;
+	return point > d ? (long)(point - d) - 1 : -(long)(d - point);
+}
+
+int rules_whole_number(long long *out, json_object *v, long long max)
+{
+	const char *s = number_text(v), *p, *first = NULL, *last = NULL;
+	const char *point = NULL;
+	long long n = 0;
+	long scale, exp = 0;
+
+	if (!s || *s == '-')
+		return -1;
+	for (p = s; isdigit((unsigned char)*p) || *p == '.'; p++) {
+		if (*p == '.')
+			point = p;
+		else if (*p != '0' && !first)
+			first = last = p;
+		else if (*p != '0')
+			last = p;
+	}
+	if (*p) /* the exponent; beyond a million is beyond any max */
+		exp = strtol(p + 1, NULL, 10);
+	if (exp > 1000000 || exp < -1000000)
+		return -1;
+	/* the value: the digits first..last times 10^scale */
+	scale = first ? digit_place(last, point, p) + exp : 0;
+	if (scale < 0 || (first && digit_place(first, point, p) + exp > 17))
+		return -1;
+	for (p = first; p && p <= last; p++)
+		if (*p != '.')
+			n = n * 10 + (*p - '0');
+	for (; scale > 0; scale--)
+		n *= 10;
+	if (n > max)
+		return -1;
+	*out = n;
+	return 0;
+}
+
 /* ---- times and intervals --------------------------------------------- */
 
 static int digits(const char **p, int n, int *out)

@@ -57,6 +57,16 @@ static const bad_rule bad_rules[] = {
 	  ", \"count\": {\"op\": \">=\", \"value\": 1.5}}}",
 	  "definition.performed.count.value: must be a whole number from 0 "
 	  "to 1000000000, not 1.5" },
+	{ "bad_count_fraction_exponent", 0,
+	  "{\"performed\": {" EV
+	  ", \"count\": {\"op\": \">=\", \"value\": 2.50}}}",
+	  "definition.performed.count.value: must be a whole number from 0 "
+	  "to 1000000000, not 2.50" },
+	{ "bad_count_too_large_point", 0,
+	  "{\"performed\": {" EV
+	  ", \"count\": {\"op\": \">=\", \"value\": 1000000001.0}}}",
+	  "definition.performed.count.value: must be a whole number from 0 "
+	  "to 1000000000, not 1000000001.0" },
 	{ "bad_count_string", 0,
 	  "{\"performed\": {" EV
 	  ", \"count\": {\"op\": \">\", \"value\": \"2\"}}}",

@@ -100,6 +100,15 @@ int rules_in_list(const char *s, const char *const *list);
 #define VALUE_NAME_MAX 64
 const char *rules_value_name(json_object *v, char *out, size_t outlen);
 
+/* *out: the JSON number v when it is a whole number from 0 to max,
+ * however written (2, 2.0, 1e0). Returns 0, or -1 (*out unset). */
+int rules_whole_number(long long *out, json_object *v, long long max);
+
+/* *out: the JSON number v when it is a whole number from 0 to max,
+ * however written (2, 2.0, 1e0: jsonb keeps 2.0 and makes 1e0 1).
+ * Returns 0, or -1 (*out unset). */
+int rules_whole_number(long long *out, json_object *v, long long max);
+
 /* Fails naming the first key of o not in allowed (what: the keys it
  * takes, for the message). Returns 0 or -1. */
 int rules_check_keys(compiler *c, json_object *o, const char *const *allowed,
