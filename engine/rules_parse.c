@@ -374,11 +374,11 @@ static double unit_seconds(const char *u, size_t n)
 	static const struct {
 		const char *name;
 		double seconds;
-	} units[] = { { "second", 1 },	  { "sec", 1 },
-		      { "minute", 60 },	  { "min", 60 },
-		      { "hour", 3600 },	  { "day", 86400 },
-		      { "week", 604800 }, { "month", 2592000 },
-		      { "mon", 2592000 }, { "year", YEAR_S } };
+	} units[] = { { "second", 1 },	      { "sec", 1 },
+		      { "minute", 60 },	      { "min", 60 },
+		      { "hour", 3600 },	      { "day", 86400 },
+		      { "week", 604800 },     { "month", YEAR_S / 12 },
+		      { "mon", YEAR_S / 12 }, { "year", YEAR_S } };
 	size_t i;
 
 	if (n > 1 && u[n - 1] == 's')
@@ -393,8 +393,8 @@ static double unit_seconds(const char *u, size_t n)
 int rules_parse_interval(double *seconds, const char *s)
 {
 	const char *p = s;
-	double total = 0;
-	int terms = 0;
+	double total = 0, seen[16]; /* the units so far, by their length */
+	int terms = 0, i;
 
 	for (;;) {
 		double count = 0, unit;
@@ -416,10 +416,14 @@ int rules_parse_interval(double *seconds, const char *s)
 		for (u = p; isalpha((unsigned char)*p); p++)
 			;
 		unit = unit_seconds(u, (size_t)(p - u));
-		if (unit < 0)
+		if (unit < 0 || terms == 16)
 			return -1;
+		/* PostgreSQL refuses a unit given twice ("1 day 1 day") */
+		for (i = 0; i < terms; i++)
+			if (seen[i] == unit)
+				return -1;
+		seen[terms++] = unit;
 		total += count * unit;
-		terms++;
 	}
 	if (terms == 0 || total <= 0 || total > MAX_YEARS * YEAR_S)
 		return -1;

@@ -154,6 +154,25 @@ static const bad_rule bad_rules[] = {
 	{ "bad_within_huge", 0,
 	  "{\"performed\": {" EV ", \"within\": \"1000000 years\"}}",
 	  "definition.performed.within: must be a positive interval" },
+	{ "bad_within_hour_twice", 0,
+	  "{\"performed\": {" EV ", \"within\": \"1 hour 1 hour\"}}",
+	  "definition.performed.within: must be a positive interval of at "
+	  "most 1000 years such as \"30 days\" or \"12 hours\", not "
+	  "\"1 hour 1 hour\"" },
+	{ "bad_within_day_twice", 0,
+	  "{\"performed\": {" EV ", \"within\": \"1 day 1 day\"}}",
+	  "definition.performed.within: must be a positive interval" },
+	{ "bad_within_second_twice", 1,
+	  "{\"event_counter\": {" EV ", \"within\": \"1 sec 30 seconds\"}}",
+	  "definition.event_counter.within: must be a positive interval" },
+	{ "bad_within_months", 0,
+	  "{\"performed\": {" EV ", \"within\": \"12001 months\"}}",
+	  "definition.performed.within: must be a positive interval of at "
+	  "most 1000 years such as \"30 days\" or \"12 hours\", not "
+	  "\"12001 months\"" },
+	{ "bad_within_years_months", 0,
+	  "{\"performed\": {" EV ", \"within\": \"999 years 13 months\"}}",
+	  "definition.performed.within: must be a positive interval" },
 	{ "bad_within_number", 0, "{\"performed\": {" EV ", \"within\": 30}}",
 	  "definition.performed.within: must be a positive interval of at "
 	  "most 1000 years such as \"30 days\" or \"12 hours\", not 30" },
