@@ -794,19 +794,27 @@ int rules_rewrite_sql(compiler *c, buf *out, const char *sql,
 
 /* Parses text deeper than json-c's default of 32 levels, so that the
  * compiler, not the parser, names the path where a rule nests too deep.
- * Returns a new reference, or NULL. */
-json_object *rules_parse_json(const char *text)
+ * Returns 0 with *out a new reference (NULL for JSON null), or -1 with
+ * *out untouched. */
+int rules_parse_json(json_object **out, const char *text)
 {
 	json_tokener *tok = json_tokener_new_ex(JSON_MAX_DEPTH);
 	json_object *o;
+	int rc = 0;
 
 	if (!tok)
 		abort();
-	o = json_tokener_parse_ex(tok, text, (int)strlen(text));
-	if (o && json_tokener_get_parse_end(tok) != strlen(text)) {
+	/* With its NUL, so that a number or null at the end is complete;
+	 * NULL is then JSON null when the parser took the whole text. */
+	o = json_tokener_parse_ex(tok, text, (int)strlen(text) + 1);
+	if (json_tokener_get_error(tok) != json_tokener_success ||
+	    json_tokener_get_parse_end(tok) != strlen(text)) {
 		json_object_put(o);
 		o = NULL;
+		rc = -1;
 	}
 	json_tokener_free(tok);
-	return o;
+	if (rc == 0)
+		*out = o;
+	return rc;
 }

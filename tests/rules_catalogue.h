@@ -231,6 +231,17 @@ static const bad_rule bad_rules[] = {
 	  "bad_member_self -> bad_member_self" },
 	{ "bad_member_type", 0, "{\"member_of\": 7}",
 	  "definition.member_of: must be an audience's key" },
+	{ "bad_member_empty", 0, "{\"member_of\": \"\"}",
+	  "definition.member_of: must be an audience's key (a string), not "
+	  "an empty one" },
+	{ "bad_null", 0, "null",
+	  "definition: a condition is an object with one key (performed, not, "
+	  "and, or, trait or member_of), not null" },
+	{ "bad_number", 0, "5",
+	  "definition: a condition is an object with one key (performed, not, "
+	  "and, or, trait or member_of), not a number" },
+	{ "bad_trait_null", 1, "null",
+	  "definition: a computed trait is an object with one key" },
 	{ "bad_member_sql_param", 0, "{\"member_of\": \"sql_dollar3\"}",
 	  "definition.member_of: computation sql_dollar3: its definition_sql "
 	  "uses $3" },

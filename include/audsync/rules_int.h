@@ -129,7 +129,9 @@ int rules_put_filter(compiler *c, buf *out, const char *src, json_object *f,
 int rules_rewrite_sql(compiler *c, buf *out, const char *sql,
 		      const char *window);
 
-/* Parses text deeper than json-c's default; a new reference, or NULL. */
-json_object *rules_parse_json(const char *text);
+/* Parses text deeper than json-c's default: 0 with *out a new reference
+ * (NULL for JSON null), or -1 when text is not JSON. */
+int rules_parse_json(json_object **out, const char *text)
+	__attribute__((warn_unused_result));
 
 #endif
