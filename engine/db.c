@@ -434,23 +434,25 @@ void db_close(PGconn *conn)
  * What a definition may not change in its session, read with every name
  * qualified (the definition may have changed search_path): the settings,
  * the user and role, the session's advisory locks, LISTEN channels and
- * prepared statements. One (name, value) row each, in a fixed order.
+ * prepared statements. One (name, value, source) row each; source is a
+ * setting's (pg_settings), empty for the others.
  */
 static const char session_state_sql[] =
-	"SELECT 'current_user', current_user::pg_catalog.text"
-	" UNION ALL SELECT 'session_user', session_user::pg_catalog.text"
+	"SELECT 'current_user', current_user::pg_catalog.text, ''"
+	" UNION ALL SELECT 'session_user', session_user::pg_catalog.text, ''"
 	" UNION ALL SELECT 'advisory locks',"
-	"  pg_catalog.count(*)::pg_catalog.text"
+	"  pg_catalog.count(*)::pg_catalog.text, ''"
 	"  FROM pg_catalog.pg_lock_status() l"
 	"  WHERE l.pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()"
 	"  AND l.locktype OPERATOR(pg_catalog.=) 'advisory'"
 	" UNION ALL SELECT 'LISTEN channels',"
-	"  pg_catalog.array_agg(c)::pg_catalog.text"
+	"  pg_catalog.array_agg(c)::pg_catalog.text, ''"
 	"  FROM pg_catalog.pg_listening_channels() c"
 	" UNION ALL SELECT 'prepared statements',"
-	"  pg_catalog.count(*)::pg_catalog.text"
+	"  pg_catalog.count(*)::pg_catalog.text, ''"
 	"  FROM pg_catalog.pg_prepared_statement()"
-	" UNION ALL SELECT name, setting FROM pg_catalog.pg_show_all_settings()";
+	" UNION ALL SELECT name, setting, source"
+	"  FROM pg_catalog.pg_show_all_settings()";
 
 PGresult *db_session_state(PGconn *conn, char *err, size_t errlen)
 {
@@ -458,19 +460,40 @@ PGresult *db_session_state(PGconn *conn, char *err, size_t errlen)
 			errlen);
 }
 
+/* The row of r named name, or -1; the search starts at row hint (the
+ * rows of two states mostly lie in the same order). */
+static int state_row(const PGresult *r, const char *name, int hint)
+{
+	int n = PQntuples(r), k, j;
+
+	for (k = 0; k < n; k++) {
+		j = (hint + k) % n;
+		if (strcmp(PQgetvalue(r, j, 0), name) == 0)
+			return j;
+	}
+	return -1;
+}
+
 const char *db_session_change(const PGresult *before, const PGresult *after)
 {
-	int i, n = PQntuples(before);
+	int i, j = 0;
 
-	/* The user and role come first: another role may see other
-	 * settings. */
-	for (i = 0; i < n && i < PQntuples(after); i++)
-		if (strcmp(PQgetvalue(before, i, 0), PQgetvalue(after, i, 0)) !=
-			    0 ||
-		    strcmp(PQgetvalue(before, i, 1), PQgetvalue(after, i, 1)) !=
-			    0)
+	/* By name, the user and role first (another role may see other
+	 * settings): a module the definition loads (PL/pgSQL) adds its
+	 * settings between the others. */
+	for (i = 0; i < PQntuples(before); i++) {
+		j = state_row(after, PQgetvalue(before, i, 0), j);
+		if (j < 0 || strcmp(PQgetvalue(before, i, 1),
+				    PQgetvalue(after, j, 1)) != 0)
 			return PQgetvalue(before, i, 0);
-	return PQntuples(after) != n ? "its settings" : NULL;
+	}
+	/* A new setting is the loaded module's own, unless the definition
+	 * set it (before the module came, or after). */
+	for (j = 0; j < PQntuples(after); j++)
+		if (strcmp(PQgetvalue(after, j, 2), "session") == 0 &&
+		    state_row(before, PQgetvalue(after, j, 0), j) < 0)
+			return PQgetvalue(after, j, 0);
+	return NULL;
 }
 
 /* The session as db_connect() left it. SET SESSION AUTHORIZATION and

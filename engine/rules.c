@@ -240,15 +240,12 @@ static int get_count(compiler *c, const char **op, long long *want,
 	if (!json_object_object_get_ex(cnt, "value", &v))
 		return rules_fail(c, "\"value\" is missing");
 	rules_push(c, ".value");
-	if (!json_object_is_type(v, json_type_int) ||
-	    json_object_get_int64(v) < 0 ||
-	    json_object_get_int64(v) > 1000000000)
+	if (rules_whole_number(want, v, 1000000000) != 0)
 		return rules_fail(
 			c,
 			"must be a whole number from 0 to 1000000000, "
 			"not %s",
 			rules_value_name(v, seen, sizeof(seen)));
-	*want = json_object_get_int64(v);
 	rules_pop(c, at);
 	return 0;
 }
@@ -358,7 +355,10 @@ static int put_target_sql(compiler *c, buf *out, const rules_target *t)
 		rules_pop(c, at);
 		return rc;
 	}
-	def = rules_parse_json(t->definition);
+	/* def stays NULL (JSON null) for text that is not JSON: a jsonb
+	 * column's text always is */
+	if (rules_parse_json(&def, t->definition) != 0)
+		def = NULL;
 	at = rules_push(c, ": computation %s: definition", t->key);
 	rc = compile_audience(c, out, def, t->lookback ? window : NULL, prev);
 	rules_pop(c, at);
@@ -389,7 +389,9 @@ static int put_member_of(compiler *c, buf *out, json_object *v, scope *s)
 	    json_object_get_string_len(v) == 0)
 		return rules_fail(
 			c, "must be an audience's key (a string), not %s",
-			rules_type_name(v));
+			json_object_is_type(v, json_type_string)
+				? "an empty one"
+				: rules_type_name(v));
 	key = json_object_get_string(v);
 	for (i = 0; i < c->nchain; i++) {
 		if (strcmp(c->chain[i], key) != 0)
@@ -787,8 +789,7 @@ static int compile_pass(compiler *c, buf *out, const char *key, int is_trait,
 	c->touched = touched;
 	c->chain[c->nchain++] = key;
 	snprintf(c->path, sizeof(c->path), "definition");
-	def = rules_parse_json(definition ? definition : "");
-	if (!def) {
+	if (rules_parse_json(&def, definition ? definition : "") != 0) {
 		snprintf(err, errlen,
 			 "definition: not JSON, or nested deeper than %d "
 			 "levels",

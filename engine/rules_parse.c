@@ -6,8 +6,7 @@
 #include "audsync/alloc.h"
 
 #include <ctype.h>
-#include <inttypes.h>
-#include <math.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -180,22 +179,104 @@ int rules_get_string(compiler *c, const char **out, json_object *o,
 	return rc;
 }
 
-/* A JSON number PostgreSQL can compare: json-c also reads NaN and
- * Infinity, which are not JSON and are refused as values. */
-static int is_number(json_object *v)
+/* 1 when s is a number as JSON writes it: json-c also reads NaN and
+ * Infinity, which PostgreSQL's numeric would take. */
+static int json_number_text(const char *s)
 {
-	return json_object_is_type(v, json_type_int) ||
-	       (json_object_is_type(v, json_type_double) &&
-		isfinite(json_object_get_double(v)));
+	s += *s == '-';
+	if (*s == '0')
+		s++;
+	else if (isdigit((unsigned char)*s))
+		while (isdigit((unsigned char)*s))
+			s++;
+	else
+		return 0;
+	if (*s == '.') {
+		if (!isdigit((unsigned char)*++s))
+			return 0;
+		while (isdigit((unsigned char)*s))
+			s++;
+	}
+	if (*s == 'e' || *s == 'E') {
+		s += s[1] == '+' || s[1] == '-';
+		if (!isdigit((unsigned char)*++s))
+			return 0;
+		while (isdigit((unsigned char)*s))
+			s++;
+	}
+	return *s == '\0';
 }
 
-/* A JSON number as text PostgreSQL's numeric reads. */
-static void number_text(char *out, size_t len, json_object *v)
+/* The JSON number v as it was written, for PostgreSQL's numeric to read:
+ * json-c keeps the text of a fraction and reads a whole number into 64
+ * bits. NULL when that text is lost (a whole number beyond 64 bits,
+ * clamped to an end) or v is not a JSON number. */
+static const char *number_text(json_object *v)
 {
-	if (json_object_is_type(v, json_type_int))
-		snprintf(out, len, "%" PRId64, json_object_get_int64(v));
-	else
-		snprintf(out, len, "%.17g", json_object_get_double(v));
+	const char *text;
+
+	if (!json_object_is_type(v, json_type_int) &&
+	    !json_object_is_type(v, json_type_double))
+		return NULL;
+	if (json_object_is_type(v, json_type_int) &&
+	    (json_object_get_int64(v) == INT64_MIN ||
+	     json_object_get_uint64(v) == UINT64_MAX))
+		return NULL;
+	text = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
+	return json_number_text(text) ? text : NULL;
+}
+
+/* 1 when v is a number whose text number_text() lost. */
+static int number_lost(json_object *v)
+{
+	return (json_object_is_type(v, json_type_int) ||
+		json_object_is_type(v, json_type_double)) &&
+	       !number_text(v);
+}
+
+/* The power of ten of the digit at d in a number's text without its
+ * exponent, point: its decimal point or NULL, end: where it ends. */
+static long digit_place(const char *d, const char *point, const char *end)
+{
+	if (!point)
+		return (long)(end - d) - 1;
+	return point > d ? (long)(point - d) - 1 : -(long)(d - point);
+}
+
+int rules_whole_number(long long *out, json_object *v, long long max)
+{
+	const char *s = number_text(v), *p, *first = NULL, *last = NULL;
+	const char *point = NULL;
+	long long n = 0;
+	long scale, exp = 0;
+
+	if (!s || *s == '-')
+		return -1;
+	for (p = s; isdigit((unsigned char)*p) || *p == '.'; p++) {
+		if (*p == '.')
+			point = p;
+		else if (*p != '0' && !first)
+			first = last = p;
+		else if (*p != '0')
+			last = p;
+	}
+	if (*p) /* the exponent; beyond a million is beyond any max */
+		exp = strtol(p + 1, NULL, 10);
+	if (exp > 1000000 || exp < -1000000)
+		return -1;
+	/* the value: the digits first..last times 10^scale */
+	scale = first ? digit_place(last, point, p) + exp : 0;
+	if (scale < 0 || (first && digit_place(first, point, p) + exp > 17))
+		return -1;
+	for (p = first; p && p <= last; p++)
+		if (*p != '.')
+			n = n * 10 + (*p - '0');
+	for (; scale > 0; scale--)
+		n *= 10;
+	if (n > max)
+		return -1;
+	*out = n;
+	return 0;
 }
 
 /* ---- times and intervals --------------------------------------------- */
@@ -293,11 +374,11 @@ static double unit_seconds(const char *u, size_t n)
 	static const struct {
 		const char *name;
 		double seconds;
-	} units[] = { { "second", 1 },	  { "sec", 1 },
-		      { "minute", 60 },	  { "min", 60 },
-		      { "hour", 3600 },	  { "day", 86400 },
-		      { "week", 604800 }, { "month", 2592000 },
-		      { "mon", 2592000 }, { "year", YEAR_S } };
+	} units[] = { { "second", 1 },	      { "sec", 1 },
+		      { "minute", 60 },	      { "min", 60 },
+		      { "hour", 3600 },	      { "day", 86400 },
+		      { "week", 604800 },     { "month", YEAR_S / 12 },
+		      { "mon", YEAR_S / 12 }, { "year", YEAR_S } };
 	size_t i;
 
 	if (n > 1 && u[n - 1] == 's')
@@ -312,8 +393,8 @@ static double unit_seconds(const char *u, size_t n)
 int rules_parse_interval(double *seconds, const char *s)
 {
 	const char *p = s;
-	double total = 0;
-	int terms = 0;
+	double total = 0, seen[16]; /* the units so far, by their length */
+	int terms = 0, i;
 
 	for (;;) {
 		double count = 0, unit;
@@ -335,10 +416,14 @@ int rules_parse_interval(double *seconds, const char *s)
 		for (u = p; isalpha((unsigned char)*p); p++)
 			;
 		unit = unit_seconds(u, (size_t)(p - u));
-		if (unit < 0)
+		if (unit < 0 || terms == 16)
 			return -1;
+		/* PostgreSQL refuses a unit given twice ("1 day 1 day") */
+		for (i = 0; i < terms; i++)
+			if (seen[i] == unit)
+				return -1;
+		seen[terms++] = unit;
 		total += count * unit;
-		terms++;
 	}
 	if (terms == 0 || total <= 0 || total > MAX_YEARS * YEAR_S)
 		return -1;
@@ -356,21 +441,32 @@ static const char *const operators[] = {
 	NULL
 };
 
-/* x op v for a number v, false when x is missing or not a number.
- * Returns v's parameter number, or -1. */
+/* x op v for a number v (its text: number_text()), false when x is
+ * missing or not a number. Returns v's parameter number, or -1. */
 static int put_number(compiler *c, buf *out, const char *x, const char *op,
-		      json_object *v)
+		      const char *num)
 {
-	char num[64];
-	int n;
+	int n = rules_param(c, num);
 
-	number_text(num, sizeof(num), v);
-	n = rules_param(c, num);
 	buf_printf(out,
 		   "coalesce(CASE WHEN jsonb_typeof(%s) = 'number'"
 		   " THEN (%s)::numeric END %s $%d::numeric, false)",
 		   x, x, op, n);
 	return n;
+}
+
+/* Refuses a number whose text json-c lost; 0 for any other v. */
+static int check_number(compiler *c, json_object *v)
+{
+	if (!number_lost(v))
+		return 0;
+	if (json_object_is_type(v, json_type_int))
+		return rules_fail(c,
+				  "a whole number beyond 64 bits is not read "
+				  "exactly; write it with a decimal point, "
+				  "such as 100000000000000000000.0");
+	return rules_fail(c, "must be a number as JSON writes it, not %s",
+			  json_object_to_json_string(v));
 }
 
 /* x = v, false for a missing x. x is the property's jsonb (SQL NULL when
@@ -379,8 +475,10 @@ static int put_equal(compiler *c, buf *out, const char *x, json_object *v)
 {
 	int n;
 
-	if (is_number(v)) {
-		n = put_number(c, out, x, "=", v);
+	if (check_number(c, v))
+		return -1;
+	if (number_text(v)) {
+		n = put_number(c, out, x, "=", number_text(v));
 	} else if (json_object_is_type(v, json_type_string)) {
 		n = rules_param(c, json_object_get_string(v));
 		buf_printf(out, "coalesce((%s #>> '{}') = $%d::text, false)", x,
@@ -403,8 +501,10 @@ static int put_order(compiler *c, buf *out, const char *x, const char *op,
 {
 	int n;
 
-	if (is_number(v)) {
-		n = put_number(c, out, x, op, v);
+	if (check_number(c, v))
+		return -1;
+	if (number_text(v)) {
+		n = put_number(c, out, x, op, number_text(v));
 	} else if (json_object_is_type(v, json_type_string)) {
 		n = rules_param(c, json_object_get_string(v));
 		buf_printf(out,
@@ -694,19 +794,27 @@ int rules_rewrite_sql(compiler *c, buf *out, const char *sql,
 
 /* Parses text deeper than json-c's default of 32 levels, so that the
  * compiler, not the parser, names the path where a rule nests too deep.
- * Returns a new reference, or NULL. */
-json_object *rules_parse_json(const char *text)
+ * Returns 0 with *out a new reference (NULL for JSON null), or -1 with
+ * *out untouched. */
+int rules_parse_json(json_object **out, const char *text)
 {
 	json_tokener *tok = json_tokener_new_ex(JSON_MAX_DEPTH);
 	json_object *o;
+	int rc = 0;
 
 	if (!tok)
 		abort();
-	o = json_tokener_parse_ex(tok, text, (int)strlen(text));
-	if (o && json_tokener_get_parse_end(tok) != strlen(text)) {
+	/* With its NUL, so that a number or null at the end is complete;
+	 * NULL is then JSON null when the parser took the whole text. */
+	o = json_tokener_parse_ex(tok, text, (int)strlen(text) + 1);
+	if (json_tokener_get_error(tok) != json_tokener_success ||
+	    json_tokener_get_parse_end(tok) != strlen(text)) {
 		json_object_put(o);
 		o = NULL;
+		rc = -1;
 	}
 	json_tokener_free(tok);
-	return o;
+	if (rc == 0)
+		*out = o;
+	return rc;
 }

@@ -57,6 +57,16 @@ static const bad_rule bad_rules[] = {
 	  ", \"count\": {\"op\": \">=\", \"value\": 1.5}}}",
 	  "definition.performed.count.value: must be a whole number from 0 "
 	  "to 1000000000, not 1.5" },
+	{ "bad_count_fraction_exponent", 0,
+	  "{\"performed\": {" EV
+	  ", \"count\": {\"op\": \">=\", \"value\": 2.50}}}",
+	  "definition.performed.count.value: must be a whole number from 0 "
+	  "to 1000000000, not 2.50" },
+	{ "bad_count_too_large_point", 0,
+	  "{\"performed\": {" EV
+	  ", \"count\": {\"op\": \">=\", \"value\": 1000000001.0}}}",
+	  "definition.performed.count.value: must be a whole number from 0 "
+	  "to 1000000000, not 1000000001.0" },
 	{ "bad_count_string", 0,
 	  "{\"performed\": {" EV
 	  ", \"count\": {\"op\": \">\", \"value\": \"2\"}}}",
@@ -118,6 +128,15 @@ static const bad_rule bad_rules[] = {
 	  " \"op\": \"none_of\", \"value\": [\"a\", null]}]}}",
 	  "definition.performed.where[0].value[1]: must be a string, a "
 	  "number or a boolean" },
+	{ "bad_number_huge", 0,
+	  "{\"performed\": {" EV ", \"where\": [{\"property\": \"big\","
+	  " \"op\": \"=\", \"value\": 100000000000000000000}]}}",
+	  "definition.performed.where[0].value: a whole number beyond 64 "
+	  "bits is not read exactly; write it with a decimal point" },
+	{ "bad_number_huge_negative", 0,
+	  "{\"trait\": {\"name\": \"score\", \"op\": \"none_of\","
+	  " \"value\": [1, -9223372036854775809]}}",
+	  "definition.trait.value[1]: a whole number beyond 64 bits" },
 	{ "bad_date_value", 0,
 	  "{\"trait\": {\"name\": \"signed_up\", \"op\": \"before_date\","
 	  " \"value\": \"2026-02-30\"}}",
@@ -134,6 +153,25 @@ static const bad_rule bad_rules[] = {
 	  "definition.performed.within: must be a positive interval" },
 	{ "bad_within_huge", 0,
 	  "{\"performed\": {" EV ", \"within\": \"1000000 years\"}}",
+	  "definition.performed.within: must be a positive interval" },
+	{ "bad_within_hour_twice", 0,
+	  "{\"performed\": {" EV ", \"within\": \"1 hour 1 hour\"}}",
+	  "definition.performed.within: must be a positive interval of at "
+	  "most 1000 years such as \"30 days\" or \"12 hours\", not "
+	  "\"1 hour 1 hour\"" },
+	{ "bad_within_day_twice", 0,
+	  "{\"performed\": {" EV ", \"within\": \"1 day 1 day\"}}",
+	  "definition.performed.within: must be a positive interval" },
+	{ "bad_within_second_twice", 1,
+	  "{\"event_counter\": {" EV ", \"within\": \"1 sec 30 seconds\"}}",
+	  "definition.event_counter.within: must be a positive interval" },
+	{ "bad_within_months", 0,
+	  "{\"performed\": {" EV ", \"within\": \"12001 months\"}}",
+	  "definition.performed.within: must be a positive interval of at "
+	  "most 1000 years such as \"30 days\" or \"12 hours\", not "
+	  "\"12001 months\"" },
+	{ "bad_within_years_months", 0,
+	  "{\"performed\": {" EV ", \"within\": \"999 years 13 months\"}}",
 	  "definition.performed.within: must be a positive interval" },
 	{ "bad_within_number", 0, "{\"performed\": {" EV ", \"within\": 30}}",
 	  "definition.performed.within: must be a positive interval of at "
@@ -193,6 +231,17 @@ static const bad_rule bad_rules[] = {
 	  "bad_member_self -> bad_member_self" },
 	{ "bad_member_type", 0, "{\"member_of\": 7}",
 	  "definition.member_of: must be an audience's key" },
+	{ "bad_member_empty", 0, "{\"member_of\": \"\"}",
+	  "definition.member_of: must be an audience's key (a string), not "
+	  "an empty one" },
+	{ "bad_null", 0, "null",
+	  "definition: a condition is an object with one key (performed, not, "
+	  "and, or, trait or member_of), not null" },
+	{ "bad_number", 0, "5",
+	  "definition: a condition is an object with one key (performed, not, "
+	  "and, or, trait or member_of), not a number" },
+	{ "bad_trait_null", 1, "null",
+	  "definition: a computed trait is an object with one key" },
 	{ "bad_member_sql_param", 0, "{\"member_of\": \"sql_dollar3\"}",
 	  "definition.member_of: computation sql_dollar3: its definition_sql "
 	  "uses $3" },

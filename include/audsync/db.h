@@ -34,7 +34,9 @@ void db_close(PGconn *conn);
  * definition may not change (settings, user and role, advisory locks,
  * LISTEN channels, prepared statements; the caller PQclear()s it, NULL
  * with err set); db_session_change() names the first thing that differs
- * between two such states, or returns NULL (borrowed from before).
+ * between two such states, or returns NULL (borrowed from before or
+ * after). Settings that appear with a module the definition loads
+ * (PL/pgSQL's) are no change, unless the definition set them.
  * db_session_reset() puts the session back as db_connect() left it and
  * frees its advisory locks (the engine's are on the lock connection);
  * outside a transaction. 0, or -1 with err set.

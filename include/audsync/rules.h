@@ -77,8 +77,9 @@ int rules_parse_time(double *out, const char *s)
 
 /* Checks an interval of the form rules accept ("30 days", "1 hour 30
  * minutes": counts and units second, minute, hour, day, week, month,
- * year, singular or plural), positive and at most 1000 years. Sets
- * *seconds (months as 30 days, years as 365.25). Returns 0 or -1. */
+ * year, singular or plural, each once), positive and at most 1000
+ * years. Sets *seconds (years as 365.25 days, months as a twelfth of
+ * one). Returns 0 or -1. */
 int rules_parse_interval(double *seconds, const char *s)
 	__attribute__((warn_unused_result));
 

@@ -100,6 +100,15 @@ int rules_in_list(const char *s, const char *const *list);
 #define VALUE_NAME_MAX 64
 const char *rules_value_name(json_object *v, char *out, size_t outlen);
 
+/* *out: the JSON number v when it is a whole number from 0 to max,
+ * however written (2, 2.0, 1e0). Returns 0, or -1 (*out unset). */
+int rules_whole_number(long long *out, json_object *v, long long max);
+
+/* *out: the JSON number v when it is a whole number from 0 to max,
+ * however written (2, 2.0, 1e0: jsonb keeps 2.0 and makes 1e0 1).
+ * Returns 0, or -1 (*out unset). */
+int rules_whole_number(long long *out, json_object *v, long long max);
+
 /* Fails naming the first key of o not in allowed (what: the keys it
  * takes, for the message). Returns 0 or -1. */
 int rules_check_keys(compiler *c, json_object *o, const char *const *allowed,
@@ -120,7 +129,9 @@ int rules_put_filter(compiler *c, buf *out, const char *src, json_object *f,
 int rules_rewrite_sql(compiler *c, buf *out, const char *sql,
 		      const char *window);
 
-/* Parses text deeper than json-c's default; a new reference, or NULL. */
-json_object *rules_parse_json(const char *text);
+/* Parses text deeper than json-c's default: 0 with *out a new reference
+ * (NULL for JSON null), or -1 when text is not JSON. */
+int rules_parse_json(json_object **out, const char *text)
+	__attribute__((warn_unused_result));
 
 #endif

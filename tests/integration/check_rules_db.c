@@ -1046,6 +1046,92 @@ START_TEST(explain_prints_the_statement_and_its_bound_values)
 }
 END_TEST
 
+/* A number in a rule is compared as written: 19.99 and 0.1 are not
+ * rounded through a double, 2^63 is not clamped to 64 bits. */
+START_TEST(a_number_in_a_rule_compares_as_written)
+{
+	static const struct {
+		const char *key, *rule, *members;
+	} cases[] = {
+		{ "eq",
+		  "{\"property\": \"total\", \"op\": \"=\","
+		  " \"value\": 19.99}",
+		  "u1" },
+		{ "gt",
+		  "{\"property\": \"total\", \"op\": \">\","
+		  " \"value\": 19.99}",
+		  "u2" },
+		{ "ge",
+		  "{\"property\": \"total\", \"op\": \">=\","
+		  " \"value\": 19.99}",
+		  "u1 u2" },
+		{ "ne",
+		  "{\"property\": \"total\", \"op\": \"!=\","
+		  " \"value\": 19.99}",
+		  "u2" },
+		{ "in",
+		  "{\"property\": \"total\", \"op\": \"one_of\","
+		  " \"value\": [5, 19.99]}",
+		  "u1" },
+		{ "big",
+		  "{\"property\": \"big\", \"op\": \"=\","
+		  " \"value\": 9223372036854775808}",
+		  "u1" },
+		{ "big_lt",
+		  "{\"property\": \"big\", \"op\": \"<\","
+		  " \"value\": 9223372036854775808}",
+		  "u2" },
+		{ "huge",
+		  "{\"property\": \"huge\", \"op\": \"=\","
+		  " \"value\": 100000000000000000000.0}",
+		  "u1" },
+	};
+	static const char *const dids[] = { "u1", "u2" };
+	tl_result res;
+	size_t i, k;
+	char rule[512];
+
+	tl_sql(db, "INSERT INTO audsync.external_ids VALUES"
+		   " ('p1', 'user_id', 'u1', now() - interval '30 days'),"
+		   " ('p2', 'user_id', 'u2', now() - interval '30 days');"
+		   "INSERT INTO audsync.events VALUES"
+		   " ('p1', 'Pay', '{\"total\": 19.99,"
+		   "  \"big\": 9223372036854775808,"
+		   "  \"huge\": 100000000000000000000}',"
+		   "  now() - interval '1 day'),"
+		   " ('p2', 'Pay', '{\"total\": 19.990001,"
+		   "  \"big\": 9223372036854775807,"
+		   "  \"huge\": 100000000000000000001}',"
+		   "  now() - interval '1 day');"
+		   "INSERT INTO audsync.profile_traits VALUES"
+		   " ('p1', '{\"score\": 0.1}'), ('p2', '{\"score\": 0.2}')");
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(rule, sizeof(rule),
+			 "{\"performed\": {\"event\": \"Pay\","
+			 " \"where\": [%s]}}",
+			 cases[i].rule);
+		add_rule(cases[i].key, 0, rule, NULL, NULL, "identify");
+	}
+	add_rule("score", 0,
+		 "{\"trait\": {\"name\": \"score\", \"op\": \"=\","
+		 " \"value\": 0.1}}",
+		 NULL, NULL, "identify");
+	res = tl_audsync(db, NULL, "run", "--all", NULL);
+	ck_assert_msg(res.status == 0, "%s", res.err);
+	tl_result_free(&res);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		for (k = 0; k < 2; k++)
+			check_prop(__LINE__, dids[k], cases[i].key,
+				   strstr(cases[i].members, dids[k]) ? "true"
+								     : NULL);
+	assert_prop("u1", "score", "true");
+	assert_prop("u2", "score", NULL);
+	res = tl_audsync(db, NULL, "explain", "score", NULL);
+	ck_assert_msg(tl_contains(res.out, "= \"0.1\""), "%s", res.out);
+	tl_result_free(&res);
+}
+END_TEST
+
 /* Retiring an audience stops its own sync, not the audiences built on
  * it: they still read who is in it. Deleting its row fails them. */
 START_TEST(a_retired_audience_still_defines_the_audiences_built_on_it)
@@ -1113,6 +1199,7 @@ static Suite *rules_db_suite(void)
 	tcase_add_test(e2e, rule_audience_and_trait_in_identify_mode);
 	tcase_add_test(e2e, rule_audience_and_trait_in_track_mode);
 	tcase_add_test(e2e, explain_prints_the_statement_and_its_bound_values);
+	tcase_add_test(e2e, a_number_in_a_rule_compares_as_written);
 	tcase_add_test(
 		e2e,
 		a_retired_audience_still_defines_the_audiences_built_on_it);

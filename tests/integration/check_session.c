@@ -187,6 +187,11 @@ static const setting_case settings[] = {
 	  " false)" },
 	{ "session_replication_role", NULL,
 	  "set_config('session_replication_role', 'replica', false)" },
+	/* a setting of PL/pgSQL, which the definition loads: new to the
+	 * session, and set by it */
+	{ "plpgsql.extra_warnings", NULL,
+	  "set_config('plpgsql.extra_warnings', 'all', false) ||"
+	  " audsync.rule_timestamptz(profile_id)" },
 };
 #define N_SETTINGS ((int)(sizeof(settings) / sizeof(settings[0])))
 
@@ -210,6 +215,56 @@ START_TEST(a_definition_that_changes_a_setting_harms_no_other_sync)
 	ck_assert_msg(r.status == 1, "%s: exit %d, expected 1", c->what,
 		      r.status);
 	tl_result_free(&r);
+}
+END_TEST
+
+/*
+ * A definition that calls PL/pgSQL (a user's function, or a rule's
+ * before_date) in a process that has not loaded it yet changes nothing of
+ * the session: PL/pgSQL's settings that appear with it are not the
+ * definition's doing. Each runs alone, in a fresh process.
+ */
+START_TEST(a_definition_that_loads_plpgsql_runs)
+{
+	static const char *const keys[] = { "user_fn", "rule_date" };
+	char *v;
+	tl_result r;
+	size_t i;
+
+	tl_sql(db, "CREATE FUNCTION public.joined_before(t timestamptz)"
+		   " RETURNS boolean LANGUAGE plpgsql STABLE AS"
+		   " $$BEGIN RETURN t < '2026-02-01'; END$$;"
+		   "INSERT INTO audsync.external_ids VALUES"
+		   " ('p1', 'user_id', 'u1', '2026-01-15 02:00:00+00'),"
+		   " ('p2', 'user_id', 'u2', '2026-03-15 02:00:00+00');"
+		   "INSERT INTO audsync.events VALUES"
+		   " ('p1', 'T', '{\"d\": \"2026-04-01T00:00:00Z\"}',"
+		   "  '2026-04-02'),"
+		   " ('p2', 'T', '{\"d\": \"2026-06-01T00:00:00Z\"}',"
+		   "  '2026-04-02')");
+	add_synced("user_fn", "audience",
+		   "SELECT profile_id FROM audsync.external_ids"
+		   " WHERE public.joined_before(created_at)");
+	sqlf("INSERT INTO audsync.computations (key, name, kind, definition)"
+	     " VALUES ('rule_date', 'rule_date', 'audience',"
+	     " '{\"performed\": {\"event\": \"T\", \"where\":"
+	     " [{\"property\": \"d\", \"op\": \"before_date\","
+	     " \"value\": \"2026-05-01T00:00:00Z\"}]}}')");
+	sqlf("INSERT INTO audsync.syncs (computation_id, destination_id, mode)"
+	     " SELECT c.id, d.id, 'identify' FROM audsync.computations c,"
+	     " audsync.destinations d WHERE c.key = 'rule_date'");
+	for (i = 0; i < 2; i++) {
+		const char *const run[] = { "run", "--computation", keys[i],
+					    NULL };
+
+		r = tl_audsync_argv(db, env_fast, run);
+		ck_assert_msg(r.status == 0, "%s: exit %d: %s", keys[i],
+			      r.status, r.err);
+		tl_result_free(&r);
+		assert_prop("u1", keys[i], "true", keys[i]);
+		v = mpctl_prop(fake, "u2", keys[i]);
+		ck_assert_msg(v == NULL, "%s: u2 has %s", keys[i], v);
+	}
 }
 END_TEST
 
@@ -317,6 +372,7 @@ static Suite *session_suite(void)
 	tcase_add_loop_test(
 		tc, a_definition_that_changes_a_setting_harms_no_other_sync, 0,
 		N_SETTINGS);
+	tcase_add_test(tc, a_definition_that_loads_plpgsql_runs);
 	tcase_add_test(tc, a_definition_cannot_free_the_evaluator_lock);
 	tcase_add_test(tc, a_definition_cannot_keep_engine_locks);
 	suite_add_tcase(s, tc);

@@ -238,9 +238,19 @@ START_TEST(intervals_are_positive_and_bounded)
 		{ "12 hours", 43200 },
 		{ "1 hour 30 minutes", 5400 },
 		{ "2 weeks", 1209600 },
-		{ "1 mon", 2592000 },
+		{ "1 mon", 2629800 },
 		{ "1000 years", 1000 * 31557600.0 },
 		{ "1001 years", -1 },
+		/* a month is a twelfth of a year, as for PostgreSQL */
+		{ "12000 months", 1000 * 31557600.0 },
+		{ "12001 months", -1 },
+		{ "999 years 13 months", -1 },
+		{ "365250 days", 1000 * 31557600.0 },
+		/* PostgreSQL reads each unit once */
+		{ "1 hour 1 hour", -1 },
+		{ "1 min 1 minute", -1 },
+		{ "1 mon 2 months", -1 },
+		{ "1 week 1 day", 8 * 86400.0 },
 		{ "0 days", -1 },
 		{ "-5 days", -1 },
 		{ "5", -1 },
@@ -289,6 +299,32 @@ START_TEST(the_events_drive_only_conditions_that_need_one)
 		   " {\"trait\": {\"name\": \"p\", \"op\": \"exists\"}}]}");
 	ck_assert_ptr_nonnull(strstr(r.sql, "SELECT DISTINCT x.profile_id"));
 	rules_sql_free(&r);
+}
+END_TEST
+
+/* A count is a whole number however it is written: jsonb keeps 2.0 as
+ * written and turns 1e0 into 1, and both mean what 2 and 1 mean. */
+START_TEST(a_count_is_a_whole_number_however_written)
+{
+	static const struct {
+		const char *value, *bound;
+	} ok[] = { { "2.0", "2" },   { "1e0", "1" },
+		   { "0.3e1", "3" }, { "1000000000.000", "1000000000" },
+		   { "0.0", "0" },   { "2500e-2", "25" } };
+	char def[256];
+	rules_sql r;
+	size_t i;
+
+	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		snprintf(def, sizeof(def),
+			 "{\"performed\": {\"event\": \"E\", \"count\":"
+			 " {\"op\": \"=\", \"value\": %s}}}",
+			 ok[i].value);
+		compile_ok(&r, 0, def);
+		ck_assert_msg(has_param(&r, ok[i].bound), "%s not bound as %s",
+			      ok[i].value, ok[i].bound);
+		rules_sql_free(&r);
+	}
 }
 END_TEST
 
@@ -348,6 +384,7 @@ static Suite *rules_suite(void)
 	tcase_add_test(tc, times_parse_as_iso_8601_only);
 	tcase_add_test(tc, intervals_are_positive_and_bounded);
 	tcase_add_test(tc, the_events_drive_only_conditions_that_need_one);
+	tcase_add_test(tc, a_count_is_a_whole_number_however_written);
 	tcase_add_test(tc, a_number_that_is_not_finite_is_refused);
 	tcase_add_test(tc, an_error_naming_a_key_with_a_newline_stays_one_line);
 	suite_add_tcase(s, tc);
