@@ -113,7 +113,7 @@ void mp_policy_bucket_init(mp_bucket *b, double rate, double burst, int64_t now)
 {
 	b->rate = rate > 0 ? rate : 0;
 	b->burst = burst > b->rate ? burst : b->rate;
-	b->tokens = b->rate;
+	b->tokens = 0;
 	b->at = now;
 }
 

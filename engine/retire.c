@@ -124,6 +124,13 @@ static int retire_tx(PGconn *conn, const sync_list *l, const char *key,
 		if (queue_unsets(&calls, conn, s, err, errlen) != 0)
 			return -1;
 	}
+	/* Retired, its columns are free for another trait to set
+	 * (sql/022_computation_keys.sql). */
+	if (db_exec(conn, "retire",
+		    "DELETE FROM audsync.computation_keys WHERE computation_id"
+		    " = (SELECT id FROM audsync.computations WHERE key = $1)",
+		    1, p, err, errlen) != 0)
+		return -1;
 	return db_exec(conn, "retire",
 		       "UPDATE audsync.computations SET enabled = false"
 		       " WHERE key = $1",

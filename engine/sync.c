@@ -408,6 +408,20 @@ static const char *refusal(char *err, size_t errlen, const sync_list *l,
 	return err;
 }
 
+/* 1 when the clock stepped back below the last successful run's as-of:
+ * a run at now would tell Mixpanel an older truth, with events dated
+ * before those it sent. The sync waits for the clock (an --as-of that
+ * early is refused; resync --reset forgets the last run). */
+static int clock_behind(const sync_def *s, const run_request *rq)
+{
+	if (rq->as_of || rq->reset || !s->as_of_before_last)
+		return 0;
+	log_warn("sync held: the clock is before its last run's as-of",
+		 "computation", s->key, "destination", s->dest->name, "as_of",
+		 s->as_of, "last_as_of", s->last_as_of);
+	return 1;
+}
+
 int sync_run(run_totals *out, PGconn *conn, const run_request *rq, char *err,
 	     size_t errlen)
 {
@@ -426,7 +440,7 @@ int sync_run(run_totals *out, PGconn *conn, const run_request *rq, char *err,
 	for (i = 0; i < l.n && rc == 0 && !sync_stop_requested; i++) {
 		int r;
 
-		if (!selected(&l.items[i], rq))
+		if (!selected(&l.items[i], rq) || clock_behind(&l.items[i], rq))
 			continue;
 		notify_watchdog();
 		progress_tick();

@@ -266,6 +266,13 @@ START_TEST(two_computations_never_write_one_property)
 		      "%s",
 		      why ? why : "(null)");
 	free(why);
+	/* Retired, the first trait leaves its columns to the second. */
+	r = tl_audsync(db, env, "retire", "first", NULL);
+	ck_assert_msg(r.status == 0, "retire exited %d: %s", r.status, r.err);
+	tl_result_free(&r);
+	run_ago("1 day");
+	assert_prop("u1", "shared", "9");
+	assert_prop("u1", "own_b", "3");
 }
 END_TEST
 

@@ -648,6 +648,30 @@ START_TEST(an_as_of_in_the_future_is_refused)
 }
 END_TEST
 
+/* The server's clock stepped back below the last run's as-of: a run
+ * without --as-of would tell Mixpanel an older truth, with events dated
+ * before the ones it sent. The sync waits for the clock, and says so. */
+START_TEST(a_clock_that_stepped_back_holds_the_sync)
+{
+	tl_result r;
+
+	add_two_people();
+	add_everyone_audience("Everyone", "everyone");
+	run_ok(NULL);
+	tl_sql(db, "UPDATE audsync.sync_state"
+		   " SET last_as_of = now() + interval '20 minutes'");
+	tl_sql(db, "INSERT INTO audsync.external_ids VALUES"
+		   " ('p3', 'user_id', 'u3', now() - interval '1 hour')");
+	r = tl_audsync(db, NULL, "run", "--computation", "everyone", NULL);
+	ck_assert_msg(r.status == 0, "exit %d: %s", r.status, r.err);
+	ck_assert_msg(has_any(r.err, "clock"), "no word of the clock: %s",
+		      r.err);
+	tl_result_free(&r);
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM audsync.runs"), 1);
+	assert_prop("u3", "everyone", NULL);
+}
+END_TEST
+
 START_TEST(a_computation_keeps_its_key_and_kind_when_renamed)
 {
 	PGconn *c;
@@ -2039,6 +2063,7 @@ static Suite *sync_suite(void)
 		a_member_named_by_many_rows_is_one_member_entered_once,
 		a_lookback_audience_lets_members_go_as_time_passes,
 		an_as_of_in_the_future_is_refused,
+		a_clock_that_stepped_back_holds_the_sync,
 		a_computation_keeps_its_key_and_kind_when_renamed,
 		a_member_with_three_emails_ends_with_the_newest_as_email,
 		a_new_email_on_a_member_gets_the_audience_and_nothing_else,
