@@ -699,10 +699,19 @@ static void setup_sync(model *m)
 		" ORDER BY profile_id, ts DESC) x"
 		" WHERE properties ? 'v' AND profile_id LIKE ",
 	};
-	char def[1024], pfx[16];
+	char base[1024], def[1200], pfx[16];
 
 	snprintf(pfx, sizeof(pfx), "m%d", m->seed);
-	snprintf(def, sizeof(def), "%s'%s-%%'", defs[m->kind], pfx);
+	snprintf(base, sizeof(base), "%s'%s-%%'", defs[m->kind], pfx);
+	/* two computations may not write one property: each seed's columns
+	 * are its own */
+	if (m->kind == 2)
+		snprintf(def, sizeof(def),
+			 "SELECT profile_id, score AS score_%d, tier AS tier_%d"
+			 " FROM (%s) q",
+			 m->seed, m->seed, base);
+	else
+		snprintf(def, sizeof(def), "%s", base);
 	snprintf(m->ckey, sizeof(m->ckey), "model_%d", m->seed);
 	sqlf(m,
 	     "INSERT INTO audsync.computations (key, name, kind,"
@@ -722,8 +731,8 @@ static void setup_sync(model *m)
 	     m->ckey);
 	if (m->kind == 2) {
 		m->nkeys = 2;
-		snprintf(m->key[0], sizeof(m->key[0]), "score");
-		snprintf(m->key[1], sizeof(m->key[1]), "tier");
+		snprintf(m->key[0], sizeof(m->key[0]), "score_%d", m->seed);
+		snprintf(m->key[1], sizeof(m->key[1]), "tier_%d", m->seed);
 	} else {
 		m->nkeys = 1;
 		snprintf(m->key[0], sizeof(m->key[0]), "%s", m->ckey);
