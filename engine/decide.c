@@ -374,6 +374,32 @@ static int same(json_object *a, json_object *b)
 	return json_object_equal(a, b);
 }
 
+/* null for each key s was told that value no longer has; in full (a
+ * resync) again to a key told null, at the time it was told. Returns
+ * how many keys changed. */
+static int tell_gone(decision *d, decide_call *c, dstate *s,
+		     const decide_in *in, json_object *value, int full)
+{
+	json_object *v;
+	long long ms;
+	int nchanged = 0;
+
+	json_object_object_foreach(s->told, k, a)
+	{
+		(void)a;
+		if (json_object_object_get_ex(value, k, NULL) ||
+		    !told_of(s, k, &v, &ms))
+			continue;
+		if (v != NULL) {
+			add_key(d, c, s, k, NULL, in->as_of_ms);
+			nchanged++;
+		} else if (full) {
+			add_key(d, c, s, k, NULL, ms);
+		}
+	}
+	return nchanged;
+}
+
 /*
  * Tells s the value of a member: every key in full (a new target, a
  * resync), else the keys whose told value differs; and null for a key
@@ -401,23 +427,17 @@ static decide_call *tell_value(decision *d, dstate *s, const decide_in *in,
 			nchanged++;
 		}
 	}
-	{ json_object_object_foreach(s->told, k2, a){ (void)a;
-	if (!json_object_object_get_ex(value, k2, NULL) &&
-	    told_of(s, k2, &v, &ms) && v != NULL) {
-		add_key(d, c, s, k2, NULL, in->as_of_ms);
-		nchanged++;
-	}
-}
-}
-*changed = nchanged > 0;
-if (c->nkeys > 0 || full)
-	return c;
-d->ncalls--;
-return NULL;
+	nchanged += tell_gone(d, c, s, in, value, full);
+	*changed = nchanged > 0;
+	if (c->nkeys > 0 || full)
+		return c;
+	d->ncalls--;
+	return NULL;
 }
 
 /* The exit value (false for an audience, null for a trait) to every key
- * s was told something else. */
+ * s was told something else; on a resync again to every key told it, at
+ * the time it was told (a re-sent event is a duplicate). */
 static void tell_exit(decision *d, const decide_sync *s, dstate *st,
 		      const decide_in *in)
 {
@@ -437,8 +457,12 @@ static void tell_exit(decision *d, const decide_sync *s, dstate *st,
 		const char *k = json_object_get_string(
 			json_object_array_get_idx(keys, i));
 
-		if (told_of(st, k, &v, &ms) && !same(v, exitv))
+		if (!told_of(st, k, &v, &ms))
+			continue;
+		if (!same(v, exitv))
 			add_key(d, c, st, k, exitv, in->as_of_ms);
+		else if (in->full)
+			add_key(d, c, st, k, exitv, ms);
 	}
 	json_object_put(keys);
 	json_object_put(exitv);
@@ -635,7 +659,10 @@ static void write_row(decision *d, priv *p, const decide_sync *s,
 						: json_object_new_boolean(0));
 			}
 		}
-		d->since_ms = in->as_of_ms;
+		/* a former member re-sent by a resync stays as it was */
+		d->since_ms = in->old_value && !in->old_member
+				      ? in->old_since_ms
+				      : in->as_of_ms;
 	}
 	/* a member's value as the definition gave it: its checksum must
 	 * match the next run's */

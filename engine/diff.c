@@ -21,10 +21,11 @@
 /*
  * Per profile first, the rows of audsync_chg (stage.h, which writes
  * them). kind is enter, exit, change, resend (a full resync's unchanged
- * member) or newid (an unchanged member that gained identifiers). On a
+ * member), former (a full resync's former member: its exit value again)
+ * or newid (an unchanged member that gained identifiers). On a
  * first sync or a resync every member is read: one
  * hash join of the distinct stage against the snapshot's narrow member
- * rows ($3: keep the unchanged too).
+ * rows ($3, a resync: keep the unchanged and the former members too).
  */
 /* An audience's stage leaves every member's value, {key: true}, NULL
  * (evaluate.c); $2 is the key. Built once per statement, not per
@@ -37,7 +38,8 @@
 	"  m.targets AS old_targets, d.kind, m.ctid AS old_t, d.old_member"    \
 	" FROM (SELECT coalesce(s.profile_id, m.profile_id) AS profile_id,"    \
 	"  m.value AS old, s.value AS new, m.member AS old_member,"            \
-	"  CASE WHEN s.profile_id IS NULL THEN 'exit'"                         \
+	"  CASE WHEN s.profile_id IS NULL AND NOT m.member THEN 'former'"      \
+	"   WHEN s.profile_id IS NULL THEN 'exit'"                             \
 	"   WHEN m.profile_id IS NULL OR NOT m.member THEN 'enter'"            \
 	"   WHEN m.value <> s.value THEN 'change' ELSE 'resend' END AS kind"   \
 	"  FROM (SELECT profile_id, coalesce(value, " AUDIENCE_VALUE ")"       \
@@ -46,7 +48,7 @@
 	"  FULL JOIN (SELECT profile_id, value, member"                        \
 	"   FROM audsync.snapshot_members"                                     \
 	"   WHERE sync_id = $1) m ON m.profile_id = s.profile_id"              \
-	"  WHERE (s.profile_id IS NOT NULL OR m.member)"                       \
+	"  WHERE (s.profile_id IS NOT NULL OR m.member OR $3::boolean)"        \
 	"   AND ($3::boolean OR NOT coalesce(m.member, false)"                 \
 	"   OR m.value IS DISTINCT FROM s.value)) d"                           \
 	" LEFT JOIN audsync.snapshot_members m ON d.old IS NOT NULL"           \
@@ -194,7 +196,8 @@ static const char counts_sql[] =
  */
 #define ID_LIST_MAX "50000"
 #define STAYING                                                                \
-	"SELECT profile_id FROM pg_temp.audsync_chg WHERE kind <> 'exit'"
+	"SELECT profile_id FROM pg_temp.audsync_chg"                           \
+	" WHERE kind NOT IN ('exit', 'former')"
 
 static const char id_list_sql[] =
 	"SELECT count(*), coalesce(array_agg(profile_id)::text, '{}') FROM (" STAYING
@@ -272,7 +275,8 @@ static const char state_sql[] =
 	"  last_run_id, ids_snapshot, snap_count, targets_rule)"
 	" SELECT $1, $2, now(), $3,"
 	"  coalesce($4::pg_snapshot, pg_current_snapshot()),"
-	"  count(*) FILTER (WHERE kind <> 'exit') - $5::bigint,"
+	"  count(*) FILTER (WHERE kind NOT IN ('exit', 'former'))"
+	"  - $5::bigint,"
 	"  (SELECT " SYNC_TARGETS_RULE " FROM audsync.syncs s"
 	"   JOIN audsync.computations c ON c.id = s.computation_id"
 	"   WHERE s.id = $1)"
@@ -480,7 +484,7 @@ static int emit_profile(emitter *e, char *err, size_t errlen)
 	int i;
 
 	memset(&in, 0, sizeof(in));
-	in.member = strcmp(kind, "exit") != 0;
+	in.member = strcmp(kind, "exit") != 0 && strcmp(kind, "former") != 0;
 	in.full = e->full;
 	in.value = col(e, OUT_NEW);
 	in.as_of_ms = db_int(e->cur[OUT_AS_OF]);

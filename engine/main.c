@@ -51,7 +51,9 @@ static const command commands[] = {
 	  "deliver [--destination NAME]", "Deliver queued calls only." },
 	{ "resync", cmd_resync, OPT_COMPUTATION | OPT_DESTINATION | OPT_RESET,
 	  0, "resync --computation KEY [--destination NAME] [--reset]",
-	  "Send the full current state again. Identify re-sends are\n"
+	  "Send the full current state again: each member's value, and\n"
+	  "each former member's exit value (false, or a trait's null) to\n"
+	  "every distinct_id it was told. Identify re-sends are\n"
 	  "idempotent; track re-sends keep their time and $insert_id, so\n"
 	  "Mixpanel drops them as duplicates. --reset forgets the snapshot:\n"
 	  "the next run is a first sync." },

@@ -44,7 +44,7 @@ typedef struct decide_id {
 
 typedef struct decide_in {
 	int member;	       /* the profile is a member now */
-	int full;	       /* resync: every current target again */
+	int full;	       /* resync: every distinct_id told, again */
 	const char *value;     /* a member's value, JSON object text */
 	long long as_of_ms;    /* this run's as-of */
 	const char *old_value; /* the ledger row's value; NULL: no row */

@@ -29,7 +29,8 @@ typedef struct diff_counts {
 
 typedef enum diff_mode {
 	DIFF_CHANGES = 0, /* a normal run: only what changed */
-	DIFF_FULL = 1	  /* resync: every member's current state again */
+	DIFF_FULL = 1	  /* resync: every member's current state again,
+			   * and every former member's exit value */
 } diff_mode;
 
 /*

@@ -44,7 +44,8 @@
  *                since timestamptz, old_targets text, kind text,
  *                old_t tid, old_member boolean)
  *     One row per profile the run tells Mixpanel about: kind enter, exit,
- *     change, resend or newid; old_t the address of its snapshot row.
+ *     change, resend, former or newid; old_t the address of its snapshot
+ *     row.
  *     Read by the counts, the forgetting, the state and the calls cursor.
  *   audsync_ids (profile_id text, id_type text, id_value text,
  *                created_at timestamptz)

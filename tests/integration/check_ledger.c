@@ -365,6 +365,117 @@ START_TEST(resync_of_a_two_column_trait_in_track_mode_sends_duplicates)
 }
 END_TEST
 
+/* Sets name = value (JSON text) on did in the fake, as someone other
+ * than audsync would. */
+static void drift(const char *did, const char *name, const char *value)
+{
+	char json[300];
+
+	snprintf(json, sizeof(json),
+		 "[{\"$token\":\"test-token\",\"$distinct_id\":\"%s\","
+		 "\"$set\":{\"%s\":%s}}]",
+		 did, name, value);
+	ck_assert_int_eq(mpctl_engage(fake, json), 0);
+	assert_prop(did, name, value);
+}
+
+/* A resync repairs what Mixpanel lost of an exit too: a former
+ * member's distinct_id, changed behind audsync's back, is told false
+ * again; the members are told true. */
+START_TEST(resync_re_sends_a_former_members_exit_value)
+{
+	const char *resync[] = { "resync", "--computation", "model", NULL };
+
+	add_sync("audience", AUDIENCE_SQL, 0, "identify", "all");
+	add_id("p1", "user_id", "u1", "30 days");
+	add_id("p3", "user_id", "u3", "30 days");
+	set("p1", "{\"v\": 1}", "5 days");
+	set("p3", "{\"v\": 1}", "5 days");
+	run_ago("4 days");
+	set("p3", "{}", "3 days");
+	run_ago("2 days");
+	assert_prop("u3", "model", "false");
+	drift("u3", "model", "true");
+	drift("u1", "model", "false");
+	audsync_ok(resync);
+	assert_prop("u3", "model", "false");
+	assert_prop("u1", "model", "true");
+}
+END_TEST
+
+/* Likewise a trait's null: a former member's, and a member's key that
+ * went null. */
+START_TEST(resync_re_sends_a_traits_null)
+{
+	const char *resync[] = { "resync", "--computation", "model", NULL };
+
+	add_sync("trait", TWO_SQL, 0, "identify", "all");
+	add_id("p1", "user_id", "u1", "30 days");
+	add_id("p2", "user_id", "u2", "30 days");
+	set("p1", "{\"v\": 1, \"w\": 1}", "5 days");
+	set("p2", "{\"v\": 2, \"w\": 2}", "5 days");
+	run_ago("4 days");
+	set("p1", "{\"v\": 3}", "3 days");
+	set("p2", "{}", "3 days");
+	run_ago("2 days");
+	assert_prop("u1", "tier", "null");
+	assert_prop("u2", "score", "null");
+	drift("u1", "tier", "7");
+	drift("u2", "score", "7");
+	audsync_ok(resync);
+	assert_prop("u1", "score", "3");
+	assert_prop("u1", "tier", "null");
+	assert_prop("u2", "score", "null");
+	assert_prop("u2", "tier", "null");
+}
+END_TEST
+
+/* In track mode a resync re-sends the former member's Audience Exited
+ * with the time it was told at: a duplicate, as the member's Audience
+ * Entered is. */
+START_TEST(resync_in_track_mode_re_sends_the_exit_as_a_duplicate)
+{
+	long long dups;
+
+	add_sync("audience", AUDIENCE_SQL, 0, "track", "all");
+	add_id("p1", "user_id", "u1", "30 days");
+	add_id("p3", "user_id", "u3", "30 days");
+	set("p1", "{\"v\": 1}", "5 days");
+	set("p3", "{\"v\": 1}", "5 days");
+	run_ago("4 days");
+	set("p3", "{}", "3 days");
+	run_ago("2 days");
+	ck_assert_int_eq(events("Audience Exited", "u3"), 1);
+	dups = COUNTER("duplicates");
+	assert_resync_stores_nothing();
+	/* u1's entry and u3's exit */
+	ck_assert_int_eq(COUNTER("duplicates"), dups + 2);
+	ck_assert_int_eq(events("Audience Exited", "u3"), 1);
+}
+END_TEST
+
+/* And a trait's null: the former member's and the member's key. */
+START_TEST(resync_in_track_mode_re_sends_a_traits_null_as_a_duplicate)
+{
+	long long dups;
+
+	add_sync("trait", TWO_SQL, 0, "track", "all");
+	add_id("p1", "user_id", "u1", "30 days");
+	add_id("p2", "user_id", "u2", "30 days");
+	set("p1", "{\"v\": 1, \"w\": 1}", "5 days");
+	set("p2", "{\"v\": 2, \"w\": 2}", "5 days");
+	run_ago("4 days");
+	set("p1", "{\"v\": 3}", "3 days");
+	set("p2", "{}", "3 days");
+	run_ago("2 days");
+	/* 4 values, then u1's score and tier, u2's two nulls */
+	ck_assert_int_eq(COUNTER("events_stored"), 8);
+	dups = COUNTER("duplicates");
+	assert_resync_stores_nothing();
+	ck_assert_int_eq(COUNTER("duplicates"), dups + 4);
+}
+END_TEST
+
 /* A member re-decided without a change of value (it gained an
  * identifier) keeps the time it was told at, so a resync re-sends its
  * Audience Entered as a duplicate rather than as a second event. */
@@ -425,6 +536,12 @@ static Suite *ledger_suite(void)
 	tcase_add_test(
 		tc,
 		resync_of_a_two_column_trait_in_track_mode_sends_duplicates);
+	tcase_add_test(tc, resync_re_sends_a_former_members_exit_value);
+	tcase_add_test(tc, resync_re_sends_a_traits_null);
+	tcase_add_test(tc,
+		       resync_in_track_mode_re_sends_the_exit_as_a_duplicate);
+	tcase_add_test(
+		tc, resync_in_track_mode_re_sends_a_traits_null_as_a_duplicate);
 	tcase_add_test(tc, a_member_that_gains_an_identifier_keeps_its_time);
 	tcase_add_test(tc, a_ledger_of_the_old_format_sends_nothing_new);
 	suite_add_tcase(s, tc);

@@ -46,6 +46,7 @@ typedef struct mev {
 typedef struct told {
 	char did[40];
 	char v[MAXKEYS][16];
+	int resent[MAXKEYS];	 /* re-sent by the resync being modelled */
 	long long email_created; /* newest email told as $email, 0 none */
 } told;
 
@@ -84,6 +85,9 @@ typedef struct model {
 	char expected[16384];
 	size_t nexp;
 	int events_seen;
+	int resync;	   /* modelling a resync */
+	long long resends; /* what it told again unchanged: duplicates in
+			    * track mode */
 	const char *db;
 	char step[128];
 } model;
@@ -368,11 +372,16 @@ static mpdid *mp_of(model *m, const char *did)
 }
 
 /* Tells did key k the value v (JSON text): the ledger, Mixpanel, and in
- * track mode one expected event when the told value changes. */
+ * track mode one expected event when the told value changes. A resync
+ * tells each distinct_id each key once, however many of its targets. */
 static void tell(model *m, told *t, int k, const char *v)
 {
 	mpdid *d = mp_of(m, t->did);
 
+	if (m->resync && !t->resent[k] && strcmp(t->v[k], v) == 0)
+		m->resends++;
+	if (m->resync)
+		t->resent[k] = 1;
 	if (strcmp(t->v[k], v) != 0 && m->track) {
 		int n = snprintf(m->expected + m->nexp,
 				 sizeof(m->expected) - m->nexp, "%s\t%s\t%s\n",
@@ -404,13 +413,16 @@ static void tell_value(model *m, told *t, char v[MAXKEYS][16])
 	}
 }
 
-/* The exit value to a distinct_id that was told something else. */
+/* The exit value to a distinct_id that was told something else; a
+ * resync tells it again to every distinct_id told it (DESIGN.md
+ * section 9: the full current state, former members included). */
 static void tell_exit(model *m, told *t)
 {
 	int k;
 
 	for (k = 0; k < m->nkeys; k++)
-		if (t->v[k][0] && strcmp(t->v[k], exit_value(m)) != 0)
+		if (t->v[k][0] &&
+		    (m->resync || strcmp(t->v[k], exit_value(m)) != 0))
 			tell(m, t, k, exit_value(m));
 }
 
@@ -459,6 +471,22 @@ static void model_run(model *m, long long as_of)
 
 	for (i = 0; i < NPROF; i++)
 		model_profile(m, i, as_of);
+}
+
+/* resync: a run that tells every distinct_id of the ledger its whole
+ * state again, counting what it tells unchanged. */
+static void model_resync(model *m, long long as_of)
+{
+	int i, k, j;
+
+	for (i = 0; i < NPROF; i++)
+		for (k = 0; k < m->p[i].nled; k++)
+			for (j = 0; j < m->nkeys; j++)
+				m->p[i].led[k].resent[j] = 0;
+	m->resync = 1;
+	m->resends = 0;
+	model_run(m, as_of);
+	m->resync = 0;
 }
 
 /* retire --unset: every distinct_id of the ledger loses the keys (in
@@ -699,10 +727,19 @@ static void setup_sync(model *m)
 		" ORDER BY profile_id, ts DESC) x"
 		" WHERE properties ? 'v' AND profile_id LIKE ",
 	};
-	char def[1024], pfx[16];
+	char base[1024], def[1200], pfx[16];
 
 	snprintf(pfx, sizeof(pfx), "m%d", m->seed);
-	snprintf(def, sizeof(def), "%s'%s-%%'", defs[m->kind], pfx);
+	snprintf(base, sizeof(base), "%s'%s-%%'", defs[m->kind], pfx);
+	/* two computations may not write one property: each seed's columns
+	 * are its own */
+	if (m->kind == 2)
+		snprintf(def, sizeof(def),
+			 "SELECT profile_id, score AS score_%d, tier AS tier_%d"
+			 " FROM (%s) q",
+			 m->seed, m->seed, base);
+	else
+		snprintf(def, sizeof(def), "%s", base);
 	snprintf(m->ckey, sizeof(m->ckey), "model_%d", m->seed);
 	sqlf(m,
 	     "INSERT INTO audsync.computations (key, name, kind,"
@@ -722,12 +759,40 @@ static void setup_sync(model *m)
 	     m->ckey);
 	if (m->kind == 2) {
 		m->nkeys = 2;
-		snprintf(m->key[0], sizeof(m->key[0]), "score");
-		snprintf(m->key[1], sizeof(m->key[1]), "tier");
+		snprintf(m->key[0], sizeof(m->key[0]), "score_%d", m->seed);
+		snprintf(m->key[1], sizeof(m->key[1]), "tier_%d", m->seed);
 	} else {
 		m->nkeys = 1;
 		snprintf(m->key[0], sizeof(m->key[0]), "%s", m->ckey);
 	}
+}
+
+/* Identify mode: every property audsync set is changed behind its back,
+ * in the fake and in the model's Mixpanel, for a resync to repair. */
+static void drift(model *m)
+{
+	static char json[MAXMPD * MAXKEYS * 160];
+	size_t n = 0;
+	int k, j;
+
+	for (k = 0; k < m->nmp; k++) {
+		for (j = 0; j < m->nkeys; j++) {
+			if (!m->mp[k].v[j][0])
+				continue;
+			n += (size_t)snprintf(
+				json + n, sizeof(json) - n,
+				"%s{\"$token\":\"test-token\","
+				"\"$distinct_id\":\"%s\",\"$set\":{\"%s\":"
+				"\"drift\"}}",
+				n ? "," : "[", m->mp[k].did, m->key[j]);
+			snprintf(m->mp[k].v[j], sizeof(m->mp[k].v[j]),
+				 "\"drift\"");
+		}
+	}
+	if (n == 0)
+		return;
+	snprintf(json + n, sizeof(json) - n, "]");
+	ck_assert_int_eq(mpctl_engage(fake, json), 0);
 }
 
 static long long db_now(model *m)
@@ -740,7 +805,7 @@ static void one_seed(const char *db, int seed)
 	static model m;
 	const char *resync[] = { "resync", "--computation", m.ckey, NULL };
 	const char *retire[] = { "retire", m.ckey, "--unset", NULL };
-	long long t, now;
+	long long t, now, dups;
 	int i, r;
 
 	memset(&m, 0, sizeof(m));
@@ -773,9 +838,22 @@ static void one_seed(const char *db, int seed)
 	/* a resync after identifiers changed, at now */
 	mutate(&m, t, t + DAY, 0);
 	snprintf(m.step, sizeof(m.step), "resync");
+	if (!m.track)
+		drift(&m);
+	dups = mpctl_counter(fake, "duplicates");
 	audsync_ok(&m, resync);
-	model_run(&m, db_now(&m));
+	model_resync(&m, db_now(&m));
 	compare(&m);
+	if (m.track && mpctl_counter(fake, "duplicates") - dups != m.resends) {
+		char msg[160];
+
+		snprintf(msg, sizeof(msg),
+			 "%lld events re-sent as duplicates, the model "
+			 "re-sent %lld",
+			 (long long)mpctl_counter(fake, "duplicates") - dups,
+			 m.resends);
+		fail_at(&m, msg);
+	}
 	snprintf(m.step, sizeof(m.step), "retire --unset");
 	audsync_ok(&m, retire);
 	model_retire(&m);

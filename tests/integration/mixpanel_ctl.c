@@ -273,6 +273,17 @@ int mpctl_fault(mpctl *m, const char *json)
 	return rc;
 }
 
+int mpctl_engage(mpctl *m, const char *json)
+{
+	buf b;
+	int rc;
+
+	buf_init(&b);
+	rc = request(m, "POST", "/engage", json, &b);
+	buf_free(&b);
+	return rc;
+}
+
 int mpctl_reset(mpctl *m)
 {
 	buf b;

@@ -49,6 +49,12 @@ int64_t mpctl_counter(mpctl *m, const char *name);
  * {"mode":"429","count":3,"endpoint":"import","retry_after":1}. */
 int mpctl_fault(mpctl *m, const char *json) __attribute__((warn_unused_result));
 
+/* POST /engage with a JSON array of updates (each with "$token":
+ * "test-token"): what someone else tells Mixpanel behind audsync's
+ * back. */
+int mpctl_engage(mpctl *m, const char *json)
+	__attribute__((warn_unused_result));
+
 /* POST /_fake/reset: drops events, profiles, counters and faults. */
 int mpctl_reset(mpctl *m) __attribute__((warn_unused_result));
 
