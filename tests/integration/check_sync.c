@@ -1689,15 +1689,10 @@ static int everyone_missing(int n, int emails_every)
 	return missing;
 }
 
-/* A wrong project token makes /engage refuse every update as if each
- * were bad. The client stops halving batches after a streak of refusals
- * (mp_client.c, REJECT_STREAK): a few records become dead letters, the
- * rest stay queued, and the error names the token. Fixed, all arrive. */
-START_TEST(a_wrong_project_token_stops_delivery_and_keeps_the_rest_queued)
+/* 300 people in audience "everyone", run with a wrong project token:
+ * the run exits 1 (the caller frees the result). */
+static tl_result run_with_a_wrong_token(void)
 {
-	const int n = 300;
-	json_object *st;
-	long long dead, queued;
 	tl_result r;
 
 	tl_sql(db, "INSERT INTO audsync.external_ids SELECT 'p' || g,"
@@ -1709,6 +1704,21 @@ START_TEST(a_wrong_project_token_stops_delivery_and_keeps_the_rest_queued)
 	r = tl_audsync(db, retry_env, "run", "--all", NULL);
 	ck_assert_msg(r.status == 1, "exit %d, expected 1: %s", r.status,
 		      r.err);
+	return r;
+}
+
+/* A wrong project token makes /engage refuse every update as if each
+ * were bad. The client stops halving batches after a streak of refusals
+ * (mp_client.c, REJECT_STREAK): a few records become dead letters, the
+ * rest stay queued, and the error names the token. Fixed, all arrive. */
+START_TEST(a_wrong_project_token_stops_delivery_and_keeps_the_rest_queued)
+{
+	const int n = 300;
+	json_object *st;
+	long long dead, queued;
+	tl_result r;
+
+	r = run_with_a_wrong_token();
 	ck_assert_msg(has_any(r.err, "check the project token"),
 		      "the log does not point at the token: %s", r.err);
 	tl_result_free(&r);
@@ -1748,15 +1758,7 @@ START_TEST(retry_failed_leaves_the_dead_letters_of_a_retired_computation)
 	long long dead;
 	tl_result r;
 
-	tl_sql(db, "INSERT INTO audsync.external_ids SELECT 'p' || g,"
-		   " 'user_id', 'u' || g, now() - interval '1 day'"
-		   " FROM generate_series(1, 300) g");
-	add_everyone_audience("Everyone", "everyone");
-	tl_sql(db, "UPDATE audsync.destinations"
-		   " SET project_token = 'not-the-token'");
-	r = tl_audsync(db, retry_env, "run", "--all", NULL);
-	ck_assert_msg(r.status == 1, "exit %d, expected 1: %s", r.status,
-		      r.err);
+	r = run_with_a_wrong_token();
 	tl_result_free(&r);
 	dead = sql_int("SELECT count(*) FROM audsync.dead_letters");
 	ck_assert_int_ge(dead, 1);
