@@ -262,37 +262,31 @@ int64_t mpctl_counter(mpctl *m, const char *name)
 	return n;
 }
 
-int mpctl_fault(mpctl *m, const char *json)
+/* POSTs body to path; the answer is dropped. */
+static int post(mpctl *m, const char *path, const char *body)
 {
 	buf b;
 	int rc;
 
 	buf_init(&b);
-	rc = request(m, "POST", "/_fake/fault", json, &b);
+	rc = request(m, "POST", path, body, &b);
 	buf_free(&b);
 	return rc;
+}
+
+int mpctl_fault(mpctl *m, const char *json)
+{
+	return post(m, "/_fake/fault", json);
 }
 
 int mpctl_engage(mpctl *m, const char *json)
 {
-	buf b;
-	int rc;
-
-	buf_init(&b);
-	rc = request(m, "POST", "/engage", json, &b);
-	buf_free(&b);
-	return rc;
+	return post(m, "/engage", json);
 }
 
 int mpctl_reset(mpctl *m)
 {
-	buf b;
-	int rc;
-
-	buf_init(&b);
-	rc = request(m, "POST", "/_fake/reset", "", &b);
-	buf_free(&b);
-	return rc;
+	return post(m, "/_fake/reset", "");
 }
 
 void mpctl_stop(mpctl *m)
