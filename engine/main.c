@@ -251,6 +251,27 @@ static int take_option(int ch, cli_opts *o, unsigned *used, int *help)
 	}
 }
 
+/* Words getopt's complaint ch ('?' or ':') about the command-line word
+ * arg as audsync does, into out. Returns the length written (> 0). */
+static int bad_option(int ch, const char *arg, char *out, size_t n)
+{
+	int len;
+
+	/* a short option's letter, wherever it sat in its group */
+	if (strncmp(arg, "--", 2) != 0 && optopt > 0 && optopt < 128) {
+		len = snprintf(out, n, "unknown option -%c", optopt);
+		return len > 0 ? len : 1;
+	}
+	len = (int)strcspn(arg, "=");
+	if (ch == ':')
+		len = snprintf(out, n, "%.*s needs a value", len, arg);
+	else if (optopt)
+		len = snprintf(out, n, "%.*s takes no value", len, arg);
+	else
+		len = snprintf(out, n, "unknown option %.*s", len, arg);
+	return len > 0 ? len : 1;
+}
+
 /* Names the first option in used that c does not take, or NULL. */
 static const char *misplaced_option(const command *c, unsigned used)
 {
@@ -299,6 +320,8 @@ int main(int argc, char **argv)
 	unsigned used = 0;
 	int ch, help = 0, rc;
 	const char *name;
+	char bad[128];
+	int bad_len = 0;
 
 	signal(SIGPIPE, SIG_IGN);
 	/* A bad variable is one line: the command line was right, so no
@@ -309,20 +332,38 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	o.db = getenv("AUDSYNC_DB");
-	/* '+' would stop at the command; options may follow it too. */
+	/* '+' would stop at the command; options may follow it too. getopt
+	 * stays quiet: a bad option is reported once the command is known. */
+	opterr = 0;
 	for (;;) {
-		ch = getopt_long(argc, argv, "h", long_opts, NULL);
+		ch = getopt_long(argc, argv, ":h", long_opts, NULL);
 		if (ch == -1)
 			break;
 		if (ch == 'V') {
 			printf("audsync %s\n", AUDSYNC_VERSION);
 			return EXIT_OK;
 		}
+		if (ch == '?' || ch == ':') {
+			if (!bad_len)
+				bad_len = bad_option(ch, argv[optind - 1], bad,
+						     sizeof(bad));
+			continue;
+		}
 		rc = take_option(ch, &o, &used, &help);
 		if (rc != 0) {
 			usage(stderr);
 			return rc;
 		}
+	}
+	if (bad_len) {
+		c = optind < argc ? find_command(argv[optind]) : NULL;
+		if (!c) {
+			fprintf(stderr, "audsync: %s\n", bad);
+			usage(stderr);
+		} else
+			fprintf(stderr, "audsync %s: %s\nusage: audsync %s\n",
+				c->name, bad, c->synopsis);
+		return EXIT_USAGE;
 	}
 	if (log_setup(o.log_level, o.log_format, err, sizeof(err)) != 0) {
 		fprintf(stderr, "audsync: %s\n", err);

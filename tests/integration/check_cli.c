@@ -186,6 +186,45 @@ START_TEST(an_unknown_command_or_option_prints_usage_and_exits_2)
 }
 END_TEST
 
+/* Asserts that args exit 2 with stderr exactly want: the error in
+ * audsync's own words (not getopt's, nor the binary's path), then the
+ * usage of the command it was meant for. */
+static void assert_option_error(const char *const *args, const char *want)
+{
+	tl_result r = run_raw(NULL, args);
+
+	ASSERT_EXIT(r, 2);
+	ck_assert_msg(strcmp(r.err, want) == 0, "stderr:\n%s\nexpected:\n%s",
+		      r.err, want);
+	ck_assert_msg(r.out[0] == '\0', "stdout not empty: %s", r.out);
+	tl_result_free(&r);
+}
+
+START_TEST(a_bad_option_is_one_line_then_the_commands_usage)
+{
+	const char *run_usage = "usage: audsync run [--computation KEY] "
+				"[--destination NAME] [--all] [--as-of TS] "
+				"[--dry-run]\n";
+	char want[256];
+
+	snprintf(want, sizeof(want),
+		 "audsync run: unknown option --frobnicate\n%s", run_usage);
+	assert_option_error(
+		(const char *const[]){ "run", "--frobnicate=1", NULL }, want);
+	snprintf(want, sizeof(want),
+		 "audsync run: --computation needs a value\n%s", run_usage);
+	assert_option_error(
+		(const char *const[]){ "run", "--computation", NULL }, want);
+	snprintf(want, sizeof(want), "audsync run: --all takes no value\n%s",
+		 run_usage);
+	assert_option_error((const char *const[]){ "--all=yes", "run", NULL },
+			    want);
+	snprintf(want, sizeof(want), "audsync run: unknown option -z\n%s",
+		 run_usage);
+	assert_option_error((const char *const[]){ "run", "-hz", NULL }, want);
+}
+END_TEST
+
 START_TEST(an_option_the_command_does_not_take_exits_2)
 {
 	assert_usage_error(
@@ -1239,6 +1278,7 @@ static Suite *cli_suite(void)
 	tcase_add_test(usage, version_prints_the_program_and_its_number);
 	tcase_add_test(usage,
 		       an_unknown_command_or_option_prints_usage_and_exits_2);
+	tcase_add_test(usage, a_bad_option_is_one_line_then_the_commands_usage);
 	tcase_add_test(usage, an_option_the_command_does_not_take_exits_2);
 	tcase_add_test(usage, a_missing_or_extra_argument_exits_2);
 	tcase_add_test(usage, a_bad_log_level_in_the_environment_exits_2);
