@@ -55,6 +55,18 @@ void decision_init(decision *d)
 	buf_init(&d->lines);
 }
 
+int decision_ntargets(const decision *d)
+{
+	const priv *p = d->priv;
+
+	return p && d->member ? p->ntg : 0;
+}
+
+const char *decision_target(const decision *d, int i)
+{
+	return ((const priv *)d->priv)->tg[i].did;
+}
+
 void decision_reset(decision *d)
 {
 	priv *p = d->priv;
@@ -319,6 +331,7 @@ static decide_call *new_call(decision *d, const char *did, const char *email)
 	c->first_key = d->nkeys;
 	c->nkeys = 0;
 	c->raw = NULL;
+	c->stale = 0;
 	return c;
 }
 
@@ -466,6 +479,7 @@ static void tell_exit(decision *d, const decide_sync *s, dstate *st,
 	}
 	json_object_put(keys);
 	json_object_put(exitv);
+	c->stale = 1;
 	if (c->nkeys == 0)
 		d->ncalls--;
 }

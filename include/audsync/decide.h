@@ -71,6 +71,9 @@ typedef struct decide_call {
 	const char *raw;      /* or the whole value, JSON object text (borrowed
 			  * from decide_in), at decide_in.as_of_ms: an
 			  * audience's {key: true} in track mode */
+	int stale; /* the exit value to a distinct_id that is no longer
+		    * one of the profile's targets: another profile may
+		    * hold it now (diff.c sends it only if none does) */
 } decide_call;
 
 typedef struct decision {
@@ -88,6 +91,10 @@ typedef struct decision {
 } decision;
 
 void decision_init(decision *d);
+/* The distinct_ids of the current targets decide_profile() chose: a
+ * member's, none for a profile that is not one. */
+int decision_ntargets(const decision *d);
+const char *decision_target(const decision *d, int i);
 /* Frees what the last decide_profile() allocated; d stays usable. */
 void decision_reset(decision *d);
 void decision_free(decision *d);

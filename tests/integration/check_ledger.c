@@ -517,6 +517,56 @@ START_TEST(a_ledger_of_the_old_format_sends_nothing_new)
 }
 END_TEST
 
+/* A user_id moves from one member's profile to another's (identity
+ * resolution merged them): it is the newer profile's distinct_id now, a
+ * member's, so it stays true. The profile it left must not tell it the
+ * exit value, whichever of the two the run decides first; a resync
+ * keeps it so. */
+START_TEST(a_user_id_merged_into_another_member_keeps_its_value)
+{
+	const char *resync[] = { "resync", "--computation", "model", NULL };
+
+	add_sync("audience", AUDIENCE_SQL, 0, "identify", "all");
+	add_id("pA", "user_id", "uA", "30 days");
+	add_id("pB", "user_id", "uB", "20 days");
+	set("pA", "{\"v\": 1}", "10 days");
+	set("pB", "{\"v\": 1}", "10 days");
+	run_ago("9 days");
+	assert_prop("uB", "model", "true");
+	/* pB merged into pA, which comes first in the run's order */
+	tl_sql(db, "UPDATE audsync.external_ids SET profile_id = 'pA'"
+		   " WHERE profile_id = 'pB'");
+	tl_sql(db, "UPDATE audsync.events SET profile_id = 'pA'"
+		   " WHERE profile_id = 'pB'");
+	run_ago("8 days");
+	assert_prop("uB", "model", "true");
+	audsync_ok(resync);
+	assert_prop("uB", "model", "true");
+}
+END_TEST
+
+/* The same in track mode, the user_id moving to a profile that comes
+ * later in the run's order: its distinct_id is not told it exited. */
+START_TEST(a_user_id_merged_into_a_later_member_gets_no_exit_event)
+{
+	add_sync("audience", AUDIENCE_SQL, 0, "track", "all");
+	add_id("p1", "user_id", "u1", "20 days");
+	add_id("p2", "user_id", "u2", "30 days");
+	set("p1", "{\"v\": 1}", "10 days");
+	set("p2", "{\"v\": 1}", "10 days");
+	run_ago("9 days");
+	ck_assert_int_eq(events("Audience Entered", "u1"), 1);
+	tl_sql(db, "UPDATE audsync.external_ids SET profile_id = 'p2'"
+		   " WHERE id_value = 'u1'");
+	tl_sql(db, "UPDATE audsync.events SET profile_id = 'p2'"
+		   " WHERE profile_id = 'p1'");
+	run_ago("8 days");
+	ck_assert_int_eq(events("Audience Exited", "u1"), 0);
+	/* u2 is no longer p2's distinct_id (u1 is its newest user_id) */
+	ck_assert_int_eq(events("Audience Exited", "u2"), 1);
+}
+END_TEST
+
 static Suite *ledger_suite(void)
 {
 	Suite *s = suite_create("ledger");
@@ -544,6 +594,10 @@ static Suite *ledger_suite(void)
 		tc, resync_in_track_mode_re_sends_a_traits_null_as_a_duplicate);
 	tcase_add_test(tc, a_member_that_gains_an_identifier_keeps_its_time);
 	tcase_add_test(tc, a_ledger_of_the_old_format_sends_nothing_new);
+	tcase_add_test(tc,
+		       a_user_id_merged_into_another_member_keeps_its_value);
+	tcase_add_test(tc,
+		       a_user_id_merged_into_a_later_member_gets_no_exit_event);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -85,7 +85,10 @@ typedef struct model {
 	char expected[16384];
 	size_t nexp;
 	int events_seen;
-	int resync;	   /* modelling a resync */
+	int resync; /* modelling a resync */
+	/* the distinct_ids of the members' current targets, this run */
+	const char *held[NPROF * MAXIDS];
+	int nheld;
 	long long resends; /* what it told again unchanged: duplicates in
 			    * track mode */
 	const char *db;
@@ -213,8 +216,32 @@ static void add_event(model *m, int i, long long ts)
 		     m->seed, i, ts);
 }
 
-/* Identifiers added (some backfilled with old dates) and removed, and
- * events, in (from, to]. */
+static int valid_value(const char *v);
+
+/* Moves one of profile i's identifiers to another profile, as identity
+ * resolution does when it merges two: the row keeps its created_at. */
+static void move_id(model *m, int i)
+{
+	mprof *p = &m->p[i], *q;
+	int j = (i + 1 + (int)rnd(m, NPROF - 1)) % NPROF;
+	int k = p->nids ? (int)rnd(m, (unsigned)p->nids) : -1;
+
+	q = &m->p[j];
+	if (k < 0 || !p->ids[k].alive || !valid_value(p->ids[k].value) ||
+	    q->nids == MAXIDS)
+		return;
+	q->ids[q->nids++] = p->ids[k];
+	p->ids[k].alive = 0;
+	sqlf(m,
+	     "UPDATE audsync.external_ids SET profile_id = 'm%d-%d'"
+	     " WHERE profile_id = 'm%d-%d' AND id_type = '%s'"
+	     " AND id_value = '%s'",
+	     m->seed, j, m->seed, i, type_name(p->ids[k].type),
+	     p->ids[k].value);
+}
+
+/* Identifiers added (some backfilled with old dates), removed and moved
+ * to another profile, and events, in (from, to]. */
 static void mutate(model *m, long long from, long long to, int events)
 {
 	int i, n;
@@ -222,9 +249,11 @@ static void mutate(model *m, long long from, long long to, int events)
 	for (i = 0; i < NPROF; i++) {
 		n = (int)rnd(m, 3);
 		while (n-- > 0) {
-			int what = (int)rnd(m, 5);
+			int what = (int)rnd(m, 6);
 
-			if (what < 3)
+			if (what == 5)
+				move_id(m, i);
+			else if (what < 3)
 				add_id(m, i,
 				       from + 1 +
 					       rnd(m,
@@ -426,6 +455,28 @@ static void tell_exit(model *m, told *t)
 			tell(m, t, k, exit_value(m));
 }
 
+/* A distinct_id that another profile now holds as a member's target is
+ * told that member's value, not the exit value of the profile it left:
+ * the ledger takes the exit value, Mixpanel keeps the member's. */
+static int held(const model *m, const char *did)
+{
+	int k;
+
+	for (k = 0; k < m->nheld; k++)
+		if (strcmp(m->held[k], did) == 0)
+			return 1;
+	return 0;
+}
+
+static void forget_exit(model *m, told *t)
+{
+	int k;
+
+	for (k = 0; k < m->nkeys; k++)
+		if (t->v[k][0])
+			snprintf(t->v[k], sizeof(t->v[k]), "%s", exit_value(m));
+}
+
 static void model_profile(model *m, int i, long long as_of)
 {
 	mprof *p = &m->p[i];
@@ -461,14 +512,27 @@ static void model_profile(model *m, int i, long long as_of)
 		 * what it was told (identity merge) */
 		if (member && known && p->led[k].did[0] == 'a')
 			continue;
-		tell_exit(m, &p->led[k]);
+		if (held(m, p->led[k].did))
+			forget_exit(m, &p->led[k]);
+		else
+			tell_exit(m, &p->led[k]);
 	}
 }
 
 static void model_run(model *m, long long as_of)
 {
-	int i;
+	char v[MAXKEYS][16];
+	target tg[MAXIDS];
+	int i, k, nt, known;
 
+	m->nheld = 0;
+	for (i = 0; i < NPROF; i++) {
+		if (!value_at(m, i, as_of, v))
+			continue;
+		nt = targets_of(m, i, tg, &known);
+		for (k = 0; k < nt; k++)
+			m->held[m->nheld++] = tg[k].did;
+	}
 	for (i = 0; i < NPROF; i++)
 		model_profile(m, i, as_of);
 }

@@ -1,0 +1,607 @@
+/* calls.c - the calls and ledger rows of the changed profiles */
+#include "audsync/calls.h"
+
+#include "audsync/alloc.h"
+
+#include "audsync/buf.h"
+#include "audsync/db.h"
+#include "audsync/decide.h"
+#include "audsync/mp_payload.h"
+#include "audsync/outbox.h"
+#include "audsync/stage.h"
+
+#include <json-c/json.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define FETCH_ROWS "20000"
+/* Stale exits held back at most (handover below) before they go. */
+#define HELD_EXITS_MAX 100000
+
+/*
+ * Only the profiles that stay members have their identifiers looked up:
+ * an exit is told to the distinct_ids its ledger row names (decide.c
+ * reads no identifier of a profile that is not a member).
+ *
+ * Up to ID_LIST_MAX of them (a normal run's few) are looked up by a list:
+ * from the identity index alone, which carries created_at
+ * (sql/018_identity_created.sql), or by a scan of external_ids with a
+ * hashed list, which PostgreSQL may spread over several cores (a cursor
+ * cannot be, and helpers cannot read a temporary table). More (a first
+ * sync, a resync) are joined with the whole table, where a list would
+ * cost more than it saves.
+ */
+#define ID_LIST_MAX "50000"
+#define STAYING                                                                \
+	"SELECT profile_id FROM pg_temp.audsync_chg"                           \
+	" WHERE kind NOT IN ('exit', 'former')"
+
+static const char id_list_sql[] =
+	"SELECT count(*), coalesce(array_agg(profile_id)::text, '{}') FROM (" STAYING
+	" LIMIT " ID_LIST_MAX " + 1) c";
+
+static const char ids_sql[] =
+	"SELECT profile_id, id_type, id_value, created_at"
+	" FROM audsync.external_ids"
+	" WHERE profile_id = ANY ($1::text[]) AND id_type = ANY ($2::text[])";
+
+/*
+ * The changed profiles, one row each, and their current identifiers (from
+ * ids: the table, or the few looked up above), through two cursors in the
+ * same order, which the engine merges (fetch_loop()): the profiles' wide
+ * columns are not copied and sorted once per identifier. decide.c picks
+ * targets, distinct_ids and calls from them and the profile's ledger row.
+ * The order is the database's own: the identity index has it, so a first
+ * sync's identifiers stream from the index as the changes are merged into
+ * it, where any other order sorts them all before the first (2 s at a
+ * million members). The engine never compares two profile_ids but for
+ * equality: the identifiers' profiles are among the changes'.
+ */
+static const char calls_sql[] =
+	"DECLARE audsync_out NO SCROLL CURSOR FOR"
+	" SELECT profile_id, kind, old::text, new::text,"
+	"  (extract(epoch FROM since) * 1000)::bigint, old_targets,"
+	"  old_member, (extract(epoch FROM $1::timestamptz) * 1000)::bigint"
+	" FROM pg_temp.audsync_chg ORDER BY profile_id";
+
+#define IDS_SQL(ids)                                                           \
+	"DECLARE audsync_ids_out NO SCROLL CURSOR FOR"                         \
+	" SELECT e.profile_id, e.id_type, e.id_value,"                         \
+	"  (extract(epoch FROM e.created_at) * 1000000)::bigint FROM " ids     \
+	" e"                                                                   \
+	" WHERE e.profile_id IN (" STAYING ")"                                 \
+	"  AND e.id_type = ANY ($1::text[])"                                   \
+	" ORDER BY e.profile_id"
+
+static const char ids_table_sql[] = IDS_SQL("audsync.external_ids");
+static const char ids_list_sql[] = IDS_SQL("pg_temp.audsync_ids");
+
+/* The columns of calls_sql, then of IDS_SQL. */
+enum {
+	OUT_PROFILE,
+	OUT_KIND,
+	OUT_OLD_VALUE,
+	OUT_NEW,
+	OUT_SINCE,
+	OUT_OLD,
+	OUT_OLD_MEMBER,
+	OUT_AS_OF,
+	OUT_COLUMNS
+};
+enum { ID_PROFILE, ID_TYPE, ID_VALUE, ID_CREATED };
+
+static const char copy_sql[] =
+	"COPY audsync.snapshot_members"
+	" (sync_id, profile_id, value, since, targets, member) FROM STDIN";
+/*
+ * A set of distinct_ids, by 64-bit hash (open addressing, 0 empty): a
+ * million members' take 16-32 MiB where their strings would take three
+ * times that. Two distinct_ids of one hash (about 1 in 10^7 at a
+ * billion) would keep a stale exit back: Mixpanel keeps the member's
+ * value either way.
+ */
+typedef struct did_set {
+	uint64_t *slot;
+	size_t cap, n;
+} did_set;
+
+static uint64_t did_hash(const char *s)
+{
+	uint64_t h = 14695981039346656037ULL; /* FNV-1a, then a mix */
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	return h ? h : 1;
+}
+
+static size_t did_slot(const did_set *d, uint64_t h)
+{
+	size_t i = (size_t)h & (d->cap - 1);
+
+	while (d->slot[i] && d->slot[i] != h)
+		i = (i + 1) & (d->cap - 1);
+	return i;
+}
+
+static void did_add(did_set *d, const char *did)
+{
+	uint64_t h = did_hash(did);
+	size_t i;
+
+	if ((d->n + 1) * 2 > d->cap) {
+		did_set g = { NULL, d->cap ? d->cap * 2 : 1024, d->n };
+
+		g.slot = alloc_calloc(g.cap, sizeof(uint64_t));
+		for (i = 0; i < d->cap; i++)
+			if (d->slot[i])
+				g.slot[did_slot(&g, d->slot[i])] = d->slot[i];
+		free(d->slot);
+		*d = g;
+	}
+	i = did_slot(d, h);
+	if (!d->slot[i]) {
+		d->slot[i] = h;
+		d->n++;
+	}
+}
+
+static int did_has(const did_set *d, const char *did)
+{
+	return d->cap && d->slot[did_slot(d, did_hash(did))] != 0;
+}
+
+const char *calls_id_types(const sync_def *s)
+{
+	return s->include_anonymous ? "{user_id,email,anonymous_id}"
+				    : "{user_id,email}";
+}
+
+/* What turns rows into records: the sync, its writer, scratch space. */
+typedef struct emitter {
+	const sync_def *s;
+	decide_sync ds;
+	outbox_writer *w;
+	PGconn *conn;
+	char sync_id[16];
+	buf rec, val, copy;
+	long long skipped;
+	const char *cur[OUT_COLUMNS]; /* the profile being read: its row
+				       * of the calls cursor, as read */
+	decide_id *ids;		      /* its identifiers, strings owned */
+	int nids, capids;
+	decision d;
+	int full; /* a resync: every current target again */
+	json_object *true_value;
+	/* handover: with a ledger read, stale exits wait (did NUL record
+	 * NUL, n of them) for the distinct_ids of the members decided */
+	int handover;
+	buf held;
+	int nheld;
+	did_set members;
+} emitter;
+
+/* Appends "name": value to an object being built: value is JSON text,
+ * or with quote set a string to quote. */
+static void put_field(buf *b, const char *name, const char *value, int quote)
+{
+	if (b->len > 1)
+		buf_putc(b, ',');
+	buf_json_str(b, name);
+	buf_putc(b, ':');
+	if (quote)
+		buf_json_str(b, value);
+	else
+		buf_puts(b, value);
+}
+
+#define put_member(b, name, value)	  put_field(b, name, value, 0)
+#define put_string_member(b, name, value) put_field(b, name, value, 1)
+
+static const char *json_text(json_object *v)
+{
+	return v ? json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN)
+		 : "null";
+}
+
+/* One /engage $set of the call's keys; with an email, $email too. */
+static void emit_identify(emitter *e, const decide_call *c)
+{
+	int i;
+
+	buf_reset(&e->val);
+	if (c->raw) /* the whole value: its text without the closing } */
+		buf_append(&e->val, c->raw,
+			   (size_t)(strrchr(c->raw, '}') - c->raw));
+	else
+		buf_putc(&e->val, '{');
+	for (i = 0; i < c->nkeys; i++) {
+		const decide_key *k = &e->d.keys[c->first_key + i];
+
+		put_member(&e->val, k->key, json_text(k->value));
+	}
+	if (c->email)
+		put_string_member(&e->val, "$email", c->email);
+	buf_putc(&e->val, '}');
+	buf_reset(&e->rec);
+	mp_payload_engage(&e->rec, e->s->dest->project_token, c->did,
+			  e->s->dest->ignore_time, "$set", e->val.data);
+}
+
+/* The event record, with a $insert_id derived from what makes it this
+ * transition: the same re-send is a duplicate Mixpanel drops. */
+static void emit_event(emitter *e, const char *event, const char *transition,
+		       const char *distinct_id, long long time_ms,
+		       const char *key, const char *props)
+{
+	char ms[24];
+	const char *parts[5] = { e->sync_id, distinct_id, transition, ms, key };
+	char insert_id[MP_INSERT_ID_LEN + 1];
+
+	snprintf(ms, sizeof(ms), "%lld", time_ms);
+	mp_insert_id(insert_id, parts, 5);
+	buf_reset(&e->rec);
+	mp_payload_event(&e->rec, event, distinct_id, time_ms, insert_id,
+			 props);
+}
+
+/* Audience Entered / Exited, or Trait Computed, for one key. */
+static void emit_key_event(emitter *e, const char *did, const decide_key *k)
+{
+	const dest_def *d = e->s->dest;
+	int exit = !e->s->is_trait && !json_object_get_boolean(k->value);
+
+	buf_reset(&e->val);
+	buf_putc(&e->val, '{');
+	if (e->s->is_trait) {
+		put_string_member(&e->val, "trait_key", k->key);
+		put_member(&e->val, k->key, json_text(k->value));
+	} else {
+		put_string_member(&e->val, "audience_key", e->s->key);
+		put_member(&e->val, e->s->key, exit ? "false" : "true");
+		put_string_member(&e->val, "audience_name", e->s->name);
+	}
+	if (!d->geolocate)
+		put_member(&e->val, "ip", "0");
+	buf_putc(&e->val, '}');
+	if (e->s->is_trait)
+		emit_event(e, d->trait_event, "trait", did, k->time_ms, k->key,
+			   e->val.data);
+	else
+		emit_event(e, exit ? d->exit_event : d->enter_event,
+			   exit ? "exit" : "enter", did, k->time_ms, e->s->key,
+			   e->val.data);
+}
+
+/*
+ * Queues the record just emitted for call c. A stale exit waits while a
+ * ledger was read: the distinct_id may have moved to another profile
+ * (identity resolution merged two), whose decision tells it that
+ * profile's value, before or after this one in the run's order. The
+ * exit would undo it, so it goes only if no member decided in this run
+ * holds the distinct_id as a target (send_held()).
+ */
+static int put_record(emitter *e, const decide_call *c, char *err,
+		      size_t errlen)
+{
+	if (!c->stale || !e->handover)
+		return outbox_writer_add(e->w, c->did, e->rec.data, e->rec.len,
+					 err, errlen);
+	buf_append(&e->held, c->did, strlen(c->did) + 1);
+	buf_append(&e->held, e->rec.data, e->rec.len + 1);
+	e->nheld++;
+	return 0;
+}
+
+/* Queues the stale exits held back whose distinct_id no member decided
+ * so far holds: at the end of the stream, or early when too many wait
+ * (a later member then tells its value after the exit, in the same lane:
+ * Mixpanel still ends with the member's). */
+static int send_held(emitter *e, char *err, size_t errlen)
+{
+	const char *p = e->held.data, *rec;
+	int i, rc = 0;
+
+	for (i = 0; i < e->nheld && rc == 0; i++) {
+		rec = p + strlen(p) + 1;
+		if (!did_has(&e->members, p))
+			rc = outbox_writer_add(e->w, p, rec, strlen(rec), err,
+					       errlen);
+		p = rec + strlen(rec) + 1;
+	}
+	buf_reset(&e->held);
+	e->nheld = 0;
+	return rc;
+}
+
+/* Queues the record(s) of one decided call. */
+static int send_call(emitter *e, const decide_call *c, char *err, size_t errlen)
+{
+	int i;
+
+	if (e->s->mode == SYNC_MODE_IDENTIFY) {
+		emit_identify(e, c);
+		return put_record(e, c, err, errlen);
+	}
+	if (c->raw) { /* an audience's entry (decide.h) */
+		decide_key k = { e->s->key, e->true_value,
+				 db_int(e->cur[OUT_AS_OF]) };
+
+		emit_key_event(e, c->did, &k);
+		return put_record(e, c, err, errlen);
+	}
+	for (i = 0; i < c->nkeys; i++) {
+		emit_key_event(e, c->did, &e->d.keys[c->first_key + i]);
+		if (put_record(e, c, err, errlen) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* A timestamp in milliseconds as COPY text (UTC). */
+static void put_ms(buf *b, long long ms)
+{
+	time_t t = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	buf_printf(b, "%04d-%02d-%02d %02d:%02d:%02d.%03lld+00",
+		   tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+		   tm.tm_min, tm.tm_sec, ms - (long long)t * 1000);
+}
+
+/* The ledger row of the profile: what this run leaves Mixpanel knowing. */
+static void remember(emitter *e)
+{
+	buf *b = &e->copy;
+
+	buf_printf(b, "%s\t", e->sync_id);
+	buf_copy_text(b, e->cur[OUT_PROFILE]);
+	buf_putc(b, '\t');
+	buf_copy_text(b, e->d.value.data ? e->d.value.data : "{}");
+	buf_putc(b, '\t');
+	put_ms(b, e->d.since_ms);
+	buf_putc(b, '\t');
+	buf_copy_text(b, e->d.lines.data ? e->d.lines.data : "");
+	buf_puts(b, e->d.member ? "\tt\n" : "\tf\n");
+}
+
+static const char *col(emitter *e, int c)
+{
+	return e->cur[c][0] ? e->cur[c] : NULL;
+}
+
+/* All rows of one profile are read: decide its calls and ledger row. */
+static int emit_profile(emitter *e, char *err, size_t errlen)
+{
+	const char *kind = e->cur[OUT_KIND];
+	decide_in in;
+	int i;
+
+	memset(&in, 0, sizeof(in));
+	in.member = strcmp(kind, "exit") != 0 && strcmp(kind, "former") != 0;
+	in.full = e->full;
+	in.value = col(e, OUT_NEW);
+	in.as_of_ms = db_int(e->cur[OUT_AS_OF]);
+	in.old_value = col(e, OUT_OLD_VALUE);
+	in.old_since_ms = db_int(e->cur[OUT_SINCE]);
+	in.old_member = e->cur[OUT_OLD_MEMBER][0] == 't';
+	in.old_lines = e->cur[OUT_OLD];
+	in.ids = e->ids;
+	in.nids = e->nids;
+	if (decide_profile(&e->d, &e->ds, &in, err, errlen) != 0)
+		return -1;
+	e->skipped += e->d.skipped;
+	for (i = 0; i < e->d.ncalls; i++)
+		if (send_call(e, &e->d.calls[i], err, errlen) != 0)
+			return -1;
+	if (e->handover)
+		for (i = 0; i < decision_ntargets(&e->d); i++)
+			did_add(&e->members, decision_target(&e->d, i));
+	if (e->d.keep)
+		remember(e);
+	if (e->nheld >= HELD_EXITS_MAX)
+		return send_held(e, err, errlen);
+	return 0;
+}
+
+/* Sends the ledger rows gathered so far (between two FETCHes). */
+static int flush_copy(emitter *e, char *err, size_t errlen)
+{
+	int rc;
+
+	if (e->copy.len == 0)
+		return 0;
+	rc = db_copy_in(e->conn, "snapshot: copy", copy_sql, e->copy.data,
+			e->copy.len, err, errlen);
+	buf_reset(&e->copy);
+	return rc;
+}
+
+/* Forgets the profile just emitted. */
+static void clear_profile(emitter *e)
+{
+	int i;
+
+	for (i = 0; i < e->nids; i++) {
+		free((char *)e->ids[i].type);
+		free((char *)e->ids[i].value);
+	}
+	e->nids = 0;
+}
+
+static char *dup_col(const PGresult *r, int row, int col)
+{
+	return alloc_strdup(PQgetisnull(r, row, col) ? ""
+						     : PQgetvalue(r, row, col));
+}
+
+/* Adds the identifier in row of the ids cursor to the profile read. */
+static void add_ident(emitter *e, const PGresult *r, int row)
+{
+	if (e->nids == e->capids) {
+		e->capids = e->capids ? e->capids * 2 : 16;
+		e->ids = alloc_realloc(e->ids,
+				       (size_t)e->capids * sizeof(decide_id));
+	}
+	e->ids[e->nids].type = dup_col(r, row, ID_TYPE);
+	e->ids[e->nids].value = dup_col(r, row, ID_VALUE);
+	e->ids[e->nids].created = db_int(PQgetvalue(r, row, ID_CREATED));
+	e->nids++;
+}
+
+static void emitter_free(emitter *e)
+{
+	clear_profile(e);
+	free(e->ids);
+	decision_free(&e->d);
+	json_object_put(e->true_value);
+	free(e->members.slot);
+	buf_free(&e->held);
+	buf_free(&e->rec);
+	buf_free(&e->val);
+	buf_free(&e->copy);
+	outbox_writer_close(e->w);
+}
+
+/* A cursor read a batch at a time. */
+typedef struct batch {
+	const char *fetch; /* the FETCH statement */
+	PGresult *r;
+	int row, n;
+} batch;
+
+/* Moves to the next row of b, fetching a batch when needed: 1, 0 at its
+ * end, -1 on error. */
+static int next_row(batch *b, PGconn *conn, char *err, size_t errlen)
+{
+	if (b->r && ++b->row < b->n)
+		return 1;
+	if (b->r && b->n == 0)
+		return 0;
+	PQclear(b->r);
+	b->r = db_query(conn, "diff: read calls", b->fetch, 0, NULL, err,
+			errlen);
+	if (!b->r)
+		return -1;
+	b->row = 0;
+	b->n = PQntuples(b->r);
+	return b->n > 0;
+}
+
+/*
+ * Reads both cursors to their ends, queueing calls and snapshot rows:
+ * each profile takes the identifiers that follow in the same order (a
+ * profile may have none). Identifiers are copied, so a profile's may
+ * span FETCH batches. An identifier left over names a profile the changes
+ * did not: the cursors disagreed on their order, and the run fails before
+ * anything of it commits.
+ */
+static int fetch_loop(emitter *e, char *err, size_t errlen)
+{
+	batch calls = { "FETCH " FETCH_ROWS " FROM audsync_out", NULL, 0, 0 };
+	batch ids = { "FETCH " FETCH_ROWS " FROM audsync_ids_out", NULL, 0, 0 };
+	int more = 0, more_ids, i, rc = -1;
+
+	more_ids = next_row(&ids, e->conn, err, errlen);
+	while (more_ids >= 0 &&
+	       (more = next_row(&calls, e->conn, err, errlen)) > 0) {
+		/* calls.r stays until the next batch of calls */
+		for (i = 0; i < OUT_COLUMNS; i++)
+			e->cur[i] = PQgetvalue(calls.r, calls.row, i);
+		while (more_ids > 0 &&
+		       strcmp(PQgetvalue(ids.r, ids.row, ID_PROFILE),
+			      e->cur[OUT_PROFILE]) == 0) {
+			add_ident(e, ids.r, ids.row);
+			more_ids = next_row(&ids, e->conn, err, errlen);
+		}
+		if (more_ids < 0 || emit_profile(e, err, errlen) != 0)
+			goto out;
+		clear_profile(e);
+		/* Between FETCHes, the snapshot rows of a batch. */
+		if (calls.row == calls.n - 1 && flush_copy(e, err, errlen) != 0)
+			goto out;
+	}
+	if (more_ids > 0 && more == 0)
+		snprintf(err, errlen,
+			 "diff: the identifiers of profile %s came out of the "
+			 "changes' order",
+			 PQgetvalue(ids.r, ids.row, ID_PROFILE));
+	else if (more_ids == 0 && more == 0)
+		rc = send_held(e, err, errlen);
+out:
+	PQclear(calls.r);
+	PQclear(ids.r);
+	return rc;
+}
+
+/* Opens the cursors of the calls, looking the identifiers of a few
+ * changed profiles up first (ID_LIST_MAX). */
+static int open_calls(PGconn *conn, const sync_def *s, const char **p,
+		      char *err, size_t errlen)
+{
+	PGresult *r = db_query(conn, "diff: identifiers", id_list_sql, 0, NULL,
+			       err, errlen);
+	const char *ids[2] = { NULL, calls_id_types(s) };
+	const char *ids_out = ids_table_sql;
+	int rc = 0;
+
+	if (!r)
+		return -1;
+	if (db_int(PQgetvalue(r, 0, 0)) <= db_int(ID_LIST_MAX)) {
+		ids[0] = PQgetvalue(r, 0, 1);
+		rc = stage_exec(conn, "diff: identifiers", STAGE_IDS, ids_sql,
+				2, ids, err, errlen);
+		ids_out = ids_list_sql;
+	}
+	PQclear(r);
+	if (rc != 0 || db_exec(conn, "diff: identifiers", ids_out, 1, ids + 1,
+			       err, errlen) != 0)
+		return -1;
+	return db_exec(conn, "diff: calls", calls_sql, 1, p, err, errlen);
+}
+
+int calls_stream(diff_counts *out, PGconn *conn, const sync_def *s,
+		 long long run_id, int full, int ledger_read, FILE *dry_run,
+		 char *err, size_t errlen)
+{
+	const char *p[1] = { s->as_of };
+	emitter e;
+	int rc = -1;
+
+	memset(&e, 0, sizeof(e));
+	decision_init(&e.d);
+	e.true_value = json_object_new_boolean(1);
+	e.s = s;
+	e.full = full;
+	e.handover = ledger_read; /* else no exit can be stale */
+	e.ds.track = s->mode == SYNC_MODE_TRACK;
+	e.ds.is_trait = s->is_trait;
+	e.ds.id_sync = s->id_sync == ID_SYNC_FIRST  ? DECIDE_ID_FIRST
+		       : s->id_sync == ID_SYNC_LAST ? DECIDE_ID_LAST
+						    : DECIDE_ID_ALL;
+	e.conn = conn;
+	snprintf(e.sync_id, sizeof(e.sync_id), "%d", s->id);
+	e.w = outbox_writer_open(
+		conn, s->dest->id, s->dest->name, s->id, run_id,
+		s->mode == SYNC_MODE_TRACK ? MP_EP_IMPORT : MP_EP_ENGAGE,
+		dry_run);
+	if (open_calls(conn, s, p, err, errlen) != 0 ||
+	    fetch_loop(&e, err, errlen) != 0 ||
+	    db_exec(conn, "diff: calls", "CLOSE audsync_out", 0, NULL, err,
+		    errlen) != 0 ||
+	    db_exec(conn, "diff: calls", "CLOSE audsync_ids_out", 0, NULL, err,
+		    errlen) != 0 ||
+	    outbox_writer_finish(e.w, &out->calls, err, errlen) != 0)
+		goto out;
+	out->skipped = e.skipped;
+	rc = 0;
+out:
+	emitter_free(&e);
+	return rc;
+}
