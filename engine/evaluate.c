@@ -184,16 +184,16 @@ static int trait_columns(trait_cols *tc, const PGresult *desc,
 }
 
 /* Fails when a trait column's key is another computation's key, or, in
- * identify mode, a profile property another trait's column sets
- * (audsync.computation_keys): two computations would write one Mixpanel
- * property. In track mode a column is a property of the trait's own
- * events. */
+ * identify mode, a profile property another trait's column sets in the
+ * same destination (audsync.computation_keys): two computations would
+ * write one Mixpanel property. In track mode a column is a property of
+ * the trait's own events. */
 static int check_other_keys(PGconn *conn, const trait_cols *tc,
 			    const sync_def *s, char *err, size_t errlen)
 {
-	char id[16];
-	const char *p[3] = { id, NULL,
-			     s->mode == SYNC_MODE_IDENTIFY ? "t" : "f" };
+	char id[16], dest[16];
+	const char *p[4] = { id, NULL,
+			     s->mode == SYNC_MODE_IDENTIFY ? "t" : "f", dest };
 	PGresult *r;
 	buf keys;
 	int i, rc = 0;
@@ -201,6 +201,7 @@ static int check_other_keys(PGconn *conn, const trait_cols *tc,
 	if (tc->n == 1 && strcmp(tc->key[0], s->key) == 0)
 		return 0;
 	snprintf(id, sizeof(id), "%d", s->computation_id);
+	snprintf(dest, sizeof(dest), "%d", s->dest->id);
 	buf_init(&keys);
 	for (i = 0; i < tc->n; i++)
 		buf_printf(&keys, "%s%s", i ? "," : "", tc->key[i]);
@@ -212,8 +213,9 @@ static int check_other_keys(PGconn *conn, const trait_cols *tc,
 		     " FROM audsync.computation_keys k"
 		     " JOIN audsync.computations c ON c.id = k.computation_id"
 		     " WHERE $3 AND k.computation_id <> $1"
+		     " AND k.destination_id = $4"
 		     " AND k.key = ANY (string_to_array($2, ',')) LIMIT 1",
-		     3, p, err, errlen);
+		     4, p, err, errlen);
 	if (!r) {
 		rc = -1;
 	} else if (PQntuples(r) > 0 && PQgetisnull(r, 0, 1)) {

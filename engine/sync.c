@@ -148,6 +148,51 @@ static int finish_run(PGconn *conn, long long run_id, const diff_counts *c,
 		       7, p, err, errlen);
 }
 
+/* The trait's columns are its properties in its destination from now on:
+ * no other computation sends them there (sql/022_computation_keys.sql).
+ * A run of another trait that claimed one first, even one still
+ * committing, wins: this one fails, naming it. */
+static int claim_columns(PGconn *conn, const sync_def *s, const char *columns,
+			 char *err, size_t errlen)
+{
+	char comp_id[16], dest_id[16];
+	const char *p[3] = { columns, comp_id, dest_id };
+	PGresult *r;
+	int rc = 0;
+
+	snprintf(comp_id, sizeof(comp_id), "%d", s->computation_id);
+	snprintf(dest_id, sizeof(dest_id), "%d", s->dest->id);
+	/* Two statements: the second's snapshot sees a claim that
+	 * committed while the first waited for it. */
+	if (db_exec(conn, "claim trait columns",
+		    "INSERT INTO audsync.computation_keys"
+		    " (destination_id, key, computation_id)"
+		    " SELECT $3::integer, k, $2::integer"
+		    " FROM unnest(string_to_array($1, ',')) k"
+		    " ON CONFLICT (destination_id, key) DO NOTHING",
+		    3, p, err, errlen) != 0)
+		return -1;
+	r = db_query(conn, "claim trait columns",
+		     "SELECT k.key, c.key FROM audsync.computation_keys k"
+		     " JOIN audsync.computations c ON c.id = k.computation_id"
+		     " WHERE k.destination_id = $3::integer"
+		     " AND k.computation_id <> $2::integer"
+		     " AND k.key = ANY (string_to_array($1, ',')) LIMIT 1",
+		     3, p, err, errlen);
+	if (!r)
+		return -1;
+	if (PQntuples(r) > 0) {
+		snprintf(err, errlen,
+			 "computation %s: a trait column gives the key %s, "
+			 "which computation %s already sends: rename the "
+			 "column",
+			 s->key, PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1));
+		rc = -1;
+	}
+	PQclear(r);
+	return rc;
+}
+
 /* The diff, the outbox rows, the snapshot and the run row: one
  * transaction, so nothing decided is lost and nothing is decided twice. */
 static int decide(diff_counts *c, PGconn *conn, const sync_def *s, int whole,
@@ -155,21 +200,11 @@ static int decide(diff_counts *c, PGconn *conn, const sync_def *s, int whole,
 		  char *err, size_t errlen)
 {
 	diff_mode mode = rq->kind == RUN_FULL ? DIFF_FULL : DIFF_CHANGES;
-	char comp_id[16];
-	const char *claim[2] = { columns, comp_id };
 
-	snprintf(comp_id, sizeof(comp_id), "%d", s->computation_id);
 	if (db_exec(conn, "run", "BEGIN", 0, NULL, err, errlen) != 0)
 		return -1;
-	/* The trait's columns are its properties from now on: no other
-	 * computation sends them (sql/022_computation_keys.sql). */
 	if ((rq->reset && diff_reset_snapshot(conn, s->id, err, errlen) != 0) ||
-	    (columns && db_exec(conn, "claim trait columns",
-				"INSERT INTO audsync.computation_keys (key,"
-				" computation_id) SELECT k, $2::integer"
-				" FROM unnest(string_to_array($1, ',')) k"
-				" ON CONFLICT (key) DO NOTHING",
-				2, claim, err, errlen) != 0) ||
+	    (columns && claim_columns(conn, s, columns, err, errlen) != 0) ||
 	    diff_apply(c, conn, s, whole, run_id, mode, rq->dry_run, err,
 		       errlen) != 0 ||
 	    (!rq->dry_run && finish_run(conn, run_id, c, err, errlen) != 0))

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 static mpctl *fake;
 static const char *db;
@@ -273,6 +274,71 @@ START_TEST(two_computations_never_write_one_property)
 	run_ago("1 day");
 	assert_prop("u1", "shared", "9");
 	assert_prop("u1", "own_b", "3");
+}
+END_TEST
+
+/* A trait with a column a second trait also has, "shared", to mp. */
+static void add_trait(const char *name, const char *cols, const char *dest)
+{
+	sqlf("INSERT INTO audsync.computations (name, kind, definition_sql)"
+	     " VALUES ('%s', 'trait', 'SELECT profile_id, %s"
+	     " FROM audsync.external_ids');"
+	     " INSERT INTO audsync.syncs (computation_id, destination_id,"
+	     " mode) SELECT c.id, d.id, 'identify' FROM audsync.computations c,"
+	     " audsync.destinations d WHERE c.name = '%s' AND d.name = '%s'",
+	     name, cols, name, dest);
+}
+
+/* Profiles live in one project: two traits may send a column of one
+ * name to two destinations. */
+START_TEST(two_destinations_may_each_take_a_column_of_one_name)
+{
+	tl_result r;
+
+	add_id("p1", "user_id", "u1", "30 days");
+	sqlf("INSERT INTO audsync.destinations (name, api_base, project_token,"
+	     " use_people) SELECT 'other', api_base, project_token, true"
+	     " FROM audsync.destinations WHERE name = 'mp'");
+	add_trait("First", "1 AS shared, 2 AS own_a", "mp");
+	add_trait("Second", "9 AS shared, 3 AS own_b", "other");
+	r = tl_audsync(db, env, "run", "--all", NULL);
+	ck_assert_msg(r.status == 0, "run exited %d: %s", r.status, r.err);
+	tl_result_free(&r);
+	assert_prop("u1", "own_a", "2");
+	assert_prop("u1", "own_b", "3");
+}
+END_TEST
+
+/* Two runs at once of two traits with one column: one claims it, the
+ * other fails, and Mixpanel holds the owner's value. */
+START_TEST(two_traits_racing_for_a_column_leave_it_to_one)
+{
+	const char *const a[] = { "run", "--computation", "race_a", NULL };
+	const char *const b[] = { "run", "--computation", "race_b", NULL };
+	char *owner, want[8];
+	pid_t pa, pb;
+	int sa, sb;
+
+	add_id("p1", "user_id", "u1", "30 days");
+	add_trait("Race A", "1 AS shared, pg_sleep(1)::text AS a_wait", "mp");
+	add_trait("Race B", "2 AS shared, pg_sleep(1)::text AS b_wait", "mp");
+	pa = tl_audsync_spawn(db, env, a);
+	pb = tl_audsync_spawn(db, env, b);
+	ck_assert(waitpid(pa, &sa, 0) == pa && waitpid(pb, &sb, 0) == pb);
+	ck_assert_msg(WIFEXITED(sa) && WIFEXITED(sb) &&
+			      WEXITSTATUS(sa) + WEXITSTATUS(sb) == 1,
+		      "exits %d and %d: exactly one run should fail",
+		      WEXITSTATUS(sa), WEXITSTATUS(sb));
+	owner = tl_sql_value(db, "SELECT c.key FROM audsync.computation_keys k"
+				 " JOIN audsync.computations c"
+				 " ON c.id = k.computation_id"
+				 " WHERE k.key = 'shared'");
+	ck_assert_msg(owner && strcmp(owner, WEXITSTATUS(sa) ? "race_b"
+							     : "race_a") == 0,
+		      "shared is claimed by %s", owner ? owner : "nobody");
+	snprintf(want, sizeof(want), "%d", WEXITSTATUS(sa) ? 2 : 1);
+	assert_prop("u1", "shared", want);
+	free(owner);
 }
 END_TEST
 
@@ -581,6 +647,8 @@ static Suite *ledger_suite(void)
 		a_changed_id_sync_or_include_anonymous_takes_effect_at_the_next_run);
 	tcase_add_test(tc, retire_unset_reaches_former_members_and_null_traits);
 	tcase_add_test(tc, two_computations_never_write_one_property);
+	tcase_add_test(tc, two_destinations_may_each_take_a_column_of_one_name);
+	tcase_add_test(tc, two_traits_racing_for_a_column_leave_it_to_one);
 	tcase_add_test(tc, a_backfilled_email_does_not_become_the_address);
 	tcase_add_test(tc, retry_failed_does_not_resend_a_superseded_update);
 	tcase_add_test(

@@ -369,6 +369,85 @@ START_TEST(loader_upserts_as_before)
 }
 END_TEST
 
+/*
+ * A database that ran before migrations 021 and 022: two identify traits
+ * set a column of one name (they overwrote each other) and a sync has no
+ * targets_rule. The upgrade gives the column to the trait created first,
+ * whichever runs first afterwards, and records the sync's settings, so
+ * a setting changed after the upgrade takes effect at the next run.
+ */
+START_TEST(an_upgrade_gives_a_shared_column_to_the_older_trait)
+{
+	char files[64][256], *owner;
+	const char *db;
+	tl_result r;
+	int n, i;
+
+	ck_assert_int_eq(mpctl_start(&fake, NULL), 0);
+	n = migration_files(files, 64);
+	db = strdup(empty_db());
+	tl_sql(db, "CREATE SCHEMA audsync;"
+		   "CREATE TABLE audsync.schema_migrations ("
+		   " version integer PRIMARY KEY, name text NOT NULL,"
+		   " applied_at timestamptz NOT NULL DEFAULT now())");
+	for (i = 0; i < n && strstr(files[i], "/021_") == NULL; i++)
+		apply(db, files[i]);
+	tl_sqlf(db,
+		"INSERT INTO audsync.destinations (name, api_base,"
+		" project_token, secret_env, use_people) VALUES ('mp', '%s',"
+		" 'test-token', 'MIXPANEL_MP_SECRET', true);"
+		"INSERT INTO audsync.external_ids VALUES"
+		" ('p1', 'user_id', 'u1', '2026-01-01');"
+		"INSERT INTO audsync.computations (name, kind, definition_sql)"
+		" VALUES ('Stats', 'trait', 'SELECT profile_id, 1 AS orders,"
+		" ''gold'' AS tier FROM audsync.external_ids'),"
+		" ('Stats Two', 'trait', 'SELECT profile_id, 5 AS spend,"
+		" ''silver'' AS tier FROM audsync.external_ids');"
+		"INSERT INTO audsync.syncs (computation_id, destination_id,"
+		" mode) SELECT c.id, d.id, 'identify' FROM"
+		" audsync.computations c, audsync.destinations d;"
+		"INSERT INTO audsync.snapshot_members (sync_id, profile_id,"
+		" value, since) SELECT s.id, 'p1', CASE c.key WHEN 'stats'"
+		" THEN '{\"orders\": 1, \"tier\": \"gold\"}' ELSE"
+		" '{\"spend\": 5, \"tier\": \"silver\"}' END::jsonb,"
+		" '2026-06-01' FROM audsync.syncs s JOIN audsync.computations c"
+		" ON c.id = s.computation_id;"
+		"INSERT INTO audsync.sync_state (sync_id, last_as_of)"
+		" SELECT id, '2026-06-01' FROM audsync.syncs",
+		mpctl_base_url(fake));
+	for (; i < n; i++)
+		apply(db, files[i]);
+	owner = tl_sql_value(db, "SELECT c.key FROM audsync.computation_keys k"
+				 " JOIN audsync.computations c"
+				 " ON c.id = k.computation_id"
+				 " WHERE k.key = 'tier'");
+	ck_assert_msg(owner && strcmp(owner, "stats") == 0,
+		      "tier belongs to %s", owner ? owner : "nobody");
+	free(owner);
+	r = tl_audsync(db, env, "validate", NULL);
+	ck_assert_msg(r.status != 0 && tl_contains(r.out, "stats_two") &&
+			      tl_contains(r.out, "tier"),
+		      "validate exited %d: %s%s", r.status, r.out, r.err);
+	tl_result_free(&r);
+	/* the younger trait runs first, and fails alone, naming the owner */
+	r = tl_audsync(db, env, "run", "--computation", "stats_two", NULL);
+	ck_assert_msg(r.status == 1 && tl_contains(r.err, "tier") &&
+			      tl_contains(r.err, "computation stats "),
+		      "run of stats_two exited %d: %s", r.status, r.err);
+	tl_result_free(&r);
+	r = tl_audsync(db, env, "run", "--computation", "stats", NULL);
+	ck_assert_msg(r.status == 0, "run of stats exited %d: %s", r.status,
+		      r.err);
+	tl_result_free(&r);
+	ck_assert_int_eq(tl_sql_int(db, "SELECT count(*) FROM"
+					" audsync.sync_state"
+					" WHERE targets_rule IS NULL"),
+			 0);
+	mpctl_stop(fake);
+	fake = NULL;
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("migrate_chain");
@@ -376,6 +455,7 @@ int main(void)
 
 	tcase_add_test(tc, chain_equals_fresh);
 	tcase_add_test(tc, loader_upserts_as_before);
+	tcase_add_test(tc, an_upgrade_gives_a_shared_column_to_the_older_trait);
 	suite_add_tcase(s, tc);
 	return tl_run_suite(s);
 }
