@@ -135,16 +135,18 @@ static void write_metrics(PGconn *conn, const cli_opts *o)
 		log_warn("metrics not written", "error", err);
 }
 
-/* Delivers what is queued for o's destination (all when unnamed), writes
- * the metrics, and returns the exit status of everything in t: the last
- * step of every command that sends. A database that fails delivery is
+/* Delivers what is queued for o's destination and for the destinations
+ * o's computation is synced to (all when neither is named: a run of one
+ * computation or destination sends no other's queue), writes the
+ * metrics, and returns the exit status of everything in t: the last step
+ * of every command that sends. A database that fails delivery is
  * EXIT_CONFIG, as an unreachable one is. */
 static int deliver_and_report(PGconn *conn, const cli_opts *o, run_totals *t)
 {
 	char err[AUDSYNC_ERR_LEN];
 
-	if (deliver_outboxes(&t->delivery, conn, o->destination, err,
-			     sizeof(err)) != 0) {
+	if (deliver_outboxes(&t->delivery, conn, o->destination, o->computation,
+			     err, sizeof(err)) != 0) {
 		log_error(err);
 		write_metrics(conn, o);
 		return EXIT_CONFIG;
@@ -378,7 +380,8 @@ static int forward_file(PGconn *conn, const cli_opts *o, forward_totals *f,
 				    FORWARD_ROUND, err, sizeof(err));
 		if (rc == 0 && !eof)
 			rc = deliver_outboxes(&t->delivery, conn,
-					      o->destination, err, sizeof(err));
+					      o->destination, NULL, err,
+					      sizeof(err));
 		if (rc != 0)
 			log_error(err);
 	}
@@ -465,7 +468,8 @@ static void daemon_pass(PGconn *conn, const cli_opts *o, int woke)
 		log_error(err);
 	if (forward_inbound(conn, NULL, NULL) != 0)
 		t.failed++;
-	if (deliver_outboxes(&t.delivery, conn, NULL, err, sizeof(err)) != 0)
+	if (deliver_outboxes(&t.delivery, conn, NULL, NULL, err, sizeof(err)) !=
+	    0)
 		log_error(err);
 	if (t.written)
 		sync_refresh_statistics(conn);

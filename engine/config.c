@@ -471,15 +471,27 @@ int config_load_unsynced(sync_list *out, PGconn *conn, char *err, size_t errlen)
 int config_load_destinations(sync_list *out, PGconn *conn, const char *name,
 			     char *err, size_t errlen)
 {
-	const char *params[1] = { name };
+	return config_load_destinations_for(out, conn, name, NULL, err, errlen);
+}
+
+int config_load_destinations_for(sync_list *out, PGconn *conn, const char *name,
+				 const char *computation, char *err,
+				 size_t errlen)
+{
+	const char *params[2] = { name, computation };
 	sync_list l = { 0 };
 	PGresult *r;
 	int i;
 
 	r = db_query(conn, "read destinations",
 		     "SELECT " DEST_COLUMNS " FROM audsync.destinations d"
-		     " WHERE $1::text IS NULL OR d.name = $1 ORDER BY d.id",
-		     1, params, err, errlen);
+		     " WHERE ($1::text IS NULL OR d.name = $1)"
+		     " AND ($2::text IS NULL OR EXISTS (SELECT 1"
+		     "  FROM audsync.syncs s JOIN audsync.computations c"
+		     "  ON c.id = s.computation_id"
+		     "  WHERE s.destination_id = d.id AND c.key = $2))"
+		     " ORDER BY d.id",
+		     2, params, err, errlen);
 	if (!r)
 		return -1;
 	l.ndests = PQntuples(r);

@@ -153,34 +153,34 @@ static int deliver_dest(outbox_stats *t, PGconn *conn, mp_client *c,
 	return 0;
 }
 
-/* Tells the progress display how much is queued (for its ETA). */
-static void count_queued(PGconn *conn, const char *destination)
+/* Tells the progress display how much is queued in l's destinations
+ * (for its ETA). */
+static void count_queued(PGconn *conn, const sync_list *l)
 {
 	char err[AUDSYNC_ERR_LEN];
-	const char *p[1] = { destination };
-	PGresult *r =
-		db_query(conn, "queue size",
-			 "SELECT coalesce(sum(o.n), 0) FROM audsync.outbox o"
-			 " JOIN audsync.destinations d"
-			 " ON d.id = o.destination_id"
-			 " WHERE $1::text IS NULL OR d.name = $1",
-			 1, p, err, sizeof(err));
+	long long n, total = 0;
+	int i;
 
-	if (r)
-		progress_queued(db_int(PQgetvalue(r, 0, 0)));
-	PQclear(r);
+	for (i = 0; i < l->ndests; i++) {
+		n = queued_for(conn, l->dests[i].id, err, sizeof(err));
+		if (n < 0)
+			return;
+		total += n;
+	}
+	progress_queued(total);
 }
 
 int deliver_outboxes(outbox_stats *out, PGconn *conn, const char *destination,
-		     char *err, size_t errlen)
+		     const char *computation, char *err, size_t errlen)
 {
 	sync_list l;
 	mp_client *c;
 	int i, rc = 0;
 
-	if (config_load_destinations(&l, conn, destination, err, errlen) != 0)
+	if (config_load_destinations_for(&l, conn, destination, computation,
+					 err, errlen) != 0)
 		return -1;
-	count_queued(conn, destination);
+	count_queued(conn, &l);
 	c = open_client(err, errlen);
 	if (!c) {
 		config_free(&l);

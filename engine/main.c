@@ -44,7 +44,8 @@ static const command commands[] = {
 	  "run [--computation KEY] [--destination NAME] [--all] [--as-of TS]"
 	  " [--dry-run]",
 	  "Evaluate the syncs that are due (or the named ones, or --all),\n"
-	  "enqueue their changes and deliver them. --as-of evaluates at a\n"
+	  "enqueue their changes and deliver them (named ones: only the\n"
+	  "queues of their destinations). --as-of evaluates at a\n"
 	  "past time (default now). --dry-run prints the calls a run would\n"
 	  "make and changes nothing." },
 	{ "deliver", cmd_deliver, OPT_DESTINATION, 0,

@@ -118,6 +118,14 @@ int config_load_destinations(sync_list *out, PGconn *conn, const char *name,
 			     char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
+/* The same, also only the destinations that a sync of computation (a
+ * key; NULL: any) targets, enabled or not: the queues a run of that
+ * computation may deliver. */
+int config_load_destinations_for(sync_list *out, PGconn *conn, const char *name,
+				 const char *computation, char *err,
+				 size_t errlen)
+	__attribute__((warn_unused_result));
+
 void config_free(sync_list *l);
 
 /* Fills an mp_destination whose strings are borrowed from d. */

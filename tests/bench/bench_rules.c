@@ -217,7 +217,8 @@ static void daemon_run(PGconn *conn, const char *db, const char *label,
 	rq.kind = RUN_MANUAL;
 	t0 = tl_now_s();
 	if (sync_run(&t, conn, &rq, err, sizeof(err)) != 0 ||
-	    deliver_outboxes(&t.delivery, conn, NULL, err, sizeof(err)) != 0) {
+	    deliver_outboxes(&t.delivery, conn, NULL, NULL, err, sizeof(err)) !=
+		    0) {
 		fprintf(stderr, "bench_rules: daemon, %s failed: %s\n", label,
 			err);
 		exit(1);

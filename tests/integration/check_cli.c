@@ -814,6 +814,75 @@ static void add_broken_sync(void)
 		   " WHERE c.key = 'broken_thing'");
 }
 
+/* The calls queued for destination name (records), from the outbox. */
+static long long queued_for(const char *name)
+{
+	return tl_sql_intf(db,
+			   "SELECT coalesce(sum(o.n), 0) FROM audsync.outbox o"
+			   " JOIN audsync.destinations d"
+			   " ON d.id = o.destination_id WHERE d.name = '%s'",
+			   name);
+}
+
+/* A run restricted by --destination or --computation delivers only the
+ * queues of the destinations it evaluated for: an operator's run for
+ * 'mp' sends none of the calls queued for 'prod'. An unrestricted
+ * deliver sends them. */
+START_TEST(a_restricted_run_delivers_only_its_destinations_queue)
+{
+	mpctl *prod;
+	tl_result r;
+	long long held;
+
+	ck_assert_int_eq(mpctl_start(&prod, NULL), 0);
+	tl_add_destination(db, "prod", mpctl_base_url(prod));
+	tl_sql(db, "INSERT INTO audsync.syncs (computation_id, destination_id,"
+		   " mode) SELECT c.id, d.id, 'identify'"
+		   " FROM audsync.computations c, audsync.destinations d"
+		   " WHERE d.name = 'prod';"
+		   "INSERT INTO audsync.computations (name, kind,"
+		   " definition_sql) VALUES ('Staff', 'audience',"
+		   " 'SELECT profile_id FROM audsync.external_ids');"
+		   "INSERT INTO audsync.syncs (computation_id, destination_id,"
+		   " mode) SELECT c.id, d.id, 'identify'"
+		   " FROM audsync.computations c, audsync.destinations d"
+		   " WHERE c.key = 'staff' AND d.name = 'mp'");
+	/* prod refuses the credentials once: its calls stay queued */
+	ck_assert_int_eq(mpctl_fault(prod, "{\"mode\":\"401\",\"count\":1}"),
+			 0);
+	r = tl_audsync(db, NULL, "run", "--computation", "recent_buyers",
+		       "--destination", "prod", NULL);
+	tl_result_free(&r);
+	held = queued_for("prod");
+	ck_assert_msg(held > 0, "nothing queued for prod");
+	ck_assert_int_eq(mpctl_reset(prod), 0);
+
+	r = tl_audsync(db, NULL, "run", "--destination", "mp", NULL);
+	ASSERT_EXIT(r, 0);
+	tl_result_free(&r);
+	ck_assert_int_eq(queued_for("mp"), 0);
+	ck_assert_int_eq(mpctl_counter(prod, "records_received"), 0);
+	ck_assert_int_eq(queued_for("prod"), held);
+
+	/* staff is synced to mp only: prod's queue is not its business */
+	tl_sql(db, "INSERT INTO audsync.external_ids VALUES"
+		   " ('p3', 'user_id', 'u3', now() - interval '3 days')");
+	r = tl_audsync(db, NULL, "run", "--computation", "staff", NULL);
+	ASSERT_EXIT(r, 0);
+	tl_result_free(&r);
+	ck_assert_int_eq(queued_for("mp"), 0);
+	ck_assert_int_eq(mpctl_counter(prod, "records_received"), 0);
+	ck_assert_int_eq(queued_for("prod"), held);
+
+	r = tl_audsync(db, NULL, "deliver", NULL);
+	ASSERT_EXIT(r, 0);
+	tl_result_free(&r);
+	ck_assert_int_eq(queued_for("prod"), 0);
+	ck_assert_int_eq(mpctl_counter(prod, "records_received"), held);
+	mpctl_stop(prod);
+}
+END_TEST
+
 START_TEST(as_of_in_the_future_exits_2_and_sends_nothing)
 {
 	tl_result r = tl_audsync(db, NULL, "run", "--all", "--as-of",
@@ -1328,6 +1397,8 @@ static Suite *cli_suite(void)
 	tcase_add_test(sync, metrics_file_holds_prometheus_gauges_after_a_run);
 	tcase_add_test(sync, dry_run_prints_the_calls_and_changes_nothing);
 	tcase_add_test(sync, the_queued_count_and_exit_status_match_the_outbox);
+	tcase_add_test(sync,
+		       a_restricted_run_delivers_only_its_destinations_queue);
 	suite_add_tcase(s, sync);
 	return s;
 }
