@@ -97,6 +97,12 @@ int rule_catalog_compile(rules_sql *out, PGconn *conn, const char *key,
 	return rc;
 }
 
+/* What $3 and $4 hold, which a rule's statement never uses. */
+static const char *const unused_params[] = {
+	"the last run's as-of, for the incremental evaluation",
+	"the last run's window start, for the incremental evaluation",
+};
+
 /* why_full: why it runs in full, or "" (incremental.h). */
 static void print_rule(FILE *f, const rules_target *own, const rules_sql *r,
 		       const char *why_full)
@@ -114,6 +120,12 @@ static void print_rule(FILE *f, const rules_target *own, const rules_sql *r,
 	else
 		fprintf(f, "--   $2 = the window start: -infinity "
 			   "(no lookback)\n");
+	/* Bound on every evaluation but used by the incremental one's
+	 * edges only (rules.h): listed so that the numbers match the SQL's.
+	 */
+	for (i = 3; i < r->first; i++)
+		fprintf(f, "--   $%d = unused by this statement (%s)\n", i,
+			i - 3 < 2 ? unused_params[i - 3] : "reserved");
 	for (i = 0; i < r->nparams; i++) {
 		buf b;
 

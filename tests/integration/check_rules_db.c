@@ -1010,6 +1010,24 @@ START_TEST(explain_prints_the_statement_and_its_bound_values)
 		tl_contains(res.out, "$2 = the window start: as-of - 30 days"));
 	ck_assert(tl_contains(res.out, "$5 = \"Order Completed\""));
 	ck_assert(tl_contains(res.out, "$7 = \"50\""));
+	/* every parameter, in order, the unused ones said to be so */
+	{
+		const char *at = res.out;
+		char line[32];
+		int i;
+
+		for (i = 1; i <= 7; i++) {
+			snprintf(line, sizeof(line), "\n--   $%d = ", i);
+			at = strstr(at, line);
+			ck_assert_msg(at != NULL, "no $%d, or out of order: %s",
+				      i, res.out);
+			if (i == 3 || i == 4)
+				ck_assert_msg(strncmp(at + strlen(line),
+						      "unused", 6) == 0,
+					      "$%d is not said unused: %s", i,
+					      res.out);
+		}
+	}
 	ck_assert(tl_contains(res.out, "-- evaluation: incremental"));
 	ck_assert(!tl_contains(res.out, "'Order Completed'"));
 	tl_result_free(&res);
