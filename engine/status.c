@@ -180,8 +180,7 @@ static void text_row(buf *b, const PGresult *r, int row, const char *problem)
 		   v[ST_NEXT_DUE], v[ST_MEMBERS], v[ST_ENTERED], v[ST_EXITED],
 		   v[ST_QUEUED], v[ST_DEAD]);
 	if (problem || !PQgetisnull(r, row, ST_LAST_ERROR))
-		buf_printf(b, "  error: %s",
-			   problem ? problem : v[ST_LAST_ERROR]);
+		buf_printf(b, " %s", problem ? problem : v[ST_LAST_ERROR]);
 	buf_putc(b, '\n');
 }
 
@@ -201,11 +200,11 @@ static void put_syncs(buf *b, const PGresult *r, const sync_list *l, int json,
 	if (!json)
 		buf_printf(b,
 			   "%-24s %-12s %-8s %-7s %-9s %-20s %-20s %8s %-20s "
-			   "%8s %8s %8s %8s %6s\n",
+			   "%8s %8s %8s %8s %6s %s\n",
 			   "COMPUTATION", "DESTINATION", "MODE", "ENABLED",
 			   "LAST RUN", "AS OF", "LAST SUCCESS", "DURATION",
 			   "NEXT DUE", "MEMBERS", "ENTERED", "EXITED", "QUEUED",
-			   "DEAD");
+			   "DEAD", "ERROR");
 	for (i = 0; i < PQntuples(r); i++) {
 		const char *p;
 

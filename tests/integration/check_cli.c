@@ -1078,6 +1078,36 @@ START_TEST(status_prints_a_header_and_one_line_per_sync)
 }
 END_TEST
 
+/* The error column has a header like every other column, and a failed
+ * sync's error starts under it. */
+START_TEST(status_heads_the_error_column)
+{
+	const char *row, *head_end, *col;
+	tl_result r;
+	size_t at;
+
+	add_broken_sync();
+	r = tl_audsync(db, NULL, "run", "--all", NULL);
+	tl_result_free(&r);
+	r = tl_audsync(db, NULL, "status", NULL);
+	ASSERT_EXIT(r, 0);
+	head_end = strchr(r.out, '\n');
+	ck_assert_ptr_nonnull(head_end);
+	col = strstr(r.out, "ERROR");
+	ck_assert_msg(col && col < head_end && col + 5 == head_end,
+		      "no ERROR header last on the first line: %s", r.out);
+	at = (size_t)(col - r.out);
+	row = strstr(r.out, "\nbroken_thing");
+	ck_assert_msg(row != NULL, "%s", r.out);
+	row++;
+	ck_assert_msg(
+		strlen(row) > at && row[at - 1] == ' ' &&
+			strncmp(row + at, "computation broken_thing", 24) == 0,
+		"the error does not start under ERROR: %s", r.out);
+	tl_result_free(&r);
+}
+END_TEST
+
 START_TEST(status_json_is_one_json_object_per_sync)
 {
 	json_object *doc, *a, *o, *v;
@@ -1392,6 +1422,7 @@ static Suite *cli_suite(void)
 	tcase_add_test(sync,
 		       validate_names_the_computation_of_a_broken_definition);
 	tcase_add_test(sync, validate_checks_a_computation_without_a_sync);
+	tcase_add_test(sync, status_heads_the_error_column);
 	tcase_add_test(sync,
 		       an_api_base_with_a_password_fails_only_its_destination);
 	tcase_add_test(sync, metrics_file_holds_prometheus_gauges_after_a_run);
