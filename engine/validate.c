@@ -8,15 +8,47 @@
  */
 #include "audsync/validate.h"
 
+#include "audsync/alloc.h"
 #include "audsync/config.h"
 #include "audsync/errbuf.h"
 #include "audsync/evaluate.h"
 
+#include <stdlib.h>
 #include <string.h>
 
+/* The problems printed so far, each once. */
+typedef struct seen {
+	char **items;
+	int n;
+} seen;
+
+/* 1 when why was printed already; else remembers it and returns 0. */
+static int seen_before(seen *p, const char *why)
+{
+	int i;
+
+	for (i = 0; i < p->n; i++)
+		if (strcmp(p->items[i], why) == 0)
+			return 1;
+	p->items =
+		alloc_realloc(p->items, ((size_t)p->n + 1) * sizeof(*p->items));
+	p->items[p->n++] = alloc_strdup(why);
+	return 0;
+}
+
+static void seen_free(seen *p)
+{
+	int i;
+
+	for (i = 0; i < p->n; i++)
+		free(p->items[i]);
+	free(p->items);
+}
+
 /* Prints the problem of each sync of l (of its computation alone when
- * it has no destination); returns how many. */
-static int check_syncs(FILE *f, PGconn *conn, const sync_list *l)
+ * it has no destination) that p has not seen: a definition synced to
+ * two destinations has one problem, not two. Returns how many. */
+static int check_syncs(FILE *f, PGconn *conn, const sync_list *l, seen *p)
 {
 	char why[AUDSYNC_ERR_LEN];
 	int i, problems = 0;
@@ -25,10 +57,11 @@ static int check_syncs(FILE *f, PGconn *conn, const sync_list *l)
 		const sync_def *s = &l->items[i];
 
 		/* A destination's problem was printed once already. */
-		if ((config_sync_problem(s, why, sizeof(why)) &&
-		     (!s->dest || !s->dest->problem ||
-		      strcmp(why, s->dest->problem))) ||
-		    evaluate_check(conn, s, why, sizeof(why)) != 0) {
+		if (((config_sync_problem(s, why, sizeof(why)) &&
+		      (!s->dest || !s->dest->problem ||
+		       strcmp(why, s->dest->problem))) ||
+		     evaluate_check(conn, s, why, sizeof(why)) != 0) &&
+		    !seen_before(p, why)) {
 			fprintf(f, "problem: %s\n", why);
 			problems++;
 		}
@@ -41,6 +74,7 @@ int validate_definitions(int *out, FILE *f, PGconn *conn, char *err,
 {
 	sync_filter flt = { NULL, NULL, NULL };
 	sync_list l, d, u;
+	seen p = { NULL, 0 };
 	int i, problems = 0;
 
 	if (config_load(&l, conn, &flt, err, errlen) != 0)
@@ -61,8 +95,9 @@ int validate_definitions(int *out, FILE *f, PGconn *conn, char *err,
 		fprintf(f, "problem: %s\n", d.dests[i].problem);
 		problems++;
 	}
-	problems += check_syncs(f, conn, &l);
-	problems += check_syncs(f, conn, &u);
+	problems += check_syncs(f, conn, &l, &p);
+	problems += check_syncs(f, conn, &u, &p);
+	seen_free(&p);
 	fprintf(f,
 		"%d sync%s, %d computation%s without a sync and %d "
 		"destination%s checked: %d problem%s\n",

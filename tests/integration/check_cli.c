@@ -1171,6 +1171,34 @@ START_TEST(validate_names_the_computation_of_a_broken_definition)
 }
 END_TEST
 
+/* A definition's problem is one problem however many destinations its
+ * computation is synced to: validate prints it once, and counts it once.
+ */
+START_TEST(validate_prints_a_trait_column_problem_once)
+{
+	tl_result r;
+	const char *p;
+
+	tl_add_destination(db, "mp2", mpctl_base_url(fake));
+	tl_sql(db, "INSERT INTO audsync.computations (name, kind,"
+		   " definition_sql) VALUES ('Clock', 'trait',"
+		   " 'SELECT profile_id, 1 AS \"time\", 2 AS tz"
+		   " FROM audsync.external_ids');"
+		   "INSERT INTO audsync.syncs (computation_id, destination_id,"
+		   " mode) SELECT c.id, d.id, 'identify'"
+		   " FROM audsync.computations c, audsync.destinations d"
+		   " WHERE c.key = 'clock'");
+	r = tl_audsync(db, NULL, "validate", NULL);
+	ASSERT_EXIT(r, 3);
+	p = strstr(r.out, "problem: computation clock: column \"time\"");
+	ck_assert_msg(p != NULL, "%s", r.out);
+	ck_assert_msg(strstr(p + 1, "problem:") == NULL,
+		      "the problem is printed twice: %s", r.out);
+	ck_assert_msg(tl_contains(r.out, ": 1 problem\n"), "%s", r.out);
+	tl_result_free(&r);
+}
+END_TEST
+
 /* validate checks every definition, synced or not yet: a computation
  * written before its sync is found before the sync trips over it. */
 START_TEST(validate_checks_a_computation_without_a_sync)
@@ -1422,6 +1450,7 @@ static Suite *cli_suite(void)
 	tcase_add_test(sync,
 		       validate_names_the_computation_of_a_broken_definition);
 	tcase_add_test(sync, validate_checks_a_computation_without_a_sync);
+	tcase_add_test(sync, validate_prints_a_trait_column_problem_once);
 	tcase_add_test(sync, status_heads_the_error_column);
 	tcase_add_test(sync,
 		       an_api_base_with_a_password_fails_only_its_destination);
