@@ -104,6 +104,41 @@ segment_result segment_msg_skipped(segment_msg *m, const char *why)
 	snprintf(m->out->reason, sizeof(m->out->reason), "%s", why);
 	return SEGMENT_SKIPPED;
 }
+int segment_msg_text(const char **out, segment_msg *m, const jdoc_val *o,
+		     const char *key, const char *field)
+{
+	const jdoc_val *v = jdoc_get(o, key);
+
+	if (!v || jdoc_is(v, JDOC_NULL)) {
+		*out = NULL;
+		return 0;
+	}
+	if (!jdoc_is(v, JDOC_STRING)) {
+		snprintf(m->out->reason, sizeof(m->out->reason),
+			 "%s is not a string", field);
+		return -1;
+	}
+	if (memchr(v->s, '\0', v->len)) {
+		snprintf(m->out->reason, sizeof(m->out->reason),
+			 "%s holds U+0000 (\\u0000), which no id, name or "
+			 "time may hold",
+			 field);
+		return -1;
+	}
+	*out = v->s;
+	return 0;
+}
+
+int segment_msg_text_if(const char **out, segment_msg *m, const jdoc_val *o,
+			const char *key, const char *field)
+{
+	if (!jdoc_is(jdoc_get(o, key), JDOC_STRING)) {
+		*out = NULL;
+		return 0;
+	}
+	return segment_msg_text(out, m, o, key, field);
+}
+
 /* n decimal digits at s as a number, or -1. */
 static int digits(const char *s, int n)
 {
@@ -207,49 +242,78 @@ static void format_date(char out[32], int64_t ms)
 	out[19] = '\0';
 }
 
-/* A Segment id usable as a distinct_id, or NULL. */
-static const char *valid_id(const jdoc_val *msg, const char *key)
+/* The id at key (userId, anonymousId, previousId) in *out when it is
+ * usable as a distinct_id, else NULL (ids Mixpanel refuses count as
+ * none); -1 when it is not a string or holds U+0000. */
+static int read_id(const char **out, segment_msg *m, const char *key)
 {
-	const char *v = segment_str(msg, key);
+	const char *v;
 
-	return v && !mp_distinct_id_invalid(v) ? v : NULL;
+	if (segment_msg_text(&v, m, m->msg, key, key) != 0)
+		return -1;
+	*out = v && !mp_distinct_id_invalid(v) ? v : NULL;
+	return 0;
 }
 
 /* context.ip when it names an address; 0, "0" or absent: none. */
-static const char *context_ip(const jdoc_val *msg)
+static const char *context_ip(const char *ip)
 {
-	const char *ip = segment_str(jdoc_get(msg, "context"), "ip");
-
 	return ip && *ip && strcmp(ip, "0") != 0 ? ip : NULL;
+}
+
+/* The message's timestamp (else originalTimestamp) into m. */
+static segment_result read_time(segment_msg *m)
+{
+	const char *field = "timestamp", *ts;
+	char what[64];
+
+	if (segment_msg_text(&ts, m, m->msg, field, field) != 0)
+		return SEGMENT_INVALID;
+	if (!ts) {
+		field = "originalTimestamp";
+		if (segment_msg_text(&ts, m, m->msg, field, field) != 0)
+			return SEGMENT_INVALID;
+	}
+	if (!ts)
+		return segment_msg_invalid(m, "timestamp is missing");
+	if (parse_time(&m->time_ms, ts) != 0) {
+		snprintf(what, sizeof(what),
+			 "%s is not an ISO-8601 time that exists:", field);
+		return segment_msg_invalid_arg(m, what, ts);
+	}
+	if (m->time_ms < 31536000000LL)
+		return segment_msg_invalid_arg(
+			m, "timestamp lies before 1971:", ts);
+	format_date(m->date, m->time_ms);
+	return SEGMENT_MAPPED;
 }
 
 static segment_result read_common(segment_msg *m)
 {
 	const jdoc_val *active = segment_path(m->msg, "context", "active");
-	const char *ts = segment_str(m->msg, "timestamp");
+	const char *ip;
 
-	m->type = segment_str(m->msg, "type");
+	if (segment_msg_text(&m->type, m, m->msg, "type", "type") != 0)
+		return SEGMENT_INVALID;
 	if (!m->type)
 		return segment_msg_invalid(m, "type is missing");
-	m->message_id = segment_str(m->msg, "messageId");
+	if (segment_msg_text(&m->message_id, m, m->msg, "messageId",
+			     "messageId") != 0)
+		return SEGMENT_INVALID;
 	if (!m->message_id || !*m->message_id)
 		return segment_msg_invalid(
 			m, "messageId is missing: it makes the "
 			   "$insert_id and keeps a message sent once");
-	if (!ts)
-		ts = segment_str(m->msg, "originalTimestamp");
-	if (!ts || parse_time(&m->time_ms, ts) != 0)
-		return segment_msg_invalid(
-			m, "timestamp is missing or not an ISO-8601 "
-			   "time");
-	if (m->time_ms < 31536000000LL)
-		return segment_msg_invalid_arg(
-			m, "timestamp lies before 1971:", ts);
-	format_date(m->date, m->time_ms);
-	m->user_id = valid_id(m->msg, "userId");
-	m->anon_id = valid_id(m->msg, "anonymousId");
+	if (read_time(m) != SEGMENT_MAPPED)
+		return SEGMENT_INVALID;
+	if (read_id(&m->user_id, m, "userId") != 0 ||
+	    read_id(&m->anon_id, m, "anonymousId") != 0)
+		return SEGMENT_INVALID;
 	m->distinct_id = m->user_id ? m->user_id : m->anon_id;
-	m->ip = context_ip(m->msg);
+	if (segment_msg_text_if(&ip, m, jdoc_get(m->msg, "context"), "ip",
+				"context.ip") != 0)
+		return SEGMENT_INVALID;
+	m->ip = context_ip(ip);
 	m->ignore_time = jdoc_is(active, JDOC_FALSE);
 	return SEGMENT_MAPPED;
 }
@@ -303,10 +367,8 @@ static void put_trait(buf *set, buf *uni, const char *key, const jdoc_val *v,
  * token as $ios_devices (in the place of a trait so named). Into the
  * members of $set and $union. */
 static void people_traits(buf *set, buf *uni, const segment_msg *m,
-			  const jdoc_val *traits)
+			  const jdoc_val *traits, const char *token)
 {
-	const char *token =
-		segment_str(segment_path(m->msg, "context", "device"), "token");
 	size_t i;
 
 	if (token && !*token)
@@ -332,6 +394,7 @@ static segment_result map_identify(segment_msg *m)
 {
 	const jdoc_val *traits = jdoc_get(m->msg, "traits");
 	buf *set = &m->out->scratch[0], *uni = &m->out->scratch[1];
+	const char *token;
 
 	if (segment_not_object(traits))
 		return segment_msg_invalid(m, "traits is not an object");
@@ -342,10 +405,14 @@ static segment_result map_identify(segment_msg *m)
 		return segment_msg_skipped(
 			m, "identify goes to Mixpanel People, and "
 			   "use_people is off for this destination");
+	if (segment_msg_text(&token, m,
+			     segment_path(m->msg, "context", "device"), "token",
+			     "context.device.token") != 0)
+		return SEGMENT_INVALID;
 	buf_reset(set);
 	buf_reset(uni);
-	people_traits(set, uni, m,
-		      jdoc_is(traits, JDOC_OBJECT) ? traits : NULL);
+	people_traits(set, uni, m, jdoc_is(traits, JDOC_OBJECT) ? traits : NULL,
+		      token);
 	if (set->len == 0 && uni->len == 0)
 		return segment_msg_skipped(m, "identify has no traits to set");
 	if (set->len > 0) {
@@ -400,6 +467,14 @@ static segment_result map_group(segment_msg *m)
 	if (!id)
 		return segment_msg_skipped(m, "group has no trait named in "
 					      "group_identifier_traits");
+	/* The id is the group's key and its lane: it may not be cut. */
+	if (jdoc_is(id, JDOC_STRING) && memchr(id->s, '\0', id->len)) {
+		snprintf(m->out->reason, sizeof(m->out->reason),
+			 "traits.%.64s holds U+0000 (\\u0000), which no id may "
+			 "hold",
+			 key);
+		return SEGMENT_INVALID;
+	}
 	off = data->len;
 	buf_puts(data, "{\"$token\":");
 	buf_json_str(data, m->s->token);
@@ -420,11 +495,13 @@ static segment_result map_group(segment_msg *m)
 
 static segment_result map_alias(segment_msg *m)
 {
-	const char *previous = valid_id(m->msg, "previousId");
 	char iid[MP_INSERT_ID_LEN + 1];
 	buf *data = &m->out->data;
 	size_t off = data->len;
+	const char *previous;
 
+	if (read_id(&previous, m, "previousId") != 0)
+		return SEGMENT_INVALID;
 	if (!previous || !m->user_id)
 		return segment_msg_invalid(
 			m, "alias needs a valid previousId and userId");

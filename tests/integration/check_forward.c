@@ -303,6 +303,39 @@ START_TEST(a_nul_byte_fails_its_line_and_only_it)
 }
 END_TEST
 
+START_TEST(message_ids_holding_u0000_are_refused_not_merged)
+{
+	/* Cut at U+0000 both were "k": the second was dropped as sent. */
+	const char *lines[] = {
+		"{'messageId':'k\\u0000a'," TS ",'type':'track','userId':'u1',"
+		"'event':'First'}",
+		"{'messageId':'k\\u0000b'," TS ",'type':'track','userId':'u1',"
+		"'event':'Second'}",
+		"{'messageId':'k'," TS ",'type':'track','userId':'u1',"
+		"'event':'Third'}",
+	};
+	json_object *st = NULL;
+	tl_result r;
+
+	write_file(lines, 3);
+	r = forward(path);
+	ck_assert_msg(r.status == 1, "status %d: %s", r.status, r.err);
+	ck_assert_msg(tl_contains(r.err, "line=1 reason=\"messageId holds "
+					 "U+0000") &&
+			      tl_contains(r.err, "line=2 reason=\"messageId "
+						 "holds U+0000"),
+		      "%s", r.err);
+	ck_assert_msg(tl_contains(r.err, "queued=1 already_forwarded=0"), "%s",
+		      r.err);
+	ck_assert_int_eq(mpctl_state(&st, fake), 0);
+	ck_assert_int_eq(count_events(st, "Third"), 1);
+	ck_assert_int_eq(count_events(st, "First") + count_events(st, "Second"),
+			 0);
+	json_object_put(st);
+	tl_result_free(&r);
+}
+END_TEST
+
 START_TEST(a_file_that_cannot_be_read_is_named_with_the_cause)
 {
 	tl_result r = forward("/tmp");
@@ -483,6 +516,7 @@ static Suite *forward_suite(void)
 	tcase_add_test(t, a_2mb_line_is_reported_and_the_rest_go_on);
 	tcase_add_test(t, a_nul_byte_fails_its_line_and_only_it);
 	tcase_add_test(t, a_file_that_cannot_be_read_is_named_with_the_cause);
+	tcase_add_test(t, message_ids_holding_u0000_are_refused_not_merged);
 	tcase_add_test(t, an_event_mixpanel_refuses_is_a_dead_letter);
 	tcase_add_test(
 		t, inbound_rows_are_drained_and_bad_ones_kept_with_the_reason);

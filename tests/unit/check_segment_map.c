@@ -421,6 +421,93 @@ static const row rows[] = {
 	  "{'messageId':'m1','timestamp':'1970-06-01T00:00:00Z',"
 	  "'type':'track','userId':'u1','event':'E'}",
 	  SEGMENT_INVALID, "before 1971" },
+	/* A field of the wrong type is named as such, not as missing. */
+	{ "a messageId that is a number", 1, NULL,
+	  "{'messageId':123,'timestamp':'2026-01-15T10:00:00Z',"
+	  "'type':'track','userId':'u1','event':'E'}",
+	  SEGMENT_INVALID, "messageId is not a string" },
+	{ "a type that is a number", 1, NULL,
+	  "{" HDR "'type':5,'userId':'u1','event':'E'}", SEGMENT_INVALID,
+	  "type is not a string" },
+	{ "an event name that is a number", 1, NULL,
+	  "{" HDR "'type':'track','userId':'u1','event':123}", SEGMENT_INVALID,
+	  "event is not a string" },
+	/* Segment's libraries refuse a userId that is not a string
+	 * (analytics-next: "userId/anonymousId/previousId/groupId must be
+	 * string"), and a number has no one text form (1e3, 1000.0). */
+	{ "a userId that is a number", 1, NULL,
+	  "{" HDR "'type':'track','userId':123,'event':'E'}", SEGMENT_INVALID,
+	  "userId is not a string" },
+	{ "an anonymousId that is an object", 1, NULL,
+	  "{" HDR "'type':'track','anonymousId':{'a':1},'event':'E'}",
+	  SEGMENT_INVALID, "anonymousId is not a string" },
+	{ "a previousId that is a number", 0, NULL,
+	  "{" HDR "'type':'alias','previousId':77,'userId':'u77'}",
+	  SEGMENT_INVALID, "previousId is not a string" },
+	{ "a timestamp that is a number", 1, NULL,
+	  "{'messageId':'m1','timestamp':1768471200,'type':'track',"
+	  "'userId':'u1','event':'E'}",
+	  SEGMENT_INVALID, "timestamp is not a string" },
+	/* U+0000 would end the text where a C string, a distinct_id or a
+	 * PostgreSQL text is needed: "k\u0000a" and "k\u0000b" would be
+	 * one messageId, and the second message dropped as sent. */
+	{ "a messageId holding U+0000", 1, NULL,
+	  "{'messageId':'k\\u0000a','timestamp':'2026-01-15T10:00:00Z',"
+	  "'type':'track','userId':'u1','event':'E'}",
+	  SEGMENT_INVALID, "messageId holds U+0000" },
+	{ "a type holding U+0000", 1, NULL,
+	  "{" HDR "'type':'track\\u0000x','userId':'u1','event':'E'}",
+	  SEGMENT_INVALID, "type holds U+0000" },
+	{ "a userId holding U+0000", 1, NULL,
+	  "{" HDR "'type':'track','userId':'u1\\u0000x','event':'E'}",
+	  SEGMENT_INVALID, "userId holds U+0000" },
+	{ "an anonymousId holding U+0000", 1, NULL,
+	  "{" HDR "'type':'track','anonymousId':'a\\u0000','event':'E'}",
+	  SEGMENT_INVALID, "anonymousId holds U+0000" },
+	{ "a previousId holding U+0000", 0, NULL,
+	  "{" HDR "'type':'alias','previousId':'p\\u0000q','userId':'u1'}",
+	  SEGMENT_INVALID, "previousId holds U+0000" },
+	{ "an event name holding U+0000", 1, NULL,
+	  "{" HDR "'type':'track','userId':'u1','event':'Paid\\u0000x'}",
+	  SEGMENT_INVALID, "event holds U+0000" },
+	{ "a timestamp holding U+0000", 1, NULL,
+	  "{'messageId':'m1','timestamp':'2026-01-15T10:00:00Z\\u0000x',"
+	  "'type':'track','userId':'u1','event':'E'}",
+	  SEGMENT_INVALID, "timestamp holds U+0000" },
+	{ "a page name holding U+0000", 0, NULL,
+	  "{" HDR "'type':'page','userId':'u1','name':'Ho\\u0000me'}",
+	  SEGMENT_INVALID, "name holds U+0000" },
+	{ "a page name from the properties holding U+0000", 0,
+	  "{'consolidated_page_calls':false,'track_named_pages':true}",
+	  "{" HDR "'type':'page','userId':'u1','properties':{"
+	  "'name':'Ho\\u0000me'}}",
+	  SEGMENT_INVALID, "properties.name holds U+0000" },
+	{ "a page category holding U+0000", 0, NULL,
+	  "{" HDR "'type':'page','userId':'u1','category':'D\\u0000'}",
+	  SEGMENT_INVALID, "category holds U+0000" },
+	{ "a context.ip holding U+0000", 1, NULL,
+	  "{" HDR "'type':'track','userId':'u1','event':'E',"
+	  "'context':{'ip':'1.2.3.4\\u0000x'}}",
+	  SEGMENT_INVALID, "context.ip holds U+0000" },
+	{ "a device token holding U+0000", 1, NULL,
+	  "{" HDR "'type':'identify','userId':'u1','traits':{'a':1},"
+	  "'context':{'device':{'type':'ios','token':'ff\\u0000'}}}",
+	  SEGMENT_INVALID, "context.device.token holds U+0000" },
+	{ "a group identifier holding U+0000", 0,
+	  "{'group_identifier_traits':['company_id']}",
+	  "{" HDR "'type':'group','userId':'u1','traits':{"
+	  "'company_id':'c\\u0000d'}}",
+	  SEGMENT_INVALID, "traits.company_id holds U+0000" },
+	/* A property's or a trait's value is JSON all the way: U+0000 is
+	 * carried as the escape it came as, never cut. */
+	{ "a property value holding U+0000 is sent whole", 0, NULL,
+	  "{" HDR "'type':'track','userId':'u1','event':'E','properties':{"
+	  "'q':'a\\u0000b'}}",
+	  SEGMENT_MAPPED,
+	  "/import {'event':'E','properties':{'q':'a\\u0000b'," EV("u1") "}}" },
+	{ "a trait value holding U+0000 is sent whole", 1, NULL,
+	  "{" HDR "'type':'identify','userId':'u1','traits':{'q':'a\\u0000b'}}",
+	  SEGMENT_MAPPED, "/engage {" UPD("u1") "'$set':{'q':'a\\u0000b'}}" },
 	{ "not JSON", 1, NULL, "{'type':'track',", SEGMENT_INVALID,
 	  "not valid JSON" },
 	{ "JSON that is not an object", 1, NULL, "['a']", SEGMENT_INVALID,
