@@ -167,20 +167,22 @@ static int parse_offset(const char *p, int64_t *out)
 		return -1;
 	sign = *p == '-' ? -1 : 1;
 	h = digits(p + 1, 2);
-	if (h < 0) /* not two digits: p + 3 may lie past the text */
+	if (h < 0 || h > 23) /* not two digits: p + 3 may lie past the text */
 		return -1;
 	p += 3;
 	if (*p == ':')
 		p++;
 	m = digits(p, 2);
-	if (m < 0 || p[2])
+	if (m < 0 || m > 59 || p[2])
 		return -1;
 	*out = sign * (h * 3600 + m * 60);
 	return 0;
 }
 
 /* Parses an ISO-8601 time (Segment's timestamp): YYYY-MM-DDTHH:MM:SS,
- * optional fraction, then Z, +HH:MM, +HHMM or nothing (UTC). */
+ * optional fraction, then Z, +HH:MM, +HHMM or nothing (UTC). A date or
+ * time that does not exist (February 30th, 10:00:60, +24:00) is refused,
+ * not carried into the next day or month. */
 static int parse_time(int64_t *out, const char *s)
 {
 	int y, mo, d, h, mi, sec;
@@ -196,11 +198,15 @@ static int parse_time(int64_t *out, const char *s)
 	h = digits(s + 11, 2);
 	mi = digits(s + 14, 2);
 	sec = digits(s + 17, 2);
-	if (y < 0 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 ||
-	    mi < 0 || mi > 59 || sec < 0 || sec > 60)
+	/* No leap second: Mixpanel's time is Unix time, which has none. */
+	if (y < 0 || mo < 1 || mo > 12 || d < 1 ||
+	    d > civil_month_days(y, mo) || h < 0 || h > 23 || mi < 0 ||
+	    mi > 59 || sec < 0 || sec > 59)
 		return -1;
 	p = s + 19;
 	if (*p == '.') {
+		if (!isdigit((unsigned char)p[1])) /* RFC 3339: "." 1*DIGIT */
+			return -1;
 		for (p++; isdigit((unsigned char)*p); p++, scale /= 10)
 			ms += (*p - '0') * scale;
 	}

@@ -417,6 +417,58 @@ static const row rows[] = {
 	  "{'messageId':'m1','timestamp':'2026-01-15T10:00:00+1',"
 	  "'type':'track','userId':'u1','event':'E'}",
 	  SEGMENT_INVALID, "not an ISO-8601" },
+	/* A day, an hour or an offset that does not exist is refused, not
+	 * carried into the next month (RFC 3339 5.6 and 5.7). */
+	{ "February 30th", 0, NULL,
+	  "{'messageId':'m1','timestamp':'2026-02-30T10:00:00Z',"
+	  "'type':'track','userId':'u1','event':'E'}",
+	  SEGMENT_INVALID, "timestamp is not an ISO-8601 time that exists" },
+	{ "February 29th of a common year", 0, NULL,
+	  "{'messageId':'m1','timestamp':'2026-02-29T10:00:00Z',"
+	  "'type':'track','userId':'u1','event':'E'}",
+	  SEGMENT_INVALID, "timestamp is not an ISO-8601 time that exists" },
+	{ "February 29th of 2100 (not a leap year)", 0, NULL,
+	  "{'messageId':'m1','timestamp':'2100-02-29T10:00:00Z',"
+	  "'type':'track','userId':'u1','event':'E'}",
+	  SEGMENT_INVALID, "timestamp is not an ISO-8601 time that exists" },
+	{ "April 31st", 0, NULL,
+	  "{'messageId':'m1','timestamp':'2026-04-31T10:00:00Z',"
+	  "'type':'track','userId':'u1','event':'E'}",
+	  SEGMENT_INVALID, "timestamp is not an ISO-8601 time that exists" },
+	{ "February 29th of a leap year", 0, NULL,
+	  "{'messageId':'m1','timestamp':'2028-02-29T10:00:00Z',"
+	  "'type':'track','userId':'u1','event':'E'}",
+	  SEGMENT_MAPPED,
+	  "/import {'event':'E','properties':{'distinct_id':'u1','time':"
+	  "1835431200000,'$insert_id':'@iid','ip':0,'$user_id':'u1',"
+	  "'mp_lib':'audsync'}}" },
+	{ "an offset of +99:99", 0, NULL,
+	  "{'messageId':'m1','timestamp':'2026-01-15T10:00:00+99:99',"
+	  "'type':'track','userId':'u1','event':'E'}",
+	  SEGMENT_INVALID, "timestamp is not an ISO-8601 time that exists" },
+	{ "an offset of 24 hours", 0, NULL,
+	  "{'messageId':'m1','timestamp':'2026-01-15T10:00:00-24:00',"
+	  "'type':'track','userId':'u1','event':'E'}",
+	  SEGMENT_INVALID, "timestamp is not an ISO-8601 time that exists" },
+	{ "an offset of 60 minutes", 0, NULL,
+	  "{'messageId':'m1','timestamp':'2026-01-15T10:00:00+0160',"
+	  "'type':'track','userId':'u1','event':'E'}",
+	  SEGMENT_INVALID, "timestamp is not an ISO-8601 time that exists" },
+	{ "an offset of -23:59", 0, NULL,
+	  "{'messageId':'m1','timestamp':'2026-01-15T10:00:00-23:59',"
+	  "'type':'track','userId':'u1','event':'E'}",
+	  SEGMENT_MAPPED,
+	  "/import {'event':'E','properties':{'distinct_id':'u1','time':"
+	  "1768557540000,'$insert_id':'@iid','ip':0,'$user_id':'u1',"
+	  "'mp_lib':'audsync'}}" },
+	{ "a leap second", 0, NULL,
+	  "{'messageId':'m1','timestamp':'2026-01-15T10:00:60Z',"
+	  "'type':'track','userId':'u1','event':'E'}",
+	  SEGMENT_INVALID, "timestamp is not an ISO-8601 time that exists" },
+	{ "a decimal point without digits", 0, NULL,
+	  "{'messageId':'m1','timestamp':'2026-01-15T10:00:00.Z',"
+	  "'type':'track','userId':'u1','event':'E'}",
+	  SEGMENT_INVALID, "timestamp is not an ISO-8601 time that exists" },
 	{ "a timestamp before 1971", 1, NULL,
 	  "{'messageId':'m1','timestamp':'1970-06-01T00:00:00Z',"
 	  "'type':'track','userId':'u1','event':'E'}",
