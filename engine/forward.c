@@ -366,6 +366,9 @@ static void take(forward_totals *t, batch *b, segment_calls *c,
 
 	t->messages++;
 	if (r == SEGMENT_MAPPED) {
+		if (c->reason[0])
+			log_warn("message forwarded in part",
+				 LOG_INT(what, where), "reason", c->reason);
 		batch_add(b, c);
 		return;
 	}

@@ -3,7 +3,8 @@
  * The event half of the mapping (segment_map.c reads the message and
  * dispatches): one /import event with its properties in the seed's order
  * of precedence, and with People on, the revenue charge and the
- * increments. Pure, as segment_map.c.
+ * increments (a revenue that is no amount: the event without its charge,
+ * and a warning). Pure, as segment_map.c.
  */
 #include "audsync/segment_event.h"
 
@@ -373,13 +374,16 @@ static segment_result map_event(segment_msg *m, const char *event,
 	if (!m->distinct_id)
 		return segment_msg_invalid_arg(
 			m, "no valid userId or anonymousId in", m->type);
-	if (read_revenue(&revenue, &has_revenue, own) != 0)
-		return segment_msg_invalid(
-			m, "properties.revenue is not a number");
 	put_event(m, event, own, extra);
 	if (!m->s->use_people)
 		return SEGMENT_MAPPED;
-	if (has_revenue && revenue != 0)
+	/* Seed: properties go "directly"; revenue matters for the charge
+	 * only, so a revenue that is no amount costs the charge alone. */
+	if (read_revenue(&revenue, &has_revenue, own) != 0)
+		segment_msg_warn(m, "properties.revenue is not a number: the "
+				    "event was sent, with no charge to "
+				    "$transactions");
+	else if (has_revenue && revenue != 0)
 		add_charge(m, own, revenue);
 	/* Increments need a known user (seed: "Incrementing events"). */
 	if (m->user_id)

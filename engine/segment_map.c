@@ -104,6 +104,11 @@ segment_result segment_msg_skipped(segment_msg *m, const char *why)
 	snprintf(m->out->reason, sizeof(m->out->reason), "%s", why);
 	return SEGMENT_SKIPPED;
 }
+
+void segment_msg_warn(segment_msg *m, const char *why)
+{
+	snprintf(m->out->reason, sizeof(m->out->reason), "%s", why);
+}
 int segment_msg_text(const char **out, segment_msg *m, const jdoc_val *o,
 		     const char *key, const char *field)
 {

@@ -70,6 +70,10 @@ segment_result segment_msg_invalid_arg(segment_msg *m, const char *what,
 				       const char *arg);
 segment_result segment_msg_skipped(segment_msg *m, const char *why);
 
+/* The message is mapped, but not whole: m->out->reason becomes why (the
+ * caller logs it as a warning). */
+void segment_msg_warn(segment_msg *m, const char *why);
+
 /* The record written to c->data since off becomes a call on ep, in the
  * lane of key (copied). */
 void segment_calls_add(segment_calls *c, mp_endpoint ep, size_t off,

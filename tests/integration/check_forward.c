@@ -336,6 +336,40 @@ START_TEST(message_ids_holding_u0000_are_refused_not_merged)
 }
 END_TEST
 
+START_TEST(a_revenue_that_is_no_amount_costs_the_charge_only)
+{
+	const char *lines[] = {
+		"{'messageId':'r1'," TS ",'type':'track','userId':'u1',"
+		"'event':'Paid','properties':{'revenue':'lots'}}",
+		"{'messageId':'r2'," TS ",'type':'identify','userId':'u1',"
+		"'traits':{'plan':'pro'}}",
+	};
+	json_object *st = NULL, *profiles, *p;
+	tl_result r;
+
+	write_file(lines, 2);
+	r = forward(path);
+	ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
+	ck_assert_msg(tl_contains(r.err, "level=warn") &&
+			      tl_contains(r.err, "msg=\"message forwarded in "
+						 "part\" line=1 reason="
+						 "\"properties.revenue is not "
+						 "a number"),
+		      "%s", r.err);
+	ck_assert_int_eq(mpctl_state(&st, fake), 0);
+	ck_assert_int_eq(count_events(st, "Paid"), 1);
+	ck_assert_str_eq(
+		json_object_get_string(profile_value(st, "u1", "plan")), "pro");
+	ck_assert(json_object_object_get_ex(st, "profiles", &profiles));
+	ck_assert(json_object_object_get_ex(profiles, "u1", &p));
+	ck_assert_msg(
+		!tl_contains(json_object_to_json_string(p), "$transactions"),
+		"%s", json_object_to_json_string(p));
+	json_object_put(st);
+	tl_result_free(&r);
+}
+END_TEST
+
 START_TEST(a_file_that_cannot_be_read_is_named_with_the_cause)
 {
 	tl_result r = forward("/tmp");
@@ -516,6 +550,7 @@ static Suite *forward_suite(void)
 	tcase_add_test(t, a_2mb_line_is_reported_and_the_rest_go_on);
 	tcase_add_test(t, a_nul_byte_fails_its_line_and_only_it);
 	tcase_add_test(t, a_file_that_cannot_be_read_is_named_with_the_cause);
+	tcase_add_test(t, a_revenue_that_is_no_amount_costs_the_charge_only);
 	tcase_add_test(t, message_ids_holding_u0000_are_refused_not_merged);
 	tcase_add_test(t, an_event_mixpanel_refuses_is_a_dead_letter);
 	tcase_add_test(

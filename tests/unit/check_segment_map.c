@@ -162,18 +162,28 @@ static const row rows[] = {
 			"/engage {" UPD("u1") "'$append':{'$transactions':{"
 					      "'$time':'" DATE "',"
 					      "'$amount':12.5}}}" },
-	{ "track: a revenue that is not a number", 1, NULL,
+	/* Seed: track maps properties "directly"; revenue only makes the
+	 * People charge. A revenue that is no amount is an ordinary
+	 * property: the event goes, the charge does not (a warning). */
+	{ "track: a revenue that is not a number goes without a charge", 1,
+	  NULL,
 	  "{" HDR "'type':'track','userId':'u1','event':'Paid',"
 	  "'properties':{'revenue':'lots'}}",
-	  SEGMENT_INVALID, "revenue is not a number" },
-	{ "track: a revenue beyond a double", 1, NULL,
+	  SEGMENT_MAPPED,
+	  "/import {'event':'Paid','properties':{'revenue':'lots'," EV(
+		  "u1") "}}" },
+	{ "track: a revenue beyond a double goes without a charge", 1, NULL,
 	  "{" HDR "'type':'track','userId':'u1','event':'Paid',"
 	  "'properties':{'revenue':1e400}}",
-	  SEGMENT_INVALID, "revenue is not a number" },
-	{ "track: a revenue that is an object", 0, NULL,
+	  SEGMENT_MAPPED,
+	  "/import {'event':'Paid','properties':{'revenue':1e400," EV(
+		  "u1") "}}" },
+	{ "track: a revenue that is an object, People off", 0, NULL,
 	  "{" HDR "'type':'track','userId':'u1','event':'Paid',"
 	  "'properties':{'revenue':{'v':1}}}",
-	  SEGMENT_INVALID, "revenue is not a number" },
+	  SEGMENT_MAPPED,
+	  "/import {'event':'Paid','properties':{'revenue':{'v':1}," EV(
+		  "u1") "}}" },
 	{ "track: context.ip 0 turns geolocation off (seed)", 0, NULL,
 	  "{" HDR "'type':'track','userId':'u1','event':'Ignore My IP',"
 	  "'context':{'ip':0}}",
@@ -718,6 +728,41 @@ START_TEST(each_seed_example_maps_to_its_exact_records)
 }
 END_TEST
 
+/* What the mapping says beside a mapped message: only the charge that
+ * could not be made. */
+static const char *warning_of(int use_people, const char *revenue)
+{
+	static char reason[AUDSYNC_ERR_LEN];
+	segment_settings s;
+	segment_calls c;
+	row r = { "warning", use_people, NULL, NULL, SEGMENT_MAPPED, NULL };
+	char msg[256];
+
+	snprintf(msg, sizeof(msg),
+		 "{\"messageId\":\"m1\",\"timestamp\":\"2026-01-15T10:00:00Z\","
+		 "\"type\":\"track\",\"userId\":\"u1\",\"event\":\"Paid\","
+		 "\"properties\":{\"revenue\":%s}}",
+		 revenue);
+	settings_of(&s, &r);
+	segment_calls_init(&c);
+	ck_assert_int_eq(segment_map_text(&c, msg, strlen(msg), &s),
+			 SEGMENT_MAPPED);
+	snprintf(reason, sizeof(reason), "%s", c.reason);
+	segment_calls_free(&c);
+	segment_settings_free(&s);
+	return reason;
+}
+
+START_TEST(a_revenue_that_is_no_amount_is_a_warning_with_people_only)
+{
+	ck_assert_str_eq(warning_of(1, "\"lots\""),
+			 "properties.revenue is not a number: the event "
+			 "was sent, with no charge to $transactions");
+	ck_assert_str_eq(warning_of(0, "\"lots\""), "");
+	ck_assert_str_eq(warning_of(1, "12"), "");
+}
+END_TEST
+
 START_TEST(a_message_over_the_record_limit_is_refused)
 {
 	/* one byte over the limit */
@@ -946,6 +991,8 @@ static Suite *segment_map_suite(void)
 	tcase_add_loop_test(t, each_seed_example_maps_to_its_exact_records, 0,
 			    (int)N_ROWS);
 	tcase_add_test(t, a_message_over_the_record_limit_is_refused);
+	tcase_add_test(
+		t, a_revenue_that_is_no_amount_is_a_warning_with_people_only);
 	tcase_add_test(t, insert_ids_follow_the_message_id_only);
 	tcase_add_test(t,
 		       a_user_id_over_255_bytes_gives_way_to_the_anonymous_id);
