@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 /* ---- calls -------------------------------------------------------------- */
@@ -375,15 +376,13 @@ static void put_trait(buf *set, buf *uni, const char *key, const jdoc_val *v,
 
 /* The traits that go to People: all (set_all_traits_by_default), or the
  * special traits and those named in people_properties; plus the device
- * token as $ios_devices (in the place of a trait so named). Into the
+ * token (NULL: none) as $ios_devices (in the place of a trait so named). Into the
  * members of $set and $union. */
 static void people_traits(buf *set, buf *uni, const segment_msg *m,
 			  const jdoc_val *traits, const char *token)
 {
 	size_t i;
 
-	if (token && !*token)
-		token = NULL;
 	for (i = 0; traits && i < traits->len; i++) {
 		const jdoc_val *v = &traits->kids[i];
 		int device = token && strcmp(v->key, "$ios_devices") == 0;
@@ -401,6 +400,53 @@ static void people_traits(buf *set, buf *uni, const segment_msg *m,
 		put_trait(set, uni, "$ios_devices", NULL, token);
 }
 
+/* 1 when v is a string equal to name, in any case. */
+static int text_is(const jdoc_val *v, const char *name)
+{
+	return jdoc_is(v, JDOC_STRING) && v->len == strlen(name) &&
+	       strncasecmp(v->s, name, v->len) == 0;
+}
+
+/* 1 when the message says its device is not an iOS one: a device.type
+ * other than ios, else an os.name other than iOS (or iPadOS, or iPhone OS
+ * as older iOS said). Saying nothing is no such claim. */
+static int not_ios(const jdoc_val *msg)
+{
+	const jdoc_val *ctx = jdoc_get(msg, "context");
+	const jdoc_val *type = segment_path(ctx, "device", "type");
+	const jdoc_val *os = segment_path(ctx, "os", "name");
+
+	if (jdoc_is(type, JDOC_STRING))
+		return !text_is(type, "ios");
+	if (jdoc_is(os, JDOC_STRING))
+		return !text_is(os, "iOS") && !text_is(os, "iPadOS") &&
+		       !text_is(os, "iPhone OS");
+	return 0;
+}
+
+/* The device token to send as $ios_devices in *out, or NULL (none, or a
+ * device that is not iOS: seed, "This only works on iOS", said in a
+ * warning). -1 when the token is not a string or holds U+0000. */
+static int device_token(const char **out, segment_msg *m)
+{
+	const char *token;
+
+	if (segment_msg_text(&token, m,
+			     segment_path(m->msg, "context", "device"), "token",
+			     "context.device.token") != 0)
+		return -1;
+	if (token && !*token)
+		token = NULL;
+	if (token && not_ios(m->msg)) {
+		segment_msg_warn(m, "context.device.token not sent: "
+				    "$ios_devices is for iOS devices only, "
+				    "and this one is not");
+		token = NULL;
+	}
+	*out = token;
+	return 0;
+}
+
 static segment_result map_identify(segment_msg *m)
 {
 	const jdoc_val *traits = jdoc_get(m->msg, "traits");
@@ -416,9 +462,7 @@ static segment_result map_identify(segment_msg *m)
 		return segment_msg_skipped(
 			m, "identify goes to Mixpanel People, and "
 			   "use_people is off for this destination");
-	if (segment_msg_text(&token, m,
-			     segment_path(m->msg, "context", "device"), "token",
-			     "context.device.token") != 0)
+	if (device_token(&token, m) != 0)
 		return SEGMENT_INVALID;
 	buf_reset(set);
 	buf_reset(uni);

@@ -104,6 +104,34 @@ static const row rows[] = {
 							      "5c838e5405bfeb95"
 							      "71066395b8c9da44"
 							      "9']}}" },
+	/* Seed: "$ios_devices. This only works on iOS." A token from a
+	 * device that says it is something else is not sent so; one that
+	 * says nothing goes, as the seed's example and Segment's own
+	 * integration (integration-mixpanel, identify) send it. */
+	{ "identify: an Android device's token is no $ios_devices", 1, NULL,
+	  "{" HDR "'type':'identify','userId':'u1','traits':{'a':1},"
+	  "'context':{'device':{'type':'android','token':'fcm1'}}}",
+	  SEGMENT_MAPPED, "/engage {" UPD("u1") "'$set':{'a':1}}" },
+	{ "identify: nor is a token from an OS other than iOS", 1, NULL,
+	  "{" HDR "'type':'identify','userId':'u1','traits':{'a':1},"
+	  "'context':{'device':{'token':'fcm1'},'os':{'name':'Android'}}}",
+	  SEGMENT_MAPPED, "/engage {" UPD("u1") "'$set':{'a':1}}" },
+	{ "identify: device.type ios, in any case, sends the token", 1, NULL,
+	  "{" HDR "'type':'identify','userId':'u1','traits':{'a':1},"
+	  "'context':{'device':{'type':'iOS','token':'apns1'}}}",
+	  SEGMENT_MAPPED,
+	  "/engage {" UPD(
+		  "u1") "'$set':{'a':1}}\n"
+			"/engage {" UPD(
+				"u1") "'$union':{'$ios_devices':['apns1']}}" },
+	{ "identify: os.name iOS sends the token", 1, NULL,
+	  "{" HDR "'type':'identify','userId':'u1','traits':{'a':1},"
+	  "'context':{'device':{'token':'apns1'},'os':{'name':'iOS'}}}",
+	  SEGMENT_MAPPED,
+	  "/engage {" UPD(
+		  "u1") "'$set':{'a':1}}\n"
+			"/engage {" UPD(
+				"u1") "'$union':{'$ios_devices':['apns1']}}" },
 	{ "identify: context.active false bypasses Last Seen", 1, NULL,
 	  "{" HDR "'type':'identify','userId':'12345','traits':{"
 	  "'name':'Frank'},'context':{'active':false}}",
