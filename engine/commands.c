@@ -378,7 +378,11 @@ static int forward_file(PGconn *conn, const cli_opts *o, forward_totals *f,
 	while (rc == 0 && !eof && !sync_stop_requested) {
 		rc = forward_stream(f, &eof, &line, conn, in, o->destination,
 				    FORWARD_ROUND, err, sizeof(err));
-		if (rc == 0 && !eof)
+		if (rc != 0) {
+			log_error(err, "file", path ? path : "-");
+			break;
+		}
+		if (!eof)
 			rc = deliver_outboxes(&t->delivery, conn,
 					      o->destination, NULL, err,
 					      sizeof(err));

@@ -15,6 +15,7 @@
 #include "audsync/outbox.h"
 #include "audsync/segment_map.h"
 
+#include <errno.h>
 #include <json-c/json.h>
 #include <stdlib.h>
 #include <string.h>
@@ -317,29 +318,35 @@ static int dest_open(fw_dest *d, PGconn *conn, const char *name, char *err,
 
 /*
  * Reads one line into line (without its '\n'), keeping at most cap bytes;
- * *len is its whole length. Returns 1, or 0 at the end of in, or -1 on a
+ * *len is its whole length and *nul is set when it holds a NUL byte
+ * (byte by byte: fgets() and strlen() would end the line at the NUL and
+ * glue the next one to it). Returns 1, or 0 at the end of in, or -1 on a
  * read error.
  */
-static int read_line(buf *line, size_t *len, FILE *in, size_t cap)
+static int read_line(buf *line, size_t *len, int *nul, FILE *in, size_t cap)
 {
-	char chunk[65536];
-	int any = 0;
+	int c, e, any = 0;
 
 	buf_reset(line);
 	*len = 0;
-	while (fgets(chunk, sizeof(chunk), in)) {
-		size_t n = strlen(chunk);
-		int nl = n > 0 && chunk[n - 1] == '\n';
-
+	*nul = 0;
+	flockfile(in);
+	for (;;) {
+		c = getc_unlocked(in);
+		if (c == EOF)
+			break;
 		any = 1;
-		n -= nl;
-		if (line->len + n <= cap)
-			buf_append(line, chunk, n);
-		*len += n;
-		if (nl)
-			return 1;
+		if (c == '\n')
+			break;
+		*nul |= c == '\0';
+		if (line->len < cap)
+			buf_putc(line, (char)c);
+		(*len)++;
 	}
-	if (ferror(in))
+	e = errno; /* for the caller's message */
+	funlockfile(in);
+	errno = e;
+	if (c == EOF && ferror(in))
 		return -1;
 	return any;
 }
@@ -359,6 +366,9 @@ static void take(forward_totals *t, batch *b, segment_calls *c,
 
 	t->messages++;
 	if (r == SEGMENT_MAPPED) {
+		if (c->reason[0])
+			log_warn("message forwarded in part",
+				 LOG_INT(what, where), "reason", c->reason);
 		batch_add(b, c);
 		return;
 	}
@@ -370,6 +380,15 @@ static void take(forward_totals *t, batch *b, segment_calls *c,
 	}
 	t->failed++;
 	report(what, where, c->reason);
+}
+
+/* Counts and reports a message refused before it is mapped. */
+static void refuse(forward_totals *t, const char *what, long long where,
+		   const char *reason)
+{
+	t->messages++;
+	t->failed++;
+	report(what, where, reason);
 }
 
 static int blank(const char *s, size_t n)
@@ -392,7 +411,7 @@ int forward_stream(forward_totals *out, int *eof, long long *line, PGconn *conn,
 	buf text;
 	size_t len;
 	long long taken = 0;
-	int r = 1, rc = -1;
+	int r = 1, rc = -1, nul;
 
 	*eof = 0;
 	rc = dest_open(&d, conn, destination, err, errlen);
@@ -403,7 +422,7 @@ int forward_stream(forward_totals *out, int *eof, long long *line, PGconn *conn,
 	buf_init(&b.data);
 	segment_calls_init(&c);
 	while (max_messages <= 0 || taken < max_messages) {
-		r = read_line(&text, &len, in, SEGMENT_MAX_MESSAGE + 1);
+		r = read_line(&text, &len, &nul, in, SEGMENT_MAX_MESSAGE + 1);
 		if (r <= 0)
 			break;
 		(*line)++;
@@ -412,15 +431,22 @@ int forward_stream(forward_totals *out, int *eof, long long *line, PGconn *conn,
 			continue;
 		taken++;
 		/* A line over the cap is refused on its whole length. */
-		take(out, &b, &c, &d, text.data,
-		     len > text.len ? len : text.len, "line", *line);
+		if (nul)
+			refuse(out, "line", *line,
+			       "the line holds a NUL byte, which JSON text "
+			       "never does (in a string it is written "
+			       "\\u0000)");
+		else
+			take(out, &b, &c, &d, text.data,
+			     len > text.len ? len : text.len, "line", *line);
 		if ((b.nmsgs >= BATCH_MESSAGES || b.data.len >= BATCH_BYTES) &&
 		    commit_batch(out, &b, conn, &d, err, errlen) != 0)
 			goto done;
 	}
 	if (r < 0) {
 		snprintf(err, errlen,
-			 "reading the messages failed at line %lld", *line + 1);
+			 "reading the messages failed at line %lld: %s",
+			 *line + 1, strerror(errno));
 		goto done;
 	}
 	if (commit_batch(out, &b, conn, &d, err, errlen) != 0)

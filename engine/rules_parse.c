@@ -295,15 +295,6 @@ static int digits(const char **p, int n, int *out)
 	return 0;
 }
 
-static int month_days(int y, int m)
-{
-	static const int days[] = { 31, 28, 31, 30, 31, 30,
-				    31, 31, 30, 31, 30, 31 };
-	int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-
-	return days[m - 1] + (m == 2 && leap);
-}
-
 /* The optional zone: Z, +HH, +HHMM, +HH:MM; sets *off in seconds. */
 static int parse_zone(const char *p, double *off)
 {
@@ -338,7 +329,7 @@ int rules_parse_time(double *out, const char *s)
 	if (digits(&p, 4, &y) != 0 || *p++ != '-' || digits(&p, 2, &mo) ||
 	    *p++ != '-' || digits(&p, 2, &d) != 0)
 		return -1;
-	if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > month_days(y, mo))
+	if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > civil_month_days(y, mo))
 		return -1;
 	if (*p == 'T' || *p == ' ') {
 		p++;

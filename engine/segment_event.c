@@ -3,7 +3,8 @@
  * The event half of the mapping (segment_map.c reads the message and
  * dispatches): one /import event with its properties in the seed's order
  * of precedence, and with People on, the revenue charge and the
- * increments. Pure, as segment_map.c.
+ * increments (a revenue that is no amount: the event without its charge,
+ * and a warning). Pure, as segment_map.c.
  */
 #include "audsync/segment_event.h"
 
@@ -373,13 +374,16 @@ static segment_result map_event(segment_msg *m, const char *event,
 	if (!m->distinct_id)
 		return segment_msg_invalid_arg(
 			m, "no valid userId or anonymousId in", m->type);
-	if (read_revenue(&revenue, &has_revenue, own) != 0)
-		return segment_msg_invalid(
-			m, "properties.revenue is not a number");
 	put_event(m, event, own, extra);
 	if (!m->s->use_people)
 		return SEGMENT_MAPPED;
-	if (has_revenue && revenue != 0)
+	/* Seed: properties go "directly"; revenue matters for the charge
+	 * only, so a revenue that is no amount costs the charge alone. */
+	if (read_revenue(&revenue, &has_revenue, own) != 0)
+		segment_msg_warn(m, "properties.revenue is not a number: the "
+				    "event was sent, with no charge to "
+				    "$transactions");
+	else if (has_revenue && revenue != 0)
 		add_charge(m, own, revenue);
 	/* Increments need a known user (seed: "Incrementing events"). */
 	if (m->user_id)
@@ -389,8 +393,10 @@ static segment_result map_event(segment_msg *m, const char *event,
 
 segment_result segment_event_track(segment_msg *m)
 {
-	const char *event = segment_str(m->msg, "event");
+	const char *event;
 
+	if (segment_msg_text(&event, m, m->msg, "event", "event") != 0)
+		return SEGMENT_INVALID;
 	if (!event || !*event)
 		return segment_msg_invalid(m, "track has no event name");
 	return map_event(m, event, NULL);
@@ -434,15 +440,20 @@ static void string_member(jdoc_val *v, const char *key, const char *s)
 segment_result segment_event_page(segment_msg *m, const char *noun)
 {
 	const jdoc_val *props = jdoc_get(m->msg, "properties");
-	const char *name = segment_str(m->msg, "name");
-	const char *category = segment_str(m->msg, "category");
+	const char *name, *category;
 	buf *event = &m->out->scratch[0];
 	jdoc_val extra, kids[2];
 
-	if (!name)
-		name = segment_str(props, "name");
-	if (!category)
-		category = segment_str(props, "category");
+	/* The call's name and category, else its properties' (of any type
+	 * there: only a string names the page). */
+	if (segment_msg_text(&name, m, m->msg, "name", "name") != 0 ||
+	    segment_msg_text(&category, m, m->msg, "category", "category") !=
+		    0 ||
+	    (!name && segment_msg_text_if(&name, m, props, "name",
+					  "properties.name") != 0) ||
+	    (!category && segment_msg_text_if(&category, m, props, "category",
+					      "properties.category") != 0))
+		return SEGMENT_INVALID;
 	name = name && *name ? name : NULL;
 	category = category && *category ? category : NULL;
 	buf_reset(event);

@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 /* ---- calls -------------------------------------------------------------- */
@@ -104,6 +105,46 @@ segment_result segment_msg_skipped(segment_msg *m, const char *why)
 	snprintf(m->out->reason, sizeof(m->out->reason), "%s", why);
 	return SEGMENT_SKIPPED;
 }
+
+void segment_msg_warn(segment_msg *m, const char *why)
+{
+	snprintf(m->out->reason, sizeof(m->out->reason), "%s", why);
+}
+int segment_msg_text(const char **out, segment_msg *m, const jdoc_val *o,
+		     const char *key, const char *field)
+{
+	const jdoc_val *v = jdoc_get(o, key);
+
+	if (!v || jdoc_is(v, JDOC_NULL)) {
+		*out = NULL;
+		return 0;
+	}
+	if (!jdoc_is(v, JDOC_STRING)) {
+		snprintf(m->out->reason, sizeof(m->out->reason),
+			 "%s is not a string", field);
+		return -1;
+	}
+	if (memchr(v->s, '\0', v->len)) {
+		snprintf(m->out->reason, sizeof(m->out->reason),
+			 "%s holds U+0000 (\\u0000), which no id, name or "
+			 "time may hold",
+			 field);
+		return -1;
+	}
+	*out = v->s;
+	return 0;
+}
+
+int segment_msg_text_if(const char **out, segment_msg *m, const jdoc_val *o,
+			const char *key, const char *field)
+{
+	if (!jdoc_is(jdoc_get(o, key), JDOC_STRING)) {
+		*out = NULL;
+		return 0;
+	}
+	return segment_msg_text(out, m, o, key, field);
+}
+
 /* n decimal digits at s as a number, or -1. */
 static int digits(const char *s, int n)
 {
@@ -132,20 +173,22 @@ static int parse_offset(const char *p, int64_t *out)
 		return -1;
 	sign = *p == '-' ? -1 : 1;
 	h = digits(p + 1, 2);
-	if (h < 0) /* not two digits: p + 3 may lie past the text */
+	if (h < 0 || h > 23) /* not two digits: p + 3 may lie past the text */
 		return -1;
 	p += 3;
 	if (*p == ':')
 		p++;
 	m = digits(p, 2);
-	if (m < 0 || p[2])
+	if (m < 0 || m > 59 || p[2])
 		return -1;
 	*out = sign * (h * 3600 + m * 60);
 	return 0;
 }
 
 /* Parses an ISO-8601 time (Segment's timestamp): YYYY-MM-DDTHH:MM:SS,
- * optional fraction, then Z, +HH:MM, +HHMM or nothing (UTC). */
+ * optional fraction, then Z, +HH:MM, +HHMM or nothing (UTC). A date or
+ * time that does not exist (February 30th, 10:00:60, +24:00) is refused,
+ * not carried into the next day or month. */
 static int parse_time(int64_t *out, const char *s)
 {
 	int y, mo, d, h, mi, sec;
@@ -161,11 +204,15 @@ static int parse_time(int64_t *out, const char *s)
 	h = digits(s + 11, 2);
 	mi = digits(s + 14, 2);
 	sec = digits(s + 17, 2);
-	if (y < 0 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 ||
-	    mi < 0 || mi > 59 || sec < 0 || sec > 60)
+	/* No leap second: Mixpanel's time is Unix time, which has none. */
+	if (y < 0 || mo < 1 || mo > 12 || d < 1 ||
+	    d > civil_month_days(y, mo) || h < 0 || h > 23 || mi < 0 ||
+	    mi > 59 || sec < 0 || sec > 59)
 		return -1;
 	p = s + 19;
 	if (*p == '.') {
+		if (!isdigit((unsigned char)p[1])) /* RFC 3339: "." 1*DIGIT */
+			return -1;
 		for (p++; isdigit((unsigned char)*p); p++, scale /= 10)
 			ms += (*p - '0') * scale;
 	}
@@ -207,49 +254,78 @@ static void format_date(char out[32], int64_t ms)
 	out[19] = '\0';
 }
 
-/* A Segment id usable as a distinct_id, or NULL. */
-static const char *valid_id(const jdoc_val *msg, const char *key)
+/* The id at key (userId, anonymousId, previousId) in *out when it is
+ * usable as a distinct_id, else NULL (ids Mixpanel refuses count as
+ * none); -1 when it is not a string or holds U+0000. */
+static int read_id(const char **out, segment_msg *m, const char *key)
 {
-	const char *v = segment_str(msg, key);
+	const char *v;
 
-	return v && !mp_distinct_id_invalid(v) ? v : NULL;
+	if (segment_msg_text(&v, m, m->msg, key, key) != 0)
+		return -1;
+	*out = v && !mp_distinct_id_invalid(v) ? v : NULL;
+	return 0;
 }
 
 /* context.ip when it names an address; 0, "0" or absent: none. */
-static const char *context_ip(const jdoc_val *msg)
+static const char *context_ip(const char *ip)
 {
-	const char *ip = segment_str(jdoc_get(msg, "context"), "ip");
-
 	return ip && *ip && strcmp(ip, "0") != 0 ? ip : NULL;
+}
+
+/* The message's timestamp (else originalTimestamp) into m. */
+static segment_result read_time(segment_msg *m)
+{
+	const char *field = "timestamp", *ts;
+	char what[64];
+
+	if (segment_msg_text(&ts, m, m->msg, field, field) != 0)
+		return SEGMENT_INVALID;
+	if (!ts) {
+		field = "originalTimestamp";
+		if (segment_msg_text(&ts, m, m->msg, field, field) != 0)
+			return SEGMENT_INVALID;
+	}
+	if (!ts)
+		return segment_msg_invalid(m, "timestamp is missing");
+	if (parse_time(&m->time_ms, ts) != 0) {
+		snprintf(what, sizeof(what),
+			 "%s is not an ISO-8601 time that exists:", field);
+		return segment_msg_invalid_arg(m, what, ts);
+	}
+	if (m->time_ms < 31536000000LL)
+		return segment_msg_invalid_arg(
+			m, "timestamp lies before 1971:", ts);
+	format_date(m->date, m->time_ms);
+	return SEGMENT_MAPPED;
 }
 
 static segment_result read_common(segment_msg *m)
 {
 	const jdoc_val *active = segment_path(m->msg, "context", "active");
-	const char *ts = segment_str(m->msg, "timestamp");
+	const char *ip;
 
-	m->type = segment_str(m->msg, "type");
+	if (segment_msg_text(&m->type, m, m->msg, "type", "type") != 0)
+		return SEGMENT_INVALID;
 	if (!m->type)
 		return segment_msg_invalid(m, "type is missing");
-	m->message_id = segment_str(m->msg, "messageId");
+	if (segment_msg_text(&m->message_id, m, m->msg, "messageId",
+			     "messageId") != 0)
+		return SEGMENT_INVALID;
 	if (!m->message_id || !*m->message_id)
 		return segment_msg_invalid(
 			m, "messageId is missing: it makes the "
 			   "$insert_id and keeps a message sent once");
-	if (!ts)
-		ts = segment_str(m->msg, "originalTimestamp");
-	if (!ts || parse_time(&m->time_ms, ts) != 0)
-		return segment_msg_invalid(
-			m, "timestamp is missing or not an ISO-8601 "
-			   "time");
-	if (m->time_ms < 31536000000LL)
-		return segment_msg_invalid_arg(
-			m, "timestamp lies before 1971:", ts);
-	format_date(m->date, m->time_ms);
-	m->user_id = valid_id(m->msg, "userId");
-	m->anon_id = valid_id(m->msg, "anonymousId");
+	if (read_time(m) != SEGMENT_MAPPED)
+		return SEGMENT_INVALID;
+	if (read_id(&m->user_id, m, "userId") != 0 ||
+	    read_id(&m->anon_id, m, "anonymousId") != 0)
+		return SEGMENT_INVALID;
 	m->distinct_id = m->user_id ? m->user_id : m->anon_id;
-	m->ip = context_ip(m->msg);
+	if (segment_msg_text_if(&ip, m, jdoc_get(m->msg, "context"), "ip",
+				"context.ip") != 0)
+		return SEGMENT_INVALID;
+	m->ip = context_ip(ip);
 	m->ignore_time = jdoc_is(active, JDOC_FALSE);
 	return SEGMENT_MAPPED;
 }
@@ -300,17 +376,13 @@ static void put_trait(buf *set, buf *uni, const char *key, const jdoc_val *v,
 
 /* The traits that go to People: all (set_all_traits_by_default), or the
  * special traits and those named in people_properties; plus the device
- * token as $ios_devices (in the place of a trait so named). Into the
+ * token (NULL: none) as $ios_devices (in the place of a trait so named). Into the
  * members of $set and $union. */
 static void people_traits(buf *set, buf *uni, const segment_msg *m,
-			  const jdoc_val *traits)
+			  const jdoc_val *traits, const char *token)
 {
-	const char *token =
-		segment_str(segment_path(m->msg, "context", "device"), "token");
 	size_t i;
 
-	if (token && !*token)
-		token = NULL;
 	for (i = 0; traits && i < traits->len; i++) {
 		const jdoc_val *v = &traits->kids[i];
 		int device = token && strcmp(v->key, "$ios_devices") == 0;
@@ -328,10 +400,58 @@ static void people_traits(buf *set, buf *uni, const segment_msg *m,
 		put_trait(set, uni, "$ios_devices", NULL, token);
 }
 
+/* 1 when v is a string equal to name, in any case. */
+static int text_is(const jdoc_val *v, const char *name)
+{
+	return jdoc_is(v, JDOC_STRING) && v->len == strlen(name) &&
+	       strncasecmp(v->s, name, v->len) == 0;
+}
+
+/* 1 when the message says its device is not an iOS one: a device.type
+ * other than ios, else an os.name other than iOS (or iPadOS, or iPhone OS
+ * as older iOS said). Saying nothing is no such claim. */
+static int not_ios(const jdoc_val *msg)
+{
+	const jdoc_val *ctx = jdoc_get(msg, "context");
+	const jdoc_val *type = segment_path(ctx, "device", "type");
+	const jdoc_val *os = segment_path(ctx, "os", "name");
+
+	if (jdoc_is(type, JDOC_STRING))
+		return !text_is(type, "ios");
+	if (jdoc_is(os, JDOC_STRING))
+		return !text_is(os, "iOS") && !text_is(os, "iPadOS") &&
+		       !text_is(os, "iPhone OS");
+	return 0;
+}
+
+/* The device token to send as $ios_devices in *out, or NULL (none, or a
+ * device that is not iOS: seed, "This only works on iOS", said in a
+ * warning). -1 when the token is not a string or holds U+0000. */
+static int device_token(const char **out, segment_msg *m)
+{
+	const char *token;
+
+	if (segment_msg_text(&token, m,
+			     segment_path(m->msg, "context", "device"), "token",
+			     "context.device.token") != 0)
+		return -1;
+	if (token && !*token)
+		token = NULL;
+	if (token && not_ios(m->msg)) {
+		segment_msg_warn(m, "context.device.token not sent: "
+				    "$ios_devices is for iOS devices only, "
+				    "and this one is not");
+		token = NULL;
+	}
+	*out = token;
+	return 0;
+}
+
 static segment_result map_identify(segment_msg *m)
 {
 	const jdoc_val *traits = jdoc_get(m->msg, "traits");
 	buf *set = &m->out->scratch[0], *uni = &m->out->scratch[1];
+	const char *token;
 
 	if (segment_not_object(traits))
 		return segment_msg_invalid(m, "traits is not an object");
@@ -342,10 +462,12 @@ static segment_result map_identify(segment_msg *m)
 		return segment_msg_skipped(
 			m, "identify goes to Mixpanel People, and "
 			   "use_people is off for this destination");
+	if (device_token(&token, m) != 0)
+		return SEGMENT_INVALID;
 	buf_reset(set);
 	buf_reset(uni);
-	people_traits(set, uni, m,
-		      jdoc_is(traits, JDOC_OBJECT) ? traits : NULL);
+	people_traits(set, uni, m, jdoc_is(traits, JDOC_OBJECT) ? traits : NULL,
+		      token);
 	if (set->len == 0 && uni->len == 0)
 		return segment_msg_skipped(m, "identify has no traits to set");
 	if (set->len > 0) {
@@ -400,6 +522,14 @@ static segment_result map_group(segment_msg *m)
 	if (!id)
 		return segment_msg_skipped(m, "group has no trait named in "
 					      "group_identifier_traits");
+	/* The id is the group's key and its lane: it may not be cut. */
+	if (jdoc_is(id, JDOC_STRING) && memchr(id->s, '\0', id->len)) {
+		snprintf(m->out->reason, sizeof(m->out->reason),
+			 "traits.%.64s holds U+0000 (\\u0000), which no id may "
+			 "hold",
+			 key);
+		return SEGMENT_INVALID;
+	}
 	off = data->len;
 	buf_puts(data, "{\"$token\":");
 	buf_json_str(data, m->s->token);
@@ -420,11 +550,13 @@ static segment_result map_group(segment_msg *m)
 
 static segment_result map_alias(segment_msg *m)
 {
-	const char *previous = valid_id(m->msg, "previousId");
 	char iid[MP_INSERT_ID_LEN + 1];
 	buf *data = &m->out->data;
 	size_t off = data->len;
+	const char *previous;
 
+	if (read_id(&previous, m, "previousId") != 0)
+		return SEGMENT_INVALID;
 	if (!previous || !m->user_id)
 		return segment_msg_invalid(
 			m, "alias needs a valid previousId and userId");

@@ -9,4 +9,8 @@
  * Exact for any y an int64_t day count holds. */
 int64_t civil_days(int64_t y, int m, int d);
 
+/* The days of month m (1..12) of year y: 28 or 29 in February, by the
+ * Gregorian rule (2000 and 2028 leap, 2100 not). */
+int civil_month_days(int64_t y, int m);
+
 #endif

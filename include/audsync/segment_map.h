@@ -30,6 +30,8 @@ typedef struct segment_calls {
 	segment_call call[SEGMENT_MAX_CALLS];
 	int n;
 	size_t message_id; /* keys.data + message_id */
+	/* why not mapped or skipped; after SEGMENT_MAPPED, empty, or what
+	 * of the message was not sent (a warning) */
 	char reason[AUDSYNC_ERR_LEN];
 	jdoc doc;		      /* the message, parsed */
 	buf scratch[SEGMENT_SCRATCH]; /* kept across messages */
@@ -40,7 +42,7 @@ void segment_calls_free(segment_calls *c);
 
 typedef enum segment_result {
 	SEGMENT_INVALID = -1, /* cannot be mapped: reason says why */
-	SEGMENT_MAPPED = 0,   /* n >= 1 calls */
+	SEGMENT_MAPPED = 0,   /* n >= 1 calls; reason: a warning, or "" */
 	SEGMENT_SKIPPED = 1   /* nothing to send, as the seed says: reason */
 } segment_result;
 

@@ -39,13 +39,22 @@ static inline const jdoc_val *segment_path(const jdoc_val *o, const char *a,
 	return b ? jdoc_get(v, b) : v;
 }
 
-/* The string at key, or NULL when absent, null or not a string. */
-static inline const char *segment_str(const jdoc_val *o, const char *key)
-{
-	const jdoc_val *v = jdoc_get(o, key);
+/*
+ * The text at o.key in *out (NULL when absent or null). -1 with the
+ * reason in m->out->reason, naming field, when it is there and not a
+ * string, or holds U+0000: a C string, a distinct_id or a PostgreSQL text
+ * would end there ("k\u0000a" and "k\u0000b" one messageId). The text
+ * is borrowed from the message.
+ */
+int segment_msg_text(const char **out, segment_msg *m, const jdoc_val *o,
+		     const char *key, const char *field)
+	__attribute__((warn_unused_result));
 
-	return jdoc_is(v, JDOC_STRING) ? v->s : NULL;
-}
+/* As segment_msg_text() for a value that may be of any type, and is used
+ * as text only when it is a string (else *out is NULL). */
+int segment_msg_text_if(const char **out, segment_msg *m, const jdoc_val *o,
+			const char *key, const char *field)
+	__attribute__((warn_unused_result));
 
 /* Present and neither an object nor null. */
 static inline int segment_not_object(const jdoc_val *v)
@@ -60,6 +69,10 @@ segment_result segment_msg_invalid(segment_msg *m, const char *why);
 segment_result segment_msg_invalid_arg(segment_msg *m, const char *what,
 				       const char *arg);
 segment_result segment_msg_skipped(segment_msg *m, const char *why);
+
+/* The message is mapped, but not whole: m->out->reason becomes why (the
+ * caller logs it as a warning). */
+void segment_msg_warn(segment_msg *m, const char *why);
 
 /* The record written to c->data since off becomes a call on ep, in the
  * lane of key (copied). */

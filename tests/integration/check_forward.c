@@ -261,6 +261,127 @@ START_TEST(a_2mb_line_is_reported_and_the_rest_go_on)
 }
 END_TEST
 
+/* Lines of a raw file: a track of user u1 for event name, with messageId
+ * id; one whose event name holds a raw NUL; one of an unknown type. */
+#define TS_DQ "\"timestamp\":\"2026-01-15T10:00:00Z\""
+#define TRACK(id, name)                                                        \
+	"{\"messageId\":\"" id "\"," TS_DQ ",\"type\":\"track\","              \
+	"\"userId\":\"u1\",\"event\":\"" name "\"}\n"
+#define TRACK_NUL                                                              \
+	"{\"messageId\":\"n2\"," TS_DQ ",\"type\":\"track\","                  \
+	"\"userId\":\"u1\",\"event\":\"Tw\0o\"}\n"
+#define UNKNOWN_TYPE "{\"messageId\":\"n5\"," TS_DQ ",\"type\":\"buy\"}\n"
+
+START_TEST(a_nul_byte_fails_its_line_and_only_it)
+{
+	/* Line 5 is refused for its own reason: reported as line 5. */
+	static const char text[] = TRACK("n1", "One")
+		TRACK_NUL TRACK("n3", "Three") TRACK("n4", "Four") UNKNOWN_TYPE;
+	json_object *st = NULL;
+	tl_result r;
+	FILE *f = fopen(path, "w");
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fwrite(text, 1, sizeof(text) - 1, f),
+			  sizeof(text) - 1);
+	fclose(f);
+	r = forward(path);
+	ck_assert_msg(r.status == 1, "status %d: %s", r.status, r.err);
+	ck_assert_msg(tl_contains(r.err, "line=2 reason=\"the line holds a "
+					 "NUL byte"),
+		      "%s", r.err);
+	ck_assert_msg(tl_contains(r.err, "line=5 reason=\"unknown type"), "%s",
+		      r.err);
+	ck_assert_msg(tl_contains(r.err, "messages=5 queued=3"), "%s", r.err);
+	ck_assert_msg(tl_contains(r.err, "failed=2"), "%s", r.err);
+	ck_assert_int_eq(mpctl_state(&st, fake), 0);
+	ck_assert_int_eq(count_events(st, "One"), 1);
+	ck_assert_int_eq(count_events(st, "Three"), 1);
+	ck_assert_int_eq(count_events(st, "Four"), 1);
+	json_object_put(st);
+	tl_result_free(&r);
+}
+END_TEST
+
+START_TEST(message_ids_holding_u0000_are_refused_not_merged)
+{
+	/* Cut at U+0000 both were "k": the second was dropped as sent. */
+	const char *lines[] = {
+		"{'messageId':'k\\u0000a'," TS ",'type':'track','userId':'u1',"
+		"'event':'First'}",
+		"{'messageId':'k\\u0000b'," TS ",'type':'track','userId':'u1',"
+		"'event':'Second'}",
+		"{'messageId':'k'," TS ",'type':'track','userId':'u1',"
+		"'event':'Third'}",
+	};
+	json_object *st = NULL;
+	tl_result r;
+
+	write_file(lines, 3);
+	r = forward(path);
+	ck_assert_msg(r.status == 1, "status %d: %s", r.status, r.err);
+	ck_assert_msg(tl_contains(r.err, "line=1 reason=\"messageId holds "
+					 "U+0000") &&
+			      tl_contains(r.err, "line=2 reason=\"messageId "
+						 "holds U+0000"),
+		      "%s", r.err);
+	ck_assert_msg(tl_contains(r.err, "queued=1 already_forwarded=0"), "%s",
+		      r.err);
+	ck_assert_int_eq(mpctl_state(&st, fake), 0);
+	ck_assert_int_eq(count_events(st, "Third"), 1);
+	ck_assert_int_eq(count_events(st, "First") + count_events(st, "Second"),
+			 0);
+	json_object_put(st);
+	tl_result_free(&r);
+}
+END_TEST
+
+START_TEST(a_revenue_that_is_no_amount_costs_the_charge_only)
+{
+	const char *lines[] = {
+		"{'messageId':'r1'," TS ",'type':'track','userId':'u1',"
+		"'event':'Paid','properties':{'revenue':'lots'}}",
+		"{'messageId':'r2'," TS ",'type':'identify','userId':'u1',"
+		"'traits':{'plan':'pro'}}",
+	};
+	json_object *st = NULL, *profiles, *p;
+	tl_result r;
+
+	write_file(lines, 2);
+	r = forward(path);
+	ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
+	ck_assert_msg(tl_contains(r.err, "level=warn") &&
+			      tl_contains(r.err, "msg=\"message forwarded in "
+						 "part\" line=1 reason="
+						 "\"properties.revenue is not "
+						 "a number"),
+		      "%s", r.err);
+	ck_assert_int_eq(mpctl_state(&st, fake), 0);
+	ck_assert_int_eq(count_events(st, "Paid"), 1);
+	ck_assert_str_eq(
+		json_object_get_string(profile_value(st, "u1", "plan")), "pro");
+	ck_assert(json_object_object_get_ex(st, "profiles", &profiles));
+	ck_assert(json_object_object_get_ex(profiles, "u1", &p));
+	ck_assert_msg(
+		!tl_contains(json_object_to_json_string(p), "$transactions"),
+		"%s", json_object_to_json_string(p));
+	json_object_put(st);
+	tl_result_free(&r);
+}
+END_TEST
+
+START_TEST(a_file_that_cannot_be_read_is_named_with_the_cause)
+{
+	tl_result r = forward("/tmp");
+
+	ck_assert_msg(r.status == 3, "status %d: %s", r.status, r.err);
+	ck_assert_msg(tl_contains(r.err, "file=/tmp") &&
+			      tl_contains(r.err, "Is a directory"),
+		      "%s", r.err);
+	tl_result_free(&r);
+}
+END_TEST
+
 START_TEST(an_event_mixpanel_refuses_is_a_dead_letter)
 {
 	const char *lines[] = {
@@ -427,6 +548,10 @@ static Suite *forward_suite(void)
 	tcase_add_test(t, a_message_repeated_in_one_file_is_sent_once);
 	tcase_add_test(t, a_clean_stream_from_stdin_exits_zero);
 	tcase_add_test(t, a_2mb_line_is_reported_and_the_rest_go_on);
+	tcase_add_test(t, a_nul_byte_fails_its_line_and_only_it);
+	tcase_add_test(t, a_file_that_cannot_be_read_is_named_with_the_cause);
+	tcase_add_test(t, a_revenue_that_is_no_amount_costs_the_charge_only);
+	tcase_add_test(t, message_ids_holding_u0000_are_refused_not_merged);
 	tcase_add_test(t, an_event_mixpanel_refuses_is_a_dead_letter);
 	tcase_add_test(
 		t, inbound_rows_are_drained_and_bad_ones_kept_with_the_reason);

@@ -104,6 +104,34 @@ static const row rows[] = {
 							      "5c838e5405bfeb95"
 							      "71066395b8c9da44"
 							      "9']}}" },
+	/* Seed: "$ios_devices. This only works on iOS." A token from a
+	 * device that says it is something else is not sent so; one that
+	 * says nothing goes, as the seed's example and Segment's own
+	 * integration (integration-mixpanel, identify) send it. */
+	{ "identify: an Android device's token is no $ios_devices", 1, NULL,
+	  "{" HDR "'type':'identify','userId':'u1','traits':{'a':1},"
+	  "'context':{'device':{'type':'android','token':'fcm1'}}}",
+	  SEGMENT_MAPPED, "/engage {" UPD("u1") "'$set':{'a':1}}" },
+	{ "identify: nor is a token from an OS other than iOS", 1, NULL,
+	  "{" HDR "'type':'identify','userId':'u1','traits':{'a':1},"
+	  "'context':{'device':{'token':'fcm1'},'os':{'name':'Android'}}}",
+	  SEGMENT_MAPPED, "/engage {" UPD("u1") "'$set':{'a':1}}" },
+	{ "identify: device.type ios, in any case, sends the token", 1, NULL,
+	  "{" HDR "'type':'identify','userId':'u1','traits':{'a':1},"
+	  "'context':{'device':{'type':'iOS','token':'apns1'}}}",
+	  SEGMENT_MAPPED,
+	  "/engage {" UPD(
+		  "u1") "'$set':{'a':1}}\n"
+			"/engage {" UPD(
+				"u1") "'$union':{'$ios_devices':['apns1']}}" },
+	{ "identify: os.name iOS sends the token", 1, NULL,
+	  "{" HDR "'type':'identify','userId':'u1','traits':{'a':1},"
+	  "'context':{'device':{'token':'apns1'},'os':{'name':'iOS'}}}",
+	  SEGMENT_MAPPED,
+	  "/engage {" UPD(
+		  "u1") "'$set':{'a':1}}\n"
+			"/engage {" UPD(
+				"u1") "'$union':{'$ios_devices':['apns1']}}" },
 	{ "identify: context.active false bypasses Last Seen", 1, NULL,
 	  "{" HDR "'type':'identify','userId':'12345','traits':{"
 	  "'name':'Frank'},'context':{'active':false}}",
@@ -162,18 +190,28 @@ static const row rows[] = {
 			"/engage {" UPD("u1") "'$append':{'$transactions':{"
 					      "'$time':'" DATE "',"
 					      "'$amount':12.5}}}" },
-	{ "track: a revenue that is not a number", 1, NULL,
+	/* Seed: track maps properties "directly"; revenue only makes the
+	 * People charge. A revenue that is no amount is an ordinary
+	 * property: the event goes, the charge does not (a warning). */
+	{ "track: a revenue that is not a number goes without a charge", 1,
+	  NULL,
 	  "{" HDR "'type':'track','userId':'u1','event':'Paid',"
 	  "'properties':{'revenue':'lots'}}",
-	  SEGMENT_INVALID, "revenue is not a number" },
-	{ "track: a revenue beyond a double", 1, NULL,
+	  SEGMENT_MAPPED,
+	  "/import {'event':'Paid','properties':{'revenue':'lots'," EV(
+		  "u1") "}}" },
+	{ "track: a revenue beyond a double goes without a charge", 1, NULL,
 	  "{" HDR "'type':'track','userId':'u1','event':'Paid',"
 	  "'properties':{'revenue':1e400}}",
-	  SEGMENT_INVALID, "revenue is not a number" },
-	{ "track: a revenue that is an object", 0, NULL,
+	  SEGMENT_MAPPED,
+	  "/import {'event':'Paid','properties':{'revenue':1e400," EV(
+		  "u1") "}}" },
+	{ "track: a revenue that is an object, People off", 0, NULL,
 	  "{" HDR "'type':'track','userId':'u1','event':'Paid',"
 	  "'properties':{'revenue':{'v':1}}}",
-	  SEGMENT_INVALID, "revenue is not a number" },
+	  SEGMENT_MAPPED,
+	  "/import {'event':'Paid','properties':{'revenue':{'v':1}," EV(
+		  "u1") "}}" },
 	{ "track: context.ip 0 turns geolocation off (seed)", 0, NULL,
 	  "{" HDR "'type':'track','userId':'u1','event':'Ignore My IP',"
 	  "'context':{'ip':0}}",
@@ -417,10 +455,149 @@ static const row rows[] = {
 	  "{'messageId':'m1','timestamp':'2026-01-15T10:00:00+1',"
 	  "'type':'track','userId':'u1','event':'E'}",
 	  SEGMENT_INVALID, "not an ISO-8601" },
+	/* A day, an hour or an offset that does not exist is refused, not
+	 * carried into the next month (RFC 3339 5.6 and 5.7). */
+	{ "February 30th", 0, NULL,
+	  "{'messageId':'m1','timestamp':'2026-02-30T10:00:00Z',"
+	  "'type':'track','userId':'u1','event':'E'}",
+	  SEGMENT_INVALID, "timestamp is not an ISO-8601 time that exists" },
+	{ "February 29th of a common year", 0, NULL,
+	  "{'messageId':'m1','timestamp':'2026-02-29T10:00:00Z',"
+	  "'type':'track','userId':'u1','event':'E'}",
+	  SEGMENT_INVALID, "timestamp is not an ISO-8601 time that exists" },
+	{ "February 29th of 2100 (not a leap year)", 0, NULL,
+	  "{'messageId':'m1','timestamp':'2100-02-29T10:00:00Z',"
+	  "'type':'track','userId':'u1','event':'E'}",
+	  SEGMENT_INVALID, "timestamp is not an ISO-8601 time that exists" },
+	{ "April 31st", 0, NULL,
+	  "{'messageId':'m1','timestamp':'2026-04-31T10:00:00Z',"
+	  "'type':'track','userId':'u1','event':'E'}",
+	  SEGMENT_INVALID, "timestamp is not an ISO-8601 time that exists" },
+	{ "February 29th of a leap year", 0, NULL,
+	  "{'messageId':'m1','timestamp':'2028-02-29T10:00:00Z',"
+	  "'type':'track','userId':'u1','event':'E'}",
+	  SEGMENT_MAPPED,
+	  "/import {'event':'E','properties':{'distinct_id':'u1','time':"
+	  "1835431200000,'$insert_id':'@iid','ip':0,'$user_id':'u1',"
+	  "'mp_lib':'audsync'}}" },
+	{ "an offset of +99:99", 0, NULL,
+	  "{'messageId':'m1','timestamp':'2026-01-15T10:00:00+99:99',"
+	  "'type':'track','userId':'u1','event':'E'}",
+	  SEGMENT_INVALID, "timestamp is not an ISO-8601 time that exists" },
+	{ "an offset of 24 hours", 0, NULL,
+	  "{'messageId':'m1','timestamp':'2026-01-15T10:00:00-24:00',"
+	  "'type':'track','userId':'u1','event':'E'}",
+	  SEGMENT_INVALID, "timestamp is not an ISO-8601 time that exists" },
+	{ "an offset of 60 minutes", 0, NULL,
+	  "{'messageId':'m1','timestamp':'2026-01-15T10:00:00+0160',"
+	  "'type':'track','userId':'u1','event':'E'}",
+	  SEGMENT_INVALID, "timestamp is not an ISO-8601 time that exists" },
+	{ "an offset of -23:59", 0, NULL,
+	  "{'messageId':'m1','timestamp':'2026-01-15T10:00:00-23:59',"
+	  "'type':'track','userId':'u1','event':'E'}",
+	  SEGMENT_MAPPED,
+	  "/import {'event':'E','properties':{'distinct_id':'u1','time':"
+	  "1768557540000,'$insert_id':'@iid','ip':0,'$user_id':'u1',"
+	  "'mp_lib':'audsync'}}" },
+	{ "a leap second", 0, NULL,
+	  "{'messageId':'m1','timestamp':'2026-01-15T10:00:60Z',"
+	  "'type':'track','userId':'u1','event':'E'}",
+	  SEGMENT_INVALID, "timestamp is not an ISO-8601 time that exists" },
+	{ "a decimal point without digits", 0, NULL,
+	  "{'messageId':'m1','timestamp':'2026-01-15T10:00:00.Z',"
+	  "'type':'track','userId':'u1','event':'E'}",
+	  SEGMENT_INVALID, "timestamp is not an ISO-8601 time that exists" },
 	{ "a timestamp before 1971", 1, NULL,
 	  "{'messageId':'m1','timestamp':'1970-06-01T00:00:00Z',"
 	  "'type':'track','userId':'u1','event':'E'}",
 	  SEGMENT_INVALID, "before 1971" },
+	/* A field of the wrong type is named as such, not as missing. */
+	{ "a messageId that is a number", 1, NULL,
+	  "{'messageId':123,'timestamp':'2026-01-15T10:00:00Z',"
+	  "'type':'track','userId':'u1','event':'E'}",
+	  SEGMENT_INVALID, "messageId is not a string" },
+	{ "a type that is a number", 1, NULL,
+	  "{" HDR "'type':5,'userId':'u1','event':'E'}", SEGMENT_INVALID,
+	  "type is not a string" },
+	{ "an event name that is a number", 1, NULL,
+	  "{" HDR "'type':'track','userId':'u1','event':123}", SEGMENT_INVALID,
+	  "event is not a string" },
+	/* Segment's libraries refuse a userId that is not a string
+	 * (analytics-next: "userId/anonymousId/previousId/groupId must be
+	 * string"), and a number has no one text form (1e3, 1000.0). */
+	{ "a userId that is a number", 1, NULL,
+	  "{" HDR "'type':'track','userId':123,'event':'E'}", SEGMENT_INVALID,
+	  "userId is not a string" },
+	{ "an anonymousId that is an object", 1, NULL,
+	  "{" HDR "'type':'track','anonymousId':{'a':1},'event':'E'}",
+	  SEGMENT_INVALID, "anonymousId is not a string" },
+	{ "a previousId that is a number", 0, NULL,
+	  "{" HDR "'type':'alias','previousId':77,'userId':'u77'}",
+	  SEGMENT_INVALID, "previousId is not a string" },
+	{ "a timestamp that is a number", 1, NULL,
+	  "{'messageId':'m1','timestamp':1768471200,'type':'track',"
+	  "'userId':'u1','event':'E'}",
+	  SEGMENT_INVALID, "timestamp is not a string" },
+	/* U+0000 would end the text where a C string, a distinct_id or a
+	 * PostgreSQL text is needed: "k\u0000a" and "k\u0000b" would be
+	 * one messageId, and the second message dropped as sent. */
+	{ "a messageId holding U+0000", 1, NULL,
+	  "{'messageId':'k\\u0000a','timestamp':'2026-01-15T10:00:00Z',"
+	  "'type':'track','userId':'u1','event':'E'}",
+	  SEGMENT_INVALID, "messageId holds U+0000" },
+	{ "a type holding U+0000", 1, NULL,
+	  "{" HDR "'type':'track\\u0000x','userId':'u1','event':'E'}",
+	  SEGMENT_INVALID, "type holds U+0000" },
+	{ "a userId holding U+0000", 1, NULL,
+	  "{" HDR "'type':'track','userId':'u1\\u0000x','event':'E'}",
+	  SEGMENT_INVALID, "userId holds U+0000" },
+	{ "an anonymousId holding U+0000", 1, NULL,
+	  "{" HDR "'type':'track','anonymousId':'a\\u0000','event':'E'}",
+	  SEGMENT_INVALID, "anonymousId holds U+0000" },
+	{ "a previousId holding U+0000", 0, NULL,
+	  "{" HDR "'type':'alias','previousId':'p\\u0000q','userId':'u1'}",
+	  SEGMENT_INVALID, "previousId holds U+0000" },
+	{ "an event name holding U+0000", 1, NULL,
+	  "{" HDR "'type':'track','userId':'u1','event':'Paid\\u0000x'}",
+	  SEGMENT_INVALID, "event holds U+0000" },
+	{ "a timestamp holding U+0000", 1, NULL,
+	  "{'messageId':'m1','timestamp':'2026-01-15T10:00:00Z\\u0000x',"
+	  "'type':'track','userId':'u1','event':'E'}",
+	  SEGMENT_INVALID, "timestamp holds U+0000" },
+	{ "a page name holding U+0000", 0, NULL,
+	  "{" HDR "'type':'page','userId':'u1','name':'Ho\\u0000me'}",
+	  SEGMENT_INVALID, "name holds U+0000" },
+	{ "a page name from the properties holding U+0000", 0,
+	  "{'consolidated_page_calls':false,'track_named_pages':true}",
+	  "{" HDR "'type':'page','userId':'u1','properties':{"
+	  "'name':'Ho\\u0000me'}}",
+	  SEGMENT_INVALID, "properties.name holds U+0000" },
+	{ "a page category holding U+0000", 0, NULL,
+	  "{" HDR "'type':'page','userId':'u1','category':'D\\u0000'}",
+	  SEGMENT_INVALID, "category holds U+0000" },
+	{ "a context.ip holding U+0000", 1, NULL,
+	  "{" HDR "'type':'track','userId':'u1','event':'E',"
+	  "'context':{'ip':'1.2.3.4\\u0000x'}}",
+	  SEGMENT_INVALID, "context.ip holds U+0000" },
+	{ "a device token holding U+0000", 1, NULL,
+	  "{" HDR "'type':'identify','userId':'u1','traits':{'a':1},"
+	  "'context':{'device':{'type':'ios','token':'ff\\u0000'}}}",
+	  SEGMENT_INVALID, "context.device.token holds U+0000" },
+	{ "a group identifier holding U+0000", 0,
+	  "{'group_identifier_traits':['company_id']}",
+	  "{" HDR "'type':'group','userId':'u1','traits':{"
+	  "'company_id':'c\\u0000d'}}",
+	  SEGMENT_INVALID, "traits.company_id holds U+0000" },
+	/* A property's or a trait's value is JSON all the way: U+0000 is
+	 * carried as the escape it came as, never cut. */
+	{ "a property value holding U+0000 is sent whole", 0, NULL,
+	  "{" HDR "'type':'track','userId':'u1','event':'E','properties':{"
+	  "'q':'a\\u0000b'}}",
+	  SEGMENT_MAPPED,
+	  "/import {'event':'E','properties':{'q':'a\\u0000b'," EV("u1") "}}" },
+	{ "a trait value holding U+0000 is sent whole", 1, NULL,
+	  "{" HDR "'type':'identify','userId':'u1','traits':{'q':'a\\u0000b'}}",
+	  SEGMENT_MAPPED, "/engage {" UPD("u1") "'$set':{'q':'a\\u0000b'}}" },
 	{ "not JSON", 1, NULL, "{'type':'track',", SEGMENT_INVALID,
 	  "not valid JSON" },
 	{ "JSON that is not an object", 1, NULL, "['a']", SEGMENT_INVALID,
@@ -576,6 +753,41 @@ START_TEST(each_seed_example_maps_to_its_exact_records)
 	segment_calls_free(&c);
 	segment_settings_free(&s);
 	free(msg);
+}
+END_TEST
+
+/* What the mapping says beside a mapped message: only the charge that
+ * could not be made. */
+static const char *warning_of(int use_people, const char *revenue)
+{
+	static char reason[AUDSYNC_ERR_LEN];
+	segment_settings s;
+	segment_calls c;
+	row r = { "warning", use_people, NULL, NULL, SEGMENT_MAPPED, NULL };
+	char msg[256];
+
+	snprintf(msg, sizeof(msg),
+		 "{\"messageId\":\"m1\",\"timestamp\":\"2026-01-15T10:00:00Z\","
+		 "\"type\":\"track\",\"userId\":\"u1\",\"event\":\"Paid\","
+		 "\"properties\":{\"revenue\":%s}}",
+		 revenue);
+	settings_of(&s, &r);
+	segment_calls_init(&c);
+	ck_assert_int_eq(segment_map_text(&c, msg, strlen(msg), &s),
+			 SEGMENT_MAPPED);
+	snprintf(reason, sizeof(reason), "%s", c.reason);
+	segment_calls_free(&c);
+	segment_settings_free(&s);
+	return reason;
+}
+
+START_TEST(a_revenue_that_is_no_amount_is_a_warning_with_people_only)
+{
+	ck_assert_str_eq(warning_of(1, "\"lots\""),
+			 "properties.revenue is not a number: the event "
+			 "was sent, with no charge to $transactions");
+	ck_assert_str_eq(warning_of(0, "\"lots\""), "");
+	ck_assert_str_eq(warning_of(1, "12"), "");
 }
 END_TEST
 
@@ -807,6 +1019,8 @@ static Suite *segment_map_suite(void)
 	tcase_add_loop_test(t, each_seed_example_maps_to_its_exact_records, 0,
 			    (int)N_ROWS);
 	tcase_add_test(t, a_message_over_the_record_limit_is_refused);
+	tcase_add_test(
+		t, a_revenue_that_is_no_amount_is_a_warning_with_people_only);
 	tcase_add_test(t, insert_ids_follow_the_message_id_only);
 	tcase_add_test(t,
 		       a_user_id_over_255_bytes_gives_way_to_the_anonymous_id);
