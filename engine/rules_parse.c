@@ -389,18 +389,20 @@ int rules_parse_interval(double *seconds, const char *s)
 
 	for (;;) {
 		double count = 0, unit;
-		const char *u;
+		const char *u, *digits;
 		int nd = 0;
 
 		while (*p == ' ')
 			p++;
 		if (*p == '\0')
 			break;
-		while (isdigit((unsigned char)*p) && nd < 9) {
-			count = count * 10 + (*p++ - '0');
-			nd++;
+		/* leading zeros aside, up to 15 digits (exact in a double):
+		 * the limit below is what refuses a count too large */
+		for (digits = p; isdigit((unsigned char)*p) && nd < 15; p++) {
+			count = count * 10 + (*p - '0');
+			nd += count > 0;
 		}
-		if (nd == 0 || isdigit((unsigned char)*p))
+		if (p == digits || isdigit((unsigned char)*p))
 			return -1;
 		while (*p == ' ')
 			p++;

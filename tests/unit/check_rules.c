@@ -246,6 +246,12 @@ START_TEST(intervals_are_positive_and_bounded)
 		{ "12001 months", -1 },
 		{ "999 years 13 months", -1 },
 		{ "365250 days", 1000 * 31557600.0 },
+		/* counts of any length within the limit, leading zeros too */
+		{ "1000000000 seconds", 1e9 },
+		{ "31557600000 seconds", 1000 * 31557600.0 },
+		{ "31557600001 seconds", -1 },
+		{ "0000000001 day", 86400 },
+		{ "99999999999999999999 seconds", -1 },
 		/* PostgreSQL reads each unit once */
 		{ "1 hour 1 hour", -1 },
 		{ "1 min 1 minute", -1 },
