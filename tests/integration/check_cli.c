@@ -1009,6 +1009,60 @@ START_TEST(status_prints_a_header_and_one_line_per_sync)
 }
 END_TEST
 
+/* The offset in line of the first word at or after from that starts with
+ * word, or -1: line's columns, found by their text. */
+static int column_at(const char *line, const char *word)
+{
+	const char *p = strstr(line, word);
+
+	return p ? (int)(p - line) : -1;
+}
+
+/* A key longer than the column's old 24 characters (the README's own
+ * example) and a long destination name keep the table aligned: every
+ * column starts, and the last ends, where the header's does. */
+START_TEST(status_columns_stay_aligned_with_long_names)
+{
+	static const char *const cols[][2] = {
+		{ "DESTINATION", "mixpanel_eu_production" },
+		{ "MODE", "identify" },
+		{ "ENABLED", "yes" },
+	};
+	const char *db = db_with_sync("order_completed_last_30_days");
+	char *line[3];
+	tl_result r;
+	size_t i, k;
+
+	tl_sql(db, "UPDATE audsync.destinations"
+		   " SET name = 'mixpanel_eu_production';"
+		   "INSERT INTO audsync.computations (key, name, kind,"
+		   " definition_sql) VALUES ('vip', 'y', 'audience',"
+		   " 'SELECT profile_id FROM audsync.events WHERE ts < $1"
+		   " AND ts >= $2');"
+		   "INSERT INTO audsync.syncs (computation_id, destination_id,"
+		   " mode) SELECT c.id, d.id, 'identify'"
+		   " FROM audsync.computations c, audsync.destinations d"
+		   " WHERE c.key = 'vip'");
+	r = tl_audsync(db, NULL, "status", NULL);
+	ASSERT_EXIT(r, 0);
+	ck_assert_msg(count_lines(r.out) == 3, "%s", r.out);
+	line[0] = strtok(r.out, "\n");
+	line[1] = strtok(NULL, "\n");
+	line[2] = strtok(NULL, "\n");
+	for (k = 1; k < 3; k++) {
+		ck_assert_msg(strlen(line[k]) == strlen(line[0]),
+			      "the last column ends elsewhere:\n%s\n%s",
+			      line[0], line[k]);
+		for (i = 0; i < sizeof(cols) / sizeof(cols[0]); i++)
+			ck_assert_msg(column_at(line[k], cols[i][1]) ==
+					      column_at(line[0], cols[i][0]),
+				      "%s not under its header:\n%s\n%s",
+				      cols[i][1], line[0], line[k]);
+	}
+	tl_result_free(&r);
+}
+END_TEST
+
 START_TEST(status_json_is_one_json_object_per_sync)
 {
 	json_object *doc, *a, *o, *v;
@@ -1318,6 +1372,7 @@ static Suite *cli_suite(void)
 		       log_format_json_makes_every_stderr_line_a_json_object);
 	tcase_add_test(sync, log_level_error_silences_info_lines);
 	tcase_add_test(sync, status_prints_a_header_and_one_line_per_sync);
+	tcase_add_test(dbs, status_columns_stay_aligned_with_long_names);
 	tcase_add_test(sync, status_json_is_one_json_object_per_sync);
 	tcase_add_test(sync, validate_passes_sound_definitions);
 	tcase_add_test(sync,
