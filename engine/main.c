@@ -331,9 +331,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "audsync: %s\n", err);
 		return EXIT_USAGE;
 	}
-	o.db = getenv("AUDSYNC_DB");
 	/* '+' would stop at the command; options may follow it too. getopt
-	 * stays quiet: a bad option is reported once the command is known. */
+	 * stays quiet: a bad option is reported once the command is known.
+	 * o.db is --db only: AUDSYNC_DB is read when connecting, after the
+	 * daemon's AUDSYNC_ENV_FILE may have set it. */
 	opterr = 0;
 	for (;;) {
 		ch = getopt_long(argc, argv, ":h", long_opts, NULL);
