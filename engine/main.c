@@ -187,67 +187,79 @@ static const struct option long_opts[] = {
 	{ NULL, 0, NULL, 0 }
 };
 
-/* Applies one parsed option. Returns 0, or EXIT_USAGE with a message. */
-static int take_option(int ch, cli_opts *o, unsigned *used, int *help)
+/* Applies one parsed option. Returns NULL, or what is wrong with it: an
+ * empty value never means "the default" (--db "" would be libpq's
+ * defaults, a database nobody named). */
+static const char *take_option(int ch, cli_opts *o, unsigned *used, int *help)
 {
 	switch (ch) {
-	case 'd': o->db = optarg; return 0;
+	case 'd':
+		if (!*optarg)
+			return "--db needs a value";
+		o->db = optarg;
+		return NULL;
 	case 'M':
 		/* an empty path would fail after the run, not before */
-		if (!*optarg) {
-			fputs("audsync: --metrics-file needs a path\n", stderr);
-			return EXIT_USAGE;
-		}
+		if (!*optarg)
+			return "--metrics-file needs a path";
 		o->metrics_file = optarg;
-		return 0;
+		return NULL;
 	case 'c':
 		o->computation = optarg;
 		*used |= OPT_COMPUTATION;
-		return 0;
+		return NULL;
 	case 'D':
 		o->destination = optarg;
 		*used |= OPT_DESTINATION;
-		return 0;
+		return NULL;
 	case 'a':
 		o->all = 1;
 		*used |= OPT_ALL;
-		return 0;
+		return NULL;
 	case 't':
 		o->as_of = optarg;
 		*used |= OPT_AS_OF;
-		return 0;
+		return NULL;
 	case 'n':
 		o->dry_run = 1;
 		*used |= OPT_DRY_RUN;
-		return 0;
+		return NULL;
 	case 'r':
 		o->reset = 1;
 		*used |= OPT_RESET;
-		return 0;
+		return NULL;
 	case 'j':
 		o->json = 1;
 		*used |= OPT_JSON;
-		return 0;
+		return NULL;
 	case 'u':
 		o->unset = 1;
 		*used |= OPT_UNSET;
-		return 0;
+		return NULL;
 	case 'T':
 		o->from_table = 1;
 		*used |= OPT_FROM_TABLE;
-		return 0;
+		return NULL;
 	case 'k':
 		o->check = 1;
 		*used |= OPT_CHECK;
-		return 0;
+		return NULL;
 	case 'l':
 		o->dead_letters = 1;
 		*used |= OPT_DEAD;
-		return 0;
-	case 'h': *help = 1; return 0;
-	case 'F': o->log_format = optarg; return 0;
-	case 'L': o->log_level = optarg; return 0;
-	default: return EXIT_USAGE;
+		return NULL;
+	case 'h': *help = 1; return NULL;
+	case 'F':
+		if (!*optarg)
+			return "--log-format needs a value";
+		o->log_format = optarg;
+		return NULL;
+	case 'L':
+		if (!*optarg)
+			return "--log-level needs a value";
+		o->log_level = optarg;
+		return NULL;
+	default: return "unknown option";
 	}
 }
 
@@ -318,8 +330,8 @@ int main(int argc, char **argv)
 	cli_opts o = { 0 };
 	const command *c;
 	unsigned used = 0;
-	int ch, help = 0, rc;
-	const char *name;
+	int ch, help = 0;
+	const char *name, *why;
 	char bad[128];
 	int bad_len = 0;
 
@@ -350,11 +362,9 @@ int main(int argc, char **argv)
 						     sizeof(bad));
 			continue;
 		}
-		rc = take_option(ch, &o, &used, &help);
-		if (rc != 0) {
-			usage(stderr);
-			return rc;
-		}
+		why = take_option(ch, &o, &used, &help);
+		if (why && !bad_len)
+			bad_len = snprintf(bad, sizeof(bad), "%s", why);
 	}
 	if (bad_len) {
 		c = optind < argc ? find_command(argv[optind]) : NULL;

@@ -325,6 +325,45 @@ START_TEST(conflicting_or_empty_options_exit_2)
 }
 END_TEST
 
+/* An option given with an empty value is a usage error, as audsync(1)
+ * says: --db "" must not fall back to libpq's defaults (it migrated the
+ * database postgres), nor --log-format= or --log-level= to theirs. */
+START_TEST(an_option_with_an_empty_value_exits_2)
+{
+	static const char *const cases[][4] = {
+		{ "--db", "", "migrate",
+		  "audsync migrate: --db needs a value" },
+		{ "--db=", "migrate", NULL,
+		  "audsync migrate: --db needs a value" },
+		{ "--log-format=", "status", NULL,
+		  "audsync status: --log-format needs a value" },
+		{ "--log-level", "", "status",
+		  "audsync status: --log-level needs a value" },
+	};
+	const char *const env[] = { "AUDSYNC_DB", NULL };
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		tl_result r = run_raw(
+			env, (const char *const[]){ cases[i][0], cases[i][1],
+						    cases[i][2], NULL });
+
+		ck_assert_msg(r.status == 2 &&
+				      strncmp(r.err, cases[i][3],
+					      strlen(cases[i][3])) == 0 &&
+				      r.err[strlen(cases[i][3])] == '\n',
+			      "%s %s: exit %d, stderr: %s", cases[i][0],
+			      cases[i][1], r.status, r.err);
+		ck_assert_msg(r.out[0] == '\0', "stdout: %s", r.out);
+		tl_result_free(&r);
+	}
+	ck_assert_int_eq(tl_sql_int("dbname=postgres",
+				    "SELECT count(*) FROM pg_namespace"
+				    " WHERE nspname = 'audsync'"),
+			 0);
+}
+END_TEST
+
 /* ---- choosing the database -------------------------------------------- */
 
 START_TEST(an_unreachable_database_exits_3_with_one_line)
@@ -437,10 +476,12 @@ START_TEST(db_overrides_audsync_db)
 }
 END_TEST
 
+/* AUDSYNC_DB="" is unset, as any empty AUDSYNC_* variable (settings.c):
+ * libpq's environment names the database, and no usage error. */
 START_TEST(libpq_environment_names_the_database_last)
 {
 	char pgdatabase[128];
-	const char *env[] = { "AUDSYNC_DB", pgdatabase, NULL };
+	const char *env[] = { "AUDSYNC_DB=", pgdatabase, NULL };
 	const char *db = db_with_sync("from_pgdatabase");
 	tl_result r;
 
@@ -1338,6 +1379,7 @@ static Suite *cli_suite(void)
 	tcase_add_test(usage, a_bad_log_level_in_the_environment_exits_2);
 	tcase_add_test(usage, a_bad_variable_exits_2_with_one_line_naming_it);
 	tcase_add_test(usage, conflicting_or_empty_options_exit_2);
+	tcase_add_test(dbs, an_option_with_an_empty_value_exits_2);
 	suite_add_tcase(s, usage);
 
 	tcase_set_timeout(dbs, 60);
