@@ -730,12 +730,10 @@ int cmd_status(const cli_opts *o)
 	/* --check prints its one line about every destination: a --json
 	 * or a filter it ignored would pass for one it obeyed. */
 	if (o->check && (o->json || o->destination)) {
-		fprintf(stderr,
-			"audsync status: --check takes no %s\n"
-			"usage: audsync status [--json | --check] "
-			"[--destination NAME] [--dead-letters]\n",
-			o->json ? "--json" : "--destination");
-		return EXIT_USAGE;
+		/* a plugin's own mistake: UNKNOWN, as main() says */
+		printf("AUDSYNC UNKNOWN - --check takes no %s\n",
+		       o->json ? "--json" : "--destination");
+		return STATUS_UNKNOWN;
 	}
 	conn = open_db(o, 1);
 

@@ -289,7 +289,7 @@ START_TEST(a_bad_variable_exits_2_with_one_line_naming_it)
 		tl_result r;
 
 		snprintf(var, sizeof(var), "%s=%s", bad[i][0], bad[i][1]);
-		r = RUN(env, "--db", NO_DB, "status", "--check");
+		r = RUN(env, "--db", NO_DB, "status");
 		ck_assert_msg(r.status == 2,
 			      "%s: exit %d\nstdout: %s\nstderr: %s", var,
 			      r.status, r.out, r.err);
@@ -308,11 +308,6 @@ START_TEST(conflicting_or_empty_options_exit_2)
 {
 	tl_result r;
 
-	assert_usage_error((const char *const[]){ "--db", NO_DB, "status",
-						  "--json", "--check", NULL });
-	assert_usage_error((const char *const[]){ "--db", NO_DB, "status",
-						  "--check", "--destination",
-						  "mp", NULL });
 	assert_usage_error((const char *const[]){
 		"--db", NO_DB, "--metrics-file", "", "run", NULL });
 	assert_usage_error(
@@ -322,6 +317,64 @@ START_TEST(conflicting_or_empty_options_exit_2)
 	ck_assert_msg(tl_contains(r.out, "usage: audsync help"), "%s", r.out);
 	ck_assert_str_eq(r.err, "");
 	tl_result_free(&r);
+}
+END_TEST
+
+/* Asserts that a run of status --check that cannot look says so as a
+ * plugin must: one "AUDSYNC UNKNOWN - " line on stdout holding want, exit
+ * 3, nothing on stderr. Exit 2 would read as CRITICAL to the monitor. */
+static void assert_check_unknown(const char *const *env,
+				 const char *const *args, const char *want)
+{
+	tl_result r = run_raw(env, args);
+
+	ASSERT_EXIT(r, 3);
+	ck_assert_msg(count_lines(r.out) == 1 &&
+			      strncmp(r.out, "AUDSYNC UNKNOWN - ", 18) == 0 &&
+			      tl_contains(r.out, want),
+		      "not one UNKNOWN line with %s: %s", want, r.out);
+	ck_assert_msg(r.err[0] == '\0', "stderr: %s", r.err);
+	tl_result_free(&r);
+}
+
+/* status --check's own failures (a bad variable, a bad or conflicting
+ * option, wherever --check sits) are UNKNOWN, not CRITICAL. */
+START_TEST(status_check_says_unknown_of_its_own_usage_errors)
+{
+	const char *const warn0[] = { "AUDSYNC_CHECK_WARN_AGE=0", NULL };
+	const char *const fmt[] = { "AUDSYNC_LOG_FORMAT=xml", NULL };
+
+	assert_check_unknown(warn0,
+			     (const char *const[]){ "--db", NO_DB, "status",
+						    "--check", NULL },
+			     "AUDSYNC_CHECK_WARN_AGE");
+	assert_check_unknown(fmt,
+			     (const char *const[]){ "--check", "--db", NO_DB,
+						    "status", NULL },
+			     "AUDSYNC_LOG_FORMAT");
+	assert_check_unknown(NULL,
+			     (const char *const[]){ "--db", NO_DB, "status",
+						    "--check", "--bogus",
+						    NULL },
+			     "--bogus");
+	assert_check_unknown(NULL,
+			     (const char *const[]){ "--db", NO_DB, "status",
+						    "--json", "--check", NULL },
+			     "--json");
+	assert_check_unknown(NULL,
+			     (const char *const[]){ "--db", NO_DB, "status",
+						    "--check", "--destination",
+						    "mp", NULL },
+			     "--destination");
+	assert_check_unknown(NULL,
+			     (const char *const[]){ "--db", NO_DB,
+						    "--log-level", "loud",
+						    "status", "--check", NULL },
+			     "loud");
+	assert_check_unknown(NULL,
+			     (const char *const[]){ "--db", NO_DB, "status",
+						    "--check", "extra", NULL },
+			     "unexpected argument");
 }
 END_TEST
 
@@ -1379,6 +1432,8 @@ static Suite *cli_suite(void)
 	tcase_add_test(usage, a_bad_log_level_in_the_environment_exits_2);
 	tcase_add_test(usage, a_bad_variable_exits_2_with_one_line_naming_it);
 	tcase_add_test(usage, conflicting_or_empty_options_exit_2);
+	tcase_add_test(usage,
+		       status_check_says_unknown_of_its_own_usage_errors);
 	tcase_add_test(dbs, an_option_with_an_empty_value_exits_2);
 	suite_add_tcase(s, usage);
 
