@@ -73,11 +73,15 @@ static void install_signals(void)
 	sigaction(SIGINT, &sa, NULL);
 }
 
-/* Connects, and unless migrating, checks the schema is current. */
+/* Connects to --db, else AUDSYNC_DB (read now: the daemon's
+ * AUDSYNC_ENV_FILE may have set it; empty is unset, as for every
+ * variable), else libpq's defaults. Unless migrating, checks the schema
+ * is current. */
 static PGconn *open_db(const cli_opts *o, int need_schema)
 {
 	char err[AUDSYNC_ERR_LEN];
-	PGconn *conn = db_connect(o->db, err, sizeof(err));
+	PGconn *conn = db_connect(o->db ? o->db : settings_env("AUDSYNC_DB"),
+				  err, sizeof(err));
 	int current = 0;
 
 	if (!conn) {
@@ -569,13 +573,31 @@ static int load_env_file(const char *path, env_undo *undo, char *err,
 	return settings_check_env(err, errlen);
 }
 
+/* After a reload, the database the daemon started with is kept: its
+ * connection holds the LISTEN, the schema check and the reconciliation
+ * of interrupted runs made at start, and a switch half done (a new
+ * database unreachable or unmigrated) would be worse than none. A
+ * changed AUDSYNC_DB (when --db did not win) is put back, so that each
+ * reload compares with the database in use, and one line says to
+ * restart. db is AUDSYNC_DB as it was before the reload. */
+static void keep_database(const cli_opts *o, const char *db)
+{
+	if (o->db || strcmp(db, settings_env("AUDSYNC_DB")) == 0)
+		return;
+	setenv("AUDSYNC_DB", db, 1);
+	log_warn("AUDSYNC_DB changed: restart the daemon to use it; it stays "
+		 "on the database it started with");
+}
+
 /* The settings the daemon reads again on SIGHUP: AUDSYNC_ENV_FILE's
  * lines, then the log settings (the command line's still win). The
- * others are read afresh by every pass. A bad reload keeps the old. */
+ * others are read afresh by every pass. A bad reload keeps the old;
+ * a changed AUDSYNC_DB is not applied (keep_database). */
 static void daemon_reload(const cli_opts *o)
 {
 	char err[AUDSYNC_ERR_LEN];
 	const char *file = getenv("AUDSYNC_ENV_FILE");
+	char *db = alloc_strdup(settings_env("AUDSYNC_DB"));
 
 	env_undo undo = { 0 };
 
@@ -589,10 +611,12 @@ static void daemon_reload(const cli_opts *o)
 		   0) {
 		log_error("reload failed: log settings kept", "error", err);
 	} else {
+		keep_database(o, db);
 		log_info("reloaded: settings read again", "env_file",
 			 file && *file ? file : "-");
 	}
 	env_undo_free(&undo);
+	free(db);
 	notify_send("READY=1");
 }
 
@@ -714,12 +738,10 @@ int cmd_status(const cli_opts *o)
 	/* --check prints its one line about every destination: a --json
 	 * or a filter it ignored would pass for one it obeyed. */
 	if (o->check && (o->json || o->destination)) {
-		fprintf(stderr,
-			"audsync status: --check takes no %s\n"
-			"usage: audsync status [--json | --check] "
-			"[--destination NAME] [--dead-letters]\n",
-			o->json ? "--json" : "--destination");
-		return EXIT_USAGE;
+		/* a plugin's own mistake: UNKNOWN, as main() says */
+		printf("AUDSYNC UNKNOWN - --check takes no %s\n",
+		       o->json ? "--json" : "--destination");
+		return STATUS_UNKNOWN;
 	}
 	conn = open_db(o, 1);
 

@@ -3,6 +3,7 @@
 #include "audsync/errbuf.h"
 #include "audsync/log.h"
 #include "audsync/settings.h"
+#include "audsync/status.h"
 
 #include <getopt.h>
 #include <signal.h>
@@ -188,67 +189,79 @@ static const struct option long_opts[] = {
 	{ NULL, 0, NULL, 0 }
 };
 
-/* Applies one parsed option. Returns 0, or EXIT_USAGE with a message. */
-static int take_option(int ch, cli_opts *o, unsigned *used, int *help)
+/* Applies one parsed option. Returns NULL, or what is wrong with it: an
+ * empty value never means "the default" (--db "" would be libpq's
+ * defaults, a database nobody named). */
+static const char *take_option(int ch, cli_opts *o, unsigned *used, int *help)
 {
 	switch (ch) {
-	case 'd': o->db = optarg; return 0;
+	case 'd':
+		if (!*optarg)
+			return "--db needs a value";
+		o->db = optarg;
+		return NULL;
 	case 'M':
 		/* an empty path would fail after the run, not before */
-		if (!*optarg) {
-			fputs("audsync: --metrics-file needs a path\n", stderr);
-			return EXIT_USAGE;
-		}
+		if (!*optarg)
+			return "--metrics-file needs a path";
 		o->metrics_file = optarg;
-		return 0;
+		return NULL;
 	case 'c':
 		o->computation = optarg;
 		*used |= OPT_COMPUTATION;
-		return 0;
+		return NULL;
 	case 'D':
 		o->destination = optarg;
 		*used |= OPT_DESTINATION;
-		return 0;
+		return NULL;
 	case 'a':
 		o->all = 1;
 		*used |= OPT_ALL;
-		return 0;
+		return NULL;
 	case 't':
 		o->as_of = optarg;
 		*used |= OPT_AS_OF;
-		return 0;
+		return NULL;
 	case 'n':
 		o->dry_run = 1;
 		*used |= OPT_DRY_RUN;
-		return 0;
+		return NULL;
 	case 'r':
 		o->reset = 1;
 		*used |= OPT_RESET;
-		return 0;
+		return NULL;
 	case 'j':
 		o->json = 1;
 		*used |= OPT_JSON;
-		return 0;
+		return NULL;
 	case 'u':
 		o->unset = 1;
 		*used |= OPT_UNSET;
-		return 0;
+		return NULL;
 	case 'T':
 		o->from_table = 1;
 		*used |= OPT_FROM_TABLE;
-		return 0;
+		return NULL;
 	case 'k':
 		o->check = 1;
 		*used |= OPT_CHECK;
-		return 0;
+		return NULL;
 	case 'l':
 		o->dead_letters = 1;
 		*used |= OPT_DEAD;
-		return 0;
-	case 'h': *help = 1; return 0;
-	case 'F': o->log_format = optarg; return 0;
-	case 'L': o->log_level = optarg; return 0;
-	default: return EXIT_USAGE;
+		return NULL;
+	case 'h': *help = 1; return NULL;
+	case 'F':
+		if (!*optarg)
+			return "--log-format needs a value";
+		o->log_format = optarg;
+		return NULL;
+	case 'L':
+		if (!*optarg)
+			return "--log-level needs a value";
+		o->log_level = optarg;
+		return NULL;
+	default: return "unknown option";
 	}
 }
 
@@ -290,25 +303,46 @@ static const char *misplaced_option(const command *c, unsigned used)
 	return NULL;
 }
 
+/*
+ * Reports a usage error msg on stderr as "audsync[ COMMAND]: msg", then
+ * c's usage line (with no c, the whole usage when full), and returns 2.
+ * Under status --check, a monitoring plugin, the same mistake is one
+ * "AUDSYNC UNKNOWN - msg" line on stdout and 3: the monitor would read
+ * 2 as CRITICAL, and never shows stderr.
+ */
+static int usage_error(const cli_opts *o, const command *c, int full,
+		       const char *msg)
+{
+	if (o->check) {
+		printf("AUDSYNC UNKNOWN - %s\n", msg);
+		return STATUS_UNKNOWN;
+	}
+	if (c) {
+		fprintf(stderr, "audsync %s: %s\nusage: audsync %s\n", c->name,
+			msg, c->synopsis);
+		return EXIT_USAGE;
+	}
+	fprintf(stderr, "audsync: %s\n", msg);
+	if (full)
+		usage(stderr);
+	return EXIT_USAGE;
+}
+
 static int dispatch(const command *c, int nargs, char **args, cli_opts *o,
 		    unsigned used)
 {
 	const char *bad = misplaced_option(c, used);
+	char err[AUDSYNC_ERR_LEN];
 
 	if (bad) {
-		fprintf(stderr,
-			"audsync %s: unknown option %s\n"
-			"usage: audsync %s\n",
-			c->name, bad, c->synopsis);
-		return EXIT_USAGE;
+		snprintf(err, sizeof(err), "unknown option %s", bad);
+		return usage_error(o, c, 0, err);
 	}
-	if (c->positional >= 0 ? nargs != c->positional : nargs > 1) {
-		fprintf(stderr, "audsync %s: %s\nusage: audsync %s\n", c->name,
-			nargs < c->positional ? "missing argument"
-					      : "unexpected argument",
-			c->synopsis);
-		return EXIT_USAGE;
-	}
+	if (c->positional >= 0 ? nargs != c->positional : nargs > 1)
+		return usage_error(o, c, 0,
+				   nargs < c->positional
+					   ? "missing argument"
+					   : "unexpected argument");
 	o->arg = nargs ? args[0] : NULL;
 	return c->fn(o);
 }
@@ -319,22 +353,17 @@ int main(int argc, char **argv)
 	cli_opts o = { 0 };
 	const command *c;
 	unsigned used = 0;
-	int ch, help = 0, rc;
-	const char *name;
+	int ch, help = 0;
+	const char *name, *why;
 	char bad[128];
 	int bad_len = 0;
 
 	signal(SIGPIPE, SIG_IGN);
-	/* A bad variable is one line: the command line was right, so no
-	 * usage text (the log variables too, whatever the options say). */
-	if (settings_check_env(err, sizeof(err)) != 0 ||
-	    log_setup(NULL, NULL, err, sizeof(err)) != 0) {
-		fprintf(stderr, "audsync: %s\n", err);
-		return EXIT_USAGE;
-	}
-	o.db = getenv("AUDSYNC_DB");
 	/* '+' would stop at the command; options may follow it too. getopt
-	 * stays quiet: a bad option is reported once the command is known. */
+	 * stays quiet: a bad option is reported once the command is known,
+	 * and whether --check asks for a plugin's answer. o.db is --db only:
+	 * AUDSYNC_DB is read when connecting, after the daemon's
+	 * AUDSYNC_ENV_FILE may have set it. */
 	opterr = 0;
 	for (;;) {
 		ch = getopt_long(argc, argv, ":h", long_opts, NULL);
@@ -350,28 +379,24 @@ int main(int argc, char **argv)
 						     sizeof(bad));
 			continue;
 		}
-		rc = take_option(ch, &o, &used, &help);
-		if (rc != 0) {
-			usage(stderr);
-			return rc;
-		}
+		why = take_option(ch, &o, &used, &help);
+		if (why && !bad_len)
+			bad_len = snprintf(bad, sizeof(bad), "%s", why);
 	}
+	/* A bad variable is one line: the command line was right, so no
+	 * usage text (the log variables too, whatever the options say). */
+	if (settings_check_env(err, sizeof(err)) != 0 ||
+	    log_setup(NULL, NULL, err, sizeof(err)) != 0)
+		return usage_error(&o, NULL, 0, err);
 	if (bad_len) {
 		c = optind < argc ? find_command(argv[optind]) : NULL;
-		if (!c) {
-			fprintf(stderr, "audsync: %s\n", bad);
-			usage(stderr);
-		} else
-			fprintf(stderr, "audsync %s: %s\nusage: audsync %s\n",
-				c->name, bad, c->synopsis);
-		return EXIT_USAGE;
+		return usage_error(&o, c, 1, bad);
 	}
-	if (log_setup(o.log_level, o.log_format, err, sizeof(err)) != 0) {
-		fprintf(stderr, "audsync: %s\n", err);
-		usage(stderr);
-		return EXIT_USAGE;
-	}
+	if (log_setup(o.log_level, o.log_format, err, sizeof(err)) != 0)
+		return usage_error(&o, NULL, 1, err);
 	if (optind >= argc) {
+		if (o.check && !help)
+			return usage_error(&o, NULL, 1, "no command");
 		usage(help ? stdout : stderr);
 		return help ? EXIT_OK : EXIT_USAGE;
 	}
@@ -380,9 +405,8 @@ int main(int argc, char **argv)
 		return help_command(argc - optind - 1, argv + optind + 1);
 	c = find_command(name);
 	if (!c) {
-		fprintf(stderr, "audsync: unknown command '%s'\n", name);
-		usage(stderr);
-		return EXIT_USAGE;
+		snprintf(bad, sizeof(bad), "unknown command '%.80s'", name);
+		return usage_error(&o, NULL, 1, bad);
 	}
 	if (help) {
 		command_help(c);

@@ -164,7 +164,15 @@ static void json_dest_row(buf *b, const PGresult *r, int row)
 	buf_putc(b, '}');
 }
 
-static void text_row(buf *b, const PGresult *r, int row, const char *problem)
+/* The widths of the text table's two columns of names (computation key
+ * and destination): their header's at least, the longest name's shown
+ * when longer, so that no row pushes its columns out of line. */
+typedef struct name_widths {
+	int key, dest;
+} name_widths;
+
+static void text_row(buf *b, const PGresult *r, int row, const char *problem,
+		     const name_widths *w)
 {
 	const char *v[ST_COLUMNS];
 	int c;
@@ -172,9 +180,9 @@ static void text_row(buf *b, const PGresult *r, int row, const char *problem)
 	for (c = 0; c < ST_COLUMNS; c++)
 		v[c] = PQgetisnull(r, row, c) ? "-" : PQgetvalue(r, row, c);
 	buf_printf(b,
-		   "%-24s %-12s %-8s %-7s %-9s %-20s %-20s %8s %-20s %8s %8s "
+		   "%-*s %-*s %-8s %-7s %-9s %-20s %-20s %8s %-20s %8s %8s "
 		   "%8s %8s %6s",
-		   v[ST_KEY], v[ST_DEST], v[ST_MODE],
+		   w->key, v[ST_KEY], w->dest, v[ST_DEST], v[ST_MODE],
 		   v[ST_ENABLED][0] == 't' ? "yes" : "no", v[ST_RUN_STATUS],
 		   v[ST_AS_OF], v[ST_LAST_SUCCESS], v[ST_DURATION],
 		   v[ST_NEXT_DUE], v[ST_MEMBERS], v[ST_ENTERED], v[ST_EXITED],
@@ -191,20 +199,38 @@ static int shown(const PGresult *r, int row, int c, const char *destination)
 	return !destination || strcmp(PQgetvalue(r, row, c), destination) == 0;
 }
 
+/* name_widths of the rows of r shown (with destination as shown()). */
+static name_widths text_widths(const PGresult *r, const char *destination)
+{
+	name_widths w = { 24, 12 };
+	int i, len;
+
+	for (i = 0; i < PQntuples(r); i++) {
+		if (!shown(r, i, ST_DEST, destination))
+			continue;
+		len = PQgetlength(r, i, ST_KEY);
+		w.key = len > w.key ? len : w.key;
+		len = PQgetlength(r, i, ST_DEST);
+		w.dest = len > w.dest ? len : w.dest;
+	}
+	return w;
+}
+
 static void put_syncs(buf *b, const PGresult *r, const sync_list *l, int json,
 		      const char *destination)
 {
+	name_widths w = text_widths(r, destination);
 	char problem[1024];
 	int i, n = 0;
 
 	if (!json)
 		buf_printf(b,
-			   "%-24s %-12s %-8s %-7s %-9s %-20s %-20s %8s %-20s "
+			   "%-*s %-*s %-8s %-7s %-9s %-20s %-20s %8s %-20s "
 			   "%8s %8s %8s %8s %6s %s\n",
-			   "COMPUTATION", "DESTINATION", "MODE", "ENABLED",
-			   "LAST RUN", "AS OF", "LAST SUCCESS", "DURATION",
-			   "NEXT DUE", "MEMBERS", "ENTERED", "EXITED", "QUEUED",
-			   "DEAD", "ERROR");
+			   w.key, "COMPUTATION", w.dest, "DESTINATION", "MODE",
+			   "ENABLED", "LAST RUN", "AS OF", "LAST SUCCESS",
+			   "DURATION", "NEXT DUE", "MEMBERS", "ENTERED",
+			   "EXITED", "QUEUED", "DEAD", "ERROR");
 	for (i = 0; i < PQntuples(r); i++) {
 		const char *p;
 
@@ -217,7 +243,7 @@ static void put_syncs(buf *b, const PGresult *r, const sync_list *l, int json,
 		if (json)
 			json_row(b, r, i, p);
 		else
-			text_row(b, r, i, p);
+			text_row(b, r, i, p, &w);
 	}
 }
 

@@ -289,7 +289,7 @@ START_TEST(a_bad_variable_exits_2_with_one_line_naming_it)
 		tl_result r;
 
 		snprintf(var, sizeof(var), "%s=%s", bad[i][0], bad[i][1]);
-		r = RUN(env, "--db", NO_DB, "status", "--check");
+		r = RUN(env, "--db", NO_DB, "status");
 		ck_assert_msg(r.status == 2,
 			      "%s: exit %d\nstdout: %s\nstderr: %s", var,
 			      r.status, r.out, r.err);
@@ -308,11 +308,6 @@ START_TEST(conflicting_or_empty_options_exit_2)
 {
 	tl_result r;
 
-	assert_usage_error((const char *const[]){ "--db", NO_DB, "status",
-						  "--json", "--check", NULL });
-	assert_usage_error((const char *const[]){ "--db", NO_DB, "status",
-						  "--check", "--destination",
-						  "mp", NULL });
 	assert_usage_error((const char *const[]){
 		"--db", NO_DB, "--metrics-file", "", "run", NULL });
 	assert_usage_error(
@@ -322,6 +317,103 @@ START_TEST(conflicting_or_empty_options_exit_2)
 	ck_assert_msg(tl_contains(r.out, "usage: audsync help"), "%s", r.out);
 	ck_assert_str_eq(r.err, "");
 	tl_result_free(&r);
+}
+END_TEST
+
+/* Asserts that a run of status --check that cannot look says so as a
+ * plugin must: one "AUDSYNC UNKNOWN - " line on stdout holding want, exit
+ * 3, nothing on stderr. Exit 2 would read as CRITICAL to the monitor. */
+static void assert_check_unknown(const char *const *env,
+				 const char *const *args, const char *want)
+{
+	tl_result r = run_raw(env, args);
+
+	ASSERT_EXIT(r, 3);
+	ck_assert_msg(count_lines(r.out) == 1 &&
+			      strncmp(r.out, "AUDSYNC UNKNOWN - ", 18) == 0 &&
+			      tl_contains(r.out, want),
+		      "not one UNKNOWN line with %s: %s", want, r.out);
+	ck_assert_msg(r.err[0] == '\0', "stderr: %s", r.err);
+	tl_result_free(&r);
+}
+
+/* status --check's own failures (a bad variable, a bad or conflicting
+ * option, wherever --check sits) are UNKNOWN, not CRITICAL. */
+START_TEST(status_check_says_unknown_of_its_own_usage_errors)
+{
+	const char *const warn0[] = { "AUDSYNC_CHECK_WARN_AGE=0", NULL };
+	const char *const fmt[] = { "AUDSYNC_LOG_FORMAT=xml", NULL };
+
+	assert_check_unknown(warn0,
+			     (const char *const[]){ "--db", NO_DB, "status",
+						    "--check", NULL },
+			     "AUDSYNC_CHECK_WARN_AGE");
+	assert_check_unknown(fmt,
+			     (const char *const[]){ "--check", "--db", NO_DB,
+						    "status", NULL },
+			     "AUDSYNC_LOG_FORMAT");
+	assert_check_unknown(NULL,
+			     (const char *const[]){ "--db", NO_DB, "status",
+						    "--check", "--bogus",
+						    NULL },
+			     "--bogus");
+	assert_check_unknown(NULL,
+			     (const char *const[]){ "--db", NO_DB, "status",
+						    "--json", "--check", NULL },
+			     "--json");
+	assert_check_unknown(NULL,
+			     (const char *const[]){ "--db", NO_DB, "status",
+						    "--check", "--destination",
+						    "mp", NULL },
+			     "--destination");
+	assert_check_unknown(NULL,
+			     (const char *const[]){ "--db", NO_DB,
+						    "--log-level", "loud",
+						    "status", "--check", NULL },
+			     "loud");
+	assert_check_unknown(NULL,
+			     (const char *const[]){ "--db", NO_DB, "status",
+						    "--check", "extra", NULL },
+			     "unexpected argument");
+}
+END_TEST
+
+/* An option given with an empty value is a usage error, as audsync(1)
+ * says: --db "" must not fall back to libpq's defaults (it migrated the
+ * database postgres), nor --log-format= or --log-level= to theirs. */
+START_TEST(an_option_with_an_empty_value_exits_2)
+{
+	static const char *const cases[][4] = {
+		{ "--db", "", "migrate",
+		  "audsync migrate: --db needs a value" },
+		{ "--db=", "migrate", NULL,
+		  "audsync migrate: --db needs a value" },
+		{ "--log-format=", "status", NULL,
+		  "audsync status: --log-format needs a value" },
+		{ "--log-level", "", "status",
+		  "audsync status: --log-level needs a value" },
+	};
+	const char *const env[] = { "AUDSYNC_DB", NULL };
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		tl_result r = run_raw(
+			env, (const char *const[]){ cases[i][0], cases[i][1],
+						    cases[i][2], NULL });
+
+		ck_assert_msg(r.status == 2 &&
+				      strncmp(r.err, cases[i][3],
+					      strlen(cases[i][3])) == 0 &&
+				      r.err[strlen(cases[i][3])] == '\n',
+			      "%s %s: exit %d, stderr: %s", cases[i][0],
+			      cases[i][1], r.status, r.err);
+		ck_assert_msg(r.out[0] == '\0', "stdout: %s", r.out);
+		tl_result_free(&r);
+	}
+	ck_assert_int_eq(tl_sql_int("dbname=postgres",
+				    "SELECT count(*) FROM pg_namespace"
+				    " WHERE nspname = 'audsync'"),
+			 0);
 }
 END_TEST
 
@@ -437,10 +529,12 @@ START_TEST(db_overrides_audsync_db)
 }
 END_TEST
 
+/* AUDSYNC_DB="" is unset, as any empty AUDSYNC_* variable (settings.c):
+ * libpq's environment names the database, and no usage error. */
 START_TEST(libpq_environment_names_the_database_last)
 {
 	char pgdatabase[128];
-	const char *env[] = { "AUDSYNC_DB", pgdatabase, NULL };
+	const char *env[] = { "AUDSYNC_DB=", pgdatabase, NULL };
 	const char *db = db_with_sync("from_pgdatabase");
 	tl_result r;
 
@@ -1108,6 +1202,62 @@ START_TEST(status_heads_the_error_column)
 }
 END_TEST
 
+/* The offset in line of the first word at or after from that starts with
+ * word, or -1: line's columns, found by their text. */
+static int column_at(const char *line, const char *word)
+{
+	const char *p = strstr(line, word);
+
+	return p ? (int)(p - line) : -1;
+}
+
+/* A key longer than the column's old 24 characters (the README's own
+ * example) and a long destination name keep the table aligned: every
+ * column starts, and the last ends, where the header's does. */
+START_TEST(status_columns_stay_aligned_with_long_names)
+{
+	static const char *const cols[][2] = {
+		{ "DESTINATION", "mixpanel_eu_production" },
+		{ "MODE", "identify" },
+		{ "ENABLED", "yes" },
+	};
+	const char *db = db_with_sync("order_completed_last_30_days");
+	char *line[3];
+	tl_result r;
+	size_t i, k;
+
+	tl_sql(db, "UPDATE audsync.destinations"
+		   " SET name = 'mixpanel_eu_production';"
+		   "INSERT INTO audsync.computations (key, name, kind,"
+		   " definition_sql) VALUES ('vip', 'y', 'audience',"
+		   " 'SELECT profile_id FROM audsync.events WHERE ts < $1"
+		   " AND ts >= $2');"
+		   "INSERT INTO audsync.syncs (computation_id, destination_id,"
+		   " mode) SELECT c.id, d.id, 'identify'"
+		   " FROM audsync.computations c, audsync.destinations d"
+		   " WHERE c.key = 'vip'");
+	r = tl_audsync(db, NULL, "status", NULL);
+	ASSERT_EXIT(r, 0);
+	ck_assert_msg(count_lines(r.out) == 3, "%s", r.out);
+	line[0] = strtok(r.out, "\n");
+	line[1] = strtok(NULL, "\n");
+	line[2] = strtok(NULL, "\n");
+	for (k = 1; k < 3; k++) {
+		/* no error: the row ends where the header's DEAD does */
+		ck_assert_msg(strlen(line[k]) ==
+				      strlen(line[0]) - strlen(" ERROR"),
+			      "the last column ends elsewhere:\n%s\n%s",
+			      line[0], line[k]);
+		for (i = 0; i < sizeof(cols) / sizeof(cols[0]); i++)
+			ck_assert_msg(column_at(line[k], cols[i][1]) ==
+					      column_at(line[0], cols[i][0]),
+				      "%s not under its header:\n%s\n%s",
+				      cols[i][1], line[0], line[k]);
+	}
+	tl_result_free(&r);
+}
+END_TEST
+
 START_TEST(status_json_is_one_json_object_per_sync)
 {
 	json_object *doc, *a, *o, *v;
@@ -1411,6 +1561,9 @@ static Suite *cli_suite(void)
 	tcase_add_test(usage, a_bad_log_level_in_the_environment_exits_2);
 	tcase_add_test(usage, a_bad_variable_exits_2_with_one_line_naming_it);
 	tcase_add_test(usage, conflicting_or_empty_options_exit_2);
+	tcase_add_test(usage,
+		       status_check_says_unknown_of_its_own_usage_errors);
+	tcase_add_test(dbs, an_option_with_an_empty_value_exits_2);
 	suite_add_tcase(s, usage);
 
 	tcase_set_timeout(dbs, 60);
@@ -1445,6 +1598,7 @@ static Suite *cli_suite(void)
 		       log_format_json_makes_every_stderr_line_a_json_object);
 	tcase_add_test(sync, log_level_error_silences_info_lines);
 	tcase_add_test(sync, status_prints_a_header_and_one_line_per_sync);
+	tcase_add_test(dbs, status_columns_stay_aligned_with_long_names);
 	tcase_add_test(sync, status_json_is_one_json_object_per_sync);
 	tcase_add_test(sync, validate_passes_sound_definitions);
 	tcase_add_test(sync,

@@ -4,6 +4,7 @@
 #include "testlib.h"
 
 #include <check.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -382,6 +383,75 @@ START_TEST(a_wrong_environment_file_stops_the_daemon_at_start)
 }
 END_TEST
 
+/* Starts `audsync daemon` with no --db (env as tl_audsync_spawn's),
+ * stderr to log_path, AUDSYNC_DB and PGDATABASE unset: only the
+ * environment file can name the database. */
+static pid_t spawn_daemon_without_db(const char *const *env,
+				     const char *log_path)
+{
+	pid_t pid = fork();
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		const char *bin = getenv("AUDSYNC_BIN");
+		int null = open("/dev/null", O_WRONLY);
+		int log = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		size_t i;
+
+		dup2(null, 1);
+		dup2(log, 2);
+		unsetenv("AUDSYNC_DB");
+		unsetenv("PGDATABASE");
+		for (i = 0; env && env[i]; i++)
+			putenv((char *)env[i]);
+		execl(bin && *bin ? bin : "./audsync", "audsync", "daemon",
+		      (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* AUDSYNC_ENV_FILE's AUDSYNC_DB names the database when --db does not,
+ * as the README says of the file; a SIGHUP that changes it keeps the
+ * database the daemon started with and says a restart is needed once:
+ * its connection, LISTEN and start-up checks belong to that database. */
+START_TEST(the_environment_file_names_the_database)
+{
+	char dir[] = "/tmp/audsync-envdb-XXXXXX", envf[64], envv[96], logf[64];
+	char line[160];
+	const char *env[] = { envv, NULL };
+	double secs;
+	pid_t pid;
+	int st;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(envf, sizeof(envf), "%s/audsync.env", dir);
+	snprintf(envv, sizeof(envv), "AUDSYNC_ENV_FILE=%s", envf);
+	snprintf(logf, sizeof(logf), "%s/log", dir);
+	snprintf(line, sizeof(line), "AUDSYNC_DB=\"%s\"\n", db);
+	write_text(envf, line);
+	pid = spawn_daemon_without_db(env, logf);
+	ck_assert_msg(wait_for_member("u1", 20),
+		      "no first pass from the file's database: %s",
+		      read_text(logf));
+	write_text(envf, "AUDSYNC_DB=\"host=/nonexistent dbname=x\"\n");
+	ck_assert_int_eq(kill(pid, SIGHUP), 0);
+	wait_for_text(logf, "AUDSYNC_DB changed");
+	wait_for_text(logf, "restart");
+	ck_assert_int_eq(waitpid(pid, &st, WNOHANG), 0);
+	/* Still on the first database: a new event is delivered. */
+	tl_sql(db, "INSERT INTO audsync.events VALUES"
+		   " ('p2', 'Signed Up', '{}', now() - interval '1 second')");
+	ck_assert_msg(wait_for_member("u2", 15),
+		      "the pass after the reload did not deliver");
+	st = stop_daemon(&secs, pid, 0);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
+	unlink(envf);
+	unlink(logf);
+	rmdir(dir);
+}
+END_TEST
+
 /* Receives one datagram (up to 20 s) into buf. */
 static void recv_notify(int fd, char *buf, size_t len)
 {
@@ -456,6 +526,7 @@ static Suite *daemon_suite(void)
 	tcase_add_test(tc, a_second_sigterm_exits_at_once);
 	tcase_add_test(tc, sighup_reads_the_settings_again);
 	tcase_add_test(tc, a_wrong_environment_file_stops_the_daemon_at_start);
+	tcase_add_test(tc, the_environment_file_names_the_database);
 	tcase_add_test(tc, the_daemon_speaks_the_systemd_notify_protocol);
 	suite_add_tcase(s, tc);
 	return s;
