@@ -207,10 +207,15 @@ static const char *take_option(int ch, cli_opts *o, unsigned *used, int *help)
 		o->metrics_file = optarg;
 		return NULL;
 	case 'c':
+		/* a second would silently replace the first */
+		if (*used & OPT_COMPUTATION)
+			return "--computation given twice";
 		o->computation = optarg;
 		*used |= OPT_COMPUTATION;
 		return NULL;
 	case 'D':
+		if (*used & OPT_DESTINATION)
+			return "--destination given twice";
 		o->destination = optarg;
 		*used |= OPT_DESTINATION;
 		return NULL;

@@ -222,6 +222,17 @@ START_TEST(a_bad_option_is_one_line_then_the_commands_usage)
 	snprintf(want, sizeof(want), "audsync run: unknown option -z\n%s",
 		 run_usage);
 	assert_option_error((const char *const[]){ "run", "-hz", NULL }, want);
+	/* a second --computation would silently win over the first */
+	snprintf(want, sizeof(want),
+		 "audsync run: --computation given twice\n%s", run_usage);
+	assert_option_error((const char *const[]){ "run", "--computation", "a",
+						   "--computation", "b", NULL },
+			    want);
+	snprintf(want, sizeof(want),
+		 "audsync run: --destination given twice\n%s", run_usage);
+	assert_option_error((const char *const[]){ "run", "--destination", "a",
+						   "--destination=b", NULL },
+			    want);
 }
 END_TEST
 
