@@ -1,9 +1,10 @@
 /* check_races.c - what a marketer sees in Mixpanel when two commands meet
  * (DESIGN.md sections 6, 8 and 9): a retire during a run, two runs whose
- * as-of times cross, and a resync of a sync another process evaluates. A
- * slow definition (pg_sleep) holds the first process inside its
- * evaluation while the test does the rest. Real PostgreSQL, the audsync
- * binary, the fake Mixpanel. */
+ * as-of times cross, a resync of a sync another process evaluates, and a
+ * TRUNCATE of the source tables between two runs. A slow definition
+ * (pg_sleep) holds the first process inside its evaluation while the
+ * test does the rest. Real PostgreSQL, the audsync binary, the fake
+ * Mixpanel. */
 #include "mixpanel_ctl.h"
 #include "testlib.h"
 
@@ -14,6 +15,9 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#define T0 "2026-06-10 00:00:00+00"
+#define T1 "2026-06-10 00:01:00+00"
 
 /* The evaluation that holds a process (4 s). */
 #define SLOW_SQL                                                               \
@@ -279,10 +283,95 @@ START_TEST(resync_of_a_locked_sync_fails_and_says_so)
 }
 END_TEST
 
+/* ---- TRUNCATE of the source tables ------------------------------------ */
+
+/*
+ * A rule over events: p1..p3 ordered and ran in. A reload truncates the
+ * events and puts back p1's and p3's orders only; the next run, which
+ * would otherwise look only at the profiles the log names, evaluates in
+ * full and says so: u2 leaves.
+ */
+START_TEST(a_truncate_of_events_is_seen_by_a_rule)
+{
+	static const char *const first[] = { "run",    "--computation",
+					     "buyers", "--as-of",
+					     T0,       NULL };
+	static const char *const next[] = { "run",    "--computation",
+					    "buyers", "--as-of",
+					    T1,	      NULL };
+	tl_result r;
+
+	tl_sql(db, "INSERT INTO audsync.external_ids SELECT 'p' || g,"
+		   " 'user_id', 'u' || g, '" T0 "'::timestamptz"
+		   " - interval '60 days' FROM generate_series(1, 3) g;"
+		   "INSERT INTO audsync.events SELECT 'p' || g, 'Order', '{}',"
+		   " '" T0 "'::timestamptz - interval '3 days'"
+		   " FROM generate_series(1, 3) g;"
+		   "INSERT INTO audsync.computations (key, name, kind,"
+		   " definition) VALUES ('buyers', 'Buyers', 'audience',"
+		   " '{\"performed\": {\"event\": \"Order\"}}');"
+		   "INSERT INTO audsync.syncs (computation_id, destination_id,"
+		   " mode) SELECT c.id, d.id, 'identify'"
+		   " FROM audsync.computations c, audsync.destinations d");
+	run_ok(first);
+	assert_prop("u2", "buyers", "true", "first run");
+	tl_sql(db, "BEGIN; TRUNCATE audsync.events;"
+		   "INSERT INTO audsync.events SELECT 'p' || g, 'Order', '{}',"
+		   " '" T0 "'::timestamptz - interval '3 days'"
+		   " FROM unnest(ARRAY[1, 3]) g; COMMIT");
+	r = tl_audsync_argv(db, env_fast, next);
+	ck_assert_msg(r.status == 0, "exit %d: %s", r.status, r.err);
+	assert_prop("u1", "buyers", "true", "after the reload");
+	assert_prop("u2", "buyers", "false", "p2's order went with a TRUNCATE");
+	assert_prop("u3", "buyers", "true", "after the reload");
+	ck_assert_msg(tl_contains(r.err, "truncated"),
+		      "the run did not say it evaluated in full after a "
+		      "TRUNCATE: %s",
+		      r.err);
+	tl_result_free(&r);
+}
+END_TEST
+
+/*
+ * An SQL audience of p1..p3 whatever their identifiers. A reload
+ * truncates external_ids and puts back p1's and p3's user_ids only: u2
+ * is no target of p2 any more and is told the exit value, as after a
+ * DELETE of it.
+ */
+START_TEST(a_truncate_of_identifiers_is_seen)
+{
+	static const char *const run[] = { "run", "--computation", "listed",
+					   NULL };
+	tl_result r;
+
+	add_people(3);
+	add_synced("listed", "SELECT p AS profile_id"
+			     " FROM unnest(ARRAY['p1', 'p2', 'p3']) p");
+	run_ok(run);
+	assert_prop("u2", "listed", "true", "first run");
+	tl_sql(db, "BEGIN; TRUNCATE audsync.external_ids;"
+		   "INSERT INTO audsync.external_ids SELECT 'p' || g,"
+		   " 'user_id', 'u' || g, now() - interval '1 hour'"
+		   " FROM unnest(ARRAY[1, 3]) g; COMMIT");
+	r = tl_audsync_argv(db, env_fast, run);
+	ck_assert_msg(r.status == 0, "exit %d: %s", r.status, r.err);
+	assert_prop("u1", "listed", "true", "after the reload");
+	assert_prop("u2", "listed", "false",
+		    "p2's user_id went with a TRUNCATE");
+	assert_prop("u3", "listed", "true", "after the reload");
+	ck_assert_msg(tl_contains(r.err, "truncated"),
+		      "the run did not say it compared identifiers in full "
+		      "after a TRUNCATE: %s",
+		      r.err);
+	tl_result_free(&r);
+}
+END_TEST
+
 static Suite *races_suite(void)
 {
 	Suite *s = suite_create("races");
 	TCase *lock = tcase_create("locks");
+	TCase *trunc = tcase_create("truncate");
 
 	tcase_add_checked_fixture(lock, setup, teardown);
 	tcase_add_test(lock, retire_during_a_run_leaves_nothing_behind);
@@ -291,6 +380,10 @@ static Suite *races_suite(void)
 		       a_run_never_tells_an_older_truth_than_one_committed);
 	tcase_add_test(lock, resync_of_a_locked_sync_fails_and_says_so);
 	suite_add_tcase(s, lock);
+	tcase_add_checked_fixture(trunc, setup, teardown);
+	tcase_add_test(trunc, a_truncate_of_events_is_seen_by_a_rule);
+	tcase_add_test(trunc, a_truncate_of_identifiers_is_seen);
+	suite_add_tcase(s, trunc);
 	return s;
 }
 
