@@ -186,8 +186,8 @@ static const char prune_truncates_sql[] =
 	"  UNION ALL SELECT pg_snapshot_xmin(ids_snapshot)"
 	"  FROM audsync.sync_state"
 	"  UNION ALL SELECT pg_snapshot_xmin(snap) FROM pg_temp.audsync_mark"
-	"  UNION ALL SELECT min(horizon) FROM audsync.runs"
-	"  WHERE status = 'running'"
+	"  UNION ALL SELECT min(r.horizon) FROM audsync.runs r"
+	"  WHERE r.status = 'running'"
 	"  UNION ALL SELECT pg_snapshot_xmin(pg_current_snapshot())) m (x))";
 
 /* What the next run of a rule needs to run incrementally (incremental.h):
