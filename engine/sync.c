@@ -68,6 +68,29 @@ static const char *const lock_sql[] = {
 		"SELECT pg_advisory_unlock(" SYNC_LOCK_CLASS ", $1::int)",
 };
 
+/* Waits for a sync's lock (p: its id) as long as the run that holds it
+ * lasts, past the session's lock_timeout (db.c); a signal cancels the
+ * wait. Returns the result (caller clears), or NULL with err set. */
+static PGresult *wait_lock(PGconn *conn, const char **p, char *err,
+			   size_t errlen)
+{
+	char reset_err[AUDSYNC_ERR_LEN];
+	PGresult *r;
+
+	if (db_exec(conn, "sync lock", "SET lock_timeout = 0", 0, NULL, err,
+		    errlen) != 0)
+		return NULL;
+	db_interrupt_arm(conn);
+	r = db_query(conn, "sync lock", lock_sql[SYNC_LOCK_WAIT], 1, p, err,
+		     errlen);
+	db_interrupt_disarm();
+	if (db_exec(conn, "sync lock", "RESET lock_timeout", 0, NULL, reset_err,
+		    sizeof(reset_err)) != 0)
+		log_warn("sync lock: lock_timeout not reset", "error",
+			 reset_err);
+	return r;
+}
+
 int sync_lock(PGconn *conn, int sync_id, sync_lock_op op, char *err,
 	      size_t errlen)
 {
@@ -82,12 +105,9 @@ int sync_lock(PGconn *conn, int sync_id, sync_lock_op op, char *err,
 	if (!conn)
 		return -1;
 	snprintf(id, sizeof(id), "%d", sync_id);
-	/* A wait is interruptible: a signal cancels it. */
-	if (op == SYNC_LOCK_WAIT)
-		db_interrupt_arm(conn);
-	r = db_query(conn, "sync lock", lock_sql[op], 1, p, err, errlen);
-	if (op == SYNC_LOCK_WAIT)
-		db_interrupt_disarm();
+	r = op == SYNC_LOCK_WAIT ? wait_lock(conn, p, err, errlen)
+				 : db_query(conn, "sync lock", lock_sql[op], 1,
+					    p, err, errlen);
 	if (!r)
 		return -1;
 	got = PQgetvalue(r, 0, 0)[0] == 't';

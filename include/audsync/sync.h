@@ -47,7 +47,8 @@ int sync_mark_interrupted(PGconn *conn, char *err, size_t errlen);
  * sync", DESIGN.md section 8). */
 typedef enum sync_lock_op {
 	SYNC_LOCK_TRY = 0,  /* take it if free */
-	SYNC_LOCK_WAIT = 1, /* wait until it is free (a signal cancels) */
+	SYNC_LOCK_WAIT = 1, /* wait until it is free, past lock_timeout
+			     * (a signal cancels) */
 	SYNC_UNLOCK = 2
 } sync_lock_op;
 
