@@ -5,6 +5,7 @@
 
 #include "audsync/calls.h"
 #include "audsync/db.h"
+#include "audsync/log.h"
 #include "audsync/stage.h"
 
 #include <stdio.h>
@@ -110,7 +111,8 @@ static const char chg_sql[] =
 	" WHERE n.value IS DISTINCT FROM o.value";
 
 /* Unchanged members with identifiers added since the last run: by
- * created_at, or by load time for rows backfilled with older dates. */
+ * created_at, or by load time for rows backfilled with older dates; all
+ * of them after a TRUNCATE of external_ids, which names no profile ($5). */
 static const char newid_sql[] =
 	"SELECT m.profile_id, m.value, m.value, m.since, m.targets, 'newid',"
 	"  m.ctid, true"
@@ -118,20 +120,28 @@ static const char newid_sql[] =
 	"  WHERE id_type = ANY ($2::text[]) AND created_at > $3::timestamptz"
 	"  UNION SELECT profile_id FROM audsync.identifier_log"
 	"  WHERE xact >= pg_snapshot_xmin($4::pg_snapshot)"
-	"  AND NOT pg_visible_in_snapshot(xact, $4::pg_snapshot)) e"
+	"  AND NOT pg_visible_in_snapshot(xact, $4::pg_snapshot)"
+	"  UNION SELECT profile_id FROM audsync.snapshot_members"
+	"  WHERE $5::boolean AND sync_id = $1 AND member) e"
 	" JOIN audsync.snapshot_members m ON m.sync_id = $1"
 	"  AND m.profile_id = e.profile_id AND m.member"
 	" WHERE NOT EXISTS (SELECT 1 FROM pg_temp.audsync_chg c"
 	"  WHERE c.profile_id = e.profile_id)";
 
 /* Since when to look for new identifiers (created_at, less a margin for
- * late commits; and the last run's snapshot for the load log), and this
+ * late commits; and the last run's snapshot for the load log), this
  * run's snapshot, taken before the look: a row it cannot see is looked
- * at again next time. No row on a first sync. */
+ * at again next time; and whether external_ids was truncated since the
+ * last run's snapshot (sql/024_truncate_capture.sql). No row on a first
+ * sync. */
 static const char mark_sql[] =
 	"SELECT ids_seen_upto - interval '" DIFF_IDS_MARGIN "',"
 	" coalesce(ids_snapshot, pg_current_snapshot()),"
-	" pg_current_snapshot()"
+	" pg_current_snapshot(),"
+	" EXISTS (SELECT 1 FROM audsync.truncate_log t"
+	"  WHERE t.relation = 'external_ids'"
+	"  AND t.xact >= pg_snapshot_xmin(ids_snapshot)"
+	"  AND NOT pg_visible_in_snapshot(t.xact, ids_snapshot))"
 	" FROM audsync.sync_state WHERE sync_id = $1";
 
 /* The load log is pruned once per clock hour of each sync, not on every
@@ -160,6 +170,18 @@ static const char prune_changes_sql[] =
 	" HAVING NOT EXISTS (SELECT 1 FROM audsync.sync_state"
 	"  WHERE sync_id = $1"
 	"  AND date_trunc('hour', ids_seen_upto) = date_trunc('hour', now()))";
+
+/* The truncate log (sql/024_truncate_capture.sql) is kept as the change
+ * log is, and back to every identifier snapshot: a row a TRUNCATE. */
+static const char prune_truncates_sql[] =
+	"DELETE FROM audsync.truncate_log WHERE xact < (SELECT min(x) FROM ("
+	"  SELECT pg_snapshot_xmin(rule_snapshot) FROM audsync.sync_state"
+	"  UNION ALL SELECT pg_snapshot_xmin(ids_snapshot)"
+	"  FROM audsync.sync_state"
+	"  UNION ALL SELECT pg_snapshot_xmin(snap) FROM pg_temp.audsync_mark"
+	"  UNION ALL SELECT min(r.horizon) FROM audsync.runs r"
+	"  WHERE r.status = 'running'"
+	"  UNION ALL SELECT pg_snapshot_xmin(pg_current_snapshot())) m (x))";
 
 /* What the next run of a rule needs to run incrementally (incremental.h):
  * NULL for a definition_sql. */
@@ -224,7 +246,7 @@ static int find_new_identifiers(PGconn *conn, const sync_def *s,
 				const char *sync_id, char **snapshot, char *err,
 				size_t errlen)
 {
-	const char *p[4] = { sync_id, calls_id_types(s), NULL, NULL };
+	const char *p[5] = { sync_id, calls_id_types(s), NULL, NULL, NULL };
 	PGresult *r = db_query(conn, "diff: new identifiers", mark_sql, 1, p,
 			       err, errlen);
 	int rc = 0;
@@ -235,8 +257,15 @@ static int find_new_identifiers(PGconn *conn, const sync_def *s,
 		p[2] = PQgetvalue(r, 0, 0);
 		p[3] = PQgetvalue(r, 0, 1);
 		*snapshot = alloc_strdup(PQgetvalue(r, 0, 2));
+		p[4] = PQgetvalue(r, 0, 3);
+		if (p[4][0] == 't')
+			log_info("identifiers compared in full: "
+				 "audsync.external_ids was truncated since "
+				 "the last run",
+				 "computation", s->key, "destination",
+				 s->dest->name);
 		rc = stage_exec(conn, "diff: new identifiers",
-				STAGE_MORE_CHANGES, newid_sql, 4, p, err,
+				STAGE_MORE_CHANGES, newid_sql, 5, p, err,
 				errlen);
 	}
 	PQclear(r);
@@ -334,7 +363,9 @@ static int save_state(diff_counts *out, PGconn *conn, const sync_def *s,
 	if (db_exec(conn, "identifier log", prune_sql, 1, p, err, errlen) !=
 		    0 ||
 	    db_exec(conn, "change log", prune_changes_sql, 1, p, err, errlen) !=
-		    0)
+		    0 ||
+	    db_exec(conn, "truncate log", prune_truncates_sql, 0, NULL, err,
+		    errlen) != 0)
 		return -1;
 	r = db_query(conn, "sync state", state_sql, 5, p, err, errlen);
 	if (!r)

@@ -23,12 +23,17 @@
 static const char mark_sql[] = "SELECT pg_current_snapshot(), md5($1)";
 
 /* The last run's as-of, window start and snapshot, when it evaluated the
- * same rule ($2: its digest's text) at or before this as-of ($3). */
+ * same rule ($2: its digest's text) at or before this as-of ($3), and a
+ * source table truncated since (sql/024_truncate_capture.sql): the log
+ * names no profile of a TRUNCATE. */
 static const char state_sql[] =
 	"SELECT st.last_as_of::text,"
 	" coalesce((st.last_as_of - c.lookback)::text, '-infinity'),"
 	" st.rule_snapshot::text, audsync.rule_changes_unlogged(),"
-	" st.snap_count"
+	" st.snap_count, (SELECT min(t.relation)"
+	"  FROM audsync.truncate_log t"
+	"  WHERE t.xact >= pg_snapshot_xmin(st.rule_snapshot)"
+	"  AND NOT pg_visible_in_snapshot(t.xact, st.rule_snapshot))"
 	" FROM audsync.sync_state st"
 	" JOIN audsync.syncs y ON y.id = st.sync_id"
 	" JOIN audsync.computations c ON c.id = y.computation_id"
@@ -36,7 +41,14 @@ static const char state_sql[] =
 	" AND st.rule_snapshot IS NOT NULL AND st.snap_count > 0"
 	" AND st.last_as_of <= $3::timestamptz";
 
-enum { ST_AS_OF, ST_WINDOW, ST_SNAPSHOT, ST_UNLOGGED, ST_MEMBERS };
+enum {
+	ST_AS_OF,
+	ST_WINDOW,
+	ST_SNAPSHOT,
+	ST_UNLOGGED,
+	ST_MEMBERS,
+	ST_TRUNCATED
+};
 
 /* Touched (audsync_touched, stage.h): the profiles whose events, traits
  * or identifiers were written by a transaction the last run's snapshot
@@ -174,6 +186,13 @@ int incremental_prepare(int *on, PGconn *conn, const sync_def *s,
 	}
 	if (PQntuples(st) == 0 || !PQgetisnull(st, 0, ST_UNLOGGED))
 		goto out;
+	if (!PQgetisnull(st, 0, ST_TRUNCATED)) {
+		log_info("rule evaluated in full: a source table was "
+			 "truncated since its last run",
+			 "computation", s->key, "truncated",
+			 PQgetvalue(st, 0, ST_TRUNCATED));
+		goto out;
+	}
 	rc = fill_touched(on, conn, s, rule, st, err, errlen);
 out:
 	PQclear(st);

@@ -58,7 +58,8 @@ static const command commands[] = {
 	  "every distinct_id it was told. Identify re-sends are\n"
 	  "idempotent; track re-sends keep their time and $insert_id, so\n"
 	  "Mixpanel drops them as duplicates. --reset forgets the snapshot:\n"
-	  "the next run is a first sync." },
+	  "the next run is a first sync. A sync another process is\n"
+	  "evaluating is not resynced: exit 1, run it again." },
 	{ "daemon", cmd_daemon, 0, 0, "daemon",
 	  "Schedule and deliver until SIGTERM (a second SIGTERM exits at\n"
 	  "once). Wakes on NOTIFY audsync_events." },
@@ -81,8 +82,9 @@ static const command commands[] = {
 	  "bound to its parameters and how it is evaluated (a definition_sql\n"
 	  "is printed as it is). A wrong rule is reported with its JSON path." },
 	{ "retire", cmd_retire, OPT_UNSET, 1, "retire KEY [--unset]",
-	  "Stop syncing a computation. --unset first sends $unset of the\n"
-	  "key to every profile it was set on." },
+	  "Stop syncing a computation, after the run of it in progress,\n"
+	  "if any. --unset first sends $unset of the key to every profile\n"
+	  "it was set on." },
 	{ "retry-failed", cmd_retry_failed, OPT_DESTINATION, 0,
 	  "retry-failed [--destination NAME]",
 	  "Requeue dead letters for delivery." },

@@ -3,7 +3,9 @@
  * Retiring is not a run: no definition is evaluated. The computation is
  * disabled, and with --unset its identify syncs queue an $unset of their
  * keys for every distinct_id the ledger says was told them, in the same
- * transaction; the caller then delivers as after a run.
+ * transaction; the caller then delivers as after a run. It holds the
+ * lock of every sync of the computation meanwhile, as a run does, so no
+ * run in progress commits after it.
  */
 #include "audsync/retire.h"
 
@@ -13,7 +15,9 @@
 #include "audsync/diff.h"
 #include "audsync/errbuf.h"
 #include "audsync/mp_payload.h"
+#include "audsync/log.h"
 #include "audsync/outbox.h"
+#include "audsync/sync.h"
 
 #include <stdio.h>
 
@@ -137,6 +141,49 @@ static int retire_tx(PGconn *conn, const sync_list *l, const char *key,
 		       1, p, err, errlen);
 }
 
+/* Frees the locks of the first n syncs of l (n < 0: none). */
+static void unlock_syncs(PGconn *conn, const sync_list *l, int n)
+{
+	char err[AUDSYNC_ERR_LEN];
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (sync_lock(conn, l->items[i].id, SYNC_UNLOCK, err,
+			      sizeof(err)) < 0)
+			log_warn("retire: a sync's lock not freed", "error",
+				 err);
+}
+
+/*
+ * Takes the lock of every sync of l, waiting for a run in progress: a
+ * run that commits after the retire would tell Mixpanel the key again
+ * (and write ledger rows, and claim trait columns) for a computation
+ * that is gone. Once a run holds its lock it sees the computation
+ * disabled (sync.c). Returns how many it took (the first n of l, to
+ * free with unlock_syncs()), or -1 with err set and none held.
+ */
+static int lock_syncs(PGconn *conn, const sync_list *l, char *err,
+		      size_t errlen)
+{
+	int i, got = 1;
+
+	for (i = 0; i < l->n && got > 0; i++) {
+		got = sync_lock(conn, l->items[i].id, SYNC_LOCK_TRY, err,
+				errlen);
+		if (got != 0)
+			continue;
+		log_info("retire: waiting for the run in progress",
+			 "computation", l->items[i].key, "destination",
+			 l->items[i].dest->name);
+		got = sync_lock(conn, l->items[i].id, SYNC_LOCK_WAIT, err,
+				errlen);
+	}
+	if (got > 0)
+		return i;
+	unlock_syncs(conn, l, i - 1);
+	return -1;
+}
+
 int retire_computation(PGconn *conn, const char *key, int unset, char *err,
 		       size_t errlen)
 {
@@ -144,7 +191,7 @@ int retire_computation(PGconn *conn, const char *key, int unset, char *err,
 	const char *p[1] = { key };
 	sync_list l;
 	PGresult *r;
-	int found, rc = -1;
+	int found, locked, rc = -1;
 
 	r = db_query(conn, "retire",
 		     "SELECT 1 FROM audsync.computations"
@@ -160,12 +207,15 @@ int retire_computation(PGconn *conn, const char *key, int unset, char *err,
 	}
 	if (config_load(&l, conn, &f, err, errlen) != 0)
 		return -1;
-	if (db_exec(conn, "retire", "BEGIN", 0, NULL, err, errlen) == 0 &&
+	locked = lock_syncs(conn, &l, err, errlen);
+	if (locked >= 0 &&
+	    db_exec(conn, "retire", "BEGIN", 0, NULL, err, errlen) == 0 &&
 	    retire_tx(conn, &l, key, unset, err, errlen) == 0 &&
 	    db_exec(conn, "retire", "COMMIT", 0, NULL, err, errlen) == 0)
 		rc = 0;
-	else
+	else if (locked >= 0)
 		PQclear(PQexec(conn, "ROLLBACK"));
+	unlock_syncs(conn, &l, locked);
 	config_free(&l);
 	return rc;
 }

@@ -59,9 +59,40 @@ int sync_mark_interrupted(PGconn *conn, char *err, size_t errlen)
 	return n;
 }
 
-/* 1 when locked, 0 when another process holds it, -1 on error. */
-static int lock_sync(PGconn *conn, int sync_id, int lock, char *err,
-		     size_t errlen)
+static const char *const lock_sql[] = {
+	[SYNC_LOCK_TRY] =
+		"SELECT pg_try_advisory_lock(" SYNC_LOCK_CLASS ", $1::int)",
+	[SYNC_LOCK_WAIT] = "SELECT true FROM pg_advisory_lock(" SYNC_LOCK_CLASS
+			   ", $1::int)",
+	[SYNC_UNLOCK] =
+		"SELECT pg_advisory_unlock(" SYNC_LOCK_CLASS ", $1::int)",
+};
+
+/* Waits for a sync's lock (p: its id) as long as the run that holds it
+ * lasts, past the session's lock_timeout (db.c); a signal cancels the
+ * wait. Returns the result (caller clears), or NULL with err set. */
+static PGresult *wait_lock(PGconn *conn, const char **p, char *err,
+			   size_t errlen)
+{
+	char reset_err[AUDSYNC_ERR_LEN];
+	PGresult *r;
+
+	if (db_exec(conn, "sync lock", "SET lock_timeout = 0", 0, NULL, err,
+		    errlen) != 0)
+		return NULL;
+	db_interrupt_arm(conn);
+	r = db_query(conn, "sync lock", lock_sql[SYNC_LOCK_WAIT], 1, p, err,
+		     errlen);
+	db_interrupt_disarm();
+	if (db_exec(conn, "sync lock", "RESET lock_timeout", 0, NULL, reset_err,
+		    sizeof(reset_err)) != 0)
+		log_warn("sync lock: lock_timeout not reset", "error",
+			 reset_err);
+	return r;
+}
+
+int sync_lock(PGconn *conn, int sync_id, sync_lock_op op, char *err,
+	      size_t errlen)
 {
 	char id[16];
 	const char *p[1] = { id };
@@ -74,12 +105,9 @@ static int lock_sync(PGconn *conn, int sync_id, int lock, char *err,
 	if (!conn)
 		return -1;
 	snprintf(id, sizeof(id), "%d", sync_id);
-	r = db_query(conn, "sync lock",
-		     lock ? "SELECT pg_try_advisory_lock(" SYNC_LOCK_CLASS
-			    ", $1::int)"
-			  : "SELECT pg_advisory_unlock(" SYNC_LOCK_CLASS
-			    ", $1::int)",
-		     1, p, err, errlen);
+	r = op == SYNC_LOCK_WAIT ? wait_lock(conn, p, err, errlen)
+				 : db_query(conn, "sync lock", lock_sql[op], 1,
+					    p, err, errlen);
 	if (!r)
 		return -1;
 	got = PQgetvalue(r, 0, 0)[0] == 't';
@@ -193,16 +221,51 @@ static int claim_columns(PGconn *conn, const sync_def *s, const char *columns,
 	return rc;
 }
 
+/* The sync and its computation, still enabled, kept so until the
+ * decision commits: a plain UPDATE that disables either waits for it, or
+ * the decision for the UPDATE ($1: the sync). */
+static const char enabled_sql[] =
+	"SELECT 1 FROM audsync.syncs y JOIN audsync.computations c"
+	" ON c.id = y.computation_id"
+	" WHERE y.id = $1 AND y.enabled AND c.enabled FOR SHARE OF y, c";
+
+/* 1 when s is still enabled (its rows locked until the transaction
+ * ends), 0 when it was disabled while it was evaluated, -1 on error. */
+static int still_enabled(PGconn *conn, const sync_def *s, char *err,
+			 size_t errlen)
+{
+	char id[16];
+	const char *p[1] = { id };
+	PGresult *r;
+	int n;
+
+	snprintf(id, sizeof(id), "%d", s->id);
+	r = db_query(conn, "run: enabled", enabled_sql, 1, p, err, errlen);
+	if (!r)
+		return -1;
+	n = PQntuples(r);
+	PQclear(r);
+	return n > 0;
+}
+
 /* The diff, the outbox rows, the snapshot and the run row: one
- * transaction, so nothing decided is lost and nothing is decided twice. */
+ * transaction, so nothing decided is lost and nothing is decided twice.
+ * Returns 0, 1 when the sync was disabled meanwhile (nothing decided), or
+ * -1 with err set. */
 static int decide(diff_counts *c, PGconn *conn, const sync_def *s, int whole,
 		  const char *columns, long long run_id, const run_request *rq,
 		  char *err, size_t errlen)
 {
 	diff_mode mode = rq->kind == RUN_FULL ? DIFF_FULL : DIFF_CHANGES;
+	int enabled;
 
 	if (db_exec(conn, "run", "BEGIN", 0, NULL, err, errlen) != 0)
 		return -1;
+	enabled = still_enabled(conn, s, err, errlen);
+	if (enabled <= 0) {
+		PQclear(PQexec(conn, "ROLLBACK"));
+		return enabled < 0 ? -1 : 1;
+	}
 	if ((rq->reset && diff_reset_snapshot(conn, s->id, err, errlen) != 0) ||
 	    (columns && claim_columns(conn, s, columns, err, errlen) != 0) ||
 	    diff_apply(c, conn, s, whole, run_id, mode, rq->dry_run, err,
@@ -305,9 +368,128 @@ void sync_refresh_statistics(PGconn *conn)
 			       "VACUUM (ANALYZE) audsync.snapshot_members");
 }
 
+/* What a sync is, read again once its lock is held: whatever committed
+ * while this process read its configuration and waited is in (a retire,
+ * another run). $2: this run's as-of. */
+static const char recheck_sql[] =
+	"SELECT y.enabled AND c.enabled, st.last_as_of::text,"
+	" coalesce(st.last_as_of > $2::timestamptz, false)"
+	" FROM audsync.syncs y JOIN audsync.computations c"
+	" ON c.id = y.computation_id"
+	" LEFT JOIN audsync.sync_state st ON st.sync_id = y.id"
+	" WHERE y.id = $1";
+
+/* Why a sync is not run after all. */
+typedef enum claim_result {
+	CLAIM_OK = 0,
+	CLAIM_LOCKED,	/* another process evaluates it */
+	CLAIM_DISABLED, /* disabled or retired since the configuration */
+	CLAIM_STALE	/* a run at a later as-of committed since */
+} claim_result;
+
+/* Reads s again under its lock: sets *out, -1 with err set on error. A
+ * run whose as-of lies before the last successful run's would tell
+ * Mixpanel an older truth (DESIGN.md section 9); a reset forgets it. */
+static int recheck(claim_result *out, PGconn *conn, const sync_def *s,
+		   const run_request *rq, char *err, size_t errlen)
+{
+	char id[16];
+	const char *p[2] = { id, s->as_of };
+	PGresult *r;
+
+	snprintf(id, sizeof(id), "%d", s->id);
+	r = db_query(conn, "sync lock: recheck", recheck_sql, 2, p, err,
+		     errlen);
+	if (!r)
+		return -1;
+	*out = CLAIM_OK;
+	if (PQntuples(r) == 0 || PQgetvalue(r, 0, 0)[0] != 't')
+		*out = CLAIM_DISABLED;
+	else if (!rq->reset && PQgetvalue(r, 0, 2)[0] == 't') {
+		*out = CLAIM_STALE;
+		log_warn("sync skipped: a run at a later as-of committed "
+			 "while this one waited; it would tell Mixpanel an "
+			 "older truth",
+			 "computation", s->key, "destination", s->dest->name,
+			 "as_of", s->as_of, "last_as_of", PQgetvalue(r, 0, 1));
+	}
+	PQclear(r);
+	return 0;
+}
+
+/* Takes s's lock and reads s again under it: CLAIM_OK with the lock
+ * held, another claim_result without it, or -1 with err set. */
+static int claim(claim_result *out, PGconn *conn, const sync_def *s,
+		 const run_request *rq, char *err, size_t errlen)
+{
+	int locked = sync_lock(conn, s->id, SYNC_LOCK_TRY, err, errlen);
+
+	if (locked <= 0) {
+		*out = CLAIM_LOCKED;
+		return locked;
+	}
+	if (recheck(out, conn, s, rq, err, errlen) != 0)
+		*out = CLAIM_LOCKED; /* not run: only the lock to free */
+	else if (*out == CLAIM_OK)
+		return 0;
+	locked = *out == CLAIM_LOCKED ? -1 : 0;
+	if (sync_lock(conn, s->id, SYNC_UNLOCK, err, errlen) < 0)
+		return -1;
+	return locked;
+}
+
+/* Says why s was not run: 0 when that is as it should be (a timer's run
+ * skips a sync another process evaluates), 1 when what was asked did not
+ * happen (an operator's resync: run it again). */
+static int not_run(const sync_def *s, claim_result why,
+		   const run_request *asked)
+{
+	char line[AUDSYNC_ERR_LEN];
+
+	if (why == CLAIM_DISABLED) {
+		log_info("sync skipped: disabled or retired since this run "
+			 "read its configuration",
+			 "computation", s->key, "destination", s->dest->name);
+		return 0;
+	}
+	if (asked->kind != RUN_FULL) {
+		if (why == CLAIM_LOCKED)
+			log_warn("sync skipped: another process is "
+				 "evaluating it",
+				 "computation", s->key, "destination",
+				 s->dest->name);
+		return 0;
+	}
+	snprintf(line, sizeof(line),
+		 why == CLAIM_LOCKED
+			 ? "resync: %s is being evaluated by another "
+			   "process; run it again"
+			 : "resync: %s was run at a later as-of while this "
+			   "resync began; run it again",
+		 s->key);
+	log_error(line, "destination", s->dest->name);
+	return 1;
+}
+
+/* A run whose sync was disabled while it was evaluated: its decision
+ * was rolled back, and its run row says so. */
+static void discard_run(PGconn *conn, const sync_def *s, long long run_id,
+			const run_request *rq)
+{
+	static const char why[] =
+		"discarded: the sync or its computation was disabled while "
+		"it was evaluated; nothing was decided or sent";
+
+	log_info("sync run discarded: disabled while it was evaluated",
+		 "computation", s->key, "destination", s->dest->name);
+	if (!rq->dry_run)
+		fail_run(conn, run_id, 0, why);
+}
+
 /* Evaluates and decides one sync under its lock. Returns 0 when it ran
- * (counted in out->written when it rewrote ledger rows), 1 when it failed
- * (recorded), 2 when another process holds it, -1 when the database
+ * (counted in out->written when it rewrote ledger rows) or was rightly
+ * skipped (locked, disabled meanwhile, a later run committed), 1 when it
+ * failed (recorded) or a resync could not run, -1 when the database
  * failed. */
 static int run_one(run_totals *out, PGconn *conn, const sync_def *s,
 		   const run_request *asked, char *err, size_t errlen)
@@ -315,7 +497,8 @@ static int run_one(run_totals *out, PGconn *conn, const sync_def *s,
 	char why[AUDSYNC_ERR_LEN];
 	diff_counts c = { 0 };
 	long long run_id = 0;
-	int locked, rc = 1, whole = 0;
+	claim_result why_not;
+	int rc = 1, whole = 0, decided;
 	char *columns = NULL;
 	run_request full = *asked;
 	const run_request *rq = asked;
@@ -330,15 +513,10 @@ static int run_one(run_totals *out, PGconn *conn, const sync_def *s,
 			 "why", "mode, id_sync or include_anonymous changed");
 	}
 
-	locked = lock_sync(conn, s->id, 1, err, errlen);
-	if (locked <= 0) {
-		if (locked == 0)
-			log_warn("sync skipped: another process is evaluating "
-				 "it",
-				 "computation", s->key, "destination",
-				 s->dest->name);
-		return locked == 0 ? 2 : -1;
-	}
+	if (claim(&why_not, conn, s, rq, err, errlen) != 0)
+		return -1;
+	if (why_not != CLAIM_OK)
+		return not_run(s, why_not, asked);
 	if (!rq->dry_run) {
 		run_id = start_run(conn, s, rq->kind, err, errlen);
 		if (run_id < 0) {
@@ -360,9 +538,16 @@ static int run_one(run_totals *out, PGconn *conn, const sync_def *s,
 			  sizeof(why)) != 0)
 		goto failed;
 	c.evaluated = now_seconds();
-	if (decide(&c, conn, s, whole, columns, run_id, rq, why, sizeof(why)) !=
-	    0)
+	decided = decide(&c, conn, s, whole, columns, run_id, rq, why,
+			 sizeof(why));
+	if (decided < 0)
 		goto failed;
+	if (decided > 0) {
+		db_interrupt_disarm();
+		discard_run(conn, s, run_id, rq);
+		rc = 0;
+		goto out;
+	}
 	db_interrupt_disarm();
 	/* Every change and every call rewrote its profile's ledger row. */
 	out->written += c.calls + c.entered + c.exited + c.changed > 0;
@@ -382,7 +567,7 @@ failed:
 		fail_run(conn, run_id, c.members, why);
 out:
 	free(columns);
-	if (lock_sync(conn, s->id, 0, err, errlen) < 0)
+	if (sync_lock(conn, s->id, SYNC_UNLOCK, err, errlen) < 0)
 		rc = -1;
 	return rc;
 }

@@ -43,6 +43,25 @@ typedef struct run_totals {
  */
 int sync_mark_interrupted(PGconn *conn, char *err, size_t errlen);
 
+/* What sync_lock() does with a sync's advisory lock ("one evaluator per
+ * sync", DESIGN.md section 8). */
+typedef enum sync_lock_op {
+	SYNC_LOCK_TRY = 0,  /* take it if free */
+	SYNC_LOCK_WAIT = 1, /* wait until it is free, past lock_timeout
+			     * (a signal cancels) */
+	SYNC_UNLOCK = 2
+} sync_lock_op;
+
+/*
+ * Takes, waits for or frees the lock of sync sync_id, held by conn's lock
+ * connection (db_lock_conn()), out of reach of definitions. Whoever
+ * writes a sync's ledger or state holds it: runs, and retire. Returns 1
+ * when done, 0 when SYNC_LOCK_TRY found it held by another process (or
+ * SYNC_UNLOCK found it not held), -1 with err set.
+ */
+int sync_lock(PGconn *conn, int sync_id, sync_lock_op op, char *err,
+	      size_t errlen) __attribute__((warn_unused_result));
+
 /* Refreshes the snapshot's statistics when this run's writes left them
  * stale, so that the next run does not (at the end of a run that wrote
  * ledger rows, after its delivery). */
