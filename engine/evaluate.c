@@ -183,6 +183,16 @@ static int trait_columns(trait_cols *tc, const PGresult *desc,
 	return 0;
 }
 
+int evaluate_claimed(const sync_def *s, const PGresult *r, char *err,
+		     size_t errlen)
+{
+	snprintf(err, errlen,
+		 "computation %s: a trait column gives the key %s, which "
+		 "computation %s already sends: rename the column",
+		 s->key, PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1));
+	return -1;
+}
+
 /* Fails when a trait column's key is another computation's key, or, in
  * identify mode, a profile property another trait's column sets in the
  * same destination (audsync.computation_keys): two computations would
@@ -226,12 +236,7 @@ static int check_other_keys(PGconn *conn, const trait_cols *tc,
 			 s->key, PQgetvalue(r, 0, 0));
 		rc = -1;
 	} else if (PQntuples(r) > 0) {
-		snprintf(err, errlen,
-			 "computation %s: a trait column gives the key %s, "
-			 "which computation %s already sends: rename the "
-			 "column",
-			 s->key, PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1));
-		rc = -1;
+		rc = evaluate_claimed(s, r, err, errlen);
 	}
 	PQclear(r);
 	buf_free(&keys);

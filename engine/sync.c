@@ -209,14 +209,8 @@ static int claim_columns(PGconn *conn, const sync_def *s, const char *columns,
 		     3, p, err, errlen);
 	if (!r)
 		return -1;
-	if (PQntuples(r) > 0) {
-		snprintf(err, errlen,
-			 "computation %s: a trait column gives the key %s, "
-			 "which computation %s already sends: rename the "
-			 "column",
-			 s->key, PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1));
-		rc = -1;
-	}
+	if (PQntuples(r) > 0)
+		rc = evaluate_claimed(s, r, err, errlen);
 	PQclear(r);
 	return rc;
 }

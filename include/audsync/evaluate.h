@@ -55,6 +55,11 @@ int evaluate_sync(int *whole, char **columns, PGconn *conn, const sync_def *s,
 		  int every, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
+/* The error of a trait column another computation has claimed: r's first
+ * row holds the key and the owner's computation key. Returns -1. */
+int evaluate_claimed(const sync_def *s, const PGresult *r, char *err,
+		     size_t errlen);
+
 /* Checks s's definition without running it: it parses, returns a
  * profile_id, and a trait's columns make keys. Returns 0, or -1 with the
  * same one-line errors as evaluate_sync(). */
