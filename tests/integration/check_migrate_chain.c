@@ -378,8 +378,7 @@ END_TEST
  */
 START_TEST(an_upgrade_gives_a_shared_column_to_the_older_trait)
 {
-	char files[64][256], *owner;
-	const char *db;
+	char files[64][256], *owner, *db;
 	tl_result r;
 	int n, i;
 
@@ -445,6 +444,7 @@ START_TEST(an_upgrade_gives_a_shared_column_to_the_older_trait)
 			 0);
 	mpctl_stop(fake);
 	fake = NULL;
+	free(db);
 }
 END_TEST
 
