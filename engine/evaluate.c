@@ -626,7 +626,9 @@ int evaluate_sync(int *whole, char **columns, PGconn *conn, const sync_def *s,
 					     err, errlen) != 0))
 		goto out;
 	if (touched) {
-		d.definition_sql = rule.touched_sql;
+		d.definition_sql = touched == INCREMENTAL_FEW
+					   ? rule.few_sql
+					   : rule.touched_sql;
 		*whole = touched == INCREMENTAL_FEW ? EVALUATE_FEW
 						    : EVALUATE_TOUCHED;
 	}

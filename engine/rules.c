@@ -490,10 +490,11 @@ static int put_condition(compiler *c, buf *out, tv *val, json_object *cond,
  * evaluation, those of the identity graph (in_graph), or both. */
 static void put_restriction(buf *out, int touched, int in_graph)
 {
-	if (touched && in_graph)
-		buf_puts(out, TOUCHED_IN_GRAPH("e"));
+	if (touched == RULES_FEW)
+		buf_puts(out, in_graph ? TOUCHED_FEW_IN_GRAPH("e")
+				       : TOUCHED_FEW("e"));
 	else if (touched)
-		buf_puts(out, TOUCHED("e"));
+		buf_puts(out, in_graph ? TOUCHED_IN_GRAPH("e") : TOUCHED("e"));
 	else if (in_graph)
 		buf_puts(out, IN_GRAPH("e"));
 }
@@ -544,7 +545,9 @@ static void put_audience(buf *out, const scope *s, const char *cond,
 		buf_puts(out, "SELECT u.profile_id FROM (SELECT DISTINCT"
 			      " x.profile_id FROM audsync.external_ids x");
 		if (touched)
-			buf_puts(out, " WHERE true" TOUCHED("x"));
+			buf_puts(out, touched == RULES_FEW
+					      ? " WHERE true" TOUCHED_FEW("x")
+					      : " WHERE true" TOUCHED("x"));
 		buf_puts(out, ") u");
 		if (s->nagg) {
 			buf_puts(out, " LEFT JOIN (");
@@ -772,8 +775,9 @@ static void compiler_free(compiler *c)
 	memset(c, 0, sizeof(*c));
 }
 
-/* One pass of the compiler over the rule (touched: the incremental
- * form); out gets the statement. Returns 0, or -1 with err set. */
+/* One pass of the compiler over the rule (touched: which profiles it
+ * reads, RULES_ALL or an incremental form); out gets the statement.
+ * Returns 0, or -1 with err set. */
 static int compile_pass(compiler *c, buf *out, const char *key, int is_trait,
 			const char *definition, const rules_catalog *cat,
 			int first, int touched, char *err, size_t errlen)
@@ -840,42 +844,42 @@ int rules_compile(rules_sql *out, const char *key, int is_trait,
 		  const char *definition, const rules_catalog *cat, int first,
 		  char *err, size_t errlen)
 {
-	compiler c, t;
-	buf sql, touched;
-	int rc;
+	/* One pass per form, indexed by RULES_ALL, _TOUCHED and _FEW; the
+	 * incremental ones only for a rule that can run so. */
+	compiler c[3];
+	buf sql[3];
+	int i, n = 1, rc = 0;
 
-	buf_init(&sql);
-	buf_init(&touched);
 	memset(out, 0, sizeof(*out));
-	memset(&t, 0, sizeof(t));
-	rc = compile_pass(&c, &sql, key, is_trait, definition, cat, first, 0,
-			  err, errlen);
-	if (rc == 0 && !c.why_full[0])
-		rc = compile_pass(&t, &touched, key, is_trait, definition, cat,
-				  first, 1, err, errlen);
-	if (rc != 0) {
-		compiler_free(&c);
-		compiler_free(&t);
-		buf_free(&sql);
-		buf_free(&touched);
-		return -1;
+	memset(c, 0, sizeof(c));
+	for (i = 0; i < 3; i++)
+		buf_init(&sql[i]);
+	for (i = 0; rc == 0 && i < n; i++) {
+		rc = compile_pass(&c[i], &sql[i], key, is_trait, definition,
+				  cat, first, i, err, errlen);
+		if (rc == 0 && i == RULES_ALL && !c[i].why_full[0])
+			n = 3;
 	}
-	if (!c.why_full[0]) {
-		out->touched_sql = buf_steal(&touched);
-		out->edges_sql = edges_sql(&c);
+	if (rc == 0) {
+		if (n == 3) {
+			out->touched_sql = buf_steal(&sql[RULES_TOUCHED]);
+			out->few_sql = buf_steal(&sql[RULES_FEW]);
+			out->edges_sql = edges_sql(&c[RULES_ALL]);
+		}
+		snprintf(out->why_full, sizeof(out->why_full), "%s",
+			 c[RULES_ALL].why_full);
+		out->sql = buf_steal(&sql[RULES_ALL]);
+		out->params = c[RULES_ALL].params;
+		out->nparams = c[RULES_ALL].nparams;
+		out->first = first;
+		c[RULES_ALL].params = NULL;
+		c[RULES_ALL].nparams = 0;
 	}
-	compiler_free(&t);
-	snprintf(out->why_full, sizeof(out->why_full), "%s", c.why_full);
-	out->sql = buf_steal(&sql);
-	out->params = c.params;
-	out->nparams = c.nparams;
-	out->first = first;
-	c.params = NULL;
-	c.nparams = 0;
-	compiler_free(&c);
-	buf_free(&sql);
-	buf_free(&touched);
-	return 0;
+	for (i = 0; i < 3; i++) {
+		compiler_free(&c[i]);
+		buf_free(&sql[i]);
+	}
+	return rc == 0 ? 0 : -1;
 }
 
 void rules_sql_free(rules_sql *r)
@@ -889,6 +893,7 @@ void rules_sql_free(rules_sql *r)
 	free(r->params);
 	free(r->sql);
 	free(r->touched_sql);
+	free(r->few_sql);
 	free(r->edges_sql);
 	memset(r, 0, sizeof(*r));
 }

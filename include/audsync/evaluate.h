@@ -41,15 +41,15 @@ enum {
 
 /* The ledger rows of the touched profiles, rows being a SELECT from
  * audsync.snapshot_members that ends in its WHERE clause: joined with the
- * touched profiles (EVALUATE_TOUCHED), or looked up by the key one by one
- * (EVALUATE_FEW: the key is (sync_id, profile_id), and LIMIT 1 says so to
- * the planner, which would otherwise read every member's entry). */
+ * touched profiles (EVALUATE_TOUCHED), or looked up by the key
+ * (EVALUATE_FEW: the key is (sync_id, profile_id), and one index scan
+ * takes the profiles as an array, a descent each; the planner would
+ * otherwise read every member's entry for a join). */
 #define LEDGER_OF_TOUCHED(rows)                                                \
 	rows " AND profile_id IN (SELECT profile_id FROM pg_temp.audsync_touched)"
 #define LEDGER_OF_FEW(rows)                                                    \
-	"SELECT m.* FROM (SELECT DISTINCT profile_id"                          \
-	" FROM pg_temp.audsync_touched) t CROSS JOIN LATERAL (" rows           \
-	" AND profile_id = t.profile_id LIMIT 1) m"
+	rows " AND profile_id = ANY (ARRAY(SELECT profile_id"                  \
+	     " FROM pg_temp.audsync_touched))"
 
 int evaluate_sync(int *whole, char **columns, PGconn *conn, const sync_def *s,
 		  int every, char *err, size_t errlen)

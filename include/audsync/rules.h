@@ -46,10 +46,14 @@ typedef struct rules_sql {
 	 * pg_temp.audsync_touched (profile_id text); edges_sql returns the
 	 * profile_id of every event of the rule whose place in a window
 	 * changed between the last run, as-of $3 and window start $4, and
-	 * this one ($1, $2). Both NULL when the rule must run in full;
-	 * why_full then says why in a few words.
+	 * this one ($1, $2). few_sql is touched_sql for touched profiles
+	 * few against the ledger's members (incremental.h): it looks them
+	 * up by the index, one descent each, instead of joining them. All
+	 * three NULL when the rule must run in full; why_full then says
+	 * why in a few words.
 	 */
 	char *touched_sql;
+	char *few_sql;
 	char *edges_sql;
 	char why_full[AUDSYNC_ERR_LEN];
 } rules_sql;

@@ -661,6 +661,15 @@ START_TEST(an_hourly_run_reads_touched_events_from_the_index_alone)
 						"events_profile_ts"),
 			      "rule %d reads the events table:\n%s", k, plan);
 		free(plan);
+		/* Few touched profiles: one scan of the index takes them
+		 * all, rather than a scan per profile of a join. */
+		plan = plan_of(conn, r.few_sql, 4 + r.nparams, types, params);
+		ck_assert_msg(tl_contains(plan, "Index Only Scan using "
+						"events_profile_ts") &&
+				      tl_contains(plan, "(profile_id = ANY ("),
+			      "rule %d, few touched profiles, joins them:\n%s",
+			      k, plan);
+		free(plan);
 		rules_sql_free(&r);
 	}
 	PQfinish(conn);
