@@ -317,12 +317,31 @@ static void wait_for_text(const char *path, const char *needle)
 	}
 }
 
+/* After a reload, the daemon (pid) is alive and its next pass delivers a
+ * new event; then it stops cleanly and the test's files go. */
+static void delivers_after_reload_then_stops(pid_t pid, const char *dir,
+					     const char *envf, const char *logf)
+{
+	double secs;
+	int st;
+
+	ck_assert_int_eq(waitpid(pid, &st, WNOHANG), 0);
+	tl_sql(db, "INSERT INTO audsync.events VALUES"
+		   " ('p2', 'Signed Up', '{}', now() - interval '1 second')");
+	ck_assert_msg(wait_for_member("u2", 15),
+		      "the pass after the reload did not deliver");
+	st = stop_daemon(&secs, pid, 0);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
+	unlink(envf);
+	unlink(logf);
+	rmdir(dir);
+}
+
 START_TEST(sighup_reads_the_settings_again)
 {
 	char dir[] = "/tmp/audsync-hup-XXXXXX", envf[64], envv[96], logf[64];
 	const char *args[] = { "daemon", NULL };
 	const char *env[] = { envv, NULL };
-	double secs;
 	pid_t pid;
 	int st;
 
@@ -344,17 +363,8 @@ START_TEST(sighup_reads_the_settings_again)
 	ck_assert_int_eq(kill(pid, SIGHUP), 0);
 	wait_for_text(logf, "\"msg\":\"reload failed: settings kept\","
 			    "\"error\":\"AUDSYNC_TIMEOUT_MS must be");
-	ck_assert_int_eq(waitpid(pid, &st, WNOHANG), 0);
 	/* Kept: the next pass delivers, with no trace of the wrong value. */
-	tl_sql(db, "INSERT INTO audsync.events VALUES"
-		   " ('p2', 'Signed Up', '{}', now() - interval '1 second')");
-	ck_assert_msg(wait_for_member("u2", 15),
-		      "the pass after a refused reload did not deliver");
-	st = stop_daemon(&secs, pid, 0);
-	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
-	unlink(envf);
-	unlink(logf);
-	rmdir(dir);
+	delivers_after_reload_then_stops(pid, dir, envf, logf);
 }
 END_TEST
 
@@ -420,7 +430,6 @@ START_TEST(the_environment_file_names_the_database)
 	char dir[] = "/tmp/audsync-envdb-XXXXXX", envf[64], envv[96], logf[64];
 	char line[160];
 	const char *env[] = { envv, NULL };
-	double secs;
 	pid_t pid;
 	int st;
 
@@ -438,17 +447,8 @@ START_TEST(the_environment_file_names_the_database)
 	ck_assert_int_eq(kill(pid, SIGHUP), 0);
 	wait_for_text(logf, "AUDSYNC_DB changed");
 	wait_for_text(logf, "restart");
-	ck_assert_int_eq(waitpid(pid, &st, WNOHANG), 0);
 	/* Still on the first database: a new event is delivered. */
-	tl_sql(db, "INSERT INTO audsync.events VALUES"
-		   " ('p2', 'Signed Up', '{}', now() - interval '1 second')");
-	ck_assert_msg(wait_for_member("u2", 15),
-		      "the pass after the reload did not deliver");
-	st = stop_daemon(&secs, pid, 0);
-	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
-	unlink(envf);
-	unlink(logf);
-	rmdir(dir);
+	delivers_after_reload_then_stops(pid, dir, envf, logf);
 }
 END_TEST
 
