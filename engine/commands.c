@@ -342,7 +342,7 @@ static void log_forward(const forward_totals *f)
 		 LOG_INT("queued", f->queued),
 		 LOG_INT("already_forwarded", f->duplicates),
 		 LOG_INT("skipped", f->skipped), LOG_INT("failed", f->failed),
-		 LOG_INT("calls", f->calls));
+		 LOG_INT("calls", f->calls), LOG_INT("in_part", f->in_part));
 }
 
 /* Drains audsync.inbound (of one destination when named). Returns 0, or

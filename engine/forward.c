@@ -46,6 +46,7 @@ typedef struct fw_call {
 typedef struct fw_msg {
 	size_t id; /* messageId, offset into data */
 	int first, n;
+	int in_part; /* sent without a part (segment_calls.reason) */
 } fw_msg;
 
 /* Mapped messages waiting for their transaction. */
@@ -106,6 +107,7 @@ static void batch_add(batch *b, const segment_calls *c)
 		   strlen(segment_calls_message_id(c)) + 1);
 	m->first = b->ncalls;
 	m->n = c->n;
+	m->in_part = c->reason[0] != '\0';
 	for (i = 0; i < c->n; i++) {
 		fw_call *k = &b->calls[b->ncalls++];
 		const char *key = segment_call_key(c, i), *rec;
@@ -207,6 +209,7 @@ static int queue_batch(forward_totals *t, batch *b, PGconn *conn,
 			continue;
 		}
 		t->queued++;
+		t->in_part += m->in_part;
 		for (j = m->first; j < m->first + m->n; j++) {
 			const fw_call *k = &b->calls[j];
 
@@ -248,6 +251,7 @@ static int commit_batch(forward_totals *t, batch *b, PGconn *conn,
 		return -1;
 	}
 	t->queued += add.queued;
+	t->in_part += add.in_part;
 	t->duplicates += add.duplicates;
 	t->calls += add.calls;
 	batch_reset(b);
@@ -554,6 +558,7 @@ static int drain_batch(forward_totals *t, int *n, PGconn *conn,
 		goto rollback;
 	t->messages += add.messages;
 	t->queued += add.queued;
+	t->in_part += add.in_part;
 	t->skipped += add.skipped;
 	t->failed += add.failed;
 	t->duplicates += add.duplicates;

@@ -9,6 +9,7 @@
 typedef struct forward_totals {
 	long long messages;   /* lines or inbound rows read (blank lines not) */
 	long long queued;     /* messages whose calls went to the outbox */
+	long long in_part;    /* of those, sent without a part (logged) */
 	long long skipped;    /* nothing to send, as the seed says */
 	long long failed;     /* could not be mapped: reported, not sent */
 	long long duplicates; /* already forwarded to this destination */

@@ -356,6 +356,11 @@ START_TEST(a_revenue_that_is_no_amount_costs_the_charge_only)
 						 "\"properties.revenue is not "
 						 "a number"),
 		      "%s", r.err);
+	/* The run's summary counts it, beside the one sent whole. */
+	ck_assert_msg(tl_contains(r.err, "msg=\"messages forwarded\" "
+					 "messages=2 queued=2 ") &&
+			      tl_contains(r.err, " calls=2 in_part=1\n"),
+		      "%s", r.err);
 	ck_assert_int_eq(mpctl_state(&st, fake), 0);
 	ck_assert_int_eq(count_events(st, "Paid"), 1);
 	ck_assert_str_eq(
