@@ -407,9 +407,10 @@ static int dead_letter(PGconn *conn, const char *dest_id, const page *p, int j,
 		       7, v, err, errlen);
 }
 
-/* Deletes a page Mixpanel is done with, or keeps what is left of it. */
+/* Keeps what is left of a page, or adds its id to done (a page Mixpanel
+ * is done with, for settle_round() to delete with the others). */
 static int settle_page(PGconn *conn, const char *dest_id, page *p,
-		       outbox_stats *st, char *err, size_t errlen)
+		       outbox_stats *st, buf *done, char *err, size_t errlen)
 {
 	const char *last_error = NULL;
 	char n_s[16];
@@ -434,11 +435,8 @@ static int settle_page(PGconn *conn, const char *dest_id, page *p,
 		}
 	}
 	if (kept == 0) {
-		const char *v[1] = { p->id };
-
-		rc = db_exec(conn, "settle outbox",
-			     "DELETE FROM audsync.outbox WHERE id = $1", 1, v,
-			     err, errlen);
+		buf_printf(done, "%s%s", done->len > 1 ? "," : "", p->id);
+		rc = 0;
 	} else {
 		const char *v[4] = { p->id, left.data, n_s, last_error };
 
@@ -454,23 +452,38 @@ out:
 	return rc;
 }
 
-/* Settles every page of r in one short transaction. */
+/* Settles every page of r in one short transaction: the pages Mixpanel
+ * is done with go in one statement (a round holds up to 64). */
 static int settle_round(round *r, PGconn *conn, const char *dest_id, char *err,
 			size_t errlen)
 {
+	buf done;
+	const char *v[1];
 	int i;
 
+	buf_init(&done);
+	buf_putc(&done, '{');
 	if (db_exec(conn, "settle outbox", "BEGIN", 0, NULL, err, errlen) != 0)
-		return -1;
+		goto out;
 	for (i = 0; i < r->n; i++)
-		if (settle_page(conn, dest_id, &r->pages[i], &r->st, err,
+		if (settle_page(conn, dest_id, &r->pages[i], &r->st, &done, err,
 				errlen) != 0)
 			goto fail;
+	buf_putc(&done, '}');
+	v[0] = done.data;
+	if (done.len > 2 &&
+	    db_exec(conn, "settle outbox",
+		    "DELETE FROM audsync.outbox WHERE id = ANY ($1::bigint[])",
+		    1, v, err, errlen) != 0)
+		goto fail;
 	if (db_exec(conn, "settle outbox", "COMMIT", 0, NULL, err, errlen) != 0)
 		goto fail;
+	buf_free(&done);
 	return 0;
 fail:
 	PQclear(PQexec(conn, "ROLLBACK"));
+out:
+	buf_free(&done);
 	return -1;
 }
 
