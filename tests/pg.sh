@@ -12,6 +12,8 @@
 #
 # The server listens on a unix socket in DIR only (no TCP), with trust
 # authentication and durability off: it is for data nobody needs to keep.
+# Its shared_buffers are 256MB, or $AUDSYNC_PG_SHARED_BUFFERS at initdb
+# (the bench's BENCH_SHARED_BUFFERS_MB).
 # initdb and postgres refuse to run as root, so as root the cluster runs as
 # the user "postgres" (or a system user "audsync-pg" created for it) and DIR
 # is handed to that user.
@@ -182,7 +184,7 @@ unix_socket_directories = '$_sock'
 fsync = off
 full_page_writes = off
 synchronous_commit = off
-shared_buffers = 256MB
+shared_buffers = ${AUDSYNC_PG_SHARED_BUFFERS:-256MB}
 max_connections = 100
 log_min_messages = warning
 log_line_prefix = '%m [%p] %d '

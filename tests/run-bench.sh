@@ -23,12 +23,23 @@ fi
 # production server: every audsync run is a fresh backend, and on 4 KiB
 # pages it takes a page fault for each shared buffer it touches first
 # (half the time of a rule's hourly run on the bench machine). As root on
-# Linux the bench reserves the pages its server needs (256 MB of
-# shared_buffers) for its own duration, then gives them back;
-# BENCH_HUGE_PAGES=0 measures on 4 KiB pages. The server's huge_pages is
-# left at PostgreSQL's default, try. The first line says which was used.
+# Linux the bench reserves the pages its server needs (its shared_buffers,
+# 256 MB unless BENCH_SHARED_BUFFERS_MB says otherwise, and some more)
+# for its own duration, then gives them back; BENCH_HUGE_PAGES=0
+# measures on 4 KiB pages. The server's huge_pages is left at
+# PostgreSQL's default, try. The first line says which was used.
+sb_mb=${BENCH_SHARED_BUFFERS_MB:-256}
+case $sb_mb in
+'' | *[!0-9]*)
+	echo "run-bench: BENCH_SHARED_BUFFERS_MB must be a number of MB," \
+		"not '$sb_mb'" >&2
+	exit 2
+	;;
+esac
+AUDSYNC_PG_SHARED_BUFFERS=${sb_mb}MB
+export AUDSYNC_PG_SHARED_BUFFERS
 hp_file=/proc/sys/vm/nr_hugepages
-hp_need=160
+hp_need=$((sb_mb / 2 + 32))
 hp_restore=
 hp_value() {
 	awk -v k="$1:" '$1 == k { print $2 }' /proc/meminfo 2>/dev/null
@@ -63,6 +74,8 @@ hp_reserve || hp_release
 hp_before=$(hp_used)
 harness_exit_hook=hp_release
 harness_start bench
+echo "run-bench: shared_buffers $AUDSYNC_PG_SHARED_BUFFERS" \
+	"(BENCH_SHARED_BUFFERS_MB sets it)"
 if [ "$(hp_used)" -gt "$hp_before" ]; then
 	echo "run-bench: the server's shared memory is in huge pages" \
 		"(BENCH_HUGE_PAGES=0 measures on 4 KiB pages)"
