@@ -431,7 +431,6 @@ START_TEST(the_environment_file_names_the_database)
 	char line[160];
 	const char *env[] = { envv, NULL };
 	pid_t pid;
-	int st;
 
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	snprintf(envf, sizeof(envf), "%s/audsync.env", dir);
