@@ -235,6 +235,18 @@ out:
 	return rc;
 }
 
+/* Adds what a committed transaction counted to the run's totals. */
+static void totals_add(forward_totals *t, const forward_totals *add)
+{
+	t->messages += add->messages;
+	t->queued += add->queued;
+	t->in_part += add->in_part;
+	t->skipped += add->skipped;
+	t->failed += add->failed;
+	t->duplicates += add->duplicates;
+	t->calls += add->calls;
+}
+
 /* One transaction: the batch's calls and its messageIds. */
 static int commit_batch(forward_totals *t, batch *b, PGconn *conn,
 			const fw_dest *d, char *err, size_t errlen)
@@ -250,10 +262,7 @@ static int commit_batch(forward_totals *t, batch *b, PGconn *conn,
 		PQclear(PQexec(conn, "ROLLBACK"));
 		return -1;
 	}
-	t->queued += add.queued;
-	t->in_part += add.in_part;
-	t->duplicates += add.duplicates;
-	t->calls += add.calls;
+	totals_add(t, &add);
 	batch_reset(b);
 	return 0;
 }
@@ -556,13 +565,7 @@ static int drain_batch(forward_totals *t, int *n, PGconn *conn,
 	    db_exec(conn, "forward inbound", "COMMIT", 0, NULL, err, errlen) !=
 		    0)
 		goto rollback;
-	t->messages += add.messages;
-	t->queued += add.queued;
-	t->in_part += add.in_part;
-	t->skipped += add.skipped;
-	t->failed += add.failed;
-	t->duplicates += add.duplicates;
-	t->calls += add.calls;
+	totals_add(t, &add);
 	rc = 0;
 	goto out;
 rollback:

@@ -486,17 +486,22 @@ static int put_condition(compiler *c, buf *out, tv *val, json_object *cond,
 	return rc;
 }
 
-/* The profiles whose events are read: the touched ones of an incremental
- * evaluation, those of the identity graph (in_graph), or both. */
-static void put_restriction(buf *out, int touched, int in_graph)
+/* The profiles of table alias a that are read: the touched ones of an
+ * incremental evaluation (joined, or few), those of the identity graph
+ * (in_graph), or both. */
+static void put_restriction(buf *out, const char *a, int touched, int in_graph)
 {
 	if (touched == RULES_FEW)
-		buf_puts(out, in_graph ? TOUCHED_FEW_IN_GRAPH("e")
-				       : TOUCHED_FEW("e"));
+		buf_printf(out,
+			   in_graph ? TOUCHED_FEW_IN_GRAPH("%s")
+				    : TOUCHED_FEW("%s"),
+			   a);
 	else if (touched)
-		buf_puts(out, in_graph ? TOUCHED_IN_GRAPH("e") : TOUCHED("e"));
+		buf_printf(out,
+			   in_graph ? TOUCHED_IN_GRAPH("%s") : TOUCHED("%s"),
+			   a);
 	else if (in_graph)
-		buf_puts(out, IN_GRAPH("e"));
+		buf_printf(out, IN_GRAPH("%s"), a);
 }
 
 /* The aggregate of scope s over the events: one pass, one column cN per
@@ -514,7 +519,7 @@ static void put_aggregate(buf *out, const scope *s, int touched, int in_graph)
 				   s->filters[i], i + 1);
 	}
 	buf_puts(out, " FROM audsync.events e WHERE e.ts < $1");
-	put_restriction(out, touched, in_graph);
+	put_restriction(out, "e", touched, in_graph);
 	buf_puts(out, " AND (");
 	for (i = 0; i < s->nagg; i++)
 		buf_printf(out, "%s(%s)", i ? " OR " : "", s->filters[i]);
@@ -544,10 +549,10 @@ static void put_audience(buf *out, const scope *s, const char *cond,
 	} else {
 		buf_puts(out, "SELECT u.profile_id FROM (SELECT DISTINCT"
 			      " x.profile_id FROM audsync.external_ids x");
-		if (touched)
-			buf_puts(out, touched == RULES_FEW
-					      ? " WHERE true" TOUCHED_FEW("x")
-					      : " WHERE true" TOUCHED("x"));
+		if (touched) {
+			buf_puts(out, " WHERE true");
+			put_restriction(out, "x", touched, 0);
+		}
 		buf_puts(out, ") u");
 		if (s->nagg) {
 			buf_puts(out, " LEFT JOIN (");
@@ -745,7 +750,7 @@ static int compile_trait(compiler *c, buf *out, json_object *def)
 	buf_init(&events);
 	buf_init(&p);
 	if (put_events(c, &events, o, &s) == 0)
-		put_restriction(&events, c->touched, 1);
+		put_restriction(&events, "e", c->touched, 1);
 	if (!c->failed && (kind[0] == 'e' ||
 			   put_property_events(c, &p, o, events.data) == 0)) {
 		put_trait_kind(out, kind, fn,
@@ -758,22 +763,6 @@ static int compile_trait(compiler *c, buf *out, json_object *def)
 }
 
 /* ---- entry points ----------------------------------------------------- */
-
-static void compiler_free(compiler *c)
-{
-	int i;
-
-	for (i = 0; i < c->nparams; i++)
-		free(c->params[i]);
-	for (i = 0; i < c->nedges; i++)
-		free(c->edges[i]);
-	for (i = 0; i < c->nevents; i++)
-		free(c->events[i]);
-	free(c->params);
-	free(c->edges);
-	free(c->events);
-	memset(c, 0, sizeof(*c));
-}
 
 /* One pass of the compiler over the rule (touched: which profiles it
  * reads, RULES_ALL or an incremental form); out gets the statement.
@@ -876,7 +865,7 @@ int rules_compile(rules_sql *out, const char *key, int is_trait,
 		c[RULES_ALL].nparams = 0;
 	}
 	for (i = 0; i < 3; i++) {
-		compiler_free(&c[i]);
+		rules_compiler_free(&c[i]);
 		buf_free(&sql[i]);
 	}
 	return rc == 0 ? 0 : -1;

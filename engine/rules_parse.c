@@ -83,6 +83,22 @@ void rules_list_add(char ***list, int *n, char *item)
 	(*list)[(*n)++] = item;
 }
 
+void rules_compiler_free(compiler *c)
+{
+	int i;
+
+	for (i = 0; i < c->nparams; i++)
+		free(c->params[i]);
+	for (i = 0; i < c->nedges; i++)
+		free(c->edges[i]);
+	for (i = 0; i < c->nevents; i++)
+		free(c->events[i]);
+	free(c->params);
+	free(c->edges);
+	free(c->events);
+	memset(c, 0, sizeof(*c));
+}
+
 /* ---- JSON shape ------------------------------------------------------ */
 
 const char *rules_type_name(json_object *v)

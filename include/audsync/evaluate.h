@@ -3,6 +3,7 @@
 #define AUDSYNC_EVALUATE_H
 
 #include "audsync/config.h"
+#include "audsync/stage.h"
 
 #include <libpq-fe.h>
 
@@ -47,9 +48,7 @@ enum {
  * otherwise read every member's entry for a join). */
 #define LEDGER_OF_TOUCHED(rows)                                                \
 	rows " AND profile_id IN (SELECT profile_id FROM pg_temp.audsync_touched)"
-#define LEDGER_OF_FEW(rows)                                                    \
-	rows " AND profile_id = ANY (ARRAY(SELECT profile_id"                  \
-	     " FROM pg_temp.audsync_touched))"
+#define LEDGER_OF_FEW(rows) rows " AND profile_id = ANY (" TOUCHED_ARRAY ")"
 
 int evaluate_sync(int *whole, char **columns, PGconn *conn, const sync_def *s,
 		  int every, char *err, size_t errlen)

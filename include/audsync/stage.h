@@ -7,6 +7,11 @@
 #include <libpq-fe.h>
 #include <stddef.h>
 
+/* audsync_touched's profiles as an array: `profile_id = ANY (...)` takes
+ * them in one index scan, a descent each, where a join rescans the index
+ * once a profile (a rule's few_sql, evaluate.h's LEDGER_OF_FEW). */
+#define TOUCHED_ARRAY "ARRAY(SELECT profile_id FROM pg_temp.audsync_touched)"
+
 /*
  * A sync's run passes its rows from one statement to the next through
  * temporary tables of the engine's session (pg_temp): the rows never
