@@ -77,6 +77,7 @@ struct mp_client {
 	int flushing;
 	size_t flush_not_delivered;
 	mp_result_fn fn;
+	mp_answered_fn answered;
 	void *ud;
 	mp_stats stats;
 	size_t queued;
@@ -326,12 +327,15 @@ static void apply_answer(mp_client *c, slot *s, const mp_answer *a, int64_t now)
 static void on_done(void *ud, void *req, const mp_answer *a,
 		    long retry_after_ms)
 {
+	mp_client *c = ud;
 	slot *s = req;
 
 	s->busy = 0;
 	s->d->inflight--;
 	s->retry_after_ms = retry_after_ms;
-	apply_answer(ud, s, a, mp_policy_now_ms());
+	apply_answer(c, s, a, mp_policy_now_ms());
+	if (c->answered)
+		c->answered(c->ud);
 }
 
 /* Where the next batch of s ends: a pending half, or a fresh plan. */
@@ -497,7 +501,8 @@ static int flush_step(void *ud, int64_t now, int64_t *wake)
 	return step_all(c, now, wake);
 }
 
-int mp_client_flush(mp_client *c, mp_result_fn fn, void *ud)
+int mp_client_flush(mp_client *c, mp_result_fn fn, mp_answered_fn answered,
+		    void *ud)
 {
 	int i, rc;
 
@@ -508,6 +513,7 @@ int mp_client_flush(mp_client *c, mp_result_fn fn, void *ud)
 		return -1;
 	}
 	c->fn = fn;
+	c->answered = answered;
 	c->ud = ud;
 	c->flushing = 1;
 	c->stopping = 0;
@@ -521,6 +527,7 @@ int mp_client_flush(mp_client *c, mp_result_fn fn, void *ud)
 		fail_all(c, 0, c->err);
 	c->flushing = 0;
 	c->fn = NULL;
+	c->answered = NULL;
 	c->ud = NULL;
 	if (rc < 0)
 		return -1;
@@ -640,6 +647,7 @@ int mp_client_add_destination(mp_client *c, int *out, const mp_destination *in)
 int mp_client_submit(mp_client *c, int dest_id, mp_endpoint ep, uint32_t lane,
 		     const char *record, size_t len, uint64_t tag)
 {
+	char why[AUDSYNC_ERR_LEN];
 	size_t old, size;
 	dest *d;
 	slot *s;
@@ -653,18 +661,8 @@ int mp_client_submit(mp_client *c, int dest_id, mp_endpoint ep, uint32_t lane,
 	}
 	d = c->dests[dest_id];
 	size = mp_body_token_size(&old, ep, record, len, d->conf.token.len);
-	if (size > MP_MAX_RECORD_BYTES) {
-		set_error(c, d,
-			  "destination %s: a record of %zu bytes is over "
-			  "Mixpanel's 1 MiB per record",
-			  d->conf.name, size);
-		return -1;
-	}
-	if (size + 2 > d->conf.max_bytes) {
-		set_error(c, d,
-			  "destination %s: a record of %zu bytes is over "
-			  "the request cap of %zu",
-			  d->conf.name, size, d->conf.max_bytes);
+	if (mp_dest_record_fits(&d->conf, size, why, sizeof(why)) != 0) {
+		set_error(c, d, "%s", why);
 		return -1;
 	}
 	s = &d->slots[ep][lane % (uint32_t)d->conf.conc];

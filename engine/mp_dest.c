@@ -166,3 +166,21 @@ void mp_dest_conf_free(mp_dest_conf *c)
 	buf_free(&c->token);
 	memset(c, 0, sizeof(*c));
 }
+
+int mp_dest_record_fits(const mp_dest_conf *c, size_t size, char *err,
+			size_t errlen)
+{
+	if (size > MP_MAX_RECORD_BYTES)
+		snprintf(err, errlen,
+			 "destination %s: a record of %zu bytes is over "
+			 "Mixpanel's 1 MiB per record",
+			 c->name, size);
+	else if (size + 2 > c->max_bytes)
+		snprintf(err, errlen,
+			 "destination %s: a record of %zu bytes is over "
+			 "the request cap of %zu",
+			 c->name, size, c->max_bytes);
+	else
+		return 0;
+	return -1;
+}

@@ -193,6 +193,8 @@ typedef struct page {
 	char id[24], sync_id[16], run_id[24], lane[8], endpoint[4];
 	char *text; /* records, split in place at '\n' */
 	int n;
+	int settled; /* records [0, settled) are settled in the database */
+	int upto;    /* settle_answered's next settled */
 	char **rec;
 	unsigned char *outcome;
 	char **msg; /* reasons of rejected / not delivered */
@@ -203,6 +205,9 @@ typedef struct round {
 	page *pages;
 	int n;
 	outbox_stats st;
+	PGconn *conn; /* where settle_answered() settles, during a flush */
+	const char *dest_id;
+	int settle_failed; /* settle the rest at the end of the round */
 } round;
 
 static void round_free(round *r)
@@ -361,6 +366,8 @@ static int read_pages(round *r, PGconn *conn, const char *dest_id, char *err,
 	return 0;
 }
 
+static void settle_answered(void *ud);
+
 static int submit_round(round *r, mp_client *c, int mp_dest, char *err,
 			size_t errlen)
 {
@@ -382,7 +389,7 @@ static int submit_round(round *r, mp_client *c, int mp_dest, char *err,
 			p->msg[j] = alloc_strdup(mp_client_error(c));
 		}
 	}
-	if (mp_client_flush(c, on_result, r) < 0) {
+	if (mp_client_flush(c, on_result, settle_answered, r) < 0) {
 		snprintf(err, errlen, "%s", mp_client_error(c));
 		return -1;
 	}
@@ -407,6 +414,32 @@ static int dead_letter(PGconn *conn, const char *dest_id, const page *p, int j,
 		       7, v, err, errlen);
 }
 
+/* Adds page id to done, the pages Mixpanel is done with: a bigint[]
+ * literal that delete_pages() closes. */
+static void add_done(buf *done, const char *id)
+{
+	buf_printf(done, "%s%s", done->len > 1 ? "," : "", id);
+}
+
+/* Deletes the pages of done (add_done()) in one statement, and empties
+ * done. */
+static int delete_pages(PGconn *conn, buf *done, char *err, size_t errlen)
+{
+	const char *v[1];
+	int rc = 0;
+
+	buf_putc(done, '}');
+	v[0] = done->data;
+	if (done->len > 2)
+		rc = db_exec(conn, "settle outbox",
+			     "DELETE FROM audsync.outbox"
+			     " WHERE id = ANY ($1::bigint[])",
+			     1, v, err, errlen);
+	buf_reset(done);
+	buf_putc(done, '{');
+	return rc;
+}
+
 /* Keeps what is left of a page, or adds its id to done (a page Mixpanel
  * is done with, for settle_round() to delete with the others). */
 static int settle_page(PGconn *conn, const char *dest_id, page *p,
@@ -423,7 +456,8 @@ static int settle_page(PGconn *conn, const char *dest_id, page *p,
 			st->delivered++;
 		} else if (p->outcome[j] == MP_OUT_REJECTED) {
 			st->rejected++;
-			if (dead_letter(conn, dest_id, p, j, err, errlen) != 0)
+			if (j >= p->settled &&
+			    dead_letter(conn, dest_id, p, j, err, errlen) != 0)
 				goto out;
 		} else {
 			st->not_delivered++;
@@ -434,8 +468,10 @@ static int settle_page(PGconn *conn, const char *dest_id, page *p,
 				last_error = p->msg[j];
 		}
 	}
-	if (kept == 0) {
-		buf_printf(done, "%s%s", done->len > 1 ? "," : "", p->id);
+	if (p->settled == p->n) {
+		rc = 0; /* deleted as Mixpanel answered (settle_answered) */
+	} else if (kept == 0) {
+		add_done(done, p->id);
 		rc = 0;
 	} else {
 		const char *v[4] = { p->id, left.data, n_s, last_error };
@@ -452,13 +488,105 @@ out:
 	return rc;
 }
 
-/* Settles every page of r in one short transaction: the pages Mixpanel
- * is done with go in one statement (a round holds up to 64). */
+/* Settles records [p->settled, p->upto) of p, every one delivered or
+ * rejected: dead letters for the rejected, and the page added to done,
+ * or left with the records after them. */
+static int settle_prefix(PGconn *conn, const char *dest_id, const page *p,
+			 buf *done, char *err, size_t errlen)
+{
+	const char *v[3] = { p->id, NULL, NULL };
+	char n_s[16];
+	buf rest;
+	int j, rc;
+
+	for (j = p->settled; j < p->upto; j++)
+		if (p->outcome[j] == MP_OUT_REJECTED &&
+		    dead_letter(conn, dest_id, p, j, err, errlen) != 0)
+			return -1;
+	if (p->upto == p->n) {
+		add_done(done, p->id);
+		return 0;
+	}
+	buf_init(&rest);
+	for (j = p->upto; j < p->n; j++) {
+		if (j > p->upto)
+			buf_putc(&rest, '\n');
+		buf_puts(&rest, p->rec[j]);
+	}
+	snprintf(n_s, sizeof(n_s), "%d", p->n - p->upto);
+	v[1] = rest.data;
+	v[2] = n_s;
+	rc = db_exec(conn, "settle outbox",
+		     "UPDATE audsync.outbox SET records = $2, n = $3"
+		     " WHERE id = $1",
+		     3, v, err, errlen);
+	buf_free(&rest);
+	return rc;
+}
+
+/*
+ * The client's answered callback: what Mixpanel has just accepted or
+ * rejected leaves the outbox now, in one short transaction, not at the
+ * end of the round, so that a crash re-sends only what was in flight,
+ * not every batch of the round. A page's records are answered in order
+ * (one lane, one slot), so what is settled is a prefix of each page. A
+ * failure is logged and leaves the rest to settle_round().
+ */
+static void settle_answered(void *ud)
+{
+	char err[AUDSYNC_ERR_LEN];
+	round *r = ud;
+	buf done;
+	int i, any = 0;
+
+	if (r->settle_failed)
+		return;
+	for (i = 0; i < r->n; i++) {
+		page *p = &r->pages[i];
+
+		for (p->upto = p->settled;
+		     p->upto < p->n &&
+		     p->outcome[p->upto] != MP_OUT_NOT_DELIVERED;
+		     p->upto++)
+			;
+		any |= p->upto > p->settled;
+	}
+	if (!any)
+		return;
+	buf_init(&done);
+	buf_putc(&done, '{');
+	if (db_exec(r->conn, "settle outbox", "BEGIN", 0, NULL, err,
+		    sizeof(err)) != 0)
+		goto fail;
+	for (i = 0; i < r->n; i++)
+		if (r->pages[i].upto > r->pages[i].settled &&
+		    settle_prefix(r->conn, r->dest_id, &r->pages[i], &done, err,
+				  sizeof(err)) != 0)
+			goto rollback;
+	if (delete_pages(r->conn, &done, err, sizeof(err)) != 0 ||
+	    db_exec(r->conn, "settle outbox", "COMMIT", 0, NULL, err,
+		    sizeof(err)) != 0)
+		goto rollback;
+	for (i = 0; i < r->n; i++)
+		r->pages[i].settled = r->pages[i].upto;
+	buf_free(&done);
+	return;
+rollback:
+	PQclear(PQexec(r->conn, "ROLLBACK"));
+fail:
+	buf_free(&done);
+	r->settle_failed = 1;
+	log_warn("outbox not settled as Mixpanel answered", "error", err);
+}
+
+/* Settles every page of r in one short transaction, after the flush:
+ * what settle_answered() left (records not delivered, or all of a round
+ * whose answered settle failed); the pages Mixpanel is done with go in
+ * one statement. */
 static int settle_round(round *r, PGconn *conn, const char *dest_id, char *err,
 			size_t errlen)
 {
 	buf done;
-	const char *v[1];
 	int i;
 
 	buf_init(&done);
@@ -469,14 +597,8 @@ static int settle_round(round *r, PGconn *conn, const char *dest_id, char *err,
 		if (settle_page(conn, dest_id, &r->pages[i], &r->st, &done, err,
 				errlen) != 0)
 			goto fail;
-	buf_putc(&done, '}');
-	v[0] = done.data;
-	if (done.len > 2 &&
-	    db_exec(conn, "settle outbox",
-		    "DELETE FROM audsync.outbox WHERE id = ANY ($1::bigint[])",
-		    1, v, err, errlen) != 0)
-		goto fail;
-	if (db_exec(conn, "settle outbox", "COMMIT", 0, NULL, err, errlen) != 0)
+	if (delete_pages(conn, &done, err, errlen) != 0 ||
+	    db_exec(conn, "settle outbox", "COMMIT", 0, NULL, err, errlen) != 0)
 		goto fail;
 	buf_free(&done);
 	return 0;
@@ -501,6 +623,8 @@ static int deliver_round(round *r, PGconn *conn, mp_client *c, int mp_dest,
 		return -1;
 	if (!r->lanes)
 		return 0;
+	r->conn = conn;
+	r->dest_id = dest_id;
 	if (read_pages(r, conn, dest_id, err, errlen) == 0 &&
 	    (r->n == 0 || submit_round(r, c, mp_dest, err, errlen) == 0) &&
 	    settle_round(r, conn, dest_id, err, errlen) == 0)

@@ -105,17 +105,24 @@ int mp_client_submit(mp_client *c, int dest, mp_endpoint ep, uint32_t lane,
 		     const char *record, size_t len, uint64_t tag)
 	__attribute__((warn_unused_result));
 
+/* Called after each answer (of Mixpanel, or a sink) once the outcomes it
+ * decided were reported through the result callback: those outcomes are
+ * final, and the caller may make them durable before the next request
+ * goes out, so that a crash re-sends no more than was in flight. */
+typedef void (*mp_answered_fn)(void *ud);
+
 /*
  * Sends everything queued and waits until every queued record has an
- * outcome, reported through fn (which may be NULL). Retries 429, 5xx,
+ * outcome, reported through fn (which may be NULL); answered (which may
+ * be NULL) is called after each answer. Retries 429, 5xx,
  * timeouts and broken connections with backoff; splits on 413; stops a
  * destination on 401/403 (its records: MP_OUT_NOT_DELIVERED). Returns 0
  * when every record was delivered or rejected, 1 when some were not
  * delivered, -1 on an internal error (mp_client_error()). The queue is
  * empty afterwards either way.
  */
-int mp_client_flush(mp_client *c, mp_result_fn fn, void *ud)
-	__attribute__((warn_unused_result));
+int mp_client_flush(mp_client *c, mp_result_fn fn, mp_answered_fn answered,
+		    void *ud) __attribute__((warn_unused_result));
 
 /* Records queued and not yet flushed. */
 size_t mp_client_queued(const mp_client *c);

@@ -47,4 +47,11 @@ int mp_dest_conf_init(mp_dest_conf *out, const mp_destination *in, char *err,
 		      size_t errlen) __attribute__((warn_unused_result));
 void mp_dest_conf_free(mp_dest_conf *c); /* accepts NULL */
 
+/* Whether a record of size bytes (its JSON as sent, the token in it)
+ * fits one request of c: Mixpanel's 1 MiB per record and c's request
+ * cap with the array's brackets. Returns 0, or -1 with a one-line err
+ * that names the destination. */
+int mp_dest_record_fits(const mp_dest_conf *c, size_t size, char *err,
+			size_t errlen) __attribute__((warn_unused_result));
+
 #endif

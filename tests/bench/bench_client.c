@@ -149,7 +149,7 @@ static int send_chunk(mp_client *c, int dest, mp_endpoint ep, const buf *texts,
 		}
 		start = ends[i];
 	}
-	if (mp_client_flush(c, on_result, t) < 0) {
+	if (mp_client_flush(c, on_result, NULL, t) < 0) {
 		fprintf(stderr, "bench_client: flush: %s\n",
 			mp_client_error(c));
 		return -1;

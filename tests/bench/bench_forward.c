@@ -187,14 +187,14 @@ static void bench_map_client(mpctl *fake, long n)
 		}
 		if (queued >= FLUSH_EVERY) {
 			f0 = cpu_s();
-			rc = mp_client_flush(c, NULL, NULL);
+			rc = mp_client_flush(c, NULL, NULL, NULL);
 			flush_cpu += cpu_s() - f0;
 			queued = 0;
 		}
 	}
 	f0 = cpu_s();
 	if (rc >= 0)
-		rc = mp_client_flush(c, NULL, NULL);
+		rc = mp_client_flush(c, NULL, NULL, NULL);
 	flush_cpu += cpu_s() - f0;
 	wall = now_s() - t0;
 	cpu = cpu_s() - c0;

@@ -1030,12 +1030,162 @@ START_TEST(chaos_kill_9_restart_and_faults_lose_and_double_nothing)
 }
 END_TEST
 
+/* ---- a crash between Mixpanel's answer and the outbox's delete ------- */
+
+#define BOUND_MEMBERS 50
+#define BOUND_BATCH   10
+#define HOLD_KEY      "4242"
+
+/*
+ * Every change of an outbox row waits for the advisory lock HOLD_KEY:
+ * while the test holds it, a delivery stops right after Mixpanel
+ * accepted a batch, before the rows that batch came from are deleted.
+ */
+static void hold_outbox_changes(const char *db)
+{
+	tl_sql(db, "CREATE FUNCTION public.hold_settle() RETURNS trigger"
+		   " LANGUAGE plpgsql AS $$ BEGIN"
+		   " PERFORM pg_advisory_xact_lock(" HOLD_KEY ");"
+		   " RETURN CASE TG_OP WHEN 'DELETE' THEN OLD ELSE NEW END;"
+		   " END $$;"
+		   "CREATE TRIGGER hold_settle BEFORE DELETE OR UPDATE"
+		   " ON audsync.outbox FOR EACH ROW"
+		   " EXECUTE FUNCTION public.hold_settle()");
+}
+
+/* Waits until a session waits for HOLD_KEY (a delivery holds accepted
+ * records it cannot settle), or pid exits; 1 when one waits. */
+static int wait_for_a_held_settle(const char *db, pid_t pid)
+{
+	return wait_until_above(db,
+				"SELECT count(*) FROM pg_locks WHERE"
+				" locktype = 'advisory' AND objid = " HOLD_KEY
+				" AND NOT granted",
+				NULL, NULL, 0, pid, 60000) == 1;
+}
+
+/* Ends every session of db but the test's own and keep's: what a crash
+ * of the host leaves of a killed audsync's backends. */
+static void end_other_sessions(const char *db, int keep)
+{
+	long until = now_ms() + 30000;
+
+	tl_sqlf(db,
+		"SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+		" WHERE datname = current_database() AND pid NOT IN"
+		" (pg_backend_pid(), %d)",
+		keep);
+	while (tl_sql_intf(db,
+			   "SELECT count(*) FROM pg_stat_activity WHERE"
+			   " datname = current_database() AND pid NOT IN"
+			   " (pg_backend_pid(), %d)",
+			   keep) > 0) {
+		ck_assert_msg(now_ms() < until, "sessions still connected");
+		sleep_ms(20);
+	}
+}
+
+/*
+ * audsync run killed (kill -9) once Mixpanel accepted a batch and before
+ * the outbox rows were deleted; a deliver then sends what is queued. What
+ * a marketer sees: at most that one batch sent twice, events with the
+ * same $insert_id (the fake keeps one of each), every profile right.
+ */
+static void crash_between_accept_and_delete(const char *mode)
+{
+	static const char *const args[] = { "run", "--all", NULL };
+	mpctl *fake;
+	PGconn *hold;
+	PGresult *res;
+	char *db;
+	pid_t pid;
+	tl_result r;
+	long long received, resent, n;
+
+	ck_assert_int_eq(mpctl_start(&fake, NULL), 0);
+	db = new_db();
+	tl_sqlf(db,
+		"INSERT INTO audsync.destinations (name, api_base,"
+		" project_token, use_people, settings) VALUES ('mp', '%s',"
+		" 'test-token', true, '{\"batch_size\": %d,"
+		" \"concurrency\": 1}');"
+		"INSERT INTO audsync.computations (name, kind,"
+		" definition_sql) VALUES ('Buyers', 'audience',"
+		" 'SELECT profile_id FROM audsync.events WHERE ts < $1');"
+		"INSERT INTO audsync.syncs (computation_id, destination_id,"
+		" mode) SELECT c.id, d.id, '%s' FROM audsync.computations c,"
+		" audsync.destinations d",
+		mpctl_base_url(fake), BOUND_BATCH, mode);
+	add_members(db, 1, BOUND_MEMBERS);
+	hold_outbox_changes(db);
+	hold = PQconnectdb(db);
+	ck_assert_int_eq(PQstatus(hold), CONNECTION_OK);
+	res = PQexec(hold, "SELECT pg_advisory_lock(" HOLD_KEY ")");
+	ck_assert_int_eq(PQresultStatus(res), PGRES_TUPLES_OK);
+	PQclear(res);
+
+	pid = tl_audsync_spawn(db, fast_retries, args);
+	ck_assert_msg(wait_for_a_held_settle(db, pid),
+		      "%s: the delivery never came to delete a row", mode);
+	kill(pid, SIGKILL);
+	ck_assert_int_eq(wait_exit(pid, 30), 128 + SIGKILL);
+	received = mpctl_counter(fake, "records_received");
+	ck_assert_msg(received > 0, "%s: Mixpanel accepted nothing", mode);
+	end_other_sessions(db, PQbackendPID(hold));
+	PQfinish(hold);
+	tl_sql(db, "DROP TRIGGER hold_settle ON audsync.outbox");
+	/* No row could change: every record the run decided is queued. */
+	n = tl_sql_int(db, "SELECT coalesce(sum(n), 0) FROM audsync.outbox");
+	ck_assert_msg(n >= BOUND_MEMBERS, "%s: %lld records queued", mode, n);
+
+	r = tl_audsync(db, fast_retries, "deliver", NULL);
+	ASSERT_OK(r, "the deliver after the crash");
+	tl_result_free(&r);
+	assert_settled(db);
+	resent = mpctl_counter(fake, "records_received") - n;
+	fprintf(stderr,
+		"%s: %lld records accepted before the crash, %lld sent"
+		" twice\n",
+		mode, received, resent);
+	ck_assert_msg(resent <= BOUND_BATCH,
+		      "%s: a crash re-sent %lld records, more than the one"
+		      " batch of %d in flight",
+		      mode, resent, BOUND_BATCH);
+	if (strcmp(mode, "track") == 0) {
+		ck_assert_int_eq(mpctl_counter(fake, "duplicates"), resent);
+		assert_one_event_each(fake, BOUND_MEMBERS);
+	} else {
+		int i;
+
+		for (i = 1; i <= BOUND_MEMBERS; i++) {
+			char did[16], *v;
+
+			snprintf(did, sizeof(did), "u%d", i);
+			v = mpctl_prop(fake, did, "buyers");
+			ck_assert_msg(v && strcmp(v, "true") == 0,
+				      "profile %s: buyers is %s", did,
+				      v ? v : "(none)");
+			free(v);
+		}
+	}
+	mpctl_stop(fake);
+	free(db);
+}
+
+START_TEST(a_crash_after_an_accepted_batch_resends_that_batch_at_most)
+{
+	crash_between_accept_and_delete("track");
+	crash_between_accept_and_delete("identify");
+}
+END_TEST
+
 static Suite *crash_suite(void)
 {
 	const char *pts = getenv("AUDSYNC_CHAOS_POINTS");
 	Suite *s = suite_create("crash");
 	TCase *tc = tcase_create("crash safety");
 	TCase *chaos = tcase_create("chaos");
+	TCase *bound = tcase_create("resend bound");
 
 	tcase_set_timeout(tc, 240);
 	tcase_add_test(tc, kill_9_at_any_moment_loses_and_doubles_nothing);
@@ -1050,6 +1200,11 @@ static Suite *crash_suite(void)
 	tcase_add_test(chaos,
 		       chaos_kill_9_restart_and_faults_lose_and_double_nothing);
 	suite_add_tcase(s, chaos);
+	tcase_set_timeout(bound, 120);
+	tcase_add_test(
+		bound,
+		a_crash_after_an_accepted_batch_resends_that_batch_at_most);
+	suite_add_tcase(s, bound);
 	return s;
 }
 

@@ -99,7 +99,7 @@ static size_t flush_round(mp_client *c, int dest, run *r)
 		sent++;
 	}
 	r->reported = 0;
-	ck_assert_int_ge(mp_client_flush(c, on_result, r), 0);
+	ck_assert_int_ge(mp_client_flush(c, on_result, NULL, r), 0);
 	ck_assert_uint_eq(r->reported, sent);
 	ck_assert_uint_eq(mp_client_queued(c), 0);
 	return sent;

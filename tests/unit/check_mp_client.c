@@ -263,7 +263,7 @@ START_TEST(file_sink_batches)
 					  "{\"event\":\"e\"}", 13, 100),
 			 0);
 	ck_assert_uint_eq(mp_client_queued(c), 11);
-	ck_assert_int_eq(mp_client_flush(c, on_result, &s), 0);
+	ck_assert_int_eq(mp_client_flush(c, on_result, NULL, &s), 0);
 	ck_assert_uint_eq(mp_client_queued(c), 0);
 	ck_assert_uint_eq(s.n, 11);
 	for (i = 0, lines = 0; i < 11; i++) {
@@ -326,7 +326,7 @@ START_TEST(file_sink_write_failure)
 						  "{\"$set\":{}}", 11,
 						  (uint64_t)i),
 				 0);
-	ck_assert_int_eq(mp_client_flush(c, on_result, &s), 1);
+	ck_assert_int_eq(mp_client_flush(c, on_result, NULL, &s), 1);
 	ck_assert_uint_eq(s.n, 5);
 	for (i = 0; i < 5; i++)
 		ck_assert_int_eq(s.outcomes[i], MP_OUT_NOT_DELIVERED);
@@ -514,11 +514,11 @@ START_TEST(wire_import_and_engage)
 	ck_assert_int_eq(mp_client_submit(c, dest, MP_EP_IMPORT, 0,
 					  "{\"event\":\"e\"}", 13, 1),
 			 0);
-	ck_assert_int_eq(mp_client_flush(c, on_result, &s), 0);
+	ck_assert_int_eq(mp_client_flush(c, on_result, NULL, &s), 0);
 	ck_assert_int_eq(mp_client_submit(c, dest, MP_EP_ENGAGE, 0,
 					  "{\"$set\":{}}", 11, 2),
 			 0);
-	ck_assert_int_eq(mp_client_flush(c, on_result, &s), 0);
+	ck_assert_int_eq(mp_client_flush(c, on_result, NULL, &s), 0);
 	pthread_join(th, NULL);
 	ck_assert_uint_eq(s.n, 2);
 	ck_assert_int_eq(s.outcomes[0], MP_OUT_DELIVERED);
@@ -569,7 +569,7 @@ START_TEST(wire_verbose_redacted)
 	ck_assert_int_eq(mp_client_submit(c, dest, MP_EP_IMPORT, 0,
 					  "{\"event\":\"f\"}", 13, 2),
 			 0);
-	ck_assert_int_eq(mp_client_flush(c, on_result, &s), 1);
+	ck_assert_int_eq(mp_client_flush(c, on_result, NULL, &s), 1);
 	fflush(stderr);
 	dup2(saved, 2);
 	close(saved);
@@ -617,7 +617,7 @@ START_TEST(wire_retry_then_give_up)
 	ck_assert_int_eq(mp_client_submit(c, dest, MP_EP_GROUPS, 5,
 					  "{\"$group_key\":\"k\"}", 18, 9),
 			 0);
-	ck_assert_int_eq(mp_client_flush(c, on_result, &s), 1);
+	ck_assert_int_eq(mp_client_flush(c, on_result, NULL, &s), 1);
 	pthread_join(th, NULL);
 	ck_assert_uint_eq(s.n, 1);
 	ck_assert_int_eq(s.outcomes[0], MP_OUT_NOT_DELIVERED);
