@@ -33,3 +33,12 @@ char *alloc_strndup(const char *s, size_t n)
 {
 	return must(strndup(s, n));
 }
+
+void alloc_free_strings(char **v, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}

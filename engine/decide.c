@@ -81,9 +81,7 @@ void decision_reset(decision *d)
 		free(p->old);
 		free(p->tg);
 		free(p->text);
-		for (i = 0; i < p->nnames; i++)
-			free(p->names[i]);
-		free(p->names);
+		alloc_free_strings(p->names, p->nnames);
 		json_object_put(p->value);
 		json_object_put(p->old_value);
 		free(p);

@@ -40,14 +40,8 @@ static void add_event(compiler *c, int n)
 
 static void scope_free(scope *s)
 {
-	int i;
-
-	for (i = 0; i < s->nagg; i++)
-		free(s->filters[i]);
-	for (i = 0; i < s->nmember; i++)
-		free(s->members[i]);
-	free(s->filters);
-	free(s->members);
+	alloc_free_strings(s->filters, s->nagg);
+	alloc_free_strings(s->members, s->nmember);
 }
 
 /* ---- events: event name, where, window -------------------------------- */
@@ -873,13 +867,9 @@ int rules_compile(rules_sql *out, const char *key, int is_trait,
 
 void rules_sql_free(rules_sql *r)
 {
-	int i;
-
 	if (!r)
 		return;
-	for (i = 0; i < r->nparams; i++)
-		free(r->params[i]);
-	free(r->params);
+	alloc_free_strings(r->params, r->nparams);
 	free(r->sql);
 	free(r->touched_sql);
 	free(r->few_sql);

@@ -85,17 +85,9 @@ void rules_list_add(char ***list, int *n, char *item)
 
 void rules_compiler_free(compiler *c)
 {
-	int i;
-
-	for (i = 0; i < c->nparams; i++)
-		free(c->params[i]);
-	for (i = 0; i < c->nedges; i++)
-		free(c->edges[i]);
-	for (i = 0; i < c->nevents; i++)
-		free(c->events[i]);
-	free(c->params);
-	free(c->edges);
-	free(c->events);
+	alloc_free_strings(c->params, c->nparams);
+	alloc_free_strings(c->edges, c->nedges);
+	alloc_free_strings(c->events, c->nevents);
 	memset(c, 0, sizeof(*c));
 }
 

@@ -38,11 +38,7 @@ static int seen_before(seen *p, const char *why)
 
 static void seen_free(seen *p)
 {
-	int i;
-
-	for (i = 0; i < p->n; i++)
-		free(p->items[i]);
-	free(p->items);
+	alloc_free_strings(p->items, p->n);
 }
 
 /* Prints the problem of each sync of l (of its computation alone when

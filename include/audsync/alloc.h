@@ -16,5 +16,7 @@ void *alloc_realloc(void *p, size_t size);
 char *alloc_strdup(const char *s);
 /* A copy of at most the first n bytes of s, terminated. */
 char *alloc_strndup(const char *s, size_t n);
+/* Frees the n strings of v, then v (NULL with n 0 is fine). */
+void alloc_free_strings(char **v, int n);
 
 #endif
