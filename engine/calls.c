@@ -97,14 +97,14 @@ static const char copy_sql[] =
 	"COPY audsync.snapshot_members"
 	" (sync_id, profile_id, value, since, targets, member) FROM STDIN";
 /*
- * A set of distinct_ids, by 64-bit hash (open addressing, 0 empty): a
- * million members' take 16-32 MiB where their strings would take three
- * times that. Two distinct_ids of one hash (about 1 in 10^7 at a
- * billion) would keep a stale exit back: Mixpanel keeps the member's
- * value either way.
+ * A map from distinct_id, by 64-bit hash (open addressing, 0 empty), to
+ * a set of keys (bits, below): a million members' take 32-64 MiB where
+ * their strings would take twice that. Two distinct_ids of one hash
+ * (about 1 in 10^7 at a billion) would keep a stale exit back: Mixpanel
+ * keeps the member's value either way.
  */
 typedef struct did_set {
-	uint64_t *slot;
+	uint64_t *slot, *keys;
 	size_t cap, n;
 } did_set;
 
@@ -129,19 +129,25 @@ static size_t did_slot(const did_set *d, uint64_t h)
 	return i;
 }
 
-static void did_add(did_set *d, const char *did)
+/* Adds keys to the set of did. */
+static void did_add(did_set *d, const char *did, uint64_t keys)
 {
 	uint64_t h = did_hash(did);
-	size_t i;
+	size_t i, j;
 
 	if ((d->n + 1) * 2 > d->cap) {
-		did_set g = { NULL, d->cap ? d->cap * 2 : 1024, d->n };
+		did_set g = { NULL, NULL, d->cap ? d->cap * 2 : 1024, d->n };
 
 		g.slot = alloc_calloc(g.cap, sizeof(uint64_t));
+		g.keys = alloc_calloc(g.cap, sizeof(uint64_t));
 		for (i = 0; i < d->cap; i++)
-			if (d->slot[i])
-				g.slot[did_slot(&g, d->slot[i])] = d->slot[i];
+			if (d->slot[i]) {
+				j = did_slot(&g, d->slot[i]);
+				g.slot[j] = d->slot[i];
+				g.keys[j] = d->keys[i];
+			}
 		free(d->slot);
+		free(d->keys);
 		*d = g;
 	}
 	i = did_slot(d, h);
@@ -149,11 +155,13 @@ static void did_add(did_set *d, const char *did)
 		d->slot[i] = h;
 		d->n++;
 	}
+	d->keys[i] |= keys;
 }
 
-static int did_has(const did_set *d, const char *did)
+/* The keys of did, 0 when it is not in the set. */
+static uint64_t did_keys(const did_set *d, const char *did)
 {
-	return d->cap && d->slot[did_slot(d, did_hash(did))] != 0;
+	return d->cap ? d->keys[did_slot(d, did_hash(did))] : 0;
 }
 
 const char *calls_id_types(const sync_def *s)
@@ -179,11 +187,16 @@ typedef struct emitter {
 	int full; /* a resync: every current target again */
 	json_object *true_value;
 	/* handover: with a ledger read, stale exits wait (did NUL record
-	 * NUL, n of them) for the distinct_ids of the members decided */
+	 * NUL, then each key of the record and NUL, then NUL; n of them)
+	 * for the distinct_ids of the members decided, each with the keys
+	 * its member has a value for: a bit per key name, the 64th and
+	 * after sharing the last */
 	int handover;
 	buf held;
 	int nheld;
 	did_set members;
+	char *key_names[64];
+	int nkey_names;
 } emitter;
 
 /* Appends "name": value to an object being built: value is JSON text,
@@ -209,6 +222,14 @@ static const char *json_text(json_object *v)
 		 : "null";
 }
 
+/* The /engage $set of the object in e->val to did, as e->rec. */
+static void put_set(emitter *e, const char *did)
+{
+	buf_reset(&e->rec);
+	mp_payload_engage(&e->rec, e->s->dest->project_token, did,
+			  e->s->dest->ignore_time, "$set", e->val.data);
+}
+
 /* One /engage $set of the call's keys; with an email, $email too. */
 static void emit_identify(emitter *e, const decide_call *c)
 {
@@ -228,9 +249,7 @@ static void emit_identify(emitter *e, const decide_call *c)
 	if (c->email)
 		put_string_member(&e->val, "$email", c->email);
 	buf_putc(&e->val, '}');
-	buf_reset(&e->rec);
-	mp_payload_engage(&e->rec, e->s->dest->project_token, c->did,
-			  e->s->dest->ignore_time, "$set", e->val.data);
+	put_set(e, c->did);
 }
 
 /* The event record, with a $insert_id derived from what makes it this
@@ -278,42 +297,111 @@ static void emit_key_event(emitter *e, const char *did, const decide_key *k)
 			   e->val.data);
 }
 
-/*
- * Queues the record just emitted for call c. A stale exit waits while a
- * ledger was read: the distinct_id may have moved to another profile
- * (identity resolution merged two), whose decision tells it that
- * profile's value, before or after this one in the run's order. The
- * exit would undo it, so it goes only if no member decided in this run
- * holds the distinct_id as a target (send_held()).
- */
-static int put_record(emitter *e, const decide_call *c, char *err,
-		      size_t errlen)
+/* The bit of a key name (emitter.key_names). */
+static uint64_t key_bit(emitter *e, const char *key)
 {
+	int i;
+
+	for (i = 0; i < e->nkey_names; i++)
+		if (strcmp(e->key_names[i], key) == 0)
+			break;
+	if (i == e->nkey_names && i < 64)
+		e->key_names[e->nkey_names++] = alloc_strdup(key);
+	return (uint64_t)1 << (i < 64 ? i : 63);
+}
+
+/* The keys a member's value has, null ones aside. */
+static uint64_t value_keys(emitter *e)
+{
+	json_object *v;
+	uint64_t keys = 0;
+
+	if (!e->s->is_trait)
+		return key_bit(e, e->s->key);
+	v = decision_value(&e->d);
+	if (json_object_is_type(v, json_type_object)) {
+		json_object_object_foreach(v, k, kv)
+		{
+			if (kv)
+				keys |= key_bit(e, k);
+		}
+	}
+	return keys;
+}
+
+/*
+ * Queues the record just emitted for call c, telling keys [first, first
+ * + n) of the decision. A stale exit waits while a ledger was read: the
+ * distinct_id may have moved to another profile (identity resolution
+ * merged two), whose decision tells it that profile's value, before or
+ * after this one in the run's order. The exit would undo it, so it goes
+ * only for the keys no member decided in this run that holds the
+ * distinct_id as a target has a value for (send_held()).
+ */
+static int put_record(emitter *e, const decide_call *c, int first, int n,
+		      char *err, size_t errlen)
+{
+	int i;
+
 	if (!c->stale || !e->handover)
 		return outbox_writer_add(e->w, c->did, e->rec.data, e->rec.len,
 					 err, errlen);
 	buf_append(&e->held, c->did, strlen(c->did) + 1);
 	buf_append(&e->held, e->rec.data, e->rec.len + 1);
+	for (i = 0; i < n; i++) {
+		const char *k = e->d.keys[first + i].key;
+
+		buf_append(&e->held, k, strlen(k) + 1);
+	}
+	buf_putc(&e->held, '\0');
 	e->nheld++;
 	return 0;
 }
 
-/* Queues the stale exits held back whose distinct_id no member decided
- * so far holds: at the end of the stream, or early when too many wait
- * (a later member then tells its value after the exit, in the same lane:
- * Mixpanel still ends with the member's). */
+/* Queues one held exit (did NUL record NUL keys, emitter.held) for the
+ * keys no member holding did has a value for: all of them as it was
+ * made, some of them in a $set of their own. Returns what follows it. */
+static const char *send_exit(emitter *e, const char *did, int *rc, char *err,
+			     size_t errlen)
+{
+	const char *rec = did + strlen(did) + 1, *k = rec + strlen(rec) + 1;
+	uint64_t held = did_keys(&e->members, did);
+	int all = 1, none = 1;
+
+	buf_reset(&e->val);
+	buf_putc(&e->val, '{');
+	for (; *k; k += strlen(k) + 1) {
+		if (held & key_bit(e, k)) {
+			all = 0;
+			continue;
+		}
+		none = 0;
+		put_member(&e->val, k, e->s->is_trait ? "null" : "false");
+	}
+	buf_putc(&e->val, '}');
+	if (all)
+		*rc = outbox_writer_add(e->w, did, rec, strlen(rec), err,
+					errlen);
+	else if (!none) { /* identify mode: track's records have one key */
+		put_set(e, did);
+		*rc = outbox_writer_add(e->w, did, e->rec.data, e->rec.len, err,
+					errlen);
+	}
+	return k + 1;
+}
+
+/* Queues the stale exits held back, for the keys no member decided so
+ * far that holds their distinct_id has a value for: at the end of the
+ * stream, or early when too many wait (a later member then tells its
+ * value after the exit, in the same lane: Mixpanel still ends with the
+ * member's). */
 static int send_held(emitter *e, char *err, size_t errlen)
 {
-	const char *p = e->held.data, *rec;
+	const char *p = e->held.data;
 	int i, rc = 0;
 
-	for (i = 0; i < e->nheld && rc == 0; i++) {
-		rec = p + strlen(p) + 1;
-		if (!did_has(&e->members, p))
-			rc = outbox_writer_add(e->w, p, rec, strlen(rec), err,
-					       errlen);
-		p = rec + strlen(rec) + 1;
-	}
+	for (i = 0; i < e->nheld && rc == 0; i++)
+		p = send_exit(e, p, &rc, err, errlen);
 	buf_reset(&e->held);
 	e->nheld = 0;
 	return rc;
@@ -326,18 +414,18 @@ static int send_call(emitter *e, const decide_call *c, char *err, size_t errlen)
 
 	if (e->s->mode == SYNC_MODE_IDENTIFY) {
 		emit_identify(e, c);
-		return put_record(e, c, err, errlen);
+		return put_record(e, c, c->first_key, c->nkeys, err, errlen);
 	}
-	if (c->raw) { /* an audience's entry (decide.h) */
+	if (c->raw) { /* an audience's entry (decide.h): never stale */
 		decide_key k = { e->s->key, e->true_value,
 				 db_int(e->cur[OUT_AS_OF]) };
 
 		emit_key_event(e, c->did, &k);
-		return put_record(e, c, err, errlen);
+		return put_record(e, c, 0, 0, err, errlen);
 	}
 	for (i = 0; i < c->nkeys; i++) {
 		emit_key_event(e, c->did, &e->d.keys[c->first_key + i]);
-		if (put_record(e, c, err, errlen) != 0)
+		if (put_record(e, c, c->first_key + i, 1, err, errlen) != 0)
 			return -1;
 	}
 	return 0;
@@ -400,9 +488,12 @@ static int emit_profile(emitter *e, char *err, size_t errlen)
 	for (i = 0; i < e->d.ncalls; i++)
 		if (send_call(e, &e->d.calls[i], err, errlen) != 0)
 			return -1;
-	if (e->handover)
+	if (e->handover && decision_ntargets(&e->d) > 0) {
+		uint64_t keys = value_keys(e);
+
 		for (i = 0; i < decision_ntargets(&e->d); i++)
-			did_add(&e->members, decision_target(&e->d, i));
+			did_add(&e->members, decision_target(&e->d, i), keys);
+	}
 	if (e->d.keep)
 		remember(e);
 	if (e->nheld >= HELD_EXITS_MAX)
@@ -462,6 +553,9 @@ static void emitter_free(emitter *e)
 	decision_free(&e->d);
 	json_object_put(e->true_value);
 	free(e->members.slot);
+	free(e->members.keys);
+	while (e->nkey_names > 0)
+		free(e->key_names[--e->nkey_names]);
 	buf_free(&e->held);
 	buf_free(&e->rec);
 	buf_free(&e->val);

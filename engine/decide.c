@@ -67,6 +67,17 @@ const char *decision_target(const decision *d, int i)
 	return ((const priv *)d->priv)->tg[i].did;
 }
 
+json_object *decision_value(decision *d)
+{
+	priv *p = d->priv;
+
+	if (!p || !d->member)
+		return NULL;
+	if (!p->value)
+		p->value = mp_json_parse_exact(d->value.data);
+	return p->value;
+}
+
 void decision_reset(decision *d)
 {
 	priv *p = d->priv;

@@ -95,6 +95,9 @@ void decision_init(decision *d);
  * member's, none for a profile that is not one. */
 int decision_ntargets(const decision *d);
 const char *decision_target(const decision *d, int i);
+/* A member's value as an object (parsed on first use; borrowed until the
+ * next decide_profile()), or NULL for a profile that is not one. */
+json_object *decision_value(decision *d);
 /* Frees what the last decide_profile() allocated; d stays usable. */
 void decision_reset(decision *d);
 void decision_free(decision *d);

@@ -146,6 +146,32 @@ static int events(const char *event, const char *did)
 	return n;
 }
 
+/* The Trait Computed events stored for did that told key the value
+ * (JSON text). */
+static int trait_events(const char *did, const char *key, const char *value)
+{
+	json_object *state, *evs, *p, *v;
+	size_t i;
+	int n = 0;
+
+	ck_assert_int_eq(mpctl_state(&state, fake), 0);
+	ck_assert(json_object_object_get_ex(state, "events", &evs));
+	for (i = 0; i < json_object_array_length(evs); i++) {
+		p = json_object_object_get(json_object_array_get_idx(evs, i),
+					   "properties");
+		if (strcmp(json_object_get_string(
+				   json_object_object_get(p, "distinct_id")),
+			   did) == 0 &&
+		    json_object_object_get_ex(p, key, &v) &&
+		    strcmp(json_object_to_json_string_ext(
+				   v, JSON_C_TO_STRING_PLAIN),
+			   value) == 0)
+			n++;
+	}
+	json_object_put(state);
+	return n;
+}
+
 #define COUNTER(name) ((long long)mpctl_counter(fake, name))
 
 /* A resync of "model" re-sends what Mixpanel holds: duplicates only, so
@@ -633,6 +659,55 @@ START_TEST(a_user_id_merged_into_a_later_member_gets_no_exit_event)
 }
 END_TEST
 
+/* A user_id moves from a member with both columns of a trait to a
+ * member with one (identity resolution merged them): it holds what the
+ * database says now, its new profile's score and no tier. The profile it
+ * left tells it the tier's null, and only that: the score is the new
+ * profile's. Here the new profile comes first in the run's order. */
+START_TEST(a_user_id_merged_into_a_member_without_a_column_loses_it)
+{
+	const char *resync[] = { "resync", "--computation", "model", NULL };
+
+	add_sync("trait", TWO_SQL, 0, "identify", "all");
+	add_id("pA", "user_id", "uA", "30 days");
+	add_id("pB", "user_id", "uB", "20 days");
+	set("pA", "{\"v\": 1}", "10 days");
+	set("pB", "{\"v\": 2, \"w\": 3}", "10 days");
+	run_ago("9 days");
+	assert_prop("uB", "tier", "3");
+	tl_sql(db, "UPDATE audsync.external_ids SET profile_id = 'pA'"
+		   " WHERE profile_id = 'pB'");
+	run_ago("8 days");
+	assert_prop("uB", "score", "1");
+	assert_prop("uB", "tier", "null");
+	audsync_ok(resync);
+	assert_prop("uB", "score", "1");
+	assert_prop("uB", "tier", "null");
+}
+END_TEST
+
+/* The same in track mode, the new profile coming later in the run's
+ * order: the user_id gets its new profile's score and the tier's null,
+ * one event each, and a resync adds nothing. */
+START_TEST(a_user_id_merged_into_a_later_member_without_a_column_gets_its_null)
+{
+	add_sync("trait", TWO_SQL, 0, "track", "all");
+	add_id("p1", "user_id", "u1", "20 days");
+	add_id("p2", "user_id", "u2", "30 days");
+	set("p1", "{\"v\": 1, \"w\": 3}", "10 days");
+	set("p2", "{\"v\": 2}", "10 days");
+	run_ago("9 days");
+	ck_assert_int_eq(events("Trait Computed", "u1"), 2);
+	tl_sql(db, "UPDATE audsync.external_ids SET profile_id = 'p2'"
+		   " WHERE id_value = 'u1'");
+	run_ago("8 days");
+	ck_assert_int_eq(trait_events("u1", "score", "2"), 1);
+	ck_assert_int_eq(trait_events("u1", "tier", "null"), 1);
+	ck_assert_int_eq(events("Trait Computed", "u1"), 4);
+	assert_resync_stores_nothing();
+}
+END_TEST
+
 static Suite *ledger_suite(void)
 {
 	Suite *s = suite_create("ledger");
@@ -666,6 +741,11 @@ static Suite *ledger_suite(void)
 		       a_user_id_merged_into_another_member_keeps_its_value);
 	tcase_add_test(tc,
 		       a_user_id_merged_into_a_later_member_gets_no_exit_event);
+	tcase_add_test(
+		tc, a_user_id_merged_into_a_member_without_a_column_loses_it);
+	tcase_add_test(
+		tc,
+		a_user_id_merged_into_a_later_member_without_a_column_gets_its_null);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -86,8 +86,10 @@ typedef struct model {
 	size_t nexp;
 	int events_seen;
 	int resync; /* modelling a resync */
-	/* the distinct_ids of the members' current targets, this run */
+	/* the distinct_ids of the members' current targets, this run,
+	 * and per one the keys its member has a value for (bit k) */
 	const char *held[NPROF * MAXIDS];
+	unsigned held_keys[NPROF * MAXIDS];
 	int nheld;
 	long long resends; /* what it told again unchanged: duplicates in
 			    * track mode */
@@ -442,39 +444,37 @@ static void tell_value(model *m, told *t, char v[MAXKEYS][16])
 	}
 }
 
-/* The exit value to a distinct_id that was told something else; a
- * resync tells it again to every distinct_id told it (DESIGN.md
- * section 9: the full current state, former members included). */
-static void tell_exit(model *m, told *t)
+/* A distinct_id that another profile now holds as a member's target
+ * holds that member's value (DESIGN.md section 6: what the database says
+ * now), not the exit value of the profile it left: for each key the
+ * member has a value for, the ledger takes the exit value and Mixpanel
+ * keeps the member's; a key the member lacks is told the exit value
+ * when it was told something else, and by a resync again (section 9:
+ * the full current state, former members included). */
+static unsigned held_keys(const model *m, const char *did)
 {
-	int k;
-
-	for (k = 0; k < m->nkeys; k++)
-		if (t->v[k][0] &&
-		    (m->resync || strcmp(t->v[k], exit_value(m)) != 0))
-			tell(m, t, k, exit_value(m));
-}
-
-/* A distinct_id that another profile now holds as a member's target is
- * told that member's value, not the exit value of the profile it left:
- * the ledger takes the exit value, Mixpanel keeps the member's. */
-static int held(const model *m, const char *did)
-{
+	unsigned keys = 0;
 	int k;
 
 	for (k = 0; k < m->nheld; k++)
 		if (strcmp(m->held[k], did) == 0)
-			return 1;
-	return 0;
+			keys |= m->held_keys[k];
+	return keys;
 }
 
-static void forget_exit(model *m, told *t)
+static void hand_over(model *m, told *t)
 {
+	unsigned keys = held_keys(m, t->did);
 	int k;
 
-	for (k = 0; k < m->nkeys; k++)
-		if (t->v[k][0])
+	for (k = 0; k < m->nkeys; k++) {
+		if (!t->v[k][0])
+			continue;
+		if (keys & (1u << k))
 			snprintf(t->v[k], sizeof(t->v[k]), "%s", exit_value(m));
+		else if (m->resync || strcmp(t->v[k], exit_value(m)) != 0)
+			tell(m, t, k, exit_value(m));
+	}
 }
 
 static void model_profile(model *m, int i, long long as_of)
@@ -512,10 +512,7 @@ static void model_profile(model *m, int i, long long as_of)
 		 * what it was told (identity merge) */
 		if (member && known && p->led[k].did[0] == 'a')
 			continue;
-		if (held(m, p->led[k].did))
-			forget_exit(m, &p->led[k]);
-		else
-			tell_exit(m, &p->led[k]);
+		hand_over(m, &p->led[k]);
 	}
 }
 
@@ -530,8 +527,15 @@ static void model_run(model *m, long long as_of)
 		if (!value_at(m, i, as_of, v))
 			continue;
 		nt = targets_of(m, i, tg, &known);
-		for (k = 0; k < nt; k++)
+		for (k = 0; k < nt; k++) {
+			unsigned keys = 0;
+			int j;
+
+			for (j = 0; j < m->nkeys; j++)
+				keys |= v[j][0] ? 1u << j : 0;
+			m->held_keys[m->nheld] = keys;
 			m->held[m->nheld++] = tg[k].did;
+		}
 	}
 	for (i = 0; i < NPROF; i++)
 		model_profile(m, i, as_of);
