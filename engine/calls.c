@@ -98,15 +98,22 @@ static const char copy_sql[] =
 	" (sync_id, profile_id, value, since, targets, member) FROM STDIN";
 /*
  * A map from distinct_id, by 64-bit hash (open addressing, 0 empty), to
- * a set of keys (bits, below): a million members' take 32-64 MiB where
- * their strings would take twice that. Two distinct_ids of one hash
- * (about 1 in 10^7 at a billion) would keep a stale exit back: Mixpanel
- * keeps the member's value either way.
+ * a number (a set of keys as bits, a time): a million members' take
+ * 32-64 MiB where their strings would take twice that. Two distinct_ids
+ * of one hash (about 1 in 10^7 at a billion) would keep a stale exit
+ * back: Mixpanel keeps the member's value either way.
  */
 typedef struct did_set {
-	uint64_t *slot, *keys;
+	uint64_t *slot, *val;
 	size_t cap, n;
 } did_set;
+
+static void did_free(did_set *d)
+{
+	free(d->slot);
+	free(d->val);
+	memset(d, 0, sizeof(*d));
+}
 
 static uint64_t did_hash(const char *s)
 {
@@ -129,8 +136,8 @@ static size_t did_slot(const did_set *d, uint64_t h)
 	return i;
 }
 
-/* Adds keys to the set of did. */
-static void did_add(did_set *d, const char *did, uint64_t keys)
+/* The number of did, added as 0 when it is not in the map. */
+static uint64_t *did_value(did_set *d, const char *did)
 {
 	uint64_t h = did_hash(did);
 	size_t i, j;
@@ -139,15 +146,14 @@ static void did_add(did_set *d, const char *did, uint64_t keys)
 		did_set g = { NULL, NULL, d->cap ? d->cap * 2 : 1024, d->n };
 
 		g.slot = alloc_calloc(g.cap, sizeof(uint64_t));
-		g.keys = alloc_calloc(g.cap, sizeof(uint64_t));
+		g.val = alloc_calloc(g.cap, sizeof(uint64_t));
 		for (i = 0; i < d->cap; i++)
 			if (d->slot[i]) {
 				j = did_slot(&g, d->slot[i]);
 				g.slot[j] = d->slot[i];
-				g.keys[j] = d->keys[i];
+				g.val[j] = d->val[i];
 			}
-		free(d->slot);
-		free(d->keys);
+		did_free(d);
 		*d = g;
 	}
 	i = did_slot(d, h);
@@ -155,13 +161,13 @@ static void did_add(did_set *d, const char *did, uint64_t keys)
 		d->slot[i] = h;
 		d->n++;
 	}
-	d->keys[i] |= keys;
+	return &d->val[i];
 }
 
-/* The keys of did, 0 when it is not in the set. */
-static uint64_t did_keys(const did_set *d, const char *did)
+/* The number of did, 0 when it is not in the map. */
+static uint64_t did_get(const did_set *d, const char *did)
 {
-	return d->cap ? d->keys[did_slot(d, did_hash(did))] : 0;
+	return d->cap ? d->val[did_slot(d, did_hash(did))] : 0;
 }
 
 const char *calls_id_types(const sync_def *s)
@@ -187,14 +193,16 @@ typedef struct emitter {
 	int full; /* a resync: every current target again */
 	json_object *true_value;
 	/* handover: with a ledger read, stale exits wait (did NUL record
-	 * NUL, then each key of the record and NUL, then NUL; n of them)
-	 * for the distinct_ids of the members decided, each with the keys
-	 * its member has a value for: a bit per key name, the 64th and
-	 * after sharing the last */
+	 * NUL, then each key of the record and its time, each NUL, then
+	 * NUL; n of them) for the distinct_ids of the members decided,
+	 * each with the keys its member has a value for: a bit per key
+	 * name, the 64th and after sharing the last. latest: per
+	 * distinct_id and key (did_key()), the time of the latest exit
+	 * held. */
 	int handover;
-	buf held;
+	buf held, name;
 	int nheld;
-	did_set members;
+	did_set members, latest;
 	char *key_names[64];
 	int nkey_names;
 } emitter;
@@ -349,29 +357,67 @@ static int put_record(emitter *e, const decide_call *c, int first, int n,
 	buf_append(&e->held, c->did, strlen(c->did) + 1);
 	buf_append(&e->held, e->rec.data, e->rec.len + 1);
 	for (i = 0; i < n; i++) {
-		const char *k = e->d.keys[first + i].key;
+		const decide_key *k = &e->d.keys[first + i];
 
-		buf_append(&e->held, k, strlen(k) + 1);
+		buf_append(&e->held, k->key, strlen(k->key) + 1);
+		buf_printf(&e->held, "%lld", k->time_ms);
+		buf_putc(&e->held, '\0');
 	}
 	buf_putc(&e->held, '\0');
 	e->nheld++;
 	return 0;
 }
 
-/* Queues one held exit (did NUL record NUL keys, emitter.held) for the
- * keys no member holding did has a value for: all of them as it was
- * made, some of them in a $set of their own. Returns what follows it. */
-static const char *send_exit(emitter *e, const char *did, int *rc, char *err,
-			     size_t errlen)
+/* One held exit, read from emitter.held. */
+typedef struct held_exit {
+	const char *did, *rec, *keys; /* keys: key NUL time NUL ... NUL */
+} held_exit;
+
+/* Reads the held exit at p into h; returns what follows it. */
+static const char *held_read(const char *p, held_exit *h)
 {
-	const char *rec = did + strlen(did) + 1, *k = rec + strlen(rec) + 1;
-	uint64_t held = did_keys(&e->members, did);
+	h->did = p;
+	h->rec = p + strlen(p) + 1;
+	h->keys = h->rec + strlen(h->rec) + 1;
+	for (p = h->keys; *p; p += strlen(p) + 1)
+		p += strlen(p) + 1;
+	return p + 1;
+}
+
+/* The name of a distinct_id's key in emitter.latest. */
+static const char *did_key(emitter *e, const char *did, const char *key)
+{
+	buf_reset(&e->name);
+	buf_puts(&e->name, did);
+	buf_putc(&e->name, '\x1f');
+	buf_puts(&e->name, key);
+	return e->name.data;
+}
+
+/*
+ * Queues one held exit for the keys no member holding its distinct_id
+ * has a value for: all of them as it was made, some of them in a $set
+ * of their own. In track mode an exit older than another held for the
+ * same distinct_id and key does not go either: a resync re-sends each
+ * exit at the time its ledger says it was told, and the profile a member
+ * took the distinct_id from records one that never went (its
+ * distinct_id's later exit is what Mixpanel has).
+ */
+static void send_exit(emitter *e, const held_exit *h, int *rc, char *err,
+		      size_t errlen)
+{
+	uint64_t held = did_get(&e->members, h->did);
+	const char *k, *t;
 	int all = 1, none = 1;
 
 	buf_reset(&e->val);
 	buf_putc(&e->val, '{');
-	for (; *k; k += strlen(k) + 1) {
-		if (held & key_bit(e, k)) {
+	for (k = h->keys; *k; k = t + strlen(t) + 1) {
+		t = k + strlen(k) + 1;
+		if ((held & key_bit(e, k)) ||
+		    (e->ds.track &&
+		     (uint64_t)db_int(t) <
+			     did_get(&e->latest, did_key(e, h->did, k)))) {
 			all = 0;
 			continue;
 		}
@@ -380,14 +426,13 @@ static const char *send_exit(emitter *e, const char *did, int *rc, char *err,
 	}
 	buf_putc(&e->val, '}');
 	if (all)
-		*rc = outbox_writer_add(e->w, did, rec, strlen(rec), err,
-					errlen);
+		*rc = outbox_writer_add(e->w, h->did, h->rec, strlen(h->rec),
+					err, errlen);
 	else if (!none) { /* identify mode: track's records have one key */
-		put_set(e, did);
-		*rc = outbox_writer_add(e->w, did, e->rec.data, e->rec.len, err,
-					errlen);
+		put_set(e, h->did);
+		*rc = outbox_writer_add(e->w, h->did, e->rec.data, e->rec.len,
+					err, errlen);
 	}
-	return k + 1;
 }
 
 /* Queues the stale exits held back, for the keys no member decided so
@@ -397,12 +442,27 @@ static const char *send_exit(emitter *e, const char *did, int *rc, char *err,
  * member's). */
 static int send_held(emitter *e, char *err, size_t errlen)
 {
-	const char *p = e->held.data;
+	const char *p = e->held.data, *k, *t;
+	held_exit h;
 	int i, rc = 0;
 
-	for (i = 0; i < e->nheld && rc == 0; i++)
-		p = send_exit(e, p, &rc, err, errlen);
+	for (i = 0; e->ds.track && i < e->nheld; i++) {
+		p = held_read(p, &h);
+		for (k = h.keys; *k; k = t + strlen(t) + 1) {
+			uint64_t *latest =
+				did_value(&e->latest, did_key(e, h.did, k));
+
+			t = k + strlen(k) + 1;
+			if ((uint64_t)db_int(t) > *latest)
+				*latest = (uint64_t)db_int(t);
+		}
+	}
+	for (p = e->held.data, i = 0; i < e->nheld && rc == 0; i++) {
+		p = held_read(p, &h);
+		send_exit(e, &h, &rc, err, errlen);
+	}
 	buf_reset(&e->held);
+	did_free(&e->latest);
 	e->nheld = 0;
 	return rc;
 }
@@ -492,7 +552,8 @@ static int emit_profile(emitter *e, char *err, size_t errlen)
 		uint64_t keys = value_keys(e);
 
 		for (i = 0; i < decision_ntargets(&e->d); i++)
-			did_add(&e->members, decision_target(&e->d, i), keys);
+			*did_value(&e->members, decision_target(&e->d, i)) |=
+				keys;
 	}
 	if (e->d.keep)
 		remember(e);
@@ -552,8 +613,9 @@ static void emitter_free(emitter *e)
 	free(e->ids);
 	decision_free(&e->d);
 	json_object_put(e->true_value);
-	free(e->members.slot);
-	free(e->members.keys);
+	did_free(&e->members);
+	did_free(&e->latest);
+	buf_free(&e->name);
 	while (e->nkey_names > 0)
 		free(e->key_names[--e->nkey_names]);
 	buf_free(&e->held);

@@ -708,6 +708,30 @@ START_TEST(a_user_id_merged_into_a_later_member_without_a_column_gets_its_null)
 }
 END_TEST
 
+/* A user_id moved to another member, which later takes a newer user_id.
+ * In track mode the profile it left never told it the exit (the member
+ * held it), so a resync sends that exit neither: it would be a new
+ * event, in the past. Only the exit the user_id was last told goes
+ * again, a duplicate. */
+START_TEST(resync_in_track_mode_sends_no_exit_a_handed_over_user_id_missed)
+{
+	add_sync("audience", AUDIENCE_SQL, 0, "track", "all");
+	add_id("p1", "user_id", "u1", "30 days");
+	add_id("p2", "user_id", "u2", "40 days");
+	set("p1", "{\"v\": 1}", "10 days");
+	set("p2", "{\"v\": 1}", "10 days");
+	run_ago("9 days");
+	tl_sql(db, "UPDATE audsync.external_ids SET profile_id = 'p2'"
+		   " WHERE id_value = 'u1'");
+	run_ago("8 days");
+	ck_assert_int_eq(events("Audience Exited", "u1"), 0);
+	add_id("p2", "user_id", "u9", "7 days 12 hours");
+	run_ago("7 days");
+	ck_assert_int_eq(events("Audience Exited", "u1"), 1);
+	assert_resync_stores_nothing();
+}
+END_TEST
+
 static Suite *ledger_suite(void)
 {
 	Suite *s = suite_create("ledger");
@@ -746,6 +770,9 @@ static Suite *ledger_suite(void)
 	tcase_add_test(
 		tc,
 		a_user_id_merged_into_a_later_member_without_a_column_gets_its_null);
+	tcase_add_test(
+		tc,
+		resync_in_track_mode_sends_no_exit_a_handed_over_user_id_missed);
 	suite_add_tcase(s, tc);
 	return s;
 }

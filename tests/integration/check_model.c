@@ -47,6 +47,7 @@ typedef struct told {
 	char did[40];
 	char v[MAXKEYS][16];
 	int resent[MAXKEYS];	 /* re-sent by the resync being modelled */
+	long long at[MAXKEYS];	 /* when it was told it (a run's as-of) */
 	long long email_created; /* newest email told as $email, 0 none */
 } told;
 
@@ -85,7 +86,16 @@ typedef struct model {
 	char expected[16384];
 	size_t nexp;
 	int events_seen;
-	int resync; /* modelling a resync */
+	int resync;	 /* modelling a resync */
+	long long as_of; /* of the run being modelled */
+	/* track mode: per distinct_id and key, the time of the latest
+	 * exit the run tells (only that one goes) */
+	struct {
+		const char *did;
+		int key;
+		long long at;
+	} latest[NPROF * MAXDID * MAXKEYS];
+	int nlatest;
 	/* the distinct_ids of the members' current targets, this run,
 	 * and per one the keys its member has a value for (bit k) */
 	const char *held[NPROF * MAXIDS];
@@ -413,6 +423,8 @@ static void tell(model *m, told *t, int k, const char *v)
 		m->resends++;
 	if (m->resync)
 		t->resent[k] = 1;
+	if (strcmp(t->v[k], v) != 0)
+		t->at[k] = m->as_of;
 	if (strcmp(t->v[k], v) != 0 && m->track) {
 		int n = snprintf(m->expected + m->nexp,
 				 sizeof(m->expected) - m->nexp, "%s\t%s\t%s\n",
@@ -462,22 +474,62 @@ static unsigned held_keys(const model *m, const char *did)
 	return keys;
 }
 
-static void hand_over(model *m, told *t)
+/* When the run would tell t's key k the exit value: now when it was
+ * told something else, by a resync at the time it was told it, else -1
+ * (not at all). */
+static long long exit_at(const model *m, const told *t, int k)
+{
+	if (!t->v[k][0])
+		return -1;
+	if (strcmp(t->v[k], exit_value(m)) != 0)
+		return m->as_of;
+	return m->resync ? t->at[k] : -1;
+}
+
+/* The latest exit time of did's key k in the run (track mode): an
+ * older exit does not go (a resync would re-send the one the profile a
+ * member took the distinct_id from records, which never went). */
+static long long *latest_of(model *m, const char *did, int k)
+{
+	int i;
+
+	for (i = 0; i < m->nlatest; i++)
+		if (m->latest[i].key == k && strcmp(m->latest[i].did, did) == 0)
+			return &m->latest[i].at;
+	m->latest[m->nlatest].did = did;
+	m->latest[m->nlatest].key = k;
+	m->latest[m->nlatest].at = -1;
+	return &m->latest[m->nlatest++].at;
+}
+
+static void hand_over(model *m, told *t, int only_note)
 {
 	unsigned keys = held_keys(m, t->did);
+	long long at;
 	int k;
 
 	for (k = 0; k < m->nkeys; k++) {
-		if (!t->v[k][0])
+		if (!t->v[k][0] || (keys & (1u << k) && only_note))
 			continue;
-		if (keys & (1u << k))
+		at = exit_at(m, t, k);
+		if (only_note) {
+			if (at > *latest_of(m, t->did, k))
+				*latest_of(m, t->did, k) = at;
+		} else if (keys & (1u << k)) {
+			if (strcmp(t->v[k], exit_value(m)) != 0)
+				t->at[k] = m->as_of;
 			snprintf(t->v[k], sizeof(t->v[k]), "%s", exit_value(m));
-		else if (m->resync || strcmp(t->v[k], exit_value(m)) != 0)
+		} else if (at >= 0 &&
+			   (!m->track || at >= *latest_of(m, t->did, k))) {
 			tell(m, t, k, exit_value(m));
+		}
 	}
 }
 
-static void model_profile(model *m, int i, long long as_of)
+/* Profile i's run: its member's value to its targets, the exit value
+ * to the distinct_ids it told that are not (with only_note, only the
+ * times of those exits, latest_of()). */
+static void model_profile(model *m, int i, long long as_of, int only_note)
 {
 	mprof *p = &m->p[i];
 	char v[MAXKEYS][16];
@@ -485,7 +537,7 @@ static void model_profile(model *m, int i, long long as_of)
 	int nt, known, k, j, member = value_at(m, i, as_of, v);
 
 	nt = targets_of(m, i, tg, &known);
-	if (member) {
+	if (member && !only_note) {
 		for (k = 0; k < nt; k++) {
 			const mid *d = &p->ids[tg[k].id];
 			told *t = ledger(p, tg[k].did, 1);
@@ -512,7 +564,7 @@ static void model_profile(model *m, int i, long long as_of)
 		 * what it was told (identity merge) */
 		if (member && known && p->led[k].did[0] == 'a')
 			continue;
-		hand_over(m, &p->led[k]);
+		hand_over(m, &p->led[k], only_note);
 	}
 }
 
@@ -523,6 +575,8 @@ static void model_run(model *m, long long as_of)
 	int i, k, nt, known;
 
 	m->nheld = 0;
+	m->nlatest = 0;
+	m->as_of = as_of;
 	for (i = 0; i < NPROF; i++) {
 		if (!value_at(m, i, as_of, v))
 			continue;
@@ -537,8 +591,10 @@ static void model_run(model *m, long long as_of)
 			m->held[m->nheld++] = tg[k].did;
 		}
 	}
+	for (i = 0; m->track && i < NPROF; i++)
+		model_profile(m, i, as_of, 1);
 	for (i = 0; i < NPROF; i++)
-		model_profile(m, i, as_of);
+		model_profile(m, i, as_of, 0);
 }
 
 /* resync: a run that tells every distinct_id of the ledger its whole
