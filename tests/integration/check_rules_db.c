@@ -755,31 +755,10 @@ END_TEST
 static int count_events(const char *event, const char *did, const char *key,
 			const char *value)
 {
-	json_object *state, *events, *e, *name, *p, *d, *v;
-	size_t i;
-	int n = 0;
+	int n = event ? mpctl_events(fake, event, did, key, value)
+		      : mpctl_events(fake, NULL, NULL, NULL, NULL);
 
-	ck_assert_int_eq(mpctl_state(&state, fake), 0);
-	ck_assert(json_object_object_get_ex(state, "events", &events));
-	for (i = 0; i < json_object_array_length(events); i++) {
-		e = json_object_array_get_idx(events, i);
-		if (!event) {
-			n++;
-			continue;
-		}
-		if (!json_object_object_get_ex(e, "event", &name) ||
-		    !json_object_object_get_ex(e, "properties", &p) ||
-		    !json_object_object_get_ex(p, "distinct_id", &d) ||
-		    strcmp(json_object_get_string(name), event) ||
-		    strcmp(json_object_get_string(d), did))
-			continue;
-		if (json_object_object_get_ex(p, key, &v) &&
-		    strcmp(json_object_to_json_string_ext(
-				   v, JSON_C_TO_STRING_PLAIN),
-			   value) == 0)
-			n++;
-	}
-	json_object_put(state);
+	ck_assert_int_ge(n, 0);
 	return n;
 }
 

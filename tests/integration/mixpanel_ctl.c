@@ -234,6 +234,45 @@ char *mpctl_prop(mpctl *m, const char *distinct_id, const char *name)
 	return out;
 }
 
+/* 1 when field name of o is the string want (NULL: any). */
+static int field_is(json_object *o, const char *name, const char *want)
+{
+	json_object *v;
+
+	return !want || (json_object_object_get_ex(o, name, &v) &&
+			 strcmp(json_object_get_string(v), want) == 0);
+}
+
+int mpctl_events(mpctl *m, const char *event, const char *did, const char *key,
+		 const char *value)
+{
+	json_object *st, *evs, *e, *p, *v;
+	size_t i;
+	int n = 0;
+
+	if (mpctl_state(&st, m) != 0)
+		return -1;
+	if (!json_object_object_get_ex(st, "events", &evs)) {
+		json_object_put(st);
+		return -1;
+	}
+	for (i = 0; i < json_object_array_length(evs); i++) {
+		e = json_object_array_get_idx(evs, i);
+		if (!json_object_object_get_ex(e, "properties", &p) ||
+		    !field_is(e, "event", event) ||
+		    !field_is(p, "distinct_id", did))
+			continue;
+		if (key && (!json_object_object_get_ex(p, key, &v) ||
+			    strcmp(json_object_to_json_string_ext(
+					   v, JSON_C_TO_STRING_PLAIN),
+				   value) != 0))
+			continue;
+		n++;
+	}
+	json_object_put(st);
+	return n;
+}
+
 int mpctl_summary(json_object **out, mpctl *m)
 {
 	return get_json(out, m, "/_fake/summary");

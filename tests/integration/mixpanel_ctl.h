@@ -35,6 +35,13 @@ int mpctl_summary(json_object **out, mpctl *m)
  * is absent or the state cannot be read. */
 char *mpctl_prop(mpctl *m, const char *distinct_id, const char *name);
 
+/* The events the fake stored named event, for distinct_id did, whose
+ * property key has the JSON text value ("true", "\"x\"", "null"); a
+ * NULL filter takes any (key and value go together). -1 when the state
+ * cannot be read. */
+int mpctl_events(mpctl *m, const char *event, const char *did, const char *key,
+		 const char *value);
+
 /* GET /_fake/requests: {"max_in_flight": N, "requests": [{"endpoint":
  * "engage", "t_ms": arrival in Unix milliseconds, "records": N or -1,
  * "status": the answer's or 0}, ...]} in order of arrival, since the
