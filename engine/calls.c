@@ -548,11 +548,11 @@ static int emit_profile(emitter *e, char *err, size_t errlen)
 	for (i = 0; i < e->d.ncalls; i++)
 		if (send_call(e, &e->d.calls[i], err, errlen) != 0)
 			return -1;
-	if (e->handover && decision_ntargets(&e->d) > 0) {
+	if (e->handover && decision_nholds(&e->d) > 0) {
 		uint64_t keys = value_keys(e);
 
-		for (i = 0; i < decision_ntargets(&e->d); i++)
-			*did_value(&e->members, decision_target(&e->d, i)) |=
+		for (i = 0; i < decision_nholds(&e->d); i++)
+			*did_value(&e->members, decision_holds(&e->d, i)) |=
 				keys;
 	}
 	if (e->d.keep)

@@ -55,16 +55,36 @@ void decision_init(decision *d)
 	buf_init(&d->lines);
 }
 
-int decision_ntargets(const decision *d)
+/* An anonymous distinct_id told before that a member now known keeps
+ * (tell_stale()). */
+static int kept(const decision *d, const priv *p, const dstate *st)
 {
-	const priv *p = d->priv;
-
-	return p && d->member ? p->ntg : 0;
+	return d->member && p->known && st->anon && !st->current;
 }
 
-const char *decision_target(const decision *d, int i)
+int decision_nholds(const decision *d)
 {
-	return ((const priv *)d->priv)->tg[i].did;
+	const priv *p = d->priv;
+	int i, n;
+
+	if (!p || !d->member)
+		return 0;
+	for (n = p->ntg, i = 0; i < p->nds; i++)
+		n += kept(d, p, &p->ds[i]);
+	return n;
+}
+
+const char *decision_holds(const decision *d, int i)
+{
+	const priv *p = d->priv;
+	int k;
+
+	if (i < p->ntg)
+		return p->tg[i].did;
+	for (i -= p->ntg, k = 0; k < p->nds; k++)
+		if (kept(d, p, &p->ds[k]) && i-- == 0)
+			return p->ds[k].did;
+	return NULL;
 }
 
 json_object *decision_value(decision *d)

@@ -91,10 +91,11 @@ typedef struct decision {
 } decision;
 
 void decision_init(decision *d);
-/* The distinct_ids of the current targets decide_profile() chose: a
- * member's, none for a profile that is not one. */
-int decision_ntargets(const decision *d);
-const char *decision_target(const decision *d, int i);
+/* The distinct_ids whose value a member decides (none for a profile
+ * that is not one): the current targets decide_profile() chose, then the
+ * anonymous ones told before that it keeps as it has become known. */
+int decision_nholds(const decision *d);
+const char *decision_holds(const decision *d, int i);
 /* A member's value as an object (parsed on first use; borrowed until the
  * next decide_profile()), or NULL for a profile that is not one. */
 json_object *decision_value(decision *d);

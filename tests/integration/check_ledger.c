@@ -700,6 +700,30 @@ START_TEST(resync_in_track_mode_sends_no_exit_a_handed_over_user_id_missed)
 }
 END_TEST
 
+/* An anonymous id moves to another anonymous member, which it enters,
+ * and that member then gains a user_id: it keeps the anonymous id's true
+ * (Mixpanel may have merged the two). A resync must not send the exit
+ * the profile it left held back when it moved (a new event, at the time
+ * of the member's entry). */
+START_TEST(resync_in_track_mode_sends_no_exit_to_an_anonymous_id_a_member_keeps)
+{
+	add_sync("audience", AUDIENCE_SQL, 1, "track", "all");
+	add_id("p1", "anonymous_id", "a1", "30 days");
+	add_id("p2", "anonymous_id", "a2", "40 days");
+	set("p1", "{\"v\": 1}", "10 days");
+	set("p2", "{\"v\": 1}", "10 days");
+	run_ago("9 days");
+	tl_sql(db, "UPDATE audsync.external_ids SET profile_id = 'p2'"
+		   " WHERE id_value = 'a1'");
+	run_ago("8 days");
+	add_id("p2", "user_id", "u2", "7 days 12 hours");
+	run_ago("7 days");
+	ck_assert_int_eq(events("Audience Exited", "a1"), 0);
+	assert_resync_stores_nothing();
+	ck_assert_int_eq(events("Audience Exited", "a1"), 0);
+}
+END_TEST
+
 static Suite *ledger_suite(void)
 {
 	Suite *s = suite_create("ledger");
@@ -741,6 +765,9 @@ static Suite *ledger_suite(void)
 	tcase_add_test(
 		tc,
 		resync_in_track_mode_sends_no_exit_a_handed_over_user_id_missed);
+	tcase_add_test(
+		tc,
+		resync_in_track_mode_sends_no_exit_to_an_anonymous_id_a_member_keeps);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -98,8 +98,8 @@ typedef struct model {
 	int nlatest;
 	/* the distinct_ids of the members' current targets, this run,
 	 * and per one the keys its member has a value for (bit k) */
-	const char *held[NPROF * MAXIDS];
-	unsigned held_keys[NPROF * MAXIDS];
+	const char *held[NPROF * (MAXIDS + MAXDID)];
+	unsigned held_keys[NPROF * (MAXIDS + MAXDID)];
 	int nheld;
 	long long resends; /* what it told again unchanged: duplicates in
 			    * track mode */
@@ -572,7 +572,8 @@ static void model_run(model *m, long long as_of)
 {
 	char v[MAXKEYS][16];
 	target tg[MAXIDS];
-	int i, k, nt, known;
+	unsigned keys;
+	int i, j, k, nt, known;
 
 	m->nheld = 0;
 	m->nlatest = 0;
@@ -581,14 +582,23 @@ static void model_run(model *m, long long as_of)
 		if (!value_at(m, i, as_of, v))
 			continue;
 		nt = targets_of(m, i, tg, &known);
+		for (j = 0, keys = 0; j < m->nkeys; j++)
+			keys |= v[j][0] ? 1u << j : 0;
 		for (k = 0; k < nt; k++) {
-			unsigned keys = 0;
-			int j;
-
-			for (j = 0; j < m->nkeys; j++)
-				keys |= v[j][0] ? 1u << j : 0;
 			m->held_keys[m->nheld] = keys;
 			m->held[m->nheld++] = tg[k].did;
+		}
+		/* and the anonymous distinct_ids it keeps, now known */
+		for (k = 0; known && k < m->p[i].nled; k++) {
+			const char *did = m->p[i].led[k].did;
+			int current = 0;
+
+			for (j = 0; j < nt; j++)
+				current |= strcmp(tg[j].did, did) == 0;
+			if (!current && did[0] == 'a') {
+				m->held_keys[m->nheld] = keys;
+				m->held[m->nheld++] = did;
+			}
 		}
 	}
 	for (i = 0; m->track && i < NPROF; i++)
@@ -993,7 +1003,7 @@ static int env_int(const char *name, int dflt)
 
 START_TEST(mixpanel_holds_what_the_model_says_after_every_step)
 {
-	static const int found[] = { 102, 104, 109, 118, 130, 9108 };
+	static const int found[] = { 102, 104, 109, 118, 130, 349, 9108 };
 	int first = env_int("AUDSYNC_MODEL_SEED", 1);
 	int n = env_int("AUDSYNC_MODEL_SEEDS", 50), s;
 	const char *db;
