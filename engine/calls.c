@@ -452,9 +452,12 @@ static int send_held(emitter *e, char *err, size_t errlen)
 			uint64_t *latest =
 				did_value(&e->latest, did_key(e, h.did, k));
 
+			uint64_t at;
+
 			t = k + strlen(k) + 1;
-			if ((uint64_t)db_int(t) > *latest)
-				*latest = (uint64_t)db_int(t);
+			at = (uint64_t)db_int(t);
+			if (at > *latest)
+				*latest = at;
 		}
 	}
 	for (p = e->held.data, i = 0; i < e->nheld && rc == 0; i++) {
@@ -529,7 +532,7 @@ static int emit_profile(emitter *e, char *err, size_t errlen)
 {
 	const char *kind = e->cur[OUT_KIND];
 	decide_in in;
-	int i;
+	int i, n;
 
 	memset(&in, 0, sizeof(in));
 	in.member = strcmp(kind, "exit") != 0 && strcmp(kind, "former") != 0;
@@ -548,10 +551,11 @@ static int emit_profile(emitter *e, char *err, size_t errlen)
 	for (i = 0; i < e->d.ncalls; i++)
 		if (send_call(e, &e->d.calls[i], err, errlen) != 0)
 			return -1;
-	if (e->handover && decision_nholds(&e->d) > 0) {
+	n = e->handover ? decision_nholds(&e->d) : 0;
+	if (n > 0) {
 		uint64_t keys = value_keys(e);
 
-		for (i = 0; i < decision_nholds(&e->d); i++)
+		for (i = 0; i < n; i++)
 			*did_value(&e->members, decision_holds(&e->d, i)) |=
 				keys;
 	}
