@@ -211,6 +211,25 @@ void buf_copy_text(buf *b, const char *s)
 	buf_append(b, run, (size_t)(s - run));
 }
 
+void buf_array_item(buf *b, const char *s)
+{
+	buf_putc(b, b->len == 0 ? '{' : ',');
+	buf_putc(b, '"');
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			buf_putc(b, '\\');
+		buf_putc(b, *s);
+	}
+	buf_putc(b, '"');
+}
+
+void buf_array_close(buf *b)
+{
+	if (b->len == 0)
+		buf_putc(b, '{');
+	buf_putc(b, '}');
+}
+
 void buf_int(buf *b, int64_t v)
 {
 	char tmp[24], *p = tmp + sizeof(tmp);

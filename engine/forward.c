@@ -124,35 +124,14 @@ static void batch_add(batch *b, const segment_calls *c)
 	}
 }
 
-/* Appends s to a PostgreSQL array literal being built in out (empty:
- * the opening brace comes first); close_array() ends it. */
-static void array_item(buf *out, const char *s)
-{
-	buf_putc(out, out->len == 0 ? '{' : ',');
-	buf_putc(out, '"');
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			buf_putc(out, '\\');
-		buf_putc(out, *s);
-	}
-	buf_putc(out, '"');
-}
-
-static void close_array(buf *b)
-{
-	if (b->len == 0)
-		buf_putc(b, '{');
-	buf_putc(b, '}');
-}
-
 /* The batch's messageIds as a PostgreSQL text[] literal. */
 static void id_array(buf *out, const batch *b)
 {
 	int i;
 
 	for (i = 0; i < b->nmsgs; i++)
-		array_item(out, b->data.data + b->msgs[i].id);
-	close_array(out);
+		buf_array_item(out, b->data.data + b->msgs[i].id);
+	buf_array_close(out);
 }
 
 /* Marks b->fresh[i] for the messages not forwarded before, recording
@@ -507,13 +486,13 @@ static void take_rows(forward_totals *t, batch *b, claimed *k, segment_calls *c,
 		const char *id = PQgetvalue(r, i, 0);
 		long long failed = t->failed;
 
-		array_item(&k->all, id);
+		buf_array_item(&k->all, id);
 		take(t, b, c, d, PQgetvalue(r, i, 1),
 		     (size_t)PQgetlength(r, i, 1), "inbound_id", db_int(id));
 		if (t->failed == failed)
 			continue;
-		array_item(&k->bad_ids, id);
-		array_item(&k->bad_reasons, c->reason);
+		buf_array_item(&k->bad_ids, id);
+		buf_array_item(&k->bad_reasons, c->reason);
 	}
 }
 
@@ -522,9 +501,9 @@ static int settle_rows(PGconn *conn, claimed *k, char *err, size_t errlen)
 {
 	const char *p[2];
 
-	close_array(&k->all);
-	close_array(&k->bad_ids);
-	close_array(&k->bad_reasons);
+	buf_array_close(&k->all);
+	buf_array_close(&k->bad_ids);
+	buf_array_close(&k->bad_reasons);
 	p[0] = k->bad_ids.data;
 	p[1] = k->bad_reasons.data;
 	if (k->bad_ids.len > 2 && db_exec(conn, "keep rejected inbound rows",

@@ -54,6 +54,11 @@ size_t buf_json_plain(const char *s, size_t n, int ascii);
 /* Appends s as a field of PostgreSQL's COPY text format: backslash, tab,
  * newline and carriage return escaped. */
 void buf_copy_text(buf *b, const char *s);
+/* Appends s to a PostgreSQL array literal being built in b (empty: the
+ * opening brace comes first); buf_array_close() ends it ({} when
+ * nothing was added). */
+void buf_array_item(buf *b, const char *s);
+void buf_array_close(buf *b);
 /* Appends a signed decimal integer. */
 void buf_int(buf *b, int64_t v);
 /* Hands the data to the caller (who frees it) and empties the buffer. */
