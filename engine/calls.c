@@ -318,15 +318,13 @@ static uint64_t key_bit(emitter *e, const char *key)
 	return (uint64_t)1 << (i < 64 ? i : 63);
 }
 
-/* The keys a member's value has, null ones aside. */
-static uint64_t value_keys(emitter *e)
+/* The keys a member's value v has, null ones aside. */
+static uint64_t keys_of(emitter *e, json_object *v)
 {
-	json_object *v;
 	uint64_t keys = 0;
 
 	if (!e->s->is_trait)
 		return key_bit(e, e->s->key);
-	v = decision_value(&e->d);
 	if (json_object_is_type(v, json_type_object)) {
 		json_object_object_foreach(v, k, kv)
 		{
@@ -435,17 +433,63 @@ static void send_exit(emitter *e, const held_exit *h, int *rc, char *err,
 	}
 }
 
-/* Queues the stale exits held back, for the keys no member decided so
- * far that holds their distinct_id has a value for: at the end of the
- * stream, or early when too many wait (a later member then tells its
- * value after the exit, in the same lane: Mixpanel still ends with the
- * member's). */
+/*
+ * Adds to emitter.members the members outside this run's changes that
+ * keep a held exit's distinct_id: an anonymous id they were told through
+ * before they became known (sql/025_kept_anonymous_ids.sql). The changed
+ * profiles are decided in this run (their ledger rows are rewritten as
+ * the calls stream); the others' rows are as the last run left them.
+ */
+static int add_keepers(emitter *e, char *err, size_t errlen)
+{
+	static const char kept_sql[] =
+		"SELECT k.did, m.value::text FROM audsync.snapshot_members m,"
+		"  unnest(audsync.kept_dids(m.targets)) k (did)"
+		" WHERE m.sync_id = $1 AND m.member"
+		"  AND strpos(m.targets, E'\\tha\\t') > 0"
+		"  AND audsync.kept_dids(m.targets) && $2::text[]"
+		"  AND k.did = ANY ($2::text[])"
+		"  AND NOT EXISTS (SELECT 1 FROM pg_temp.audsync_chg c"
+		"   WHERE c.profile_id = m.profile_id)";
+	const char *p[2] = { e->sync_id, NULL }, *d = e->held.data;
+	held_exit h;
+	PGresult *r;
+	int i;
+
+	buf_reset(&e->name);
+	for (i = 0; i < e->nheld; i++) {
+		d = held_read(d, &h);
+		buf_array_item(&e->name, h.did);
+	}
+	buf_array_close(&e->name);
+	p[1] = e->name.data;
+	r = db_query(e->conn, "diff: kept anonymous ids", kept_sql, 2, p, err,
+		     errlen);
+	if (!r)
+		return -1;
+	for (i = 0; i < PQntuples(r); i++) {
+		json_object *v = mp_json_parse_exact(PQgetvalue(r, i, 1));
+
+		*did_value(&e->members, PQgetvalue(r, i, 0)) |= keys_of(e, v);
+		json_object_put(v);
+	}
+	PQclear(r);
+	return 0;
+}
+
+/* Queues the stale exits held back, for the keys no member holding their
+ * distinct_id has a value for (a member decided so far, or one this run
+ * leaves as it was: add_keepers()): at the end of the stream, or early
+ * when too many wait (a later member then tells its value after the
+ * exit, in the same lane: Mixpanel still ends with the member's). */
 static int send_held(emitter *e, char *err, size_t errlen)
 {
 	const char *p = e->held.data, *k, *t;
 	held_exit h;
 	int i, rc = 0;
 
+	if (e->nheld > 0 && add_keepers(e, err, errlen) != 0)
+		return -1;
 	for (i = 0; e->ds.track && i < e->nheld; i++) {
 		p = held_read(p, &h);
 		for (k = h.keys; *k; k = t + strlen(t) + 1) {
@@ -553,7 +597,7 @@ static int emit_profile(emitter *e, char *err, size_t errlen)
 			return -1;
 	n = e->handover ? decision_nholds(&e->d) : 0;
 	if (n > 0) {
-		uint64_t keys = value_keys(e);
+		uint64_t keys = keys_of(e, decision_value(&e->d));
 
 		for (i = 0; i < n; i++)
 			*did_value(&e->members, decision_holds(&e->d, i)) |=

@@ -724,6 +724,58 @@ START_TEST(resync_in_track_mode_sends_no_exit_to_an_anonymous_id_a_member_keeps)
 }
 END_TEST
 
+/* A member that became known keeps its anonymous id (Mixpanel may have
+ * merged the two). The id moves on to another member, which tells it its
+ * value, then on again to a profile that is none: the exit the second
+ * member holds back for it must not go while the first, unchanged in
+ * that run, still keeps it. */
+START_TEST(an_anonymous_id_a_member_keeps_gets_no_exit_from_a_later_owner)
+{
+	add_sync("trait", TRAIT_SQL, 1, "identify", "all");
+	add_id("p1", "anonymous_id", "a1", "30 days");
+	add_id("p7", "anonymous_id", "a7", "40 days");
+	set("p1", "{\"v\": 1}", "10 days");
+	set("p7", "{\"v\": 7}", "10 days");
+	run_ago("9 days");
+	add_id("p1", "user_id", "u1", "8 days 12 hours");
+	run_ago("8 days");
+	assert_prop("u1", "model", "1");
+	tl_sql(db, "UPDATE audsync.external_ids SET profile_id = 'p7'"
+		   " WHERE id_value = 'a1'");
+	run_ago("7 days");
+	assert_prop("a1", "model", "7");
+	tl_sql(db, "UPDATE audsync.external_ids SET profile_id = 'p2'"
+		   " WHERE id_value = 'a1'");
+	run_ago("6 days");
+	assert_prop("a1", "model", "7");
+	assert_prop("u1", "model", "1");
+}
+END_TEST
+
+/* The same with a member that is still anonymous: it keeps nothing of an
+ * anonymous id it lost, so when the id moves on from its next owner that
+ * owner's exit reaches it. */
+START_TEST(an_anonymous_id_an_anonymous_member_lost_gets_the_exit)
+{
+	add_sync("trait", TRAIT_SQL, 1, "identify", "all");
+	add_id("p1", "anonymous_id", "a1", "30 days");
+	add_id("p1", "anonymous_id", "a2", "35 days");
+	add_id("p7", "anonymous_id", "a7", "40 days");
+	set("p1", "{\"v\": 1}", "10 days");
+	set("p7", "{\"v\": 7}", "10 days");
+	run_ago("9 days");
+	tl_sql(db, "UPDATE audsync.external_ids SET profile_id = 'p7'"
+		   " WHERE id_value = 'a1'");
+	run_ago("8 days");
+	assert_prop("a1", "model", "7");
+	tl_sql(db, "UPDATE audsync.external_ids SET profile_id = 'p2'"
+		   " WHERE id_value = 'a1'");
+	run_ago("7 days");
+	assert_prop("a1", "model", "null");
+	assert_prop("a2", "model", "1");
+}
+END_TEST
+
 static Suite *ledger_suite(void)
 {
 	Suite *s = suite_create("ledger");
@@ -768,6 +820,11 @@ static Suite *ledger_suite(void)
 	tcase_add_test(
 		tc,
 		resync_in_track_mode_sends_no_exit_to_an_anonymous_id_a_member_keeps);
+	tcase_add_test(
+		tc,
+		an_anonymous_id_a_member_keeps_gets_no_exit_from_a_later_owner);
+	tcase_add_test(tc,
+		       an_anonymous_id_an_anonymous_member_lost_gets_the_exit);
 	suite_add_tcase(s, tc);
 	return s;
 }
