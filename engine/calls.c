@@ -456,6 +456,8 @@ static int add_keepers(emitter *e, char *err, size_t errlen)
 	PGresult *r;
 	int i;
 
+	if (e->full) /* a resync decides every member: there are no others */
+		return 0;
 	buf_reset(&e->name);
 	for (i = 0; i < e->nheld; i++) {
 		d = held_read(d, &h);
