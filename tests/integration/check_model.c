@@ -1001,13 +1001,16 @@ static int env_int(const char *name, int dflt)
 	return v && *v ? atoi(v) : dflt;
 }
 
+/* AUDSYNC_MODEL_SEEDS, and how many loop tests share them. */
+static int seeds, chunks;
+
 START_TEST(mixpanel_holds_what_the_model_says_after_every_step)
 {
 	static const int found[] = { 102, 104, 109, 118, 130, 349, 1098, 9108 };
-	int first = env_int("AUDSYNC_MODEL_SEED", 1);
-	int n = env_int("AUDSYNC_MODEL_SEEDS", 50), s;
+	int first = env_int("AUDSYNC_MODEL_SEED", 1), from, count, s;
 	const char *db;
 
+	tl_seed_chunk(seeds, chunks, _i, &from, &count);
 	ck_assert_int_eq(mpctl_start(&fake, NULL), 0);
 	db = tl_new_db();
 	tl_add_destination(db, "mp", mpctl_base_url(fake));
@@ -1016,11 +1019,12 @@ START_TEST(mixpanel_holds_what_the_model_says_after_every_step)
 	fprintf(stderr,
 		"check_model: seeds %d..%d (AUDSYNC_MODEL_SEED,"
 		" AUDSYNC_MODEL_SEEDS)\n",
-		first, first + n - 1);
-	for (s = first; s < first + n; s++)
+		first + from, first + from + count - 1);
+	for (s = first + from; s < first + from + count; s++)
 		one_seed(db, s);
-	/* the seeds that found a bug beyond the default range */
-	for (s = 0; !getenv("AUDSYNC_MODEL_SEED") &&
+	/* the seeds that found a bug beyond the default range, after the
+	 * last of the others */
+	for (s = 0; _i == chunks - 1 && !getenv("AUDSYNC_MODEL_SEED") &&
 		    s < (int)(sizeof(found) / sizeof(*found));
 	     s++)
 		one_seed(db, found[s]);
@@ -1033,8 +1037,13 @@ static Suite *model_suite(void)
 	Suite *s = suite_create("model");
 	TCase *tc = tcase_create("model");
 
+	seeds = env_int("AUDSYNC_MODEL_SEEDS", 50);
+	/* A seed takes about 1.2 s on the bench machine. */
+	chunks = tl_seed_chunks(seeds, 200);
 	tcase_set_timeout(tc, 3600);
-	tcase_add_test(tc, mixpanel_holds_what_the_model_says_after_every_step);
+	tcase_add_loop_test(tc,
+			    mixpanel_holds_what_the_model_says_after_every_step,
+			    0, chunks);
 	suite_add_tcase(s, tc);
 	return s;
 }

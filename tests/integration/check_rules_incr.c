@@ -464,26 +464,30 @@ static int one_seed(unsigned seed, int steps)
 	return incremental;
 }
 
+/* The seeds of the run (AUDSYNC_INCR_SEED, else the clock's, AUDSYNC_INCR_SEEDS)
+ * and how many loop tests share them, set before the first one forks. */
+static unsigned first_seed;
+static int seeds, steps, chunks;
+
 START_TEST(incremental_runs_equal_full_evaluation)
 {
-	const char *s = getenv("AUDSYNC_INCR_SEED");
-	const char *n = getenv("AUDSYNC_INCR_SEEDS");
-	const char *st = getenv("AUDSYNC_INCR_STEPS");
-	unsigned seed =
-		s && *s ? (unsigned)strtoul(s, NULL, 10) : (unsigned)time(NULL);
-	int seeds = n && *n ? atoi(n) : 2, steps = st && *st ? atoi(st) : 6;
-	int i, incremental = 0;
+	int from, count, i, incremental = 0;
 
-	printf("check_rules_incr: AUDSYNC_INCR_SEED=%u AUDSYNC_INCR_SEEDS=%d\n",
-	       seed, seeds);
+	tl_seed_chunk(seeds, chunks, _i, &from, &count);
+	looked_up = runs = 0;
+	printf("check_rules_incr: AUDSYNC_INCR_SEED=%u AUDSYNC_INCR_SEEDS=%d:"
+	       " seeds %u..%u\n",
+	       first_seed, seeds, first_seed + (unsigned)from,
+	       first_seed + (unsigned)(from + count - 1));
 	fflush(stdout);
-	for (i = 0; i < seeds; i++)
-		incremental += one_seed(seed + (unsigned)i, steps);
+	for (i = 0; i < count; i++)
+		incremental +=
+			one_seed(first_seed + (unsigned)(from + i), steps);
 	printf("check_rules_incr: %d incremental evaluations, %d of them "
 	       "looking the touched profiles up in the ledger\n",
 	       incremental, looked_up);
 	/* Equal because nothing ran incrementally would prove nothing. */
-	ck_assert_msg(incremental >= seeds * (steps - 1),
+	ck_assert_msg(incremental >= count * (steps - 1),
 		      "only %d incremental evaluations", incremental);
 	ck_assert_msg(looked_up > 0 && looked_up < incremental,
 		      "%d of %d incremental evaluations looked up the "
@@ -494,13 +498,24 @@ END_TEST
 
 static Suite *incr_suite(void)
 {
-	Suite *s = suite_create("rules_incr");
+	const char *s = getenv("AUDSYNC_INCR_SEED");
+	const char *n = getenv("AUDSYNC_INCR_SEEDS");
+	const char *st = getenv("AUDSYNC_INCR_STEPS");
+	Suite *suite = suite_create("rules_incr");
 	TCase *tc = tcase_create("incremental equals full");
 
+	first_seed =
+		s && *s ? (unsigned)strtoul(s, NULL, 10) : (unsigned)time(NULL);
+	seeds = n && *n ? atoi(n) : 2;
+	steps = st && *st ? atoi(st) : 6;
+	/* A seed of 10 steps takes up to 20 s on the bench machine: 20
+	 * seeds a test stay far within its timeout and Check's limit. */
+	chunks = tl_seed_chunks(seeds, 20);
 	tcase_set_timeout(tc, 3600);
-	tcase_add_test(tc, incremental_runs_equal_full_evaluation);
-	suite_add_tcase(s, tc);
-	return s;
+	tcase_add_loop_test(tc, incremental_runs_equal_full_evaluation, 0,
+			    chunks);
+	suite_add_tcase(suite, tc);
+	return suite;
 }
 
 int main(void)

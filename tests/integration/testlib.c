@@ -260,6 +260,17 @@ int tl_contains(const char *haystack, const char *needle)
 	return haystack && strstr(haystack, needle) != NULL;
 }
 
+int tl_seed_chunks(int seeds, int per)
+{
+	return seeds <= per ? 1 : (seeds + per - 1) / per;
+}
+
+void tl_seed_chunk(int seeds, int chunks, int i, int *from, int *count)
+{
+	*from = (int)((long)seeds * i / chunks);
+	*count = (int)((long)seeds * (i + 1) / chunks) - *from;
+}
+
 int tl_run_suite(Suite *s)
 {
 	return ut_run_suite(s);

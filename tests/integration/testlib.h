@@ -70,6 +70,16 @@ pid_t tl_audsync_spawn(const char *conninfo, const char *const *env,
 pid_t tl_audsync_spawn_log(const char *conninfo, const char *const *env,
 			   const char *const *args, const char *log_path);
 
+/* A randomized test's seeds, split into loop tests (tcase_add_loop_test):
+ * Check times out a test as a whole and cannot report one that ran past
+ * 2^31 microseconds (36 minutes); it fails it ("Early exit with return
+ * value 2") after every seed passed. tl_seed_chunks: how many loop tests
+ * for seeds seeds, about per each; tl_seed_chunk: the i-th one's seeds,
+ * from the *from-th, *count of them. Their sizes differ by one at most:
+ * one test has them all when seeds <= per, else each has per / 2 or more. */
+int tl_seed_chunks(int seeds, int per);
+void tl_seed_chunk(int seeds, int chunks, int i, int *from, int *count);
+
 /* Runs the suite (and frees it) as every test binary's main does:
  * returns EXIT_SUCCESS when no test failed. */
 int tl_run_suite(Suite *s);
