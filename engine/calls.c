@@ -435,14 +435,17 @@ static void send_exit(emitter *e, const held_exit *h, int *rc, char *err,
 
 /*
  * Adds to emitter.members the members outside this run's changes that
- * keep a held exit's distinct_id: an anonymous id they were told through
- * before they became known (sql/025_kept_anonymous_ids.sql). The changed
+ * hold a held exit's distinct_id: that keep it, an anonymous id they were
+ * told through before they became known (sql/025_kept_anonymous_ids.sql),
+ * or that have it, an anonymous id that moved to them from its keeper,
+ * as a current target (sql/026_anonymous_id_owners.sql). The changed
  * profiles are decided in this run (their ledger rows are rewritten as
- * the calls stream); the others' rows are as the last run left them.
+ * the calls stream); the others' rows are as the last run left them, and
+ * so are their identifiers.
  */
 static int add_keepers(emitter *e, char *err, size_t errlen)
 {
-	static const char kept_sql[] =
+	static const char holders_sql[] =
 		"SELECT k.did, m.value::text FROM audsync.snapshot_members m,"
 		"  unnest(audsync.kept_dids(m.targets)) k (did)"
 		" WHERE m.sync_id = $1 AND m.member"
@@ -450,7 +453,20 @@ static int add_keepers(emitter *e, char *err, size_t errlen)
 		"  AND audsync.kept_dids(m.targets) && $2::text[]"
 		"  AND k.did = ANY ($2::text[])"
 		"  AND NOT EXISTS (SELECT 1 FROM pg_temp.audsync_chg c"
-		"   WHERE c.profile_id = m.profile_id)";
+		"   WHERE c.profile_id = m.profile_id)"
+		" UNION ALL"
+		" SELECT x.id_value, m.value::text FROM audsync.external_ids x"
+		" JOIN audsync.snapshot_members m ON m.sync_id = $1"
+		"  AND m.profile_id = x.profile_id AND m.member"
+		" WHERE x.id_type = 'anonymous_id' AND x.id_value = ANY ($2::text[])"
+		"  AND NOT EXISTS (SELECT 1 FROM pg_temp.audsync_chg c"
+		"   WHERE c.profile_id = m.profile_id)"
+		/* a current line (decide.h) whose distinct_id is the id */
+		"  AND EXISTS (SELECT 1"
+		"   FROM unnest(string_to_array(m.targets, E'\\n')) l"
+		"   WHERE split_part(l, E'\\t', 3) = x.id_value"
+		"   AND (split_part(l, E'\\t', 5) LIKE 'c%'"
+		"    OR array_length(string_to_array(l, E'\\t'), 1) = 3))";
 	const char *p[2] = { e->sync_id, NULL }, *d = e->held.data;
 	held_exit h;
 	PGresult *r;
@@ -465,18 +481,18 @@ static int add_keepers(emitter *e, char *err, size_t errlen)
 	}
 	buf_array_close(&e->name);
 	p[1] = e->name.data;
-	/* The index holds a few rows, or none, and has no statistics: the
-	 * planner guesses a large share of the ledger and plans parallel
-	 * workers and JIT, whose start costs ~0.1 s against the 2 ms of the
-	 * lookup. Off for what is left of this transaction (statements
+	/* The kept ids' index holds a few rows, or none, and has no
+	 * statistics: the planner guesses a large share of the ledger and
+	 * plans parallel workers and JIT, whose start costs ~0.1 s against
+	 * the 2 ms of the lookup. Off for what is left of this transaction (statements
 	 * already planned, COPY, and small writes of the run's state). */
-	if (db_exec(e->conn, "diff: kept anonymous ids",
+	if (db_exec(e->conn, "diff: held exits' holders",
 		    "SELECT set_config('jit', 'off', true),"
 		    " set_config('max_parallel_workers_per_gather', '0', true)",
 		    0, NULL, err, errlen) != 0)
 		return -1;
-	r = db_query(e->conn, "diff: kept anonymous ids", kept_sql, 2, p, err,
-		     errlen);
+	r = db_query(e->conn, "diff: held exits' holders", holders_sql, 2, p,
+		     err, errlen);
 	if (!r)
 		return -1;
 	for (i = 0; i < PQntuples(r); i++) {

@@ -752,6 +752,31 @@ START_TEST(an_anonymous_id_a_member_keeps_gets_no_exit_from_a_later_owner)
 }
 END_TEST
 
+/* The other way round (model seed 9542): the keeper's exit to the
+ * anonymous id it kept, when it stops being known, does not reach the
+ * id's new owner, a member that did not change in the run. */
+START_TEST(an_anonymous_id_a_member_took_gets_no_exit_from_its_former_keeper)
+{
+	add_sync("trait", TRAIT_SQL, 1, "identify", "all");
+	add_id("p1", "anonymous_id", "a1", "30 days");
+	add_id("p7", "anonymous_id", "a7", "40 days");
+	set("p1", "{\"v\": 1}", "10 days");
+	set("p7", "{\"v\": 7}", "10 days");
+	run_ago("9 days");
+	add_id("p1", "user_id", "u1", "8 days 12 hours");
+	run_ago("8 days");
+	tl_sql(db, "UPDATE audsync.external_ids SET profile_id = 'p7'"
+		   " WHERE id_value = 'a1'");
+	run_ago("7 days");
+	assert_prop("a1", "model", "7");
+	assert_prop("u1", "model", "1");
+	tl_sql(db, "DELETE FROM audsync.external_ids WHERE id_value = 'u1'");
+	run_ago("6 days");
+	assert_prop("a1", "model", "7");
+	assert_prop("u1", "model", "null");
+}
+END_TEST
+
 /* The same with a member that is still anonymous: it keeps nothing of an
  * anonymous id it lost, so when the id moves on from its next owner that
  * owner's exit reaches it. */
@@ -823,6 +848,9 @@ static Suite *ledger_suite(void)
 	tcase_add_test(
 		tc,
 		an_anonymous_id_a_member_keeps_gets_no_exit_from_a_later_owner);
+	tcase_add_test(
+		tc,
+		an_anonymous_id_a_member_took_gets_no_exit_from_its_former_keeper);
 	tcase_add_test(tc,
 		       an_anonymous_id_an_anonymous_member_lost_gets_the_exit);
 	suite_add_tcase(s, tc);
