@@ -724,12 +724,10 @@ START_TEST(resync_in_track_mode_sends_no_exit_to_an_anonymous_id_a_member_keeps)
 }
 END_TEST
 
-/* A member that became known keeps its anonymous id (Mixpanel may have
- * merged the two). The id moves on to another member, which tells it its
- * value, then on again to a profile that is none: the exit the second
- * member holds back for it must not go while the first, unchanged in
- * that run, still keeps it. */
-START_TEST(an_anonymous_id_a_member_keeps_gets_no_exit_from_a_later_owner)
+/* p1 (value 1) becomes known as u1 and keeps its anonymous id a1
+ * (Mixpanel may have merged the two); a1 then moves to p7 (value 7), an
+ * anonymous member, which tells it its value. */
+static void a1_kept_by_p1_moves_to_p7(void)
 {
 	add_sync("trait", TRAIT_SQL, 1, "identify", "all");
 	add_id("p1", "anonymous_id", "a1", "30 days");
@@ -744,6 +742,14 @@ START_TEST(an_anonymous_id_a_member_keeps_gets_no_exit_from_a_later_owner)
 		   " WHERE id_value = 'a1'");
 	run_ago("7 days");
 	assert_prop("a1", "model", "7");
+}
+
+/* The id moves on from p7 to a profile that is no member: the exit p7
+ * holds back for it must not go while p1, unchanged in that run, still
+ * keeps it. */
+START_TEST(an_anonymous_id_a_member_keeps_gets_no_exit_from_a_later_owner)
+{
+	a1_kept_by_p1_moves_to_p7();
 	tl_sql(db, "UPDATE audsync.external_ids SET profile_id = 'p2'"
 		   " WHERE id_value = 'a1'");
 	run_ago("6 days");
@@ -752,24 +758,12 @@ START_TEST(an_anonymous_id_a_member_keeps_gets_no_exit_from_a_later_owner)
 }
 END_TEST
 
-/* The other way round (model seed 9542): the keeper's exit to the
- * anonymous id it kept, when it stops being known, does not reach the
- * id's new owner, a member that did not change in the run. */
+/* The other way round (model seed 9542): p1's exit to the id it kept,
+ * when p1 stops being known, does not reach the id's new owner p7, a
+ * member that did not change in the run. */
 START_TEST(an_anonymous_id_a_member_took_gets_no_exit_from_its_former_keeper)
 {
-	add_sync("trait", TRAIT_SQL, 1, "identify", "all");
-	add_id("p1", "anonymous_id", "a1", "30 days");
-	add_id("p7", "anonymous_id", "a7", "40 days");
-	set("p1", "{\"v\": 1}", "10 days");
-	set("p7", "{\"v\": 7}", "10 days");
-	run_ago("9 days");
-	add_id("p1", "user_id", "u1", "8 days 12 hours");
-	run_ago("8 days");
-	tl_sql(db, "UPDATE audsync.external_ids SET profile_id = 'p7'"
-		   " WHERE id_value = 'a1'");
-	run_ago("7 days");
-	assert_prop("a1", "model", "7");
-	assert_prop("u1", "model", "1");
+	a1_kept_by_p1_moves_to_p7();
 	tl_sql(db, "DELETE FROM audsync.external_ids WHERE id_value = 'u1'");
 	run_ago("6 days");
 	assert_prop("a1", "model", "7");
