@@ -464,7 +464,7 @@ static int one_seed(unsigned seed, int steps)
 	return incremental;
 }
 
-/* The seeds of the run (AUDSYNC_INCR_SEED, else the clock's, AUDSYNC_INCR_SEEDS)
+/* The run's seeds (AUDSYNC_INCR_SEED, else the clock's; AUDSYNC_INCR_SEEDS)
  * and how many loop tests share them, set before the first one forks. */
 static unsigned first_seed;
 static int seeds, steps, chunks;
