@@ -42,6 +42,7 @@ static void scope_free(scope *s)
 {
 	alloc_free_strings(s->filters, s->nagg);
 	alloc_free_strings(s->members, s->nmember);
+	free(s->having);
 }
 
 /* ---- events: event name, where, window -------------------------------- */
@@ -200,50 +201,6 @@ static int count_holds(const char *op, long long have, long long want)
 	return have <= want;
 }
 
-/* count {op, value}: *op and *want, ">= 1" when absent. */
-static int get_count(compiler *c, const char **op, long long *want,
-		     json_object *o)
-{
-	static const char *const keys[] = { "op", "value", NULL };
-	static const char *const ops[] = {
-		"=", "!=", ">", ">=", "<", "<=", NULL
-	};
-	char seen[VALUE_NAME_MAX];
-	json_object *cnt, *v;
-	size_t at;
-
-	*op = ">=";
-	*want = 1;
-	if (!json_object_object_get_ex(o, "count", &cnt))
-		return 0;
-	at = rules_push(c, ".count");
-	if (!json_object_is_type(cnt, json_type_object))
-		return rules_fail(
-			c, "must be an object {\"op\", \"value\"}, not %s",
-			rules_type_name(cnt));
-	if (rules_check_keys(c, cnt, keys, "count takes op, value") ||
-	    rules_get_string(c, op, cnt, "op", 1))
-		return -1;
-	if (!rules_in_list(*op, ops)) {
-		rules_push(c, ".op");
-		return rules_fail(c,
-				  "unknown operator \"%s\" (count takes = != > "
-				  ">= < <=)",
-				  *op);
-	}
-	if (!json_object_object_get_ex(cnt, "value", &v))
-		return rules_fail(c, "\"value\" is missing");
-	rules_push(c, ".value");
-	if (rules_whole_number(want, v, 1000000000) != 0)
-		return rules_fail(
-			c,
-			"must be a whole number from 0 to 1000000000, "
-			"not %s",
-			rules_value_name(v, seen, sizeof(seen)));
-	rules_pop(c, at);
-	return 0;
-}
-
 static int put_performed(compiler *c, buf *out, tv *val, json_object *p,
 			 scope *s)
 {
@@ -261,7 +218,7 @@ static int put_performed(compiler *c, buf *out, tv *val, json_object *p,
 	if (rules_check_keys(c, p, keys,
 			     "performed takes event, where, count, within, "
 			     "between") ||
-	    get_count(c, &op, &want, p))
+	    rules_get_count(c, &op, &want, p))
 		return -1;
 	buf_init(&f);
 	if (put_events(c, &f, p, s)) {
@@ -276,6 +233,15 @@ static int put_performed(compiler *c, buf *out, tv *val, json_object *p,
 		return -1;
 	buf_printf(out, "(coalesce(ev.c%d, 0) %s $%d::bigint)", s->nagg, op, n);
 	*val = count_holds(op, 0, want) ? TV_TRUE : TV_FALSE;
+	free(s->having);
+	s->having = NULL;
+	if (*val == TV_FALSE &&
+	    (strcmp(op, ">=") == 0 || strcmp(op, ">") == 0)) {
+		buf_init(&f);
+		buf_printf(&f, "count(*) %s $%d::bigint", op, n);
+		s->having = buf_steal(&f);
+		buf_free(&f);
+	}
 	return 0;
 }
 
@@ -513,11 +479,41 @@ static void put_aggregate(buf *out, const scope *s, int touched, int in_graph)
 				   s->filters[i], i + 1);
 	}
 	buf_puts(out, " FROM audsync.events e WHERE e.ts < $1");
-	put_restriction(out, "e", touched, in_graph);
+	if (s->sure && touched == RULES_FEW)
+		buf_puts(out, TOUCHED_FEW_UNSURE("e"));
+	else if (s->sure)
+		buf_puts(out, TOUCHED_UNSURE("e"));
+	else
+		put_restriction(out, "e", touched, in_graph);
 	buf_puts(out, " AND (");
 	for (i = 0; i < s->nagg; i++)
 		buf_printf(out, "%s(%s)", i ? " OR " : "", s->filters[i]);
 	buf_puts(out, ") GROUP BY e.profile_id");
+}
+
+/*
+ * The touched profiles that are sure members but for the identity graph:
+ * a lone performed whose count only grows (s->having) holds for every
+ * profile whose events since the last run's as-of meet it, whatever its
+ * older events. An hourly run's touched profiles are mostly those with
+ * new events; they are found from the window's newest events by the
+ * (event, ts) index, and only the others' events are read in full, one
+ * descent of the (profile_id, ts) index each. Any lower bound would be
+ * as right (a subset of a profile's events that meets such a count
+ * proves it); the last as-of makes it few events. Restricted to the
+ * touched profiles, as the ledger's side of the diff is.
+ */
+static void put_sure(buf *out, const scope *s)
+{
+	/* fresh is fenced off from the touched profiles: else the planner
+	 * may drive it from them and probe each one's events after all. */
+	buf_printf(out,
+		   "WITH fresh AS MATERIALIZED (SELECT e.profile_id"
+		   " FROM audsync.events e WHERE e.ts >= " SURE_SINCE
+		   " AND e.ts < $1 AND (%s) GROUP BY e.profile_id HAVING %s),"
+		   " sure AS MATERIALIZED (SELECT f.profile_id FROM fresh f"
+		   " WHERE true" TOUCHED("f") ") ",
+		   s->filters[0], s->having);
 }
 
 /*
@@ -537,6 +533,8 @@ static void put_audience(buf *out, const scope *s, const char *cond,
 		 * events qualify, after the aggregate: an hourly run where
 		 * only time moved touches three for every one that still
 		 * qualifies. */
+		if (s->sure)
+			put_sure(out, s);
 		buf_puts(out, "SELECT ev.profile_id FROM (");
 		put_aggregate(out, s, touched, !touched);
 		buf_puts(out, ") ev");
@@ -566,6 +564,9 @@ static void put_audience(buf *out, const scope *s, const char *cond,
 		buf_printf(out, " WHERE (%s)" IN_GRAPH("ev"), cond);
 	else
 		buf_printf(out, " WHERE %s", cond);
+	if (s->sure)
+		buf_puts(out, " UNION ALL SELECT sure.profile_id FROM sure"
+			      " WHERE true" IN_GRAPH("sure"));
 }
 
 /* An audience definition into out; window: the SQL of its default
@@ -586,6 +587,11 @@ static int compile_audience(compiler *c, buf *out, json_object *def,
 	rc = put_condition(c, &cond, &val, def, &s, 1);
 	if (rc == 0) {
 		rules_pop(c, at);
+		/* A rule's own condition, not a member_of target's: $3 is
+		 * its sync's (put_sure()). */
+		s.sure = c->touched && c->nchain == 1 && s.nagg == 1 &&
+			 s.having && !s.traits && !s.nmember &&
+			 json_object_object_get_ex(def, "performed", NULL);
 		put_audience(out, &s, cond.data, val == TV_FALSE, c->touched);
 	}
 	buf_free(&cond);

@@ -793,6 +793,50 @@ int rules_rewrite_sql(compiler *c, buf *out, const char *sql,
 	return 0;
 }
 
+/* count {op, value}: *op and *want, ">= 1" when absent. */
+int rules_get_count(compiler *c, const char **op, long long *want,
+		    json_object *o)
+{
+	static const char *const keys[] = { "op", "value", NULL };
+	static const char *const ops[] = {
+		"=", "!=", ">", ">=", "<", "<=", NULL
+	};
+	char seen[VALUE_NAME_MAX];
+	json_object *cnt, *v;
+	size_t at;
+
+	*op = ">=";
+	*want = 1;
+	if (!json_object_object_get_ex(o, "count", &cnt))
+		return 0;
+	at = rules_push(c, ".count");
+	if (!json_object_is_type(cnt, json_type_object))
+		return rules_fail(
+			c, "must be an object {\"op\", \"value\"}, not %s",
+			rules_type_name(cnt));
+	if (rules_check_keys(c, cnt, keys, "count takes op, value") ||
+	    rules_get_string(c, op, cnt, "op", 1))
+		return -1;
+	if (!rules_in_list(*op, ops)) {
+		rules_push(c, ".op");
+		return rules_fail(c,
+				  "unknown operator \"%s\" (count takes = != > "
+				  ">= < <=)",
+				  *op);
+	}
+	if (!json_object_object_get_ex(cnt, "value", &v))
+		return rules_fail(c, "\"value\" is missing");
+	rules_push(c, ".value");
+	if (rules_whole_number(want, v, 1000000000) != 0)
+		return rules_fail(
+			c,
+			"must be a whole number from 0 to 1000000000, "
+			"not %s",
+			rules_value_name(v, seen, sizeof(seen)));
+	rules_pop(c, at);
+	return 0;
+}
+
 /* Parses text deeper than json-c's default of 32 levels, so that the
  * compiler, not the parser, names the path where a rule nests too deep.
  * Returns 0 with *out a new reference (NULL for JSON null), or -1 with

@@ -71,11 +71,30 @@ enum { RULES_ALL = 0, RULES_TOUCHED = 1, RULES_FEW = 2 };
 #define TOUCHED_FEW_IN_GRAPH(alias)                                            \
 	" AND " alias ".profile_id = ANY (ARRAY" IN_GRAPH_OF_TOUCHED ")"
 
+/* A lone performed whose count only grows with more events (its HAVING,
+ * scope's having) decides some touched profiles by their events since
+ * the last run's as-of alone: those are sure, and only the others' events
+ * are read in full (rules.c, put_sure()). $3 is the sync in an
+ * evaluation (evaluate.c). */
+#define SURE_SINCE                                                             \
+	"(SELECT st.last_as_of FROM audsync.sync_state st"                     \
+	" WHERE st.sync_id = $3::integer)"
+#define UNSURE_OF_TOUCHED                                                      \
+	"(SELECT tp.profile_id FROM pg_temp.audsync_touched tp WHERE NOT"      \
+	" EXISTS (SELECT FROM sure WHERE sure.profile_id = tp.profile_id))"
+#define TOUCHED_UNSURE(alias) " AND " alias ".profile_id IN " UNSURE_OF_TOUCHED
+#define TOUCHED_FEW_UNSURE(alias)                                              \
+	" AND " alias ".profile_id = ANY (ARRAY" UNSURE_OF_TOUCHED ")"
+
 /* One audience query being built: its aggregates over the events, its
  * joins, and the lower bound of its default window. */
 typedef struct scope {
 	char **filters; /* one per performed: its events */
 	int nagg;
+	/* the last performed's count as a HAVING when it only grows with
+	 * more events, else NULL */
+	char *having;
+	int sure;	/* the touched profiles are split (put_sure()) */
 	int traits;	/* profile_traits joined */
 	char **members; /* member_of subqueries */
 	int nmember;
@@ -116,10 +135,6 @@ int rules_in_list(const char *s, const char *const *list);
 const char *rules_value_name(json_object *v, char *out, size_t outlen);
 
 /* *out: the JSON number v when it is a whole number from 0 to max,
- * however written (2, 2.0, 1e0). Returns 0, or -1 (*out unset). */
-int rules_whole_number(long long *out, json_object *v, long long max);
-
-/* *out: the JSON number v when it is a whole number from 0 to max,
  * however written (2, 2.0, 1e0: jsonb keeps 2.0 and makes 1e0 1).
  * Returns 0, or -1 (*out unset). */
 int rules_whole_number(long long *out, json_object *v, long long max);
@@ -133,6 +148,11 @@ int rules_check_keys(compiler *c, json_object *o, const char *const *allowed,
  * Returns 0 or -1. */
 int rules_get_string(compiler *c, const char **out, json_object *o,
 		     const char *key, int required);
+
+/* A performed's count {op, value}: *op (borrowed) and *want, ">= 1" when
+ * absent. Returns 0 or -1. */
+int rules_get_count(compiler *c, const char **op, long long *want,
+		    json_object *o);
 
 /* One filter {name_key, op, value} over the jsonb src as SQL into out.
  * Returns 0 or -1. */

@@ -635,11 +635,11 @@ START_TEST(an_hourly_run_reads_touched_events_from_the_index_alone)
 		       " text); INSERT INTO audsync_touched"
 		       " VALUES ('p1'), ('p2'); ANALYZE audsync_touched"));
 	for (k = 0; k < 2; k++) {
-		/* This run's as-of and window start, then the last run's. */
-		static const char *const times[] = { "2026-06-01 00:00",
-						     "2026-05-02 00:00",
-						     "2026-05-31 23:00",
-						     "2026-05-01 23:00" };
+		/* As an evaluation binds them: this run's as-of and window
+		 * start, the sync, no trait key. */
+		static const char *const engine[] = { "2026-06-01 00:00",
+						      "2026-05-02 00:00", "1",
+						      NULL };
 		char *plan;
 
 		ck_assert_msg(rules_compile(&r, "plan", 0, kinds[k], NULL, 5,
@@ -648,8 +648,8 @@ START_TEST(an_hourly_run_reads_touched_events_from_the_index_alone)
 		ck_assert_ptr_nonnull(r.touched_sql);
 		ck_assert_int_le(4 + r.nparams, 16);
 		for (i = 0; i < 4; i++) {
-			types[i] = 1184;
-			params[i] = times[i];
+			types[i] = i < 2 ? 1184 : 25;
+			params[i] = engine[i];
 		}
 		for (i = 0; i < r.nparams; i++) {
 			types[4 + i] = 25;
@@ -660,6 +660,14 @@ START_TEST(an_hourly_run_reads_touched_events_from_the_index_alone)
 		ck_assert_msg(tl_contains(plan, "Index Only Scan using "
 						"events_profile_ts"),
 			      "rule %d reads the events table:\n%s", k, plan);
+		/* A count that only grows: the profiles whose events since
+		 * the last run meet it are found from those events alone,
+		 * and their older events are not read (rules.c,
+		 * put_sure()). */
+		ck_assert_msg(tl_contains(plan, "CTE sure"),
+			      "rule %d reads every touched profile's events in "
+			      "full:\n%s",
+			      k, plan);
 		free(plan);
 		/* Few touched profiles: one scan of the index takes them
 		 * all, rather than a scan per profile of a join. */
@@ -887,33 +895,47 @@ static void rule_audience_and_trait_enter_and_age_out(const char *mode)
 /* The ledger's rows and index entries read so far, once the server has
  * them all: a backend reports its reads when it goes idle or at the
  * latest when it exits, just after the run's process. */
-static long long ledger_reads(void)
+static long long settled(const char *q)
 {
-	static const char q[] =
-		"SELECT (SELECT seq_tup_read FROM pg_stat_user_tables"
-		"  WHERE relid = 'audsync.snapshot_members'::regclass)"
-		" + (SELECT coalesce(sum(idx_tup_read), 0)"
-		"  FROM pg_stat_user_indexes"
-		"  WHERE relid = 'audsync.snapshot_members'::regclass)";
-	long long last = -1, now = sql_int(q);
+	long long last = -1, now = sql_int("%s", q);
 	int i;
 
 	for (i = 0; i < 50 && now != last; i++) {
 		usleep(300 * 1000);
 		last = now;
-		now = sql_int(q);
+		now = sql_int("%s", q);
 	}
 	return now;
 }
 
+static long long ledger_reads(void)
+{
+	return settled("SELECT (SELECT seq_tup_read FROM pg_stat_user_tables"
+		       "  WHERE relid = 'audsync.snapshot_members'::regclass)"
+		       " + (SELECT coalesce(sum(idx_tup_read), 0)"
+		       "  FROM pg_stat_user_indexes"
+		       "  WHERE relid = 'audsync.snapshot_members'::regclass)");
+}
+
+/* The events read so far by profile, from the (profile_id, ts) indexes. */
+static long long events_read_by_profile(void)
+{
+	return settled("SELECT coalesce(sum(idx_tup_read), 0)"
+		       " FROM pg_stat_user_indexes"
+		       " WHERE relid = 'audsync.events'::regclass"
+		       " AND indexrelname LIKE 'events\\_profile\\_ts%%'");
+}
+
 /* 20 000 buyers among 30 000 profiles, rule (a trait when is_trait)
  * synced, then profiles first..first+499 buy again: the ledger rows the
- * hourly run after that read. */
+ * hourly run after that read (*events: the events it read by profile,
+ * or NULL). */
 static long long ledger_reads_of_500_buyers(const char *key, int is_trait,
-					    const char *rule, int first)
+					    const char *rule, int first,
+					    long long *events)
 {
 	tl_result res;
-	long long before;
+	long long before, events_before;
 
 	tl_sql(db,
 	       "INSERT INTO audsync.external_ids SELECT 'p' || g, 'user_id',"
@@ -933,7 +955,10 @@ static long long ledger_reads_of_500_buyers(const char *key, int is_trait,
 	     " '2026-06-01 01:30' FROM generate_series(%d, %d) g",
 	     first, first + 499);
 	before = ledger_reads();
+	events_before = events_read_by_profile();
 	run_incrementally_n("2026-06-01 02:00", 1);
+	if (events)
+		*events = events_read_by_profile() - events_before;
 	return ledger_reads() - before;
 }
 
@@ -943,7 +968,7 @@ START_TEST(an_hourly_run_reads_the_ledger_of_the_touched_profiles_only)
 {
 	long long read = ledger_reads_of_500_buyers(
 		"buyers", 0, "{\"performed\": {\"event\": \"Purchase\"}}",
-		29501);
+		29501, NULL);
 
 	assert_prop("u30000", "buyers", "true");
 	assert_prop("u29501", "buyers", "true");
@@ -959,7 +984,7 @@ START_TEST(an_hourly_trait_run_reads_the_ledger_of_the_touched_profiles_only)
 {
 	long long read = ledger_reads_of_500_buyers(
 		"purchases", 1,
-		"{\"event_counter\": {\"event\": \"Purchase\"}}", 19501);
+		"{\"event_counter\": {\"event\": \"Purchase\"}}", 19501, NULL);
 
 	assert_prop("u20000", "purchases", "2");
 	assert_prop("u19500", "purchases", "1");
@@ -967,6 +992,107 @@ START_TEST(an_hourly_trait_run_reads_the_ledger_of_the_touched_profiles_only)
 		      "the run read %lld ledger entries for 500 buyers"
 		      " among 20000 members",
 		      read);
+}
+END_TEST
+
+/* An hourly run where 500 of 20 000 buyers buy again: for a count that
+ * only grows, their new purchases decide them, and none of their older
+ * events is read (rules.c, put_sure()). */
+START_TEST(an_hourly_run_reads_no_older_events_of_profiles_new_ones_decide)
+{
+	long long events;
+
+	ledger_reads_of_500_buyers("buyers", 0,
+				   "{\"performed\": {\"event\": \"Purchase\"}}",
+				   19501, &events);
+	assert_prop("u20000", "buyers", "true");
+	assert_prop("u19501", "buyers", "true");
+	ck_assert_msg(events == 0,
+		      "the run read %lld older events of 500 buyers whose new"
+		      " purchases decide them",
+		      events);
+}
+END_TEST
+
+/* New events decide a member alone only for a count that only grows,
+ * and only those of its window; the others' older events are read. The
+ * last run was at 01:00, this one at 02:00. */
+START_TEST(new_events_decide_alone_only_a_count_that_grows)
+{
+	static const char *const rules[][2] = {
+		{ "twice", "{\"performed\": {\"event\": \"Purchase\","
+			   " \"count\": {\"op\": \">=\", \"value\": 2}}}" },
+		{ "more_than_once",
+		  "{\"performed\": {\"event\": \"Purchase\", \"count\":"
+		  " {\"op\": \">\", \"value\": 1}}}" },
+		{ "once", "{\"performed\": {\"event\": \"Purchase\","
+			  " \"count\": {\"op\": \"=\", \"value\": 1}}}" },
+		{ "last_half_hour",
+		  "{\"performed\": {\"event\": \"Purchase\", \"within\":"
+		  " \"30 minutes\"}}" },
+		{ "big",
+		  "{\"performed\": {\"event\": \"Purchase\","
+		  " \"where\": [{\"property\": \"total\", \"op\": \">=\","
+		  " \"value\": 50}]}}" },
+	};
+	/* Each profile's memberships after the second run, in the order
+	 * of rules ('1' member, '0' not, '-' never told). */
+	static const char *const want[][2] = {
+		{ "u1", "110--" }, /* one old purchase, one new: exits once */
+		{ "u2", "11-1-" }, /* two new, the last at 01:35 */
+		{ "u3", "--1--" }, /* one old */
+		{ "u4", "--1--" }, /* one new, at 01:10 */
+		{ "u5", "--111" }, /* one new, at 01:40, of 60 */
+		{ "u7", "11-01" }, /* three old, of 60 at 00:45 */
+	};
+	char *got;
+	size_t i, k;
+
+	tl_sql(db,
+	       "INSERT INTO audsync.external_ids SELECT 'p' || g, 'user_id',"
+	       " 'u' || g, '2026-01-01' FROM generate_series(1, 7) g"
+	       " WHERE g <> 6;"
+	       "INSERT INTO audsync.events VALUES"
+	       " ('p1', 'Purchase', '{}', '2026-05-30 12:00'),"
+	       " ('p3', 'Purchase', '{}', '2026-05-30 12:00');"
+	       /* a member of each but once at the first run, so that each
+		* runs incrementally at the second */
+	       "INSERT INTO audsync.events SELECT 'p7', 'Purchase',"
+	       " '{\"total\": 60}', '2026-06-01 00:45'"
+	       " FROM generate_series(1, 3)");
+	for (i = 0; i < sizeof(rules) / sizeof(rules[0]); i++)
+		add_rule(rules[i][0], 0, rules[i][1], NULL, "'30 days'",
+			 "identify");
+	run_incrementally_n("2026-06-01 01:00", 0);
+	tl_sql(db, "INSERT INTO audsync.events VALUES"
+		   " ('p1', 'Purchase', '{}', '2026-06-01 01:10'),"
+		   " ('p2', 'Purchase', '{}', '2026-06-01 01:20'),"
+		   " ('p2', 'Purchase', '{}', '2026-06-01 01:35'),"
+		   " ('p4', 'Purchase', '{}', '2026-06-01 01:10'),"
+		   " ('p5', 'Purchase', '{\"total\": 60}', '2026-06-01 01:40'),"
+		   /* no identifier: a member of nothing */
+		   " ('p6', 'Purchase', '{}', '2026-06-01 01:40'),"
+		   " ('p6', 'Purchase', '{}', '2026-06-01 01:45')");
+	run_incrementally_n("2026-06-01 02:00", 5);
+	for (i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		for (k = 0; k < sizeof(rules) / sizeof(rules[0]); k++) {
+			char c = want[i][1][k];
+
+			got = profile_prop(want[i][0], rules[k][0]);
+			ck_assert_msg(
+				c == '-' ? got == NULL
+					 : got && strcmp(got,
+							 c == '1' ? "true"
+								  : "false") ==
+							   0,
+				"%s, %s: %s, not %c", want[i][0], rules[k][0],
+				got ? got : "never told", c);
+			free(got);
+		}
+	ck_assert_int_eq(sql_int("SELECT count(*)"
+				 " FROM audsync.snapshot_members"
+				 " WHERE profile_id = 'p6' AND member"),
+			 0);
 }
 END_TEST
 
@@ -1215,6 +1341,10 @@ static Suite *rules_db_suite(void)
 	tcase_add_test(
 		e2e,
 		an_hourly_trait_run_reads_the_ledger_of_the_touched_profiles_only);
+	tcase_add_test(
+		e2e,
+		an_hourly_run_reads_no_older_events_of_profiles_new_ones_decide);
+	tcase_add_test(e2e, new_events_decide_alone_only_a_count_that_grows);
 	suite_add_tcase(s, e2e);
 	return s;
 }
