@@ -588,9 +588,9 @@ static int compile_audience(compiler *c, buf *out, json_object *def,
 	if (rc == 0) {
 		rules_pop(c, at);
 		/* A rule's own condition, not a member_of target's: $3 is
-		 * its sync's (put_sure()). */
-		s.sure = c->touched && c->nchain == 1 && s.nagg == 1 &&
-			 s.having && !s.traits && !s.nmember &&
+		 * its sync's (put_sure()). One performed alone: the scope
+		 * has its one aggregate and nothing else. */
+		s.sure = c->touched && c->nchain == 1 && s.having &&
 			 json_object_object_get_ex(def, "performed", NULL);
 		put_audience(out, &s, cond.data, val == TV_FALSE, c->touched);
 	}
