@@ -6,7 +6,9 @@
  * new events, one where only time moved (members ageing out and in).
  * Then the same runs as the daemon makes them, on a copy of the data: in
  * one process that keeps its connection from pass to pass.
- * Prints figures with the CPU they took and the load average (the machine
+ * Prints figures with the CPU and the page faults they took (with what a
+ * fault costs: on a virtual machine, enough to matter for a new process)
+ * and the load average (the machine
  * may be shared); judges nothing.
  *
  * BENCH_PROFILES scales the data (default 1000000). */
@@ -21,7 +23,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 /* bench_sync.c's audience: a purchase in the last 30 days. */
 static const char hand_sql[] =
@@ -116,15 +120,62 @@ static double best_of_three(double *cpu, const char *db, const char *sql,
 	return best;
 }
 
-/* CPU seconds of this process (RUSAGE_SELF: the daemon's passes) or of
- * its ended children (RUSAGE_CHILDREN: audsync processes). */
-static double cpu_of(int who)
+/* CPU seconds and minor page faults of a process, or of processes. */
+typedef struct usage {
+	double cpu;
+	long long faults;
+} usage;
+
+/* This process's (RUSAGE_SELF: the daemon's passes) or its ended
+ * children's (RUSAGE_CHILDREN: audsync processes). */
+static usage usage_of(int who)
 {
 	struct rusage ru;
+	usage u;
 
 	getrusage(who, &ru);
-	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+	u.cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+		(double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+	u.faults = ru.ru_minflt;
+	return u;
+}
+
+/* The server's ended processes' (pid 0), or backend pid's. */
+static usage server_usage(long pid)
+{
+	usage u;
+
+	u.cpu = pid ? tl_process_cpu_seconds(pid, 0) : tl_server_cpu_seconds();
+	u.faults = pid ? tl_process_faults(pid, 0) : tl_server_faults();
+	return u;
+}
+
+static usage since(usage now, usage then)
+{
+	now.cpu -= then.cpu;
+	now.faults -= then.faults;
+	return now;
+}
+
+/* What one page fault costs this machine, in microseconds: a first
+ * touch of each of 20 000 fresh pages. Every audsync run from a timer is
+ * a new process with new backends, whose memory is all first touches. */
+static double fault_us(void)
+{
+	const size_t n = 20000, page = (size_t)sysconf(_SC_PAGESIZE);
+	char *p = mmap(NULL, n * page, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	double t0;
+	size_t i;
+
+	if (p == MAP_FAILED)
+		return -1.0;
+	t0 = tl_now_s();
+	for (i = 0; i < n; i++)
+		p[i * page] = 1;
+	t0 = (tl_now_s() - t0) * 1e6 / (double)n;
+	munmap(p, n * page);
+	return t0;
 }
 
 static void load_average(char *out, size_t len)
@@ -150,18 +201,21 @@ static char *as_of_at(const char *db, const char *at)
 	return tl_sql_value(db, sql);
 }
 
-/* Prints one run's figures: wall seconds, then CPU (audsync's, and
- * PostgreSQL's: srv, or since srv0 its ended backends'), the members and
- * the load. */
+/* Prints one run's figures: wall seconds, then CPU and page faults
+ * (audsync's, and PostgreSQL's: srv, or when NULL since srv0 its ended
+ * backends'), the members and the load. */
 static void report(const char *db, const char *label, const char *key,
-		   double wall, double cpu, double srv0, double srv)
+		   double wall, usage mine, usage srv0, const usage *srv)
 {
 	char sql[512], load[32];
 	long long members;
+	usage pg;
 
-	if (srv < 0) {
+	if (!srv) {
 		tl_server_settle(db);
-		srv = tl_server_cpu_seconds() - srv0;
+		pg = since(server_usage(0), srv0);
+	} else {
+		pg = *srv;
 	}
 	load_average(load, sizeof(load));
 	snprintf(sql, sizeof(sql),
@@ -172,8 +226,10 @@ static void report(const char *db, const char *label, const char *key,
 		 key);
 	members = tl_sql_int(db, sql);
 	printf("bench_rules: %-32s %-5s %7.3f s end to end; CPU audsync "
-	       "%.2f s, PostgreSQL %.2f s; %lld members; load %s\n",
-	       label, key, wall, cpu, srv, members, load);
+	       "%.2f s, PostgreSQL %.2f s; page faults audsync %lld, "
+	       "PostgreSQL %lld; %lld members; load %s\n",
+	       label, key, wall, mine.cpu, pg.cpu, mine.faults, pg.faults,
+	       members, load);
 	fflush(stdout);
 }
 
@@ -183,8 +239,8 @@ static void timed_run(const char *db, const char *label, const char *key,
 		      const char *at)
 {
 	char *as_of = as_of_at(db, at);
-	double cpu0 = cpu_of(RUSAGE_CHILDREN), srv0 = tl_server_cpu_seconds(),
-	       t0, wall;
+	usage mine0 = usage_of(RUSAGE_CHILDREN), srv0 = server_usage(0);
+	double t0, wall;
 	tl_result r;
 
 	t0 = tl_now_s();
@@ -195,7 +251,8 @@ static void timed_run(const char *db, const char *label, const char *key,
 		fprintf(stderr, "bench_rules: %s failed: %s\n", label, r.err);
 		exit(1);
 	}
-	report(db, label, key, wall, cpu_of(RUSAGE_CHILDREN) - cpu0, srv0, -1);
+	report(db, label, key, wall, since(usage_of(RUSAGE_CHILDREN), mine0),
+	       srv0, NULL);
 	tl_result_free(&r);
 	free(as_of);
 }
@@ -207,8 +264,9 @@ static void daemon_run(PGconn *conn, const char *db, const char *label,
 		       const char *key, const char *at)
 {
 	char *as_of = as_of_at(db, at), err[1024];
-	double cpu0 = cpu_of(RUSAGE_SELF), t0, t1, wall;
-	double srv0 = tl_process_cpu_seconds(PQbackendPID(conn), 0);
+	usage mine0 = usage_of(RUSAGE_SELF),
+	      srv0 = server_usage(PQbackendPID(conn)), srv;
+	double t0, t1, wall;
 	run_request rq = { 0 };
 	run_totals t = { 0 };
 
@@ -236,8 +294,9 @@ static void daemon_run(PGconn *conn, const char *db, const char *label,
 			label);
 		exit(1);
 	}
-	report(db, label, key, wall, cpu_of(RUSAGE_SELF) - cpu0, srv0,
-	       tl_process_cpu_seconds(PQbackendPID(conn), 0) - srv0);
+	srv = since(server_usage(PQbackendPID(conn)), srv0);
+	report(db, label, key, wall, since(usage_of(RUSAGE_SELF), mine0), srv0,
+	       &srv);
 	/* Where the pass went: evaluating, deciding and queueing (the run),
 	 * then delivering to the fake and the statistics' refresh. */
 	printf("bench_rules: %-32s %-5s   of which the run %.3f s, delivery "
@@ -346,8 +405,10 @@ int main(void)
 	snprintf(sql, sizeof(sql), "TEMPLATE %s STRATEGY FILE_COPY",
 		 db + strlen("dbname="));
 	copy = strdup(tl_new_db_with(sql));
-	printf("bench_rules: %ld profiles, %lld events\n", n,
-	       tl_sql_int(db, "SELECT count(*) FROM audsync.events"));
+	printf("bench_rules: %ld profiles, %lld events; a page fault costs "
+	       "this machine %.2f us\n",
+	       n, tl_sql_int(db, "SELECT count(*) FROM audsync.events"),
+	       fault_us());
 	hand = best_of_three(&hand_cpu, db, hand_sql, NULL);
 	same = best_of_three(&same_cpu, db, same_meaning_sql, NULL);
 	compiled = best_of_three(&compiled_cpu, db, r.sql, &r);

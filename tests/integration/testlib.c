@@ -357,29 +357,66 @@ double tl_now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-double tl_process_cpu_seconds(long pid, int children)
+/* From /proc/pid/stat: minflt, cminflt, utime, stime, cutime and
+ * cstime (fields 10, 11 and 14 to 17), or -1 when they cannot be read. */
+static int proc_stat(long pid, unsigned long long v[6])
 {
 	char path[64], stat[1024], *p;
-	unsigned long long t[4];
 	FILE *f;
 	size_t n;
 
 	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
 	if (pid <= 0 || !(f = fopen(path, "r")))
-		return -1.0;
+		return -1;
 	n = fread(stat, 1, sizeof(stat) - 1, f);
 	fclose(f);
 	stat[n] = '\0';
-	/* after "(comm) ": fields 3.. ; utime, stime, cutime and cstime
-	 * are 14 to 17 */
+	/* after "(comm) ": fields 3.. */
 	p = strrchr(stat, ')');
 	if (!p || sscanf(p + 2,
-			 "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
+			 "%*c %*d %*d %*d %*d %*d %*u %llu %llu %*u %*u "
 			 "%llu %llu %llu %llu",
-			 &t[0], &t[1], &t[2], &t[3]) != 4)
+			 &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]) != 6)
+		return -1;
+	return 0;
+}
+
+double tl_process_cpu_seconds(long pid, int children)
+{
+	unsigned long long v[6];
+
+	if (proc_stat(pid, v) != 0)
 		return -1.0;
-	return (double)(children ? t[2] + t[3] : t[0] + t[1]) /
+	return (double)(children ? v[4] + v[5] : v[2] + v[3]) /
 	       (double)sysconf(_SC_CLK_TCK);
+}
+
+long long tl_process_faults(long pid, int children)
+{
+	unsigned long long v[6];
+
+	if (proc_stat(pid, v) != 0)
+		return -1;
+	return (long long)(children ? v[1] : v[0]);
+}
+
+/* The postmaster's pid, or 0. */
+static long postmaster_pid(void)
+{
+	const char *dir = getenv("AUDSYNC_TEST_PGDIR");
+	char path[512];
+	long pm = 0;
+	FILE *f;
+
+	if (!dir)
+		return 0;
+	snprintf(path, sizeof(path), "%s/data/postmaster.pid", dir);
+	if (!(f = fopen(path, "r")))
+		return 0;
+	if (fscanf(f, "%ld", &pm) != 1)
+		pm = 0;
+	fclose(f);
+	return pm;
 }
 
 /*
@@ -390,20 +427,12 @@ double tl_process_cpu_seconds(long pid, int children)
  */
 double tl_server_cpu_seconds(void)
 {
-	const char *dir = getenv("AUDSYNC_TEST_PGDIR");
-	char path[512];
-	long pm = 0;
-	FILE *f;
+	return tl_process_cpu_seconds(postmaster_pid(), 1);
+}
 
-	if (!dir)
-		return -1.0;
-	snprintf(path, sizeof(path), "%s/data/postmaster.pid", dir);
-	if (!(f = fopen(path, "r")))
-		return -1.0;
-	if (fscanf(f, "%ld", &pm) != 1)
-		pm = 0;
-	fclose(f);
-	return tl_process_cpu_seconds(pm, 1);
+long long tl_server_faults(void)
+{
+	return tl_process_faults(postmaster_pid(), 1);
 }
 
 /* Waits (up to 15 s) until audsync's backends have ended and the

@@ -106,6 +106,12 @@ double tl_server_cpu_seconds(void);
  * /proc, or -1 when they cannot be read. */
 double tl_process_cpu_seconds(long pid, int children);
 
+/* Minor page faults: of the server's exited processes, as
+ * tl_server_cpu_seconds() counts their CPU; of process pid (children: of
+ * its ended children). -1 when they cannot be read. */
+long long tl_server_faults(void);
+long long tl_process_faults(long pid, int children);
+
 /* Waits (up to 15 s) until db's other backends have ended and the
  * postmaster has reaped them, so that their CPU is in its children's. */
 void tl_server_settle(const char *db);
