@@ -8,8 +8,7 @@
  * one process that keeps its connection from pass to pass.
  * Prints figures with the CPU and the page faults they took (with what a
  * fault costs: on a virtual machine, enough to matter for a new process)
- * and the load average (the machine
- * may be shared); judges nothing.
+ * and the load average (the machine may be shared); judges nothing.
  *
  * BENCH_PROFILES scales the data (default 1000000). */
 #include "audsync/db.h"
