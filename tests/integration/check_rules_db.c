@@ -1096,6 +1096,42 @@ START_TEST(new_events_decide_alone_only_a_count_that_grows)
 }
 END_TEST
 
+/* New purchases decide a buyer's count alone, not whether it is still
+ * someone: a member that bought again in the hour it lost every
+ * identifier exits, in the purchase's transaction or another one. */
+START_TEST(a_buyer_without_identifiers_exits_whatever_it_bought)
+{
+	char *got;
+
+	tl_sql(db, "INSERT INTO audsync.external_ids SELECT 'p' || g,"
+		   " 'user_id', 'u' || g, '2026-01-01'"
+		   " FROM generate_series(1, 3) g;"
+		   "INSERT INTO audsync.events SELECT 'p' || g, 'Purchase',"
+		   " '{}', '2026-05-30 12:00' FROM generate_series(1, 3) g");
+	add_rule("buyers", 0, "{\"performed\": {\"event\": \"Purchase\"}}",
+		 NULL, "'30 days'", "identify");
+	run_incrementally_n("2026-06-01 01:00", 0);
+	tl_sql(db, "INSERT INTO audsync.events SELECT 'p' || g, 'Purchase',"
+		   " '{}', '2026-06-01 01:30' FROM generate_series(1, 3) g");
+	tl_sql(db, "DELETE FROM audsync.external_ids WHERE profile_id = 'p1'");
+	tl_sql(db, "BEGIN;"
+		   "INSERT INTO audsync.events VALUES"
+		   " ('p2', 'Purchase', '{}', '2026-06-01 01:40');"
+		   "DELETE FROM audsync.external_ids WHERE profile_id = 'p2';"
+		   "COMMIT");
+	run_incrementally_n("2026-06-01 02:00", 1);
+	assert_prop("u1", "buyers", "false");
+	assert_prop("u2", "buyers", "false");
+	assert_prop("u3", "buyers", "true");
+	/* what audsync status says of the run */
+	got = tl_sql_value(db, "SELECT members || ' members, ' || exited"
+			       " || ' exited' FROM audsync.runs"
+			       " ORDER BY id DESC LIMIT 1");
+	ck_assert_str_eq(got, "1 members, 2 exited");
+	free(got);
+}
+END_TEST
+
 START_TEST(rule_audience_and_trait_in_identify_mode)
 {
 	rule_audience_and_trait_enter_and_age_out("identify");
@@ -1345,6 +1381,8 @@ static Suite *rules_db_suite(void)
 		e2e,
 		an_hourly_run_reads_no_older_events_of_profiles_new_ones_decide);
 	tcase_add_test(e2e, new_events_decide_alone_only_a_count_that_grows);
+	tcase_add_test(e2e,
+		       a_buyer_without_identifiers_exits_whatever_it_bought);
 	suite_add_tcase(s, e2e);
 	return s;
 }

@@ -270,10 +270,28 @@ static void random_writes(const char *as_of)
 		both("INSERT INTO audsync.external_ids VALUES ('p%u',"
 		     " 'user_id', 'u%u', '%s') ON CONFLICT DO NOTHING",
 		     p, p, as_of);
-	if (rnd(4) == 0)
-		both("DELETE FROM audsync.external_ids"
+	if (rnd(4) == 0) {
+		/* Sometimes the profile also buys, just before as-of: its
+		 * new events alone would make it a member (rules.c,
+		 * put_sure()), but without an identifier it is no one. The
+		 * purchase in its own transaction (1) or the deletion's (2). */
+		unsigned buys = rnd(3);
+		char ins[256] = "";
+
+		p = 1 + rnd(NPROF);
+		if (buys)
+			snprintf(ins, sizeof(ins),
+				 "INSERT INTO audsync.events SELECT 'p%u', e,"
+				 " '{\"total\": 50}', '%s'::timestamptz"
+				 " - interval '%u minutes'"
+				 " FROM unnest(ARRAY['A', 'B', 'C']) e;",
+				 p, as_of, 1 + rnd(20));
+		if (buys == 1)
+			both("%s", ins);
+		both("%sDELETE FROM audsync.external_ids"
 		     " WHERE profile_id = 'p%u'",
-		     1 + rnd(NPROF));
+		     buys == 2 ? ins : "", p);
+	}
 	if (rnd(4) == 0)
 		both("DELETE FROM audsync.events WHERE profile_id = 'p%u'"
 		     " AND event = '%c'",
