@@ -292,6 +292,18 @@ static void random_writes(const char *as_of)
 		     " WHERE profile_id = 'p%u'",
 		     buys == 2 ? ins : "", p);
 	}
+	if (rnd(5) == 0) {
+		/* Two profiles found to be one person: the first's
+		 * identifiers move to the second (the change log names
+		 * both). */
+		unsigned from = 1 + rnd(NPROF), to = 1 + rnd(NPROF);
+
+		both("UPDATE audsync.external_ids x SET profile_id = 'p%u'"
+		     " WHERE x.profile_id = 'p%u' AND NOT EXISTS (SELECT 1"
+		     " FROM audsync.external_ids y WHERE y.profile_id = 'p%u'"
+		     " AND y.id_type = x.id_type AND y.id_value = x.id_value)",
+		     to, from, to);
+	}
 	if (rnd(4) == 0)
 		both("DELETE FROM audsync.events WHERE profile_id = 'p%u'"
 		     " AND event = '%c'",
