@@ -2,15 +2,17 @@
  * meaning, on the data of bench_sync.c (1 000 000 profiles, 5 000 000
  * events): the statements' own execution time in the server (best of
  * three); then both synced to the fake Mixpanel by audsync, end to end,
- * in the hourly runs after the first: one after 1 % of the profiles got
- * new events, one where only time moved (members ageing out and in).
+ * in the hourly runs after the first, hour after hour: each hour one
+ * after 1 % of the profiles got new events, one where only time moved
+ * (members ageing out and in), and their medians over the hours.
  * Then the same runs as the daemon makes them, on a copy of the data: in
  * one process that keeps its connection from pass to pass.
  * Prints figures with the CPU and the page faults they took (with what a
  * fault costs: on a virtual machine, enough to matter for a new process)
  * and the load average (the machine may be shared); judges nothing.
  *
- * BENCH_PROFILES scales the data (default 1000000). */
+ * BENCH_PROFILES scales the data (default 1000000); BENCH_HOURS (default
+ * 5) says how many hours of hourly runs follow the first sync. */
 #include "audsync/db.h"
 #include "audsync/deliver.h"
 #include "audsync/log.h"
@@ -234,8 +236,8 @@ static void report(const char *db, const char *label, const char *key,
 
 /* One audsync run of computation key at BASE + at, end to end, as a
  * timer starts it: a new process. */
-static void timed_run(const char *db, const char *label, const char *key,
-		      const char *at)
+static double timed_run(const char *db, const char *label, const char *key,
+			const char *at)
 {
 	char *as_of = as_of_at(db, at);
 	usage mine0 = usage_of(RUSAGE_CHILDREN), srv0 = server_usage(0);
@@ -254,13 +256,14 @@ static void timed_run(const char *db, const char *label, const char *key,
 	       srv0, NULL);
 	tl_result_free(&r);
 	free(as_of);
+	return wall;
 }
 
 /* The same run as one pass of the daemon makes it, on conn (kept from
  * pass to pass): the run, its delivery and the statistics' refresh, as
  * daemon_pass() in engine/commands.c does them. */
-static void daemon_run(PGconn *conn, const char *db, const char *label,
-		       const char *key, const char *at)
+static double daemon_run(PGconn *conn, const char *db, const char *label,
+			 const char *key, const char *at)
 {
 	char *as_of = as_of_at(db, at), err[1024];
 	usage mine0 = usage_of(RUSAGE_SELF),
@@ -303,30 +306,65 @@ static void daemon_run(PGconn *conn, const char *db, const char *label,
 	       label, key, t1 - t0, t0 + wall - t1);
 	fflush(stdout);
 	free(as_of);
+	return wall;
 }
 
-/* One run, as a timer makes it (conn NULL) or as the daemon does. */
-static void one_run(PGconn *conn, const char *db, const char *label,
-		    const char *key, const char *at)
+/* One run, as a timer makes it (conn NULL) or as the daemon does, at
+ * BASE + at_min minutes; returns its wall time. */
+static double one_run(PGconn *conn, const char *db, const char *label,
+		      const char *key, long at_min)
 {
-	char daemon[64];
+	char daemon[64], at[64];
 
 	snprintf(daemon, sizeof(daemon), "daemon: %s", label);
+	snprintf(at, sizeof(at), "%ld minutes", at_min);
 	if (conn)
-		daemon_run(conn, db, daemon, key, at);
-	else
-		timed_run(db, label, key, at);
+		return daemon_run(conn, db, daemon, key, at);
+	return timed_run(db, label, key, at);
+}
+
+static int by_value(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* The median, least and most of a kind of hourly run over the hours. */
+static void summarize(const char *label, const char *key, double *wall, int n,
+		      int daemon)
+{
+	char name[64];
+
+	snprintf(name, sizeof(name), "%s%s", daemon ? "daemon: " : "", label);
+	qsort(wall, (size_t)n, sizeof(*wall), by_value);
+	printf("bench_rules: %-32s %-5s over %d hours: median %.3f s "
+	       "(%.3f-%.3f s)\n",
+	       name, key, n,
+	       n % 2 ? wall[n / 2] : (wall[n / 2 - 1] + wall[n / 2]) / 2,
+	       wall[0], wall[n - 1]);
+	fflush(stdout);
 }
 
 /* The rule and the hand-written SQL as computations with a 30-day
- * lookback, synced to the fake by identify; runs both as an hour passes
- * three times, by new processes or (conn) on one kept connection. */
-static void hourly(const char *db, long n, mpctl *fake, PGconn *conn)
+ * lookback, synced to the fake by identify; after the first sync, hours
+ * hours pass, each with two hourly runs of both: one after 1 % of the
+ * profiles bought (and an hour moved), one where only time moved. Runs
+ * by new processes or (conn) on one kept connection. One hour's figures
+ * swing by a third on a shared machine; the median over the hours is
+ * what to compare. The last hour is at the times a single hour had. */
+static void hourly(const char *db, long n, int hours, mpctl *fake, PGconn *conn)
 {
 	static const char *const keys[] = { "rule", "hand" };
+	static const char *const labels[] = { "hourly, 1% new events",
+					      "hourly, only time moved" };
+	double *wall = calloc((size_t)(4 * hours), sizeof(*wall));
 	char sql[1024];
-	int k;
+	long first = -150 - 120L * (hours - 1);
+	int h, k, l;
 
+	if (!wall)
+		abort();
 	tl_add_destination(db, "mp", mpctl_base_url(fake));
 	snprintf(
 		sql, sizeof(sql),
@@ -343,39 +381,51 @@ static void hourly(const char *db, long n, mpctl *fake, PGconn *conn)
 	tl_sql(db, sql);
 	/* The first sync: every member. */
 	for (k = 0; k < 2; k++)
-		one_run(conn, db, "first sync (full)", keys[k], "-150 minutes");
+		one_run(conn, db, "first sync (full)", keys[k], first);
 	/* An hour passes: autovacuum has long cleaned up after the first
 	 * syncs' million ledger rows, as it would not have within the
 	 * seconds the bench leaves it (its workers took a core during the
 	 * hourly runs timed next). */
 	tl_sql(db, "VACUUM ANALYZE");
 	tl_sql(db, "CHECKPOINT");
-	/* 1 % of the profiles buy again, within the hour. */
-	snprintf(
-		sql, sizeof(sql),
-		"INSERT INTO audsync.events SELECT 'p' || (1 + (g::bigint * 7919)"
-		" %% %ld), 'Purchase', '{}', " BASE " - interval '2 hours'"
-		" FROM generate_series(1, %ld) g",
-		n, n / 100);
-	tl_sql(db, sql);
-	/* Within that hour the server checkpointed (every 5 minutes by
-	 * default): the new events' pages are on disk, not dirty buffers the
-	 * run would have to write out to make room. */
-	tl_sql(db, "CHECKPOINT");
-	for (k = 0; k < 2; k++)
-		one_run(conn, db, "hourly, 1% new events", keys[k],
-			"-90 minutes");
-	/* No new data: the buyers of that hour 30 days ago age out, the
-	 * last hour's come in. */
-	for (k = 0; k < 2; k++)
-		one_run(conn, db, "hourly, only time moved", keys[k],
-			"-30 minutes");
+	for (h = 0; h < hours; h++) {
+		long at = first + 60 + 120L * h;
+
+		/* 1 % of the profiles buy again, within the hour: other
+		 * profiles each hour. */
+		snprintf(sql, sizeof(sql),
+			 "INSERT INTO audsync.events SELECT 'p' || (1 +"
+			 " (g::bigint * 7919 + %ld) %% %ld), 'Purchase', '{}',"
+			 " " BASE " + interval '%ld minutes'"
+			 " FROM generate_series(1, %ld) g",
+			 104729L * (hours - 1 - h), n, at - 30, n / 100);
+		tl_sql(db, sql);
+		/* Within that hour the server checkpointed (every 5
+		 * minutes by default): the new events' pages are on disk,
+		 * not dirty buffers the run would have to write out to make
+		 * room. */
+		tl_sql(db, "CHECKPOINT");
+		for (k = 0; k < 2; k++)
+			wall[(0 * 2 + k) * hours + h] =
+				one_run(conn, db, labels[0], keys[k], at);
+		/* No new data: the buyers of that hour 30 days ago age
+		 * out, the last hour's come in. */
+		for (k = 0; k < 2; k++)
+			wall[(1 * 2 + k) * hours + h] =
+				one_run(conn, db, labels[1], keys[k], at + 60);
+	}
+	for (l = 0; l < 2; l++)
+		for (k = 0; k < 2; k++)
+			summarize(labels[l], keys[k],
+				  wall + (l * 2 + k) * hours, hours,
+				  conn != NULL);
+	free(wall);
 }
 
 /* The hourly runs on copy (the data, before any sync) as the daemon makes
  * them: one process, one connection for every pass. The first syncs are
  * its first passes. */
-static void hourly_daemon(const char *copy, long n, mpctl *fake)
+static void hourly_daemon(const char *copy, long n, int hours, mpctl *fake)
 {
 	char err[1024];
 	PGconn *conn;
@@ -386,19 +436,28 @@ static void hourly_daemon(const char *copy, long n, mpctl *fake)
 		exit(1);
 	}
 	db_lock_conn_start(conn);
-	hourly(copy, n, fake, conn);
+	hourly(copy, n, hours, fake, conn);
 	db_close(conn);
 }
 
 int main(void)
 {
-	const char *env = getenv("BENCH_PROFILES");
+	const char *env = getenv("BENCH_PROFILES"),
+		   *env_hours = getenv("BENCH_HOURS");
 	long n = env ? atol(env) : 1000000;
+	int hours = env_hours ? atoi(env_hours) : 5;
 	char *db = strdup(tl_new_db()), err[512], *copy, sql[256];
 	rules_sql r;
 	mpctl *fake;
 	double hand, same, compiled, hand_cpu, same_cpu, compiled_cpu;
 
+	if (hours < 1 || hours > 24) {
+		fprintf(stderr,
+			"bench_rules: BENCH_HOURS must be 1 to 24, not "
+			"'%s'\n",
+			env_hours);
+		return 2;
+	}
 	if (rules_compile(&r, "bench", 0, rule, NULL, 3, err, sizeof(err))) {
 		fprintf(stderr, "bench_rules: %s\n", err);
 		return 1;
@@ -426,8 +485,8 @@ int main(void)
 	rules_sql_free(&r);
 	if (mpctl_start(&fake, "--threads 2") != 0)
 		exit(1);
-	hourly(db, n, fake, NULL);
-	hourly_daemon(copy, n, fake);
+	hourly(db, n, hours, fake, NULL);
+	hourly_daemon(copy, n, hours, fake);
 	mpctl_stop(fake);
 	free(copy);
 	free(db);
