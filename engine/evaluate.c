@@ -50,9 +50,11 @@ static const char audience_diff_sql[] =
 	"SELECT s.profile_id, m.profile_id"
 	" FROM (SELECT d.profile_id::text AS profile_id FROM ";
 /* ... the definition (AS d), then: */
-#define AUDIENCE_SNAPSHOT_SQL(members)                                         \
+#define AUDIENCE_JOIN_SQL(members)                                             \
 	" WHERE d.profile_id IS NOT NULL) s"                                   \
-	" FULL JOIN (" members ") m ON m.profile_id = s.profile_id"            \
+	" FULL JOIN (" members ") m ON m.profile_id = s.profile_id"
+#define AUDIENCE_SNAPSHOT_SQL(members)                                         \
+	AUDIENCE_JOIN_SQL(members)                                             \
 	" WHERE s.profile_id IS NULL OR m.profile_id IS NULL"
 #define LEDGER_MEMBERS                                                         \
 	"SELECT profile_id FROM audsync.snapshot_members"                      \
@@ -62,11 +64,19 @@ static const char audience_snapshot_sql[] =
 /* An incremental run's definition names only touched profiles: the
  * snapshot's others keep their rows. Many touched profiles are joined
  * with the members as those come from the key's index; a few are looked
- * up there one by one (evaluate.h). */
+ * up there one by one (evaluate.h). It may name profiles it has not
+ * found in the identity graph (rules.h, touched_sql): of those that
+ * enter, the graph's are kept, a probe each for the few that enter
+ * instead of one for every member that stays. */
+#define AUDIENCE_TOUCHED_SQL(members)                                          \
+	AUDIENCE_JOIN_SQL(members)                                             \
+	" WHERE s.profile_id IS NULL OR (m.profile_id IS NULL AND EXISTS"      \
+	" (SELECT FROM audsync.external_ids x"                                 \
+	" WHERE x.profile_id = s.profile_id))"
 static const char audience_touched_sql[] =
-	AUDIENCE_SNAPSHOT_SQL(LEDGER_OF_TOUCHED(LEDGER_MEMBERS));
+	AUDIENCE_TOUCHED_SQL(LEDGER_OF_TOUCHED(LEDGER_MEMBERS));
 static const char audience_few_sql[] =
-	AUDIENCE_SNAPSHOT_SQL(LEDGER_OF_FEW(LEDGER_MEMBERS));
+	AUDIENCE_TOUCHED_SQL(LEDGER_OF_FEW(LEDGER_MEMBERS));
 
 /* A trait has one row per profile; an index would cost more than this
  * one pass over the stage. */

@@ -52,9 +52,10 @@ enum {
 
 /* Touched (audsync_touched, stage.h): the profiles whose events, traits
  * or identifiers were written by a transaction the last run's snapshot
- * ($1) could not see. */
+ * ($1) could not see, and whether it was their identifiers
+ * (sql/027_change_log_identifiers.sql). */
 static const char logged_sql[] =
-	"SELECT profile_id FROM audsync.change_log"
+	"SELECT profile_id, identifiers FROM audsync.change_log"
 	" WHERE xact >= pg_snapshot_xmin($1::pg_snapshot)"
 	" AND NOT pg_visible_in_snapshot(xact, $1::pg_snapshot)";
 
@@ -95,7 +96,8 @@ static int add_edges(PGconn *conn, const rules_sql *rule, const char **p4,
 	}
 	buf_init(&sql);
 	stage_put(&sql, STAGE_TOUCHED);
-	buf_printf(&sql, "SELECT d.profile_id FROM (%s) d", rule->edges_sql);
+	buf_printf(&sql, "SELECT d.profile_id, false FROM (%s) d",
+		   rule->edges_sql);
 	r = PQexecParams(conn, sql.data, n, types, params, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 		db_error(err, errlen, conn, r, "incremental: window edges");

@@ -565,8 +565,7 @@ static void put_audience(buf *out, const scope *s, const char *cond,
 	else
 		buf_printf(out, " WHERE %s", cond);
 	if (s->sure)
-		buf_puts(out, " UNION ALL SELECT sure.profile_id FROM sure"
-			      " WHERE true" IN_GRAPH("sure"));
+		buf_puts(out, " UNION ALL " SURE_NAMED);
 }
 
 /* An audience definition into out; window: the SQL of its default

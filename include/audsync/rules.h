@@ -43,14 +43,19 @@ typedef struct rules_sql {
 	/*
 	 * Incremental evaluation (README, "Rules: hourly runs"), with the
 	 * same parameters: touched_sql is sql over only the profiles of
-	 * pg_temp.audsync_touched (profile_id text); edges_sql returns the
-	 * profile_id of every event of the rule whose place in a window
-	 * changed between the last run, as-of $3 and window start $4, and
-	 * this one ($1, $2). few_sql is touched_sql for touched profiles
-	 * few against the ledger's members (incremental.h): it looks them
-	 * up by the index, one descent each, instead of joining them. All
-	 * three NULL when the rule must run in full; why_full then says
-	 * why in a few words.
+	 * pg_temp.audsync_touched (profile_id text, identifiers boolean).
+	 * It may name a touched profile it has not found in the identity
+	 * graph when no change touched that profile's identifiers: of the
+	 * profiles that enter, the diff keeps those of the graph
+	 * (evaluate.c), and a ledger member whose identifiers did not
+	 * change still has some. edges_sql returns the profile_id of every
+	 * event of
+	 * the rule whose place in a window changed between the last run,
+	 * as-of $3 and window start $4, and this one ($1, $2). few_sql is
+	 * touched_sql for touched profiles few against the ledger's members
+	 * (incremental.h): it looks them up by the index, one descent each,
+	 * instead of joining them. All three NULL when the rule must run in
+	 * full; why_full then says why in a few words.
 	 */
 	char *touched_sql;
 	char *few_sql;

@@ -35,9 +35,11 @@
  *     definition no longer gives (old_p, and old_t its address). From an
  *     audience's definition as its rows come (evaluate.c), or from a
  *     trait's stage (diff.c). Read by the diff.
- *   audsync_touched (profile_id text)
+ *   audsync_touched (profile_id text, identifiers boolean)
  *     The profiles an incremental run looks at (incremental.h), a profile
- *     possibly more than once. Read by a rule's touched_sql and the diff.
+ *     possibly more than once; identifiers when a row comes from a change
+ *     to the profile's identifiers. Read by a rule's touched_sql and the
+ *     diff.
  *   audsync_mark (snap pg_snapshot, digest text)
  *     A rule's run: the snapshot taken before anything was looked at and
  *     the rule's digest (incremental.h). The diff saves them with the
@@ -64,7 +66,7 @@ typedef enum stage_write {
 	STAGE_VALUES,	    /* audsync_stage (profile_id, value, h) */
 	STAGE_MEMBERS_DIFF, /* audsync_d (new_p, old_p): no address */
 	STAGE_VALUES_DIFF,  /* audsync_d (new_p, new, old_p, old_t) */
-	STAGE_TOUCHED,	    /* audsync_touched (profile_id) */
+	STAGE_TOUCHED,	    /* audsync_touched (profile_id, identifiers) */
 	STAGE_MARK,	    /* audsync_mark (snap, digest) */
 	STAGE_CHANGES,	    /* creates audsync_chg */
 	STAGE_MORE_CHANGES, /* audsync_chg, every column */

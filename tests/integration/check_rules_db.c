@@ -632,7 +632,8 @@ START_TEST(an_hourly_run_reads_touched_events_from_the_index_alone)
 	PQclear(PQexec(conn,
 		       "SET enable_bitmapscan = off;"
 		       " CREATE TEMP TABLE audsync_touched (profile_id"
-		       " text); INSERT INTO audsync_touched"
+		       " text, identifiers boolean NOT NULL DEFAULT false);"
+		       " INSERT INTO audsync_touched"
 		       " VALUES ('p1'), ('p2'); ANALYZE audsync_touched"));
 	for (k = 0; k < 2; k++) {
 		/* As an evaluation binds them: this run's as-of and window
