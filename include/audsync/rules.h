@@ -49,13 +49,12 @@ typedef struct rules_sql {
 	 * profiles that enter, the diff keeps those of the graph
 	 * (evaluate.c), and a ledger member whose identifiers did not
 	 * change still has some. edges_sql returns the profile_id of every
-	 * event of
-	 * the rule whose place in a window changed between the last run,
-	 * as-of $3 and window start $4, and this one ($1, $2). few_sql is
-	 * touched_sql for touched profiles few against the ledger's members
-	 * (incremental.h): it looks them up by the index, one descent each,
-	 * instead of joining them. All three NULL when the rule must run in
-	 * full; why_full then says why in a few words.
+	 * event of the rule whose place in a window changed between the
+	 * last run, as-of $3 and window start $4, and this one ($1, $2).
+	 * few_sql is touched_sql for touched profiles few against the
+	 * ledger's members (incremental.h): it looks them up by the index,
+	 * one descent each, instead of joining them. All three NULL when
+	 * the rule must run in full; why_full then says why in a few words.
 	 */
 	char *touched_sql;
 	char *few_sql;

@@ -85,9 +85,9 @@ enum { RULES_ALL = 0, RULES_TOUCHED = 1, RULES_FEW = 2 };
 #define TOUCHED_UNSURE(alias) " AND " alias ".profile_id IN " UNSURE_OF_TOUCHED
 #define TOUCHED_FEW_UNSURE(alias)                                              \
 	" AND " alias ".profile_id = ANY (ARRAY" UNSURE_OF_TOUCHED ")"
-/* The sure profiles the rule names: those whose identifiers no change
- * touched without a probe of the identity graph, the others only when
- * they are in it. Of those that enter, the diff keeps the graph's
+/* The sure profiles the rule names: without a probe of the identity graph
+ * those whose identifiers no change touched, the others only when they
+ * are in it. Of those that enter, the diff keeps the graph's
  * (evaluate.c); a ledger member whose identifiers did not change since
  * the last run still has the ones it had (rules.h, touched_sql). Most
  * sure profiles of an hourly run are members already. */
