@@ -4,6 +4,7 @@
 #include "audsync/mp_client.h"
 #include "audsync/mp_payload.h"
 #include "mixpanel_ctl.h"
+#include "testlib.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -229,8 +230,7 @@ static mp_client *open_bench_client(mpctl *fake, int *dest)
 
 int main(void)
 {
-	const char *env = getenv("BENCH_RECORDS");
-	long total = env ? atol(env) : 1000000;
+	long total = tl_env_long("BENCH_RECORDS", 1000000, 1, 1000000000);
 	mpctl *fake = NULL;
 	mp_client *c = NULL;
 	totals ev, pr;

@@ -300,10 +300,8 @@ static void bench_stream(const char *db, mpctl *fake, int sink, long first,
 
 int main(void)
 {
-	const char *env = getenv("BENCH_FORWARD_MESSAGES");
-	const char *menv = getenv("BENCH_FORWARD_MAP");
-	long n = env ? atol(env) : 50000;
-	long m = menv ? atol(menv) : 300000;
+	long n = tl_env_long("BENCH_FORWARD_MESSAGES", 50000, 1, 100000000);
+	long m = tl_env_long("BENCH_FORWARD_MAP", 300000, 1, 100000000);
 	char sql[512];
 	const char *db;
 	mpctl *fake;

@@ -442,22 +442,13 @@ static void hourly_daemon(const char *copy, long n, int hours, mpctl *fake)
 
 int main(void)
 {
-	const char *env = getenv("BENCH_PROFILES"),
-		   *env_hours = getenv("BENCH_HOURS");
-	long n = env ? atol(env) : 1000000;
-	int hours = env_hours ? atoi(env_hours) : 5;
+	long n = tl_env_long("BENCH_PROFILES", 1000000, 1, 100000000);
+	int hours = (int)tl_env_long("BENCH_HOURS", 5, 1, 24);
 	char *db = strdup(tl_new_db()), err[512], *copy, sql[256];
 	rules_sql r;
 	mpctl *fake;
 	double hand, same, compiled, hand_cpu, same_cpu, compiled_cpu;
 
-	if (hours < 1 || hours > 24) {
-		fprintf(stderr,
-			"bench_rules: BENCH_HOURS must be 1 to 24, not "
-			"'%s'\n",
-			env_hours);
-		return 2;
-	}
 	if (rules_compile(&r, "bench", 0, rule, NULL, 3, err, sizeof(err))) {
 		fprintf(stderr, "bench_rules: %s\n", err);
 		return 1;

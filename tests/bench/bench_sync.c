@@ -204,8 +204,7 @@ static void churn(const char *db, long n)
 
 int main(void)
 {
-	const char *env = getenv("BENCH_PROFILES");
-	long n = env ? atol(env) : 1000000;
+	long n = tl_env_long("BENCH_PROFILES", 1000000, 1, 100000000);
 	const char *db;
 	mpctl *fake;
 	double t0;

@@ -3,6 +3,7 @@
 #include "unit.h"
 
 #include <check.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -253,6 +254,26 @@ pid_t tl_audsync_spawn_log(const char *conninfo, const char *const *env,
 		exec_child(conninfo, env, args);
 	}
 	return pid;
+}
+
+long tl_env_long(const char *name, long dflt, long min, long max)
+{
+	const char *v = getenv(name);
+	char *end;
+	long n;
+
+	if (!v || !*v)
+		return dflt;
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (errno != 0 || *end != '\0' || end == v || n < min || n > max) {
+		fprintf(stderr,
+			"%s must be a whole number from %ld to %ld, "
+			"not '%s'\n",
+			name, min, max, v);
+		exit(2);
+	}
+	return n;
 }
 
 int tl_contains(const char *haystack, const char *needle)

@@ -94,6 +94,11 @@ int tl_contains(const char *haystack, const char *needle);
 /* Bench support. Monotonic seconds. */
 double tl_now_s(void);
 
+/* A bench setting: the environment variable name as a whole number from
+ * min to max, or dflt when it is unset or empty; anything else ends the
+ * bench with one line that says what is wrong. */
+long tl_env_long(const char *name, long dflt, long min, long max);
+
 /*
  * CPU seconds of the test server's exited processes (its backends,
  * parallel workers and autovacuum workers), from the postmaster's
