@@ -64,19 +64,22 @@ static const char audience_snapshot_sql[] =
 /* An incremental run's definition names only touched profiles: the
  * snapshot's others keep their rows. Many touched profiles are joined
  * with the members as those come from the key's index; a few are looked
- * up there one by one (evaluate.h). It may name profiles it has not
- * found in the identity graph (rules.h, touched_sql): of those that
- * enter, the graph's are kept, a probe each for the few that enter
- * instead of one for every member that stays. */
+ * up there one by one (evaluate.h). A rule's may name profiles it has
+ * not found in the identity graph (rules.h, touched_ungraphed): of those
+ * that enter, the graph's are kept, a probe each for the few that enter
+ * instead of one for every member that stays. Any other names the
+ * graph's alone. Indexed by [many or few][probed]. */
 #define AUDIENCE_TOUCHED_SQL(members)                                          \
 	AUDIENCE_JOIN_SQL(members)                                             \
 	" WHERE s.profile_id IS NULL OR (m.profile_id IS NULL AND EXISTS"      \
 	" (SELECT FROM audsync.external_ids x"                                 \
 	" WHERE x.profile_id = s.profile_id))"
-static const char audience_touched_sql[] =
-	AUDIENCE_TOUCHED_SQL(LEDGER_OF_TOUCHED(LEDGER_MEMBERS));
-static const char audience_few_sql[] =
-	AUDIENCE_TOUCHED_SQL(LEDGER_OF_FEW(LEDGER_MEMBERS));
+static const char *const audience_touched_sql[2][2] = {
+	{ AUDIENCE_SNAPSHOT_SQL(LEDGER_OF_TOUCHED(LEDGER_MEMBERS)),
+	  AUDIENCE_TOUCHED_SQL(LEDGER_OF_TOUCHED(LEDGER_MEMBERS)) },
+	{ AUDIENCE_SNAPSHOT_SQL(LEDGER_OF_FEW(LEDGER_MEMBERS)),
+	  AUDIENCE_TOUCHED_SQL(LEDGER_OF_FEW(LEDGER_MEMBERS)) }
+};
 
 /* A trait has one row per profile; an index would cost more than this
  * one pass over the stage. */
@@ -254,12 +257,14 @@ static int check_other_keys(PGconn *conn, const trait_cols *tc,
 }
 
 /* Builds the statement that runs the definition; params[3..] are a
- * trait's keys. whole: what is staged (evaluate.h). A profile named by
- * several rows stays several rows: the diff makes members distinct where
- * it must, which is far cheaper than here for them all. */
+ * trait's keys. whole: what is staged (evaluate.h); ungraphed: an
+ * incremental definition may name profiles outside the identity graph
+ * (rules.h). A profile named by several rows stays several rows: the diff
+ * makes members distinct where it must, which is far cheaper than here
+ * for them all. */
 static int build_insert(buf *b, const char **params, int *nparams, PGconn *conn,
 			const PGresult *desc, const sync_def *s, int whole,
-			trait_cols *tc, char *err, size_t errlen)
+			int ungraphed, trait_cols *tc, char *err, size_t errlen)
 {
 	int i;
 
@@ -272,12 +277,13 @@ static int build_insert(buf *b, const char **params, int *nparams, PGconn *conn,
 				    ? "SELECT d.profile_id::text FROM "
 				    : audience_diff_sql);
 		put_definition(b, s->definition_sql);
-		buf_puts(b, whole == EVALUATE_WHOLE
-				    ? " WHERE d.profile_id IS NOT NULL"
-			    : whole == EVALUATE_FEW ? audience_few_sql
-			    : whole == EVALUATE_TOUCHED
-				    ? audience_touched_sql
-				    : audience_snapshot_sql);
+		buf_puts(b,
+			 whole == EVALUATE_WHOLE
+				 ? " WHERE d.profile_id IS NOT NULL"
+			 : whole == EVALUATE_CHANGES
+				 ? audience_snapshot_sql
+				 : audience_touched_sql[whole == EVALUATE_FEW]
+						       [ungraphed != 0]);
 		*nparams = 3;
 		return 0;
 	}
@@ -642,8 +648,9 @@ int evaluate_sync(int *whole, char **columns, PGconn *conn, const sync_def *s,
 		*whole = touched == INCREMENTAL_FEW ? EVALUATE_FEW
 						    : EVALUATE_TOUCHED;
 	}
-	if (build_insert(&sql, params, &nparams, conn, desc, &d, *whole, &tc,
-			 err, errlen) != 0)
+	if (build_insert(&sql, params, &nparams, conn, desc, &d, *whole,
+			 touched && rule.touched_ungraphed, &tc, err,
+			 errlen) != 0)
 		goto out;
 	params[0] = s->as_of;
 	params[1] = s->window_start;
@@ -677,7 +684,7 @@ int evaluate_check(PGconn *conn, const sync_def *s, char *err, size_t errlen)
 	rc = desc ? 0 : -1;
 	buf_init(&sql);
 	if (desc)
-		rc = build_insert(&sql, params, &nparams, conn, desc, &d, 0,
+		rc = build_insert(&sql, params, &nparams, conn, desc, &d, 0, 0,
 				  &tc, err, errlen);
 	buf_free(&sql);
 	PQclear(desc);

@@ -591,6 +591,8 @@ static int compile_audience(compiler *c, buf *out, json_object *def,
 		 * has its one aggregate and nothing else. */
 		s.sure = c->touched && c->nchain == 1 && s.having &&
 			 json_object_object_get_ex(def, "performed", NULL);
+		if (c->nchain == 1)
+			c->sure = s.sure;
 		put_audience(out, &s, cond.data, val == TV_FALSE, c->touched);
 	}
 	buf_free(&cond);
@@ -853,6 +855,7 @@ int rules_compile(rules_sql *out, const char *key, int is_trait,
 			out->touched_sql = buf_steal(&sql[RULES_TOUCHED]);
 			out->few_sql = buf_steal(&sql[RULES_FEW]);
 			out->edges_sql = edges_sql(&c[RULES_ALL]);
+			out->touched_ungraphed = c[RULES_TOUCHED].sure;
 		}
 		snprintf(out->why_full, sizeof(out->why_full), "%s",
 			 c[RULES_ALL].why_full);

@@ -44,11 +44,13 @@ typedef struct rules_sql {
 	 * Incremental evaluation (README, "Rules: hourly runs"), with the
 	 * same parameters: touched_sql is sql over only the profiles of
 	 * pg_temp.audsync_touched (profile_id text, identifiers boolean).
-	 * It may name a touched profile it has not found in the identity
-	 * graph when no change touched that profile's identifiers: of the
-	 * profiles that enter, the diff keeps those of the graph
+	 * With touched_ungraphed set (a rule whose new events decide it,
+	 * put_sure()) it may name a touched profile it has not found in the
+	 * identity graph when no change touched that profile's identifiers:
+	 * of the profiles that enter, the diff keeps those of the graph
 	 * (evaluate.c), and a ledger member whose identifiers did not
-	 * change still has some. edges_sql returns the profile_id of every
+	 * change still has some. Otherwise it names profiles of the graph
+	 * only, and the diff does not look again. edges_sql returns the profile_id of every
 	 * event of the rule whose place in a window changed between the
 	 * last run, as-of $3 and window start $4, and this one ($1, $2).
 	 * few_sql is touched_sql for touched profiles few against the
@@ -59,6 +61,7 @@ typedef struct rules_sql {
 	char *touched_sql;
 	char *few_sql;
 	char *edges_sql;
+	int touched_ungraphed;
 	char why_full[AUDSYNC_ERR_LEN];
 } rules_sql;
 

@@ -30,6 +30,7 @@ typedef struct compiler {
 	int nchain;
 	int nodes;
 	int touched;  /* RULES_ALL, RULES_TOUCHED or RULES_FEW (below) */
+	int sure;     /* the rule's own scope is split (put_sure()) */
 	char **edges; /* each window's edge, a condition on e.ts */
 	int nedges;
 	char **events; /* the event names' parameters, "$n::text" */

@@ -308,6 +308,36 @@ START_TEST(the_events_drive_only_conditions_that_need_one)
 }
 END_TEST
 
+/* Only a rule whose new events decide it names, in an hourly run, a
+ * profile it has not found in the identity graph; the diff probes the
+ * graph for those that enter of that rule alone (evaluate.c). */
+START_TEST(only_a_rule_decided_by_new_events_leaves_the_graph_to_the_diff)
+{
+	static const char *const graphed[] = {
+		"{\"performed\": {\"event\": \"A\", \"count\": {\"op\":"
+		" \"<\", \"value\": 2}}}",
+		"{\"and\": [{\"performed\": {\"event\": \"A\"}},"
+		" {\"not\": {\"performed\": {\"event\": \"B\"}}}]}",
+		"{\"or\": [{\"performed\": {\"event\": \"A\"}},"
+		" {\"performed\": {\"event\": \"B\"}}]}",
+	};
+	rules_sql r;
+	size_t i;
+
+	compile_ok(&r, 0, "{\"performed\": {\"event\": \"A\"}}");
+	ck_assert_ptr_nonnull(r.touched_sql);
+	ck_assert_int_eq(r.touched_ungraphed, 1);
+	rules_sql_free(&r);
+	for (i = 0; i < sizeof(graphed) / sizeof(*graphed); i++) {
+		compile_ok(&r, 0, graphed[i]);
+		ck_assert_msg(r.touched_sql != NULL, "%s: not incremental",
+			      graphed[i]);
+		ck_assert_msg(!r.touched_ungraphed, "%s", graphed[i]);
+		rules_sql_free(&r);
+	}
+}
+END_TEST
+
 /* A count is a whole number however it is written: jsonb keeps 2.0 as
  * written and turns 1e0 into 1, and both mean what 2 and 1 mean. */
 START_TEST(a_count_is_a_whole_number_however_written)
@@ -390,6 +420,9 @@ static Suite *rules_suite(void)
 	tcase_add_test(tc, times_parse_as_iso_8601_only);
 	tcase_add_test(tc, intervals_are_positive_and_bounded);
 	tcase_add_test(tc, the_events_drive_only_conditions_that_need_one);
+	tcase_add_test(
+		tc,
+		only_a_rule_decided_by_new_events_leaves_the_graph_to_the_diff);
 	tcase_add_test(tc, a_count_is_a_whole_number_however_written);
 	tcase_add_test(tc, a_number_that_is_not_finite_is_refused);
 	tcase_add_test(tc, an_error_naming_a_key_with_a_newline_stays_one_line);
