@@ -649,8 +649,7 @@ int evaluate_sync(int *whole, char **columns, PGconn *conn, const sync_def *s,
 						    : EVALUATE_TOUCHED;
 	}
 	if (build_insert(&sql, params, &nparams, conn, desc, &d, *whole,
-			 touched && rule.touched_ungraphed, &tc, err,
-			 errlen) != 0)
+			 rule.touched_ungraphed, &tc, err, errlen) != 0)
 		goto out;
 	params[0] = s->as_of;
 	params[1] = s->window_start;

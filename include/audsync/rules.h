@@ -50,9 +50,10 @@ typedef struct rules_sql {
 	 * of the profiles that enter, the diff keeps those of the graph
 	 * (evaluate.c), and a ledger member whose identifiers did not
 	 * change still has some. Otherwise it names profiles of the graph
-	 * only, and the diff does not look again. edges_sql returns the profile_id of every
-	 * event of the rule whose place in a window changed between the
-	 * last run, as-of $3 and window start $4, and this one ($1, $2).
+	 * only, and the diff does not look again. edges_sql returns the
+	 * profile_id of every event of the rule whose place in a window
+	 * changed between the last run, as-of $3 and window start $4, and
+	 * this one ($1, $2).
 	 * few_sql is touched_sql for touched profiles few against the
 	 * ledger's members (incremental.h): it looks them up by the index,
 	 * one descent each, instead of joining them. All three NULL when
