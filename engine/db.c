@@ -588,10 +588,17 @@ const char *db_sqlstate(const PGresult *res)
 	return s ? s : "";
 }
 
+/* The data goes in messages of this size: libpq would copy one message
+ * whole into its output buffer, and the server into its input buffer,
+ * each growing to the size of all the data (megabytes of fresh pages in
+ * both processes). */
+#define COPY_CHUNK (64 * 1024)
+
 int db_copy_in(PGconn *conn, const char *what, const char *copy_sql,
 	       const char *data, size_t len, char *err, size_t errlen)
 {
 	PGresult *res;
+	size_t n = 0;
 	int rc = -1;
 
 	if (stopped(what, err, errlen))
@@ -603,9 +610,14 @@ int db_copy_in(PGconn *conn, const char *what, const char *copy_sql,
 		return -1;
 	}
 	PQclear(res);
-	if (PQputCopyData(conn, data, (int)len) == 1 &&
-	    PQputCopyEnd(conn, NULL) == 1)
-		rc = 0;
+	rc = 0;
+	for (; rc == 0 && len > 0; data += n, len -= n) {
+		n = len < COPY_CHUNK ? len : COPY_CHUNK;
+		if (PQputCopyData(conn, data, (int)n) != 1)
+			rc = -1;
+	}
+	if (rc == 0 && PQputCopyEnd(conn, NULL) != 1)
+		rc = -1;
 	res = PQgetResult(conn);
 	if (rc != 0 || PQresultStatus(res) != PGRES_COMMAND_OK) {
 		db_error(err, errlen, conn, res, what);
