@@ -434,12 +434,16 @@ static int wait_for_events(PGconn *conn, int timeout_ms)
 {
 	struct pollfd pfd[2];
 	long dog = notify_watchdog_ms();
-	int slice, woke = 0;
+	int slice, woke;
 
 	pfd[0].fd = conn ? PQsocket(conn) : -1;
 	pfd[0].events = POLLIN;
 	pfd[1].fd = wake_pipe[0];
 	pfd[1].events = POLLIN;
+	pfd[0].revents = pfd[1].revents = 0;
+	/* A NOTIFY that came while the pass ran its statements is already
+	 * in libpq's queue, not on the socket: poll would not see it. */
+	woke = conn ? take_events(conn, pfd) : 0;
 	while (timeout_ms > 0 && !woke && !sync_stop_requested &&
 	       !reload_requested) {
 		notify_watchdog();

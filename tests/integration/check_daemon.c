@@ -176,6 +176,47 @@ START_TEST(the_daemon_syncs_wakes_on_new_events_and_stops_on_sigterm)
 }
 END_TEST
 
+/* An event written while a pass runs wakes the next pass at once, not
+ * a minute later: its NOTIFY reaches the daemon's connection during the
+ * pass and waits in libpq's queue, not on the socket that the wait
+ * watches. Here the pass is long: after the real-time sync, a sync with
+ * a lookback (run when due, never on a wake) evaluates for two
+ * seconds, and the event comes then. */
+START_TEST(an_event_during_a_pass_wakes_the_next_one)
+{
+	const char *args[] = { "daemon", NULL };
+	pid_t pid;
+	double secs;
+	int st;
+
+	tl_sql(db, "INSERT INTO audsync.computations (name, kind,"
+		   " definition_sql, lookback) VALUES ('Slow', 'audience',"
+		   " 'SELECT e.profile_id FROM audsync.events e, pg_sleep(2)"
+		   " WHERE e.event = ''Signed Up'' AND e.ts < $1', '1 day');"
+		   "INSERT INTO audsync.syncs (computation_id, destination_id,"
+		   " mode) SELECT c.id, d.id, 'identify'"
+		   " FROM audsync.computations c, audsync.destinations d"
+		   " WHERE c.name = 'Slow'");
+	pid = tl_audsync_spawn(db, NULL, args);
+	wait_for_sql("SELECT count(*) FROM pg_stat_activity"
+		     " WHERE query LIKE '%pg_sleep(2)%' AND state = 'active'"
+		     " AND pid <> pg_backend_pid() AND EXISTS (SELECT"
+		     " FROM audsync.runs r JOIN audsync.syncs y"
+		     " ON y.id = r.sync_id JOIN audsync.computations c"
+		     " ON c.id = y.computation_id WHERE c.name = 'Signed Up'"
+		     " AND r.status = 'succeeded')",
+		     "the slow sync evaluating after the real-time one");
+	tl_sql(db, "INSERT INTO audsync.events VALUES"
+		   " ('p2', 'Signed Up', '{}', now() - interval '1 second')");
+	ck_assert_msg(wait_for_member("u1", 10), "the first pass delivered");
+	ck_assert_msg(wait_for_member("u2", 10),
+		      "the event written during a pass waited for the next "
+		      "minute");
+	st = stop_daemon(&secs, pid, 0);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
+}
+END_TEST
+
 START_TEST(sigterm_during_an_evaluation_cancels_it_at_once)
 {
 	const char *args[] = { "daemon", NULL };
@@ -518,6 +559,7 @@ static Suite *daemon_suite(void)
 	tcase_set_timeout(tc, 90);
 	tcase_add_test(
 		tc, the_daemon_syncs_wakes_on_new_events_and_stops_on_sigterm);
+	tcase_add_test(tc, an_event_during_a_pass_wakes_the_next_one);
 	tcase_add_test(tc, sigterm_during_an_evaluation_cancels_it_at_once);
 	tcase_add_test(tc, sigterm_during_a_slow_delivery_leaves_it_queued);
 	tcase_add_test(tc, sigterm_during_a_retry_backoff_leaves_it_queued);
