@@ -235,12 +235,14 @@ static int put_performed(compiler *c, buf *out, tv *val, json_object *p,
 	*val = count_holds(op, 0, want) ? TV_TRUE : TV_FALSE;
 	free(s->having);
 	s->having = NULL;
+	s->one = 0;
 	if (*val == TV_FALSE &&
 	    (strcmp(op, ">=") == 0 || strcmp(op, ">") == 0)) {
 		buf_init(&f);
 		buf_printf(&f, "count(*) %s $%d::bigint", op, n);
 		s->having = buf_steal(&f);
 		buf_free(&f);
+		s->one = count_holds(op, 1, want);
 	}
 	return 0;
 }
@@ -471,7 +473,7 @@ static void put_aggregate(buf *out, const scope *s, int touched, int in_graph)
 	int i;
 
 	buf_puts(out, "SELECT e.profile_id");
-	for (i = 0; i < s->nagg; i++) {
+	for (i = 0; i < s->nagg && !s->lone; i++) {
 		if (s->nagg == 1)
 			buf_printf(out, ", count(*) AS c%d", i + 1);
 		else
@@ -593,7 +595,15 @@ static int compile_audience(compiler *c, buf *out, json_object *def,
 			 json_object_object_get_ex(def, "performed", NULL);
 		if (c->nchain == 1)
 			c->sure = s.sure;
-		put_audience(out, &s, cond.data, val == TV_FALSE, c->touched);
+		/* One performed alone that its first qualifying event meets:
+		 * every profile of the aggregate is a member, and the
+		 * statement is the plain one of its meaning (events of the
+		 * graph's profiles, each profile once), which the planner
+		 * treats as it would the same SQL written by hand. */
+		s.lone = s.one &&
+			 json_object_object_get_ex(def, "performed", NULL);
+		put_audience(out, &s, s.lone ? "true" : cond.data,
+			     val == TV_FALSE, c->touched);
 	}
 	buf_free(&cond);
 	scope_free(&s);

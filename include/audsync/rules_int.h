@@ -106,6 +106,8 @@ typedef struct scope {
 	/* the last performed's count as a HAVING when it only grows with
 	 * more events, else NULL */
 	char *having;
+	int one;	/* ... and one qualifying event meets it */
+	int lone;	/* the scope is that performed alone: no count kept */
 	int sure;	/* the touched profiles are split (put_sure()) */
 	int traits;	/* profile_traits joined */
 	char **members; /* member_of subqueries */
