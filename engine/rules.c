@@ -587,12 +587,14 @@ static int compile_audience(compiler *c, buf *out, json_object *def,
 	buf_init(&cond);
 	rc = put_condition(c, &cond, &val, def, &s, 1);
 	if (rc == 0) {
+		/* One performed alone: the scope has its one aggregate and
+		 * nothing else. */
+		int alone = json_object_object_get_ex(def, "performed", NULL);
+
 		rules_pop(c, at);
 		/* A rule's own condition, not a member_of target's: $3 is
-		 * its sync's (put_sure()). One performed alone: the scope
-		 * has its one aggregate and nothing else. */
-		s.sure = c->touched && c->nchain == 1 && s.having &&
-			 json_object_object_get_ex(def, "performed", NULL);
+		 * its sync's (put_sure()). */
+		s.sure = c->touched && c->nchain == 1 && s.having && alone;
 		if (c->nchain == 1)
 			c->sure = s.sure;
 		/* One performed alone that its first qualifying event meets:
@@ -600,8 +602,7 @@ static int compile_audience(compiler *c, buf *out, json_object *def,
 		 * statement is the plain one of its meaning (events of the
 		 * graph's profiles, each profile once), which the planner
 		 * treats as it would the same SQL written by hand. */
-		s.lone = s.one &&
-			 json_object_object_get_ex(def, "performed", NULL);
+		s.lone = s.one && alone;
 		put_audience(out, &s, s.lone ? "true" : cond.data,
 			     val == TV_FALSE, c->touched);
 	}

@@ -1,8 +1,9 @@
 /* bench_rules.c - a rule audience against the hand-written SQL of the same
  * meaning, on the data of bench_sync.c (1 000 000 profiles, 5 000 000
  * events): the statements' own execution time in the server (the best
- * of five rounds, the three statements in turn); then both synced to the fake Mixpanel by audsync, end to end,
- * in the hourly runs after the first, hour after hour: each hour one
+ * of five rounds, the three statements in turn); then both synced to the
+ * fake Mixpanel by audsync, end to end, in the hourly runs after the
+ * first, hour after hour: each hour one
  * after 1 % of the profiles got new events, one where only time moved
  * (members ageing out and in), and their medians over the hours.
  * Then the same runs as the daemon makes them, on a copy of the data: in
