@@ -18,6 +18,9 @@
 #include <time.h>
 
 #define FETCH_ROWS "20000"
+/* Ledger rows are sent as soon as this many bytes wait: the server
+ * writes them while the next profiles are decided. */
+#define LEDGER_SEND (64 * 1024)
 /* Stale exits held back at most (handover below) before they go. */
 #define HELD_EXITS_MAX 100000
 
@@ -579,9 +582,10 @@ static void put_ms(buf *b, long long ms)
 }
 
 /* The ledger row of the profile: what this run leaves Mixpanel knowing. */
-static void remember(emitter *e)
+static int remember(emitter *e, char *err, size_t errlen)
 {
 	buf *b = &e->copy;
+	int rc;
 
 	buf_printf(b, "%s\t", e->sync_id);
 	buf_copy_text(b, e->cur[OUT_PROFILE]);
@@ -592,6 +596,12 @@ static void remember(emitter *e)
 	buf_putc(b, '\t');
 	buf_copy_text(b, e->d.lines.data ? e->d.lines.data : "");
 	buf_puts(b, e->d.member ? "\tt\n" : "\tf\n");
+	if (b->len < LEDGER_SEND)
+		return 0;
+	rc = db_copy_send(e->conn, "snapshot: copy", copy_sql, b->data, b->len,
+			  err, errlen);
+	buf_reset(b);
+	return rc;
 }
 
 static const char *col(emitter *e, int c)
@@ -631,24 +641,24 @@ static int emit_profile(emitter *e, char *err, size_t errlen)
 			*did_value(&e->members, decision_holds(&e->d, i)) |=
 				keys;
 	}
-	if (e->d.keep)
-		remember(e);
+	if (e->d.keep && remember(e, err, errlen) != 0)
+		return -1;
 	if (e->nheld >= HELD_EXITS_MAX)
 		return send_held(e, err, errlen);
 	return 0;
 }
 
-/* Sends the ledger rows gathered so far (between two FETCHes). */
+/* Sends the ledger rows not sent yet, and ends their COPY (between two
+ * FETCHes). */
 static int flush_copy(emitter *e, char *err, size_t errlen)
 {
-	int rc;
+	int rc = 0;
 
-	if (e->copy.len == 0)
-		return 0;
-	rc = db_copy_in(e->conn, "snapshot: copy", copy_sql, e->copy.data,
-			e->copy.len, err, errlen);
+	if (e->copy.len > 0)
+		rc = db_copy_send(e->conn, "snapshot: copy", copy_sql,
+				  e->copy.data, e->copy.len, err, errlen);
 	buf_reset(&e->copy);
-	return rc;
+	return rc == 0 ? db_copy_end(e->conn, err, errlen) : -1;
 }
 
 /* Forgets the profile just emitted. */

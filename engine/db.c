@@ -21,6 +21,14 @@
 static PGcancel *volatile interrupt_target;
 static volatile sig_atomic_t interrupted;
 
+/* The COPY that db_copy_send() left running, and its name for errors.
+ * A ROLLBACK by PQexec() ends it too (libpq fails it first): the
+ * connection then no longer has a command running. */
+static struct {
+	PGconn *conn;
+	const char *what, *sql;
+} feeding;
+
 /* Copies s into a one-line field: newlines become spaces, trailing space
  * goes. libpq messages end in '\n' and may span lines. */
 static void one_line(char *dst, size_t len, const char *s)
@@ -427,6 +435,8 @@ void db_close(PGconn *conn)
 			lock_conns[i].pending = 0;
 		}
 	}
+	if (feeding.conn == conn)
+		feeding.conn = NULL;
 	PQfinish(conn);
 }
 
@@ -553,13 +563,57 @@ static int stopped(const char *what, char *err, size_t errlen)
 	return 1;
 }
 
+/* The data goes in messages of this size: libpq would copy one message
+ * whole into its output buffer, and the server into its input buffer,
+ * each growing to the size of all the data (megabytes of fresh pages in
+ * both processes). */
+#define COPY_CHUNK (64 * 1024)
+
+static int copy_running(PGconn *conn)
+{
+	if (feeding.conn != conn)
+		return 0;
+	if (PQtransactionStatus(conn) == PQTRANS_ACTIVE)
+		return 1;
+	feeding.conn = NULL;
+	return 0;
+}
+
+int db_copy_end(PGconn *conn, char *err, size_t errlen)
+{
+	PGresult *res;
+	int rc = 0;
+
+	if (!copy_running(conn))
+		return 0;
+	feeding.conn = NULL;
+	if (PQputCopyEnd(conn, NULL) != 1)
+		rc = -1;
+	res = PQgetResult(conn);
+	if (rc != 0 || PQresultStatus(res) != PGRES_COMMAND_OK) {
+		db_error(err, errlen, conn, res, feeding.what);
+		rc = -1;
+	}
+	/* A COPY ends with one result; drain any other. */
+	for (; res; res = PQgetResult(conn))
+		PQclear(res);
+	return rc;
+}
+
+/* 0 when no COPY runs on conn, or it ended well; else -1, err set. */
+static int before_statement(PGconn *conn, const char *what, char *err,
+			    size_t errlen)
+{
+	return stopped(what, err, errlen) ? -1 : db_copy_end(conn, err, errlen);
+}
+
 PGresult *db_query(PGconn *conn, const char *what, const char *sql, int nparams,
 		   const char *const *params, char *err, size_t errlen)
 {
 	PGresult *res;
 	ExecStatusType st;
 
-	if (stopped(what, err, errlen))
+	if (before_statement(conn, what, err, errlen) != 0)
 		return NULL;
 	res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
 	st = PQresultStatus(res);
@@ -588,45 +642,42 @@ const char *db_sqlstate(const PGresult *res)
 	return s ? s : "";
 }
 
-/* The data goes in messages of this size: libpq would copy one message
- * whole into its output buffer, and the server into its input buffer,
- * each growing to the size of all the data (megabytes of fresh pages in
- * both processes). */
-#define COPY_CHUNK (64 * 1024)
+int db_copy_send(PGconn *conn, const char *what, const char *copy_sql,
+		 const char *data, size_t len, char *err, size_t errlen)
+{
+	PGresult *res;
+	size_t n;
+
+	if (!copy_running(conn) || strcmp(feeding.sql, copy_sql) != 0) {
+		if (before_statement(conn, what, err, errlen) != 0)
+			return -1;
+		res = PQexec(conn, copy_sql);
+		if (PQresultStatus(res) != PGRES_COPY_IN) {
+			db_error(err, errlen, conn, res, what);
+			PQclear(res);
+			return -1;
+		}
+		PQclear(res);
+		feeding.conn = conn;
+		feeding.what = what;
+		feeding.sql = copy_sql;
+	}
+	for (; len > 0; data += n, len -= n) {
+		n = len < COPY_CHUNK ? len : COPY_CHUNK;
+		if (PQputCopyData(conn, data, (int)n) != 1) {
+			db_error(err, errlen, conn, NULL, what);
+			return -1;
+		}
+	}
+	return 0;
+}
 
 int db_copy_in(PGconn *conn, const char *what, const char *copy_sql,
 	       const char *data, size_t len, char *err, size_t errlen)
 {
-	PGresult *res;
-	size_t n = 0;
-	int rc = -1;
-
-	if (stopped(what, err, errlen))
+	if (db_copy_send(conn, what, copy_sql, data, len, err, errlen) != 0)
 		return -1;
-	res = PQexec(conn, copy_sql);
-	if (PQresultStatus(res) != PGRES_COPY_IN) {
-		db_error(err, errlen, conn, res, what);
-		PQclear(res);
-		return -1;
-	}
-	PQclear(res);
-	rc = 0;
-	for (; rc == 0 && len > 0; data += n, len -= n) {
-		n = len < COPY_CHUNK ? len : COPY_CHUNK;
-		if (PQputCopyData(conn, data, (int)n) != 1)
-			rc = -1;
-	}
-	if (rc == 0 && PQputCopyEnd(conn, NULL) != 1)
-		rc = -1;
-	res = PQgetResult(conn);
-	if (rc != 0 || PQresultStatus(res) != PGRES_COMMAND_OK) {
-		db_error(err, errlen, conn, res, what);
-		rc = -1;
-	}
-	/* A COPY ends with one result; drain any other. */
-	for (; res; res = PQgetResult(conn))
-		PQclear(res);
-	return rc;
+	return db_copy_end(conn, err, errlen);
 }
 
 long long db_int(const char *text)

@@ -71,6 +71,20 @@ int db_copy_in(PGconn *conn, const char *what, const char *copy_sql,
 	__attribute__((warn_unused_result));
 
 /*
+ * A COPY fed while its rows are still being made, so that the server
+ * writes them as the client makes the next: db_copy_send() starts
+ * copy_sql on conn unless it runs there already, and sends data, whole
+ * rows of COPY text format. The COPY ends with db_copy_end(), or before
+ * the next db_query, db_exec or db_copy_in on conn, which fail with its
+ * error if it failed. Both return 0, or -1 with err set.
+ */
+int db_copy_send(PGconn *conn, const char *what, const char *copy_sql,
+		 const char *data, size_t len, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+int db_copy_end(PGconn *conn, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/*
  * Stopping a long statement. db_interrupt_arm(conn) makes conn's
  * statements interruptible until db_interrupt_disarm(): db_interrupt(),
  * safe to call from a signal handler, cancels the statement running on
