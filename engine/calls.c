@@ -29,13 +29,11 @@
  * an exit is told to the distinct_ids its ledger row names (decide.c
  * reads no identifier of a profile that is not a member).
  *
- * Up to ID_LIST_MAX of them (a normal run's few) are looked up by a list:
+ * Up to ID_LIST_MAX of them (a normal run's few) are looked up by a list,
  * from the identity index alone, which carries created_at
- * (sql/018_identity_created.sql), or by a scan of external_ids with a
- * hashed list, which PostgreSQL may spread over several cores (a cursor
- * cannot be, and helpers cannot read a temporary table). More (a first
- * sync, a resync) are joined with the whole table, where a list would
- * cost more than it saves.
+ * (sql/018_identity_created.sql) and gives them in the cursor's order.
+ * More (a first sync, a resync) are joined with the whole table, where a
+ * list would cost more than it saves.
  */
 #define ID_LIST_MAX "50000"
 #define STAYING                                                                \
@@ -46,22 +44,17 @@ static const char id_list_sql[] =
 	"SELECT count(*), coalesce(array_agg(profile_id)::text, '{}') FROM (" STAYING
 	" LIMIT " ID_LIST_MAX " + 1) c";
 
-static const char ids_sql[] =
-	"SELECT profile_id, id_type, id_value, created_at"
-	" FROM audsync.external_ids"
-	" WHERE profile_id = ANY ($1::text[]) AND id_type = ANY ($2::text[])";
-
 /*
  * The changed profiles, one row each, and their current identifiers (from
- * ids: the table, or the few looked up above), through two cursors in the
- * same order, which the engine merges (fetch_loop()): the profiles' wide
- * columns are not copied and sorted once per identifier. decide.c picks
- * targets, distinct_ids and calls from them and the profile's ledger row.
- * The order is the database's own: the identity index has it, so a first
- * sync's identifiers stream from the index as the changes are merged into
- * it, where any other order sorts them all before the first (2 s at a
- * million members). The engine never compares two profile_ids but for
- * equality: the identifiers' profiles are among the changes'.
+ * the table, or the few looked up by their list), through two cursors in
+ * the same order, which the engine merges (fetch_loop()): the profiles'
+ * wide columns are not copied and sorted once per identifier. decide.c
+ * picks targets, distinct_ids and calls from them and the profile's
+ * ledger row. The order is the database's own: the identity index has
+ * it, so the identifiers stream from the index as the changes are merged
+ * with them, where any other order sorts them all before the first (2 s
+ * at a million members). The engine never compares two profile_ids but
+ * for equality: the identifiers' profiles are among the changes'.
  */
 static const char calls_sql[] =
 	"DECLARE audsync_out NO SCROLL CURSOR FOR"
@@ -70,17 +63,17 @@ static const char calls_sql[] =
 	"  old_member, (extract(epoch FROM $1::timestamptz) * 1000)::bigint"
 	" FROM pg_temp.audsync_chg ORDER BY profile_id";
 
-#define IDS_SQL(ids)                                                           \
+/* $1: the identifier types; the list's is $2. */
+#define IDS_SQL(profiles)                                                      \
 	"DECLARE audsync_ids_out NO SCROLL CURSOR FOR"                         \
 	" SELECT e.profile_id, e.id_type, e.id_value,"                         \
-	"  (extract(epoch FROM e.created_at) * 1000000)::bigint FROM " ids     \
-	" e"                                                                   \
-	" WHERE e.profile_id IN (" STAYING ")"                                 \
+	"  (extract(epoch FROM e.created_at) * 1000000)::bigint"               \
+	" FROM audsync.external_ids e WHERE e.profile_id " profiles            \
 	"  AND e.id_type = ANY ($1::text[])"                                   \
 	" ORDER BY e.profile_id"
 
-static const char ids_table_sql[] = IDS_SQL("audsync.external_ids");
-static const char ids_list_sql[] = IDS_SQL("pg_temp.audsync_ids");
+static const char ids_table_sql[] = IDS_SQL("IN (" STAYING ")");
+static const char ids_list_sql[] = IDS_SQL("= ANY ($2::text[])");
 
 /* The columns of calls_sql, then of IDS_SQL. */
 enum {
@@ -782,28 +775,28 @@ out:
 	return rc;
 }
 
-/* Opens the cursors of the calls, looking the identifiers of a few
- * changed profiles up first (ID_LIST_MAX). */
+/* Opens the cursors of the calls, of the identifiers of a few changed
+ * profiles by their list (ID_LIST_MAX). */
 static int open_calls(PGconn *conn, const sync_def *s, const char **p,
 		      char *err, size_t errlen)
 {
 	PGresult *r = db_query(conn, "diff: identifiers", id_list_sql, 0, NULL,
 			       err, errlen);
-	const char *ids[2] = { NULL, calls_id_types(s) };
-	const char *ids_out = ids_table_sql;
-	int rc = 0;
+	const char *ids[2] = { calls_id_types(s), NULL };
+	int rc;
 
 	if (!r)
 		return -1;
 	if (db_int(PQgetvalue(r, 0, 0)) <= db_int(ID_LIST_MAX)) {
-		ids[0] = PQgetvalue(r, 0, 1);
-		rc = stage_exec(conn, "diff: identifiers", STAGE_IDS, ids_sql,
-				2, ids, err, errlen);
-		ids_out = ids_list_sql;
+		ids[1] = PQgetvalue(r, 0, 1);
+		rc = db_exec(conn, "diff: identifiers", ids_list_sql, 2, ids,
+			     err, errlen);
+	} else {
+		rc = db_exec(conn, "diff: identifiers", ids_table_sql, 1, ids,
+			     err, errlen);
 	}
 	PQclear(r);
-	if (rc != 0 || db_exec(conn, "diff: identifiers", ids_out, 1, ids + 1,
-			       err, errlen) != 0)
+	if (rc != 0)
 		return -1;
 	return db_exec(conn, "diff: calls", calls_sql, 1, p, err, errlen);
 }

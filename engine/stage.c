@@ -32,8 +32,7 @@ static const char *const write_sql[] = {
 			  " (profile_id, identifiers) ",
 	[STAGE_MARK] = "INSERT INTO pg_temp.audsync_mark (snap, digest) ",
 	[STAGE_CHANGES] = "CREATE TEMP TABLE audsync_chg ON COMMIT DROP AS ",
-	[STAGE_MORE_CHANGES] = "INSERT INTO pg_temp.audsync_chg ",
-	[STAGE_IDS] = "CREATE TEMP TABLE audsync_ids ON COMMIT DROP AS "
+	[STAGE_MORE_CHANGES] = "INSERT INTO pg_temp.audsync_chg "
 };
 
 /* Statistics of the columns the next statements join, filter or sort

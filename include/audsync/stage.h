@@ -54,10 +54,6 @@
  *     change, resend, former or newid; old_t the address of its snapshot
  *     row.
  *     Read by the counts, the forgetting, the state and the calls cursor.
- *   audsync_ids (profile_id text, id_type text, id_value text,
- *                created_at timestamptz)
- *     The identifiers of a few changed profiles, looked up by their list.
- *     Read by the identifiers cursor.
  */
 
 /* The writes, each into one table with its columns. */
@@ -69,8 +65,7 @@ typedef enum stage_write {
 	STAGE_TOUCHED,	    /* audsync_touched (profile_id, identifiers) */
 	STAGE_MARK,	    /* audsync_mark (snap, digest) */
 	STAGE_CHANGES,	    /* creates audsync_chg */
-	STAGE_MORE_CHANGES, /* audsync_chg, every column */
-	STAGE_IDS	    /* creates audsync_ids */
+	STAGE_MORE_CHANGES  /* audsync_chg, every column */
 } stage_write;
 
 /* The tables whose statistics the planner needs before they are read. */

@@ -1947,7 +1947,7 @@ START_TEST(many_small_changes_over_many_runs_all_reach_mixpanel)
 END_TEST
 
 /* More changed profiles than the engine looks identifiers up for by a
- * list (diff.c, ID_LIST_MAX) take the join with the whole table: every
+ * list (calls.c, ID_LIST_MAX) take the join with the whole table: every
  * one of them arrives all the same, each with its email. A snapshot that
  * size is analyzed by the run that wrote it, before the next run diffs
  * it (sync.c). */
