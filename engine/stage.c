@@ -46,11 +46,12 @@ static const char *const analyze_sql[] = {
 		"ANALYZE pg_temp.audsync_chg (profile_id, kind, old_t)"
 };
 
-/* Whether the session already has the four tables: a connection kept
- * from sync to sync (a run of several, the daemon) makes them once, and
- * PostgreSQL does not notice "already exists" to the debug log each time. */
+/* How many of the four tables the session has: a connection kept from
+ * sync to sync (a run of several, the daemon) makes them once, and
+ * PostgreSQL does not notice "already exists" to the debug log each time;
+ * a new one makes them empty, with nothing to TRUNCATE. */
 static const char have_sql[] =
-	"SELECT count(*) = 4 FROM pg_catalog.pg_class"
+	"SELECT count(*) FROM pg_catalog.pg_class"
 	" WHERE relnamespace = pg_catalog.pg_my_temp_schema()"
 	" AND relname IN ('audsync_stage', 'audsync_d', 'audsync_touched',"
 	" 'audsync_mark')";
@@ -60,12 +61,16 @@ int stage_reset(PGconn *conn, char *err, size_t errlen)
 	size_t n = sizeof(reset_sql) / sizeof(*reset_sql), i = 0;
 	PGresult *have =
 		db_query(conn, "stage", have_sql, 0, NULL, err, errlen);
+	long long tables;
 
 	if (!have)
 		return -1;
-	if (strcmp(PQgetvalue(have, 0, 0), "t") == 0)
-		i = n - 1; /* only the TRUNCATE */
+	tables = db_int(PQgetvalue(have, 0, 0));
 	PQclear(have);
+	if (tables == 4)
+		i = n - 1; /* only the TRUNCATE */
+	else if (tables == 0)
+		n--; /* only the CREATEs */
 	for (; i < n; i++)
 		if (db_exec(conn, "stage", reset_sql[i], 0, NULL, err,
 			    errlen) != 0)

@@ -304,12 +304,13 @@ static void log_run(const sync_def *s, const diff_counts *c, int dry_run)
  * since its statistics were taken (autovacuum's own rule for analyzing):
  * a first sync or a resync just wrote them. By the rows changed, not by
  * the row count pg_class holds: autovacuum's VACUUM updates that, and
- * not the statistics the join's plan needs. */
+ * not the statistics the join's plan needs. Read by the functions behind
+ * pg_stat_user_tables: planning the view cost a new session 2 ms. */
 static const char stale_sql[] =
-	"SELECT n_mod_since_analyze >= 10000"
-	" AND n_mod_since_analyze * 10 >= n_live_tup"
-	" FROM pg_stat_user_tables"
-	" WHERE relid = 'audsync.snapshot_members'::regclass";
+	"SELECT pg_stat_get_mod_since_analyze(t) >= 10000"
+	" AND pg_stat_get_mod_since_analyze(t) * 10"
+	" >= pg_stat_get_live_tuples(t)"
+	" FROM CAST('audsync.snapshot_members'::regclass AS oid) t";
 
 /*
  * Refreshes the snapshot's statistics when they are stale, before the
