@@ -3,8 +3,6 @@
 
 #include "audsync/db.h"
 
-#include <string.h>
-
 /* The session's tables (stage.h), empty. */
 static const char *const reset_sql[] = {
 	"CREATE TEMP TABLE IF NOT EXISTS audsync_stage ("
