@@ -50,14 +50,22 @@ enum {
 	ST_TRUNCATED
 };
 
-/* Touched (audsync_touched, stage.h): the profiles whose events, traits
- * or identifiers were written by a transaction the last run's snapshot
- * ($1) could not see, and whether it was their identifiers
- * (sql/027_change_log_identifiers.sql). */
-static const char logged_sql[] =
-	"SELECT profile_id, identifiers FROM audsync.change_log"
-	" WHERE xact >= pg_snapshot_xmin($1::pg_snapshot)"
-	" AND NOT pg_visible_in_snapshot(xact, $1::pg_snapshot)";
+/* Touched (audsync_touched, stage.h), each profile once: those with an
+ * event of the rule across a window's edge (the rule's edges_sql, which
+ * names them once an event), and those whose events, traits or
+ * identifiers were written by a transaction the last run's snapshot ($N,
+ * after the edges' values) could not see, and whether it was their
+ * identifiers (sql/027_change_log_identifiers.sql). The two mostly name
+ * the same profiles, the new events': every statement of the run that
+ * reads them reads each once. */
+#define TOUCHED_SQL                                                            \
+	"SELECT t.profile_id, bool_or(t.identifiers) FROM ("                   \
+	"SELECT d.profile_id, false AS identifiers FROM (%s) d"                \
+	" UNION ALL SELECT c.profile_id, c.identifiers"                        \
+	" FROM audsync.change_log c"                                           \
+	" WHERE c.xact >= pg_snapshot_xmin($%d::pg_snapshot)"                  \
+	" AND NOT pg_visible_in_snapshot(c.xact, $%d::pg_snapshot)"            \
+	") t GROUP BY t.profile_id"
 
 /* What the last run's result depended on: the statement, its values and
  * the lookback behind $2. Caller frees. */
@@ -77,30 +85,31 @@ static char *digest_text(const rules_sql *rule, const sync_def *s)
 	return buf_steal(&b);
 }
 
-/* The profiles with an event of the rule across a window's edge. */
-static int add_edges(PGconn *conn, const rules_sql *rule, const char **p4,
-		     char *err, size_t errlen)
+/* Fills audsync_touched (TOUCHED_SQL) from the window's old and new
+ * bounds (p4) and the last run's snapshot. */
+static int add_touched(PGconn *conn, const rules_sql *rule, const char **p4,
+		       const char *snap, char *err, size_t errlen)
 {
-	int n = FIRST_VALUE - 1 + rule->nparams, i;
+	int n = FIRST_VALUE + rule->nparams, i;
 	const char **params = alloc_calloc((size_t)n, sizeof(*params));
 	unsigned int *types = alloc_calloc((size_t)n, sizeof(*types));
 	PGresult *r;
 	buf sql;
 	int rc = 0;
 
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < n - 1; i++) {
 		types[i] = i < FIRST_VALUE - 1 ? TIMESTAMPTZOID : TEXTOID;
 		params[i] = i < FIRST_VALUE - 1
 				    ? p4[i]
 				    : rule->params[i - (FIRST_VALUE - 1)];
 	}
+	params[n - 1] = snap; /* its type is the statement's cast */
 	buf_init(&sql);
 	stage_put(&sql, STAGE_TOUCHED);
-	buf_printf(&sql, "SELECT d.profile_id, false FROM (%s) d",
-		   rule->edges_sql);
+	buf_printf(&sql, TOUCHED_SQL, rule->edges_sql, n, n);
 	r = PQexecParams(conn, sql.data, n, types, params, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-		db_error(err, errlen, conn, r, "incremental: window edges");
+		db_error(err, errlen, conn, r, "incremental: touched profiles");
 		rc = -1;
 	}
 	PQclear(r);
@@ -110,7 +119,7 @@ static int add_edges(PGconn *conn, const rules_sql *rule, const char **p4,
 	return rc;
 }
 
-/* Whether the touched profiles (a profile may be there twice) are few
+/* Whether the touched profiles are few
  * against the ledger's members ($1): at most AUDSYNC_LOOKUP_PERCENT ($2)
  * of them. By default a tenth: a lookup by the key costs about ten times
  * a member's entry read in one pass over the key's index. */
@@ -133,9 +142,7 @@ static int fill_touched(int *on, PGconn *conn, const sync_def *s,
 	PGresult *few;
 	long pc;
 
-	if (add_edges(conn, rule, p4, err, errlen) != 0 ||
-	    stage_exec(conn, "incremental: changes", STAGE_TOUCHED, logged_sql,
-		       1, &snap, err, errlen) != 0)
+	if (add_touched(conn, rule, p4, snap, err, errlen) != 0)
 		return -1;
 	if (settings_env_long(&pc, "AUDSYNC_LOOKUP_PERCENT", err, errlen) != 0)
 		return -1;

@@ -60,11 +60,9 @@ enum { RULES_ALL = 0, RULES_TOUCHED = 1, RULES_FEW = 2 };
 	" FROM audsync.external_ids x)"
 
 /* Both: the identity graph probed once per touched profile (the table
- * may name one twice: its window's edge and its new event), not once per
- * event of it. */
+ * names each once), not once per event of it. */
 #define IN_GRAPH_OF_TOUCHED                                                    \
-	"(SELECT tp.profile_id FROM (SELECT"                                   \
-	" DISTINCT profile_id FROM pg_temp.audsync_touched) tp WHERE EXISTS"   \
+	"(SELECT tp.profile_id FROM pg_temp.audsync_touched tp WHERE EXISTS"   \
 	" (SELECT FROM audsync.external_ids x"                                 \
 	" WHERE x.profile_id = tp.profile_id))"
 #define TOUCHED_IN_GRAPH(alias)                                                \

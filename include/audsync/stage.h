@@ -36,10 +36,9 @@
  *     audience's definition as its rows come (evaluate.c), or from a
  *     trait's stage (diff.c). Read by the diff.
  *   audsync_touched (profile_id text, identifiers boolean)
- *     The profiles an incremental run looks at (incremental.h), a profile
- *     possibly more than once; identifiers when a row comes from a change
- *     to the profile's identifiers. Read by a rule's touched_sql and the
- *     diff.
+ *     The profiles an incremental run looks at (incremental.h), each
+ *     once; identifiers when a change to the profile's identifiers
+ *     touched it. Read by a rule's touched_sql and the diff.
  *   audsync_mark (snap pg_snapshot, digest text)
  *     A rule's run: the snapshot taken before anything was looked at and
  *     the rule's digest (incremental.h). The diff saves them with the
