@@ -6,6 +6,7 @@
 #include "audsync/buf.h"
 #include "audsync/db.h"
 #include "audsync/decide.h"
+#include "audsync/did_set.h"
 #include "audsync/mp_payload.h"
 #include "audsync/outbox.h"
 #include "audsync/stage.h"
@@ -92,80 +93,6 @@ enum { ID_PROFILE, ID_TYPE, ID_VALUE, ID_CREATED };
 static const char copy_sql[] =
 	"COPY audsync.snapshot_members"
 	" (sync_id, profile_id, value, since, targets, member) FROM STDIN";
-/*
- * A map from distinct_id, by 64-bit hash (open addressing, 0 empty), to
- * a number (a set of keys as bits, a time): a million members' take
- * 32-64 MiB where their strings would take twice that. Two distinct_ids
- * of one hash (about 1 in 10^7 at a billion) would keep a stale exit
- * back: Mixpanel keeps the member's value either way.
- */
-typedef struct did_set {
-	uint64_t *slot, *val;
-	size_t cap, n;
-} did_set;
-
-static void did_free(did_set *d)
-{
-	free(d->slot);
-	free(d->val);
-	memset(d, 0, sizeof(*d));
-}
-
-static uint64_t did_hash(const char *s)
-{
-	uint64_t h = 14695981039346656037ULL; /* FNV-1a, then a mix */
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	return h ? h : 1;
-}
-
-static size_t did_slot(const did_set *d, uint64_t h)
-{
-	size_t i = (size_t)h & (d->cap - 1);
-
-	while (d->slot[i] && d->slot[i] != h)
-		i = (i + 1) & (d->cap - 1);
-	return i;
-}
-
-/* The number of did, added as 0 when it is not in the map. */
-static uint64_t *did_value(did_set *d, const char *did)
-{
-	uint64_t h = did_hash(did);
-	size_t i, j;
-
-	if ((d->n + 1) * 2 > d->cap) {
-		did_set g = { NULL, NULL, d->cap ? d->cap * 2 : 1024, d->n };
-
-		g.slot = alloc_calloc(g.cap, sizeof(uint64_t));
-		g.val = alloc_calloc(g.cap, sizeof(uint64_t));
-		for (i = 0; i < d->cap; i++)
-			if (d->slot[i]) {
-				j = did_slot(&g, d->slot[i]);
-				g.slot[j] = d->slot[i];
-				g.val[j] = d->val[i];
-			}
-		did_free(d);
-		*d = g;
-	}
-	i = did_slot(d, h);
-	if (!d->slot[i]) {
-		d->slot[i] = h;
-		d->n++;
-	}
-	return &d->val[i];
-}
-
-/* The number of did, 0 when it is not in the map. */
-static uint64_t did_get(const did_set *d, const char *did)
-{
-	return d->cap ? d->val[did_slot(d, did_hash(did))] : 0;
-}
-
 const char *calls_id_types(const sync_def *s)
 {
 	return s->include_anonymous ? "{user_id,email,anonymous_id}"
@@ -201,6 +128,13 @@ typedef struct emitter {
 	did_set members, latest;
 	char *key_names[64];
 	int nkey_names;
+	/* graph (CALLS_GRAPH): the entering profiles without an identifier
+	 * of the sync's types wait, each its row of the calls cursor (the
+	 * columns NUL-terminated, one after another), for one look at the
+	 * identity graph (settle_waiting()); outside: those not there. */
+	int graph, nwaiting;
+	buf waiting;
+	long long outside;
 } emitter;
 
 /* Appends "name": value to an object being built: value is JSON text,
@@ -574,8 +508,9 @@ static void put_ms(buf *b, long long ms)
 		   tm.tm_min, tm.tm_sec, ms - (long long)t * 1000);
 }
 
-/* The ledger row of the profile: what this run leaves Mixpanel knowing. */
-static int remember(emitter *e, char *err, size_t errlen)
+/* A ledger row of the profile read. */
+static int put_row(emitter *e, const char *value, long long since_ms,
+		   const char *lines, int member, char *err, size_t errlen)
 {
 	buf *b = &e->copy;
 	int rc;
@@ -583,12 +518,12 @@ static int remember(emitter *e, char *err, size_t errlen)
 	buf_printf(b, "%s\t", e->sync_id);
 	buf_copy_text(b, e->cur[OUT_PROFILE]);
 	buf_putc(b, '\t');
-	buf_copy_text(b, e->d.value.data ? e->d.value.data : "{}");
+	buf_copy_text(b, value);
 	buf_putc(b, '\t');
-	put_ms(b, e->d.since_ms);
+	put_ms(b, since_ms);
 	buf_putc(b, '\t');
-	buf_copy_text(b, e->d.lines.data ? e->d.lines.data : "");
-	buf_puts(b, e->d.member ? "\tt\n" : "\tf\n");
+	buf_copy_text(b, lines);
+	buf_puts(b, member ? "\tt\n" : "\tf\n");
 	if (b->len < LEDGER_SEND)
 		return 0;
 	rc = db_copy_send(e->conn, "snapshot: copy", copy_sql, b->data, b->len,
@@ -597,13 +532,21 @@ static int remember(emitter *e, char *err, size_t errlen)
 	return rc;
 }
 
+/* The ledger row of the profile: what this run leaves Mixpanel knowing. */
+static int remember(emitter *e, char *err, size_t errlen)
+{
+	return put_row(e, e->d.value.data ? e->d.value.data : "{}",
+		       e->d.since_ms, e->d.lines.data ? e->d.lines.data : "",
+		       e->d.member, err, errlen);
+}
+
 static const char *col(emitter *e, int c)
 {
 	return e->cur[c][0] ? e->cur[c] : NULL;
 }
 
 /* All rows of one profile are read: decide its calls and ledger row. */
-static int emit_profile(emitter *e, char *err, size_t errlen)
+static int decide_calls(emitter *e, char *err, size_t errlen)
 {
 	const char *kind = e->cur[OUT_KIND];
 	decide_in in;
@@ -641,6 +584,19 @@ static int emit_profile(emitter *e, char *err, size_t errlen)
 	return 0;
 }
 
+/* Decides the profile read, or keeps it waiting (emitter.waiting). */
+static int emit_profile(emitter *e, char *err, size_t errlen)
+{
+	int i;
+
+	if (!e->graph || e->nids > 0 || strcmp(e->cur[OUT_KIND], "enter") != 0)
+		return decide_calls(e, err, errlen);
+	for (i = 0; i < OUT_COLUMNS; i++)
+		buf_append(&e->waiting, e->cur[i], strlen(e->cur[i]) + 1);
+	e->nwaiting++;
+	return 0;
+}
+
 /* Sends the ledger rows not sent yet, and ends their COPY (between two
  * FETCHes). */
 static int flush_copy(emitter *e, char *err, size_t errlen)
@@ -652,6 +608,82 @@ static int flush_copy(emitter *e, char *err, size_t errlen)
 				  e->copy.data, e->copy.len, err, errlen);
 	buf_reset(&e->copy);
 	return rc == 0 ? db_copy_end(e->conn, err, errlen) : -1;
+}
+
+/* Those of the waiting profiles (emitter.waiting: $1, an array of their
+ * profile_ids) the identity graph has, by any identifier type, in the
+ * calls cursor's order. */
+static const char graph_sql[] =
+	"SELECT DISTINCT profile_id FROM audsync.external_ids"
+	" WHERE profile_id = ANY ($1::text[]) ORDER BY profile_id";
+
+/* Points e->cur at the waiting profile at p; returns the next one. */
+static const char *waiting_row(emitter *e, const char *p)
+{
+	int i;
+
+	for (i = 0; i < OUT_COLUMNS; i++) {
+		e->cur[i] = p;
+		p += strlen(p) + 1;
+	}
+	return p;
+}
+
+/*
+ * Decides the waiting profiles once the changes are read: those of the
+ * identity graph as any member without an identifier to send to (a
+ * ledger row, counted as skipped); the others are no members, as a
+ * rule's full evaluation has them. Their ledger stays as it was: the
+ * former member's row the diff forgot is written back unchanged, and
+ * they are taken from the members entered. The few such profiles cost
+ * one statement; every other entering profile's identifiers were read
+ * anyway.
+ */
+static int settle_waiting(emitter *e, char *err, size_t errlen)
+{
+	const char *p, *end = e->waiting.data + e->waiting.len;
+	PGresult *r;
+	buf ids;
+	int i = 0, rc = 0;
+
+	if (e->nwaiting == 0)
+		return 0;
+	buf_init(&ids);
+	for (p = e->waiting.data; p < end;) {
+		p = waiting_row(e, p);
+		buf_array_item(&ids, e->cur[OUT_PROFILE]);
+	}
+	buf_array_close(&ids);
+	r = db_query(e->conn, "diff: identity graph", graph_sql, 1,
+		     (const char **)&ids.data, err, errlen);
+	buf_free(&ids);
+	if (!r)
+		return -1;
+	/* Both in the same order: the graph's next is the waiting one's, or
+	 * that is outside. */
+	for (p = e->waiting.data; rc == 0 && p < end;) {
+		p = waiting_row(e, p);
+		if (i < PQntuples(r) &&
+		    strcmp(PQgetvalue(r, i, 0), e->cur[OUT_PROFILE]) == 0) {
+			i++;
+			rc = decide_calls(e, err, errlen);
+			continue;
+		}
+		e->outside++;
+		if (col(e, OUT_OLD_VALUE))
+			rc = put_row(e, e->cur[OUT_OLD_VALUE],
+				     db_int(e->cur[OUT_SINCE]), e->cur[OUT_OLD],
+				     0, err, errlen);
+	}
+	if (rc == 0 && i < PQntuples(r)) {
+		snprintf(err, errlen,
+			 "diff: the identity graph's profile %s came out of "
+			 "the changes' order",
+			 PQgetvalue(r, i, 0));
+		rc = -1;
+	}
+	PQclear(r);
+	return rc == 0 ? flush_copy(e, err, errlen) : -1;
 }
 
 /* Forgets the profile just emitted. */
@@ -701,6 +733,7 @@ static void emitter_free(emitter *e)
 	buf_free(&e->rec);
 	buf_free(&e->val);
 	buf_free(&e->copy);
+	buf_free(&e->waiting);
 	outbox_writer_close(e->w);
 }
 
@@ -767,7 +800,8 @@ static int fetch_loop(emitter *e, char *err, size_t errlen)
 			 "diff: the identifiers of profile %s came out of the "
 			 "changes' order",
 			 PQgetvalue(ids.r, ids.row, ID_PROFILE));
-	else if (more_ids == 0 && more == 0)
+	else if (more_ids == 0 && more == 0 &&
+		 settle_waiting(e, err, errlen) == 0)
 		rc = send_held(e, err, errlen);
 out:
 	PQclear(calls.r);
@@ -802,8 +836,8 @@ static int open_calls(PGconn *conn, const sync_def *s, const char **p,
 }
 
 int calls_stream(diff_counts *out, PGconn *conn, const sync_def *s,
-		 long long run_id, int full, int ledger_read, FILE *dry_run,
-		 char *err, size_t errlen)
+		 long long run_id, int how, FILE *dry_run, char *err,
+		 size_t errlen)
 {
 	const char *p[1] = { s->as_of };
 	emitter e;
@@ -813,8 +847,10 @@ int calls_stream(diff_counts *out, PGconn *conn, const sync_def *s,
 	decision_init(&e.d);
 	e.true_value = json_object_new_boolean(1);
 	e.s = s;
-	e.full = full;
-	e.handover = ledger_read; /* else no exit can be stale */
+	e.full = (how & CALLS_FULL) != 0;
+	/* else no exit can be stale */
+	e.handover = (how & CALLS_LEDGER_READ) != 0;
+	e.graph = (how & CALLS_GRAPH) != 0;
 	e.ds.track = s->mode == SYNC_MODE_TRACK;
 	e.ds.is_trait = s->is_trait;
 	e.ds.id_sync = s->id_sync == ID_SYNC_FIRST  ? DECIDE_ID_FIRST
@@ -835,6 +871,8 @@ int calls_stream(diff_counts *out, PGconn *conn, const sync_def *s,
 	    outbox_writer_finish(e.w, &out->calls, err, errlen) != 0)
 		goto out;
 	out->skipped = e.skipped;
+	out->outside = e.outside;
+	out->entered -= e.outside;
 	rc = 0;
 out:
 	emitter_free(&e);

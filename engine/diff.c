@@ -351,13 +351,15 @@ static int save_state(diff_counts *out, PGconn *conn, const sync_def *s,
 		      long long run_id, const diff_marks *mk, char *err,
 		      size_t errlen)
 {
-	char sync_id[16], run[24];
-	const char *p[5] = { sync_id, s->as_of, run, mk->snapshot,
-			     mk->removed_n };
+	char sync_id[16], run[24], removed[24];
+	const char *p[5] = { sync_id, s->as_of, run, mk->snapshot, removed };
 	PGresult *r;
 
 	snprintf(sync_id, sizeof(sync_id), "%d", s->id);
 	snprintf(run, sizeof(run), "%lld", run_id);
+	/* The changes' entering profiles outside the graph are no members. */
+	snprintf(removed, sizeof(removed), "%lld",
+		 db_int(mk->removed_n) + out->outside);
 	/* The log is needed back to the sync that looked longest ago; the
 	 * prune reads this sync's previous state, so it goes first. */
 	if (db_exec(conn, "identifier log", prune_sql, 1, p, err, errlen) !=
@@ -388,11 +390,14 @@ int diff_apply(diff_counts *out, PGconn *conn, const sync_def *s, int whole,
 	int rc = -1;
 
 	memset(&mk, 0, sizeof(mk));
-	mk.whole = whole;
+	mk.whole = EVALUATE_STAGED(whole);
 	if (find_changes(conn, s, mode, &mk, err, errlen) != 0 ||
 	    count_changes(out, conn, err, errlen) != 0 ||
-	    calls_stream(out, conn, s, run_id, mode == DIFF_FULL,
-			 mk.ledger_read, dry_run, err, errlen) != 0 ||
+	    calls_stream(out, conn, s, run_id,
+			 (mode == DIFF_FULL ? CALLS_FULL : 0) |
+				 (mk.ledger_read ? CALLS_LEDGER_READ : 0) |
+				 (whole & EVALUATE_UNGRAPHED ? CALLS_GRAPH : 0),
+			 dry_run, err, errlen) != 0 ||
 	    save_state(out, conn, s, run_id, &mk, err, errlen) != 0)
 		rc = -1;
 	else

@@ -64,21 +64,14 @@ static const char audience_snapshot_sql[] =
 /* An incremental run's definition names only touched profiles: the
  * snapshot's others keep their rows. Many touched profiles are joined
  * with the members as those come from the key's index; a few are looked
- * up there one by one (evaluate.h). A rule's may name profiles it has
- * not found in the identity graph (rules.h, touched_ungraphed): of those
- * that enter, the graph's are kept, a probe each for the few that enter
- * instead of one for every member that stays. Any other names the
- * graph's alone. Indexed by [many or few][probed]. */
-#define AUDIENCE_TOUCHED_SQL(members)                                          \
-	AUDIENCE_JOIN_SQL(members)                                             \
-	" WHERE s.profile_id IS NULL OR (m.profile_id IS NULL AND EXISTS"      \
-	" (SELECT FROM audsync.external_ids x"                                 \
-	" WHERE x.profile_id = s.profile_id))"
-static const char *const audience_touched_sql[2][2] = {
-	{ AUDIENCE_SNAPSHOT_SQL(LEDGER_OF_TOUCHED(LEDGER_MEMBERS)),
-	  AUDIENCE_TOUCHED_SQL(LEDGER_OF_TOUCHED(LEDGER_MEMBERS)) },
-	{ AUDIENCE_SNAPSHOT_SQL(LEDGER_OF_FEW(LEDGER_MEMBERS)),
-	  AUDIENCE_TOUCHED_SQL(LEDGER_OF_FEW(LEDGER_MEMBERS)) }
+ * up there one by one (evaluate.h). Indexed by many or few. A rule's may
+ * name profiles it has not found in the identity graph (rules.h,
+ * touched_ungraphed): of those that enter, the calls keep the graph's
+ * (EVALUATE_UNGRAPHED, calls.c), which read every entering profile's
+ * identifiers from the identity index anyway. */
+static const char *const audience_touched_sql[2] = {
+	AUDIENCE_SNAPSHOT_SQL(LEDGER_OF_TOUCHED(LEDGER_MEMBERS)),
+	AUDIENCE_SNAPSHOT_SQL(LEDGER_OF_FEW(LEDGER_MEMBERS))
 };
 
 /* A trait has one row per profile; an index would cost more than this
@@ -257,14 +250,13 @@ static int check_other_keys(PGconn *conn, const trait_cols *tc,
 }
 
 /* Builds the statement that runs the definition; params[3..] are a
- * trait's keys. whole: what is staged (evaluate.h); ungraphed: an
- * incremental definition may name profiles outside the identity graph
- * (rules.h). A profile named by several rows stays several rows: the diff
+ * trait's keys. whole: what is staged (evaluate.h). A profile named by
+ * several rows stays several rows: the diff
  * makes members distinct where it must, which is far cheaper than here
  * for them all. */
 static int build_insert(buf *b, const char **params, int *nparams, PGconn *conn,
 			const PGresult *desc, const sync_def *s, int whole,
-			int ungraphed, trait_cols *tc, char *err, size_t errlen)
+			trait_cols *tc, char *err, size_t errlen)
 {
 	int i;
 
@@ -282,8 +274,7 @@ static int build_insert(buf *b, const char **params, int *nparams, PGconn *conn,
 				 ? " WHERE d.profile_id IS NOT NULL"
 			 : whole == EVALUATE_CHANGES
 				 ? audience_snapshot_sql
-				 : audience_touched_sql[whole == EVALUATE_FEW]
-						       [ungraphed != 0]);
+				 : audience_touched_sql[whole == EVALUATE_FEW]);
 		*nparams = 3;
 		return 0;
 	}
@@ -648,8 +639,8 @@ int evaluate_sync(int *whole, char **columns, PGconn *conn, const sync_def *s,
 		*whole = touched == INCREMENTAL_FEW ? EVALUATE_FEW
 						    : EVALUATE_TOUCHED;
 	}
-	if (build_insert(&sql, params, &nparams, conn, desc, &d, *whole,
-			 rule.touched_ungraphed, &tc, err, errlen) != 0)
+	if (build_insert(&sql, params, &nparams, conn, desc, &d, *whole, &tc,
+			 err, errlen) != 0)
 		goto out;
 	params[0] = s->as_of;
 	params[1] = s->window_start;
@@ -658,6 +649,8 @@ int evaluate_sync(int *whole, char **columns, PGconn *conn, const sync_def *s,
 			touched, err, errlen);
 	if (rc == 0)
 		*columns = column_keys(&tc, s);
+	if (rc == 0 && touched && rule.touched_ungraphed)
+		*whole |= EVALUATE_UNGRAPHED;
 out:
 	PQclear(desc);
 	free(params);
@@ -683,7 +676,7 @@ int evaluate_check(PGconn *conn, const sync_def *s, char *err, size_t errlen)
 	rc = desc ? 0 : -1;
 	buf_init(&sql);
 	if (desc)
-		rc = build_insert(&sql, params, &nparams, conn, desc, &d, 0, 0,
+		rc = build_insert(&sql, params, &nparams, conn, desc, &d, 0,
 				  &tc, err, errlen);
 	buf_free(&sql);
 	PQclear(desc);

@@ -23,7 +23,10 @@ typedef struct diff_counts {
 	long long changed;
 	long long skipped;
 	long long calls;
-	double started; /* monotonic seconds, for the run's log line */
+	long long outside; /* entering profiles the calls found outside the
+			    * identity graph (calls.h): no members, and not
+			    * in entered */
+	double started;	   /* monotonic seconds, for the run's log line */
 	double evaluated;
 } diff_counts;
 

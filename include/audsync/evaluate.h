@@ -35,10 +35,16 @@ enum {
 	EVALUATE_TOUCHED = 2, /* incremental: as EVALUATE_CHANGES, but only
 			       * for the profiles of pg_temp.audsync_touched;
 			       * every other keeps its snapshot row */
-	EVALUATE_FEW = 3      /* as EVALUATE_TOUCHED, for touched profiles few
+	EVALUATE_FEW = 3,     /* as EVALUATE_TOUCHED, for touched profiles few
 			       * against the ledger's members: their ledger
 			       * rows are looked up by the key one by one */
+	/* With EVALUATE_TOUCHED or EVALUATE_FEW: the rows may name entering
+	 * profiles outside the identity graph (rules.h, touched_ungraphed),
+	 * which are no members (calls.h). */
+	EVALUATE_UNGRAPHED = 4
 };
+/* What is staged, without EVALUATE_UNGRAPHED. */
+#define EVALUATE_STAGED(whole) ((whole) & ~EVALUATE_UNGRAPHED)
 
 /* The ledger rows of the touched profiles, rows being a SELECT from
  * audsync.snapshot_members that ends in its WHERE clause: joined with the

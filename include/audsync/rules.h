@@ -47,8 +47,9 @@ typedef struct rules_sql {
 	 * With touched_ungraphed set (a rule whose new events decide it,
 	 * put_sure()) it may name a touched profile it has not found in the
 	 * identity graph when no change touched that profile's identifiers:
-	 * of the profiles that enter, the diff keeps those of the graph
-	 * (evaluate.c), and a ledger member whose identifiers did not
+	 * of the profiles that enter, the calls keep those of the graph
+	 * (evaluate.h, EVALUATE_UNGRAPHED), and a ledger member whose
+	 * identifiers did not
 	 * change still has some. Otherwise it names profiles of the graph
 	 * only, and the diff does not look again. edges_sql returns the
 	 * profile_id of every event of the rule whose place in a window

@@ -1136,6 +1136,71 @@ START_TEST(a_buyer_without_identifiers_exits_whatever_it_bought)
 }
 END_TEST
 
+/* A former member outside the identity graph that buys again is no
+ * member: its new purchases would decide it alone (rules.c, put_sure()),
+ * but the run finds it has no identifier anywhere. Its ledger row, the
+ * exit Mixpanel was told, stays as it was, the run counts no one
+ * entering, and Mixpanel hears nothing. Buyers without an identifier of
+ * the sync's types, but with an anonymous_id, are members all the same
+ * (the identity graph has them), with no one to tell. */
+START_TEST(a_former_member_outside_the_graph_stays_former)
+{
+	json_object *requests, *list;
+	char *before, *after, *got;
+
+	tl_sql(db, "INSERT INTO audsync.external_ids VALUES"
+		   " ('p1', 'user_id', 'u1', '2026-01-01'),"
+		   " ('p2', 'user_id', 'u2', '2026-01-01'),"
+		   " ('p3', 'anonymous_id', 'a3', '2026-01-01'),"
+		   " ('p4', 'anonymous_id', 'a4', '2026-01-01');"
+		   "INSERT INTO audsync.events VALUES"
+		   " ('p1', 'Purchase', '{}', '2026-05-02 12:00'),"
+		   " ('p2', 'Purchase', '{}', '2026-05-30 12:00')");
+	add_rule("buyers", 0, "{\"performed\": {\"event\": \"Purchase\"}}",
+		 NULL, "'30 days'", "identify");
+	run_incrementally_n("2026-05-31 12:00", 0);
+	assert_prop("u1", "buyers", "true");
+	/* p1's purchase ages out: it exits, and its row stays as a former
+	 * member's */
+	run_incrementally_n("2026-06-01 13:00", 1);
+	assert_prop("u1", "buyers", "false");
+	tl_sql(db, "DELETE FROM audsync.external_ids WHERE profile_id = 'p1'");
+	run_incrementally_n("2026-06-01 14:00", 1);
+	before = tl_sql_value(db, "SELECT value::text || since || targets"
+				  " || member FROM audsync.snapshot_members"
+				  " WHERE profile_id = 'p1'");
+	ck_assert_msg(before != NULL, "p1's former member row is gone");
+	tl_sql(db, "INSERT INTO audsync.events VALUES"
+		   " ('p1', 'Purchase', '{}', '2026-06-01 14:30'),"
+		   " ('p3', 'Purchase', '{}', '2026-06-01 14:40'),"
+		   " ('p4', 'Purchase', '{}', '2026-06-01 14:50')");
+	ck_assert_int_eq(mpctl_reset(fake), 0);
+	run_incrementally_n("2026-06-01 15:00", 1);
+	after = tl_sql_value(db, "SELECT value::text || since || targets"
+				 " || member FROM audsync.snapshot_members"
+				 " WHERE profile_id = 'p1'");
+	ck_assert_msg(after && strcmp(before, after) == 0,
+		      "p1's ledger row was %s, is %s", before,
+		      after ? after : "gone");
+	ck_assert_int_eq(
+		sql_int("SELECT count(*)"
+			" FROM audsync.snapshot_members"
+			" WHERE profile_id IN ('p3', 'p4') AND member"),
+		2);
+	got = tl_sql_value(db, "SELECT members || ' members, ' || entered"
+			       " || ' entered, ' || skipped || ' skipped'"
+			       " FROM audsync.runs ORDER BY id DESC LIMIT 1");
+	ck_assert_str_eq(got, "3 members, 2 entered, 2 skipped");
+	ck_assert_int_eq(mpctl_requests(&requests, fake), 0);
+	ck_assert(json_object_object_get_ex(requests, "requests", &list));
+	ck_assert_int_eq((int)json_object_array_length(list), 0);
+	json_object_put(requests);
+	free(got);
+	free(before);
+	free(after);
+}
+END_TEST
+
 START_TEST(rule_audience_and_trait_in_identify_mode)
 {
 	rule_audience_and_trait_enter_and_age_out("identify");
@@ -1387,6 +1452,7 @@ static Suite *rules_db_suite(void)
 	tcase_add_test(e2e, new_events_decide_alone_only_a_count_that_grows);
 	tcase_add_test(e2e,
 		       a_buyer_without_identifiers_exits_whatever_it_bought);
+	tcase_add_test(e2e, a_former_member_outside_the_graph_stays_former);
 	suite_add_tcase(s, e2e);
 	return s;
 }
