@@ -7,7 +7,8 @@
  * deleted) and identifiers (added, removed). One syncs as a user would,
  * incrementally; the other with AUDSYNC_INCREMENTAL=false, every run a
  * full evaluation. After every run the two snapshots (each member and
- * value) and the two fake Mixpanels (profiles and events) must be equal.
+ * former member: its value, since and targets) and the two fake
+ * Mixpanels (profiles and events) must be equal.
  *
  * AUDSYNC_INCR_SEED fixes the first seed (printed otherwise);
  * AUDSYNC_INCR_SEEDS (default 2) sets how many seeds run, and
@@ -335,7 +336,8 @@ static char *snapshot_of(int side)
 	return tl_sql_value(
 		dbs[side], "SELECT coalesce(string_agg(c.key || ' '"
 			   " || m.profile_id || ' ' || m.member || ' '"
-			   " || m.value::text, E'\\n' ORDER BY c.key,"
+			   " || m.value::text || ' ' || m.since || ' '"
+			   " || m.targets, E'\\n' ORDER BY c.key,"
 			   " m.profile_id), '') FROM audsync.snapshot_members m"
 			   " JOIN audsync.syncs s ON s.id = m.sync_id"
 			   " JOIN audsync.computations c"
