@@ -57,11 +57,13 @@ enum {
  * after the edges' values) could not see, and whether it was their
  * identifiers (sql/027_change_log_identifiers.sql). The two mostly name
  * the same profiles, the new events': every statement of the run that
- * reads them reads each once. */
+ * reads them reads each once. fresh counts the profile's events that
+ * decide its rule alone (rules.h, edges_sql). */
 #define TOUCHED_SQL                                                            \
-	"SELECT t.profile_id, bool_or(t.identifiers) FROM ("                   \
-	"SELECT d.profile_id, false AS identifiers FROM (%s) d"                \
-	" UNION ALL SELECT c.profile_id, c.identifiers"                        \
+	"SELECT t.profile_id, bool_or(t.identifiers),"                         \
+	" count(*) FILTER (WHERE t.fresh) FROM ("                              \
+	"SELECT d.profile_id, false AS identifiers, d.fresh FROM (%s) d"       \
+	" UNION ALL SELECT c.profile_id, c.identifiers, false"                 \
 	" FROM audsync.change_log c"                                           \
 	" WHERE c.xact >= pg_snapshot_xmin($%d::pg_snapshot)"                  \
 	" AND NOT pg_visible_in_snapshot(c.xact, $%d::pg_snapshot)"            \

@@ -239,7 +239,7 @@ static int put_performed(compiler *c, buf *out, tv *val, json_object *p,
 	if (*val == TV_FALSE &&
 	    (strcmp(op, ">=") == 0 || strcmp(op, ">") == 0)) {
 		buf_init(&f);
-		buf_printf(&f, "count(*) %s $%d::bigint", op, n);
+		buf_printf(&f, "tp.fresh %s $%d::bigint", op, n);
 		s->having = buf_steal(&f);
 		buf_free(&f);
 		s->one = count_holds(op, 1, want);
@@ -482,9 +482,9 @@ static void put_aggregate(buf *out, const scope *s, int touched, int in_graph)
 	}
 	buf_puts(out, " FROM audsync.events e WHERE e.ts < $1");
 	if (s->sure && touched == RULES_FEW)
-		buf_puts(out, TOUCHED_FEW_UNSURE("e"));
+		buf_printf(out, TOUCHED_FEW_UNSURE("e"), s->having);
 	else if (s->sure)
-		buf_puts(out, TOUCHED_UNSURE("e"));
+		buf_printf(out, TOUCHED_UNSURE("e"), s->having);
 	else
 		put_restriction(out, "e", touched, in_graph);
 	buf_puts(out, " AND (");
@@ -497,25 +497,15 @@ static void put_aggregate(buf *out, const scope *s, int touched, int in_graph)
  * The touched profiles that are sure members but for the identity graph:
  * a lone performed whose count only grows (s->having) holds for every
  * profile whose events since the last run's as-of meet it, whatever its
- * older events. An hourly run's touched profiles are mostly those with
- * new events; they are found from the window's newest events by the
- * (event, ts) index, and only the others' events are read in full, one
- * descent of the (profile_id, ts) index each. Any lower bound would be
- * as right (a subset of a profile's events that meets such a count
- * proves it); the last as-of makes it few events. Restricted to the
- * touched profiles, as the ledger's side of the diff is.
+ * older events (any subset of a profile's events that meets such a count
+ * proves it; the last as-of makes it few). The statement that collects
+ * the touched profiles counts those events (fresh, edges_sql()), and
+ * only the others' events are read in full. Events written after it wait
+ * for the next run, whose touched profiles they are.
  */
-static void put_sure(buf *out, const scope *s)
+static void put_sure_named(buf *out, const scope *s)
 {
-	/* fresh is fenced off from the touched profiles: else the planner
-	 * may drive it from them and probe each one's events after all. */
-	buf_printf(out,
-		   "WITH fresh AS MATERIALIZED (SELECT e.profile_id"
-		   " FROM audsync.events e WHERE e.ts >= " SURE_SINCE
-		   " AND e.ts < $1 AND (%s) GROUP BY e.profile_id HAVING %s),"
-		   " sure AS MATERIALIZED (SELECT f.profile_id FROM fresh f"
-		   " WHERE true" TOUCHED("f") ") ",
-		   s->filters[0], s->having);
+	buf_printf(out, " UNION ALL " SURE_NAMED, s->having);
 }
 
 /*
@@ -535,8 +525,6 @@ static void put_audience(buf *out, const scope *s, const char *cond,
 		 * events qualify, after the aggregate: an hourly run where
 		 * only time moved touches three for every one that still
 		 * qualifies. */
-		if (s->sure)
-			put_sure(out, s);
 		buf_puts(out, "SELECT ev.profile_id FROM (");
 		put_aggregate(out, s, touched, !touched);
 		buf_puts(out, ") ev");
@@ -567,7 +555,7 @@ static void put_audience(buf *out, const scope *s, const char *cond,
 	else
 		buf_printf(out, " WHERE %s", cond);
 	if (s->sure)
-		buf_puts(out, " UNION ALL " SURE_NAMED);
+		put_sure_named(out, s);
 }
 
 /* An audience definition into out; window: the SQL of its default
@@ -592,11 +580,21 @@ static int compile_audience(compiler *c, buf *out, json_object *def,
 		int alone = json_object_object_get_ex(def, "performed", NULL);
 
 		rules_pop(c, at);
-		/* A rule's own condition, not a member_of target's: $3 is
-		 * its sync's (put_sure()). */
+		/* A rule's own condition, not a member_of target's: the
+		 * touched profiles' fresh counts its events
+		 * (put_sure_named()). */
 		s.sure = c->touched && c->nchain == 1 && s.having && alone;
 		if (c->nchain == 1)
 			c->sure = s.sure;
+		if (s.sure) {
+			buf f;
+
+			buf_init(&f);
+			buf_printf(&f, "e.ts < $1 AND (%s)", s.filters[0]);
+			free(c->fresh);
+			c->fresh = buf_steal(&f);
+			buf_free(&f);
+		}
 		/* One performed alone that its first qualifying event meets:
 		 * every profile of the aggregate is a member, and the
 		 * statement is the plain one of its meaning (events of the
@@ -816,8 +814,10 @@ static int compile_pass(compiler *c, buf *out, const char *key, int is_trait,
  * those with an event of the rule between the last as-of and this one
  * (it may count now), or across any window's start (it entered or left
  * the window). Both ends are included: a few more profiles cost little,
- * one too few is a wrong result. */
-static char *edges_sql(const compiler *c)
+ * one too few is a wrong result. Each event's fresh: whether it is one
+ * of those since the last as-of that decide the rule alone (fresh, the
+ * touched pass's, or NULL: none do; put_sure_named()). */
+static char *edges_sql(const compiler *c, const char *fresh)
 {
 	buf b, names;
 	int i;
@@ -827,13 +827,13 @@ static char *edges_sql(const compiler *c)
 	for (i = 0; i < c->nevents; i++)
 		buf_printf(&names, "%s%s", i ? ", " : "", c->events[i]);
 	buf_printf(&b,
-		   "SELECT e.profile_id FROM audsync.events e"
+		   "SELECT e.profile_id, %s AS fresh FROM audsync.events e"
 		   " WHERE e.event = ANY (ARRAY[%s]::text[])"
 		   " AND e.ts >= $3 AND e.ts <= $1",
-		   names.data ? names.data : "");
+		   fresh ? fresh : "false", names.data ? names.data : "");
 	for (i = 0; i < c->nedges; i++)
 		buf_printf(&b,
-			   " UNION ALL SELECT e.profile_id"
+			   " UNION ALL SELECT e.profile_id, false"
 			   " FROM audsync.events e"
 			   " WHERE e.event = ANY (ARRAY[%s]::text[]) AND %s",
 			   names.data ? names.data : "", c->edges[i]);
@@ -865,7 +865,8 @@ int rules_compile(rules_sql *out, const char *key, int is_trait,
 		if (n == 3) {
 			out->touched_sql = buf_steal(&sql[RULES_TOUCHED]);
 			out->few_sql = buf_steal(&sql[RULES_FEW]);
-			out->edges_sql = edges_sql(&c[RULES_ALL]);
+			out->edges_sql = edges_sql(&c[RULES_ALL],
+						   c[RULES_TOUCHED].fresh);
 			out->touched_ungraphed = c[RULES_TOUCHED].sure;
 		}
 		snprintf(out->why_full, sizeof(out->why_full), "%s",

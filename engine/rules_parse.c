@@ -88,6 +88,7 @@ void rules_compiler_free(compiler *c)
 	alloc_free_strings(c->params, c->nparams);
 	alloc_free_strings(c->edges, c->nedges);
 	alloc_free_strings(c->events, c->nevents);
+	free(c->fresh);
 	memset(c, 0, sizeof(*c));
 }
 

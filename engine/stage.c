@@ -10,7 +10,8 @@ static const char *const reset_sql[] = {
 	"CREATE TEMP TABLE IF NOT EXISTS audsync_d ("
 	" new_p text, new jsonb, old_p text, old_t tid)",
 	"CREATE TEMP TABLE IF NOT EXISTS audsync_touched (profile_id text,"
-	" identifiers boolean NOT NULL DEFAULT false)",
+	" identifiers boolean NOT NULL DEFAULT false,"
+	" fresh bigint NOT NULL DEFAULT 0)",
 	"CREATE TEMP TABLE IF NOT EXISTS audsync_mark ("
 	" snap pg_snapshot, digest text)",
 	"TRUNCATE pg_temp.audsync_stage, pg_temp.audsync_d,"
@@ -27,7 +28,7 @@ static const char *const write_sql[] = {
 	[STAGE_VALUES_DIFF] = "INSERT INTO pg_temp.audsync_d"
 			      " (new_p, new, old_p, old_t) ",
 	[STAGE_TOUCHED] = "INSERT INTO pg_temp.audsync_touched"
-			  " (profile_id, identifiers) ",
+			  " (profile_id, identifiers, fresh) ",
 	[STAGE_MARK] = "INSERT INTO pg_temp.audsync_mark (snap, digest) ",
 	[STAGE_CHANGES] = "CREATE TEMP TABLE audsync_chg ON COMMIT DROP AS ",
 	[STAGE_MORE_CHANGES] = "INSERT INTO pg_temp.audsync_chg "

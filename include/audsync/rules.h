@@ -43,9 +43,9 @@ typedef struct rules_sql {
 	/*
 	 * Incremental evaluation (README, "Rules: hourly runs"), with the
 	 * same parameters: touched_sql is sql over only the profiles of
-	 * pg_temp.audsync_touched (profile_id text, identifiers boolean).
-	 * With touched_ungraphed set (a rule whose new events decide it,
-	 * put_sure()) it may name a touched profile it has not found in the
+	 * pg_temp.audsync_touched (profile_id text, identifiers boolean,
+	 * fresh bigint). With touched_ungraphed set (a rule whose new
+	 * events decide it, put_sure_named()) it may name a touched profile it has not found in the
 	 * identity graph when no change touched that profile's identifiers:
 	 * of the profiles that enter, the calls keep those of the graph
 	 * (evaluate.h, EVALUATE_UNGRAPHED), and a ledger member whose
@@ -54,7 +54,9 @@ typedef struct rules_sql {
 	 * only, and the diff does not look again. edges_sql returns the
 	 * profile_id of every event of the rule whose place in a window
 	 * changed between the last run, as-of $3 and window start $4, and
-	 * this one ($1, $2).
+	 * this one ($1, $2), and fresh: whether the event is one of those
+	 * that decide such a rule alone (always false for other rules),
+	 * which touched_sql counts in the touched profile's fresh.
 	 * few_sql is touched_sql for touched profiles few against the
 	 * ledger's members (incremental.h): it looks them up by the index,
 	 * one descent each, instead of joining them. All three NULL when

@@ -30,7 +30,8 @@ typedef struct compiler {
 	int nchain;
 	int nodes;
 	int touched;  /* RULES_ALL, RULES_TOUCHED or RULES_FEW (below) */
-	int sure;     /* the rule's own scope is split (put_sure()) */
+	int sure;     /* the rule's own scope is split (put_sure_named()) */
+	char *fresh;  /* then its events that decide alone, over events e */
 	char **edges; /* each window's edge, a condition on e.ts */
 	int nedges;
 	char **events; /* the event names' parameters, "$n::text" */
@@ -70,17 +71,16 @@ enum { RULES_ALL = 0, RULES_TOUCHED = 1, RULES_FEW = 2 };
 #define TOUCHED_FEW_IN_GRAPH(alias)                                            \
 	" AND " alias ".profile_id = ANY (ARRAY" IN_GRAPH_OF_TOUCHED ")"
 
-/* A lone performed whose count only grows with more events (its HAVING,
- * scope's having) decides some touched profiles by their events since
- * the last run's as-of alone: those are sure, and only the others' events
- * are read in full (rules.c, put_sure()). $3 is the sync in an
- * evaluation (evaluate.c). */
-#define SURE_SINCE                                                             \
-	"(SELECT st.last_as_of FROM audsync.sync_state st"                     \
-	" WHERE st.sync_id = $3::integer)"
+/* A lone performed whose count only grows with more events decides some
+ * touched profiles by their events since the last run's as-of alone:
+ * those are sure, and only the others' events are read in full (rules.c,
+ * put_sure_named()). The statement that collects the touched profiles
+ * counts those events (their column fresh, from the window's newest
+ * events that it reads anyway); %s is the count's condition over it,
+ * scope's having. */
 #define UNSURE_OF_TOUCHED                                                      \
-	"(SELECT tp.profile_id FROM pg_temp.audsync_touched tp WHERE NOT"      \
-	" EXISTS (SELECT FROM sure WHERE sure.profile_id = tp.profile_id))"
+	"(SELECT tp.profile_id FROM pg_temp.audsync_touched tp"                \
+	" WHERE NOT (%s))"
 #define TOUCHED_UNSURE(alias) " AND " alias ".profile_id IN " UNSURE_OF_TOUCHED
 #define TOUCHED_FEW_UNSURE(alias)                                              \
 	" AND " alias ".profile_id = ANY (ARRAY" UNSURE_OF_TOUCHED ")"
@@ -91,22 +91,22 @@ enum { RULES_ALL = 0, RULES_TOUCHED = 1, RULES_FEW = 2 };
  * the last run still has the ones it had (rules.h, touched_sql). Most
  * sure profiles of an hourly run are members already. */
 #define SURE_NAMED                                                             \
-	"SELECT sure.profile_id FROM sure WHERE sure.profile_id NOT IN"        \
-	" (SELECT ti.profile_id FROM pg_temp.audsync_touched ti"               \
-	" WHERE ti.identifiers) OR EXISTS (SELECT FROM audsync.external_ids x" \
-	" WHERE x.profile_id = sure.profile_id)"
+	"SELECT tp.profile_id FROM pg_temp.audsync_touched tp WHERE (%s)"      \
+	" AND (NOT tp.identifiers OR EXISTS (SELECT FROM audsync.external_ids" \
+	" x WHERE x.profile_id = tp.profile_id))"
 
 /* One audience query being built: its aggregates over the events, its
  * joins, and the lower bound of its default window. */
 typedef struct scope {
 	char **filters; /* one per performed: its events */
 	int nagg;
-	/* the last performed's count as a HAVING when it only grows with
-	 * more events, else NULL */
+	/* the last performed's count when it only grows with more events,
+	 * as a condition over the count of a touched profile's events since
+	 * the last run (tp.fresh), else NULL */
 	char *having;
 	int one;	/* ... and one qualifying event meets it */
 	int lone;	/* the scope is that performed alone: no count kept */
-	int sure;	/* the touched profiles are split (put_sure()) */
+	int sure;	/* the touched profiles are split (put_sure_named()) */
 	int traits;	/* profile_traits joined */
 	char **members; /* member_of subqueries */
 	int nmember;

@@ -35,10 +35,12 @@
  *     definition no longer gives (old_p, and old_t its address). From an
  *     audience's definition as its rows come (evaluate.c), or from a
  *     trait's stage (diff.c). Read by the diff.
- *   audsync_touched (profile_id text, identifiers boolean)
+ *   audsync_touched (profile_id text, identifiers boolean, fresh bigint)
  *     The profiles an incremental run looks at (incremental.h), each
  *     once; identifiers when a change to the profile's identifiers
- *     touched it. Read by a rule's touched_sql and the diff.
+ *     touched it; fresh, how many of its events since the last run
+ *     decide its rule alone (rules.h, edges_sql). Read by a rule's
+ *     touched_sql and the diff.
  *   audsync_mark (snap pg_snapshot, digest text)
  *     A rule's run: the snapshot taken before anything was looked at and
  *     the rule's digest (incremental.h). The diff saves them with the
@@ -61,10 +63,10 @@ typedef enum stage_write {
 	STAGE_VALUES,	    /* audsync_stage (profile_id, value, h) */
 	STAGE_MEMBERS_DIFF, /* audsync_d (new_p, old_p): no address */
 	STAGE_VALUES_DIFF,  /* audsync_d (new_p, new, old_p, old_t) */
-	STAGE_TOUCHED,	    /* audsync_touched (profile_id, identifiers) */
-	STAGE_MARK,	    /* audsync_mark (snap, digest) */
-	STAGE_CHANGES,	    /* creates audsync_chg */
-	STAGE_MORE_CHANGES  /* audsync_chg, every column */
+	STAGE_TOUCHED, /* audsync_touched (profile_id, identifiers, fresh) */
+	STAGE_MARK,    /* audsync_mark (snap, digest) */
+	STAGE_CHANGES, /* creates audsync_chg */
+	STAGE_MORE_CHANGES /* audsync_chg, every column */
 } stage_write;
 
 /* The tables whose statistics the planner needs before they are read. */

@@ -274,7 +274,7 @@ static void random_writes(const char *as_of)
 	if (rnd(4) == 0) {
 		/* Sometimes the profile also buys, just before as-of: its
 		 * new events alone would make it a member (rules.c,
-		 * put_sure()), but without an identifier it is no one. The
+		 * put_sure_named()), but without an identifier it is no one. The
 		 * purchase in its own transaction (1) or the deletion's (2). */
 		unsigned buys = rnd(3);
 		char ins[256] = "";
