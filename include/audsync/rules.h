@@ -45,12 +45,12 @@ typedef struct rules_sql {
 	 * same parameters: touched_sql is sql over only the profiles of
 	 * pg_temp.audsync_touched (profile_id text, identifiers boolean,
 	 * fresh bigint). With touched_ungraphed set (a rule whose new
-	 * events decide it, put_sure_named()) it may name a touched profile it has not found in the
-	 * identity graph when no change touched that profile's identifiers:
-	 * of the profiles that enter, the calls keep those of the graph
-	 * (evaluate.h, EVALUATE_UNGRAPHED), and a ledger member whose
-	 * identifiers did not
-	 * change still has some. Otherwise it names profiles of the graph
+	 * events decide it, put_sure_named()) it may name a touched
+	 * profile it has not found in the identity graph when no change
+	 * touched that profile's identifiers: of the profiles that enter,
+	 * the calls keep those of the graph (evaluate.h,
+	 * EVALUATE_UNGRAPHED), and a ledger member whose identifiers did
+	 * not change still has some. Otherwise it names profiles of the graph
 	 * only, and the diff does not look again. edges_sql returns the
 	 * profile_id of every event of the rule whose place in a window
 	 * changed between the last run, as-of $3 and window start $4, and
