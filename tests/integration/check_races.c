@@ -127,8 +127,9 @@ static char *queue_and_runs(void)
 {
 	return tl_sql_value(
 		db,
-		"SELECT 'after retire --unset (queued: ' || coalesce((SELECT string_agg("
-		"o.lane || ':' || left(o.records, 160), ' / ' ORDER BY o.id)"
+		"SELECT 'after retire --unset (queued: ' || coalesce(("
+		"SELECT string_agg(o.lane || ':' || left(o.records, 160),"
+		" ' / ' ORDER BY o.id)"
 		" FROM audsync.outbox o), 'nothing')"
 		" || '; runs: ' || coalesce((SELECT string_agg(r.kind || ' '"
 		" || r.status || ' entered ' || coalesce(r.entered, 0)"
